@@ -1,0 +1,13 @@
+//! csvd: an HTTP/1.1 server that keeps tables of records as CSV files, and
+//! an HTTP client with an interactive shell.
+//!
+//! Data flows one way: socket → [`server`] → [`codec`] → [`store`] → disk,
+//! and back out through [`codec`]. The server never touches a file; the store
+//! never knows about HTTP.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod client;
+pub mod codec;
+pub mod server;
+pub mod store;

@@ -1,0 +1,20 @@
+//! The `csvd` binary: parse arguments, run the server or a client command,
+//! turn errors into one line and an exit code.
+
+use clap::Parser;
+use csvd::cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => csvd::server::run(args),
+        other => csvd::client::run(other),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("csvd: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
