@@ -84,6 +84,8 @@ pub fn parse(kind: BodyKind, bytes: &[u8]) -> Result<Parsed, BodyError> {
         BodyKind::Json => parse_json(text)?,
         BodyKind::Ndjson => parse_ndjson(text)?,
         BodyKind::Csv => parse_csv(text)?,
+        // `curl -d 'name:kim'` sends key:value text labelled as a form.
+        BodyKind::Form if !text.contains('=') => one(parse_key_values(text)?),
         BodyKind::Form => one(parse_form(text)?),
         BodyKind::KeyValue => one(parse_key_values(text)?),
     };
@@ -280,6 +282,8 @@ mod tests {
         assert!(err.contains("line 2") && err.contains("hello"), "{err}");
         let p = parse(BodyKind::Form, b"name=kim+lee&city=%EC%84%9C%EC%9A%B8").unwrap();
         assert_eq!(p.records[0], fields(&[("name", "kim lee"), ("city", "서울")]));
+        let p = parse(BodyKind::Form, b"name:kim").unwrap();
+        assert_eq!(p.records[0], fields(&[("name", "kim")]));
     }
 
     #[test]
