@@ -131,6 +131,9 @@ fn split_suffix(segment: &str) -> Result<(String, Option<Format>), Problem> {
         None => Ok((segment.to_string(), None)),
         Some((name, suffix)) => match Format::from_suffix(suffix) {
             Some(format) => Ok((name.to_string(), Some(format))),
+            None if crate::store::validate_table_name(name).is_err() || suffix.is_empty() => {
+                Err(crate::store::Error::InvalidTableName(segment.to_string()).into())
+            }
             None => Err(Problem::new(
                 StatusCode::NOT_ACCEPTABLE,
                 "not-acceptable",

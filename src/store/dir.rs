@@ -92,11 +92,15 @@ impl DirStore {
 
     /// Brings a table's state in line with its file if the file changed.
     fn refresh(&self, name: &str, state: &mut State) {
+        if !self.is_fresh(name, state) {
+            self.reload(name, state);
+        }
+    }
+
+    /// Reads the table's state from its file (absent when there is none).
+    fn reload(&self, name: &str, state: &mut State) {
         let path = self.path(name);
         let stamp = disk_stamp(&path);
-        if stamp == state.stamp && !(stamp.is_some() && matches!(state.content, Content::Absent)) {
-            return;
-        }
         *state = match stamp {
             None => State::default(),
             Some(_) => match file::load(&path, &self.id_column) {
@@ -164,8 +168,7 @@ impl DirStore {
             }
             Err(err) => {
                 // The file still holds the last acknowledged state.
-                state.stamp = None;
-                self.refresh(name, state);
+                self.reload(name, state);
                 Err(err)
             }
         }
