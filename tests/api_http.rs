@@ -8,8 +8,16 @@ use serde_json::json;
 
 fn people() -> Server {
     let s = Server::start();
-    assert_eq!(s.post_json("/people", r#"{"name":"kim","zip":"007"}"#).status, 201);
-    assert_eq!(s.post_json("/people", r#"{"name":"lee","zip":"12345"}"#).status, 201);
+    assert_eq!(
+        s.post_json("/people", r#"{"name":"kim","zip":"007"}"#)
+            .status,
+        201
+    );
+    assert_eq!(
+        s.post_json("/people", r#"{"name":"lee","zip":"12345"}"#)
+            .status,
+        201
+    );
     s
 }
 
@@ -35,10 +43,19 @@ fn representations_by_accept_and_suffix() {
     assert_eq!(csv.text(), "id,name,zip\r\n1,kim,007\r\n2,lee,12345\r\n");
     assert_eq!(s.get("/people.csv").text(), csv.text());
     let nd = s.get_with("/people", &[("Accept", "application/x-ndjson")]);
-    assert_eq!(nd.text(), "{\"id\":1,\"name\":\"kim\",\"zip\":\"007\"}\n{\"id\":2,\"name\":\"lee\",\"zip\":12345}\n");
+    assert_eq!(
+        nd.text(),
+        "{\"id\":1,\"name\":\"kim\",\"zip\":\"007\"}\n{\"id\":2,\"name\":\"lee\",\"zip\":12345}\n"
+    );
     assert_eq!(s.get("/people.ndjson").text(), nd.text());
-    let html = s.get_with("/people", &[("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")]);
-    assert!(html.header("content-type").unwrap().starts_with("text/html"));
+    let html = s.get_with(
+        "/people",
+        &[("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+    );
+    assert!(html
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     assert!(html.text().contains("<td>kim</td>"));
     assert_eq!(s.get("/people.json").json(), s.get("/people").json());
     assert_eq!(s.get("/people").header("vary"), Some("Accept"));
@@ -74,8 +91,16 @@ fn head_is_get_without_body() {
         let head = s.request("HEAD", path, &[], b"");
         assert_eq!(head.status, 200, "{path}");
         assert_eq!(head.header("etag"), get.header("etag"), "{path}");
-        assert_eq!(head.header("content-type"), get.header("content-type"), "{path}");
-        assert_eq!(head.header("content-length"), get.header("content-length"), "{path}");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "{path}"
+        );
+        assert_eq!(
+            head.header("content-length"),
+            get.header("content-length"),
+            "{path}"
+        );
     }
     assert_eq!(s.request("HEAD", "/people/99", &[], b"").status, 404);
     assert_eq!(s.request("HEAD", "/nope", &[], b"").status, 404);
@@ -118,7 +143,10 @@ fn problem_documents_follow_rfc_9457() {
     assert_eq!(s.get("/a/b/c").status, 404);
     let page = s.get_with("/people/42", &[("Accept", "text/html")]);
     assert_eq!(page.status, 404);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     assert!(page.text().contains("42"));
 }
 
@@ -140,7 +168,10 @@ fn length_required_and_too_large() {
     assert_eq!(r.status, 413);
     assert_eq!(s.get("/t").status, 404);
     let small = "POST /t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n9\r\n{\"a\":\"b\"}\r\n0\r\n\r\n";
-    assert_eq!(common::Response::parse(&s.raw(small.as_bytes()), false).status, 201);
+    assert_eq!(
+        common::Response::parse(&s.raw(small.as_bytes()), false).status,
+        201
+    );
 }
 
 #[test]
@@ -148,43 +179,90 @@ fn etags_and_if_none_match() {
     let s = people();
     let first = s.get("/people/1");
     let tag = first.header("etag").unwrap().to_string();
-    assert!(tag.starts_with('"') && tag.ends_with('"'), "strong tag: {tag}");
+    assert!(
+        tag.starts_with('"') && tag.ends_with('"'),
+        "strong tag: {tag}"
+    );
     let r = s.get_with("/people/1", &[("If-None-Match", &tag)]);
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
     let csv_tag = s.get("/people/1.csv").header("etag").unwrap().to_string();
     assert_ne!(csv_tag, tag, "each representation has its own tag");
     let table_tag = s.get("/people").header("etag").unwrap().to_string();
-    assert_eq!(s.get_with("/people", &[("If-None-Match", &table_tag)]).status, 304);
+    assert_eq!(
+        s.get_with("/people", &[("If-None-Match", &table_tag)])
+            .status,
+        304
+    );
     s.send_json("PATCH", "/people/2", r#"{"name":"park"}"#);
-    assert_eq!(s.get_with("/people", &[("If-None-Match", &table_tag)]).status, 200);
-    assert_eq!(s.get_with("/people/1", &[("If-None-Match", &tag)]).status, 304, "row 1 did not change");
+    assert_eq!(
+        s.get_with("/people", &[("If-None-Match", &table_tag)])
+            .status,
+        200
+    );
+    assert_eq!(
+        s.get_with("/people/1", &[("If-None-Match", &tag)]).status,
+        304,
+        "row 1 did not change"
+    );
 }
 
 #[test]
 fn if_match_prevents_lost_updates() {
     let s = people();
     let tag = s.get("/people/1").header("etag").unwrap().to_string();
-    let ok = s.request("PATCH", "/people/1", &[("Content-Type", "application/json"), ("If-Match", &tag)], br#"{"name":"A"}"#);
+    let ok = s.request(
+        "PATCH",
+        "/people/1",
+        &[("Content-Type", "application/json"), ("If-Match", &tag)],
+        br#"{"name":"A"}"#,
+    );
     assert_eq!(ok.status, 200);
     let new_tag = ok.header("etag").unwrap().to_string();
     assert_ne!(new_tag, tag);
-    let stale = s.request("PATCH", "/people/1", &[("Content-Type", "application/json"), ("If-Match", &tag)], br#"{"name":"B"}"#);
+    let stale = s.request(
+        "PATCH",
+        "/people/1",
+        &[("Content-Type", "application/json"), ("If-Match", &tag)],
+        br#"{"name":"B"}"#,
+    );
     assert_eq!(stale.status, 412);
     assert_eq!(s.get("/people/1").json()["name"], json!("A"));
-    let stale_put = s.request("PUT", "/people/1", &[("Content-Type", "application/json"), ("If-Match", &tag)], br#"{"name":"C"}"#);
+    let stale_put = s.request(
+        "PUT",
+        "/people/1",
+        &[("Content-Type", "application/json"), ("If-Match", &tag)],
+        br#"{"name":"C"}"#,
+    );
     assert_eq!(stale_put.status, 412);
     let stale_delete = s.request("DELETE", "/people/1", &[("If-Match", &tag)], b"");
     assert_eq!(stale_delete.status, 412);
-    assert_eq!(s.request("DELETE", "/people/1", &[("If-Match", &new_tag)], b"").status, 204);
+    assert_eq!(
+        s.request("DELETE", "/people/1", &[("If-Match", &new_tag)], b"")
+            .status,
+        204
+    );
     // If-None-Match: * on PUT creates only.
     let create_only = [("Content-Type", "application/json"), ("If-None-Match", "*")];
-    assert_eq!(s.request("PUT", "/people/2", &create_only, br#"{"name":"x"}"#).status, 412);
-    assert_eq!(s.request("PUT", "/people/9", &create_only, br#"{"name":"x"}"#).status, 201);
+    assert_eq!(
+        s.request("PUT", "/people/2", &create_only, br#"{"name":"x"}"#)
+            .status,
+        412
+    );
+    assert_eq!(
+        s.request("PUT", "/people/9", &create_only, br#"{"name":"x"}"#)
+            .status,
+        201
+    );
     // A table's tag guards whole-table writes.
     let table_tag = s.get("/people").header("etag").unwrap().to_string();
     s.post_json("/people", r#"{"name":"new"}"#);
-    let r = s.request("PUT", "/people", &[("Content-Type", "text/csv"), ("If-Match", &table_tag)], b"name\nz\n");
+    let r = s.request(
+        "PUT",
+        "/people",
+        &[("Content-Type", "text/csv"), ("If-Match", &table_tag)],
+        b"name\nz\n",
+    );
     assert_eq!(r.status, 412);
 }
 
@@ -193,15 +271,24 @@ fn last_modified_and_if_modified_since() {
     let s = people();
     let r = s.get("/people");
     let modified = r.header("last-modified").unwrap().to_string();
-    assert_eq!(s.get_with("/people", &[("If-Modified-Since", &modified)]).status, 304);
+    assert_eq!(
+        s.get_with("/people", &[("If-Modified-Since", &modified)])
+            .status,
+        304
+    );
     let past = "Mon, 01 Jan 2001 00:00:00 GMT";
-    assert_eq!(s.get_with("/people", &[("If-Modified-Since", past)]).status, 200);
+    assert_eq!(
+        s.get_with("/people", &[("If-Modified-Since", past)]).status,
+        200
+    );
 }
 
 #[test]
 fn compressed_answers_carry_their_own_tag() {
     let s = Server::start();
-    let rows: Vec<String> = (0..300).map(|i| format!(r#"{{"n":"row number {i}"}}"#)).collect();
+    let rows: Vec<String> = (0..300)
+        .map(|i| format!(r#"{{"n":"row number {i}"}}"#))
+        .collect();
     s.post_json("/t", &format!("[{}]", rows.join(",")));
     let plain = s.get("/t");
     let gz = s.get_with("/t", &[("Accept-Encoding", "gzip")]);
@@ -219,7 +306,16 @@ fn large_tables_stream_completely() {
     for i in 1..=5000 {
         csv.push_str(&format!("{i},value {i}\n"));
     }
-    assert_eq!(s.request("PUT", "/big", &[("Content-Type", "text/csv")], csv.as_bytes()).status, 201);
+    assert_eq!(
+        s.request(
+            "PUT",
+            "/big",
+            &[("Content-Type", "text/csv")],
+            csv.as_bytes()
+        )
+        .status,
+        201
+    );
     let r = s.get("/big");
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     let rows = r.json();

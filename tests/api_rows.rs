@@ -16,7 +16,10 @@ fn post_creates_table_and_row_with_location() {
     assert!(r.header("etag").is_some());
     let r = s.post_json("/people", r#"{"name":"lee"}"#);
     assert_eq!(r.header("location"), Some("/people/2"));
-    assert_eq!(s.get("/people/2").json(), json!({"id": 2, "name": "lee", "age": ""}));
+    assert_eq!(
+        s.get("/people/2").json(),
+        json!({"id": 2, "name": "lee", "age": ""})
+    );
     assert_eq!(
         s.get("/people").json(),
         json!([{"id": 1, "name": "kim", "age": 30}, {"id": 2, "name": "lee", "age": ""}])
@@ -35,7 +38,10 @@ fn ids_are_the_largest_integer_plus_one_or_supplied() {
     assert_eq!(r.json()["id"], json!(11));
     let taken = s.post_json("/t", r#"{"id": "abc"}"#);
     assert_eq!(taken.status, 409);
-    assert_eq!(taken.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        taken.header("content-type"),
+        Some("application/problem+json")
+    );
     assert!(taken.json()["detail"].as_str().unwrap().contains("abc"));
     // The id "007" keeps its zeros and stays a string.
     assert_eq!(s.get("/t/007").json()["id"], json!("007"));
@@ -47,12 +53,21 @@ fn bulk_post_from_json_array_and_csv_is_all_or_nothing() {
     let r = s.post_json("/t", r#"[{"a":"1"},{"a":"2"}]"#);
     assert_eq!(r.status, 201);
     assert_eq!(r.json().as_array().unwrap().len(), 2);
-    let r = s.request("POST", "/t", &[("Content-Type", "text/csv")], b"a,b\n3,x\n4,y\n");
+    let r = s.request(
+        "POST",
+        "/t",
+        &[("Content-Type", "text/csv")],
+        b"a,b\n3,x\n4,y\n",
+    );
     assert_eq!(r.status, 201);
     assert_eq!(r.json()[1], json!({"id": 4, "a": 4, "b": "y"}));
     let r = s.post_json("/t", r#"[{"a":"5"},{"id":1,"a":"dup"}]"#);
     assert_eq!(r.status, 409);
-    assert_eq!(s.get("/t").json().as_array().unwrap().len(), 4, "nothing of a refused batch is written");
+    assert_eq!(
+        s.get("/t").json().as_array().unwrap().len(),
+        4,
+        "nothing of a refused batch is written"
+    );
 }
 
 #[test]
@@ -95,7 +110,12 @@ fn delete_row_and_table() {
 #[test]
 fn put_table_replaces_atomically() {
     let s = Server::start();
-    let r = s.request("PUT", "/t", &[("Content-Type", "text/csv")], b"name,zip\nkim,02134\nlee,\n");
+    let r = s.request(
+        "PUT",
+        "/t",
+        &[("Content-Type", "text/csv")],
+        b"name,zip\nkim,02134\nlee,\n",
+    );
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["rows"], json!(2));
     assert_eq!(r.json()["columns"], json!(["id", "name", "zip"]));
@@ -104,7 +124,11 @@ fn put_table_replaces_atomically() {
     assert_eq!(s.get("/t").json(), json!([{"id": 1, "x": 1}]));
     let bad = s.send_json("PUT", "/t", r#"[{"id":"1"},{"id":"1"}]"#);
     assert_eq!(bad.status, 409);
-    assert_eq!(s.get("/t").json(), json!([{"id": 1, "x": 1}]), "a refused replace leaves the table");
+    assert_eq!(
+        s.get("/t").json(),
+        json!([{"id": 1, "x": 1}]),
+        "a refused replace leaves the table"
+    );
 }
 
 #[test]
@@ -151,13 +175,23 @@ fn body_formats_form_and_key_value() {
     );
     assert_eq!(form.status, 201);
     assert_eq!(form.json()["city"], json!("서울"));
-    let kv = s.request("POST", "/t", &[("Content-Type", "text/plain")], b"name: park\ncity=Busan\n");
+    let kv = s.request(
+        "POST",
+        "/t",
+        &[("Content-Type", "text/plain")],
+        b"name: park\ncity=Busan\n",
+    );
     assert_eq!(kv.status, 201);
     assert_eq!(kv.json()["name"], json!("park"));
     assert_eq!(kv.json()["city"], json!("Busan"));
     let none = s.request("POST", "/t", &[], b"name:choi");
     assert_eq!(none.status, 201);
-    let nd = s.request("POST", "/t", &[("Content-Type", "application/x-ndjson")], b"{\"name\":\"a\"}\n{\"name\":\"b\"}\n");
+    let nd = s.request(
+        "POST",
+        "/t",
+        &[("Content-Type", "application/x-ndjson")],
+        b"{\"name\":\"a\"}\n{\"name\":\"b\"}\n",
+    );
     assert_eq!(nd.status, 201);
     assert_eq!(s.get("/t").json().as_array().unwrap().len(), 5);
 }
@@ -174,15 +208,28 @@ fn bad_bodies_say_what_is_wrong() {
         ("application/json", b"", 400, "empty"),
         ("application/json", b"{\"\": 1}", 400, "empty"),
         ("application/xml", b"<a/>", 415, "application/xml"),
-        ("multipart/form-data; boundary=x", b"--x--", 415, "multipart"),
+        (
+            "multipart/form-data; boundary=x",
+            b"--x--",
+            415,
+            "multipart",
+        ),
         ("application/json", b"{\"a\":\"\xff\"}", 400, "UTF-8"),
     ];
     for (content_type, body, status, needle) in cases {
         let r = s.request("POST", "/t", &[("Content-Type", content_type)], body);
-        assert_eq!(r.status, *status, "{content_type} {:?}", String::from_utf8_lossy(body));
+        assert_eq!(
+            r.status,
+            *status,
+            "{content_type} {:?}",
+            String::from_utf8_lossy(body)
+        );
         assert_eq!(r.header("content-type"), Some("application/problem+json"));
         let detail = r.json()["detail"].as_str().unwrap().to_string();
-        assert!(detail.contains(needle), "{detail:?} should mention {needle:?}");
+        assert!(
+            detail.contains(needle),
+            "{detail:?} should mention {needle:?}"
+        );
     }
     assert_eq!(s.get("/t").status, 404, "no failed write created the table");
 }
@@ -190,11 +237,27 @@ fn bad_bodies_say_what_is_wrong() {
 #[test]
 fn invalid_table_names_never_touch_the_disk() {
     let s = Server::start();
-    for path in ["/_x", "/a%20b", "/%2e%2e", "/..%2Fetc", "/a%2Fb/1", &format!("/{}", "x".repeat(65))] {
+    for path in [
+        "/_x",
+        "/a%20b",
+        "/%2e%2e",
+        "/..%2Fetc",
+        "/a%2Fb/1",
+        &format!("/{}", "x".repeat(65)),
+    ] {
         let r = s.post_json(path, r#"{"a":1}"#);
-        assert!(matches!(r.status, 400 | 404 | 405), "{path}: {} {}", r.status, r.text());
+        assert!(
+            matches!(r.status, 400 | 404 | 405),
+            "{path}: {} {}",
+            r.status,
+            r.text()
+        );
         let put = s.send_json("PUT", &format!("{path}/1"), r#"{"a":1}"#);
-        assert!(matches!(put.status, 400 | 404), "PUT {path}/1: {}", put.status);
+        assert!(
+            matches!(put.status, 400 | 404),
+            "PUT {path}/1: {}",
+            put.status
+        );
     }
     let entries: Vec<_> = std::fs::read_dir(&s.dir).unwrap().collect();
     assert!(entries.is_empty(), "{entries:?}");

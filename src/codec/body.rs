@@ -49,8 +49,12 @@ pub fn kind_of(content_type: Option<&str>) -> Result<BodyKind, BodyError> {
     for param in parts {
         if let Some((key, value)) = param.split_once('=') {
             let value = value.trim().trim_matches('"').to_ascii_lowercase();
-            if key.trim().eq_ignore_ascii_case("charset") && !matches!(value.as_str(), "utf-8" | "utf8" | "us-ascii") {
-                return Err(BodyError::Unsupported(format!("{essence}; charset={value} (only UTF-8 is read)")));
+            if key.trim().eq_ignore_ascii_case("charset")
+                && !matches!(value.as_str(), "utf-8" | "utf8" | "us-ascii")
+            {
+                return Err(BodyError::Unsupported(format!(
+                    "{essence}; charset={value} (only UTF-8 is read)"
+                )));
             }
         }
     }
@@ -109,18 +113,25 @@ fn many(records: Vec<Fields>) -> Parsed {
             }
         }
     }
-    Parsed { columns, records, many: true }
+    Parsed {
+        columns,
+        records,
+        many: true,
+    }
 }
 
 fn parse_json(text: &str) -> Result<Parsed, BodyError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| BodyError::Invalid(format!("invalid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| BodyError::Invalid(format!("invalid JSON: {e}")))?;
     match value {
         Value::Object(_) => Ok(one(object_fields(&value, None)?)),
         Value::Array(items) => {
             let records = items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| object_fields(item, Some(format!("element {} of the array", i + 1))))
+                .map(|(i, item)| {
+                    object_fields(item, Some(format!("element {} of the array", i + 1)))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(many(records))
         }
@@ -146,7 +157,10 @@ fn parse_ndjson(text: &str) -> Result<Parsed, BodyError> {
 
 fn object_fields(value: &Value, place: Option<String>) -> Result<Fields, BodyError> {
     match value {
-        Value::Object(map) => Ok(map.iter().map(|(k, v)| (k.clone(), cell::from_json(v))).collect()),
+        Value::Object(map) => Ok(map
+            .iter()
+            .map(|(k, v)| (k.clone(), cell::from_json(v)))
+            .collect()),
         other => Err(BodyError::Invalid(format!(
             "{} is {}; expected an object of fields",
             place.unwrap_or_else(|| "the body".into()),
@@ -167,7 +181,8 @@ fn describe(value: &Value) -> &'static str {
 }
 
 fn parse_csv(text: &str) -> Result<Parsed, BodyError> {
-    let (columns, rows, _) = crate::store::parse_csv(text.as_bytes()).map_err(|e| BodyError::Invalid(format!("invalid CSV: {e}")))?;
+    let (columns, rows, _) = crate::store::parse_csv(text.as_bytes())
+        .map_err(|e| BodyError::Invalid(format!("invalid CSV: {e}")))?;
     if let Some(empty) = columns.iter().position(String::is_empty) {
         return Err(BodyError::Invalid(format!(
             "invalid CSV: line 1: column {} of the header has no name",
@@ -176,16 +191,28 @@ fn parse_csv(text: &str) -> Result<Parsed, BodyError> {
     }
     let records = rows
         .iter()
-        .map(|row| columns.iter().cloned().zip(row.cells(columns.len()).map(str::to_string)).collect())
+        .map(|row| {
+            columns
+                .iter()
+                .cloned()
+                .zip(row.cells(columns.len()).map(str::to_string))
+                .collect()
+        })
         .collect();
-    Ok(Parsed { columns, records, many: true })
+    Ok(Parsed {
+        columns,
+        records,
+        many: true,
+    })
 }
 
 fn parse_form(text: &str) -> Result<Fields, BodyError> {
     let mut record: Fields = Vec::new();
     for (key, value) in form_urlencoded::parse(text.trim_end().as_bytes()) {
         if key.is_empty() {
-            return Err(BodyError::Invalid(format!("form field with an empty name (value {value:?})")));
+            return Err(BodyError::Invalid(format!(
+                "form field with an empty name (value {value:?})"
+            )));
         }
         // A repeated name keeps its last value, as an HTML form's last input wins.
         match record.iter_mut().find(|(k, _)| *k == key) {
@@ -213,7 +240,11 @@ fn parse_key_values(text: &str) -> Result<Fields, BodyError> {
         let key = line[..at].trim();
         let value = line[at + 1..].trim();
         if key.is_empty() {
-            return Err(BodyError::Invalid(format!("line {}: the key before {:?} is empty", i + 1, &line[at..at + 1])));
+            return Err(BodyError::Invalid(format!(
+                "line {}: the key before {:?} is empty",
+                i + 1,
+                &line[at..at + 1]
+            )));
         }
         match record.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value.to_string(),
@@ -228,25 +259,46 @@ mod tests {
     use super::*;
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn kinds_by_content_type() {
         assert_eq!(kind_of(None).unwrap(), BodyKind::KeyValue);
-        assert_eq!(kind_of(Some("application/json; charset=utf-8")).unwrap(), BodyKind::Json);
-        assert_eq!(kind_of(Some("application/merge-patch+json")).unwrap(), BodyKind::Json);
+        assert_eq!(
+            kind_of(Some("application/json; charset=utf-8")).unwrap(),
+            BodyKind::Json
+        );
+        assert_eq!(
+            kind_of(Some("application/merge-patch+json")).unwrap(),
+            BodyKind::Json
+        );
         assert_eq!(kind_of(Some("Text/CSV")).unwrap(), BodyKind::Csv);
         assert_eq!(kind_of(Some("text/html")).unwrap(), BodyKind::KeyValue);
-        assert_eq!(kind_of(Some("application/x-www-form-urlencoded")).unwrap(), BodyKind::Form);
-        assert!(matches!(kind_of(Some("application/xml")), Err(BodyError::Unsupported(_))));
-        assert!(matches!(kind_of(Some("text/csv; charset=latin1")), Err(BodyError::Unsupported(_))));
+        assert_eq!(
+            kind_of(Some("application/x-www-form-urlencoded")).unwrap(),
+            BodyKind::Form
+        );
+        assert!(matches!(
+            kind_of(Some("application/xml")),
+            Err(BodyError::Unsupported(_))
+        ));
+        assert!(matches!(
+            kind_of(Some("text/csv; charset=latin1")),
+            Err(BodyError::Unsupported(_))
+        ));
     }
 
     #[test]
     fn json_object_and_array() {
         let p = parse(BodyKind::Json, br#"{"name":"kim","age":30,"nick":null}"#).unwrap();
-        assert_eq!(p.records, vec![fields(&[("name", "kim"), ("age", "30"), ("nick", "")])]);
+        assert_eq!(
+            p.records,
+            vec![fields(&[("name", "kim"), ("age", "30"), ("nick", "")])]
+        );
         assert!(!p.many);
         let p = parse(BodyKind::Json, br#"[{"a":1},{"b":"x"}]"#).unwrap();
         assert_eq!(p.columns, ["a", "b"]);
@@ -255,10 +307,17 @@ mod tests {
 
     #[test]
     fn json_errors_say_where() {
-        let err = parse(BodyKind::Json, b"{\"a\": 1,\n \"b\" 2}").unwrap_err().to_string();
+        let err = parse(BodyKind::Json, b"{\"a\": 1,\n \"b\" 2}")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2") && err.contains("column"), "{err}");
-        let err = parse(BodyKind::Json, b"[{\"a\":1}, 5]").unwrap_err().to_string();
-        assert!(err.contains("element 2") && err.contains("a number"), "{err}");
+        let err = parse(BodyKind::Json, b"[{\"a\":1}, 5]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("element 2") && err.contains("a number"),
+            "{err}"
+        );
         let err = parse(BodyKind::Json, b"\"x\"").unwrap_err().to_string();
         assert!(err.contains("got a string"), "{err}");
     }
@@ -268,7 +327,9 @@ mod tests {
         let p = parse(BodyKind::Csv, b"\xEF\xBB\xBFname,note\nkim,\"a,b\"\nlee\n").unwrap();
         assert_eq!(p.columns, ["name", "note"]);
         assert_eq!(p.records[1], fields(&[("name", "lee"), ("note", "")]));
-        let err = parse(BodyKind::Csv, b"a,b\n1,2,3\n").unwrap_err().to_string();
+        let err = parse(BodyKind::Csv, b"a,b\n1,2,3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
         let err = parse(BodyKind::Csv, b"a,,b\n").unwrap_err().to_string();
         assert!(err.contains("column 2"), "{err}");
@@ -277,18 +338,32 @@ mod tests {
     #[test]
     fn key_value_lines_and_forms() {
         let p = parse(BodyKind::KeyValue, b"name:kim\r\nurl = http://x/?a=b\n\n").unwrap();
-        assert_eq!(p.records[0], fields(&[("name", "kim"), ("url", "http://x/?a=b")]));
-        let err = parse(BodyKind::KeyValue, b"name:kim\nhello").unwrap_err().to_string();
+        assert_eq!(
+            p.records[0],
+            fields(&[("name", "kim"), ("url", "http://x/?a=b")])
+        );
+        let err = parse(BodyKind::KeyValue, b"name:kim\nhello")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2") && err.contains("hello"), "{err}");
         let p = parse(BodyKind::Form, b"name=kim+lee&city=%EC%84%9C%EC%9A%B8").unwrap();
-        assert_eq!(p.records[0], fields(&[("name", "kim lee"), ("city", "서울")]));
+        assert_eq!(
+            p.records[0],
+            fields(&[("name", "kim lee"), ("city", "서울")])
+        );
         let p = parse(BodyKind::Form, b"name:kim").unwrap();
         assert_eq!(p.records[0], fields(&[("name", "kim")]));
     }
 
     #[test]
     fn empty_and_non_utf8() {
-        assert!(parse(BodyKind::Json, b"  \n").unwrap_err().to_string().contains("empty"));
-        assert!(parse(BodyKind::KeyValue, b"a:\xff").unwrap_err().to_string().contains("UTF-8"));
+        assert!(parse(BodyKind::Json, b"  \n")
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
+        assert!(parse(BodyKind::KeyValue, b"a:\xff")
+            .unwrap_err()
+            .to_string()
+            .contains("UTF-8"));
     }
 }

@@ -115,12 +115,36 @@ mod tests {
 
     #[test]
     fn numbers_are_only_canonical_ones() {
-        for n in ["0", "30", "-2.5", "0.1", "123456789", "9007199254740992", "-0.5"] {
+        for n in [
+            "0",
+            "30",
+            "-2.5",
+            "0.1",
+            "123456789",
+            "9007199254740992",
+            "-0.5",
+        ] {
             assert_eq!(classify(n), Typed::Number(n), "{n}");
         }
         for s in [
-            "007", "1e5", "2.50", "+1", "-0", ".5", "5.", "1.", "", " 1", "1 ", "0x10", "NaN",
-            "inf", "12345678901234567890", "1_000", "--1", "1.2.3",
+            "007",
+            "1e5",
+            "2.50",
+            "+1",
+            "-0",
+            ".5",
+            "5.",
+            "1.",
+            "",
+            " 1",
+            "1 ",
+            "0x10",
+            "NaN",
+            "inf",
+            "12345678901234567890",
+            "1_000",
+            "--1",
+            "1.2.3",
         ] {
             assert_eq!(classify(s), Typed::Text(s), "{s:?}");
         }
@@ -150,7 +174,10 @@ mod tests {
             write_json(&mut out, cell);
             out.push(b' ');
         }
-        assert_eq!(String::from_utf8(out).unwrap(), "30 \"007\" true \"a \\\"q\\\"\\n\" ");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "30 \"007\" true \"a \\\"q\\\"\\n\" "
+        );
         assert_eq!(to_json("-2.5"), json!(-2.5));
     }
 }

@@ -49,7 +49,9 @@ impl Format {
     }
 
     pub fn from_suffix(suffix: &str) -> Option<Format> {
-        Format::ALL.into_iter().find(|f| f.suffix().eq_ignore_ascii_case(suffix))
+        Format::ALL
+            .into_iter()
+            .find(|f| f.suffix().eq_ignore_ascii_case(suffix))
     }
 }
 
@@ -64,7 +66,12 @@ pub struct RowWriter {
 
 impl RowWriter {
     /// `title` names the collection (the table name) for HTML and links.
-    pub fn new(format: Format, columns: Arc<Vec<String>>, id_col: Option<usize>, title: &str) -> RowWriter {
+    pub fn new(
+        format: Format,
+        columns: Arc<Vec<String>>,
+        id_col: Option<usize>,
+        title: &str,
+    ) -> RowWriter {
         RowWriter {
             format,
             columns,
@@ -141,11 +148,12 @@ impl RowWriter {
             Format::Csv | Format::Ndjson => {}
             Format::Html => {
                 out.extend_from_slice(b"</tbody>\n</table>\n");
-                out.extend_from_slice(format!("<p>{} rows</p>\n</body>\n</html>\n", self.written).as_bytes());
+                out.extend_from_slice(
+                    format!("<p>{} rows</p>\n</body>\n</html>\n", self.written).as_bytes(),
+                );
             }
         }
     }
-
 }
 
 /// A CSV writer appending to `out`. CSV answers end lines with CRLF, as
@@ -334,10 +342,22 @@ mod tests {
 
     #[test]
     fn json_array_types_cells() {
-        let rows = [Row::from_cells(["1", "007", "true"]), Row::from_cells(["2", "x"])];
-        let out = render_rows(Format::Json, &cols(&["id", "zip", "ok"]), Some(0), "t", rows.iter());
+        let rows = [
+            Row::from_cells(["1", "007", "true"]),
+            Row::from_cells(["2", "x"]),
+        ];
+        let out = render_rows(
+            Format::Json,
+            &cols(&["id", "zip", "ok"]),
+            Some(0),
+            "t",
+            rows.iter(),
+        );
         let value: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(value, json!([{"id":1,"zip":"007","ok":true},{"id":2,"zip":"x","ok":""}]));
+        assert_eq!(
+            value,
+            json!([{"id":1,"zip":"007","ok":true},{"id":2,"zip":"x","ok":""}])
+        );
         let empty = render_rows(Format::Json, &cols(&["id"]), Some(0), "t", []);
         assert_eq!(empty, b"[]\n");
     }
@@ -346,15 +366,31 @@ mod tests {
     fn csv_quotes_what_needs_it() {
         let rows = [Row::from_cells(["1", "a,\"b\"\nc"])];
         let out = render_rows(Format::Csv, &cols(&["id", "t"]), Some(0), "t", rows.iter());
-        assert_eq!(String::from_utf8(out).unwrap(), "id,t\r\n1,\"a,\"\"b\"\"\nc\"\r\n");
-        let lone = render_rows(Format::Csv, &cols(&["x"]), None, "t", [Row::from_cells([""])].iter());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "id,t\r\n1,\"a,\"\"b\"\"\nc\"\r\n"
+        );
+        let lone = render_rows(
+            Format::Csv,
+            &cols(&["x"]),
+            None,
+            "t",
+            [Row::from_cells([""])].iter(),
+        );
         assert_eq!(lone, b"x\r\n\"\"\r\n");
     }
 
     #[test]
     fn html_escapes_everything() {
         let rows = [Row::from_cells(["<b>", "<script>alert('x')</script>&"])];
-        let out = String::from_utf8(render_rows(Format::Html, &cols(&["id", "t"]), Some(0), "t", rows.iter())).unwrap();
+        let out = String::from_utf8(render_rows(
+            Format::Html,
+            &cols(&["id", "t"]),
+            Some(0),
+            "t",
+            rows.iter(),
+        ))
+        .unwrap();
         assert!(!out.contains("<script>"), "{out}");
         assert!(out.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;"));
         assert!(out.contains("href=\"/t/%3Cb%3E\""));

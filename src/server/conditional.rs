@@ -50,7 +50,10 @@ fn strip_encoding(tag: &str) -> String {
 /// Whether a GET may be answered 304: `If-None-Match` (weak comparison),
 /// or else `If-Modified-Since` against `modified`.
 pub fn not_modified(headers: &HeaderMap, current: &str, modified: Option<SystemTime>) -> bool {
-    if let Some(value) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
         return tags(value).any(|t| t == "*" || strip_encoding(t) == current);
     }
     let since = headers
@@ -75,11 +78,21 @@ fn whole_seconds(time: SystemTime) -> SystemTime {
 /// The preconditions of a write, from `If-Match` and `If-None-Match`.
 pub fn expectations(headers: &HeaderMap) -> Expect {
     let parse = |name| {
-        let values: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         if values.is_empty() {
             return None;
         }
-        Some(values.into_iter().flat_map(tags).filter_map(version_tag).collect::<Vec<Tag>>())
+        Some(
+            values
+                .into_iter()
+                .flat_map(tags)
+                .filter_map(version_tag)
+                .collect::<Vec<Tag>>(),
+        )
     };
     Expect {
         if_match: parse(header::IF_MATCH),
@@ -115,7 +128,10 @@ mod tests {
     #[test]
     fn if_none_match_ignores_compression_suffix() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"x\", W/\"00000000000000ff-gzip\""));
+        headers.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"x\", W/\"00000000000000ff-gzip\""),
+        );
         assert!(not_modified(&headers, "\"00000000000000ff\"", None));
         assert!(!not_modified(&headers, "\"00000000000000fe\"", None));
     }
@@ -123,7 +139,10 @@ mod tests {
     #[test]
     fn if_match_reads_versions() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::IF_MATCH, HeaderValue::from_static("\"00000000000000ff-csv-gzip\", W/\"0000000000000001\", *"));
+        headers.insert(
+            header::IF_MATCH,
+            HeaderValue::from_static("\"00000000000000ff-csv-gzip\", W/\"0000000000000001\", *"),
+        );
         let expect = expectations(&headers);
         assert_eq!(expect.if_match, Some(vec![Tag::Version(255), Tag::Any]));
         assert_eq!(expect.if_none_match, None);

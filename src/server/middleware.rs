@@ -37,7 +37,12 @@ pub async fn access_log(request: Request, next: Next) -> Response {
 /// the limit, a path that does not decode) arrive as plain text and are
 /// rewrapped here, so the whole API speaks one error format.
 pub async fn problems(request: Request, next: Next) -> Response {
-    let html = prefers_html(request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let html = prefers_html(
+        request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
     let response = next.run(request).await;
     let status = response.status();
     if !status.is_client_error() && !status.is_server_error() {
@@ -52,10 +57,17 @@ pub async fn problems(request: Request, next: Next) -> Response {
     }
     let (parts, body) = response.into_parts();
     // Error bodies are small; 64 KiB bounds a surprise.
-    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
     let (title, detail) = if is_problem {
         let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let text = |key: &str| doc.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let text = |key: &str| {
+            doc.get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
         (text("title"), text("detail"))
     } else {
         let text = String::from_utf8_lossy(&bytes).trim().to_string();
@@ -66,9 +78,10 @@ pub async fn problems(request: Request, next: Next) -> Response {
     let mut rebuilt = if html {
         let page = html_page(status.as_u16(), &title, &detail);
         let mut response = Response::new(Body::from(page));
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
         response
     } else {
         Problem::new(status, "http", detail).into_response()
@@ -94,7 +107,9 @@ pub async fn tag_encodings(request: Request, next: Next) -> Response {
     let (Some(encoding), Some(tag)) = (encoding, response.headers().get(header::ETAG)) else {
         return response;
     };
-    let Ok(tag) = tag.to_str() else { return response };
+    let Ok(tag) = tag.to_str() else {
+        return response;
+    };
     let suffix = format!("-{encoding}");
     if !ENCODING_SUFFIXES.contains(&suffix.as_str()) {
         return response;
@@ -112,14 +127,21 @@ pub fn seed_path_in_host<B>(mut request: axum::http::Request<B>) -> axum::http::
     if request.uri().path() != "/" || request.uri().query().is_some() {
         return request;
     }
-    let Some(host) = request.headers().get(header::HOST).and_then(|v| v.to_str().ok()) else {
+    let Some(host) = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+    else {
         return request;
     };
     if !host.starts_with('/') {
         return request;
     }
     if let Ok(uri) = host.parse::<Uri>() {
-        tracing::debug!(path = host, "request target taken from the Host header (seed client)");
+        tracing::debug!(
+            path = host,
+            "request target taken from the Host header (seed client)"
+        );
         *request.uri_mut() = uri;
     }
     request

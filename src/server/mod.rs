@@ -45,8 +45,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn init_logging(level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .with_context(|| format!("invalid --log-level {level:?}: use error, warn, info, debug or trace"))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
+        format!("invalid --log-level {level:?}: use error, warn, info, debug or trace")
+    })?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -113,7 +114,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn accept(mut stream: TcpStream, peer: SocketAddr, args: &ServeArgs, router: &Router, graceful: &GracefulShutdown) {
+async fn accept(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    args: &ServeArgs,
+    router: &Router,
+    graceful: &GracefulShutdown,
+) {
     let _ = stream.set_nodelay(true);
     if let Some(greeting) = &args.greeting {
         if stream.write_all(greeting.as_bytes()).await.is_err() {
@@ -128,8 +135,12 @@ async fn accept(mut stream: TcpStream, peer: SocketAddr, args: &ServeArgs, route
     }
 }
 
-fn spawn_connection<IO>(io: IO, router: &Router, graceful: &GracefulShutdown, header_timeout: Duration)
-where
+fn spawn_connection<IO>(
+    io: IO,
+    router: &Router,
+    graceful: &GracefulShutdown,
+    header_timeout: Duration,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = ServiceBuilder::new()

@@ -67,12 +67,21 @@ mod tests {
         assert_eq!(negotiate(None), Some(Format::Json));
         assert_eq!(negotiate(Some("*/*")), Some(Format::Json));
         assert_eq!(negotiate(Some("text/csv")), Some(Format::Csv));
-        assert_eq!(negotiate(Some("application/x-ndjson")), Some(Format::Ndjson));
+        assert_eq!(
+            negotiate(Some("application/x-ndjson")),
+            Some(Format::Ndjson)
+        );
         assert_eq!(negotiate(Some("application/xml")), None);
-        assert_eq!(negotiate(Some("text/csv;q=0.5, application/json")), Some(Format::Json));
+        assert_eq!(
+            negotiate(Some("text/csv;q=0.5, application/json")),
+            Some(Format::Json)
+        );
         assert_eq!(negotiate(Some("application/json;q=0")), None);
         let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
         assert_eq!(negotiate(Some(browser)), Some(Format::Html));
-        assert_eq!(negotiate(Some("application/json, */*;q=0.5")), Some(Format::Json));
+        assert_eq!(
+            negotiate(Some("application/json, */*;q=0.5")),
+            Some(Format::Json)
+        );
     }
 }

@@ -59,7 +59,10 @@ impl Problem {
     /// (fix or replace the file), not a server fault.
     pub fn for_write(self) -> Problem {
         if self.kind == "broken-table" {
-            Problem { status: StatusCode::CONFLICT, ..self }
+            Problem {
+                status: StatusCode::CONFLICT,
+                ..self
+            }
         } else {
             self
         }
@@ -124,7 +127,9 @@ impl From<BodyError> for Problem {
                 "unsupported-media-type",
                 err.to_string(),
             ),
-            BodyError::Invalid(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid-body", err.to_string()),
+            BodyError::Invalid(_) => {
+                Problem::new(StatusCode::BAD_REQUEST, "invalid-body", err.to_string())
+            }
         }
     }
 }
@@ -132,9 +137,16 @@ impl From<BodyError> for Problem {
 /// A readable page for a problem, for browsers.
 pub fn html_page(status: u16, title: &str, detail: &str) -> String {
     let mut out = Vec::new();
-    out.extend_from_slice(format!("<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{status} ").as_bytes());
+    out.extend_from_slice(
+        format!(
+            "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{status} "
+        )
+        .as_bytes(),
+    );
     crate::codec::repr::escape_html(&mut out, title);
-    out.extend_from_slice(b"</title></head>\n<body style=\"font-family:system-ui,sans-serif;margin:2rem\">\n<h1>");
+    out.extend_from_slice(
+        b"</title></head>\n<body style=\"font-family:system-ui,sans-serif;margin:2rem\">\n<h1>",
+    );
     out.extend_from_slice(format!("{status} ").as_bytes());
     crate::codec::repr::escape_html(&mut out, title);
     out.extend_from_slice(b"</h1>\n<p>");

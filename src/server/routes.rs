@@ -58,7 +58,11 @@ async fn no_route(request: Request) -> Problem {
 }
 
 async fn health() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}\n").into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        "{\"status\":\"ok\"}\n",
+    )
+        .into_response()
 }
 
 /// Runs a store call on a blocking thread: the store may wait for the disk.
@@ -82,25 +86,41 @@ async fn root(State(state): State<AppState>, request: Request) -> Answer {
     }
 }
 
-async fn table(State(state): State<AppState>, Path(segment): Path<String>, request: Request) -> Answer {
+async fn table(
+    State(state): State<AppState>,
+    Path(segment): Path<String>,
+    request: Request,
+) -> Answer {
     let (name, suffix) = split_suffix(&segment)?;
     let method = request.method().clone();
     match method {
         Method::GET | Method::HEAD => get_table(state, name, suffix, request).await,
-        Method::POST => post_rows(state, name, request).await.map_err(Problem::for_write),
-        Method::PUT => put_table(state, name, request).await.map_err(Problem::for_write),
+        Method::POST => post_rows(state, name, request)
+            .await
+            .map_err(Problem::for_write),
+        Method::PUT => put_table(state, name, request)
+            .await
+            .map_err(Problem::for_write),
         Method::DELETE => delete_table(state, name, request.headers()).await,
         Method::OPTIONS => Ok(options(ALLOW_TABLE)),
         _ => Err(not_allowed(&method, ALLOW_TABLE)),
     }
 }
 
-async fn row(State(state): State<AppState>, Path((table, id)): Path<(String, String)>, request: Request) -> Answer {
+async fn row(
+    State(state): State<AppState>,
+    Path((table, id)): Path<(String, String)>,
+    request: Request,
+) -> Answer {
     let method = request.method().clone();
     match method {
         Method::GET | Method::HEAD => get_row(state, table, id, request.headers()).await,
-        Method::PUT | Method::PATCH => write_row(state, table, id, request).await.map_err(Problem::for_write),
-        Method::DELETE => delete_row(state, table, id, request.headers()).await.map_err(Problem::for_write),
+        Method::PUT | Method::PATCH => write_row(state, table, id, request)
+            .await
+            .map_err(Problem::for_write),
+        Method::DELETE => delete_row(state, table, id, request.headers())
+            .await
+            .map_err(Problem::for_write),
         Method::OPTIONS => Ok(options(ALLOW_ROW)),
         _ => Err(not_allowed(&method, ALLOW_ROW)),
     }
@@ -112,7 +132,9 @@ fn options(allow: &'static str) -> Response {
 
 /// 405 for the methods HTTP defines, 501 for ones it does not.
 fn not_allowed(method: &Method, allow: &'static str) -> Problem {
-    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ];
     if KNOWN.contains(&method.as_str()) {
         Problem::method_not_allowed(method.as_str(), allow)
     } else {
@@ -169,7 +191,10 @@ fn answer_format(headers: &HeaderMap) -> Format {
 
 fn content(format: Format, negotiated: bool, tag: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     if let Ok(value) = HeaderValue::from_str(tag) {
         headers.insert(header::ETAG, value);
     }
@@ -208,7 +233,12 @@ fn list_version(tables: &[TableInfo]) -> u64 {
     hasher.digest()
 }
 
-async fn get_table(state: AppState, name: String, suffix: Option<Format>, request: Request) -> Answer {
+async fn get_table(
+    state: AppState,
+    name: String,
+    suffix: Option<Format>,
+    request: Request,
+) -> Answer {
     let format = choose(request.headers(), suffix)?;
     let title = name.clone();
     let snapshot = blocking(&state, move |store| store.read(&name)).await?;
@@ -240,36 +270,51 @@ async fn get_table(state: AppState, name: String, suffix: Option<Format>, reques
 fn stream_rows(format: Format, snapshot: Snapshot, title: String) -> Body {
     let writer = RowWriter::new(format, snapshot.columns.clone(), snapshot.id_col, &title);
     let state = (writer, snapshot.rows, 0usize, false);
-    let stream = futures_util::stream::unfold(state, |(mut writer, rows, mut next, done)| async move {
-        if done {
-            return None;
-        }
-        let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
-        if next == 0 {
-            writer.begin(&mut chunk);
-        }
-        while next < rows.len() && chunk.len() < CHUNK_BYTES {
-            writer.row(&mut chunk, &rows[next]);
-            next += 1;
-        }
-        let finished = next >= rows.len();
-        if finished {
-            writer.end(&mut chunk);
-        }
-        Some((Ok::<_, std::convert::Infallible>(Bytes::from(chunk)), (writer, rows, next, finished)))
-    });
+    let stream =
+        futures_util::stream::unfold(state, |(mut writer, rows, mut next, done)| async move {
+            if done {
+                return None;
+            }
+            let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
+            if next == 0 {
+                writer.begin(&mut chunk);
+            }
+            while next < rows.len() && chunk.len() < CHUNK_BYTES {
+                writer.row(&mut chunk, &rows[next]);
+                next += 1;
+            }
+            let finished = next >= rows.len();
+            if finished {
+                writer.end(&mut chunk);
+            }
+            Some((
+                Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
+                (writer, rows, next, finished),
+            ))
+        });
     Body::from_stream(stream)
 }
 
-async fn get_row(state: AppState, table: String, id: String, request_headers: &HeaderMap) -> Answer {
+async fn get_row(
+    state: AppState,
+    table: String,
+    id: String,
+    request_headers: &HeaderMap,
+) -> Answer {
     let title = table.clone();
     let (view, suffix) = blocking(&state, move |store| match store.row(&table, &id) {
         // `/people/3.csv`: a format suffix on an id that does not exist as written.
         Err(crate::store::Error::NoRow(_)) => {
-            let Some((stem, format)) = id.rsplit_once('.').and_then(|(s, f)| Some((s, Format::from_suffix(f)?))) else {
+            let Some((stem, format)) = id
+                .rsplit_once('.')
+                .and_then(|(s, f)| Some((s, Format::from_suffix(f)?)))
+            else {
                 return Err(crate::store::Error::NoRow(id));
             };
-            store.row(&table, stem).map(|view| (view, Some(format))).map_err(|_| crate::store::Error::NoRow(id.clone()))
+            store
+                .row(&table, stem)
+                .map(|view| (view, Some(format)))
+                .map_err(|_| crate::store::Error::NoRow(id.clone()))
         }
         other => other.map(|view| (view, None)),
     })
@@ -281,7 +326,11 @@ async fn get_row(state: AppState, table: String, id: String, request_headers: &H
     if not_modified(request_headers, &tag, None) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
-    Ok((headers, repr::render_row(format, &view.columns, &title, &view.row)).into_response())
+    Ok((
+        headers,
+        repr::render_row(format, &view.columns, &title, &view.row),
+    )
+        .into_response())
 }
 
 /// Reads and parses a request body: 411 without a length, 413 over the
@@ -289,22 +338,28 @@ async fn get_row(state: AppState, table: String, id: String, request_headers: &H
 async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Parsed), Problem> {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    if !headers.contains_key(header::CONTENT_LENGTH) && !headers.contains_key(header::TRANSFER_ENCODING) {
+    if !headers.contains_key(header::CONTENT_LENGTH)
+        && !headers.contains_key(header::TRANSFER_ENCODING)
+    {
         return Err(Problem::new(
             StatusCode::LENGTH_REQUIRED,
             "length-required",
             "a body is required: send it with Content-Length (or chunked)",
         ));
     }
-    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("(not text)"));
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
     let kind = body::kind_of(content_type)?;
-    let bytes = axum::body::to_bytes(body, state.max_body).await.map_err(|err| {
-        if is_too_large(&err) {
-            too_large(state.max_body)
-        } else {
-            Problem::bad_request(format!("could not read the body: {err}"))
-        }
-    })?;
+    let bytes = axum::body::to_bytes(body, state.max_body)
+        .await
+        .map_err(|err| {
+            if is_too_large(&err) {
+                too_large(state.max_body)
+            } else {
+                Problem::bad_request(format!("could not read the body: {err}"))
+            }
+        })?;
     let parsed = body::parse(kind, &bytes)?;
     Ok((headers, parsed))
 }
@@ -334,7 +389,9 @@ fn single(parsed: Parsed) -> Result<crate::store::Fields, Problem> {
     let mut records = parsed.records.into_iter();
     match (records.next(), records.next()) {
         (Some(record), None) => Ok(record),
-        _ => Err(Problem::bad_request(format!("expected the fields of one row, got {count} rows"))),
+        _ => Err(Problem::bad_request(format!(
+            "expected the fields of one row, got {count} rows"
+        ))),
     }
 }
 
@@ -347,16 +404,32 @@ async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
     let expect = expectations(&headers);
     let many = parsed.many;
     let table = name.clone();
-    let written = blocking(&state, move |store| store.insert(&table, parsed.records, &expect)).await?;
+    let written = blocking(&state, move |store| {
+        store.insert(&table, parsed.records, &expect)
+    })
+    .await?;
     let format = answer_format(&headers);
-    let location = if many { format!("/{name}") } else { row_location(&name, &written, 0) };
+    let location = if many {
+        format!("/{name}")
+    } else {
+        row_location(&name, &written, 0)
+    };
     let mut response = if many {
-        let body = repr::render_rows(format, &written.columns, written.id_col, &name, written.rows.iter().map(|r| r.as_ref()));
+        let body = repr::render_rows(
+            format,
+            &written.columns,
+            written.id_col,
+            &name,
+            written.rows.iter().map(|r| r.as_ref()),
+        );
         (StatusCode::CREATED, body).into_response()
     } else {
         written_row(format, &name, &written, StatusCode::CREATED)
     };
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
@@ -391,7 +464,11 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
         store.replace_table(&table, parsed.columns, parsed.records, &expect)
     })
     .await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let body = format!("{}\n", repr::table_info_json(&info));
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     let tag = etag(info.version, None, Format::Json);
@@ -428,7 +505,11 @@ async fn write_row(state: AppState, table: String, id: String, request: Request)
         }
     })
     .await?;
-    let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let mut response = written_row(answer_format(&headers), &table, &written, status);
     if written.created {
         if let Ok(value) = HeaderValue::from_str(&format!("/{table}/{}", encode_segment(&id))) {

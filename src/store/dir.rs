@@ -105,7 +105,11 @@ impl DirStore {
             None => State::default(),
             Some(_) => match file::load(&path, &self.id_column) {
                 Ok(loaded) => {
-                    tracing::info!(table = name, rows = loaded.table.len(), "loaded table from its file");
+                    tracing::info!(
+                        table = name,
+                        rows = loaded.table.len(),
+                        "loaded table from its file"
+                    );
                     State {
                         content: Content::Loaded(loaded.table),
                         stamp: Some(loaded.stamp),
@@ -142,7 +146,6 @@ impl DirStore {
         self.refresh(name, &mut state);
         f(&state)
     }
-
 
     /// Applies a change to a loaded table and makes it durable; on any
     /// failure the table is put back as its file says.
@@ -294,7 +297,13 @@ impl Store for DirStore {
         };
         expect.check(version)?;
         if version.is_none() {
-            let table = Table::new(Vec::new(), Vec::new(), &self.id_column, 0, SystemTime::now());
+            let table = Table::new(
+                Vec::new(),
+                Vec::new(),
+                &self.id_column,
+                0,
+                SystemTime::now(),
+            );
             state.content = Content::Loaded(table);
         }
         let id_column = self.id_column.clone();
@@ -316,7 +325,13 @@ impl Store for DirStore {
         };
         expect.check(current)?;
         if matches!(state.content, Content::Absent) {
-            let table = Table::new(Vec::new(), Vec::new(), &self.id_column, 0, SystemTime::now());
+            let table = Table::new(
+                Vec::new(),
+                Vec::new(),
+                &self.id_column,
+                0,
+                SystemTime::now(),
+            );
             state.content = Content::Loaded(table);
         }
         let id_column = self.id_column.clone();
@@ -373,7 +388,9 @@ impl Store for DirStore {
         let stamp = file::save(&path, &table, layout)?;
         state.content = Content::Loaded(table);
         state.stamp = Some(stamp);
-        let info = self.info(name, &state).ok_or_else(|| Error::NoTable(name.to_string()))?;
+        let info = self
+            .info(name, &state)
+            .ok_or_else(|| Error::NoTable(name.to_string()))?;
         Ok((info, current.is_none()))
     }
 

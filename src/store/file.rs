@@ -70,7 +70,11 @@ pub fn load(path: &Path, id_column: &str) -> Result<Loaded, LoadError> {
     let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
     let (columns, rows, layout) = parse(&bytes).map_err(LoadError::Invalid)?;
     let table = Table::new(columns, rows, id_column, xxh3_64(&bytes), modified);
-    Ok(Loaded { table, layout, stamp })
+    Ok(Loaded {
+        table,
+        layout,
+        stamp,
+    })
 }
 
 /// Parses CSV text with a header line into columns and rows.
@@ -90,11 +94,17 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
     let mut records = reader.records();
     let columns: Vec<String> = match records.next() {
         None => Vec::new(),
-        Some(header) => header.map_err(describe)?.iter().map(str::to_string).collect(),
+        Some(header) => header
+            .map_err(describe)?
+            .iter()
+            .map(str::to_string)
+            .collect(),
     };
     for (i, name) in columns.iter().enumerate() {
         if columns[..i].contains(name) {
-            return Err(format!("line 1: column {name:?} appears twice in the header"));
+            return Err(format!(
+                "line 1: column {name:?} appears twice in the header"
+            ));
         }
     }
     let mut rows = Vec::new();
@@ -140,7 +150,9 @@ pub fn write_csv<W: Write>(
     } else {
         csv::Terminator::Any(b'\n')
     };
-    let mut writer = csv::WriterBuilder::new().terminator(terminator).from_writer(out);
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(terminator)
+        .from_writer(out);
     if !columns.is_empty() {
         writer.write_record(columns)?;
         for row in rows {
@@ -219,11 +231,25 @@ mod tests {
         let layout = Layout::default();
         round_trip(
             &["id", "text"],
-            &[&["1", "a,b"], &["2", "say \"hi\""], &["3", "two\nlines"], &["4", "cr\r\nlf"], &["5", "ünï 한국 🎉"], &["6", ""]],
+            &[
+                &["1", "a,b"],
+                &["2", "say \"hi\""],
+                &["3", "two\nlines"],
+                &["4", "cr\r\nlf"],
+                &["5", "ünï 한국 🎉"],
+                &["6", ""],
+            ],
             layout,
         );
         round_trip(&["only"], &[&[""], &["x"], &[""]], layout);
-        round_trip(&["id"], &[&["1"]], Layout { bom: true, crlf: true });
+        round_trip(
+            &["id"],
+            &[&["1"]],
+            Layout {
+                bom: true,
+                crlf: true,
+            },
+        );
     }
 
     #[test]

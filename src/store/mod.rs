@@ -189,18 +189,35 @@ mod tests {
         for ok in ["people", "P1", "a_b-c", "0", &"x".repeat(64)] {
             assert!(validate_table_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "_x", "-x", "a.b", "a/b", "..", "a b", "é", &"x".repeat(65), "a\0"] {
+        for bad in [
+            "",
+            "_x",
+            "-x",
+            "a.b",
+            "a/b",
+            "..",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "a\0",
+        ] {
             assert!(validate_table_name(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn expectations() {
-        let e = Expect { if_match: Some(vec![Tag::Version(3)]), if_none_match: None };
+        let e = Expect {
+            if_match: Some(vec![Tag::Version(3)]),
+            if_none_match: None,
+        };
         assert!(e.check(Some(3)).is_ok());
         assert!(e.check(Some(4)).is_err());
         assert!(e.check(None).is_err());
-        let e = Expect { if_match: None, if_none_match: Some(vec![Tag::Any]) };
+        let e = Expect {
+            if_match: None,
+            if_none_match: Some(vec![Tag::Any]),
+        };
         assert!(e.check(None).is_ok());
         assert!(e.check(Some(1)).is_err());
     }

@@ -66,6 +66,12 @@ impl Row {
     }
 }
 
+impl AsRef<Row> for Row {
+    fn as_ref(&self) -> &Row {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,18 +85,15 @@ mod tests {
         assert_eq!(row.get(2), "kim, \"k\"\nnext");
         assert_eq!(row.get(3), "é");
         assert_eq!(row.get(9), "");
-        assert_eq!(row.cells(5).collect::<Vec<_>>(), ["1", "", "kim, \"k\"\nnext", "é", ""]);
+        assert_eq!(
+            row.cells(5).collect::<Vec<_>>(),
+            ["1", "", "kim, \"k\"\nnext", "é", ""]
+        );
     }
 
     #[test]
     fn with_cell_grows() {
         let row = Row::from_cells(["a"]).with_cell(2, "c");
         assert_eq!(row.cells(3).collect::<Vec<_>>(), ["a", "", "c"]);
-    }
-}
-
-impl AsRef<Row> for Row {
-    fn as_ref(&self) -> &Row {
-        self
     }
 }

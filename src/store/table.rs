@@ -144,7 +144,12 @@ impl Table {
         let max = match self.max_int_id {
             Some(max) => max,
             None => {
-                let max = self.index.keys().filter_map(|k| int_id(k)).max().unwrap_or(0);
+                let max = self
+                    .index
+                    .keys()
+                    .filter_map(|k| int_id(k))
+                    .max()
+                    .unwrap_or(0);
                 self.max_int_id = Some(max);
                 max
             }
@@ -172,7 +177,8 @@ impl Table {
                 let columns = Arc::make_mut(&mut self.columns);
                 columns.insert(0, id_column.to_string());
                 for row in self.slots.iter_mut().flatten() {
-                    let cells: Vec<&str> = std::iter::once("").chain(row.cells(row.len())).collect();
+                    let cells: Vec<&str> =
+                        std::iter::once("").chain(row.cells(row.len())).collect();
                     *row = Arc::new(Row::from_cells(cells));
                 }
                 self.id_col = Some(0);
@@ -181,7 +187,9 @@ impl Table {
         };
         self.reindex();
         for slot in 0..self.slots.len() {
-            let Some(row) = self.slots[slot].clone() else { continue };
+            let Some(row) = self.slots[slot].clone() else {
+                continue;
+            };
             let id = row.get(id_col);
             if !id.is_empty() && self.index.get(id) == Some(&slot) {
                 continue;
@@ -196,7 +204,10 @@ impl Table {
     /// Builds a row from fields, growing columns as needed. `base` supplies
     /// the cells of fields not given (for a patch).
     fn build_row(&mut self, fields: &Fields, base: Option<&Row>) -> Row {
-        let positions: Vec<usize> = fields.iter().map(|(name, _)| self.column_index(name)).collect();
+        let positions: Vec<usize> = fields
+            .iter()
+            .map(|(name, _)| self.column_index(name))
+            .collect();
         let mut cells: Vec<&str> = match base {
             Some(row) => row.cells(self.columns.len()).collect(),
             None => vec![""; self.columns.len()],
@@ -244,7 +255,10 @@ impl Table {
             rows.push(row);
         }
         self.touch();
-        Ok(Applied { rows, created: true })
+        Ok(Applied {
+            rows,
+            created: true,
+        })
     }
 
     /// Replaces the row `id` (or creates it): fields not given become empty.
@@ -280,8 +294,13 @@ impl Table {
     pub fn patch(&mut self, id: &str, record: &Fields, id_column: &str) -> Result<Applied, Error> {
         validate_fields(record)?;
         check_body_id(record, id, id_column)?;
-        let slot = *self.index.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
-        let base = self.slots[slot].clone().ok_or_else(|| Error::NoRow(id.to_string()))?;
+        let slot = *self
+            .index
+            .get(id)
+            .ok_or_else(|| Error::NoRow(id.to_string()))?;
+        let base = self.slots[slot]
+            .clone()
+            .ok_or_else(|| Error::NoRow(id.to_string()))?;
         let fields = without(record, id_column);
         let row = Arc::new(self.build_row(&fields, Some(&base)));
         self.slots[slot] = Some(row.clone());
@@ -294,7 +313,10 @@ impl Table {
 
     /// Deletes row `id`.
     pub fn delete(&mut self, id: &str) -> Result<(), Error> {
-        let slot = self.index.remove(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
+        let slot = self
+            .index
+            .remove(id)
+            .ok_or_else(|| Error::NoRow(id.to_string()))?;
         self.slots[slot] = None;
         self.live -= 1;
         if int_id(id).is_some() && int_id(id) == self.max_int_id {
@@ -319,7 +341,13 @@ impl Table {
         for name in &columns {
             validate_name(name)?;
         }
-        let mut table = Table::new(columns, Vec::new(), id_column, previous_version, SystemTime::now());
+        let mut table = Table::new(
+            columns,
+            Vec::new(),
+            id_column,
+            previous_version,
+            SystemTime::now(),
+        );
         table.ensure_ids(id_column);
         table.insert(records, id_column)?;
         Ok(table)
@@ -327,7 +355,11 @@ impl Table {
 }
 
 fn field<'a>(record: &'a Fields, name: &str) -> Option<&'a str> {
-    record.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    record
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn without(record: &Fields, name: &str) -> Fields {
@@ -373,7 +405,9 @@ pub fn validate_id(id: &str) -> Result<(), Error> {
         )));
     }
     if id.chars().any(char::is_control) {
-        return Err(Error::InvalidId(format!("id {id:?} contains a control character")));
+        return Err(Error::InvalidId(format!(
+            "id {id:?} contains a control character"
+        )));
     }
     Ok(())
 }
@@ -389,7 +423,10 @@ mod tests {
     use super::*;
 
     fn rec(pairs: &[(&str, &str)]) -> Fields {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn table(columns: &[&str], rows: &[&[&str]]) -> Table {
@@ -405,8 +442,13 @@ mod tests {
     #[test]
     fn insert_assigns_next_integer_and_grows_columns() {
         let mut t = table(&["id", "name"], &[&["1", "a"], &["7", "b"], &["007", "c"]]);
-        let applied = t.insert(&[rec(&[("name", "d"), ("age", "30")])], "id").unwrap();
-        assert_eq!(applied.rows[0].cells(3).collect::<Vec<_>>(), ["8", "d", "30"]);
+        let applied = t
+            .insert(&[rec(&[("name", "d"), ("age", "30")])], "id")
+            .unwrap();
+        assert_eq!(
+            applied.rows[0].cells(3).collect::<Vec<_>>(),
+            ["8", "d", "30"]
+        );
         assert_eq!(**t.columns(), ["id", "name", "age"]);
         assert_eq!(t.len(), 4);
     }
@@ -414,7 +456,10 @@ mod tests {
     #[test]
     fn insert_refuses_taken_or_repeated_ids_atomically() {
         let mut t = table(&["id"], &[&["1"]]);
-        assert!(matches!(t.insert(&[rec(&[("id", "1")])], "id"), Err(Error::IdTaken(_))));
+        assert!(matches!(
+            t.insert(&[rec(&[("id", "1")])], "id"),
+            Err(Error::IdTaken(_))
+        ));
         let twice = [rec(&[("id", "x")]), rec(&[("id", "x")])];
         assert!(matches!(t.insert(&twice, "id"), Err(Error::IdTaken(_))));
         assert_eq!(t.len(), 1);
@@ -441,10 +486,16 @@ mod tests {
     fn put_patch_delete() {
         let mut t = table(&["id", "a", "b"], &[&["1", "x", "y"]]);
         assert!(!t.put("1", &rec(&[("a", "z")]), "id").unwrap().created);
-        assert_eq!(t.get("1").unwrap().cells(3).collect::<Vec<_>>(), ["1", "z", ""]);
+        assert_eq!(
+            t.get("1").unwrap().cells(3).collect::<Vec<_>>(),
+            ["1", "z", ""]
+        );
         assert!(t.put("abc", &rec(&[("b", "q")]), "id").unwrap().created);
         t.patch("abc", &rec(&[("a", "p")]), "id").unwrap();
-        assert_eq!(t.get("abc").unwrap().cells(3).collect::<Vec<_>>(), ["abc", "p", "q"]);
+        assert_eq!(
+            t.get("abc").unwrap().cells(3).collect::<Vec<_>>(),
+            ["abc", "p", "q"]
+        );
         assert!(matches!(
             t.patch("1", &rec(&[("id", "2")]), "id"),
             Err(Error::IdMismatch { .. })
@@ -466,7 +517,10 @@ mod tests {
     #[test]
     fn deletes_compact() {
         let rows: Vec<Vec<String>> = (1..=200).map(|i| vec![i.to_string()]).collect();
-        let refs: Vec<Vec<&str>> = rows.iter().map(|r| r.iter().map(String::as_str).collect()).collect();
+        let refs: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
         let slices: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
         let mut t = table(&["id"], &slices);
         for i in 1..=150 {
