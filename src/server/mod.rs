@@ -9,6 +9,7 @@ mod middleware;
 mod negotiate;
 mod problem;
 mod routes;
+mod stream;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -74,6 +75,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(store);
     let router = app(AppState {
         store: store.clone(),
+        views: Arc::default(),
         max_body: args.max_body,
     });
     let listener = TcpListener::bind(args.bind)

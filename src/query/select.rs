@@ -1,0 +1,127 @@
+//! Evaluating a [`Query`] on a [`TableView`]: the positions of the rows to
+//! answer with, in order, and how many rows matched.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::filter::Test;
+use super::params::Query;
+use super::sort::sort;
+use super::view::TableView;
+
+/// The rows of a snapshot to answer with, by position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Picked {
+    /// Consecutive rows in table order: a plain read allocates nothing.
+    Range(Range<usize>),
+    /// Rows in answer order.
+    Positions(Vec<u32>),
+}
+
+impl Picked {
+    pub fn len(&self) -> usize {
+        match self {
+            Picked::Range(range) => range.len(),
+            Picked::Positions(positions) => positions.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The position of the `i`th row of the answer.
+    pub fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            Picked::Range(range) => Some(range.start + i).filter(|p| *p < range.end),
+            Picked::Positions(positions) => positions.get(i).map(|p| *p as usize),
+        }
+    }
+}
+
+/// What a query selected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub picked: Picked,
+    /// Rows that matched the filters, before the window (`X-Total-Count`).
+    pub total: usize,
+}
+
+/// Runs a query: filters (through an index when one is ready), sorts only
+/// as far as the window needs, and cuts the window. Its cost is one pass
+/// over the candidate rows; positions are `u32`, as a table holds fewer
+/// than 2^32 rows.
+pub fn select(query: &Query, view: &Arc<TableView>) -> Selection {
+    let rows = &view.snapshot.rows;
+    let width = view.snapshot.columns.len();
+    if query.is_plain() {
+        let total = rows.len();
+        return Selection {
+            picked: Picked::Range(query.window.range(total)),
+            total,
+        };
+    }
+    let (candidates, indexed) = candidates(query, view);
+    let accepts = |position: &u32| {
+        let row = &rows[*position as usize];
+        query
+            .filters
+            .iter()
+            .enumerate()
+            .all(|(i, f)| Some(i) == indexed || f.accepts(row))
+            && query
+                .search
+                .as_ref()
+                .map_or(true, |s| s.accepts(row, width))
+    };
+    let mut matched: Vec<u32> = match candidates {
+        Some(positions) => positions.into_iter().filter(accepts).collect(),
+        None => (0..rows.len())
+            .filter_map(|p| u32::try_from(p).ok())
+            .filter(accepts)
+            .collect(),
+    };
+    let total = matched.len();
+    let range = query.window.range(total);
+    sort(&mut matched, rows, &query.sort, range.end);
+    matched.truncate(range.end);
+    matched.drain(..range.start);
+    Selection {
+        picked: Picked::Positions(matched),
+        total,
+    }
+}
+
+/// The rows an equality filter allows, through the smallest ready index,
+/// and which filter that was; `None` when every row must be read.
+fn candidates(query: &Query, view: &Arc<TableView>) -> (Option<Vec<u32>>, Option<usize>) {
+    let rows = &view.snapshot.rows;
+    let mut best: Option<(Vec<u32>, usize)> = None;
+    for (i, filter) in query.filters.iter().enumerate() {
+        let Test::Equals(values) = &filter.test else {
+            continue;
+        };
+        let Some(index) = view.index(filter.column) else {
+            view.note_equality(filter.column);
+            continue;
+        };
+        let mut positions: Vec<u32> = values
+            .iter()
+            .flat_map(|v| index.lookup(rows, v).iter().copied())
+            .collect();
+        if values.len() > 1 {
+            positions.sort_unstable();
+            positions.dedup();
+        }
+        if best
+            .as_ref()
+            .map_or(true, |(b, _)| positions.len() < b.len())
+        {
+            best = Some((positions, i));
+        }
+    }
+    match best {
+        Some((positions, i)) => (Some(positions), Some(i)),
+        None => (None, None),
+    }
+}
