@@ -125,3 +125,65 @@ fn candidates(query: &Query, view: &Arc<TableView>) -> (Option<Vec<u32>>, Option
         None => (None, None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::parse;
+    use crate::store::{Row, Snapshot};
+
+    fn view(rows: usize) -> Arc<TableView> {
+        let columns: Vec<String> = ["id", "group", "value"].map(String::from).to_vec();
+        let rows = (0..rows)
+            .map(|i| {
+                let cells = [
+                    i.to_string(),
+                    format!("g{}", i % 13),
+                    ((i * 7919) % 1009).to_string(),
+                ];
+                Arc::new(Row::from_cells(cells))
+            })
+            .collect();
+        Arc::new(TableView::new(Snapshot {
+            columns: Arc::new(columns),
+            id_col: Some(0),
+            rows,
+            version: 1,
+            modified: std::time::SystemTime::UNIX_EPOCH,
+        }))
+    }
+
+    #[test]
+    fn indexes_select_what_scans_select() {
+        let scanned = view(3000);
+        let indexed = view(3000);
+        indexed.index_now(0);
+        indexed.index_now(1);
+        for raw in [
+            "group=g3",
+            "group=g3&group=g12&group=g3",
+            "group=g3&id=42",
+            "group=g4&id=42",
+            "id=7&id=2999&id=nope",
+            "group=g1&value_gte=500&_sort=-value&_page=2&_limit=7",
+            "group=none",
+        ] {
+            let query = parse(raw, &scanned.snapshot.columns).unwrap();
+            assert_eq!(select(&query, &scanned), select(&query, &indexed), "{raw}");
+        }
+        let query = parse("id=7&id=2999", &indexed.snapshot.columns).unwrap();
+        assert_eq!(
+            select(&query, &indexed).picked,
+            Picked::Positions(vec![7, 2999])
+        );
+    }
+
+    #[test]
+    fn plain_reads_pick_a_range() {
+        let view = view(50);
+        let query = parse("_start=10&_limit=5", &view.snapshot.columns).unwrap();
+        let selection = select(&query, &view);
+        assert_eq!(selection.picked, Picked::Range(10..15));
+        assert_eq!(selection.total, 50);
+    }
+}

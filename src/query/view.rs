@@ -80,6 +80,16 @@ impl TableView {
     }
 }
 
+#[cfg(test)]
+impl TableView {
+    /// Builds a column's index at once, so tests can compare it with scans.
+    pub fn index_now(&self, column: usize) {
+        let _ = self.indexes[column]
+            .ready
+            .set(ColumnIndex::build(&self.snapshot.rows, column));
+    }
+}
+
 /// The latest view of every table that was queried.
 #[derive(Default)]
 pub struct Views {
