@@ -8,6 +8,7 @@
 //! This module never renders and never touches a file: the server streams
 //! the selected rows through the codecs, and the rows come from the store.
 
+mod column;
 mod compare;
 mod filter;
 mod index;

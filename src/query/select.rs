@@ -62,17 +62,21 @@ pub fn select(query: &Query, view: &Arc<TableView>) -> Selection {
         };
     }
     let (candidates, indexed) = candidates(query, view);
+    let filters: Vec<_> = query
+        .filters
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != indexed)
+        .map(|(_, f)| (f, view.cells(f.column)))
+        .collect();
     let accepts = |position: &u32| {
-        let row = &rows[*position as usize];
-        query
-            .filters
+        filters
             .iter()
-            .enumerate()
-            .all(|(i, f)| Some(i) == indexed || f.accepts(row))
+            .all(|(f, cells)| f.accepts(cells.get(*position)))
             && query
                 .search
                 .as_ref()
-                .map_or(true, |s| s.accepts(row, width))
+                .map_or(true, |s| s.accepts(&rows[*position as usize], width))
     };
     let mut matched: Vec<u32> = match candidates {
         Some(positions) => positions.into_iter().filter(accepts).collect(),
@@ -83,7 +87,10 @@ pub fn select(query: &Query, view: &Arc<TableView>) -> Selection {
     };
     let total = matched.len();
     let range = query.window.range(total);
-    sort(&mut matched, rows, &query.sort, range.end);
+    if !query.sort.is_empty() {
+        let columns: Vec<_> = query.sort.iter().map(|k| view.cells(k.column)).collect();
+        sort(&mut matched, &query.sort, &columns, range.end);
+    }
     matched.truncate(range.end);
     matched.drain(..range.start);
     Selection {
@@ -95,7 +102,6 @@ pub fn select(query: &Query, view: &Arc<TableView>) -> Selection {
 /// The rows an equality filter allows, through the smallest ready index,
 /// and which filter that was; `None` when every row must be read.
 fn candidates(query: &Query, view: &Arc<TableView>) -> (Option<Vec<u32>>, Option<usize>) {
-    let rows = &view.snapshot.rows;
     let mut best: Option<(Vec<u32>, usize)> = None;
     for (i, filter) in query.filters.iter().enumerate() {
         let Test::Equals(values) = &filter.test else {
@@ -107,7 +113,7 @@ fn candidates(query: &Query, view: &Arc<TableView>) -> (Option<Vec<u32>>, Option
         };
         let mut positions: Vec<u32> = values
             .iter()
-            .flat_map(|v| index.lookup(rows, v).iter().copied())
+            .flat_map(|v| index.lookup(view.cells(filter.column), v).iter().copied())
             .collect();
         if values.len() > 1 {
             positions.sort_unstable();

@@ -7,12 +7,11 @@
 //! and partial selection give the same answer as a full stable sort.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
+use super::column::Cells;
 use super::compare::{sort_key, sort_order, Class};
 use super::params::no_column;
 use crate::codec::cell;
-use crate::store::Row;
 
 /// One column of `_sort`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,23 +74,25 @@ struct Entry {
     position: u32,
 }
 
-/// Puts `positions` in sort order; only the first `needed` must be right
-/// (the rest of the slice is left in no particular order).
-pub fn sort(positions: &mut [u32], rows: &[Arc<Row>], keys: &[SortKey], needed: usize) {
-    let Some(first) = keys.first() else { return };
-    let cell = |position: u32, column: usize| rows[position as usize].get(column);
-    let numeric: Vec<bool> = keys
+/// Puts `positions` in sort order by `keys`, whose cells are `columns`;
+/// only the first `needed` must be right (the rest of the slice is left in
+/// no particular order).
+pub fn sort(positions: &mut [u32], keys: &[SortKey], columns: &[Cells<'_>], needed: usize) {
+    let (Some(first), Some(&head)) = (keys.first(), columns.first()) else {
+        return;
+    };
+    let numeric: Vec<bool> = columns
         .iter()
-        .map(|k| {
+        .map(|cells| {
             positions
                 .iter()
-                .any(|&p| cell::number(cell(p, k.column)).is_some())
+                .any(|&p| cell::number(cells.get(p)).is_some())
         })
         .collect();
     let mut entries: Vec<Entry> = positions
         .iter()
         .map(|&position| {
-            let (class, key) = sort_key(cell(position, first.column), numeric[0]);
+            let (class, key) = sort_key(head.get(position), numeric[0]);
             Entry {
                 key,
                 class,
@@ -100,38 +101,35 @@ pub fn sort(positions: &mut [u32], rows: &[Arc<Row>], keys: &[SortKey], needed: 
         })
         .collect();
     let compare = |a: &Entry, b: &Entry| {
-        let head = (a.class, a.key).cmp(&(b.class, b.key)).then_with(|| {
+        let order = (a.class, a.key).cmp(&(b.class, b.key)).then_with(|| {
             if a.class == Class::Text {
-                cell(a.position, first.column).cmp(cell(b.position, first.column))
+                head.get(a.position).cmp(head.get(b.position))
             } else {
                 Ordering::Equal
             }
         });
-        let head = if first.descending {
-            head.reverse()
+        let order = if first.descending {
+            order.reverse()
         } else {
-            head
+            order
         };
-        head.then_with(|| {
-            keys.iter()
-                .zip(&numeric)
-                .skip(1)
-                .map(|(k, numeric)| {
-                    let o = sort_order(
-                        cell(a.position, k.column),
-                        cell(b.position, k.column),
-                        *numeric,
-                    );
-                    if k.descending {
-                        o.reverse()
-                    } else {
-                        o
-                    }
-                })
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal)
-        })
-        .then(a.position.cmp(&b.position))
+        order
+            .then_with(|| {
+                keys.iter()
+                    .zip(columns.iter().zip(&numeric))
+                    .skip(1)
+                    .map(|(k, (cells, numeric))| {
+                        let o = sort_order(cells.get(a.position), cells.get(b.position), *numeric);
+                        if k.descending {
+                            o.reverse()
+                        } else {
+                            o
+                        }
+                    })
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            })
+            .then(a.position.cmp(&b.position))
     };
     // A short page of a long list: select its rows first, then sort just those.
     if needed < entries.len() / 2 {
@@ -150,6 +148,8 @@ pub fn sort(positions: &mut [u32], rows: &[Arc<Row>], keys: &[SortKey], needed: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Row;
+    use std::sync::Arc;
 
     fn cols() -> Vec<String> {
         ["id", "name", "-odd"]
@@ -195,7 +195,8 @@ mod tests {
 
     fn sorted(rows: &[Arc<Row>], keys: &[SortKey], needed: usize) -> Vec<u32> {
         let mut positions: Vec<u32> = (0..rows.len() as u32).collect();
-        sort(&mut positions, rows, keys, needed);
+        let columns: Vec<Cells> = keys.iter().map(|k| Cells::Rows(rows, k.column)).collect();
+        sort(&mut positions, keys, &columns, needed);
         positions.truncate(needed);
         positions
     }

@@ -3,21 +3,25 @@
 //! version changes.
 //!
 //! Taking a snapshot copies a handle per row (a million for a large table);
-//! keeping it means a read costs one version check, and an index built for
-//! one query serves the next ones. The price is one handle list per table
-//! (8 bytes a row) and old rows staying alive until the table is read again
-//! after a write.
+//! keeping it means a read costs one version check, and what one query
+//! derived serves the next ones: copies of the columns it filtered or
+//! sorted on, and indexes of the columns it looked up by value. The price
+//! is memory: one handle list per table (8 bytes a row), copies of the
+//! columns queries use (their text and 4 bytes a row), indexes (4 bytes a
+//! row), and old rows staying alive until the table is read again after a
+//! write.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use super::column::{Cells, Column};
 use super::index::ColumnIndex;
 use crate::store::{self, Snapshot, Store};
 
-/// Tables smaller than this are always scanned: a scan of them takes
-/// microseconds, less than keeping an index would be worth.
-const INDEX_MIN_ROWS: usize = 10_000;
+/// Tables smaller than this are read from their rows: a scan of them takes
+/// microseconds, less than keeping a column copy or an index would be worth.
+const DERIVE_MIN_ROWS: usize = 10_000;
 /// Equality filters on a column, at one version, before it gets an index.
 /// The first is answered by a scan and may be a one-off; a second suggests
 /// more will come.
@@ -29,8 +33,10 @@ pub struct TableView {
     indexes: Vec<IndexSlot>,
 }
 
+/// What is derived from one column, each part when first needed.
 #[derive(Default)]
 struct IndexSlot {
+    copy: OnceLock<Option<Column>>,
     uses: AtomicU32,
     building: AtomicBool,
     ready: OnceLock<ColumnIndex>,
@@ -46,6 +52,26 @@ impl TableView {
         TableView { snapshot, indexes }
     }
 
+    /// Where to read a column's cells: a copy of the column in a large
+    /// table (made by the first query that needs it, at the cost of one
+    /// scan), else the rows.
+    pub fn cells(&self, column: usize) -> Cells<'_> {
+        let rows = &self.snapshot.rows;
+        let copy = self
+            .indexes
+            .get(column)
+            .filter(|_| rows.len() >= DERIVE_MIN_ROWS)
+            .and_then(|slot| {
+                slot.copy
+                    .get_or_init(|| Column::copy(rows, column))
+                    .as_ref()
+            });
+        match copy {
+            Some(copy) => Cells::Copied(copy),
+            None => Cells::Rows(rows, column),
+        }
+    }
+
     /// The index of a column, if it is built.
     pub fn index(&self, column: usize) -> Option<&ColumnIndex> {
         self.indexes.get(column)?.ready.get()
@@ -58,7 +84,7 @@ impl TableView {
         let Some(slot) = self.indexes.get(column) else {
             return;
         };
-        if self.snapshot.rows.len() < INDEX_MIN_ROWS || slot.ready.get().is_some() {
+        if self.snapshot.rows.len() < DERIVE_MIN_ROWS || slot.ready.get().is_some() {
             return;
         }
         let uses = slot.uses.fetch_add(1, Ordering::Relaxed) + 1;
@@ -69,7 +95,7 @@ impl TableView {
         let spawned = std::thread::Builder::new()
             .name("csvd-index".into())
             .spawn(move || {
-                let index = ColumnIndex::build(&view.snapshot.rows, column);
+                let index = ColumnIndex::build(view.cells(column), view.snapshot.rows.len());
                 let _ = view.indexes[column].ready.set(index);
             });
         if let Err(err) = spawned {
@@ -84,9 +110,8 @@ impl TableView {
 impl TableView {
     /// Builds a column's index at once, so tests can compare it with scans.
     pub fn index_now(&self, column: usize) {
-        let _ = self.indexes[column]
-            .ready
-            .set(ColumnIndex::build(&self.snapshot.rows, column));
+        let index = ColumnIndex::build(self.cells(column), self.snapshot.rows.len());
+        let _ = self.indexes[column].ready.set(index);
     }
 }
 
