@@ -92,14 +92,11 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
         .flexible(true)
         .has_headers(false)
         .from_reader(body);
-    let mut records = reader.records();
-    let columns: Vec<String> = match records.next() {
-        None => Vec::new(),
-        Some(header) => header
-            .map_err(describe)?
-            .iter()
-            .map(str::to_string)
-            .collect(),
+    // One record, reused: no allocation per row but the row itself.
+    let mut record = csv::StringRecord::new();
+    let columns: Vec<String> = match reader.read_record(&mut record).map_err(describe)? {
+        false => Vec::new(),
+        true => record.iter().map(str::to_string).collect(),
     };
     for (i, name) in columns.iter().enumerate() {
         if columns[..i].contains(name) {
@@ -109,8 +106,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
         }
     }
     let mut rows = Vec::new();
-    for record in records {
-        let record = record.map_err(describe)?;
+    while reader.read_record(&mut record).map_err(describe)? {
         if record.len() > columns.len() {
             let line = record.position().map_or(0, |p| p.line());
             return Err(format!(
@@ -119,7 +115,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
                 columns.len()
             ));
         }
-        rows.push(Row::from_cells(record.iter()));
+        rows.push(Row::from_record(&record));
     }
     Ok((columns, rows, Layout { bom, crlf }))
 }
