@@ -425,7 +425,7 @@ impl Index {
         u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    fn id_at<'a>(slots: &'a [Option<Arc<Row>>], id_col: usize, slot: u32) -> &'a str {
+    fn id_at(slots: &[Option<Arc<Row>>], id_col: usize, slot: u32) -> &str {
         slots
             .get(slot as usize)
             .and_then(Option::as_ref)
