@@ -1,1 +1,224 @@
-//! The storage engine.
+//! The storage engine: tables of rows kept as CSV files in a data directory.
+//!
+//! The HTTP layer sees only the [`Store`] trait: table names, ids, fields and
+//! versions — never a path or a file. Every method is blocking (it may wait
+//! for the disk); the server calls it from a blocking thread. A method that
+//! returns `Ok` for a write has made the change durable.
+
+mod dir;
+mod file;
+mod row;
+mod table;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub use dir::DirStore;
+pub use file::{parse as parse_csv, write_csv, Layout};
+pub use row::Row;
+
+/// The fields of one record as given by a client, in the order given.
+/// A field whose value is empty is stored as an empty cell.
+pub type Fields = Vec<(String, String)>;
+
+/// Longest table name, in characters.
+pub const MAX_TABLE_NAME: usize = 64;
+
+/// Everything that can go wrong in the store. Each variant says what was
+/// wrong in words a client can act on; the server maps them to statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0:?} is not a valid table name: use 1 to 64 letters, digits, '_' or '-', starting with a letter or digit")]
+    InvalidTableName(String),
+    #[error("there is no table {0:?}")]
+    NoTable(String),
+    #[error("there is no row with id {0:?}")]
+    NoRow(String),
+    #[error("id {0:?} is already taken")]
+    IdTaken(String),
+    #[error("the body's id {body:?} does not match the URL's id {url:?}")]
+    IdMismatch { url: String, body: String },
+    #[error("invalid id: {0}")]
+    InvalidId(String),
+    #[error("invalid field: {0}")]
+    InvalidField(String),
+    #[error("the precondition failed: the resource has changed (or does not exist)")]
+    PreconditionFailed,
+    #[error("table {table:?} cannot be read from its file ({reason}); fix the file, or replace the table with PUT /{table}")]
+    BrokenTable { table: String, reason: String },
+    #[error("storage failure: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A version a client expects, from `If-Match` / `If-None-Match`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tag {
+    /// `*`: any current version.
+    Any,
+    Version(u64),
+}
+
+/// Preconditions on a write, checked atomically with it.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    /// The write happens only if the target exists with one of these versions.
+    pub if_match: Option<Vec<Tag>>,
+    /// The write happens only if the target has none of these versions.
+    pub if_none_match: Option<Vec<Tag>>,
+}
+
+impl Expect {
+    pub fn none() -> Expect {
+        Expect::default()
+    }
+
+    /// Checks the target's current version (`None`: it does not exist).
+    pub fn check(&self, current: Option<u64>) -> Result<()> {
+        let matches = |tags: &[Tag]| {
+            current.is_some_and(|v| tags.iter().any(|t| *t == Tag::Any || *t == Tag::Version(v)))
+        };
+        if let Some(tags) = &self.if_match {
+            if !matches(tags) {
+                return Err(Error::PreconditionFailed);
+            }
+        }
+        if let Some(tags) = &self.if_none_match {
+            if matches(tags) {
+                return Err(Error::PreconditionFailed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the table list shows of one table.
+#[derive(Clone, Debug)]
+pub struct TableInfo {
+    pub name: String,
+    pub rows: usize,
+    pub columns: Vec<String>,
+    pub modified: SystemTime,
+    pub version: u64,
+    /// Set when the file cannot be read as a table.
+    pub error: Option<String>,
+}
+
+/// A consistent view of a whole table, unaffected by later writes.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub columns: Arc<Vec<String>>,
+    pub id_col: Option<usize>,
+    pub rows: Vec<Arc<Row>>,
+    pub version: u64,
+    pub modified: SystemTime,
+}
+
+/// Rows a write produced, with their columns and versions, for the answer.
+#[derive(Clone, Debug)]
+pub struct Written {
+    pub columns: Arc<Vec<String>>,
+    pub id_col: Option<usize>,
+    pub rows: Vec<Arc<Row>>,
+    pub versions: Vec<u64>,
+    /// True when the write created its target (row or table).
+    pub created: bool,
+}
+
+/// One row and its version.
+#[derive(Clone, Debug)]
+pub struct RowView {
+    pub columns: Arc<Vec<String>>,
+    pub row: Arc<Row>,
+    pub version: u64,
+    pub modified: SystemTime,
+}
+
+/// The interface the HTTP layer uses. Implementations must make every
+/// acknowledged write durable and keep concurrent writes from losing each
+/// other; readers must never see half a write.
+pub trait Store: Send + Sync + 'static {
+    /// Every table, sorted by name.
+    fn tables(&self) -> Result<Vec<TableInfo>>;
+    /// A whole table.
+    fn read(&self, table: &str) -> Result<Snapshot>;
+    /// One row.
+    fn row(&self, table: &str, id: &str) -> Result<RowView>;
+    /// Creates rows (creating the table if needed); `expect` is checked
+    /// against the table's version.
+    fn insert(&self, table: &str, records: Vec<Fields>, expect: &Expect) -> Result<Written>;
+    /// Creates or replaces one row.
+    fn put_row(&self, table: &str, id: &str, record: Fields, expect: &Expect) -> Result<Written>;
+    /// Changes the given fields of one row.
+    fn patch_row(&self, table: &str, id: &str, record: Fields, expect: &Expect) -> Result<Written>;
+    /// Deletes one row.
+    fn delete_row(&self, table: &str, id: &str, expect: &Expect) -> Result<()>;
+    /// Replaces a whole table (or creates it) with `columns` and records.
+    fn replace_table(
+        &self,
+        table: &str,
+        columns: Vec<String>,
+        records: Vec<Fields>,
+        expect: &Expect,
+    ) -> Result<(TableInfo, bool)>;
+    /// Deletes a table.
+    fn delete_table(&self, table: &str, expect: &Expect) -> Result<()>;
+    /// Brings every file up to date before the process exits.
+    fn flush(&self) -> Result<()>;
+}
+
+/// Checks a table name before it can touch the disk.
+pub fn validate_table_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if first_ok && rest_ok && name.len() <= MAX_TABLE_NAME {
+        Ok(())
+    } else {
+        Err(Error::InvalidTableName(name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        for ok in ["people", "P1", "a_b-c", "0", &"x".repeat(64)] {
+            assert!(validate_table_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "_x",
+            "-x",
+            "a.b",
+            "a/b",
+            "..",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "a\0",
+        ] {
+            assert!(validate_table_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn expectations() {
+        let e = Expect {
+            if_match: Some(vec![Tag::Version(3)]),
+            if_none_match: None,
+        };
+        assert!(e.check(Some(3)).is_ok());
+        assert!(e.check(Some(4)).is_err());
+        assert!(e.check(None).is_err());
+        let e = Expect {
+            if_match: None,
+            if_none_match: Some(vec![Tag::Any]),
+        };
+        assert!(e.check(None).is_ok());
+        assert!(e.check(Some(1)).is_err());
+    }
+}

@@ -95,8 +95,17 @@ impl Server {
     }
 
     /// One request on its own connection (`Connection: close`).
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -118,7 +127,12 @@ impl Server {
     }
 
     pub fn send_json(&self, method: &str, path: &str, json: &str) -> Response {
-        self.request(method, path, &[("Content-Type", "application/json")], json.as_bytes())
+        self.request(
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            json.as_bytes(),
+        )
     }
 
     pub fn post_json(&self, path: &str, json: &str) -> Response {
@@ -152,7 +166,10 @@ pub struct Response {
 impl Response {
     pub fn parse(raw: &[u8], head_only: bool) -> Response {
         let end = find(raw, b"\r\n\r\n").unwrap_or_else(|| {
-            panic!("no complete response head in {:?}", String::from_utf8_lossy(raw))
+            panic!(
+                "no complete response head in {:?}",
+                String::from_utf8_lossy(raw)
+            )
         });
         let head = std::str::from_utf8(&raw[..end]).expect("head is UTF-8");
         let mut lines = head.split("\r\n");
@@ -177,7 +194,11 @@ impl Response {
         } else {
             rest.to_vec()
         };
-        Response { status, headers, body }
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -193,8 +214,12 @@ impl Response {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 }
 

@@ -1,0 +1,183 @@
+//! The cell typing rule: how a CSV cell (always text) is shown in JSON, and
+//! how a JSON value becomes a cell.
+//!
+//! A cell is a JSON number only when reading it as a number and writing it
+//! back gives the very same text (`30`, `-2.5`; not `007`, `1e5`, `2.50`,
+//! `+1` or integers beyond 2^53), so typing never changes a value. `true` and
+//! `false` are booleans; everything else, the empty cell included, is a
+//! string.
+
+use serde_json::Value;
+
+/// Largest integer a JSON reader holds exactly in a double (2^53).
+const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
+/// How one cell is rendered in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Typed<'a> {
+    Number(&'a str),
+    Bool(bool),
+    Text(&'a str),
+}
+
+/// Applies the typing rule to one cell.
+pub fn classify(cell: &str) -> Typed<'_> {
+    match cell {
+        "true" => Typed::Bool(true),
+        "false" => Typed::Bool(false),
+        _ if is_canonical_number(cell) => Typed::Number(cell),
+        _ => Typed::Text(cell),
+    }
+}
+
+fn is_canonical_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    let (int, frac) = match digits.split_once('.') {
+        Some((int, frac)) => (int, Some(frac)),
+        None => (digits, None),
+    };
+    let int_ok = int == "0" || (!int.is_empty() && !int.starts_with('0'));
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !int_ok || !all_digits(int) {
+        return false;
+    }
+    if let Some(frac) = frac {
+        if !all_digits(frac) || frac.ends_with('0') {
+            return false;
+        }
+    }
+    if cell == "-0" {
+        return false;
+    }
+    // The text must survive a trip through a double unchanged.
+    match cell.parse::<f64>() {
+        Ok(n) if n.abs() <= MAX_EXACT_INT => format_number(n) == cell,
+        _ => false,
+    }
+}
+
+/// The shortest text that reads back as `n`, without exponent.
+fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() <= MAX_EXACT_INT {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// Writes one cell as a JSON value.
+pub fn write_json(out: &mut Vec<u8>, cell: &str) {
+    match classify(cell) {
+        Typed::Number(n) => out.extend_from_slice(n.as_bytes()),
+        Typed::Bool(true) => out.extend_from_slice(b"true"),
+        Typed::Bool(false) => out.extend_from_slice(b"false"),
+        Typed::Text(text) => write_json_string(out, text),
+    }
+}
+
+/// Writes a JSON string literal.
+pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    // Writing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// The cell a JSON value is stored as: strings verbatim, numbers in their
+/// shortest form, `null` as the empty cell, arrays and objects as their
+/// JSON text.
+pub fn from_json(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) => format_number(f),
+            _ => n.to_string(),
+        },
+        Value::Array(_) | Value::Object(_) => value.to_string(),
+    }
+}
+
+/// The JSON value a cell is rendered as.
+pub fn to_json(cell: &str) -> Value {
+    match classify(cell) {
+        Typed::Bool(b) => Value::Bool(b),
+        Typed::Number(n) => serde_json::from_str(n).unwrap_or_else(|_| Value::String(n.into())),
+        Typed::Text(t) => Value::String(t.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_are_only_canonical_ones() {
+        for n in [
+            "0",
+            "30",
+            "-2.5",
+            "0.1",
+            "123456789",
+            "9007199254740992",
+            "-0.5",
+        ] {
+            assert_eq!(classify(n), Typed::Number(n), "{n}");
+        }
+        for s in [
+            "007",
+            "1e5",
+            "2.50",
+            "+1",
+            "-0",
+            ".5",
+            "5.",
+            "1.",
+            "",
+            " 1",
+            "1 ",
+            "0x10",
+            "NaN",
+            "inf",
+            "12345678901234567890",
+            "1_000",
+            "--1",
+            "1.2.3",
+        ] {
+            assert_eq!(classify(s), Typed::Text(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn booleans() {
+        assert_eq!(classify("true"), Typed::Bool(true));
+        assert_eq!(classify("True"), Typed::Text("True"));
+    }
+
+    #[test]
+    fn json_values_become_cells() {
+        assert_eq!(from_json(&json!(null)), "");
+        assert_eq!(from_json(&json!(30)), "30");
+        assert_eq!(from_json(&json!(-2.5)), "-2.5");
+        assert_eq!(from_json(&json!(1e5)), "100000");
+        assert_eq!(from_json(&json!(true)), "true");
+        assert_eq!(from_json(&json!("007")), "007");
+        assert_eq!(from_json(&json!({"a": [1, 2]})), r#"{"a":[1,2]}"#);
+    }
+
+    #[test]
+    fn cells_become_json() {
+        let mut out = Vec::new();
+        for cell in ["30", "007", "true", "a \"q\"\n"] {
+            write_json(&mut out, cell);
+            out.push(b' ');
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "30 \"007\" true \"a \\\"q\\\"\\n\" "
+        );
+        assert_eq!(to_json("-2.5"), json!(-2.5));
+    }
+}

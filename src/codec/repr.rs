@@ -1,0 +1,398 @@
+//! Representations out: rows as JSON, CSV, NDJSON or an HTML table.
+//!
+//! A [`RowWriter`] renders a collection piece by piece (`begin`, `row`…,
+//! `end`), so the server can stream a table of any size in chunks without
+//! building it whole.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::cell;
+use crate::store::{Row, TableInfo};
+
+/// The representations a table or row can be served as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv,
+    Ndjson,
+    Html,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Json, Format::Csv, Format::Ndjson, Format::Html];
+
+    /// The `Content-Type` of this representation.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Ndjson => "application/x-ndjson",
+            Format::Html => "text/html; charset=utf-8",
+        }
+    }
+
+    /// The bare media type, as matched against `Accept`.
+    pub fn media_type(self) -> &'static str {
+        self.content_type().split(';').next().unwrap_or_default()
+    }
+
+    /// The URL suffix that selects it (`/people.csv`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Ndjson => "ndjson",
+            Format::Html => "html",
+        }
+    }
+
+    pub fn from_suffix(suffix: &str) -> Option<Format> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.suffix().eq_ignore_ascii_case(suffix))
+    }
+}
+
+/// Renders a collection of rows, piece by piece.
+pub struct RowWriter {
+    format: Format,
+    columns: Arc<Vec<String>>,
+    id_col: Option<usize>,
+    title: String,
+    written: usize,
+}
+
+impl RowWriter {
+    /// `title` names the collection (the table name) for HTML and links.
+    pub fn new(
+        format: Format,
+        columns: Arc<Vec<String>>,
+        id_col: Option<usize>,
+        title: &str,
+    ) -> RowWriter {
+        RowWriter {
+            format,
+            columns,
+            id_col,
+            title: title.to_string(),
+            written: 0,
+        }
+    }
+
+    pub fn begin(&mut self, out: &mut Vec<u8>) {
+        match self.format {
+            Format::Json => out.push(b'['),
+            Format::Csv if !self.columns.is_empty() => {
+                let mut writer = csv_writer(out);
+                let _ = writer.write_record(self.columns.iter());
+                let _ = writer.flush();
+            }
+            Format::Csv | Format::Ndjson => {}
+            Format::Html => {
+                html_head(out, &self.title);
+                out.extend_from_slice(b"<table>\n<thead><tr>");
+                for name in self.columns.iter() {
+                    out.extend_from_slice(b"<th>");
+                    escape_html(out, name);
+                    out.extend_from_slice(b"</th>");
+                }
+                out.extend_from_slice(b"</tr></thead>\n<tbody>\n");
+            }
+        }
+    }
+
+    pub fn row(&mut self, out: &mut Vec<u8>, row: &Row) {
+        match self.format {
+            Format::Json => {
+                out.extend_from_slice(if self.written == 0 { b"\n" } else { b",\n" });
+                json_object(out, &self.columns, row);
+            }
+            Format::Ndjson => {
+                json_object(out, &self.columns, row);
+                out.push(b'\n');
+            }
+            Format::Csv => {
+                let mut writer = csv_writer(out);
+                let _ = writer.write_record(row.cells(self.columns.len()));
+                let _ = writer.flush();
+            }
+            Format::Html => {
+                out.extend_from_slice(b"<tr>");
+                for (i, value) in row.cells(self.columns.len()).enumerate() {
+                    out.extend_from_slice(b"<td>");
+                    if Some(i) == self.id_col && !value.is_empty() {
+                        out.extend_from_slice(b"<a href=\"/");
+                        escape_html(out, &self.title);
+                        out.push(b'/');
+                        escape_html(out, &encode_segment(value));
+                        out.extend_from_slice(b"\">");
+                        escape_html(out, value);
+                        out.extend_from_slice(b"</a>");
+                    } else {
+                        escape_html(out, value);
+                    }
+                    out.extend_from_slice(b"</td>");
+                }
+                out.extend_from_slice(b"</tr>\n");
+            }
+        }
+        self.written += 1;
+    }
+
+    pub fn end(&mut self, out: &mut Vec<u8>) {
+        match self.format {
+            Format::Json if self.written == 0 => out.extend_from_slice(b"]\n"),
+            Format::Json => out.extend_from_slice(b"\n]\n"),
+            Format::Csv | Format::Ndjson => {}
+            Format::Html => {
+                out.extend_from_slice(b"</tbody>\n</table>\n");
+                out.extend_from_slice(
+                    format!("<p>{} rows</p>\n</body>\n</html>\n", self.written).as_bytes(),
+                );
+            }
+        }
+    }
+}
+
+/// A CSV writer appending to `out`. CSV answers end lines with CRLF, as
+/// RFC 4180 and spreadsheets expect. The small buffer keeps a writer per
+/// row cheap.
+fn csv_writer(out: &mut Vec<u8>) -> csv::Writer<&mut Vec<u8>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .buffer_capacity(256)
+        .from_writer(out)
+}
+
+/// Renders rows whole (for small answers).
+pub fn render_rows<'a>(
+    format: Format,
+    columns: &Arc<Vec<String>>,
+    id_col: Option<usize>,
+    title: &str,
+    rows: impl IntoIterator<Item = &'a Row>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut writer = RowWriter::new(format, columns.clone(), id_col, title);
+    writer.begin(&mut out);
+    for row in rows {
+        writer.row(&mut out, row);
+    }
+    writer.end(&mut out);
+    out
+}
+
+/// Renders one row on its own: a JSON object, one NDJSON line, a CSV header
+/// and row, or an HTML page of fields.
+pub fn render_row(format: Format, columns: &Arc<Vec<String>>, title: &str, row: &Row) -> Vec<u8> {
+    let mut out = Vec::new();
+    match format {
+        Format::Json => {
+            json_object(&mut out, columns, row);
+            out.push(b'\n');
+        }
+        Format::Ndjson | Format::Csv => {
+            out = render_rows(format, columns, None, title, [row]);
+        }
+        Format::Html => {
+            html_head(&mut out, title);
+            out.extend_from_slice(b"<table>\n");
+            for (name, value) in columns.iter().zip(row.cells(columns.len())) {
+                out.extend_from_slice(b"<tr><th>");
+                escape_html(&mut out, name);
+                out.extend_from_slice(b"</th><td>");
+                escape_html(&mut out, value);
+                out.extend_from_slice(b"</td></tr>\n");
+            }
+            out.extend_from_slice(b"</table>\n</body>\n</html>\n");
+        }
+    }
+    out
+}
+
+/// Writes a row as a JSON object, cells typed by the typing rule.
+pub fn json_object(out: &mut Vec<u8>, columns: &[String], row: &Row) {
+    out.push(b'{');
+    for (i, (name, value)) in columns.iter().zip(row.cells(columns.len())).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        cell::write_json_string(out, name);
+        out.push(b':');
+        cell::write_json(out, value);
+    }
+    out.push(b'}');
+}
+
+/// The JSON value of one table's entry in the table list.
+pub fn table_info_json(info: &TableInfo) -> Value {
+    let mut value = json!({
+        "name": info.name,
+        "rows": info.rows,
+        "columns": info.columns,
+        "modified": humantime::format_rfc3339_seconds(info.modified).to_string(),
+        "url": format!("/{}", info.name),
+    });
+    if let Some(error) = &info.error {
+        value["error"] = json!(error);
+    }
+    value
+}
+
+/// Renders the table list.
+pub fn render_tables(format: Format, tables: &[TableInfo]) -> Vec<u8> {
+    let mut out = Vec::new();
+    match format {
+        Format::Json => {
+            let list: Vec<Value> = tables.iter().map(table_info_json).collect();
+            let _ = serde_json::to_writer_pretty(&mut out, &list);
+            out.push(b'\n');
+        }
+        Format::Ndjson => {
+            for info in tables {
+                let _ = serde_json::to_writer(&mut out, &table_info_json(info));
+                out.push(b'\n');
+            }
+        }
+        Format::Csv => {
+            let mut writer = csv_writer(&mut out);
+            let _ = writer.write_record(["name", "rows", "columns", "modified", "error"]);
+            for info in tables {
+                let _ = writer.write_record([
+                    info.name.as_str(),
+                    &info.rows.to_string(),
+                    &info.columns.join(","),
+                    &humantime::format_rfc3339_seconds(info.modified).to_string(),
+                    info.error.as_deref().unwrap_or(""),
+                ]);
+            }
+            let _ = writer.flush();
+        }
+        Format::Html => {
+            html_head(&mut out, "csvd");
+            out.extend_from_slice(b"<table>\n<thead><tr><th>table</th><th>rows</th><th>columns</th></tr></thead>\n<tbody>\n");
+            for info in tables {
+                out.extend_from_slice(b"<tr><td><a href=\"/");
+                escape_html(&mut out, &info.name);
+                out.extend_from_slice(b"\">");
+                escape_html(&mut out, &info.name);
+                out.extend_from_slice(b"</a></td><td>");
+                match &info.error {
+                    Some(error) => {
+                        out.extend_from_slice(b"unreadable: ");
+                        escape_html(&mut out, error);
+                    }
+                    None => out.extend_from_slice(info.rows.to_string().as_bytes()),
+                }
+                out.extend_from_slice(b"</td><td>");
+                escape_html(&mut out, &info.columns.join(", "));
+                out.extend_from_slice(b"</td></tr>\n");
+            }
+            out.extend_from_slice(b"</tbody>\n</table>\n</body>\n</html>\n");
+        }
+    }
+    out
+}
+
+fn html_head(out: &mut Vec<u8>, title: &str) {
+    out.extend_from_slice(b"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>");
+    escape_html(out, title);
+    out.extend_from_slice(b"</title>\n<style>");
+    out.extend_from_slice(STYLE.as_bytes());
+    out.extend_from_slice(b"</style>\n</head>\n<body>\n<h1><a href=\"/\">csvd</a> ");
+    escape_html(out, title);
+    out.extend_from_slice(b"</h1>\n");
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top;white-space:pre-wrap}th{background:#f3f3f3}a{color:#0645ad}";
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape_html(out: &mut Vec<u8>, text: &str) {
+    for byte in text.bytes() {
+        match byte {
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            b'\'' => out.extend_from_slice(b"&#39;"),
+            _ => out.push(byte),
+        }
+    }
+}
+
+/// Percent-encodes an id for use as one path segment.
+pub fn encode_segment(text: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(names: &[&str]) -> Arc<Vec<String>> {
+        Arc::new(names.iter().map(|c| c.to_string()).collect())
+    }
+
+    #[test]
+    fn json_array_types_cells() {
+        let rows = [
+            Row::from_cells(["1", "007", "true"]),
+            Row::from_cells(["2", "x"]),
+        ];
+        let out = render_rows(
+            Format::Json,
+            &cols(&["id", "zip", "ok"]),
+            Some(0),
+            "t",
+            rows.iter(),
+        );
+        let value: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            value,
+            json!([{"id":1,"zip":"007","ok":true},{"id":2,"zip":"x","ok":""}])
+        );
+        let empty = render_rows(Format::Json, &cols(&["id"]), Some(0), "t", []);
+        assert_eq!(empty, b"[]\n");
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let rows = [Row::from_cells(["1", "a,\"b\"\nc"])];
+        let out = render_rows(Format::Csv, &cols(&["id", "t"]), Some(0), "t", rows.iter());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "id,t\r\n1,\"a,\"\"b\"\"\nc\"\r\n"
+        );
+        let lone = render_rows(
+            Format::Csv,
+            &cols(&["x"]),
+            None,
+            "t",
+            [Row::from_cells([""])].iter(),
+        );
+        assert_eq!(lone, b"x\r\n\"\"\r\n");
+    }
+
+    #[test]
+    fn html_escapes_everything() {
+        let rows = [Row::from_cells(["<b>", "<script>alert('x')</script>&"])];
+        let out = String::from_utf8(render_rows(
+            Format::Html,
+            &cols(&["id", "t"]),
+            Some(0),
+            "t",
+            rows.iter(),
+        ))
+        .unwrap();
+        assert!(!out.contains("<script>"), "{out}");
+        assert!(out.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;"));
+        assert!(out.contains("href=\"/t/%3Cb%3E\""));
+    }
+}

@@ -1,0 +1,156 @@
+//! Errors as HTTP answers: one type, [`Problem`], that every handler error
+//! becomes, rendered as RFC 9457 `application/problem+json`. This is the
+//! one place where store and codec errors meet status codes.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::codec::body::BodyError;
+use crate::store;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answer: status, a short kind, and a detail saying what was
+/// wrong and what was expected.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    /// A stable, machine-readable name (`id-taken`), part of the `type` URI.
+    pub kind: &'static str,
+    pub detail: String,
+    /// The `Allow` header, for 405.
+    pub allow: Option<&'static str>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            kind,
+            detail: detail.into(),
+            allow: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+
+    pub fn method_not_allowed(method: &str, allow: &'static str) -> Problem {
+        let mut problem = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            format!("{method} is not allowed here; allowed: {allow}"),
+        );
+        problem.allow = Some(allow);
+        problem
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+
+    /// A write's error: an unreadable table file is a conflict to resolve
+    /// (fix or replace the file), not a server fault.
+    pub fn for_write(self) -> Problem {
+        if self.kind == "broken-table" {
+            Problem {
+                status: StatusCode::CONFLICT,
+                ..self
+            }
+        } else {
+            self
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        self.status.canonical_reason().unwrap_or("Error")
+    }
+
+    /// The JSON document of this problem.
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            "type": format!("urn:csvd:problem:{}", self.kind),
+            "title": self.title(),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        })
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(status = self.status.as_u16(), "{}", self.detail);
+        }
+        let mut body = self.body().to_string();
+        body.push('\n');
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+impl From<store::Error> for Problem {
+    fn from(err: store::Error) -> Problem {
+        use store::Error as E;
+        let (status, kind) = match &err {
+            E::InvalidTableName(_) => (StatusCode::BAD_REQUEST, "invalid-table-name"),
+            E::NoTable(_) => (StatusCode::NOT_FOUND, "no-table"),
+            E::NoRow(_) => (StatusCode::NOT_FOUND, "no-row"),
+            E::IdTaken(_) => (StatusCode::CONFLICT, "id-taken"),
+            E::IdMismatch { .. } => (StatusCode::BAD_REQUEST, "id-mismatch"),
+            E::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid-id"),
+            E::InvalidField(_) => (StatusCode::BAD_REQUEST, "invalid-field"),
+            E::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
+            E::BrokenTable { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "broken-table"),
+            E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
+        };
+        Problem::new(status, kind, err.to_string())
+    }
+}
+
+impl From<BodyError> for Problem {
+    fn from(err: BodyError) -> Problem {
+        match err {
+            BodyError::Unsupported(_) => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                err.to_string(),
+            ),
+            BodyError::Invalid(_) => {
+                Problem::new(StatusCode::BAD_REQUEST, "invalid-body", err.to_string())
+            }
+        }
+    }
+}
+
+/// A readable page for a problem, for browsers.
+pub fn html_page(status: u16, title: &str, detail: &str) -> String {
+    let mut out = Vec::new();
+    out.extend_from_slice(
+        format!(
+            "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{status} "
+        )
+        .as_bytes(),
+    );
+    crate::codec::repr::escape_html(&mut out, title);
+    out.extend_from_slice(
+        b"</title></head>\n<body style=\"font-family:system-ui,sans-serif;margin:2rem\">\n<h1>",
+    );
+    out.extend_from_slice(format!("{status} ").as_bytes());
+    crate::codec::repr::escape_html(&mut out, title);
+    out.extend_from_slice(b"</h1>\n<p>");
+    crate::codec::repr::escape_html(&mut out, detail);
+    out.extend_from_slice(b"</p>\n<p><a href=\"/\">All tables</a></p>\n</body>\n</html>\n");
+    String::from_utf8(out).unwrap_or_default()
+}

@@ -1,0 +1,526 @@
+//! The HTTP API: `/`, `/<table>` and `/<table>/<id>`, each method mapped to
+//! one store call. Handlers parse (negotiate, read the body), call the store
+//! on a blocking thread, and render; they never see a file.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use bytes::Bytes;
+
+use super::conditional::{etag, expectations, not_modified};
+use super::negotiate::negotiate;
+use super::problem::Problem;
+use crate::codec::body::{self, Parsed};
+use crate::codec::repr::{self, encode_segment, Format, RowWriter};
+use crate::store::{Row, Snapshot, Store, TableInfo, Written};
+
+/// Tables of more rows than this are streamed in chunks rather than
+/// rendered whole, so a request's memory stays bounded.
+const STREAM_ABOVE_ROWS: usize = 1_000;
+/// Target size of one streamed chunk: large enough to amortise the
+/// per-chunk cost, small enough to keep per-request memory low.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+const ALLOW_ROOT: &str = "GET, HEAD, OPTIONS";
+const ALLOW_TABLE: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+const ALLOW_ROW: &str = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS";
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub max_body: usize,
+}
+
+type Answer = Result<Response, Problem>;
+
+/// The router of the whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", any(root))
+        .route("/_health", get(health))
+        .route("/{table}", any(table))
+        .route("/{table}/{id}", any(row))
+        .fallback(no_route)
+        .with_state(state)
+}
+
+async fn no_route(request: Request) -> Problem {
+    Problem::not_found(format!(
+        "no resource at {}; the routes are /, /<table> and /<table>/<id>",
+        request.uri().path()
+    ))
+}
+
+async fn health() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        "{\"status\":\"ok\"}\n",
+    )
+        .into_response()
+}
+
+/// Runs a store call on a blocking thread: the store may wait for the disk.
+async fn blocking<T, F>(state: &AppState, call: F) -> Result<T, Problem>
+where
+    F: FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || call(store.as_ref()))
+        .await
+        .map_err(|e| Problem::internal(format!("a storage task failed: {e}")))?
+        .map_err(Problem::from)
+}
+
+async fn root(State(state): State<AppState>, request: Request) -> Answer {
+    match *request.method() {
+        Method::GET | Method::HEAD => list_tables(state, request.headers()).await,
+        Method::OPTIONS => Ok(options(ALLOW_ROOT)),
+        _ => Err(not_allowed(request.method(), ALLOW_ROOT)),
+    }
+}
+
+async fn table(
+    State(state): State<AppState>,
+    Path(segment): Path<String>,
+    request: Request,
+) -> Answer {
+    let (name, suffix) = split_suffix(&segment)?;
+    let method = request.method().clone();
+    match method {
+        Method::GET | Method::HEAD => get_table(state, name, suffix, request).await,
+        Method::POST => post_rows(state, name, request)
+            .await
+            .map_err(Problem::for_write),
+        Method::PUT => put_table(state, name, request)
+            .await
+            .map_err(Problem::for_write),
+        Method::DELETE => delete_table(state, name, request.headers()).await,
+        Method::OPTIONS => Ok(options(ALLOW_TABLE)),
+        _ => Err(not_allowed(&method, ALLOW_TABLE)),
+    }
+}
+
+async fn row(
+    State(state): State<AppState>,
+    Path((table, id)): Path<(String, String)>,
+    request: Request,
+) -> Answer {
+    let method = request.method().clone();
+    match method {
+        Method::GET | Method::HEAD => get_row(state, table, id, request.headers()).await,
+        Method::PUT | Method::PATCH => write_row(state, table, id, request)
+            .await
+            .map_err(Problem::for_write),
+        Method::DELETE => delete_row(state, table, id, request.headers())
+            .await
+            .map_err(Problem::for_write),
+        Method::OPTIONS => Ok(options(ALLOW_ROW)),
+        _ => Err(not_allowed(&method, ALLOW_ROW)),
+    }
+}
+
+fn options(allow: &'static str) -> Response {
+    (StatusCode::NO_CONTENT, [(header::ALLOW, allow)]).into_response()
+}
+
+/// 405 for the methods HTTP defines, 501 for ones it does not.
+fn not_allowed(method: &Method, allow: &'static str) -> Problem {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    if KNOWN.contains(&method.as_str()) {
+        Problem::method_not_allowed(method.as_str(), allow)
+    } else {
+        Problem::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not-implemented",
+            format!("method {method} is not supported; use one of {allow}"),
+        )
+    }
+}
+
+/// `people.csv` → (`people`, CSV). An unknown suffix is a 406: the name
+/// itself could never hold a dot.
+fn split_suffix(segment: &str) -> Result<(String, Option<Format>), Problem> {
+    match segment.rsplit_once('.') {
+        None => Ok((segment.to_string(), None)),
+        Some((name, suffix)) => match Format::from_suffix(suffix) {
+            Some(format) => Ok((name.to_string(), Some(format))),
+            None if crate::store::validate_table_name(name).is_err() || suffix.is_empty() => {
+                Err(crate::store::Error::InvalidTableName(segment.to_string()).into())
+            }
+            None => Err(Problem::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "not-acceptable",
+                format!("no representation .{suffix}; available: .json, .csv, .ndjson, .html"),
+            )),
+        },
+    }
+}
+
+/// The format to answer in: the URL suffix, else `Accept`.
+fn choose(headers: &HeaderMap, suffix: Option<Format>) -> Result<Format, Problem> {
+    if let Some(format) = suffix {
+        return Ok(format);
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    negotiate(accept).ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            format!(
+                "cannot answer in {}; available: application/json, text/csv, application/x-ndjson, text/html",
+                accept.unwrap_or_default()
+            ),
+        )
+    })
+}
+
+/// The format for a write's answer: as asked, or JSON (a write that
+/// succeeded is never turned into a 406).
+fn answer_format(headers: &HeaderMap) -> Format {
+    choose(headers, None).unwrap_or(Format::Json)
+}
+
+fn content(format: Format, negotiated: bool, tag: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(tag) {
+        headers.insert(header::ETAG, value);
+    }
+    if negotiated {
+        headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
+    headers
+}
+
+fn last_modified(headers: &mut HeaderMap, modified: std::time::SystemTime) {
+    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
+        headers.insert(header::LAST_MODIFIED, value);
+    }
+}
+
+async fn list_tables(state: AppState, request_headers: &HeaderMap) -> Answer {
+    let format = choose(request_headers, None)?;
+    let tables = blocking(&state, |store| store.tables()).await?;
+    let version = list_version(&tables);
+    let tag = etag(version, None, format);
+    let mut headers = content(format, true, &tag);
+    if not_modified(request_headers, &tag, None) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok((headers, repr::render_tables(format, &tables)).into_response())
+}
+
+fn list_version(tables: &[TableInfo]) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for info in tables {
+        hasher.update(info.name.as_bytes());
+        hasher.update(&info.version.to_le_bytes());
+        hasher.update(&(info.rows as u64).to_le_bytes());
+    }
+    hasher.digest()
+}
+
+async fn get_table(
+    state: AppState,
+    name: String,
+    suffix: Option<Format>,
+    request: Request,
+) -> Answer {
+    let format = choose(request.headers(), suffix)?;
+    let title = name.clone();
+    let snapshot = blocking(&state, move |store| store.read(&name)).await?;
+    let tag = etag(snapshot.version, request.uri().query(), format);
+    let mut headers = content(format, suffix.is_none(), &tag);
+    last_modified(&mut headers, snapshot.modified);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if not_modified(request.headers(), &tag, Some(snapshot.modified)) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    let total = snapshot.rows.len();
+    if let Ok(value) = HeaderValue::from_str(&total.to_string()) {
+        headers.insert("x-total-count", value);
+    }
+    if total <= STREAM_ABOVE_ROWS {
+        let body = repr::render_rows(
+            format,
+            &snapshot.columns,
+            snapshot.id_col,
+            &title,
+            snapshot.rows.iter().map(|r| r.as_ref()),
+        );
+        return Ok((headers, body).into_response());
+    }
+    Ok((headers, stream_rows(format, snapshot, title)).into_response())
+}
+
+/// Streams a snapshot's rows in chunks of about [`CHUNK_BYTES`].
+fn stream_rows(format: Format, snapshot: Snapshot, title: String) -> Body {
+    let writer = RowWriter::new(format, snapshot.columns.clone(), snapshot.id_col, &title);
+    let state = (writer, snapshot.rows, 0usize, false);
+    let stream =
+        futures_util::stream::unfold(state, |(mut writer, rows, mut next, done)| async move {
+            if done {
+                return None;
+            }
+            let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
+            if next == 0 {
+                writer.begin(&mut chunk);
+            }
+            while next < rows.len() && chunk.len() < CHUNK_BYTES {
+                writer.row(&mut chunk, &rows[next]);
+                next += 1;
+            }
+            let finished = next >= rows.len();
+            if finished {
+                writer.end(&mut chunk);
+            }
+            Some((
+                Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
+                (writer, rows, next, finished),
+            ))
+        });
+    Body::from_stream(stream)
+}
+
+async fn get_row(
+    state: AppState,
+    table: String,
+    id: String,
+    request_headers: &HeaderMap,
+) -> Answer {
+    let title = table.clone();
+    let (view, suffix) = blocking(&state, move |store| match store.row(&table, &id) {
+        // `/people/3.csv`: a format suffix on an id that does not exist as written.
+        Err(crate::store::Error::NoRow(_)) => {
+            let Some((stem, format)) = id
+                .rsplit_once('.')
+                .and_then(|(s, f)| Some((s, Format::from_suffix(f)?)))
+            else {
+                return Err(crate::store::Error::NoRow(id));
+            };
+            store
+                .row(&table, stem)
+                .map(|view| (view, Some(format)))
+                .map_err(|_| crate::store::Error::NoRow(id.clone()))
+        }
+        other => other.map(|view| (view, None)),
+    })
+    .await?;
+    let format = choose(request_headers, suffix)?;
+    let tag = etag(view.version, None, format);
+    let mut headers = content(format, suffix.is_none(), &tag);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if not_modified(request_headers, &tag, None) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    Ok((
+        headers,
+        repr::render_row(format, &view.columns, &title, &view.row),
+    )
+        .into_response())
+}
+
+/// Reads and parses a request body: 411 without a length, 413 over the
+/// limit, 415 for a type we cannot read, 400 for one that does not parse.
+async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Parsed), Problem> {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    if !headers.contains_key(header::CONTENT_LENGTH)
+        && !headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        return Err(Problem::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length-required",
+            "a body is required: send it with Content-Length (or chunked)",
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let kind = body::kind_of(content_type)?;
+    let bytes = axum::body::to_bytes(body, state.max_body)
+        .await
+        .map_err(|err| {
+            if is_too_large(&err) {
+                too_large(state.max_body)
+            } else {
+                Problem::bad_request(format!("could not read the body: {err}"))
+            }
+        })?;
+    let parsed = body::parse(kind, &bytes)?;
+    Ok((headers, parsed))
+}
+
+fn too_large(limit: usize) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        format!("the body is larger than the limit of {limit} bytes"),
+    )
+}
+
+fn is_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// One record from a body meant for one row.
+fn single(parsed: Parsed) -> Result<crate::store::Fields, Problem> {
+    let count = parsed.records.len();
+    let mut records = parsed.records.into_iter();
+    match (records.next(), records.next()) {
+        (Some(record), None) => Ok(record),
+        _ => Err(Problem::bad_request(format!(
+            "expected the fields of one row, got {count} rows"
+        ))),
+    }
+}
+
+async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
+    crate::store::validate_table_name(&name)?;
+    let (headers, parsed) = read_body(&state, request).await?;
+    if parsed.records.is_empty() {
+        return Err(Problem::bad_request("the body holds no rows to create"));
+    }
+    let expect = expectations(&headers);
+    let many = parsed.many;
+    let table = name.clone();
+    let written = blocking(&state, move |store| {
+        store.insert(&table, parsed.records, &expect)
+    })
+    .await?;
+    let format = answer_format(&headers);
+    let location = if many {
+        format!("/{name}")
+    } else {
+        row_location(&name, &written, 0)
+    };
+    let mut response = if many {
+        let body = repr::render_rows(
+            format,
+            &written.columns,
+            written.id_col,
+            &name,
+            written.rows.iter().map(|r| r.as_ref()),
+        );
+        (StatusCode::CREATED, body).into_response()
+    } else {
+        written_row(format, &name, &written, StatusCode::CREATED)
+    };
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+fn row_location(table: &str, written: &Written, index: usize) -> String {
+    let id = written
+        .id_col
+        .zip(written.rows.get(index))
+        .map(|(col, row)| row.get(col).to_string())
+        .unwrap_or_default();
+    format!("/{table}/{}", encode_segment(&id))
+}
+
+/// The answer to a write of one row: its representation and its tag.
+fn written_row(format: Format, table: &str, written: &Written, status: StatusCode) -> Response {
+    let (Some(row), Some(version)) = (written.rows.first(), written.versions.first()) else {
+        return status.into_response();
+    };
+    let body = repr::render_row(format, &written.columns, table, row.as_ref() as &Row);
+    let headers = content(format, false, &etag(*version, None, format));
+    (status, headers, body).into_response()
+}
+
+async fn put_table(state: AppState, name: String, request: Request) -> Answer {
+    crate::store::validate_table_name(&name)?;
+    let (headers, parsed) = read_body(&state, request).await?;
+    let expect = expectations(&headers);
+    let table = name.clone();
+    let (info, created) = blocking(&state, move |store| {
+        store.replace_table(&table, parsed.columns, parsed.records, &expect)
+    })
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = format!("{}\n", repr::table_info_json(&info));
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    let tag = etag(info.version, None, Format::Json);
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    if created {
+        if let Ok(value) = HeaderValue::from_str(&format!("/{name}")) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    Ok(response)
+}
+
+async fn delete_table(state: AppState, name: String, headers: &HeaderMap) -> Answer {
+    let expect = expectations(headers);
+    blocking(&state, move |store| store.delete_table(&name, &expect)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn write_row(state: AppState, table: String, id: String, request: Request) -> Answer {
+    let patch = request.method() == Method::PATCH;
+    crate::store::validate_table_name(&table)?;
+    let (headers, parsed) = read_body(&state, request).await?;
+    let record = single(parsed)?;
+    let expect = expectations(&headers);
+    let name = table.clone();
+    let row_id = id.clone();
+    let written = blocking(&state, move |store| {
+        if patch {
+            store.patch_row(&name, &row_id, record, &expect)
+        } else {
+            store.put_row(&name, &row_id, record, &expect)
+        }
+    })
+    .await?;
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = written_row(answer_format(&headers), &table, &written, status);
+    if written.created {
+        if let Ok(value) = HeaderValue::from_str(&format!("/{table}/{}", encode_segment(&id))) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    Ok(response)
+}
+
+async fn delete_row(state: AppState, table: String, id: String, headers: &HeaderMap) -> Answer {
+    let expect = expectations(headers);
+    blocking(&state, move |store| store.delete_row(&table, &id, &expect)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

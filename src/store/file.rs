@@ -1,0 +1,280 @@
+//! Table files on disk: reading a CSV file into a [`Table`], and replacing a
+//! file atomically (temp file, fsync, rename, fsync directory) so a crash
+//! leaves either the old file or the new one, never a mix.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::row::Row;
+use super::table::Table;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// What identifies one version of a file on disk, to notice edits made by
+/// someone else: a rename (our writes) changes the inode, an edit in place
+/// changes the size or the modification time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    len: u64,
+    mtime: (i64, i64),
+    ino: u64,
+}
+
+impl Stamp {
+    pub fn of(meta: &fs::Metadata) -> Stamp {
+        Stamp {
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// How a file is laid out, kept so that our rewrites look like the original.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub bom: bool,
+    pub crlf: bool,
+}
+
+/// A table file that was read.
+pub struct Loaded {
+    pub table: Table,
+    pub layout: Layout,
+    pub stamp: Stamp,
+}
+
+/// Why a file could not be read as a table.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Reads a CSV file: header line, then rows. Short rows are padded with
+/// empty cells; a row longer than the header, a repeated column name or
+/// bytes that are not UTF-8 make the file invalid.
+pub fn load(path: &Path, id_column: &str) -> Result<Loaded, LoadError> {
+    let mut file = File::open(path)?;
+    let meta = file.metadata()?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    let stamp = Stamp::of(&meta);
+    let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
+    let (columns, rows, layout) = parse(&bytes).map_err(LoadError::Invalid)?;
+    let table = Table::new(columns, rows, id_column, xxh3_64(&bytes), modified);
+    Ok(Loaded {
+        table,
+        layout,
+        stamp,
+    })
+}
+
+/// Parses CSV text with a header line into columns and rows.
+pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
+    let (bom, body) = match bytes.strip_prefix(BOM) {
+        Some(rest) => (true, rest),
+        None => (false, bytes),
+    };
+    let crlf = body
+        .iter()
+        .position(|&b| b == b'\n')
+        .is_some_and(|i| i > 0 && body[i - 1] == b'\r');
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(body);
+    let mut records = reader.records();
+    let columns: Vec<String> = match records.next() {
+        None => Vec::new(),
+        Some(header) => header
+            .map_err(describe)?
+            .iter()
+            .map(str::to_string)
+            .collect(),
+    };
+    for (i, name) in columns.iter().enumerate() {
+        if columns[..i].contains(name) {
+            return Err(format!(
+                "line 1: column {name:?} appears twice in the header"
+            ));
+        }
+    }
+    let mut rows = Vec::new();
+    for record in records {
+        let record = record.map_err(describe)?;
+        if record.len() > columns.len() {
+            let line = record.position().map_or(0, |p| p.line());
+            return Err(format!(
+                "line {line}: {} fields, but the header names {} columns",
+                record.len(),
+                columns.len()
+            ));
+        }
+        rows.push(Row::from_cells(record.iter()));
+    }
+    Ok((columns, rows, Layout { bom, crlf }))
+}
+
+fn describe(err: csv::Error) -> String {
+    match err.kind() {
+        csv::ErrorKind::Utf8 { pos, err } => format!(
+            "line {}: field {} is not valid UTF-8 (save the file as UTF-8)",
+            pos.as_ref().map_or(0, |p| p.line()),
+            err.field() + 1
+        ),
+        _ => err.to_string(),
+    }
+}
+
+/// Writes the table as CSV bytes.
+pub fn write_csv<W: Write>(
+    out: W,
+    columns: &[String],
+    rows: impl Iterator<Item = impl AsRef<Row>>,
+    layout: Layout,
+) -> io::Result<()> {
+    let mut out = out;
+    if layout.bom {
+        out.write_all(BOM)?;
+    }
+    let terminator = if layout.crlf {
+        csv::Terminator::CRLF
+    } else {
+        csv::Terminator::Any(b'\n')
+    };
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(terminator)
+        .from_writer(out);
+    if !columns.is_empty() {
+        writer.write_record(columns)?;
+        for row in rows {
+            writer.write_record(row.as_ref().cells(columns.len()))?;
+        }
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// Replaces `path` with the table's rows, atomically and durably; returns
+/// the new file's stamp.
+pub fn save(path: &Path, table: &Table, layout: Layout) -> io::Result<Stamp> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut out = BufWriter::with_capacity(1 << 16, file);
+        let rows = table.rows();
+        write_csv(&mut out, table.columns(), rows.iter(), layout)?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        let stamp = Stamp::of(&file.metadata()?);
+        fs::rename(&tmp, path)?;
+        sync_dir(path)?;
+        Ok(stamp)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Removes a table file durably.
+pub fn remove(path: &Path) -> io::Result<()> {
+    fs::remove_file(path)?;
+    sync_dir(path)
+}
+
+/// Makes a rename or removal in the file's directory durable.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
+}
+
+/// Temporary files start with a dot, so they can never be taken for a table.
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("table");
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Whether a file name is one of our temporary files (left by a crash).
+pub fn is_temp(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(columns: &[&str], rows: &[&[&str]], layout: Layout) {
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let rows: Vec<Row> = rows.iter().map(|r| Row::from_cells(r.iter())).collect();
+        let mut bytes = Vec::new();
+        write_csv(&mut bytes, &columns, rows.iter(), layout).unwrap();
+        let (c2, r2, l2) = parse(&bytes).unwrap();
+        assert_eq!(c2, columns);
+        assert_eq!(l2.bom, layout.bom);
+        let width = columns.len();
+        let a: Vec<Vec<&str>> = rows.iter().map(|r| r.cells(width).collect()).collect();
+        let b: Vec<Vec<&str>> = r2.iter().map(|r| r.cells(width).collect()).collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn hard_cells_round_trip() {
+        let layout = Layout::default();
+        round_trip(
+            &["id", "text"],
+            &[
+                &["1", "a,b"],
+                &["2", "say \"hi\""],
+                &["3", "two\nlines"],
+                &["4", "cr\r\nlf"],
+                &["5", "ünï 한국 🎉"],
+                &["6", ""],
+            ],
+            layout,
+        );
+        round_trip(&["only"], &[&[""], &["x"], &[""]], layout);
+        round_trip(
+            &["id"],
+            &[&["1"]],
+            Layout {
+                bom: true,
+                crlf: true,
+            },
+        );
+    }
+
+    #[test]
+    fn bom_is_not_part_of_the_first_column() {
+        let (columns, _, layout) = parse(b"\xEF\xBB\xBFid,name\r\n1,a\r\n").unwrap();
+        assert_eq!(columns, ["id", "name"]);
+        assert!(layout.bom && layout.crlf);
+    }
+
+    #[test]
+    fn invalid_files_are_explained() {
+        let err = parse(b"a,b\n1,2,3\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("3 fields"), "{err}");
+        let err = parse(b"a,a\n").unwrap_err();
+        assert!(err.contains("twice"), "{err}");
+        let err = parse(b"a\n\xff\n").unwrap_err();
+        assert!(err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn short_rows_and_empty_files_are_fine() {
+        let (columns, rows, _) = parse(b"a,b,c\n1\n").unwrap();
+        assert_eq!(columns.len(), 3);
+        assert_eq!(rows[0].cells(3).collect::<Vec<_>>(), ["1", "", ""]);
+        let (columns, rows, _) = parse(b"").unwrap();
+        assert!(columns.is_empty() && rows.is_empty());
+    }
+}

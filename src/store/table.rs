@@ -1,0 +1,533 @@
+//! A table in memory: its columns, its rows in file order, and an index
+//! from id to row. Pure data and rules (ids, growing columns); no I/O.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::row::Row;
+use super::{Error, Fields};
+
+/// Longest id accepted, in bytes: ids travel in URLs.
+const MAX_ID_LEN: usize = 256;
+
+/// The rows and columns of one table.
+#[derive(Clone, Debug)]
+pub struct Table {
+    columns: Arc<Vec<String>>,
+    id_col: Option<usize>,
+    /// Rows in file order; `None` marks a deleted row until the next compaction.
+    slots: Vec<Option<Arc<Row>>>,
+    /// Id → slot, for the first row holding each id.
+    index: HashMap<Box<str>, usize>,
+    live: usize,
+    /// Whether every row has a unique, non-empty id (false for a file dropped
+    /// in without ids; fixed at the first write).
+    ids_ok: bool,
+    /// Largest canonical integer id, when known.
+    max_int_id: Option<u64>,
+    /// Changes with every write; derived from the file's bytes at load.
+    pub version: u64,
+    pub modified: SystemTime,
+}
+
+/// A write applied to a table, with the rows it produced (for the answer).
+#[derive(Debug)]
+pub struct Applied {
+    pub rows: Vec<Arc<Row>>,
+    pub created: bool,
+}
+
+impl Table {
+    /// A table read from a file (or empty): `rows` are in file order.
+    pub fn new(
+        columns: Vec<String>,
+        rows: Vec<Row>,
+        id_column: &str,
+        version: u64,
+        modified: SystemTime,
+    ) -> Table {
+        let id_col = columns.iter().position(|c| c == id_column);
+        let mut table = Table {
+            columns: Arc::new(columns),
+            id_col,
+            slots: rows.into_iter().map(|r| Some(Arc::new(r))).collect(),
+            index: HashMap::new(),
+            live: 0,
+            ids_ok: true,
+            max_int_id: None,
+            version,
+            modified,
+        };
+        table.reindex();
+        table
+    }
+
+    fn reindex(&mut self) {
+        self.slots.retain(Option::is_some);
+        self.live = self.slots.len();
+        self.index.clear();
+        self.ids_ok = self.id_col.is_some();
+        self.max_int_id = None;
+        let Some(id_col) = self.id_col else { return };
+        for (slot, row) in self.slots.iter().enumerate() {
+            let Some(row) = row else { continue };
+            let id = row.get(id_col);
+            if id.is_empty() || self.index.contains_key(id) {
+                self.ids_ok = false;
+                continue;
+            }
+            self.index.insert(id.into(), slot);
+        }
+    }
+
+    pub fn columns(&self) -> &Arc<Vec<String>> {
+        &self.columns
+    }
+
+    pub fn id_col(&self) -> Option<usize> {
+        self.id_col
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Shared handles to every row, in order: cheap to take, and a stable view
+    /// while writers go on.
+    pub fn rows(&self) -> Vec<Arc<Row>> {
+        self.slots.iter().flatten().cloned().collect()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Row>> {
+        let slot = *self.index.get(id)?;
+        self.slots[slot].as_ref()
+    }
+
+    /// The version of one row: a hash of the columns and the row's cells, so
+    /// it is the same across restarts and changes when either changes.
+    pub fn row_version(&self, row: &Row) -> u64 {
+        let mut hasher = Xxh3::new();
+        for (name, cell) in self.columns.iter().zip(row.cells(self.columns.len())) {
+            hasher.update(name.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(cell.as_bytes());
+            hasher.update(&[1]);
+        }
+        hasher.digest()
+    }
+
+    fn touch(&mut self) {
+        let now = SystemTime::now();
+        let nanos = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let mut hasher = Xxh3::new();
+        hasher.update(&self.version.to_le_bytes());
+        hasher.update(&nanos.to_le_bytes());
+        self.version = hasher.digest();
+        self.modified = now;
+    }
+
+    fn column_index(&mut self, name: &str) -> usize {
+        if let Some(i) = self.columns.iter().position(|c| c == name) {
+            return i;
+        }
+        Arc::make_mut(&mut self.columns).push(name.to_string());
+        self.columns.len() - 1
+    }
+
+    fn next_id(&mut self) -> String {
+        let max = match self.max_int_id {
+            Some(max) => max,
+            None => {
+                let max = self
+                    .index
+                    .keys()
+                    .filter_map(|k| int_id(k))
+                    .max()
+                    .unwrap_or(0);
+                self.max_int_id = Some(max);
+                max
+            }
+        };
+        let next = max + 1;
+        self.max_int_id = Some(next);
+        next.to_string()
+    }
+
+    fn note_id(&mut self, id: &str) {
+        if let (Some(n), Some(max)) = (int_id(id), self.max_int_id) {
+            self.max_int_id = Some(max.max(n));
+        }
+    }
+
+    /// Gives the table an id column (first) and every row a unique id, as the
+    /// first write to a table dropped in without them does.
+    fn ensure_ids(&mut self, id_column: &str) {
+        if self.ids_ok {
+            return;
+        }
+        let id_col = match self.id_col {
+            Some(i) => i,
+            None => {
+                let columns = Arc::make_mut(&mut self.columns);
+                columns.insert(0, id_column.to_string());
+                for row in self.slots.iter_mut().flatten() {
+                    let cells: Vec<&str> =
+                        std::iter::once("").chain(row.cells(row.len())).collect();
+                    *row = Arc::new(Row::from_cells(cells));
+                }
+                self.id_col = Some(0);
+                0
+            }
+        };
+        self.reindex();
+        for slot in 0..self.slots.len() {
+            let Some(row) = self.slots[slot].clone() else {
+                continue;
+            };
+            let id = row.get(id_col);
+            if !id.is_empty() && self.index.get(id) == Some(&slot) {
+                continue;
+            }
+            let fresh = self.next_id();
+            self.index.insert(fresh.as_str().into(), slot);
+            self.slots[slot] = Some(Arc::new(row.with_cell(id_col, &fresh)));
+        }
+        self.ids_ok = true;
+    }
+
+    /// Builds a row from fields, growing columns as needed. `base` supplies
+    /// the cells of fields not given (for a patch).
+    fn build_row(&mut self, fields: &Fields, base: Option<&Row>) -> Row {
+        let positions: Vec<usize> = fields
+            .iter()
+            .map(|(name, _)| self.column_index(name))
+            .collect();
+        let mut cells: Vec<&str> = match base {
+            Some(row) => row.cells(self.columns.len()).collect(),
+            None => vec![""; self.columns.len()],
+        };
+        for (&at, (_, value)) in positions.iter().zip(fields) {
+            cells[at] = value;
+        }
+        Row::from_cells(cells)
+    }
+
+    /// Inserts new rows; all or none. Rows without an id get the next integer.
+    pub fn insert(&mut self, records: &[Fields], id_column: &str) -> Result<Applied, Error> {
+        self.ensure_ids(id_column);
+        let mut ids = Vec::with_capacity(records.len());
+        let mut batch = std::collections::HashSet::new();
+        for record in records {
+            validate_fields(record)?;
+            let given = field(record, id_column).filter(|v| !v.is_empty());
+            if let Some(id) = given {
+                validate_id(id)?;
+                if self.index.contains_key(id) || !batch.insert(id.to_string()) {
+                    return Err(Error::IdTaken(id.to_string()));
+                }
+            }
+            ids.push(given.map(str::to_string));
+        }
+        let mut rows = Vec::with_capacity(records.len());
+        for (record, id) in records.iter().zip(ids) {
+            let id = match id {
+                Some(id) => id,
+                None => loop {
+                    let candidate = self.next_id();
+                    if !batch.contains(&candidate) {
+                        break candidate;
+                    }
+                },
+            };
+            let mut fields = without(record, id_column);
+            fields.insert(0, (id_column.to_string(), id.clone()));
+            let row = Arc::new(self.build_row(&fields, None));
+            self.note_id(&id);
+            self.index.insert(id.into(), self.slots.len());
+            self.slots.push(Some(row.clone()));
+            self.live += 1;
+            rows.push(row);
+        }
+        self.touch();
+        Ok(Applied {
+            rows,
+            created: true,
+        })
+    }
+
+    /// Replaces the row `id` (or creates it): fields not given become empty.
+    pub fn put(&mut self, id: &str, record: &Fields, id_column: &str) -> Result<Applied, Error> {
+        validate_id(id)?;
+        validate_fields(record)?;
+        check_body_id(record, id, id_column)?;
+        self.ensure_ids(id_column);
+        let mut fields = without(record, id_column);
+        fields.insert(0, (id_column.to_string(), id.to_string()));
+        let row = Arc::new(self.build_row(&fields, None));
+        let created = match self.index.get(id) {
+            Some(&slot) => {
+                self.slots[slot] = Some(row.clone());
+                false
+            }
+            None => {
+                self.note_id(id);
+                self.index.insert(id.into(), self.slots.len());
+                self.slots.push(Some(row.clone()));
+                self.live += 1;
+                true
+            }
+        };
+        self.touch();
+        Ok(Applied {
+            rows: vec![row],
+            created,
+        })
+    }
+
+    /// Changes the given fields of row `id`.
+    pub fn patch(&mut self, id: &str, record: &Fields, id_column: &str) -> Result<Applied, Error> {
+        validate_fields(record)?;
+        check_body_id(record, id, id_column)?;
+        let slot = *self
+            .index
+            .get(id)
+            .ok_or_else(|| Error::NoRow(id.to_string()))?;
+        let base = self.slots[slot]
+            .clone()
+            .ok_or_else(|| Error::NoRow(id.to_string()))?;
+        let fields = without(record, id_column);
+        let row = Arc::new(self.build_row(&fields, Some(&base)));
+        self.slots[slot] = Some(row.clone());
+        self.touch();
+        Ok(Applied {
+            rows: vec![row],
+            created: false,
+        })
+    }
+
+    /// Deletes row `id`.
+    pub fn delete(&mut self, id: &str) -> Result<(), Error> {
+        let slot = self
+            .index
+            .remove(id)
+            .ok_or_else(|| Error::NoRow(id.to_string()))?;
+        self.slots[slot] = None;
+        self.live -= 1;
+        if int_id(id).is_some() && int_id(id) == self.max_int_id {
+            self.max_int_id = None;
+        }
+        // Compact when over half the slots are holes, so deletes stay cheap
+        // on average and memory stays proportional to the live rows.
+        if self.slots.len() > 64 && self.live < self.slots.len() / 2 {
+            self.reindex();
+        }
+        self.touch();
+        Ok(())
+    }
+
+    /// A whole new table from records (and the columns a CSV body named).
+    pub fn from_records(
+        columns: Vec<String>,
+        records: &[Fields],
+        id_column: &str,
+        previous_version: u64,
+    ) -> Result<Table, Error> {
+        for name in &columns {
+            validate_name(name)?;
+        }
+        let mut table = Table::new(
+            columns,
+            Vec::new(),
+            id_column,
+            previous_version,
+            SystemTime::now(),
+        );
+        table.ensure_ids(id_column);
+        table.insert(records, id_column)?;
+        Ok(table)
+    }
+}
+
+fn field<'a>(record: &'a Fields, name: &str) -> Option<&'a str> {
+    record
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn without(record: &Fields, name: &str) -> Fields {
+    record.iter().filter(|(k, _)| k != name).cloned().collect()
+}
+
+/// A body may repeat the id of the URL, but not name another.
+fn check_body_id(record: &Fields, id: &str, id_column: &str) -> Result<(), Error> {
+    match field(record, id_column) {
+        Some(given) if !given.is_empty() && given != id => Err(Error::IdMismatch {
+            url: id.to_string(),
+            body: given.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn validate_fields(record: &Fields) -> Result<(), Error> {
+    record.iter().try_for_each(|(name, _)| validate_name(name))
+}
+
+fn validate_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::InvalidField("a field name is empty".into()));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidField(format!(
+            "field name {name:?} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// Ids are non-empty text without control characters, short enough for a URL.
+pub fn validate_id(id: &str) -> Result<(), Error> {
+    if id.is_empty() {
+        return Err(Error::InvalidId("the id is empty".into()));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(Error::InvalidId(format!(
+            "the id is {} bytes long; at most {MAX_ID_LEN} are allowed",
+            id.len()
+        )));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::InvalidId(format!(
+            "id {id:?} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// An id written as a canonical non-negative integer (`7`, not `007`).
+fn int_id(id: &str) -> Option<u64> {
+    let n: u64 = id.parse().ok()?;
+    (n.to_string() == id).then_some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(pairs: &[(&str, &str)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn table(columns: &[&str], rows: &[&[&str]]) -> Table {
+        Table::new(
+            columns.iter().map(|c| c.to_string()).collect(),
+            rows.iter().map(|r| Row::from_cells(r.iter())).collect(),
+            "id",
+            0,
+            SystemTime::now(),
+        )
+    }
+
+    #[test]
+    fn insert_assigns_next_integer_and_grows_columns() {
+        let mut t = table(&["id", "name"], &[&["1", "a"], &["7", "b"], &["007", "c"]]);
+        let applied = t
+            .insert(&[rec(&[("name", "d"), ("age", "30")])], "id")
+            .unwrap();
+        assert_eq!(
+            applied.rows[0].cells(3).collect::<Vec<_>>(),
+            ["8", "d", "30"]
+        );
+        assert_eq!(**t.columns(), ["id", "name", "age"]);
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn insert_refuses_taken_or_repeated_ids_atomically() {
+        let mut t = table(&["id"], &[&["1"]]);
+        assert!(matches!(
+            t.insert(&[rec(&[("id", "1")])], "id"),
+            Err(Error::IdTaken(_))
+        ));
+        let twice = [rec(&[("id", "x")]), rec(&[("id", "x")])];
+        assert!(matches!(t.insert(&twice, "id"), Err(Error::IdTaken(_))));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn first_write_gives_ids_to_a_table_without_them() {
+        let mut t = table(&["name"], &[&["a"], &["b"]]);
+        t.insert(&[rec(&[("name", "c")])], "id").unwrap();
+        assert_eq!(**t.columns(), ["id", "name"]);
+        let ids: Vec<String> = t.rows().iter().map(|r| r.get(0).to_string()).collect();
+        assert_eq!(ids, ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn duplicate_and_empty_ids_are_repaired_on_first_write() {
+        let mut t = table(&["id", "n"], &[&["5", "a"], &["5", "b"], &["", "c"]]);
+        t.insert(&[rec(&[("n", "d")])], "id").unwrap();
+        let ids: Vec<String> = t.rows().iter().map(|r| r.get(0).to_string()).collect();
+        assert_eq!(ids, ["5", "6", "7", "8"]);
+    }
+
+    #[test]
+    fn put_patch_delete() {
+        let mut t = table(&["id", "a", "b"], &[&["1", "x", "y"]]);
+        assert!(!t.put("1", &rec(&[("a", "z")]), "id").unwrap().created);
+        assert_eq!(
+            t.get("1").unwrap().cells(3).collect::<Vec<_>>(),
+            ["1", "z", ""]
+        );
+        assert!(t.put("abc", &rec(&[("b", "q")]), "id").unwrap().created);
+        t.patch("abc", &rec(&[("a", "p")]), "id").unwrap();
+        assert_eq!(
+            t.get("abc").unwrap().cells(3).collect::<Vec<_>>(),
+            ["abc", "p", "q"]
+        );
+        assert!(matches!(
+            t.patch("1", &rec(&[("id", "2")]), "id"),
+            Err(Error::IdMismatch { .. })
+        ));
+        t.delete("1").unwrap();
+        assert!(t.get("1").is_none());
+        assert!(matches!(t.delete("1"), Err(Error::NoRow(_))));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn row_version_follows_content() {
+        let t = table(&["id", "a"], &[&["1", "x"]]);
+        let a = t.row_version(&Row::from_cells(["1", "x"]));
+        assert_eq!(a, t.row_version(&Row::from_cells(["1", "x"])));
+        assert_ne!(a, t.row_version(&Row::from_cells(["1", "y"])));
+    }
+
+    #[test]
+    fn deletes_compact() {
+        let rows: Vec<Vec<String>> = (1..=200).map(|i| vec![i.to_string()]).collect();
+        let refs: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        let slices: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
+        let mut t = table(&["id"], &slices);
+        for i in 1..=150 {
+            t.delete(&i.to_string()).unwrap();
+        }
+        assert_eq!(t.len(), 50);
+        assert_eq!(t.get("151").unwrap().get(0), "151");
+        assert!(t.slots.len() < 200);
+    }
+}

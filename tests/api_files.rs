@@ -1,0 +1,242 @@
+//! The data directory: files dropped in or edited by hand, invalid files,
+//! restarts, shutdown, and the seed's own client and server habits.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Response, Server, BIN};
+use serde_json::json;
+
+#[test]
+fn files_dropped_in_while_running_become_tables() {
+    let s = Server::start();
+    assert_eq!(s.get("/zips").status, 404);
+    fs::write(
+        s.dir.join("zips.csv"),
+        "\u{feff}zip,city\r\n02134,Boston\r\n10001,New York\r\n",
+    )
+    .unwrap();
+    fs::write(s.dir.join("not a table.csv"), "a\n1\n").unwrap();
+    fs::write(s.dir.join("notes.txt"), "hello").unwrap();
+    let list = s.get("/").json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        list[0]["columns"],
+        json!(["zip", "city"]),
+        "the BOM is not part of the first column"
+    );
+    assert_eq!(
+        s.get("/zips").json(),
+        json!([{"zip": "02134", "city": "Boston"}, {"zip": 10001, "city": "New York"}])
+    );
+    // The first write gives the table an id column; BOM and CRLF are kept.
+    let r = s.post_json("/zips", r#"{"zip":"90210","city":"Beverly Hills"}"#);
+    assert_eq!(r.json()["id"], json!(3));
+    let file = fs::read(s.dir.join("zips.csv")).unwrap();
+    assert_eq!(
+        String::from_utf8(file).unwrap(),
+        "\u{feff}id,zip,city\r\n1,02134,Boston\r\n2,10001,New York\r\n3,90210,Beverly Hills\r\n"
+    );
+}
+
+#[test]
+fn files_edited_or_removed_by_hand_are_noticed() {
+    let s = Server::start();
+    s.post_json("/t", r#"{"a":"x"}"#);
+    fs::write(s.dir.join("t.csv"), "id,a,b\n1,edited,new\n2,more,\n").unwrap();
+    assert_eq!(
+        s.get("/t").json(),
+        json!([{"id": 1, "a": "edited", "b": "new"}, {"id": 2, "a": "more", "b": ""}])
+    );
+    fs::remove_file(s.dir.join("t.csv")).unwrap();
+    assert_eq!(s.get("/t").status, 404);
+    assert_eq!(s.get("/").json(), json!([]));
+}
+
+#[test]
+fn invalid_files_are_reported_and_never_rewritten() {
+    let s = Server::start();
+    let bad = "id,name\n1,kim\n2,lee,extra\n";
+    fs::write(s.dir.join("bad.csv"), bad).unwrap();
+    let r = s.get("/bad");
+    assert_eq!(r.status, 500);
+    let detail = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("line 3"), "{detail}");
+    let list = s.get("/").json();
+    assert!(list[0]["error"].as_str().unwrap().contains("line 3"));
+    let w = s.post_json("/bad", r#"{"name":"x"}"#);
+    assert_eq!(w.status, 409);
+    assert_eq!(
+        s.send_json("PATCH", "/bad/1", r#"{"name":"x"}"#).status,
+        409
+    );
+    assert_eq!(
+        fs::read_to_string(s.dir.join("bad.csv")).unwrap(),
+        bad,
+        "untouched"
+    );
+    fs::write(s.dir.join("latin.csv"), b"name\ncaf\xe9\n").unwrap();
+    assert!(s.get("/latin").json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("UTF-8"));
+    // Replacing the table is how a user repairs it.
+    let r = s.request(
+        "PUT",
+        "/bad",
+        &[("Content-Type", "text/csv")],
+        b"id,name\n1,kim\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(s.get("/bad/1").json(), json!({"id": 1, "name": "kim"}));
+}
+
+#[test]
+fn data_survives_a_restart_and_sigterm_exits_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start_in(tmp.path(), &[]);
+    s.post_json("/t", r#"{"text":"line1\nline2, \"q\""}"#);
+    s.send_json("PUT", "/t/x", r#"{"text":"é"}"#);
+    s.send_json("PATCH", "/t/1", r#"{"more":"yes"}"#);
+    let before = s.get("/t").json();
+    let status = s.stop();
+    assert!(status.success(), "exit status {status:?}");
+    let s = Server::start_in(tmp.path(), &[]);
+    assert_eq!(s.get("/t").json(), before);
+    let r = s.post_json("/t", "{}");
+    assert_eq!(r.json()["id"], json!(2), "ids continue after a restart");
+}
+
+#[test]
+fn a_killed_server_loses_no_acknowledged_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Server::start_in(tmp.path(), &[]);
+    for i in 0..20 {
+        assert_eq!(s.post_json("/t", &format!(r#"{{"n":"{i}"}}"#)).status, 201);
+    }
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let s = Server::start_in(tmp.path(), &[]);
+    assert_eq!(s.get("/t").json().as_array().unwrap().len(), 20);
+}
+
+/// The exact bytes the seed's Python client sends: target `/`, the path in
+/// `Host`, `Content-Type: text/html`, and headers ended by `\r\n\n`.
+fn seed_request(method: &str, path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "{method} / HTTP/1.1\r\nHost: {path}\r\nContent-Type: text/html\r\nConnection: keep-alive\r\nContent-Length: {}\r\n\n{body}",
+        body.chars().count()
+    )
+    .into_bytes()
+}
+
+fn seed_exchange(s: &Server, request: &[u8]) -> Response {
+    let head_only = request.starts_with(b"HEAD");
+    // The seed client reads once; the connection stays open (keep-alive).
+    let mut stream = TcpStream::connect(s.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the server closed without answering");
+        got.extend_from_slice(&buf[..n]);
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if head_only || got.len() >= end + 4 + length {
+                return Response::parse(&got, head_only);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_seed_client_is_answered() {
+    let s = Server::start();
+    let r = seed_exchange(&s, &seed_request("POST", "/create", "name:kim"));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json(), json!({"id": 1, "name": "kim"}));
+    let r = seed_exchange(&s, &seed_request("PUT", "/create/1", "name:lee"));
+    assert_eq!(r.status, 200);
+    let r = seed_exchange(&s, &seed_request("GET", "/create", ""));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!([{"id": 1, "name": "lee"}]));
+    let r = seed_exchange(&s, &seed_request("HEAD", "/create", ""));
+    assert_eq!(r.status, 200);
+    let r = seed_exchange(&s, &seed_request("POST", "/create", "no separator"));
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("key:value"));
+    let r = seed_exchange(&s, &seed_request("GET", "/missing", ""));
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn greeting_for_the_seed_client_and_dump_of_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg(tmp.path())
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+            "--dump",
+            "--greeting",
+            "Welcome to the server!!",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_string();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut greeting = [0u8; 23];
+    stream.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"Welcome to the server!!");
+    stream
+        .write_all(
+            b"GET /_health HTTP/1.1\r\nHost: x\r\nX-Probe: seen\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut dumped = String::new();
+    while !dumped.contains("X-Probe: seen") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "dump ended early: {dumped}"
+        );
+        dumped.push_str(&line);
+    }
+    assert!(dumped.contains("GET /_health HTTP/1.1"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn id_column_flag() {
+    let s = Server::start_with(&["--id-column", "key"]);
+    let r = s.post_json("/t", r#"{"name":"kim"}"#);
+    assert_eq!(r.json(), json!({"key": 1, "name": "kim"}));
+    assert_eq!(s.get("/t/1").json()["name"], json!("kim"));
+}

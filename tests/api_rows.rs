@@ -1,0 +1,289 @@
+//! Rows and tables through the HTTP API: create, read, replace, change,
+//! delete; ids; growing columns; the typing rule; exact round trips.
+
+mod common;
+
+use common::Server;
+use serde_json::json;
+
+#[test]
+fn post_creates_table_and_row_with_location() {
+    let s = Server::start();
+    let r = s.post_json("/people", r#"{"name":"kim","age":30}"#);
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("location"), Some("/people/1"));
+    assert_eq!(r.json(), json!({"id": 1, "name": "kim", "age": 30}));
+    assert!(r.header("etag").is_some());
+    let r = s.post_json("/people", r#"{"name":"lee"}"#);
+    assert_eq!(r.header("location"), Some("/people/2"));
+    assert_eq!(
+        s.get("/people/2").json(),
+        json!({"id": 2, "name": "lee", "age": ""})
+    );
+    assert_eq!(
+        s.get("/people").json(),
+        json!([{"id": 1, "name": "kim", "age": 30}, {"id": 2, "name": "lee", "age": ""}])
+    );
+    let file = std::fs::read_to_string(s.dir.join("people.csv")).unwrap();
+    assert_eq!(file, "id,name,age\n1,kim,30\n2,lee,\n");
+}
+
+#[test]
+fn ids_are_the_largest_integer_plus_one_or_supplied() {
+    let s = Server::start();
+    s.post_json("/t", r#"{"id": 10, "a": "x"}"#);
+    s.post_json("/t", r#"{"id": "abc", "a": "y"}"#);
+    s.post_json("/t", r#"{"id": "007", "a": "z"}"#);
+    let r = s.post_json("/t", r#"{"a": "w"}"#);
+    assert_eq!(r.json()["id"], json!(11));
+    let taken = s.post_json("/t", r#"{"id": "abc"}"#);
+    assert_eq!(taken.status, 409);
+    assert_eq!(
+        taken.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(taken.json()["detail"].as_str().unwrap().contains("abc"));
+    // The id "007" keeps its zeros and stays a string.
+    assert_eq!(s.get("/t/007").json()["id"], json!("007"));
+}
+
+#[test]
+fn bulk_post_from_json_array_and_csv_is_all_or_nothing() {
+    let s = Server::start();
+    let r = s.post_json("/t", r#"[{"a":"1"},{"a":"2"}]"#);
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+    let r = s.request(
+        "POST",
+        "/t",
+        &[("Content-Type", "text/csv")],
+        b"a,b\n3,x\n4,y\n",
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()[1], json!({"id": 4, "a": 4, "b": "y"}));
+    let r = s.post_json("/t", r#"[{"a":"5"},{"id":1,"a":"dup"}]"#);
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        s.get("/t").json().as_array().unwrap().len(),
+        4,
+        "nothing of a refused batch is written"
+    );
+}
+
+#[test]
+fn put_row_creates_or_replaces() {
+    let s = Server::start();
+    let r = s.send_json("PUT", "/t/k1", r#"{"a":"x","b":"y"}"#);
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("location"), Some("/t/k1"));
+    let r = s.send_json("PUT", "/t/k1", r#"{"a":"z"}"#);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"id": "k1", "a": "z", "b": ""}));
+    let r = s.send_json("PUT", "/t/k1", r#"{"id":"other","a":"z"}"#);
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn patch_changes_given_fields_and_grows_columns() {
+    let s = Server::start();
+    s.post_json("/t", r#"{"a":"x","b":"y"}"#);
+    let r = s.send_json("PATCH", "/t/1", r#"{"b":"z","c":true}"#);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"id": 1, "a": "x", "b": "z", "c": true}));
+    assert_eq!(s.send_json("PATCH", "/t/9", r#"{"b":"z"}"#).status, 404);
+    assert_eq!(s.send_json("PATCH", "/none/1", r#"{"b":"z"}"#).status, 404);
+}
+
+#[test]
+fn delete_row_and_table() {
+    let s = Server::start();
+    s.post_json("/t", r#"{"a":"x"}"#);
+    assert_eq!(s.request("DELETE", "/t/1", &[], b"").status, 204);
+    assert_eq!(s.get("/t/1").status, 404);
+    assert_eq!(s.request("DELETE", "/t/1", &[], b"").status, 404);
+    assert_eq!(s.request("DELETE", "/t", &[], b"").status, 204);
+    assert_eq!(s.get("/t").status, 404);
+    assert!(!s.dir.join("t.csv").exists());
+    assert_eq!(s.request("DELETE", "/t", &[], b"").status, 404);
+}
+
+#[test]
+fn put_table_replaces_atomically() {
+    let s = Server::start();
+    let r = s.request(
+        "PUT",
+        "/t",
+        &[("Content-Type", "text/csv")],
+        b"name,zip\nkim,02134\nlee,\n",
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["rows"], json!(2));
+    assert_eq!(r.json()["columns"], json!(["id", "name", "zip"]));
+    let r = s.send_json("PUT", "/t", r#"[{"x":"1"}]"#);
+    assert_eq!(r.status, 200);
+    assert_eq!(s.get("/t").json(), json!([{"id": 1, "x": 1}]));
+    let bad = s.send_json("PUT", "/t", r#"[{"id":"1"},{"id":"1"}]"#);
+    assert_eq!(bad.status, 409);
+    assert_eq!(
+        s.get("/t").json(),
+        json!([{"id": 1, "x": 1}]),
+        "a refused replace leaves the table"
+    );
+}
+
+#[test]
+fn typing_rule_and_exact_round_trips() {
+    let s = Server::start();
+    let body = json!({
+        "n": 30, "neg": -2.5, "zip": "007", "exp": "1e5", "t": true, "f": "false",
+        "comma": "a,b", "quote": "say \"hi\"", "nl": "two\nlines", "cr": "a\r\nb",
+        "uni": "한국어 ünï 🎉", "empty": "", "null": null, "sp": "  padded  ",
+        "big": "12345678901234567890", "nested": {"k": [1, 2]}
+    });
+    let r = s.post_json("/t", &body.to_string());
+    assert_eq!(r.status, 201);
+    let got = s.get("/t/1").json();
+    assert_eq!(got["n"], json!(30));
+    assert_eq!(got["neg"], json!(-2.5));
+    assert_eq!(got["zip"], json!("007"));
+    assert_eq!(got["exp"], json!("1e5"));
+    assert_eq!(got["t"], json!(true));
+    assert_eq!(got["f"], json!(false));
+    for key in ["comma", "quote", "nl", "cr", "uni", "empty", "sp", "big"] {
+        assert_eq!(got[key], body[key], "{key}");
+    }
+    assert_eq!(got["null"], json!(""));
+    assert_eq!(got["nested"], json!(r#"{"k":[1,2]}"#));
+    // The same cells survive a restart through the CSV file.
+    let dir = s.dir.clone();
+    let tmp_keep = tempfile::tempdir().unwrap();
+    let copy = tmp_keep.path().join("t.csv");
+    std::fs::copy(dir.join("t.csv"), &copy).unwrap();
+    drop(s);
+    let s2 = Server::start_in(tmp_keep.path(), &[]);
+    assert_eq!(s2.get("/t/1").json(), got);
+}
+
+#[test]
+fn body_formats_form_and_key_value() {
+    let s = Server::start();
+    let form = s.request(
+        "POST",
+        "/t",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"name=kim+lee&city=%EC%84%9C%EC%9A%B8",
+    );
+    assert_eq!(form.status, 201);
+    assert_eq!(form.json()["city"], json!("서울"));
+    let kv = s.request(
+        "POST",
+        "/t",
+        &[("Content-Type", "text/plain")],
+        b"name: park\ncity=Busan\n",
+    );
+    assert_eq!(kv.status, 201);
+    assert_eq!(kv.json()["name"], json!("park"));
+    assert_eq!(kv.json()["city"], json!("Busan"));
+    let none = s.request("POST", "/t", &[], b"name:choi");
+    assert_eq!(none.status, 201);
+    let nd = s.request(
+        "POST",
+        "/t",
+        &[("Content-Type", "application/x-ndjson")],
+        b"{\"name\":\"a\"}\n{\"name\":\"b\"}\n",
+    );
+    assert_eq!(nd.status, 201);
+    assert_eq!(s.get("/t").json().as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn bad_bodies_say_what_is_wrong() {
+    let s = Server::start();
+    let cases: &[(&str, &[u8], u16, &str)] = &[
+        ("application/json", b"{\"a\": 1,,}", 400, "line 1"),
+        ("application/json", b"[1, 2]", 400, "element 1"),
+        ("application/json", b"\"text\"", 400, "object"),
+        ("text/csv", b"a,b\n1,2,3\n", 400, "line 2"),
+        ("text/plain", b"name:kim\njunk", 400, "line 2"),
+        ("application/json", b"", 400, "empty"),
+        ("application/json", b"{\"\": 1}", 400, "empty"),
+        ("application/xml", b"<a/>", 415, "application/xml"),
+        (
+            "multipart/form-data; boundary=x",
+            b"--x--",
+            415,
+            "multipart",
+        ),
+        ("application/json", b"{\"a\":\"\xff\"}", 400, "UTF-8"),
+    ];
+    for (content_type, body, status, needle) in cases {
+        let r = s.request("POST", "/t", &[("Content-Type", content_type)], body);
+        assert_eq!(
+            r.status,
+            *status,
+            "{content_type} {:?}",
+            String::from_utf8_lossy(body)
+        );
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        let detail = r.json()["detail"].as_str().unwrap().to_string();
+        assert!(
+            detail.contains(needle),
+            "{detail:?} should mention {needle:?}"
+        );
+    }
+    assert_eq!(s.get("/t").status, 404, "no failed write created the table");
+}
+
+#[test]
+fn invalid_table_names_never_touch_the_disk() {
+    let s = Server::start();
+    for path in [
+        "/_x",
+        "/a%20b",
+        "/%2e%2e",
+        "/..%2Fetc",
+        "/a%2Fb/1",
+        &format!("/{}", "x".repeat(65)),
+    ] {
+        let r = s.post_json(path, r#"{"a":1}"#);
+        assert!(
+            matches!(r.status, 400 | 404 | 405),
+            "{path}: {} {}",
+            r.status,
+            r.text()
+        );
+        let put = s.send_json("PUT", &format!("{path}/1"), r#"{"a":1}"#);
+        assert!(
+            matches!(put.status, 400 | 404),
+            "PUT {path}/1: {}",
+            put.status
+        );
+    }
+    let entries: Vec<_> = std::fs::read_dir(&s.dir).unwrap().collect();
+    assert!(entries.is_empty(), "{entries:?}");
+}
+
+#[test]
+fn concurrent_writers_lose_nothing() {
+    let s = Server::start();
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let s = &s;
+            scope.spawn(move || {
+                for i in 0..25 {
+                    let r = s.post_json("/t", &format!(r#"{{"w":"{t}-{i}"}}"#));
+                    assert_eq!(r.status, 201);
+                }
+            });
+        }
+    });
+    let rows = s.get("/t").json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 200);
+    let mut ids: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "every id is unique");
+    let file = std::fs::read_to_string(s.dir.join("t.csv")).unwrap();
+    assert_eq!(file.lines().count(), 201);
+}
