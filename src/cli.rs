@@ -188,13 +188,15 @@ pub enum Pretty {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(after_help = "In the shell, type a method and answer the prompts, or a whole request:
+#[command(
+    after_help = "In the shell, type a method and answer the prompts, or a whole request:
   POST /people name=kim age:=30
   get /people name==kim
   :help lists the shell's own commands; Ctrl-D or `exit` leaves.
 
 Example:
-  csvd shell http://127.0.0.1:8080")]
+  csvd shell http://127.0.0.1:8080"
+)]
 pub struct ShellArgs {
     /// Base URL requests are relative to.
     #[arg(default_value = "http://127.0.0.1:8080")]

@@ -93,15 +93,22 @@ impl Connection {
 
 /// Resolves the URL's host and connects to the first of its addresses
 /// that answers; also returns `host:port` for messages.
-pub async fn connect(url: &Url, timeout: Option<Duration>) -> Result<(TcpStream, String), ClientError> {
+pub async fn connect(
+    url: &Url,
+    timeout: Option<Duration>,
+) -> Result<(TcpStream, String), ClientError> {
     let (host, port) = url.socket_host();
     let peer = url.host_and_port();
-    let addresses = within(timeout, "resolving the host name", tokio::net::lookup_host((host, port)))
-        .await?
-        .map_err(|error| ClientError::Dns {
-            host: host.to_string(),
-            reason: dns_reason(&error),
-        })?;
+    let addresses = within(
+        timeout,
+        "resolving the host name",
+        tokio::net::lookup_host((host, port)),
+    )
+    .await?
+    .map_err(|error| ClientError::Dns {
+        host: host.to_string(),
+        reason: dns_reason(&error),
+    })?;
     let mut last_error = None;
     for address in addresses {
         match within(timeout, "connecting", TcpStream::connect(address)).await? {

@@ -29,7 +29,10 @@ pub enum ClientError {
     Unreachable { addr: String, error: io::Error },
 
     #[error("timed out after {} {doing}", seconds(*after))]
-    Timeout { after: Duration, doing: &'static str },
+    Timeout {
+        after: Duration,
+        doing: &'static str,
+    },
 
     #[error("{addr}: {reason}")]
     Http { addr: String, reason: String },

@@ -52,9 +52,11 @@ impl Client {
             Ok(status) => Ok(status),
             Err(Failure::Stale(_)) => {
                 self.connection = None;
-                self.attempt(prepared, printer).await.map_err(|failure| match failure {
-                    Failure::Stale(error) | Failure::Fatal(error) => error,
-                })
+                self.attempt(prepared, printer)
+                    .await
+                    .map_err(|failure| match failure {
+                        Failure::Stale(error) | Failure::Fatal(error) => error,
+                    })
             }
             Err(Failure::Fatal(error)) => {
                 self.connection = None;
@@ -64,7 +66,10 @@ impl Client {
     }
 
     /// Opens a connection for `url` unless the current one serves it.
-    async fn connection_for(&mut self, prepared: &Prepared) -> Result<&mut Connection, ClientError> {
+    async fn connection_for(
+        &mut self,
+        prepared: &Prepared,
+    ) -> Result<&mut Connection, ClientError> {
         let reusable = self
             .connection
             .as_ref()
@@ -78,9 +83,16 @@ impl Client {
         }
     }
 
-    async fn attempt(&mut self, prepared: &Prepared, printer: &mut Printer) -> Result<StatusCode, Failure> {
+    async fn attempt(
+        &mut self,
+        prepared: &Prepared,
+        printer: &mut Printer,
+    ) -> Result<StatusCode, Failure> {
         let timeout = self.timeout;
-        let connection = self.connection_for(prepared).await.map_err(Failure::Fatal)?;
+        let connection = self
+            .connection_for(prepared)
+            .await
+            .map_err(Failure::Fatal)?;
         let reused = connection.reused();
         let request = build(prepared).await.map_err(Failure::Fatal)?;
         let mut request_head = connection.tap().start();
@@ -121,9 +133,12 @@ impl Client {
             head if head.is_empty() => reconstructed_head(&response),
             head => head,
         };
-        let printed = print_response(printer, &head, response, &prepared.method, timeout, &peer).await;
+        let printed =
+            print_response(printer, &head, response, &prepared.method, timeout, &peer).await;
         match printed {
-            Err(Failure::Fatal(ClientError::Output { error })) if error.kind() == io::ErrorKind::BrokenPipe => {
+            Err(Failure::Fatal(ClientError::Output { error }))
+                if error.kind() == io::ErrorKind::BrokenPipe =>
+            {
                 Ok(status)
             }
             Err(failure) => Err(failure),
@@ -180,7 +195,9 @@ async fn print_response(
 async fn build(prepared: &Prepared) -> Result<Request<RequestBody>, ClientError> {
     let body: RequestBody = match &prepared.payload {
         Payload::Empty => Empty::new().map_err(|never| match never {}).boxed(),
-        Payload::Bytes(bytes) => Full::new(bytes.clone()).map_err(|never| match never {}).boxed(),
+        Payload::Bytes(bytes) => Full::new(bytes.clone())
+            .map_err(|never| match never {})
+            .boxed(),
         Payload::File { path, len } => Upload::open(path, *len)
             .await
             .map_err(|error| ClientError::file(path, error))?
@@ -209,7 +226,10 @@ fn reconstructed_head<B>(response: &Response<B>) -> Vec<u8> {
         status.canonical_reason().unwrap_or("")
     );
     for (name, value) in response.headers() {
-        head.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
+        head.push_str(&format!(
+            "{name}: {}\r\n",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
     }
     head.push_str("\r\n");
     head.into_bytes()

@@ -56,11 +56,17 @@ impl Item {
         let (name, separator, value) =
             split(text).ok_or_else(|| ClientError::item(text, SYNTAX))?;
         if name.is_empty() {
-            return Err(ClientError::item(text, "the name before the separator is empty"));
+            return Err(ClientError::item(
+                text,
+                "the name before the separator is empty",
+            ));
         }
         let file = |what: &str| {
             if value.is_empty() {
-                Err(ClientError::item(text, format!("`{what}` needs a file name after it")))
+                Err(ClientError::item(
+                    text,
+                    format!("`{what}` needs a file name after it"),
+                ))
             } else {
                 Ok(PathBuf::from(value))
             }
@@ -214,9 +220,21 @@ mod tests {
     fn the_first_separator_decides() {
         assert_eq!(item("url=http://x"), field("url", "http://x"));
         assert_eq!(item("X-Note:a=b"), header("x-note", Some("a=b")));
-        assert_eq!(item("a==b=c").clone(), Item::Query { name: "a".into(), value: "b=c".into() });
+        assert_eq!(
+            item("a==b=c").clone(),
+            Item::Query {
+                name: "a".into(),
+                value: "b=c".into()
+            }
+        );
         assert_eq!(item("empty="), field("empty", ""));
-        assert_eq!(item("tags:=[1, 2]"), Item::Json { name: "tags".into(), value: json!([1, 2]) });
+        assert_eq!(
+            item("tags:=[1, 2]"),
+            Item::Json {
+                name: "tags".into(),
+                value: json!([1, 2])
+            }
+        );
     }
 
     #[test]

@@ -123,7 +123,9 @@ impl<'a> Iterator for Tokens<'a> {
         let len = match first {
             '{' | '[' | '}' | ']' | ':' | ',' => 1,
             '"' => string_len(rest),
-            c if c.is_whitespace() => rest.find(|c: char| !c.is_whitespace()).unwrap_or(rest.len()),
+            c if c.is_whitespace() => rest
+                .find(|c: char| !c.is_whitespace())
+                .unwrap_or(rest.len()),
             _ => rest
                 .find(|c: char| c.is_whitespace() || "{}[]:,\"".contains(c))
                 .unwrap_or(rest.len()),
@@ -188,7 +190,10 @@ mod tests {
     #[test]
     fn preserve_keeps_whitespace() {
         let text = br#"{"a": [1,2] }"#;
-        assert_eq!(render(text, Layout::Preserve, &plain()).unwrap(), r#"{"a": [1,2] }"#);
+        assert_eq!(
+            render(text, Layout::Preserve, &plain()).unwrap(),
+            r#"{"a": [1,2] }"#
+        );
     }
 
     #[test]

@@ -171,7 +171,11 @@ impl Printer {
         Ok(())
     }
 
-    pub fn request_body(&mut self, payload: &Payload, content_type: Option<&str>) -> io::Result<()> {
+    pub fn request_body(
+        &mut self,
+        payload: &Payload,
+        content_type: Option<&str>,
+    ) -> io::Result<()> {
         if !self.sections.request_body {
             return Ok(());
         }
@@ -179,7 +183,8 @@ impl Printer {
             Payload::Empty => Ok(()),
             Payload::Bytes(bytes) => {
                 self.separate()?;
-                let rendered = (Kind::of(content_type) == Kind::Json && (self.style.format || self.style.colors))
+                let rendered = (Kind::of(content_type) == Kind::Json
+                    && (self.style.format || self.style.colors))
                     .then(|| json::render(bytes, self.layout(), &self.style))
                     .flatten();
                 match rendered {
@@ -211,7 +216,10 @@ impl Printer {
                 status_line_next = true;
             } else if std::mem::take(&mut status_line_next) {
                 let (version, status) = line.split_once(' ').unwrap_or((line, ""));
-                let code = status.get(..3).and_then(|code| code.parse().ok()).unwrap_or(0);
+                let code = status
+                    .get(..3)
+                    .and_then(|code| code.parse().ok())
+                    .unwrap_or(0);
                 let line = format!(
                     "{} {}",
                     self.style.paint(Paint::Protocol, version),
@@ -386,7 +394,12 @@ pub struct Collected(Arc<Mutex<Vec<u8>>>);
 
 impl Collected {
     pub fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
     }
 }
 
@@ -416,7 +429,11 @@ mod tests {
 
     fn printer(style: Style, letters: &str) -> (Printer, Collected) {
         let captured = Collected::default();
-        let printer = Printer::new(Box::new(captured.clone()), style, Sections::from_letters(letters));
+        let printer = Printer::new(
+            Box::new(captured.clone()),
+            style,
+            Sections::from_letters(letters),
+        );
         (printer, captured)
     }
 
@@ -435,14 +452,29 @@ mod tests {
     #[test]
     fn sections_follow_httpie_precedence() {
         let mut options = RequestOptions::default();
-        assert_eq!(Sections::choose(&options, true), Sections::from_letters("hb"));
-        assert_eq!(Sections::choose(&options, false), Sections::from_letters("b"));
+        assert_eq!(
+            Sections::choose(&options, true),
+            Sections::from_letters("hb")
+        );
+        assert_eq!(
+            Sections::choose(&options, false),
+            Sections::from_letters("b")
+        );
         options.verbose = true;
-        assert_eq!(Sections::choose(&options, false), Sections::from_letters("HBhb"));
+        assert_eq!(
+            Sections::choose(&options, false),
+            Sections::from_letters("HBhb")
+        );
         options.headers = true;
-        assert_eq!(Sections::choose(&options, false), Sections::from_letters("h"));
+        assert_eq!(
+            Sections::choose(&options, false),
+            Sections::from_letters("h")
+        );
         options.print = Some("Bb".into());
-        assert_eq!(Sections::choose(&options, false), Sections::from_letters("Bb"));
+        assert_eq!(
+            Sections::choose(&options, false),
+            Sections::from_letters("Bb")
+        );
         options.quiet = true;
         assert_eq!(Sections::choose(&options, false), Sections::default());
     }
@@ -467,7 +499,10 @@ mod tests {
             .request_head(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n")
             .unwrap();
         printer
-            .request_body(&Payload::Bytes("{\"a\":1}".into()), Some("application/json"))
+            .request_body(
+                &Payload::Bytes("{\"a\":1}".into()),
+                Some("application/json"),
+            )
             .unwrap();
         printer
             .response_head(b"HTTP/1.1 201 Created\r\nContent-Type: text/csv\r\n\r\n")
@@ -525,6 +560,9 @@ mod tests {
         printer
             .response_head(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nA: b\r\n\r\n")
             .unwrap();
-        assert_eq!(text(&out), "HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\nA: b\n");
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\nA: b\n"
+        );
     }
 }

@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn bare_line_feeds_become_crlf_across_chunks() {
         let mut ends = LineEnds::new(true);
-        assert_eq!(&*ends.convert(b"GET / HTTP/1.1\nHost: x\r"), b"GET / HTTP/1.1\r\nHost: x\r");
+        assert_eq!(
+            &*ends.convert(b"GET / HTTP/1.1\nHost: x\r"),
+            b"GET / HTTP/1.1\r\nHost: x\r"
+        );
         assert_eq!(&*ends.convert(b"\n\n"), b"\n\r\n");
     }
 

@@ -42,7 +42,10 @@ pub enum Payload {
     Empty,
     Bytes(Bytes),
     /// Streamed from disk when sent; `len` was the size when prepared.
-    File { path: PathBuf, len: u64 },
+    File {
+        path: PathBuf,
+        len: u64,
+    },
 }
 
 /// A request with everything decided.
@@ -168,7 +171,10 @@ fn body(
                     Payload::Bytes(Bytes::from(Value::Object(fields).to_string())),
                     Some("application/json"),
                 ),
-                Encoding::Form => (form(items, &fields)?, Some("application/x-www-form-urlencoded")),
+                Encoding::Form => (
+                    form(items, &fields)?,
+                    Some("application/x-www-form-urlencoded"),
+                ),
                 Encoding::Csv => (csv_row(&fields)?, Some("text/csv")),
             })
         }
@@ -213,7 +219,10 @@ fn fields(items: &[Item]) -> Result<Map<String, Value>, ClientError> {
             Item::Json { name, value } => (name, value.clone()),
             Item::JsonFile { name, path } => {
                 let text = read_text(path)?;
-                (name, parse_json(&format!("{name}:=@{}", path.display()), text.trim())?)
+                (
+                    name,
+                    parse_json(&format!("{name}:=@{}", path.display()), text.trim())?,
+                )
             }
             _ => continue,
         };
@@ -234,8 +243,9 @@ fn read_text(path: &Path) -> Result<String, ClientError> {
 
 /// A form carries text only: JSON items are refused rather than guessed at.
 fn form(items: &[Item], fields: &Map<String, Value>) -> Result<Payload, ClientError> {
-    if let Some(Item::Json { name, .. } | Item::JsonFile { name, .. }) =
-        items.iter().find(|item| matches!(item, Item::Json { .. } | Item::JsonFile { .. }))
+    if let Some(Item::Json { name, .. } | Item::JsonFile { name, .. }) = items
+        .iter()
+        .find(|item| matches!(item, Item::Json { .. } | Item::JsonFile { .. }))
     {
         return Err(ClientError::item(
             name,
@@ -292,8 +302,17 @@ mod tests {
     use super::*;
 
     fn prepare(method: Method, items: &[&str], encoding: Encoding) -> Prepared {
-        let items: Vec<Item> = items.iter().map(|text| Item::parse(text).unwrap()).collect();
-        Prepared::new(method, Url::parse(":8080/people").unwrap(), &items, encoding).unwrap()
+        let items: Vec<Item> = items
+            .iter()
+            .map(|text| Item::parse(text).unwrap())
+            .collect();
+        Prepared::new(
+            method,
+            Url::parse(":8080/people").unwrap(),
+            &items,
+            encoding,
+        )
+        .unwrap()
     }
 
     fn header<'a>(prepared: &'a Prepared, name: &str) -> Option<&'a str> {
@@ -313,7 +332,11 @@ mod tests {
 
     #[test]
     fn data_fields_make_a_json_object_in_order() {
-        let p = prepare(Method::POST, &["name=kim", "age:=30", "ok:=true"], Encoding::Auto);
+        let p = prepare(
+            Method::POST,
+            &["name=kim", "age:=30", "ok:=true"],
+            Encoding::Auto,
+        );
         assert_eq!(body(&p), br#"{"name":"kim","age":30,"ok":true}"#);
         assert_eq!(header(&p, "content-type"), Some("application/json"));
         assert_eq!(header(&p, "accept"), Some(ACCEPT_JSON));
@@ -339,7 +362,11 @@ mod tests {
             header(&form, "content-type"),
             Some("application/x-www-form-urlencoded")
         );
-        let csv = prepare(Method::POST, &["name=kim, jr", "age:=30", "x:=null"], Encoding::Csv);
+        let csv = prepare(
+            Method::POST,
+            &["name=kim, jr", "age:=30", "x:=null"],
+            Encoding::Csv,
+        );
         assert_eq!(body(&csv), b"name,age,x\n\"kim, jr\",30,\n");
         assert_eq!(header(&csv, "accept"), Some(ACCEPT_CSV));
     }
@@ -378,7 +405,13 @@ mod tests {
 
         let items = [Item::BodyFile(people.clone())];
         let p = Prepared::new(Method::POST, url.clone(), &items, Encoding::Auto).unwrap();
-        assert_eq!(p.payload, Payload::File { path: people, len: 9 });
+        assert_eq!(
+            p.payload,
+            Payload::File {
+                path: people,
+                len: 9
+            }
+        );
         assert_eq!(header(&p, "content-type"), Some("text/csv"));
 
         let items = [Item::BodyFile(dir.path().join("missing.csv"))];

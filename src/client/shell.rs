@@ -127,7 +127,9 @@ fn default_history() -> Option<PathBuf> {
     let state = std::env::var_os("XDG_STATE_HOME")
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state"))
+        })?;
     Some(state.join("csvd").join("history"))
 }
 
@@ -137,7 +139,10 @@ fn save_history(editor: &mut Editor<ShellHelper, FileHistory>, path: &PathBuf) {
     }
     // Appending keeps what other sessions wrote meanwhile.
     if let Err(error) = editor.append_history(path) {
-        eprintln!("csvd: cannot save the history to {}: {error}", path.display());
+        eprintln!(
+            "csvd: cannot save the history to {}: {error}",
+            path.display()
+        );
     }
 }
 
@@ -167,7 +172,12 @@ impl Shell<'_> {
         format!("{}> ", self.base.host_and_port())
     }
 
-    fn ask(&self, editor: &mut Editor<ShellHelper, FileHistory>, prompt: Prompt, text: &str) -> Answer {
+    fn ask(
+        &self,
+        editor: &mut Editor<ShellHelper, FileHistory>,
+        prompt: Prompt,
+        text: &str,
+    ) -> Answer {
         self.helper.knowledge().prompt = prompt;
         match editor.readline(text) {
             Ok(line) => Answer::Line(line),
@@ -183,7 +193,9 @@ impl Shell<'_> {
     fn greet(&mut self) {
         println!("csvd shell: requests go to {}", self.base);
         match self.refresh_tables() {
-            Ok(Some(tables)) if tables.is_empty() => println!("It is a csvd server with no tables yet."),
+            Ok(Some(tables)) if tables.is_empty() => {
+                println!("It is a csvd server with no tables yet.")
+            }
             Ok(Some(tables)) => {
                 let names: Vec<&str> = tables.iter().map(|table| table.name.as_str()).collect();
                 println!("It is a csvd server with tables: {}.", names.join(", "));
@@ -253,7 +265,11 @@ impl Shell<'_> {
             Answer::Line(path) => path.trim().to_string(),
             Answer::Cancelled | Answer::Done => return println!("(cancelled)"),
         };
-        let path = if path.is_empty() { "/".to_string() } else { path };
+        let path = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path
+        };
         let body = if [Method::POST, Method::PUT, Method::PATCH].contains(&method) {
             match self.ask(editor, Prompt::Body { path: path.clone() }, "body: ") {
                 Answer::Line(body) => body.trim().to_string(),
@@ -401,7 +417,9 @@ impl Shell<'_> {
         }
         for item in &self.headers {
             if let Item::Header { name, value } = item {
-                let value = value.as_ref().map(|value| String::from_utf8_lossy(value.as_bytes()));
+                let value = value
+                    .as_ref()
+                    .map(|value| String::from_utf8_lossy(value.as_bytes()));
                 match value {
                     Some(value) => println!("{name}: {value}"),
                     None => println!("{name}: (removed)"),
@@ -415,8 +433,9 @@ impl Shell<'_> {
         for text in texts {
             match Item::parse(text) {
                 Ok(Item::Header { name, value }) => {
-                    self.headers
-                        .retain(|item| !matches!(item, Item::Header { name: have, .. } if *have == name));
+                    self.headers.retain(
+                        |item| !matches!(item, Item::Header { name: have, .. } if *have == name),
+                    );
                     if value.is_some() {
                         self.headers.push(Item::Header { name, value });
                     }
@@ -514,7 +533,10 @@ mod tests {
             guided_body(r#"{"name": "kim"}"#).unwrap(),
             Body::Text(r#"{"name": "kim"}"#.into(), "application/json")
         );
-        assert_eq!(guided_body("name:kim").unwrap(), Body::Text("name:kim".into(), "text/plain"));
+        assert_eq!(
+            guided_body("name:kim").unwrap(),
+            Body::Text("name:kim".into(), "text/plain")
+        );
         assert!(guided_body("{oops").unwrap_err().contains("not valid JSON"));
     }
 }

@@ -78,7 +78,8 @@ impl Style {
     fn choose(pretty: Option<Pretty>, terminal: bool, no_color: bool) -> Style {
         let chosen = pretty.unwrap_or(if terminal { Pretty::All } else { Pretty::None });
         Style {
-            colors: matches!(chosen, Pretty::All | Pretty::Colors) && (pretty.is_some() || !no_color),
+            colors: matches!(chosen, Pretty::All | Pretty::Colors)
+                && (pretty.is_some() || !no_color),
             format: matches!(chosen, Pretty::All | Pretty::Format),
             terminal,
         }

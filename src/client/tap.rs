@@ -39,7 +39,9 @@ impl Tap {
     fn lock(&self) -> MutexGuard<'_, Recording> {
         // A panic elsewhere cannot leave a recording half-updated in a way
         // that matters: it is only ever shown to a person.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts recording a new exchange; the receiver gets the request head

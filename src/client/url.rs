@@ -45,9 +45,11 @@ impl Url {
             let base = Url::parse(DEFAULT_BASE)?;
             return base.join(text);
         }
-        let scheme = text
-            .split_once("://")
-            .filter(|(scheme, _)| scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c)));
+        let scheme = text.split_once("://").filter(|(scheme, _)| {
+            scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        });
         let rest = match scheme {
             Some(("http", rest)) => rest.to_string(),
             Some(("https", _)) => {
@@ -171,7 +173,12 @@ fn parse_authority(url: &str, authority: &str) -> Result<(String, u16), ClientEr
         match rest.strip_prefix(':') {
             Some(port) => (host, Some(port)),
             None if rest.is_empty() => (host, None),
-            None => return Err(ClientError::url(url, "unexpected text after the IPv6 address")),
+            None => {
+                return Err(ClientError::url(
+                    url,
+                    "unexpected text after the IPv6 address",
+                ))
+            }
         }
     } else {
         match authority.rsplit_once(':') {
@@ -184,9 +191,13 @@ fn parse_authority(url: &str, authority: &str) -> Result<(String, u16), ClientEr
     }
     let bracketed = host.starts_with('[');
     let plain = host.trim_start_matches('[').trim_end_matches(']');
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c) || (bracketed && c == ':');
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || "-._".contains(c) || (bracketed && c == ':');
     if plain.is_empty() || !plain.chars().all(allowed) {
-        return Err(ClientError::url(url, format!("`{host}` is not a host name")));
+        return Err(ClientError::url(
+            url,
+            format!("`{host}` is not a host name"),
+        ));
     }
     let port = match port {
         None | Some("") => 80,
@@ -195,7 +206,10 @@ fn parse_authority(url: &str, authority: &str) -> Result<(String, u16), ClientEr
             .ok()
             .filter(|port| *port != 0)
             .ok_or_else(|| {
-                ClientError::url(url, format!("port `{port}` is not a number from 1 to 65535"))
+                ClientError::url(
+                    url,
+                    format!("port `{port}` is not a number from 1 to 65535"),
+                )
             })?,
     };
     Ok((host.to_string(), port))
@@ -233,7 +247,10 @@ mod tests {
         assert_eq!(url("localhost:8080/people"), "http://localhost:8080/people");
         assert_eq!(url("example.com"), "http://example.com/");
         assert_eq!(url("/people"), "http://127.0.0.1:8080/people");
-        assert_eq!(url("http://127.0.0.1:9/a?b=c#frag"), "http://127.0.0.1:9/a?b=c");
+        assert_eq!(
+            url("http://127.0.0.1:9/a?b=c#frag"),
+            "http://127.0.0.1:9/a?b=c"
+        );
         assert_eq!(url("localhost:8080?x=1"), "http://localhost:8080/?x=1");
         assert_eq!(url("http://[::1]:8080/p"), "http://[::1]:8080/p");
     }
@@ -273,7 +290,10 @@ mod tests {
         assert_eq!(resolve(":7000/x"), "http://localhost:7000/x");
         assert_eq!(resolve("other:7000/x"), "http://other:7000/x");
         let api = Url::parse("http://h:1/api/").unwrap();
-        assert_eq!(api.resolve("/people").unwrap().to_string(), "http://h:1/api/people");
+        assert_eq!(
+            api.resolve("/people").unwrap().to_string(),
+            "http://h:1/api/people"
+        );
     }
 
     #[test]

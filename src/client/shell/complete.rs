@@ -86,7 +86,9 @@ impl ShellHelper {
     pub fn knowledge(&self) -> MutexGuard<'_, Knowledge> {
         // Completion data is a convenience: after a panic elsewhere the
         // last state is as good as any.
-        self.knowledge.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.knowledge
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -103,7 +105,8 @@ impl Knowledge {
             (Prompt::Command, [":verbose"]) => vec!["on".to_string(), "off".to_string()],
             (Prompt::Command, [method]) if is_method(method) => self.paths(),
             (Prompt::Command, [method, path, ..]) if is_method(method) => {
-                let writes = ["POST", "PUT", "PATCH"].contains(&method.to_ascii_uppercase().as_str());
+                let writes =
+                    ["POST", "PUT", "PATCH"].contains(&method.to_ascii_uppercase().as_str());
                 self.fields(path, writes)
             }
             _ => Vec::new(),
@@ -116,7 +119,10 @@ impl Knowledge {
     }
 
     fn paths(&self) -> Vec<String> {
-        self.tables.iter().map(|table| format!("/{}", table.name)).collect()
+        self.tables
+            .iter()
+            .map(|table| format!("/{}", table.name))
+            .collect()
     }
 
     /// `column=` for bodies, `column==` for queries.
@@ -145,7 +151,13 @@ fn commands(word: &str) -> Vec<String> {
     let lower = word.chars().next().is_some_and(char::is_lowercase);
     METHODS
         .iter()
-        .map(|method| if lower { method.to_ascii_lowercase() } else { method.to_string() })
+        .map(|method| {
+            if lower {
+                method.to_ascii_lowercase()
+            } else {
+                method.to_string()
+            }
+        })
         .chain(COMMANDS.iter().map(|command| command.to_string()))
         .collect()
 }
@@ -153,7 +165,12 @@ fn commands(word: &str) -> Vec<String> {
 impl Completer for ShellHelper {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let (start, candidates) = self.knowledge().complete(&line[..pos]);
         let pairs = candidates
             .into_iter()
@@ -204,28 +221,61 @@ mod tests {
 
     #[test]
     fn reads_the_table_list_in_either_shape() {
-        let tables = tables_from_json(br#"{"tables":[{"name":"a","columns":[{"name":"x"}]}]}"#).unwrap();
-        assert_eq!(tables, [Table { name: "a".into(), columns: vec!["x".into()] }]);
+        let tables =
+            tables_from_json(br#"{"tables":[{"name":"a","columns":[{"name":"x"}]}]}"#).unwrap();
+        assert_eq!(
+            tables,
+            [Table {
+                name: "a".into(),
+                columns: vec!["x".into()]
+            }]
+        );
         assert!(tables_from_json(b"<html>").is_none());
         assert!(tables_from_json(br#"[{"no":"name"}]"#).is_none());
     }
 
     #[test]
     fn methods_complete_in_the_case_typed() {
-        assert_eq!(complete(Prompt::Command, "po"), (0, vec!["post".to_string()]));
-        assert_eq!(complete(Prompt::Command, "P"), (0, vec!["POST".into(), "PUT".into(), "PATCH".into()]));
-        assert_eq!(complete(Prompt::Command, ":ve"), (0, vec![":verbose".to_string()]));
+        assert_eq!(
+            complete(Prompt::Command, "po"),
+            (0, vec!["post".to_string()])
+        );
+        assert_eq!(
+            complete(Prompt::Command, "P"),
+            (0, vec!["POST".into(), "PUT".into(), "PATCH".into()])
+        );
+        assert_eq!(
+            complete(Prompt::Command, ":ve"),
+            (0, vec![":verbose".to_string()])
+        );
         assert_eq!(complete(Prompt::Command, ":verbose o").1, ["on", "off"]);
     }
 
     #[test]
     fn tables_and_columns_complete_where_they_belong() {
-        assert_eq!(complete(Prompt::Command, "get /pe"), (4, vec!["/people".into(), "/pets".into()]));
-        assert_eq!(complete(Prompt::Command, "post /people na"), (13, vec!["name=".to_string()]));
-        assert_eq!(complete(Prompt::Command, "get /people/3 a"), (14, vec!["age==".to_string()]));
-        assert_eq!(complete(Prompt::Path, "/peo"), (0, vec!["/people".to_string()]));
         assert_eq!(
-            complete(Prompt::Body { path: "/people".into() }, "name=kim a"),
+            complete(Prompt::Command, "get /pe"),
+            (4, vec!["/people".into(), "/pets".into()])
+        );
+        assert_eq!(
+            complete(Prompt::Command, "post /people na"),
+            (13, vec!["name=".to_string()])
+        );
+        assert_eq!(
+            complete(Prompt::Command, "get /people/3 a"),
+            (14, vec!["age==".to_string()])
+        );
+        assert_eq!(
+            complete(Prompt::Path, "/peo"),
+            (0, vec!["/people".to_string()])
+        );
+        assert_eq!(
+            complete(
+                Prompt::Body {
+                    path: "/people".into()
+                },
+                "name=kim a"
+            ),
             (9, vec!["age=".to_string()])
         );
         assert!(complete(Prompt::Command, "nonsense /pe").1.is_empty());

@@ -74,9 +74,18 @@ mod tests {
 
     #[test]
     fn splits_like_a_shell() {
-        assert_eq!(words("  post /people  name=kim "), ["post", "/people", "name=kim"]);
-        assert_eq!(words("post /p 'name=kim lee' \"city=New York\""), ["post", "/p", "name=kim lee", "city=New York"]);
-        assert_eq!(words(r#"x "a\"b" 'c\d' e\ f"#), ["x", "a\"b", r"c\d", "e f"]);
+        assert_eq!(
+            words("  post /people  name=kim "),
+            ["post", "/people", "name=kim"]
+        );
+        assert_eq!(
+            words("post /p 'name=kim lee' \"city=New York\""),
+            ["post", "/p", "name=kim lee", "city=New York"]
+        );
+        assert_eq!(
+            words(r#"x "a\"b" 'c\d' e\ f"#),
+            ["x", "a\"b", r"c\d", "e f"]
+        );
         assert_eq!(words("empty=''"), ["empty="]);
         assert_eq!(words("''"), [""]);
         assert!(words("").is_empty());
