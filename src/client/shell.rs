@@ -380,7 +380,7 @@ impl Shell<'_> {
         let rest: Vec<&str> = words.collect();
         match (name, rest.as_slice()) {
             ("help" | "h" | "?", _) => println!("{HELP}"),
-            ("verbose", []) => println!("verbose is {}", if self.verbose { "on" } else { "off" }),
+            ("verbose", []) => {}
             ("verbose", ["on"]) => self.verbose = true,
             ("verbose", ["off"]) => self.verbose = false,
             ("verbose", _) => eprintln!("csvd: use `:verbose on` or `:verbose off`"),
@@ -396,9 +396,12 @@ impl Shell<'_> {
             ("headers", ["clear"]) => self.headers.clear(),
             ("headers", items) => self.set_headers(items),
             ("tables", []) => self.show_tables(),
-            _ => eprintln!(
+            _ => return eprintln!(
                 "csvd: `:{name}` is not a shell command: :help, :verbose, :base, :headers, :tables"
             ),
+        }
+        if name == "verbose" {
+            println!("verbose is {}", if self.verbose { "on" } else { "off" });
         }
     }
 
