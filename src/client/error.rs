@@ -39,6 +39,10 @@ pub enum ClientError {
 
     #[error("cannot write the output: {}", describe_io(error))]
     Output { error: io::Error },
+
+    /// Ctrl-C in the shell while a request was in flight.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl ClientError {

@@ -13,10 +13,11 @@ mod words;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use hyper::Method;
+use hyper::{Method, StatusCode};
 use rustyline::config::{CompletionType, Config};
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
@@ -38,6 +39,10 @@ use complete::{tables_from_json, Prompt, ShellHelper, Table};
 
 /// The methods the shell sends, in the order it lists them.
 pub const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+
+/// How long the table list may take: it is a nicety, not worth a long
+/// wait at start or after a write.
+const TABLES_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The shell's own commands, for completion.
 pub const COMMANDS: [&str; 7] = [
@@ -158,7 +163,7 @@ enum Answer {
 struct Shell<'a> {
     base: Url,
     client: Client,
-    timeout: Option<std::time::Duration>,
+    timeout: Option<Duration>,
     verbose: bool,
     pretty: Option<Pretty>,
     /// Header items sent with every request (`:headers`).
@@ -200,7 +205,7 @@ impl Shell<'_> {
                 let names: Vec<&str> = tables.iter().map(|table| table.name.as_str()).collect();
                 println!("It is a csvd server with tables: {}.", names.join(", "));
             }
-            Ok(None) => {}
+            Ok(None) | Err(ClientError::Cancelled) => {}
             Err(error) => println!("It does not answer yet ({error})."),
         }
         println!(
@@ -222,10 +227,10 @@ impl Shell<'_> {
             Style::plain(),
             Sections::from_letters("b"),
         );
-        self.client.timeout = self.timeout;
-        let status = self
-            .runtime
-            .block_on(self.client.execute(&prepared, &mut printer))?;
+        let timeout = self
+            .timeout
+            .map_or(TABLES_TIMEOUT, |chosen| chosen.min(TABLES_TIMEOUT));
+        let status = self.execute(&prepared, &mut printer, Some(timeout))?;
         let tables = status
             .is_success()
             .then(|| tables_from_json(&collected.take()))
@@ -311,6 +316,7 @@ impl Shell<'_> {
     fn send(&mut self, method: Method, request: RequestArgs, text: Option<(Bytes, &'static str)>) {
         match self.exchange(method, &request, text) {
             Ok(()) => {}
+            Err(ClientError::Cancelled) => println!("\n(cancelled)"),
             Err(error) => eprintln!("csvd: {error}"),
         }
     }
@@ -333,29 +339,34 @@ impl Shell<'_> {
         // The shell always shows status and headers, as a terminal would.
         let sections = Sections::choose_with(options, options.verbose || self.verbose, true);
         let mut printer = Printer::stdout(style, sections);
-        self.client.timeout = options.timeout.or(self.timeout);
+        let status = self.execute(&prepared, &mut printer, options.timeout.or(self.timeout))?;
+        if status.is_success() && method != Method::GET && method != Method::HEAD {
+            // A write may have made a table or a column.
+            let _ = self.refresh_tables();
+        }
+        Ok(())
+    }
+
+    /// Sends a request on the shell's connection; Ctrl-C abandons it, and
+    /// the connection with it (an answer may still be on its way).
+    fn execute(
+        &mut self,
+        prepared: &Prepared,
+        printer: &mut Printer,
+        timeout: Option<Duration>,
+    ) -> Result<StatusCode, ClientError> {
+        self.client.timeout = timeout;
         let client = &mut self.client;
         let outcome = self.runtime.block_on(async {
             tokio::select! {
-                outcome = client.execute(&prepared, &mut printer) => Some(outcome),
+                outcome = client.execute(prepared, printer) => Some(outcome),
                 _ = tokio::signal::ctrl_c() => None,
             }
         });
-        match outcome {
-            Some(Ok(status)) => {
-                if status.is_success() && method != Method::GET && method != Method::HEAD {
-                    // A write may have made a table or a column.
-                    let _ = self.refresh_tables();
-                }
-                Ok(())
-            }
-            Some(Err(error)) => Err(error),
-            None => {
-                self.client = Client::new(self.timeout);
-                println!("\n(cancelled)");
-                Ok(())
-            }
-        }
+        outcome.unwrap_or_else(|| {
+            self.client = Client::new(self.timeout);
+            Err(ClientError::Cancelled)
+        })
     }
 
     /// The session's headers first, minus those the line sets itself.
@@ -396,9 +407,11 @@ impl Shell<'_> {
             ("headers", ["clear"]) => self.headers.clear(),
             ("headers", items) => self.set_headers(items),
             ("tables", []) => self.show_tables(),
-            _ => return eprintln!(
+            _ => {
+                return eprintln!(
                 "csvd: `:{name}` is not a shell command: :help, :verbose, :base, :headers, :tables"
-            ),
+            )
+            }
         }
         if name == "verbose" {
             println!("verbose is {}", if self.verbose { "on" } else { "off" });
