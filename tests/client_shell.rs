@@ -185,6 +185,31 @@ fn an_unreachable_base_is_reported_and_the_shell_stays() {
     leave(shell);
 }
 
+#[test]
+fn a_large_upload_shows_progress_on_a_terminal() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.csv");
+    let mut csv = String::from("name\n");
+    for n in 0..200_000 {
+        csv.push_str(&format!("person {n}\n"));
+    }
+    std::fs::write(&path, &csv).unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["post", &format!("{}/big", server.base()), "-q"])
+        .arg(format!("@{}", path.display()))
+        .env("TERM", "xterm");
+    let mut upload = spawn_command(command, Some(TIMEOUT_MS)).unwrap();
+    upload.exp_string("uploading big.csv").unwrap();
+    upload.exp_eof().unwrap();
+    assert!(matches!(
+        upload.process.wait().unwrap(),
+        WaitStatus::Exited(_, 0)
+    ));
+    assert_eq!(server.get("/big/200000").status, 200);
+}
+
 /// Counts connections; the first one is closed after its first answer,
 /// as a server closes an idle keep-alive connection.
 fn keep_alive_server() -> u16 {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::header::CONTENT_TYPE;
 use hyper::{Method, Request, Response, StatusCode, Version};
+use indicatif::ProgressBar;
 
 use super::connection::{http_error, within, Connection, RequestBody};
 use super::error::ClientError;
@@ -94,7 +95,7 @@ impl Client {
             .await
             .map_err(Failure::Fatal)?;
         let reused = connection.reused();
-        let request = build(prepared).await.map_err(Failure::Fatal)?;
+        let (request, progress) = build(prepared).await.map_err(Failure::Fatal)?;
         let mut request_head = connection.tap().start();
         let mut request_printed = !printer.sections.shows_request();
         let tap = connection.tap().clone();
@@ -115,6 +116,9 @@ impl Client {
                 answered = within(timeout, "waiting for the response", &mut response) => break answered,
             }
         };
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
+        }
         if !request_printed {
             if let Ok(head) = request_head.try_recv() {
                 print_request(printer, &head, prepared, content_type).map_err(Failure::Fatal)?;
@@ -191,17 +195,24 @@ async fn print_response(
     printer.finish_body().map_err(output)
 }
 
-/// The hyper request for a prepared one; files are opened anew each time.
-async fn build(prepared: &Prepared) -> Result<Request<RequestBody>, ClientError> {
+/// The hyper request for a prepared one, and the progress bar of its
+/// upload if it has one; files are opened anew each time.
+async fn build(
+    prepared: &Prepared,
+) -> Result<(Request<RequestBody>, Option<ProgressBar>), ClientError> {
+    let mut progress = None;
     let body: RequestBody = match &prepared.payload {
         Payload::Empty => Empty::new().map_err(|never| match never {}).boxed(),
         Payload::Bytes(bytes) => Full::new(bytes.clone())
             .map_err(|never| match never {})
             .boxed(),
-        Payload::File { path, len } => Upload::open(path, *len)
-            .await
-            .map_err(|error| ClientError::file(path, error))?
-            .boxed(),
+        Payload::File { path, len } => {
+            let upload = Upload::open(path, *len)
+                .await
+                .map_err(|error| ClientError::file(path, error))?;
+            progress = Some(upload.progress());
+            upload.boxed()
+        }
     };
     let mut request = Request::builder()
         .method(prepared.method.clone())
@@ -210,9 +221,10 @@ async fn build(prepared: &Prepared) -> Result<Request<RequestBody>, ClientError>
     for (name, value) in &prepared.headers {
         request = request.header(name, value);
     }
-    request
+    let request = request
         .body(body)
-        .map_err(|error| ClientError::url(&prepared.url.to_string(), error.to_string()))
+        .map_err(|error| ClientError::url(&prepared.url.to_string(), error.to_string()))?;
+    Ok((request, progress))
 }
 
 /// A head built from the parsed response, for the rare head too large to

@@ -335,7 +335,10 @@ impl Shell<'_> {
         if let Some((body, content_type)) = text {
             prepared = prepared.with_body(body, content_type);
         }
-        let style = Style::detect(options.pretty.or(self.pretty));
+        let mut style = Style::detect(options.pretty.or(self.pretty));
+        // A shell's output is read by a person even when it is captured:
+        // each exchange ends its line, and binary stays off the screen.
+        style.terminal = true;
         // The shell always shows status and headers, as a terminal would.
         let sections = Sections::choose_with(options, options.verbose || self.verbose, true);
         let mut printer = Printer::stdout(style, sections);

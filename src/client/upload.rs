@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// 64 KiB per read: large enough to keep the socket busy, small enough
@@ -32,6 +32,9 @@ pub struct Upload {
 impl Upload {
     /// Streams `len` bytes of the file at `path` (its size when the
     /// request was prepared: the `Content-Length` already promises it).
+    ///
+    /// The caller clears the progress bar once the answer has come (or
+    /// the request failed).
     pub async fn open(path: &Path, len: u64) -> io::Result<Upload> {
         let file = tokio::fs::File::open(path).await?;
         Ok(Upload {
@@ -56,8 +59,28 @@ fn progress_bar(path: &Path, len: u64) -> ProgressBar {
     bar.set_style(style);
     let name = path.file_name().unwrap_or(path.as_os_str());
     bar.set_message(format!("uploading {}", name.to_string_lossy()));
+    // Drawn now, not at the first tick: a fast upload still shows it began.
+    bar.tick();
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Once every byte is sent, the bar turns into a spinner until the answer
+/// comes (a large import can keep the server busy for a while).
+fn waiting(bar: &ProgressBar) {
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.set_message(format!(
+        "sent {}; waiting for the answer",
+        HumanBytes(bar.position())
+    ));
+}
+
+impl Upload {
+    pub fn progress(&self) -> ProgressBar {
+        self.progress.clone()
+    }
 }
 
 impl Body for Upload {
@@ -70,7 +93,6 @@ impl Body for Upload {
     ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
         let this = &mut *self;
         if this.remaining == 0 {
-            this.progress.finish_and_clear();
             return Poll::Ready(None);
         }
         let want = usize::try_from(this.remaining).map_or(CHUNK, |left| left.min(CHUNK));
@@ -87,6 +109,9 @@ impl Body for Upload {
         }
         this.remaining -= got as u64;
         this.progress.inc(got as u64);
+        if this.remaining == 0 {
+            waiting(&this.progress);
+        }
         Poll::Ready(Some(Ok(Frame::data(this.buffer.split_to(got).freeze()))))
     }
 
@@ -96,13 +121,5 @@ impl Body for Upload {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
-    }
-}
-
-impl Drop for Upload {
-    fn drop(&mut self) {
-        if !self.progress.is_finished() {
-            self.progress.finish_and_clear();
-        }
     }
 }
