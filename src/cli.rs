@@ -74,6 +74,17 @@ pub struct ServeArgs {
     #[arg(long, env = "CSVD_HEADER_TIMEOUT", default_value_t = 30)]
     pub header_timeout: u64,
 
+    /// When to fsync the write-ahead log: `always` (before every write is
+    /// acknowledged) or `never` (UNSAFE: a crash may lose acknowledged
+    /// writes; for measuring what durability costs).
+    #[arg(long, env = "CSVD_SYNC", value_enum, default_value = "always")]
+    pub sync: SyncMode,
+
+    /// Seconds without writes after which changed CSV files are rewritten
+    /// (writes are durable in the write-ahead log before that).
+    #[arg(long, env = "CSVD_CHECKPOINT_AFTER", default_value_t = 1)]
+    pub checkpoint_after: u64,
+
     /// Seconds to wait for in-flight requests at shutdown.
     #[arg(long, env = "CSVD_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
@@ -82,6 +93,13 @@ pub struct ServeArgs {
     /// client waits for one). Breaks ordinary HTTP clients: off by default.
     #[arg(long, env = "CSVD_GREETING")]
     pub greeting: Option<String>,
+}
+
+/// When the write-ahead log is fsync'd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncMode {
+    Always,
+    Never,
 }
 
 /// Arguments shared by the one-shot request commands.

@@ -28,8 +28,8 @@ use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::cli::ServeArgs;
-use crate::store::{DirStore, Store};
+use crate::cli::{ServeArgs, SyncMode};
+use crate::store::{DirStore, Options, Store};
 pub use routes::AppState;
 
 /// Runs the server until SIGINT or SIGTERM, then finishes the requests in
@@ -69,9 +69,17 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let store = DirStore::open(&args.data_dir, &args.id_column)
+    let options = Options {
+        sync: args.sync == SyncMode::Always,
+        settle: Duration::from_secs(args.checkpoint_after),
+        ..Options::default()
+    };
+    let data_dir = args.data_dir.clone();
+    let id_column = args.id_column.clone();
+    let store = tokio::task::spawn_blocking(move || DirStore::open(&data_dir, &id_column, options))
+        .await?
         .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn Store> = store;
     let router = app(AppState {
         store: store.clone(),
         max_body: args.max_body,

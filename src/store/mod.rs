@@ -9,11 +9,12 @@ mod dir;
 mod file;
 mod row;
 mod table;
+mod wal;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub use dir::DirStore;
+pub use dir::{DirStore, Options};
 pub use file::{parse as parse_csv, write_csv, Layout};
 pub use row::Row;
 

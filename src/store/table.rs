@@ -165,9 +165,14 @@ impl Table {
         }
     }
 
+    /// Whether every row has a unique, non-empty id.
+    pub fn ids_ok(&self) -> bool {
+        self.ids_ok
+    }
+
     /// Gives the table an id column (first) and every row a unique id, as the
     /// first write to a table dropped in without them does.
-    fn ensure_ids(&mut self, id_column: &str) {
+    pub fn ensure_ids(&mut self, id_column: &str) {
         if self.ids_ok {
             return;
         }
@@ -219,8 +224,8 @@ impl Table {
     }
 
     /// Inserts new rows; all or none. Rows without an id get the next integer.
+    /// Call [`Table::ensure_ids`] first.
     pub fn insert(&mut self, records: &[Fields], id_column: &str) -> Result<Applied, Error> {
-        self.ensure_ids(id_column);
         let mut ids = Vec::with_capacity(records.len());
         let mut batch = std::collections::HashSet::new();
         for record in records {
@@ -266,7 +271,6 @@ impl Table {
         validate_id(id)?;
         validate_fields(record)?;
         check_body_id(record, id, id_column)?;
-        self.ensure_ids(id_column);
         let mut fields = without(record, id_column);
         fields.insert(0, (id_column.to_string(), id.to_string()));
         let row = Arc::new(self.build_row(&fields, None));
@@ -329,6 +333,36 @@ impl Table {
         }
         self.touch();
         Ok(())
+    }
+
+    /// Sets the header (replaying a logged column change).
+    pub fn set_columns(&mut self, columns: Vec<String>, id_column: &str) {
+        let had_ids = self.id_col.is_some();
+        self.id_col = columns.iter().position(|c| c == id_column);
+        self.columns = Arc::new(columns);
+        if had_ids != self.id_col.is_some() {
+            self.reindex();
+        }
+    }
+
+    /// Replaces the row with this row's id, or appends it (replaying a
+    /// logged row). Rows without an id cell are ignored.
+    pub fn upsert(&mut self, row: Arc<Row>) {
+        let Some(id_col) = self.id_col else { return };
+        let id = row.get(id_col);
+        if id.is_empty() {
+            return;
+        }
+        match self.index.get(id) {
+            Some(&slot) => self.slots[slot] = Some(row),
+            None => {
+                self.note_id(id);
+                self.index.insert(id.into(), self.slots.len());
+                self.slots.push(Some(row));
+                self.live += 1;
+            }
+        }
+        self.touch();
     }
 
     /// A whole new table from records (and the columns a CSV body named).
@@ -468,6 +502,8 @@ mod tests {
     #[test]
     fn first_write_gives_ids_to_a_table_without_them() {
         let mut t = table(&["name"], &[&["a"], &["b"]]);
+        assert!(!t.ids_ok());
+        t.ensure_ids("id");
         t.insert(&[rec(&[("name", "c")])], "id").unwrap();
         assert_eq!(**t.columns(), ["id", "name"]);
         let ids: Vec<String> = t.rows().iter().map(|r| r.get(0).to_string()).collect();
@@ -477,6 +513,7 @@ mod tests {
     #[test]
     fn duplicate_and_empty_ids_are_repaired_on_first_write() {
         let mut t = table(&["id", "n"], &[&["5", "a"], &["5", "b"], &["", "c"]]);
+        t.ensure_ids("id");
         t.insert(&[rec(&[("n", "d")])], "id").unwrap();
         let ids: Vec<String> = t.rows().iter().map(|r| r.get(0).to_string()).collect();
         assert_eq!(ids, ["5", "6", "7", "8"]);
@@ -504,6 +541,21 @@ mod tests {
         assert!(t.get("1").is_none());
         assert!(matches!(t.delete("1"), Err(Error::NoRow(_))));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn replay_helpers() {
+        let mut t = table(&["id", "a"], &[&["1", "x"]]);
+        t.set_columns(vec!["id".into(), "a".into(), "b".into()], "id");
+        t.upsert(Arc::new(Row::from_cells(["1", "y", "z"])));
+        t.upsert(Arc::new(Row::from_cells(["2", "w"])));
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            t.get("1").unwrap().cells(3).collect::<Vec<_>>(),
+            ["1", "y", "z"]
+        );
+        t.delete("2").unwrap();
+        assert!(t.get("2").is_none());
     }
 
     #[test]
