@@ -117,6 +117,7 @@ pub enum SyncMode {
   bio=@bio.txt       string field read from a file
   meta:=@meta.json   raw JSON field read from a file
   @people.csv        the whole body from a file (streamed)
+  @-                 the whole body from standard input
 
 Examples:
   csvd get :8080/people name==kim

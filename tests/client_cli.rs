@@ -232,6 +232,36 @@ fn fields_from_files_and_bodies_from_files() {
 }
 
 #[test]
+fn a_body_from_standard_input() {
+    let server = Server::start();
+    for (input, flag) in [
+        (&b"{\"name\":\"kim\"}"[..], None),
+        (b"name,age\nlee,30\n", Some("--csv")),
+        (b"name:park\n", None),
+    ] {
+        let mut command = Command::new(BIN);
+        command
+            .args(["post", &url(&server, "/people"), "@-", "--check-status"])
+            .args(flag)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{input:?}");
+    }
+    let names: Vec<Value> = server
+        .get("/people")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("kim"), json!("lee"), json!("park")]);
+}
+
+#[test]
 fn a_large_csv_upload_streams_from_disk() {
     let server = Server::start();
     let dir = tempfile::tempdir().unwrap();

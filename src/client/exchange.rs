@@ -6,6 +6,7 @@
 //! reused connection before any byte of an answer arrived (the server had
 //! closed it while idle) is sent once more on a fresh connection.
 
+use std::future::Future;
 use std::io;
 use std::time::Duration;
 
@@ -14,10 +15,11 @@ use hyper::header::CONTENT_TYPE;
 use hyper::{Method, Request, Response, StatusCode, Version};
 use indicatif::ProgressBar;
 
-use super::connection::{http_error, within, Connection, RequestBody};
+use super::connection::{http_error, Connection, RequestBody};
 use super::error::ClientError;
 use super::print::Printer;
 use super::request::{Payload, Prepared};
+use super::tap::Tap;
 use super::upload::Upload;
 
 /// Sends requests, reusing its connection when it can.
@@ -113,7 +115,7 @@ impl Client {
                         print_request(printer, &head, prepared, content_type).map_err(Failure::Fatal)?;
                     }
                 }
-                answered = within(timeout, "waiting for the response", &mut response) => break answered,
+                answered = quiet_for(&tap, timeout, "waiting for the response", &mut response) => break answered,
             }
         };
         if let Some(bar) = progress {
@@ -137,8 +139,16 @@ impl Client {
             head if head.is_empty() => reconstructed_head(&response),
             head => head,
         };
-        let printed =
-            print_response(printer, &head, response, &prepared.method, timeout, &peer).await;
+        let printed = print_response(
+            printer,
+            &head,
+            response,
+            &prepared.method,
+            &tap,
+            timeout,
+            &peer,
+        )
+        .await;
         match printed {
             Err(Failure::Fatal(ClientError::Output { error }))
                 if error.kind() == io::ErrorKind::BrokenPipe =>
@@ -168,6 +178,7 @@ async fn print_response(
     head: &[u8],
     response: Response<hyper::body::Incoming>,
     method: &Method,
+    tap: &Tap,
     timeout: Option<Duration>,
     peer: &str,
 ) -> Result<(), Failure> {
@@ -183,7 +194,7 @@ async fn print_response(
     }
     printer.start_body(content_type.as_deref());
     let mut body = response.into_body();
-    while let Some(frame) = within(timeout, "waiting for the response body", body.frame())
+    while let Some(frame) = quiet_for(tap, timeout, "waiting for the response body", body.frame())
         .await
         .map_err(Failure::Fatal)?
     {
@@ -193,6 +204,29 @@ async fn print_response(
         }
     }
     printer.finish_body().map_err(output)
+}
+
+/// Runs `future` until it is done, or until the connection has been
+/// silent (nothing sent, nothing received) for `timeout`.
+async fn quiet_for<T>(
+    tap: &Tap,
+    timeout: Option<Duration>,
+    doing: &'static str,
+    future: impl Future<Output = T>,
+) -> Result<T, ClientError> {
+    let Some(after) = timeout else {
+        return Ok(future.await);
+    };
+    let mut future = std::pin::pin!(future);
+    loop {
+        let left = after.saturating_sub(tap.idle_for());
+        if left.is_zero() {
+            return Err(ClientError::Timeout { after, doing });
+        }
+        if let Ok(done) = tokio::time::timeout(left, &mut future).await {
+            return Ok(done);
+        }
+    }
 }
 
 /// The hyper request for a prepared one, and the progress bar of its

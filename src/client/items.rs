@@ -31,7 +31,8 @@ pub enum Item {
         name: HeaderName,
         value: Option<HeaderValue>,
     },
-    /// `@file`: the whole body, streamed from a file.
+    /// `@file`: the whole body, streamed from a file (`@-`: read from
+    /// standard input).
     BodyFile(PathBuf),
 }
 

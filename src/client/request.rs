@@ -6,6 +6,7 @@
 //! once, so that a request whose reused connection died under it can be
 //! sent again on a fresh one.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -178,6 +179,14 @@ fn body(
                 Encoding::Csv => (csv_row(&fields)?, Some("text/csv")),
             })
         }
+        [path] if !has_data && path.as_os_str() == "-" => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|error| ClientError::file("standard input", error))?;
+            let content_type = stdin_content_type(&bytes, encoding);
+            Ok((Payload::Bytes(Bytes::from(bytes)), Some(content_type)))
+        }
         [path] if !has_data => {
             let len = std::fs::metadata(path)
                 .and_then(|meta| {
@@ -281,6 +290,19 @@ fn csv_row(fields: &Map<String, Value>) -> Result<Payload, ClientError> {
     Ok(Payload::Bytes(Bytes::from(bytes)))
 }
 
+/// Standard input has no extension: JSON is recognised, CSV is what
+/// `--csv` says, and anything else is text (which csvd reads as
+/// `key:value` lines).
+fn stdin_content_type(bytes: &[u8], encoding: Encoding) -> &'static str {
+    if encoding == Encoding::Csv {
+        "text/csv"
+    } else if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        "application/json"
+    } else {
+        "text/plain"
+    }
+}
+
 /// The content type of a body file, by its extension.
 fn content_type_of(path: &Path) -> &'static str {
     let extension = path
@@ -381,6 +403,19 @@ mod tests {
         let names: Vec<&str> = p.headers.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["host", "accept", "x-a", "x-a"]);
         assert_eq!(header(&p, "accept"), Some("text/csv"));
+    }
+
+    #[test]
+    fn standard_input_is_typed_by_its_content() {
+        assert_eq!(
+            stdin_content_type(b"{\"a\": 1}\n", Encoding::Auto),
+            "application/json"
+        );
+        assert_eq!(stdin_content_type(b"a,b\n1,2\n", Encoding::Csv), "text/csv");
+        assert_eq!(
+            stdin_content_type(b"name:kim\n", Encoding::Auto),
+            "text/plain"
+        );
     }
 
     #[test]

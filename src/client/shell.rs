@@ -330,6 +330,12 @@ impl Shell<'_> {
         let options = &request.options;
         let url = self.base.resolve(&request.url)?;
         let line_items = parse_items(&request.items)?;
+        if line_items.contains(&Item::BodyFile("-".into())) {
+            return Err(ClientError::item(
+                "@-",
+                "the shell reads its standard input for commands; name a file",
+            ));
+        }
         let items = self.with_session_headers(line_items);
         let mut prepared = Prepared::new(method.clone(), url, &items, encoding(options))?;
         if let Some((body, content_type)) = text {

@@ -10,6 +10,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -29,6 +30,9 @@ struct Recording {
     head_start: usize,
     received_done: bool,
     received_any: bool,
+    /// When a byte last went either way: timeouts count silence, so a
+    /// long upload or a slow stream is not cut off while it moves.
+    last_activity: Option<Instant>,
 }
 
 /// The handle an exchange uses to read the recording.
@@ -50,6 +54,7 @@ impl Tap {
         let (sender, receiver) = oneshot::channel();
         *self.lock() = Recording {
             on_sent: Some(sender),
+            last_activity: Some(Instant::now()),
             ..Recording::default()
         };
         receiver
@@ -71,8 +76,16 @@ impl Tap {
         self.lock().received_any
     }
 
+    /// How long nothing has moved on the socket since the exchange started.
+    pub fn idle_for(&self) -> Duration {
+        self.lock()
+            .last_activity
+            .map_or(Duration::ZERO, |last| last.elapsed())
+    }
+
     fn wrote(&self, bytes: &[u8]) {
         let mut recording = self.lock();
+        recording.last_activity = Some(Instant::now());
         if recording.sent_done {
             return;
         }
@@ -94,6 +107,7 @@ impl Tap {
 
     fn read(&self, bytes: &[u8]) {
         let mut recording = self.lock();
+        recording.last_activity = Some(Instant::now());
         recording.received_any |= !bytes.is_empty();
         if recording.received_done {
             return;
