@@ -74,6 +74,9 @@ Tab completes methods, commands, and on a csvd server tables and columns.";
 /// A request line after the method, parsed with the one-shot grammar.
 #[derive(Debug, Parser)]
 #[command(no_binary_name = true, disable_version_flag = true)]
+#[command(
+    about = "A request typed in the shell: the method, then what the one-shot command takes."
+)]
 struct RequestLine {
     #[command(flatten)]
     request: RequestArgs,
@@ -309,7 +312,7 @@ impl Shell<'_> {
         match parsed {
             Ok(line) => self.send(method, line.request, None),
             // Help is an "error" only to clap; both are for the person.
-            Err(error) => print!("{}", error.render().ansi()),
+            Err(error) => print!("{}", error.render()),
         }
     }
 
