@@ -7,6 +7,23 @@
 //! person as one line ([`error`]); nothing here panics on what a user or a
 //! server can send.
 
+/// Prints a line for the person on stdout. A closed stdout (`| head`)
+/// ends nothing: unlike `println!`, this never panics.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// As [`say!`], on stderr.
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod connection;
 mod error;
 mod exchange;
@@ -106,7 +123,7 @@ fn exit_code(status: StatusCode, options: &RequestOptions) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if !options.quiet {
-        eprintln!(
+        complain!(
             "csvd: warning: HTTP {} {}",
             status.as_str(),
             status.canonical_reason().unwrap_or("")

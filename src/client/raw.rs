@@ -65,7 +65,7 @@ pub async fn run(args: RawArgs) -> anyhow::Result<ExitCode> {
                     deadline = Instant::now() + args.timeout;
                 }
                 Err(error) if error.kind() == io::ErrorKind::ConnectionReset => {
-                    eprintln!("csvd: {peer} reset the connection");
+                    complain!("csvd: {peer} reset the connection");
                     break;
                 }
                 Err(error) => {
@@ -73,7 +73,7 @@ pub async fn run(args: RawArgs) -> anyhow::Result<ExitCode> {
                 }
             },
             () = sleep_until(deadline), if !input_open => {
-                eprintln!(
+                complain!(
                     "csvd: {peer} sent nothing for {} s; closing",
                     args.timeout.as_secs_f64()
                 );

@@ -147,7 +147,7 @@ fn save_history(editor: &mut Editor<ShellHelper, FileHistory>, path: &PathBuf) {
     }
     // Appending keeps what other sessions wrote meanwhile.
     if let Err(error) = editor.append_history(path) {
-        eprintln!(
+        complain!(
             "csvd: cannot save the history to {}: {error}",
             path.display()
         );
@@ -192,26 +192,26 @@ impl Shell<'_> {
             Err(ReadlineError::Interrupted) => Answer::Cancelled,
             Err(ReadlineError::Eof) => Answer::Done,
             Err(error) => {
-                eprintln!("csvd: cannot read the terminal: {error}");
+                complain!("csvd: cannot read the terminal: {error}");
                 Answer::Done
             }
         }
     }
 
     fn greet(&mut self) {
-        println!("csvd shell: requests go to {}", self.base);
+        say!("csvd shell: requests go to {}", self.base);
         match self.refresh_tables() {
             Ok(Some(tables)) if tables.is_empty() => {
-                println!("It is a csvd server with no tables yet.")
+                say!("It is a csvd server with no tables yet.")
             }
             Ok(Some(tables)) => {
                 let names: Vec<&str> = tables.iter().map(|table| table.name.as_str()).collect();
-                println!("It is a csvd server with tables: {}.", names.join(", "));
+                say!("It is a csvd server with tables: {}.", names.join(", "));
             }
             Ok(None) | Err(ClientError::Cancelled) => {}
-            Err(error) => println!("It does not answer yet ({error})."),
+            Err(error) => say!("It does not answer yet ({error})."),
         }
-        println!(
+        say!(
             "Type a method ({}) or a whole request like `post /people name=kim`.\n\
              :help for help, Tab to complete, Ctrl-D to leave.",
             METHODS.join(", ")
@@ -248,13 +248,13 @@ impl Shell<'_> {
         }
         let words = match words::split(line) {
             Ok(words) => words,
-            Err(reason) => return eprintln!("csvd: {reason}"),
+            Err(reason) => return complain!("csvd: {reason}"),
         };
         let Some((first, rest)) = words.split_first() else {
             return;
         };
         let Some(method) = method(first) else {
-            return eprintln!(
+            return complain!(
                 "csvd: `{first}` is not a method: type one of {} (or :help)",
                 METHODS.join(", ")
             );
@@ -271,7 +271,7 @@ impl Shell<'_> {
     fn guided(&mut self, editor: &mut Editor<ShellHelper, FileHistory>, method: Method) {
         let path = match self.ask(editor, Prompt::Path, "path: ") {
             Answer::Line(path) => path.trim().to_string(),
-            Answer::Cancelled | Answer::Done => return println!("(cancelled)"),
+            Answer::Cancelled | Answer::Done => return say!("(cancelled)"),
         };
         let path = if path.is_empty() {
             "/".to_string()
@@ -281,7 +281,7 @@ impl Shell<'_> {
         let body = if [Method::POST, Method::PUT, Method::PATCH].contains(&method) {
             match self.ask(editor, Prompt::Body { path: path.clone() }, "body: ") {
                 Answer::Line(body) => body.trim().to_string(),
-                Answer::Cancelled | Answer::Done => return println!("(cancelled)"),
+                Answer::Cancelled | Answer::Done => return say!("(cancelled)"),
             }
         } else {
             String::new()
@@ -297,7 +297,7 @@ impl Shell<'_> {
             Ok(Body::Text(text, content_type)) => {
                 self.send(method, request, Some((Bytes::from(text), content_type)))
             }
-            Err(reason) => eprintln!("csvd: {reason}"),
+            Err(reason) => complain!("csvd: {reason}"),
         }
     }
 
@@ -312,15 +312,15 @@ impl Shell<'_> {
         match parsed {
             Ok(line) => self.send(method, line.request, None),
             // Help is an "error" only to clap; both are for the person.
-            Err(error) => print!("{}", error.render()),
+            Err(error) => say!("{}", error.render().to_string().trim_end()),
         }
     }
 
     fn send(&mut self, method: Method, request: RequestArgs, text: Option<(Bytes, &'static str)>) {
         match self.exchange(method, &request, text) {
             Ok(()) => {}
-            Err(ClientError::Cancelled) => println!("\n(cancelled)"),
-            Err(error) => eprintln!("csvd: {error}"),
+            Err(ClientError::Cancelled) => say!("\n(cancelled)"),
+            Err(error) => complain!("csvd: {error}"),
         }
     }
 
@@ -402,46 +402,46 @@ impl Shell<'_> {
         let name = words.next().unwrap_or_default();
         let rest: Vec<&str> = words.collect();
         match (name, rest.as_slice()) {
-            ("help" | "h" | "?", _) => println!("{HELP}"),
+            ("help" | "h" | "?", _) => say!("{HELP}"),
             ("verbose", []) => {}
             ("verbose", ["on"]) => self.verbose = true,
             ("verbose", ["off"]) => self.verbose = false,
-            ("verbose", _) => eprintln!("csvd: use `:verbose on` or `:verbose off`"),
-            ("base", []) => println!("{}", self.base),
+            ("verbose", _) => complain!("csvd: use `:verbose on` or `:verbose off`"),
+            ("base", []) => say!("{}", self.base),
             ("base", [url]) => match Url::parse(url) {
                 Ok(base) => {
                     self.base = base;
                     self.greet_base();
                 }
-                Err(error) => eprintln!("csvd: {error}"),
+                Err(error) => complain!("csvd: {error}"),
             },
             ("headers", []) => self.show_headers(),
             ("headers", ["clear"]) => self.headers.clear(),
             ("headers", items) => self.set_headers(items),
             ("tables", []) => self.show_tables(),
             _ => {
-                return eprintln!(
+                return complain!(
                 "csvd: `:{name}` is not a shell command: :help, :verbose, :base, :headers, :tables"
             )
             }
         }
         if name == "verbose" {
-            println!("verbose is {}", if self.verbose { "on" } else { "off" });
+            say!("verbose is {}", if self.verbose { "on" } else { "off" });
         }
     }
 
     fn greet_base(&mut self) {
-        println!("requests now go to {}", self.base);
+        say!("requests now go to {}", self.base);
         match self.refresh_tables() {
-            Ok(Some(tables)) => println!("a csvd server with {} tables", tables.len()),
+            Ok(Some(tables)) => say!("a csvd server with {} tables", tables.len()),
             Ok(None) => {}
-            Err(error) => eprintln!("csvd: {error}"),
+            Err(error) => complain!("csvd: {error}"),
         }
     }
 
     fn show_headers(&self) {
         if self.headers.is_empty() {
-            return println!("no headers of your own (set some with :headers Name:value)");
+            return say!("no headers of your own (set some with :headers Name:value)");
         }
         for item in &self.headers {
             if let Item::Header { name, value } = item {
@@ -449,8 +449,8 @@ impl Shell<'_> {
                     .as_ref()
                     .map(|value| String::from_utf8_lossy(value.as_bytes()));
                 match value {
-                    Some(value) => println!("{name}: {value}"),
-                    None => println!("{name}: (removed)"),
+                    Some(value) => say!("{name}: {value}"),
+                    None => say!("{name}: (removed)"),
                 }
             }
         }
@@ -468,22 +468,22 @@ impl Shell<'_> {
                         self.headers.push(Item::Header { name, value });
                     }
                 }
-                Ok(_) => eprintln!("csvd: `{text}` is not a header; write Name:value"),
-                Err(error) => eprintln!("csvd: {error}"),
+                Ok(_) => complain!("csvd: `{text}` is not a header; write Name:value"),
+                Err(error) => complain!("csvd: {error}"),
             }
         }
     }
 
     fn show_tables(&mut self) {
         match self.refresh_tables() {
-            Ok(Some(tables)) if tables.is_empty() => println!("no tables yet"),
+            Ok(Some(tables)) if tables.is_empty() => say!("no tables yet"),
             Ok(Some(tables)) => {
                 for table in tables {
-                    println!("/{}  {}", table.name, table.columns.join(", "));
+                    say!("/{}  {}", table.name, table.columns.join(", "));
                 }
             }
-            Ok(None) => println!("{} does not list tables (not a csvd server?)", self.base),
-            Err(error) => eprintln!("csvd: {error}"),
+            Ok(None) => say!("{} does not list tables (not a csvd server?)", self.base),
+            Err(error) => complain!("csvd: {error}"),
         }
     }
 }
