@@ -246,6 +246,9 @@ impl Shell<'_> {
         if let Some(command) = line.strip_prefix(':') {
             return self.command(command);
         }
+        if matches!(line, "help" | "?") {
+            return self.command("help");
+        }
         let words = match words::split(line) {
             Ok(words) => words,
             Err(reason) => return complain!("csvd: {reason}"),
