@@ -228,9 +228,11 @@ pub struct Wal {
     dir: PathBuf,
     sync: bool,
     state: Mutex<State>,
-    /// Signals the log thread that there is work, and writers that their
-    /// batch is durable.
-    changed: Condvar,
+    /// Wakes the log thread: records are pending (or the log closes).
+    work: Condvar,
+    /// Wakes writers: a batch became durable (or the log failed). Separate
+    /// from `work` so an append never wakes the writers waiting for fsync.
+    synced: Condvar,
 }
 
 struct State {
@@ -287,7 +289,8 @@ impl Wal {
                 failed: None,
                 closing: false,
             }),
-            changed: Condvar::new(),
+            work: Condvar::new(),
+            synced: Condvar::new(),
         });
         let worker = wal.clone();
         std::thread::Builder::new()
@@ -312,7 +315,7 @@ impl Wal {
         }
         state.appended += 1;
         let lsn = state.appended;
-        self.changed.notify_all();
+        self.work.notify_one();
         Ok(lsn)
     }
 
@@ -327,7 +330,7 @@ impl Wal {
                 return Err(io::Error::other(failure.clone()));
             }
             state = self
-                .changed
+                .synced
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
@@ -348,7 +351,7 @@ impl Wal {
                 return Err(io::Error::other(failure.clone()));
             }
             state = self
-                .changed
+                .synced
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
@@ -370,7 +373,7 @@ impl Wal {
     pub fn close(&self) {
         let mut state = self.lock();
         state.closing = true;
-        self.changed.notify_all();
+        self.work.notify_one();
     }
 
     /// The log thread: write and fsync whatever is pending, as one batch.
@@ -379,7 +382,7 @@ impl Wal {
             let mut state = self.lock();
             while state.pending.is_empty() && !state.closing {
                 state = self
-                    .changed
+                    .work
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
             }
@@ -413,7 +416,7 @@ impl Wal {
                 batch.clear();
                 state.pending = batch;
             }
-            self.changed.notify_all();
+            self.synced.notify_all();
         }
     }
 }
