@@ -130,6 +130,18 @@ fn guided_flow_one_line_form_and_commands() {
     shell.send_line(":help").unwrap();
     shell.exp_string(":base [URL]").unwrap();
     shell.exp_string(&prompt).unwrap();
+
+    // :base points the shell elsewhere (here: the same server, spelt
+    // differently) and says what it found.
+    shell
+        .send_line(&format!(":base :{}", server.addr.port()))
+        .unwrap();
+    shell
+        .exp_string("It is a csvd server with tables: people.")
+        .unwrap();
+    shell
+        .exp_string(&format!("localhost:{}> ", server.addr.port()))
+        .unwrap();
     leave(shell);
 
     let saved = std::fs::read_to_string(&history).expect("history was saved");

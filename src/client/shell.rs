@@ -200,6 +200,16 @@ impl Shell<'_> {
 
     fn greet(&mut self) {
         say!("csvd shell: requests go to {}", self.base);
+        self.describe_server();
+        say!(
+            "Type a method ({}) or a whole request like `post /people name=kim`.\n\
+             :help for help, Tab to complete, Ctrl-D to leave.",
+            METHODS.join(", ")
+        );
+    }
+
+    /// Says what the base URL's server is, as far as the table list tells.
+    fn describe_server(&mut self) {
         match self.refresh_tables() {
             Ok(Some(tables)) if tables.is_empty() => {
                 say!("It is a csvd server with no tables yet.")
@@ -211,11 +221,6 @@ impl Shell<'_> {
             Ok(None) | Err(ClientError::Cancelled) => {}
             Err(error) => say!("It does not answer yet ({error})."),
         }
-        say!(
-            "Type a method ({}) or a whole request like `post /people name=kim`.\n\
-             :help for help, Tab to complete, Ctrl-D to leave.",
-            METHODS.join(", ")
-        );
     }
 
     /// Asks the server for its tables (`GET /`); `None` when it is not a
@@ -414,7 +419,8 @@ impl Shell<'_> {
             ("base", [url]) => match Url::parse(url) {
                 Ok(base) => {
                     self.base = base;
-                    self.greet_base();
+                    say!("Requests now go to {}", self.base);
+                    self.describe_server();
                 }
                 Err(error) => complain!("csvd: {error}"),
             },
@@ -430,15 +436,6 @@ impl Shell<'_> {
         }
         if name == "verbose" {
             say!("verbose is {}", if self.verbose { "on" } else { "off" });
-        }
-    }
-
-    fn greet_base(&mut self) {
-        say!("requests now go to {}", self.base);
-        match self.refresh_tables() {
-            Ok(Some(tables)) => say!("a csvd server with {} tables", tables.len()),
-            Ok(None) => {}
-            Err(error) => complain!("csvd: {error}"),
         }
     }
 
