@@ -103,6 +103,7 @@ pub fn run(args: ShellArgs, runtime: &Runtime) -> anyhow::Result<ExitCode> {
         verbose: args.verbose,
         pretty: args.pretty,
         headers: Vec::new(),
+        unanswered: false,
         helper,
         runtime,
     };
@@ -171,6 +172,8 @@ struct Shell<'a> {
     pretty: Option<Pretty>,
     /// Header items sent with every request (`:headers`).
     headers: Vec<Item>,
+    /// The last table list request got no answer at all.
+    unanswered: bool,
     helper: ShellHelper,
     runtime: &'a Runtime,
 }
@@ -238,8 +241,9 @@ impl Shell<'_> {
         let timeout = self
             .timeout
             .map_or(TABLES_TIMEOUT, |chosen| chosen.min(TABLES_TIMEOUT));
-        let status = self.execute(&prepared, &mut printer, Some(timeout))?;
-        let tables = status
+        let status = self.execute(&prepared, &mut printer, Some(timeout));
+        self.unanswered = status.is_err();
+        let tables = status?
             .is_success()
             .then(|| tables_from_json(&collected.take()))
             .flatten();
@@ -360,8 +364,11 @@ impl Shell<'_> {
         let sections = Sections::choose_with(options, options.verbose || self.verbose, true);
         let mut printer = Printer::stdout(style, sections);
         let status = self.execute(&prepared, &mut printer, options.timeout.or(self.timeout))?;
-        if status.is_success() && method != Method::GET && method != Method::HEAD {
-            // A write may have made a table or a column.
+        let write = method != Method::GET && method != Method::HEAD;
+        // A write may have made a table or a column; a server that did not
+        // answer at the start may have come up since.
+        if status.is_success() && (write || self.unanswered) && prepared.url.same_origin(&self.base)
+        {
             let _ = self.refresh_tables();
         }
         Ok(())
