@@ -89,8 +89,14 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     let sections = Sections::choose(&args.options, style.terminal);
     let mut printer = Printer::stdout(style, sections);
     let mut client = Client::new(args.options.timeout);
-    let status = client.execute(&prepared, &mut printer).await?;
-    Ok(exit_code(status, &args.options))
+    match client.execute(&prepared, &mut printer).await {
+        Ok(status) => Ok(exit_code(status, &args.options)),
+        // The reader went away (`| head`): nothing left to tell anyone.
+        Err(ClientError::Output { error }) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 pub(crate) fn parse_items(texts: &[String]) -> Result<Vec<Item>, ClientError> {
