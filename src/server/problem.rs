@@ -51,10 +51,6 @@ impl Problem {
         problem
     }
 
-    pub fn internal(detail: impl Into<String>) -> Problem {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
-    }
-
     /// A write's error: an unreadable table file is a conflict to resolve
     /// (fix or replace the file), not a server fault.
     pub fn for_write(self) -> Problem {

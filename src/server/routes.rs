@@ -17,7 +17,7 @@ use super::negotiate::negotiate;
 use super::problem::Problem;
 use crate::codec::body::{self, Parsed};
 use crate::codec::repr::{self, encode_segment, Format, RowWriter};
-use crate::store::{Row, Snapshot, Store, TableInfo, Written};
+use crate::store::{Pending, Row, Snapshot, Store, TableInfo, Written};
 
 /// Tables of more rows than this are streamed in chunks rather than
 /// rendered whole, so a request's memory stays bounded.
@@ -65,17 +65,23 @@ async fn health() -> Response {
         .into_response()
 }
 
-/// Runs a store call on a blocking thread: the store may wait for the disk.
-async fn blocking<T, F>(state: &AppState, call: F) -> Result<T, Problem>
-where
-    F: FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || call(store.as_ref()))
-        .await
-        .map_err(|e| Problem::internal(format!("a storage task failed: {e}")))?
-        .map_err(Problem::from)
+/// A store read. Store calls are short (a lock and memory); the store itself
+/// moves the rare long one (loading a large file) off the async workers.
+fn read<T>(
+    state: &AppState,
+    call: impl FnOnce(&dyn Store) -> crate::store::Result<T>,
+) -> Result<T, Problem> {
+    call(state.store.as_ref()).map_err(Problem::from)
+}
+
+/// A store write, answered only once it is durable. The wait for the log's
+/// fsync holds no thread, so concurrent writes share fsyncs cheaply.
+async fn write<T>(
+    state: &AppState,
+    call: impl FnOnce(&dyn Store) -> crate::store::Result<Pending<T>>,
+) -> Result<T, Problem> {
+    let pending = call(state.store.as_ref())?;
+    pending.durable().await.map_err(Problem::from)
 }
 
 async fn root(State(state): State<AppState>, request: Request) -> Answer {
@@ -212,7 +218,7 @@ fn last_modified(headers: &mut HeaderMap, modified: std::time::SystemTime) {
 
 async fn list_tables(state: AppState, request_headers: &HeaderMap) -> Answer {
     let format = choose(request_headers, None)?;
-    let tables = blocking(&state, |store| store.tables()).await?;
+    let tables = read(&state, |store| store.tables())?;
     let version = list_version(&tables);
     let tag = etag(version, None, format);
     let mut headers = content(format, true, &tag);
@@ -241,7 +247,7 @@ async fn get_table(
 ) -> Answer {
     let format = choose(request.headers(), suffix)?;
     let title = name.clone();
-    let snapshot = blocking(&state, move |store| store.read(&name)).await?;
+    let snapshot = read(&state, |store| store.read(&name))?;
     let tag = etag(snapshot.version, request.uri().query(), format);
     let mut headers = content(format, suffix.is_none(), &tag);
     last_modified(&mut headers, snapshot.modified);
@@ -302,7 +308,7 @@ async fn get_row(
     request_headers: &HeaderMap,
 ) -> Answer {
     let title = table.clone();
-    let (view, suffix) = blocking(&state, move |store| match store.row(&table, &id) {
+    let (view, suffix) = read(&state, |store| match store.row(&table, &id) {
         // `/people/3.csv`: a format suffix on an id that does not exist as written.
         Err(crate::store::Error::NoRow(_)) => {
             let Some((stem, format)) = id
@@ -317,8 +323,7 @@ async fn get_row(
                 .map_err(|_| crate::store::Error::NoRow(id.clone()))
         }
         other => other.map(|view| (view, None)),
-    })
-    .await?;
+    })?;
     let format = choose(request_headers, suffix)?;
     let tag = etag(view.version, None, format);
     let mut headers = content(format, suffix.is_none(), &tag);
@@ -404,7 +409,7 @@ async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
     let expect = expectations(&headers);
     let many = parsed.many;
     let table = name.clone();
-    let written = blocking(&state, move |store| {
+    let written = write(&state, |store| {
         store.insert(&table, parsed.records, &expect)
     })
     .await?;
@@ -460,7 +465,7 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
     let (headers, parsed) = read_body(&state, request).await?;
     let expect = expectations(&headers);
     let table = name.clone();
-    let (info, created) = blocking(&state, move |store| {
+    let (info, created) = write(&state, |store| {
         store.replace_table(&table, parsed.columns, parsed.records, &expect)
     })
     .await?;
@@ -485,7 +490,7 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
 
 async fn delete_table(state: AppState, name: String, headers: &HeaderMap) -> Answer {
     let expect = expectations(headers);
-    blocking(&state, move |store| store.delete_table(&name, &expect)).await?;
+    write(&state, |store| store.delete_table(&name, &expect)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -497,7 +502,7 @@ async fn write_row(state: AppState, table: String, id: String, request: Request)
     let expect = expectations(&headers);
     let name = table.clone();
     let row_id = id.clone();
-    let written = blocking(&state, move |store| {
+    let written = write(&state, |store| {
         if patch {
             store.patch_row(&name, &row_id, record, &expect)
         } else {
@@ -521,6 +526,6 @@ async fn write_row(state: AppState, table: String, id: String, request: Request)
 
 async fn delete_row(state: AppState, table: String, id: String, headers: &HeaderMap) -> Answer {
     let expect = expectations(headers);
-    blocking(&state, move |store| store.delete_row(&table, &id, &expect)).await?;
+    write(&state, |store| store.delete_row(&table, &id, &expect)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -28,8 +28,8 @@ use super::file::{self, Layout, Stamp};
 use super::table::{validate_id, Table};
 use super::wal::{Op, Wal};
 use super::{
-    validate_table_name, Error, Expect, Fields, Result, RowView, Snapshot, Store, TableInfo,
-    Written,
+    validate_table_name, Error, Expect, Fields, Pending, Result, RowView, Snapshot, Store,
+    TableInfo, Written,
 };
 
 /// How the store makes writes durable.
@@ -230,7 +230,7 @@ impl DirStore {
         let generation = state.generation;
         *state = match stamp {
             None => State::default(),
-            Some(_) => match file::load(&path, &self.id_column) {
+            Some(_) => match slow(|| file::load(&path, &self.id_column)) {
                 Ok(loaded) => {
                     tracing::info!(
                         table = name,
@@ -279,7 +279,7 @@ impl DirStore {
         name: &str,
         create: bool,
         change: impl FnOnce(&mut State, &mut Vec<Op>) -> Result<T>,
-    ) -> Result<T> {
+    ) -> Result<Pending<T>> {
         let world = read(&self.world);
         let slot = self.slot(name, create)?;
         let mut ops = Vec::new();
@@ -297,13 +297,25 @@ impl DirStore {
             (result, lsn)
         };
         drop(world);
-        if let Some(lsn) = lsn {
-            self.any_dirty.store(true, Ordering::Release);
-            let ms = self.started.elapsed().as_millis() as u64;
-            self.last_write_ms.store(ms, Ordering::Release);
-            self.wal.wait(lsn)?;
+        let Some(lsn) = lsn else {
+            return result.map(Pending::done);
+        };
+        self.any_dirty.store(true, Ordering::Release);
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_write_ms.store(ms, Ordering::Release);
+        let ticket = self.wal.ticket(lsn);
+        match result {
+            Ok(value) => Ok(Pending {
+                value,
+                ticket: Some(ticket),
+            }),
+            Err(err) => {
+                // A failed write may still have logged a change (ids given
+                // to a table at its first write): wait for it, then fail.
+                slow(|| self.wal.wait(lsn))?;
+                Err(err)
+            }
         }
-        result
     }
 
     /// Gives a table its ids before its first write, logging the result.
@@ -504,6 +516,19 @@ fn checkpointer(store: Weak<DirStore>) {
     }
 }
 
+/// Runs work that may take long (loading a large file) so that, on an async
+/// worker thread, the runtime first hands that worker's other tasks to
+/// another thread. Elsewhere it just runs it.
+fn slow<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 fn disk_stamp(path: &Path) -> Option<Stamp> {
     // Only regular files are tables: a symlink is never followed.
     let meta = fs::symlink_metadata(path).ok()?;
@@ -612,7 +637,12 @@ impl Store for DirStore {
         })
     }
 
-    fn insert(&self, name: &str, records: Vec<Fields>, expect: &Expect) -> Result<Written> {
+    fn insert(
+        &self,
+        name: &str,
+        records: Vec<Fields>,
+        expect: &Expect,
+    ) -> Result<Pending<Written>> {
         self.write(name, true, |state, ops| {
             let version = match &state.content {
                 Content::Loaded(table) => Some(table.version),
@@ -646,7 +676,13 @@ impl Store for DirStore {
         })
     }
 
-    fn put_row(&self, name: &str, id: &str, record: Fields, expect: &Expect) -> Result<Written> {
+    fn put_row(
+        &self,
+        name: &str,
+        id: &str,
+        record: Fields,
+        expect: &Expect,
+    ) -> Result<Pending<Written>> {
         validate_id(id)?;
         self.write(name, true, |state, ops| {
             let current = match &state.content {
@@ -681,7 +717,13 @@ impl Store for DirStore {
         })
     }
 
-    fn patch_row(&self, name: &str, id: &str, record: Fields, expect: &Expect) -> Result<Written> {
+    fn patch_row(
+        &self,
+        name: &str,
+        id: &str,
+        record: Fields,
+        expect: &Expect,
+    ) -> Result<Pending<Written>> {
         self.write(name, false, |state, ops| {
             let table = loaded_mut(name, state)?;
             let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
@@ -698,7 +740,7 @@ impl Store for DirStore {
         })
     }
 
-    fn delete_row(&self, name: &str, id: &str, expect: &Expect) -> Result<()> {
+    fn delete_row(&self, name: &str, id: &str, expect: &Expect) -> Result<Pending<()>> {
         self.write(name, false, |state, ops| {
             let table = loaded_mut(name, state)?;
             let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
@@ -719,7 +761,7 @@ impl Store for DirStore {
         columns: Vec<String>,
         records: Vec<Fields>,
         expect: &Expect,
-    ) -> Result<(TableInfo, bool)> {
+    ) -> Result<Pending<(TableInfo, bool)>> {
         self.write(name, true, |state, ops| {
             // A broken file may be replaced: that is how a user repairs it.
             let current = match &state.content {
@@ -743,7 +785,7 @@ impl Store for DirStore {
         })
     }
 
-    fn delete_table(&self, name: &str, expect: &Expect) -> Result<()> {
+    fn delete_table(&self, name: &str, expect: &Expect) -> Result<Pending<()>> {
         self.write(name, false, |state, ops| {
             let current = match &state.content {
                 Content::Loaded(table) => Some(table.version),

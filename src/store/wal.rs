@@ -230,9 +230,46 @@ pub struct Wal {
     state: Mutex<State>,
     /// Wakes the log thread: records are pending (or the log closes).
     work: Condvar,
-    /// Wakes writers: a batch became durable (or the log failed). Separate
-    /// from `work` so an append never wakes the writers waiting for fsync.
+    /// Wakes blocking waiters: a batch became durable (or the log failed).
+    /// Separate from `work` so an append never wakes the writers waiting
+    /// for fsync.
     synced: Condvar,
+    /// The same news for async waiters ([`Ticket`]).
+    progress: tokio::sync::watch::Sender<Progress>,
+}
+
+/// How far the log is durable, as async waiters see it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    durable: Lsn,
+    failed: bool,
+}
+
+/// A claim on a batch of records: resolves once they are durable.
+pub struct Ticket {
+    wal: Arc<Wal>,
+    lsn: Lsn,
+}
+
+impl Ticket {
+    /// Waits, without holding a thread, until the batch is on disk.
+    pub async fn durable(self) -> io::Result<()> {
+        let mut progress = self.wal.progress.subscribe();
+        let reached = progress
+            .wait_for(|p| p.durable >= self.lsn || p.failed)
+            .await
+            .map(|p| p.durable >= self.lsn);
+        match reached {
+            Ok(true) => Ok(()),
+            _ => Err(io::Error::other(
+                self.wal
+                    .lock()
+                    .failed
+                    .clone()
+                    .unwrap_or_else(|| "the write-ahead log stopped".into()),
+            )),
+        }
+    }
 }
 
 struct State {
@@ -291,6 +328,7 @@ impl Wal {
             }),
             work: Condvar::new(),
             synced: Condvar::new(),
+            progress: tokio::sync::watch::Sender::new(Progress::default()),
         });
         let worker = wal.clone();
         std::thread::Builder::new()
@@ -319,7 +357,15 @@ impl Wal {
         Ok(lsn)
     }
 
-    /// Waits until the batch `lsn` is on disk.
+    /// A claim on batch `lsn`, to wait for asynchronously.
+    pub fn ticket(self: &Arc<Self>, lsn: Lsn) -> Ticket {
+        Ticket {
+            wal: self.clone(),
+            lsn,
+        }
+    }
+
+    /// Waits until the batch `lsn` is on disk, holding the thread.
     pub fn wait(&self, lsn: Lsn) -> io::Result<()> {
         let mut state = self.lock();
         loop {
@@ -404,10 +450,18 @@ impl Wal {
                 Ok(()) => {
                     state.durable = upto;
                     state.segment_bytes += batch.len() as u64;
+                    self.progress.send_replace(Progress {
+                        durable: upto,
+                        failed: false,
+                    });
                 }
                 Err(err) => {
                     tracing::error!("write-ahead log failed: {err}; refusing further writes");
                     state.failed = Some(format!("the write-ahead log failed: {err}"));
+                    self.progress.send_replace(Progress {
+                        durable: state.durable,
+                        failed: true,
+                    });
                 }
             }
             // Reuse the batch's allocation for the next one.
