@@ -35,6 +35,11 @@ const ALLOW_ROW: &str = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS";
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub max_body: usize,
+    /// Time a client has to send a whole body (408 after).
+    pub body_timeout: std::time::Duration,
+    /// Neutralise formula-like cells in CSV answers.
+    pub csv_safe: bool,
+    pub metrics: Arc<super::Metrics>,
 }
 
 type Answer = Result<Response, Problem>;
@@ -44,6 +49,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", any(root))
         .route("/_health", get(health))
+        .route("/_metrics", get(metrics))
         .route("/{table}", any(table))
         .route("/{table}/{id}", any(row))
         .fallback(no_route)
@@ -55,6 +61,19 @@ async fn no_route(request: Request) -> Problem {
         "no resource at {}; the routes are /, /<table> and /<table>/<id>",
         request.uri().path()
     ))
+}
+
+async fn metrics(State(state): State<AppState>) -> Answer {
+    let tables = read(&state, |store| store.tables())?;
+    let text = state.metrics.render(&tables, state.store.stats());
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn health() -> Response {
@@ -356,8 +375,19 @@ async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Par
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let kind = body::kind_of(content_type)?;
-    let bytes = axum::body::to_bytes(body, state.max_body)
+    let reading = axum::body::to_bytes(body, state.max_body);
+    let bytes = tokio::time::timeout(state.body_timeout, reading)
         .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                format!(
+                    "the body did not arrive within {} s",
+                    state.body_timeout.as_secs()
+                ),
+            )
+        })?
         .map_err(|err| {
             if is_too_large(&err) {
                 too_large(state.max_body)

@@ -94,6 +94,17 @@ impl Expect {
     }
 }
 
+/// Counters of the storage engine, for monitoring.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreStats {
+    /// Bytes appended to the write-ahead log.
+    pub log_bytes: u64,
+    /// fsyncs of the log.
+    pub fsyncs: u64,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
+}
+
 /// What the table list shows of one table.
 #[derive(Clone, Debug)]
 pub struct TableInfo {
@@ -209,6 +220,8 @@ pub trait Store: Send + Sync + 'static {
     fn delete_table(&self, table: &str, expect: &Expect) -> Result<Pending<()>>;
     /// Brings every file up to date before the process exits.
     fn flush(&self) -> Result<()>;
+    /// Counters for monitoring.
+    fn stats(&self) -> StoreStats;
 }
 
 /// Checks a table name before it can touch the disk.
