@@ -25,7 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve the CSV files of a data directory over HTTP.
     #[command(after_help = "Example:\n  csvd serve ./data --bind 127.0.0.1:8080")]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Send a GET request.
     Get(RequestArgs),
     /// Send a HEAD request.
