@@ -5,8 +5,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// csvd: tables of records kept as CSV files, served over HTTP/1.1 — and an
 /// HTTP client to talk to it (or to any other server).
@@ -24,7 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve the CSV files of a data directory over HTTP.
     #[command(after_help = "Example:\n  csvd serve ./data --bind 127.0.0.1:8080")]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Send a GET request.
     Get(RequestArgs),
     /// Send a HEAD request.
@@ -66,12 +67,143 @@ pub struct ServeArgs {
     pub log_level: String,
 
     /// Largest request body accepted, in bytes (larger gets 413).
-    #[arg(long, env = "CSVD_MAX_BODY", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "CSVD_MAX_BODY", default_value_t = 64 * 1024 * 1024, help_heading = "Limits")]
     pub max_body: usize,
 
-    /// Seconds a client may take to send a request's headers.
-    #[arg(long, env = "CSVD_HEADER_TIMEOUT", default_value_t = 30)]
+    /// Largest request head (request line and headers), in bytes (431).
+    #[arg(long, env = "CSVD_MAX_HEADER_BYTES", default_value_t = 32 * 1024, help_heading = "Limits")]
+    pub max_header_bytes: usize,
+
+    /// Most headers in one request (431).
+    #[arg(
+        long,
+        env = "CSVD_MAX_HEADERS",
+        default_value_t = 100,
+        help_heading = "Limits"
+    )]
+    pub max_headers: usize,
+
+    /// Longest request target (path and query), in bytes (414).
+    #[arg(long, env = "CSVD_MAX_URI", default_value_t = 8 * 1024, help_heading = "Limits")]
+    pub max_uri: usize,
+
+    /// Seconds a client has to send a complete request head, counted from
+    /// when the server starts waiting for it (a slow sender is cut off).
+    #[arg(
+        long,
+        env = "CSVD_HEADER_TIMEOUT",
+        default_value_t = 15,
+        help_heading = "Limits"
+    )]
     pub header_timeout: u64,
+
+    /// Seconds a connection may stay silent (no byte either way) before it
+    /// is closed; idle keep-alive connections also end at --header-timeout.
+    #[arg(
+        long,
+        env = "CSVD_IDLE_TIMEOUT",
+        default_value_t = 60,
+        help_heading = "Limits"
+    )]
+    pub idle_timeout: u64,
+
+    /// Seconds a client has to send a request's whole body (408).
+    #[arg(
+        long,
+        env = "CSVD_BODY_TIMEOUT",
+        default_value_t = 60,
+        help_heading = "Limits"
+    )]
+    pub body_timeout: u64,
+
+    /// Seconds a request may take in all before it is answered 503.
+    #[arg(
+        long,
+        env = "CSVD_REQUEST_TIMEOUT",
+        default_value_t = 120,
+        help_heading = "Limits"
+    )]
+    pub request_timeout: u64,
+
+    /// Most connections open at once; beyond it new ones get 503 with
+    /// Retry-After and are closed (never queued).
+    #[arg(
+        long,
+        env = "CSVD_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        help_heading = "Limits"
+    )]
+    pub max_connections: usize,
+
+    /// Refuse every write (405 with Allow).
+    #[arg(long, env = "CSVD_READ_ONLY", help_heading = "Access")]
+    pub read_only: bool,
+
+    /// Bearer token required for writes (prefer CSVD_TOKEN or --token-file:
+    /// arguments are visible to other users of the machine).
+    #[arg(
+        long,
+        env = "CSVD_TOKEN",
+        hide_env_values = true,
+        help_heading = "Access"
+    )]
+    pub token: Option<String>,
+
+    /// File holding the bearer token (surrounding whitespace ignored).
+    #[arg(
+        long,
+        env = "CSVD_TOKEN_FILE",
+        conflicts_with = "token",
+        help_heading = "Access"
+    )]
+    pub token_file: Option<PathBuf>,
+
+    /// Require the token for reads too.
+    #[arg(long, env = "CSVD_PRIVATE", help_heading = "Access")]
+    pub private: bool,
+
+    /// Allow browsers on this origin to call the API (repeatable; `*` for any).
+    #[arg(
+        long,
+        env = "CSVD_CORS",
+        value_delimiter = ',',
+        help_heading = "Access"
+    )]
+    pub cors: Vec<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        env = "CSVD_TLS_CERT",
+        requires = "tls_key",
+        help_heading = "Access"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "CSVD_TLS_KEY",
+        requires = "tls_cert",
+        help_heading = "Access"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// In CSV answers, prefix cells that spreadsheets would run as formulas
+    /// (starting with = + - @ tab or CR) with a single quote.
+    #[arg(long, env = "CSVD_CSV_SAFE", help_heading = "Access")]
+    pub csv_safe: bool,
+
+    /// When to fsync the write-ahead log: `always` (before every write is
+    /// acknowledged) or `never` (UNSAFE: a crash may lose acknowledged
+    /// writes; for measuring what durability costs).
+    #[arg(long, env = "CSVD_SYNC", value_enum, default_value = "always")]
+    pub sync: SyncMode,
+
+    /// Seconds without writes after which changed CSV files are rewritten
+    /// (writes are durable in the write-ahead log before that).
+    #[arg(long, env = "CSVD_CHECKPOINT_AFTER", default_value_t = 1)]
+    pub checkpoint_after: u64,
 
     /// Seconds to wait for in-flight requests at shutdown.
     #[arg(long, env = "CSVD_SHUTDOWN_TIMEOUT", default_value_t = 10)]
@@ -83,27 +215,189 @@ pub struct ServeArgs {
     pub greeting: Option<String>,
 }
 
+/// When the write-ahead log is fsync'd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncMode {
+    Always,
+    Never,
+}
+
 /// Arguments shared by the one-shot request commands.
+///
+/// `-h` means "response headers only", as in HTTPie and xh, so help is
+/// `--help` alone here.
 #[derive(Debug, Clone, Args)]
+#[command(disable_help_flag = true)]
+#[command(after_help = "Request items:
+  name=kim           string field in the JSON (or form, or CSV) body
+  age:=30            raw JSON field (number, true, null, [..], {..})
+  q==kim             query parameter appended to the URL
+  Header:value       request header (`Header:` removes a default one)
+  Header;            header with an empty value
+  bio=@bio.txt       string field read from a file
+  meta:=@meta.json   raw JSON field read from a file
+  @people.csv        the whole body from a file (streamed)
+  @-                 the whole body from standard input
+
+Examples:
+  csvd get :8080/people name==kim
+  csvd post :8080/people name=kim age:=30
+  csvd post :8080/people @people.csv
+  csvd patch :8080/people/3 age:=31 -v
+  csvd delete :8080/people/3 --check-status")]
 pub struct RequestArgs {
-    /// URL; shorthands `:8080/people`, `localhost:8080/people`, `/people`.
+    /// URL; shorthands `:8080/people` (localhost), `localhost:8080/people`,
+    /// `/people` (http://127.0.0.1:8080).
     pub url: String,
-    /// Request items: `name=kim`, `age:=30`, `q==kim`, `Header:value`,
-    /// `field=@file`, `@file`.
+
+    /// Request items (see below).
     pub items: Vec<String>,
+
+    #[command(flatten)]
+    pub options: RequestOptions,
+
+    /// Print help.
+    #[arg(long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// How a request is encoded, printed and judged; the shell's one-line form
+/// accepts the same flags.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RequestOptions {
+    /// Send data fields as a JSON object (the default) and ask for JSON.
+    #[arg(short, long, group = "encoding")]
+    pub json: bool,
+
+    /// Send data fields as an HTML form (application/x-www-form-urlencoded).
+    #[arg(short, long, group = "encoding")]
+    pub form: bool,
+
+    /// Send data fields as a one-row CSV (header line + row) and ask for CSV.
+    #[arg(long, group = "encoding")]
+    pub csv: bool,
+
+    /// Print the request as sent and the response as received.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// What to print: H request headers, B request body, h response
+    /// headers, b response body (default: hb on a terminal, b when piped).
+    #[arg(short, long, value_name = "WHAT", value_parser = parse_print)]
+    pub print: Option<String>,
+
+    /// Print only the response headers (`--print h`).
+    #[arg(short = 'h', long)]
+    pub headers: bool,
+
+    /// Print only the response body (`--print b`).
+    #[arg(short, long)]
+    pub body: bool,
+
+    /// Print nothing (errors and warnings still go to stderr).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Exit with 3, 4 or 5 when the status is 3xx, 4xx or 5xx.
+    #[arg(long)]
+    pub check_status: bool,
+
+    /// Give up when connecting, or waiting for any part of the response,
+    /// takes longer than this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+
+    /// Colours and formatting: all, colors, format or none (default: all on
+    /// a terminal, none when piped; NO_COLOR turns colours off).
+    #[arg(long, value_enum, value_name = "STYLE")]
+    pub pretty: Option<Pretty>,
+}
+
+/// Output styling, as HTTPie's `--pretty`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pretty {
+    /// Colours and formatting.
+    All,
+    /// Colours only.
+    Colors,
+    /// Formatting only (indented JSON, aligned CSV).
+    Format,
+    /// Bytes as received.
+    None,
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "In the shell, type a method and answer the prompts, or a whole request:
+  POST /people name=kim age:=30
+  get /people name==kim
+  :help lists the shell's own commands; Ctrl-D or `exit` leaves.
+
+Example:
+  csvd shell http://127.0.0.1:8080"
+)]
 pub struct ShellArgs {
     /// Base URL requests are relative to.
     #[arg(default_value = "http://127.0.0.1:8080")]
     pub base_url: String,
+
+    /// Start with verbose output on (`:verbose off` turns it off).
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Give up when connecting, or waiting for any part of a response,
+    /// takes longer than this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+
+    /// Colours and formatting: all, colors, format or none.
+    #[arg(long, value_enum, value_name = "STYLE")]
+    pub pretty: Option<Pretty>,
+
+    /// File the shell's history is kept in (default:
+    /// $XDG_STATE_HOME/csvd/history, or ~/.local/state/csvd/history).
+    #[arg(long, env = "CSVD_HISTORY", value_name = "FILE")]
+    pub history: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | csvd raw 127.0.0.1:8080
+  csvd raw 127.0.0.1:8080 request.txt --crlf")]
 pub struct RawArgs {
     /// Where to connect, e.g. `127.0.0.1:8080`.
     pub address: String,
+
     /// File whose bytes are sent; `-` or absent for standard input.
     pub file: Option<PathBuf>,
+
+    /// Turn each bare LF of the input into CRLF (for requests typed in an
+    /// editor).
+    #[arg(long)]
+    pub crlf: bool,
+
+    /// Stop when the peer has been silent this many seconds after the input
+    /// was sent.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "5")]
+    pub timeout: Duration,
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if seconds.is_finite() && seconds > 0.0 && seconds < 1e9 {
+        Ok(Duration::from_secs_f64(seconds))
+    } else {
+        Err(format!("`{text}` is not a positive number of seconds"))
+    }
+}
+
+/// `--print` takes letters from `HBhb`.
+fn parse_print(text: &str) -> Result<String, String> {
+    match text.chars().find(|c| !"HBhb".contains(*c)) {
+        Some(c) => Err(format!("`{c}` is not one of H, B, h, b")),
+        None => Ok(text.to_string()),
+    }
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 
 #[test]
 fn files_dropped_in_while_running_become_tables() {
-    let s = Server::start();
+    let mut s = Server::start();
     assert_eq!(s.get("/zips").status, 404);
     fs::write(
         s.dir.join("zips.csv"),
@@ -37,17 +37,18 @@ fn files_dropped_in_while_running_become_tables() {
     // The first write gives the table an id column; BOM and CRLF are kept.
     let r = s.post_json("/zips", r#"{"zip":"90210","city":"Beverly Hills"}"#);
     assert_eq!(r.json()["id"], json!(3));
-    let file = fs::read(s.dir.join("zips.csv")).unwrap();
     assert_eq!(
-        String::from_utf8(file).unwrap(),
+        s.file_after_stop("zips"),
         "\u{feff}id,zip,city\r\n1,02134,Boston\r\n2,10001,New York\r\n3,90210,Beverly Hills\r\n"
     );
 }
 
 #[test]
 fn files_edited_or_removed_by_hand_are_noticed() {
-    let s = Server::start();
+    let mut s = Server::start();
     s.post_json("/t", r#"{"a":"x"}"#);
+    s.restart();
+    assert_eq!(s.get("/t").json(), json!([{"id": 1, "a": "x"}]));
     fs::write(s.dir.join("t.csv"), "id,a,b\n1,edited,new\n2,more,\n").unwrap();
     assert_eq!(
         s.get("/t").json(),
@@ -56,6 +57,30 @@ fn files_edited_or_removed_by_hand_are_noticed() {
     fs::remove_file(s.dir.join("t.csv")).unwrap();
     assert_eq!(s.get("/t").status, 404);
     assert_eq!(s.get("/").json(), json!([]));
+}
+
+#[test]
+fn an_edit_by_hand_during_pending_writes_is_set_aside_not_overwritten() {
+    // Checkpoints wait for an hour here, so the write below stays pending.
+    let mut s = Server::start_with(&["--checkpoint-after", "3600"]);
+    s.post_json("/t", r#"{"a":"ours"}"#);
+    fs::write(s.dir.join("t.csv"), "id,a\n1,theirs\n").unwrap();
+    assert_eq!(
+        s.get("/t").json(),
+        json!([{"id": 1, "a": "ours"}]),
+        "pending changes win"
+    );
+    let aside: Vec<_> = fs::read_dir(&s.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("t.csv.conflict-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        fs::read_to_string(s.dir.join(&aside[0])).unwrap(),
+        "id,a\n1,theirs\n"
+    );
+    assert_eq!(s.file_after_stop("t"), "id,a\n1,ours\n");
 }
 
 #[test]
@@ -99,7 +124,7 @@ fn invalid_files_are_reported_and_never_rewritten() {
 #[test]
 fn data_survives_a_restart_and_sigterm_exits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Server::start_in(tmp.path(), &[]);
+    let mut s = Server::start_in(tmp.path(), &[]);
     s.post_json("/t", r#"{"text":"line1\nline2, \"q\""}"#);
     s.send_json("PUT", "/t/x", r#"{"text":"é"}"#);
     s.send_json("PATCH", "/t/1", r#"{"more":"yes"}"#);

@@ -8,7 +8,7 @@ use serde_json::json;
 
 #[test]
 fn post_creates_table_and_row_with_location() {
-    let s = Server::start();
+    let mut s = Server::start();
     let r = s.post_json("/people", r#"{"name":"kim","age":30}"#);
     assert_eq!(r.status, 201);
     assert_eq!(r.header("location"), Some("/people/1"));
@@ -24,8 +24,10 @@ fn post_creates_table_and_row_with_location() {
         s.get("/people").json(),
         json!([{"id": 1, "name": "kim", "age": 30}, {"id": 2, "name": "lee", "age": ""}])
     );
-    let file = std::fs::read_to_string(s.dir.join("people.csv")).unwrap();
-    assert_eq!(file, "id,name,age\n1,kim,30\n2,lee,\n");
+    assert_eq!(
+        s.file_after_stop("people"),
+        "id,name,age\n1,kim,30\n2,lee,\n"
+    );
 }
 
 #[test]
@@ -96,15 +98,17 @@ fn patch_changes_given_fields_and_grows_columns() {
 
 #[test]
 fn delete_row_and_table() {
-    let s = Server::start();
+    let mut s = Server::start();
     s.post_json("/t", r#"{"a":"x"}"#);
     assert_eq!(s.request("DELETE", "/t/1", &[], b"").status, 204);
     assert_eq!(s.get("/t/1").status, 404);
     assert_eq!(s.request("DELETE", "/t/1", &[], b"").status, 404);
     assert_eq!(s.request("DELETE", "/t", &[], b"").status, 204);
     assert_eq!(s.get("/t").status, 404);
-    assert!(!s.dir.join("t.csv").exists());
     assert_eq!(s.request("DELETE", "/t", &[], b"").status, 404);
+    s.restart();
+    assert!(!s.dir.join("t.csv").exists());
+    assert_eq!(s.get("/t").status, 404);
 }
 
 #[test]
@@ -133,7 +137,7 @@ fn put_table_replaces_atomically() {
 
 #[test]
 fn typing_rule_and_exact_round_trips() {
-    let s = Server::start();
+    let mut s = Server::start();
     let body = json!({
         "n": 30, "neg": -2.5, "zip": "007", "exp": "1e5", "t": true, "f": "false",
         "comma": "a,b", "quote": "say \"hi\"", "nl": "two\nlines", "cr": "a\r\nb",
@@ -155,13 +159,16 @@ fn typing_rule_and_exact_round_trips() {
     assert_eq!(got["null"], json!(""));
     assert_eq!(got["nested"], json!(r#"{"k":[1,2]}"#));
     // The same cells survive a restart through the CSV file.
-    let dir = s.dir.clone();
-    let tmp_keep = tempfile::tempdir().unwrap();
-    let copy = tmp_keep.path().join("t.csv");
-    std::fs::copy(dir.join("t.csv"), &copy).unwrap();
-    drop(s);
-    let s2 = Server::start_in(tmp_keep.path(), &[]);
-    assert_eq!(s2.get("/t/1").json(), got);
+    s.restart();
+    assert_eq!(s.get("/t/1").json(), got);
+    // ...and a trip through the write-ahead log alone.
+    s.send_json("PUT", "/t/2", &body.to_string());
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    s.restart_after_crash();
+    let mut again = s.get("/t/2").json();
+    again["id"] = json!(1);
+    assert_eq!(again, got);
 }
 
 #[test]
@@ -259,13 +266,17 @@ fn invalid_table_names_never_touch_the_disk() {
             put.status
         );
     }
-    let entries: Vec<_> = std::fs::read_dir(&s.dir).unwrap().collect();
+    let entries: Vec<_> = std::fs::read_dir(&s.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".csvd")
+        .collect();
     assert!(entries.is_empty(), "{entries:?}");
 }
 
 #[test]
 fn concurrent_writers_lose_nothing() {
-    let s = Server::start();
+    let mut s = Server::start();
     std::thread::scope(|scope| {
         for t in 0..8 {
             let s = &s;
@@ -284,6 +295,5 @@ fn concurrent_writers_lose_nothing() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 200, "every id is unique");
-    let file = std::fs::read_to_string(s.dir.join("t.csv")).unwrap();
-    assert_eq!(file.lines().count(), 201);
+    assert_eq!(s.file_after_stop("t").lines().count(), 201);
 }

@@ -1,10 +1,139 @@
-//! The HTTP client: one-shot commands, the interactive shell, raw mode.
+//! The HTTP client: one-shot commands (`csvd get …`), the interactive
+//! shell, raw mode.
+//!
+//! Request items are parsed ([`items`]) and turned into a request
+//! ([`request`]), sent on a connection that records what crossed the wire
+//! ([`connection`], [`tap`]), and printed ([`print`]). Errors reach the
+//! person as one line ([`error`]); nothing here panics on what a user or a
+//! server can send.
+
+/// Prints a line for the person on stdout. A closed stdout (`| head`)
+/// ends nothing: unlike `println!`, this never panics.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// As [`say!`], on stderr.
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+mod connection;
+mod error;
+mod exchange;
+mod items;
+mod json;
+mod print;
+mod raw;
+mod request;
+mod shell;
+mod style;
+mod table;
+mod tap;
+mod upload;
+mod url;
 
 use std::process::ExitCode;
 
-use crate::cli::Command;
+use hyper::{Method, StatusCode};
+
+use crate::cli::{Command, RequestArgs, RequestOptions};
+
+pub use error::ClientError;
+
+use exchange::Client;
+use items::Item;
+use print::{Printer, Sections};
+use request::{Encoding, Prepared};
+use style::Style;
+use url::Url;
 
 /// Runs a client command and returns the process exit code.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("{command:?}: the client is not built yet")
+    // One worker is plenty for one person's requests, and it keeps
+    // connections watched while the shell waits for a line: a server
+    // closing an idle connection is noticed before the next request.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let result = match command {
+        Command::Get(args) => runtime.block_on(one_shot(Method::GET, args)),
+        Command::Head(args) => runtime.block_on(one_shot(Method::HEAD, args)),
+        Command::Post(args) => runtime.block_on(one_shot(Method::POST, args)),
+        Command::Put(args) => runtime.block_on(one_shot(Method::PUT, args)),
+        Command::Patch(args) => runtime.block_on(one_shot(Method::PATCH, args)),
+        Command::Delete(args) => runtime.block_on(one_shot(Method::DELETE, args)),
+        Command::Shell(args) => shell::run(args, &runtime),
+        Command::Raw(args) => runtime.block_on(raw::run(args)),
+        Command::Serve(_) => anyhow::bail!("`serve` is not a client command"),
+    };
+    // Standard input may still be read by a blocking thread (raw mode):
+    // do not wait for it.
+    runtime.shutdown_background();
+    result
+}
+
+/// `csvd get|head|post|put|patch|delete URL [items…]`.
+async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode> {
+    let url = Url::parse(&args.url)?;
+    let items = parse_items(&args.items)?;
+    let prepared = Prepared::new(method, url, &items, encoding(&args.options))?;
+    let style = Style::detect(args.options.pretty);
+    let sections = Sections::choose(&args.options, style.terminal);
+    let mut printer = Printer::stdout(style, sections);
+    let mut client = Client::new(args.options.timeout);
+    match client.execute(&prepared, &mut printer).await {
+        Ok(status) => Ok(exit_code(status, &args.options)),
+        // The reader went away (`| head`): nothing left to tell anyone.
+        Err(ClientError::Output { error }) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub(crate) fn parse_items(texts: &[String]) -> Result<Vec<Item>, ClientError> {
+    texts.iter().map(|text| Item::parse(text)).collect()
+}
+
+pub(crate) fn encoding(options: &RequestOptions) -> Encoding {
+    if options.form {
+        Encoding::Form
+    } else if options.csv {
+        Encoding::Csv
+    } else if options.json {
+        Encoding::Json
+    } else {
+        Encoding::Auto
+    }
+}
+
+/// With `--check-status`, 3xx, 4xx and 5xx exit with 3, 4 and 5 and a
+/// warning on stderr (as xh and HTTPie do); otherwise any answer is a
+/// success.
+fn exit_code(status: StatusCode, options: &RequestOptions) -> ExitCode {
+    let code = match status.as_u16() {
+        300..=399 => 3,
+        400..=499 => 4,
+        500..=599 => 5,
+        _ => 0,
+    };
+    if !options.check_status || code == 0 {
+        return ExitCode::SUCCESS;
+    }
+    if !options.quiet {
+        complain!(
+            "csvd: warning: HTTP {} {}",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("")
+        );
+    }
+    ExitCode::from(code)
 }

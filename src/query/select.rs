@@ -76,7 +76,7 @@ pub fn select(query: &Query, view: &Arc<TableView>) -> Selection {
             && query
                 .search
                 .as_ref()
-                .map_or(true, |s| s.accepts(&rows[*position as usize], width))
+                .is_none_or(|s| s.accepts(&rows[*position as usize], width))
     };
     let mut matched: Vec<u32> = match candidates {
         Some(positions) => positions.into_iter().filter(accepts).collect(),
@@ -119,10 +119,7 @@ fn candidates(query: &Query, view: &Arc<TableView>) -> (Option<Vec<u32>>, Option
             positions.sort_unstable();
             positions.dedup();
         }
-        if best
-            .as_ref()
-            .map_or(true, |(b, _)| positions.len() < b.len())
-        {
+        if best.as_ref().is_none_or(|(b, _)| positions.len() < b.len()) {
             best = Some((positions, i));
         }
     }

@@ -150,27 +150,28 @@ impl Views {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DirStore, Expect};
+    use crate::store::{DirStore, Expect, Options};
 
     #[test]
     fn views_are_kept_until_the_table_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DirStore::open(dir.path(), "id").unwrap();
+        let store = DirStore::open(dir.path(), "id", Options::default()).unwrap();
+        let store = store.as_ref();
         let fields = |name: &str| vec![("name".to_string(), name.to_string())];
         store
             .insert("t", vec![fields("kim")], &Expect::none())
             .unwrap();
         let views = Views::default();
-        let first = views.get(&store, "t").unwrap();
-        assert!(Arc::ptr_eq(&first, &views.get(&store, "t").unwrap()));
+        let first = views.get(store, "t").unwrap();
+        assert!(Arc::ptr_eq(&first, &views.get(store, "t").unwrap()));
         store
             .insert("t", vec![fields("lee")], &Expect::none())
             .unwrap();
-        let second = views.get(&store, "t").unwrap();
+        let second = views.get(store, "t").unwrap();
         assert!(!Arc::ptr_eq(&first, &second));
         assert_eq!(second.snapshot.rows.len(), 2);
         store.delete_table("t", &Expect::none()).unwrap();
-        assert!(views.get(&store, "t").is_err());
+        assert!(views.get(store, "t").is_err());
         assert!(views.lock().is_empty());
     }
 }

@@ -51,8 +51,12 @@ impl Problem {
         problem
     }
 
-    pub fn internal(detail: impl Into<String>) -> Problem {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    /// The same problem with another detail.
+    pub fn with_detail(self, detail: impl Into<String>) -> Problem {
+        Problem {
+            detail: detail.into(),
+            ..self
+        }
     }
 
     /// A write's error: an unreadable table file is a conflict to resolve

@@ -17,7 +17,7 @@ use super::stream::Rows;
 use crate::codec::body::{self, Parsed};
 use crate::codec::repr::{self, encode_segment, Format};
 use crate::query::{self, Views};
-use crate::store::{Row, Store, TableInfo, Written};
+use crate::store::{Pending, Row, Store, TableInfo, Written};
 
 const ALLOW_ROOT: &str = "GET, HEAD, OPTIONS";
 const ALLOW_TABLE: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
@@ -30,6 +30,11 @@ pub struct AppState {
     /// The tables as queries see them, kept between requests.
     pub views: Arc<Views>,
     pub max_body: usize,
+    /// Time a client has to send a whole body (408 after).
+    pub body_timeout: std::time::Duration,
+    /// Neutralise formula-like cells in CSV answers.
+    pub csv_safe: bool,
+    pub metrics: Arc<super::Metrics>,
 }
 
 type Answer = Result<Response, Problem>;
@@ -39,6 +44,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", any(root))
         .route("/_health", get(health))
+        .route("/_metrics", get(metrics))
         .route("/{table}", any(table))
         .route("/{table}/{id}", any(row))
         .fallback(no_route)
@@ -52,6 +58,19 @@ async fn no_route(request: Request) -> Problem {
     ))
 }
 
+async fn metrics(State(state): State<AppState>) -> Answer {
+    let tables = read(&state, |store| store.tables())?;
+    let text = state.metrics.render(&tables, state.store.stats());
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
 async fn health() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -60,17 +79,23 @@ async fn health() -> Response {
         .into_response()
 }
 
-/// Runs a store call on a blocking thread: the store may wait for the disk.
-async fn blocking<T, F>(state: &AppState, call: F) -> Result<T, Problem>
-where
-    F: FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || call(store.as_ref()))
-        .await
-        .map_err(|e| Problem::internal(format!("a storage task failed: {e}")))?
-        .map_err(Problem::from)
+/// A store read. Store calls are short (a lock and memory); the store itself
+/// moves the rare long one (loading a large file) off the async workers.
+fn read<T>(
+    state: &AppState,
+    call: impl FnOnce(&dyn Store) -> crate::store::Result<T>,
+) -> Result<T, Problem> {
+    call(state.store.as_ref()).map_err(Problem::from)
+}
+
+/// A store write, answered only once it is durable. The wait for the log's
+/// fsync holds no thread, so concurrent writes share fsyncs cheaply.
+async fn write<T>(
+    state: &AppState,
+    call: impl FnOnce(&dyn Store) -> crate::store::Result<Pending<T>>,
+) -> Result<T, Problem> {
+    let pending = call(state.store.as_ref())?;
+    pending.durable().await.map_err(Problem::from)
 }
 
 async fn root(State(state): State<AppState>, request: Request) -> Answer {
@@ -207,7 +232,7 @@ fn last_modified(headers: &mut HeaderMap, modified: std::time::SystemTime) {
 
 async fn list_tables(state: AppState, request_headers: &HeaderMap) -> Answer {
     let format = choose(request_headers, None)?;
-    let tables = blocking(&state, |store| store.tables()).await?;
+    let tables = read(&state, |store| store.tables())?;
     let version = list_version(&tables);
     let tag = etag(version, None, format);
     let mut headers = content(format, true, &tag);
@@ -238,8 +263,7 @@ async fn get_table(
 ) -> Answer {
     let format = choose(request.headers(), suffix)?;
     let title = name.clone();
-    let views = state.views.clone();
-    let view = blocking(&state, move |store| views.get(store, &name)).await?;
+    let view = read(&state, |store| state.views.get(store, &name))?;
     let raw_query = request.uri().query().unwrap_or_default();
     let query = query::parse(raw_query, &view.snapshot.columns)
         .map_err(|err| Problem::bad_request(err.to_string()))?;
@@ -254,13 +278,20 @@ async fn get_table(
         let selection = query::select(&query, &view);
         (query, selection)
     } else {
-        // Filtering and sorting read every row: off the async threads.
+        // Filtering and sorting may read every row: off the async workers.
         let view = view.clone();
-        blocking(&state, move |_| {
+        tokio::task::spawn_blocking(move || {
             let selection = query::select(&query, &view);
-            Ok((query, selection))
+            (query, selection)
         })
-        .await?
+        .await
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("a query task failed: {e}"),
+            )
+        })?
     };
     if let Ok(value) = HeaderValue::from_str(&selection.total.to_string()) {
         headers.insert("x-total-count", value);
@@ -282,7 +313,7 @@ async fn get_row(
     request_headers: &HeaderMap,
 ) -> Answer {
     let title = table.clone();
-    let (view, suffix) = blocking(&state, move |store| match store.row(&table, &id) {
+    let (view, suffix) = read(&state, |store| match store.row(&table, &id) {
         // `/people/3.csv`: a format suffix on an id that does not exist as written.
         Err(crate::store::Error::NoRow(_)) => {
             let Some((stem, format)) = id
@@ -297,8 +328,7 @@ async fn get_row(
                 .map_err(|_| crate::store::Error::NoRow(id.clone()))
         }
         other => other.map(|view| (view, None)),
-    })
-    .await?;
+    })?;
     let format = choose(request_headers, suffix)?;
     let tag = etag(view.version, None, format);
     let mut headers = content(format, suffix.is_none(), &tag);
@@ -331,8 +361,19 @@ async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Par
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let kind = body::kind_of(content_type)?;
-    let bytes = axum::body::to_bytes(body, state.max_body)
+    let reading = axum::body::to_bytes(body, state.max_body);
+    let bytes = tokio::time::timeout(state.body_timeout, reading)
         .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                format!(
+                    "the body did not arrive within {} s",
+                    state.body_timeout.as_secs()
+                ),
+            )
+        })?
         .map_err(|err| {
             if is_too_large(&err) {
                 too_large(state.max_body)
@@ -384,7 +425,7 @@ async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
     let expect = expectations(&headers);
     let many = parsed.many;
     let table = name.clone();
-    let written = blocking(&state, move |store| {
+    let written = write(&state, |store| {
         store.insert(&table, parsed.records, &expect)
     })
     .await?;
@@ -440,7 +481,7 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
     let (headers, parsed) = read_body(&state, request).await?;
     let expect = expectations(&headers);
     let table = name.clone();
-    let (info, created) = blocking(&state, move |store| {
+    let (info, created) = write(&state, |store| {
         store.replace_table(&table, parsed.columns, parsed.records, &expect)
     })
     .await?;
@@ -465,7 +506,7 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
 
 async fn delete_table(state: AppState, name: String, headers: &HeaderMap) -> Answer {
     let expect = expectations(headers);
-    blocking(&state, move |store| store.delete_table(&name, &expect)).await?;
+    write(&state, |store| store.delete_table(&name, &expect)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -477,7 +518,7 @@ async fn write_row(state: AppState, table: String, id: String, request: Request)
     let expect = expectations(&headers);
     let name = table.clone();
     let row_id = id.clone();
-    let written = blocking(&state, move |store| {
+    let written = write(&state, |store| {
         if patch {
             store.patch_row(&name, &row_id, record, &expect)
         } else {
@@ -501,6 +542,6 @@ async fn write_row(state: AppState, table: String, id: String, request: Request)
 
 async fn delete_row(state: AppState, table: String, id: String, headers: &HeaderMap) -> Answer {
     let expect = expectations(headers);
-    blocking(&state, move |store| store.delete_row(&table, &id, &expect)).await?;
+    write(&state, |store| store.delete_row(&table, &id, &expect)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

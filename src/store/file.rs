@@ -6,6 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use xxhash_rust::xxh3::xxh3_64;
@@ -91,14 +92,11 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
         .flexible(true)
         .has_headers(false)
         .from_reader(body);
-    let mut records = reader.records();
-    let columns: Vec<String> = match records.next() {
-        None => Vec::new(),
-        Some(header) => header
-            .map_err(describe)?
-            .iter()
-            .map(str::to_string)
-            .collect(),
+    // One record, reused: no allocation per row but the row itself.
+    let mut record = csv::StringRecord::new();
+    let columns: Vec<String> = match reader.read_record(&mut record).map_err(describe)? {
+        false => Vec::new(),
+        true => record.iter().map(str::to_string).collect(),
     };
     for (i, name) in columns.iter().enumerate() {
         if columns[..i].contains(name) {
@@ -108,8 +106,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
         }
     }
     let mut rows = Vec::new();
-    for record in records {
-        let record = record.map_err(describe)?;
+    while reader.read_record(&mut record).map_err(describe)? {
         if record.len() > columns.len() {
             let line = record.position().map_or(0, |p| p.line());
             return Err(format!(
@@ -118,7 +115,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
                 columns.len()
             ));
         }
-        rows.push(Row::from_cells(record.iter()));
+        rows.push(Row::from_record(&record));
     }
     Ok((columns, rows, Layout { bom, crlf }))
 }
@@ -163,26 +160,69 @@ pub fn write_csv<W: Write>(
     Ok(())
 }
 
-/// Replaces `path` with the table's rows, atomically and durably; returns
-/// the new file's stamp.
-pub fn save(path: &Path, table: &Table, layout: Layout) -> io::Result<Stamp> {
+/// A table written to a temporary file beside its own, fsync'd, waiting to
+/// be renamed over it by [`commit`].
+pub struct Staged {
+    tmp: PathBuf,
+    stamp: Stamp,
+}
+
+/// Writes rows to a temporary file next to `path` and fsyncs it. The slow
+/// part of replacing a file, done without holding the table.
+pub fn stage(
+    path: &Path,
+    columns: &[String],
+    rows: &[Arc<Row>],
+    layout: Layout,
+) -> io::Result<Staged> {
     let tmp = temp_path(path);
     let result = (|| {
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         let mut out = BufWriter::with_capacity(1 << 16, file);
-        let rows = table.rows();
-        write_csv(&mut out, table.columns(), rows.iter(), layout)?;
+        write_csv(&mut out, columns, rows.iter().map(|r| r.as_ref()), layout)?;
         let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
-        let stamp = Stamp::of(&file.metadata()?);
-        fs::rename(&tmp, path)?;
-        sync_dir(path)?;
-        Ok(stamp)
+        Ok(Staged {
+            tmp: tmp.clone(),
+            stamp: Stamp::of(&file.metadata()?),
+        })
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Renames a staged file over `path` and makes the rename durable: a crash
+/// leaves the old file or the new one, never a mix. Returns the new stamp.
+pub fn commit(staged: Staged, path: &Path) -> io::Result<Stamp> {
+    if let Err(err) = fs::rename(&staged.tmp, path) {
+        let _ = fs::remove_file(&staged.tmp);
+        return Err(err);
+    }
+    sync_dir(path)?;
+    Ok(staged.stamp)
+}
+
+/// Moves a file a person edited aside (`people.csv` →
+/// `people.csv.conflict-<unix seconds>`) so that it is kept, not overwritten.
+pub fn set_aside(path: &Path) -> io::Result<PathBuf> {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("table.csv");
+    let aside = path.with_file_name(format!("{name}.conflict-{secs}"));
+    fs::rename(path, &aside)?;
+    sync_dir(path)?;
+    Ok(aside)
 }
 
 /// Removes a table file durably.

@@ -1,19 +1,20 @@
 //! The storage engine: tables of rows kept as CSV files in a data directory.
 //!
 //! The HTTP layer sees only the [`Store`] trait: table names, ids, fields and
-//! versions — never a path or a file. Every method is blocking (it may wait
-//! for the disk); the server calls it from a blocking thread. A method that
-//! returns `Ok` for a write has made the change durable.
+//! versions — never a path or a file. Every method may block briefly (a lock,
+//! or loading a file the first time); a write returns a [`Pending`] that
+//! must be awaited before the write is acknowledged: only then is it durable.
 
 mod dir;
 mod file;
 mod row;
 mod table;
+mod wal;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub use dir::DirStore;
+pub use dir::{DirStore, Options};
 pub use file::{parse as parse_csv, write_csv, Layout};
 pub use row::Row;
 
@@ -93,6 +94,17 @@ impl Expect {
     }
 }
 
+/// Counters of the storage engine, for monitoring.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreStats {
+    /// Bytes appended to the write-ahead log.
+    pub log_bytes: u64,
+    /// fsyncs of the log.
+    pub fsyncs: u64,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
+}
+
 /// What the table list shows of one table.
 #[derive(Clone, Debug)]
 pub struct TableInfo {
@@ -135,6 +147,31 @@ pub struct RowView {
     pub modified: SystemTime,
 }
 
+/// A write that is applied (readers may see it) and logged, not yet
+/// necessarily durable. Acknowledge it only after [`Pending::durable`].
+pub struct Pending<T> {
+    value: T,
+    ticket: Option<wal::Ticket>,
+}
+
+impl<T> Pending<T> {
+    /// A write that is durable already (or that changed nothing).
+    pub fn done(value: T) -> Pending<T> {
+        Pending {
+            value,
+            ticket: None,
+        }
+    }
+
+    /// Waits until the write is durable and returns its result.
+    pub async fn durable(self) -> Result<T> {
+        if let Some(ticket) = self.ticket {
+            ticket.durable().await?;
+        }
+        Ok(self.value)
+    }
+}
+
 /// The interface the HTTP layer uses. Implementations must make every
 /// acknowledged write durable and keep concurrent writes from losing each
 /// other; readers must never see half a write.
@@ -153,13 +190,30 @@ pub trait Store: Send + Sync + 'static {
     fn row(&self, table: &str, id: &str) -> Result<RowView>;
     /// Creates rows (creating the table if needed); `expect` is checked
     /// against the table's version.
-    fn insert(&self, table: &str, records: Vec<Fields>, expect: &Expect) -> Result<Written>;
+    fn insert(
+        &self,
+        table: &str,
+        records: Vec<Fields>,
+        expect: &Expect,
+    ) -> Result<Pending<Written>>;
     /// Creates or replaces one row.
-    fn put_row(&self, table: &str, id: &str, record: Fields, expect: &Expect) -> Result<Written>;
+    fn put_row(
+        &self,
+        table: &str,
+        id: &str,
+        record: Fields,
+        expect: &Expect,
+    ) -> Result<Pending<Written>>;
     /// Changes the given fields of one row.
-    fn patch_row(&self, table: &str, id: &str, record: Fields, expect: &Expect) -> Result<Written>;
+    fn patch_row(
+        &self,
+        table: &str,
+        id: &str,
+        record: Fields,
+        expect: &Expect,
+    ) -> Result<Pending<Written>>;
     /// Deletes one row.
-    fn delete_row(&self, table: &str, id: &str, expect: &Expect) -> Result<()>;
+    fn delete_row(&self, table: &str, id: &str, expect: &Expect) -> Result<Pending<()>>;
     /// Replaces a whole table (or creates it) with `columns` and records.
     fn replace_table(
         &self,
@@ -167,11 +221,13 @@ pub trait Store: Send + Sync + 'static {
         columns: Vec<String>,
         records: Vec<Fields>,
         expect: &Expect,
-    ) -> Result<(TableInfo, bool)>;
+    ) -> Result<Pending<(TableInfo, bool)>>;
     /// Deletes a table.
-    fn delete_table(&self, table: &str, expect: &Expect) -> Result<()>;
+    fn delete_table(&self, table: &str, expect: &Expect) -> Result<Pending<()>>;
     /// Brings every file up to date before the process exits.
     fn flush(&self) -> Result<()>;
+    /// Counters for monitoring.
+    fn stats(&self) -> StoreStats;
 }
 
 /// Checks a table name before it can touch the disk.

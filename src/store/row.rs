@@ -6,11 +6,16 @@
 
 /// The cells of one row, in the table's column order. Cells past the end
 /// read as empty: a short row is a row whose trailing cells are empty.
+///
+/// Layout of `data`: the cell count (u32 LE), the end offset of each cell
+/// in the text (u32 LE each), then the cells' text back to back: one
+/// allocation per row.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Row {
-    text: Box<str>,
-    ends: Box<[u32]>,
+    data: Box<[u8]>,
 }
+
+const WORD: usize = 4;
 
 impl Row {
     /// Packs cells into a row. Cells are stored verbatim.
@@ -19,34 +24,64 @@ impl Row {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut text = String::new();
+        let mut text = Vec::new();
         let mut ends = Vec::new();
         for cell in cells {
-            text.push_str(cell.as_ref());
+            text.extend_from_slice(cell.as_ref().as_bytes());
             ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
         }
-        Row {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
+        let count = ends.len();
+        Row::pack(&text, ends.into_iter(), count)
+    }
+
+    /// Packs a parsed CSV record without copying its cells one by one.
+    pub fn from_record(record: &csv::StringRecord) -> Row {
+        let ends = record.iter().scan(0usize, |end, cell| {
+            *end += cell.len();
+            Some(u32::try_from(*end).unwrap_or(u32::MAX))
+        });
+        Row::pack(record.as_slice().as_bytes(), ends, record.len())
+    }
+
+    fn pack(text: &[u8], ends: impl Iterator<Item = u32>, count: usize) -> Row {
+        let mut data = Vec::with_capacity(WORD * (1 + count) + text.len());
+        data.extend_from_slice(&(count as u32).to_le_bytes());
+        for end in ends {
+            data.extend_from_slice(&end.to_le_bytes());
         }
+        data.extend_from_slice(text);
+        Row {
+            data: data.into_boxed_slice(),
+        }
+    }
+
+    fn word(&self, index: usize) -> usize {
+        let at = index * WORD;
+        self.data
+            .get(at..at + WORD)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     }
 
     /// Number of cells stored (trailing empty cells may be omitted).
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.word(0)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len() == 0
     }
 
     /// The cell at `index`, or `""` past the end.
     pub fn get(&self, index: usize) -> &str {
-        let Some(&end) = self.ends.get(index) else {
+        let count = self.len();
+        if index >= count {
             return "";
-        };
-        let start = if index == 0 { 0 } else { self.ends[index - 1] };
-        &self.text[start as usize..end as usize]
+        }
+        let text = WORD * (1 + count);
+        let start = if index == 0 { 0 } else { self.word(index) };
+        let end = self.word(index + 1);
+        // Every cell was a `str` when packed, so this never fails.
+        std::str::from_utf8(&self.data[text + start..text + end]).unwrap_or_default()
     }
 
     /// The first `width` cells, padding with empty cells.
@@ -58,11 +93,6 @@ impl Row {
     pub fn with_cell(&self, index: usize, value: &str) -> Row {
         let width = self.len().max(index + 1);
         Row::from_cells((0..width).map(|i| if i == index { value } else { self.get(i) }))
-    }
-
-    /// Bytes of cell text (for size accounting).
-    pub fn text_len(&self) -> usize {
-        self.text.len()
     }
 }
 
@@ -88,6 +118,15 @@ mod tests {
         assert_eq!(
             row.cells(5).collect::<Vec<_>>(),
             ["1", "", "kim, \"k\"\nnext", "é", ""]
+        );
+    }
+
+    #[test]
+    fn from_record_matches_from_cells() {
+        let record = csv::StringRecord::from(vec!["1", "", "kim, lee", "é"]);
+        assert_eq!(
+            Row::from_record(&record),
+            Row::from_cells(["1", "", "kim, lee", "é"])
         );
     }
 

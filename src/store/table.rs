@@ -1,8 +1,10 @@
 //! A table in memory: its columns, its rows in file order, and an index
 //! from id to row. Pure data and rules (ids, growing columns); no I/O.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 use std::time::SystemTime;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -21,7 +23,7 @@ pub struct Table {
     /// Rows in file order; `None` marks a deleted row until the next compaction.
     slots: Vec<Option<Arc<Row>>>,
     /// Id → slot, for the first row holding each id.
-    index: HashMap<Box<str>, usize>,
+    index: Index,
     live: usize,
     /// Whether every row has a unique, non-empty id (false for a file dropped
     /// in without ids; fixed at the first write).
@@ -54,7 +56,7 @@ impl Table {
             columns: Arc::new(columns),
             id_col,
             slots: rows.into_iter().map(|r| Some(Arc::new(r))).collect(),
-            index: HashMap::new(),
+            index: Index::default(),
             live: 0,
             ids_ok: true,
             max_int_id: None,
@@ -68,18 +70,20 @@ impl Table {
     fn reindex(&mut self) {
         self.slots.retain(Option::is_some);
         self.live = self.slots.len();
-        self.index.clear();
+        self.index.clear(self.id_col.unwrap_or(0));
         self.ids_ok = self.id_col.is_some();
         self.max_int_id = None;
         let Some(id_col) = self.id_col else { return };
-        for (slot, row) in self.slots.iter().enumerate() {
-            let Some(row) = row else { continue };
+        for slot in 0..self.slots.len() {
+            let Some(row) = &self.slots[slot] else {
+                continue;
+            };
             let id = row.get(id_col);
-            if id.is_empty() || self.index.contains_key(id) {
+            if id.is_empty() || self.index.get(id, &self.slots).is_some() {
                 self.ids_ok = false;
                 continue;
             }
-            self.index.insert(id.into(), slot);
+            self.index.insert(id, slot);
         }
     }
 
@@ -102,7 +106,7 @@ impl Table {
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Row>> {
-        let slot = *self.index.get(id)?;
+        let slot = self.index.get(id, &self.slots)?;
         self.slots[slot].as_ref()
     }
 
@@ -144,10 +148,12 @@ impl Table {
         let max = match self.max_int_id {
             Some(max) => max,
             None => {
+                let id_col = self.id_col.unwrap_or(0);
                 let max = self
-                    .index
-                    .keys()
-                    .filter_map(|k| int_id(k))
+                    .slots
+                    .iter()
+                    .flatten()
+                    .filter_map(|row| int_id(row.get(id_col)))
                     .max()
                     .unwrap_or(0);
                 self.max_int_id = Some(max);
@@ -165,9 +171,14 @@ impl Table {
         }
     }
 
+    /// Whether every row has a unique, non-empty id.
+    pub fn ids_ok(&self) -> bool {
+        self.ids_ok
+    }
+
     /// Gives the table an id column (first) and every row a unique id, as the
     /// first write to a table dropped in without them does.
-    fn ensure_ids(&mut self, id_column: &str) {
+    pub fn ensure_ids(&mut self, id_column: &str) {
         if self.ids_ok {
             return;
         }
@@ -191,12 +202,12 @@ impl Table {
                 continue;
             };
             let id = row.get(id_col);
-            if !id.is_empty() && self.index.get(id) == Some(&slot) {
+            if !id.is_empty() && self.index.get(id, &self.slots) == Some(slot) {
                 continue;
             }
             let fresh = self.next_id();
-            self.index.insert(fresh.as_str().into(), slot);
             self.slots[slot] = Some(Arc::new(row.with_cell(id_col, &fresh)));
+            self.index.insert(&fresh, slot);
         }
         self.ids_ok = true;
     }
@@ -219,8 +230,8 @@ impl Table {
     }
 
     /// Inserts new rows; all or none. Rows without an id get the next integer.
+    /// Call [`Table::ensure_ids`] first.
     pub fn insert(&mut self, records: &[Fields], id_column: &str) -> Result<Applied, Error> {
-        self.ensure_ids(id_column);
         let mut ids = Vec::with_capacity(records.len());
         let mut batch = std::collections::HashSet::new();
         for record in records {
@@ -228,7 +239,7 @@ impl Table {
             let given = field(record, id_column).filter(|v| !v.is_empty());
             if let Some(id) = given {
                 validate_id(id)?;
-                if self.index.contains_key(id) || !batch.insert(id.to_string()) {
+                if self.index.get(id, &self.slots).is_some() || !batch.insert(id.to_string()) {
                     return Err(Error::IdTaken(id.to_string()));
                 }
             }
@@ -249,8 +260,8 @@ impl Table {
             fields.insert(0, (id_column.to_string(), id.clone()));
             let row = Arc::new(self.build_row(&fields, None));
             self.note_id(&id);
-            self.index.insert(id.into(), self.slots.len());
             self.slots.push(Some(row.clone()));
+            self.index.insert(&id, self.slots.len() - 1);
             self.live += 1;
             rows.push(row);
         }
@@ -266,19 +277,18 @@ impl Table {
         validate_id(id)?;
         validate_fields(record)?;
         check_body_id(record, id, id_column)?;
-        self.ensure_ids(id_column);
         let mut fields = without(record, id_column);
         fields.insert(0, (id_column.to_string(), id.to_string()));
         let row = Arc::new(self.build_row(&fields, None));
-        let created = match self.index.get(id) {
-            Some(&slot) => {
+        let created = match self.index.get(id, &self.slots) {
+            Some(slot) => {
                 self.slots[slot] = Some(row.clone());
                 false
             }
             None => {
                 self.note_id(id);
-                self.index.insert(id.into(), self.slots.len());
                 self.slots.push(Some(row.clone()));
+                self.index.insert(id, self.slots.len() - 1);
                 self.live += 1;
                 true
             }
@@ -294,9 +304,9 @@ impl Table {
     pub fn patch(&mut self, id: &str, record: &Fields, id_column: &str) -> Result<Applied, Error> {
         validate_fields(record)?;
         check_body_id(record, id, id_column)?;
-        let slot = *self
+        let slot = self
             .index
-            .get(id)
+            .get(id, &self.slots)
             .ok_or_else(|| Error::NoRow(id.to_string()))?;
         let base = self.slots[slot]
             .clone()
@@ -315,7 +325,7 @@ impl Table {
     pub fn delete(&mut self, id: &str) -> Result<(), Error> {
         let slot = self
             .index
-            .remove(id)
+            .remove(id, &self.slots)
             .ok_or_else(|| Error::NoRow(id.to_string()))?;
         self.slots[slot] = None;
         self.live -= 1;
@@ -329,6 +339,37 @@ impl Table {
         }
         self.touch();
         Ok(())
+    }
+
+    /// Sets the header (replaying a logged column change).
+    pub fn set_columns(&mut self, columns: Vec<String>, id_column: &str) {
+        let before = self.id_col;
+        self.id_col = columns.iter().position(|c| c == id_column);
+        self.columns = Arc::new(columns);
+        if before != self.id_col {
+            self.reindex();
+        }
+    }
+
+    /// Replaces the row with this row's id, or appends it (replaying a
+    /// logged row). Rows without an id cell are ignored.
+    pub fn upsert(&mut self, row: Arc<Row>) {
+        let Some(id_col) = self.id_col else { return };
+        let id = row.get(id_col);
+        if id.is_empty() {
+            return;
+        }
+        match self.index.get(id, &self.slots) {
+            Some(slot) => self.slots[slot] = Some(row),
+            None => {
+                self.note_id(id);
+                let id = id.to_string();
+                self.slots.push(Some(row));
+                self.index.insert(&id, self.slots.len() - 1);
+                self.live += 1;
+            }
+        }
+        self.touch();
     }
 
     /// A whole new table from records (and the columns a CSV body named).
@@ -351,6 +392,75 @@ impl Table {
         table.ensure_ids(id_column);
         table.insert(records, id_column)?;
         Ok(table)
+    }
+}
+
+/// Id → slot without storing the ids a second time: an entry is a slot
+/// number and 32 bits of its id's hash, and the id itself is read from the
+/// row in that slot. Keeping the hash in the entry lets the table grow
+/// without visiting a single row (a million-row table would otherwise stall
+/// a write for the pointer-chasing); 8 bytes an entry.
+#[derive(Clone, Debug, Default)]
+struct Index {
+    entries: HashTable<(u32, u32)>,
+    /// Keyed per process (SipHash), so ids chosen by clients cannot be
+    /// made to collide.
+    hasher: RandomState,
+    id_col: usize,
+}
+
+impl Index {
+    fn clear(&mut self, id_col: usize) {
+        self.entries.clear();
+        self.id_col = id_col;
+    }
+
+    fn hash(&self, id: &str) -> u32 {
+        self.hasher.hash_one(id) as u32
+    }
+
+    /// The 64-bit hash the table files an entry under, derived from the
+    /// stored 32 bits alone (spread so its top bits vary too).
+    fn spread(hash: u32) -> u64 {
+        u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn id_at(slots: &[Option<Arc<Row>>], id_col: usize, slot: u32) -> &str {
+        slots
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .map_or("", |row| row.get(id_col))
+    }
+
+    fn get(&self, id: &str, slots: &[Option<Arc<Row>>]) -> Option<usize> {
+        let hash = self.hash(id);
+        self.entries
+            .find(Self::spread(hash), |&(slot, h)| {
+                h == hash && Self::id_at(slots, self.id_col, slot) == id
+            })
+            .map(|&(slot, _)| slot as usize)
+    }
+
+    /// Adds `id` at `slot` (whose row must already hold that id).
+    fn insert(&mut self, id: &str, slot: usize) {
+        let hash = self.hash(id);
+        self.entries
+            .insert_unique(Self::spread(hash), (slot as u32, hash), |&(_, h)| {
+                Self::spread(h)
+            });
+    }
+
+    fn remove(&mut self, id: &str, slots: &[Option<Arc<Row>>]) -> Option<usize> {
+        let id_col = self.id_col;
+        let hash = self.hash(id);
+        let entry = self
+            .entries
+            .find_entry(Self::spread(hash), |&(slot, h)| {
+                h == hash && Self::id_at(slots, id_col, slot) == id
+            })
+            .ok()?;
+        let ((slot, _), _) = entry.remove();
+        Some(slot as usize)
     }
 }
 
@@ -468,6 +578,8 @@ mod tests {
     #[test]
     fn first_write_gives_ids_to_a_table_without_them() {
         let mut t = table(&["name"], &[&["a"], &["b"]]);
+        assert!(!t.ids_ok());
+        t.ensure_ids("id");
         t.insert(&[rec(&[("name", "c")])], "id").unwrap();
         assert_eq!(**t.columns(), ["id", "name"]);
         let ids: Vec<String> = t.rows().iter().map(|r| r.get(0).to_string()).collect();
@@ -477,6 +589,7 @@ mod tests {
     #[test]
     fn duplicate_and_empty_ids_are_repaired_on_first_write() {
         let mut t = table(&["id", "n"], &[&["5", "a"], &["5", "b"], &["", "c"]]);
+        t.ensure_ids("id");
         t.insert(&[rec(&[("n", "d")])], "id").unwrap();
         let ids: Vec<String> = t.rows().iter().map(|r| r.get(0).to_string()).collect();
         assert_eq!(ids, ["5", "6", "7", "8"]);
@@ -504,6 +617,21 @@ mod tests {
         assert!(t.get("1").is_none());
         assert!(matches!(t.delete("1"), Err(Error::NoRow(_))));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn replay_helpers() {
+        let mut t = table(&["id", "a"], &[&["1", "x"]]);
+        t.set_columns(vec!["id".into(), "a".into(), "b".into()], "id");
+        t.upsert(Arc::new(Row::from_cells(["1", "y", "z"])));
+        t.upsert(Arc::new(Row::from_cells(["2", "w"])));
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            t.get("1").unwrap().cells(3).collect::<Vec<_>>(),
+            ["1", "y", "z"]
+        );
+        t.delete("2").unwrap();
+        assert!(t.get("2").is_none());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub child: Child,
     pub dir: PathBuf,
+    flags: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -39,36 +40,40 @@ impl Server {
 
     /// A server on an existing data directory (which outlives it).
     pub fn start_in(dir: &Path, flags: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg(dir)
-            .args(["--bind", "127.0.0.1:0", "--log-level", "warn"])
-            .args(flags)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start csvd");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout);
-        let mut line = String::new();
-        lines.read_line(&mut line).expect("read listening line");
-        let addr = line
-            .trim()
-            .rsplit("http://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from csvd: {line:?}"));
-        // Keep draining stdout (for --dump) so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = lines.read_to_end(&mut sink);
-        });
+        let (child, addr) = spawn(dir, flags);
         Server {
             addr,
             child,
             dir: dir.to_path_buf(),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
             _tmp: None,
         }
+    }
+
+    /// Stops the server gracefully (which brings every CSV file up to date)
+    /// and starts it again on the same data directory.
+    pub fn restart(&mut self) {
+        let status = self.stop();
+        assert!(status.success(), "csvd exited with {status:?}");
+        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        let (child, addr) = spawn(&self.dir, &flags);
+        self.child = child;
+        self.addr = addr;
+    }
+
+    /// Starts the server again after it was killed.
+    pub fn restart_after_crash(&mut self) {
+        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        let (child, addr) = spawn(&self.dir, &flags);
+        self.child = child;
+        self.addr = addr;
+    }
+
+    /// Reads a table's CSV file as it is after a graceful stop.
+    pub fn file_after_stop(&mut self, table: &str) -> String {
+        let status = self.stop();
+        assert!(status.success(), "csvd exited with {status:?}");
+        std::fs::read_to_string(self.dir.join(format!("{table}.csv"))).expect("table file")
     }
 
     pub fn base(&self) -> String {
@@ -140,12 +145,41 @@ impl Server {
     }
 
     /// Stops the server with SIGTERM and waits for it; returns its exit status.
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub fn stop(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         self.child.wait().expect("wait for csvd")
     }
+}
+
+/// Starts `csvd serve` and reads the address from its first line.
+fn spawn(dir: &Path, flags: &[&str]) -> (Child, SocketAddr) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg(dir)
+        .args(["--bind", "127.0.0.1:0", "--log-level", "warn"])
+        .args(flags)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start csvd");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout);
+    let mut line = String::new();
+    lines.read_line(&mut line).expect("read listening line");
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line from csvd: {line:?}"));
+    // Keep draining stdout (for --dump) so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = lines.read_to_end(&mut sink);
+    });
+    (child, addr)
 }
 
 impl Drop for Server {

@@ -1,0 +1,177 @@
+//! One HTTP/1.1 connection to one server: resolve, connect, hand the
+//! socket to hyper, and keep the connection for the next request
+//! (keep-alive) until the server closes it.
+//!
+//! Every failure becomes a [`ClientError`] that names the host and what
+//! went wrong in words; hyper's own error text never reaches a person
+//! without that context.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::error::{describe_io, ClientError};
+use super::tap::{Tap, TappedStream};
+use super::url::Url;
+
+/// Any request body: bytes in memory or a file being streamed.
+pub type RequestBody = BoxBody<Bytes, io::Error>;
+
+/// An open connection and what it has recorded.
+pub struct Connection {
+    sender: SendRequest<RequestBody>,
+    tap: Tap,
+    /// `host:port`, for messages.
+    peer: String,
+    origin: Url,
+    /// Whether a response has already come back on it: only a reused
+    /// connection can have been closed by the server while idle.
+    reused: bool,
+}
+
+impl Connection {
+    /// Connects and hands the socket to hyper.
+    pub async fn open(url: &Url, timeout: Option<Duration>) -> Result<Connection, ClientError> {
+        let (stream, peer) = connect(url, timeout).await?;
+        // Requests are small and interactive: send them now, not in 40 ms.
+        let _ = stream.set_nodelay(true);
+        let tap = Tap::default();
+        let io = TokioIo::new(TappedStream::new(stream, tap.clone()));
+        let (sender, connection) = http1::Builder::new()
+            .title_case_headers(true)
+            .handshake(io)
+            .await
+            .map_err(|error| http_error(&peer, &error))?;
+        // The connection's own errors also fail the pending request, which
+        // is where they are reported.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Connection {
+            sender,
+            tap,
+            peer,
+            origin: url.clone(),
+            reused: false,
+        })
+    }
+
+    /// Whether the connection can take another request to `url`.
+    pub fn serves(&self, url: &Url) -> bool {
+        self.origin.same_origin(url) && !self.sender.is_closed()
+    }
+
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    pub fn tap(&self) -> &Tap {
+        &self.tap
+    }
+
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// Sends a request and waits for the response head.
+    pub fn send(
+        &mut self,
+        request: Request<RequestBody>,
+    ) -> impl Future<Output = Result<Response<Incoming>, hyper::Error>> {
+        self.reused = true;
+        self.sender.send_request(request)
+    }
+}
+
+/// Resolves the URL's host and connects to the first of its addresses
+/// that answers; also returns `host:port` for messages.
+pub async fn connect(
+    url: &Url,
+    timeout: Option<Duration>,
+) -> Result<(TcpStream, String), ClientError> {
+    let (host, port) = url.socket_host();
+    let peer = url.host_and_port();
+    let addresses = within(
+        timeout,
+        "resolving the host name",
+        tokio::net::lookup_host((host, port)),
+    )
+    .await?
+    .map_err(|error| ClientError::Dns {
+        host: host.to_string(),
+        reason: dns_reason(&error),
+    })?;
+    let mut last_error = None;
+    for address in addresses {
+        match within(timeout, "connecting", TcpStream::connect(address)).await? {
+            Ok(stream) => return Ok((stream, peer)),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(match last_error {
+        Some(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+            ClientError::Refused { addr: peer }
+        }
+        Some(error) => ClientError::Unreachable { addr: peer, error },
+        None => ClientError::Dns {
+            host: host.to_string(),
+            reason: "it has no addresses".to_string(),
+        },
+    })
+}
+
+/// Runs `future`, giving up after `timeout` (if any).
+pub async fn within<T>(
+    timeout: Option<Duration>,
+    doing: &'static str,
+    future: impl Future<Output = T>,
+) -> Result<T, ClientError> {
+    match timeout {
+        None => Ok(future.await),
+        Some(after) => tokio::time::timeout(after, future)
+            .await
+            .map_err(|_| ClientError::Timeout { after, doing }),
+    }
+}
+
+/// A hyper error in words, with the cause that usually says more.
+pub fn http_error(peer: &str, error: &hyper::Error) -> ClientError {
+    let reason = if error.is_incomplete_message() {
+        "the server closed the connection before answering in full".to_string()
+    } else if error.is_parse() {
+        format!("the response is not valid HTTP/1.1 ({error})")
+    } else if error.is_canceled() || error.is_closed() {
+        "the connection was closed".to_string()
+    } else {
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            match cause.downcast_ref::<io::Error>() {
+                Some(io_error) => reason = format!("{reason}: {}", describe_io(io_error)),
+                None => reason = format!("{reason}: {cause}"),
+            }
+            source = cause.source();
+        }
+        reason
+    };
+    ClientError::Http {
+        addr: peer.to_string(),
+        reason,
+    }
+}
+
+/// The resolver's message without the library's preamble.
+fn dns_reason(error: &io::Error) -> String {
+    let text = describe_io(error);
+    text.strip_prefix("failed to lookup address information: ")
+        .unwrap_or(&text)
+        .to_string()
+}

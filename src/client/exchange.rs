@@ -1,0 +1,282 @@
+//! Sending a prepared request and printing the exchange: the part one-shot
+//! commands and the shell share.
+//!
+//! A [`Client`] keeps one keep-alive connection and reuses it while it is
+//! open and the requests go to the same server. A request that fails on a
+//! reused connection before any byte of an answer arrived (the server had
+//! closed it while idle) is sent once more on a fresh connection.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::header::CONTENT_TYPE;
+use hyper::{Method, Request, Response, StatusCode, Version};
+use indicatif::ProgressBar;
+
+use super::connection::{http_error, Connection, RequestBody};
+use super::error::ClientError;
+use super::print::Printer;
+use super::request::{Payload, Prepared};
+use super::tap::Tap;
+use super::upload::Upload;
+
+/// Sends requests, reusing its connection when it can.
+pub struct Client {
+    connection: Option<Connection>,
+    pub timeout: Option<Duration>,
+}
+
+/// Why an attempt failed.
+enum Failure {
+    /// Nothing came back on a reused connection: the server most likely
+    /// closed it while idle, and the request can be sent again.
+    Stale(ClientError),
+    Fatal(ClientError),
+}
+
+impl Client {
+    pub fn new(timeout: Option<Duration>) -> Client {
+        Client {
+            connection: None,
+            timeout,
+        }
+    }
+
+    /// Sends the request, prints the exchange and returns the status.
+    pub async fn execute(
+        &mut self,
+        prepared: &Prepared,
+        printer: &mut Printer,
+    ) -> Result<StatusCode, ClientError> {
+        printer.begin();
+        match self.attempt(prepared, printer).await {
+            Ok(status) => Ok(status),
+            Err(Failure::Stale(_)) => {
+                self.connection = None;
+                self.attempt(prepared, printer)
+                    .await
+                    .map_err(|failure| match failure {
+                        Failure::Stale(error) | Failure::Fatal(error) => error,
+                    })
+            }
+            Err(Failure::Fatal(error)) => {
+                self.connection = None;
+                Err(error)
+            }
+        }
+    }
+
+    /// Opens a connection for `url` unless the current one serves it.
+    async fn connection_for(
+        &mut self,
+        prepared: &Prepared,
+    ) -> Result<&mut Connection, ClientError> {
+        let reusable = self
+            .connection
+            .as_ref()
+            .is_some_and(|connection| connection.serves(&prepared.url));
+        if !reusable {
+            self.connection = None;
+        }
+        match &mut self.connection {
+            Some(connection) => Ok(connection),
+            slot => Ok(slot.insert(Connection::open(&prepared.url, self.timeout).await?)),
+        }
+    }
+
+    async fn attempt(
+        &mut self,
+        prepared: &Prepared,
+        printer: &mut Printer,
+    ) -> Result<StatusCode, Failure> {
+        let timeout = self.timeout;
+        let connection = self
+            .connection_for(prepared)
+            .await
+            .map_err(Failure::Fatal)?;
+        let reused = connection.reused();
+        let (request, progress) = build(prepared).await.map_err(Failure::Fatal)?;
+        let mut request_head = connection.tap().start();
+        let mut request_printed = !printer.sections.shows_request();
+        let tap = connection.tap().clone();
+        let peer = connection.peer().to_string();
+        let content_type = prepared
+            .header(&CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok());
+
+        let mut response = std::pin::pin!(connection.send(request));
+        let answered = loop {
+            tokio::select! {
+                head = &mut request_head, if !request_printed => {
+                    request_printed = true;
+                    if let Ok(head) = head {
+                        print_request(printer, &head, prepared, content_type).map_err(Failure::Fatal)?;
+                    }
+                }
+                answered = quiet_for(&tap, timeout, "waiting for the response", &mut response) => break answered,
+            }
+        };
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
+        }
+        if !request_printed {
+            if let Ok(head) = request_head.try_recv() {
+                print_request(printer, &head, prepared, content_type).map_err(Failure::Fatal)?;
+            }
+        }
+        let response = match answered.map_err(Failure::Fatal)? {
+            Ok(response) => response,
+            Err(error) if reused && !tap.received_any() => {
+                return Err(Failure::Stale(http_error(&peer, &error)))
+            }
+            Err(error) => return Err(Failure::Fatal(http_error(&peer, &error))),
+        };
+
+        let status = response.status();
+        let head = match tap.response_head() {
+            head if head.is_empty() => reconstructed_head(&response),
+            head => head,
+        };
+        let printed = print_response(
+            printer,
+            &head,
+            response,
+            &prepared.method,
+            &tap,
+            timeout,
+            &peer,
+        )
+        .await;
+        match printed {
+            Err(Failure::Fatal(ClientError::Output { error }))
+                if error.kind() == io::ErrorKind::BrokenPipe =>
+            {
+                Ok(status)
+            }
+            Err(failure) => Err(failure),
+            Ok(()) => Ok(status),
+        }
+    }
+}
+
+fn print_request(
+    printer: &mut Printer,
+    head: &[u8],
+    prepared: &Prepared,
+    content_type: Option<&str>,
+) -> Result<(), ClientError> {
+    printer
+        .request_head(head)
+        .and_then(|()| printer.request_body(&prepared.payload, content_type))
+        .map_err(|error| ClientError::Output { error })
+}
+
+async fn print_response(
+    printer: &mut Printer,
+    head: &[u8],
+    response: Response<hyper::body::Incoming>,
+    method: &Method,
+    tap: &Tap,
+    timeout: Option<Duration>,
+    peer: &str,
+) -> Result<(), Failure> {
+    let output = |error| Failure::Fatal(ClientError::Output { error });
+    printer.response_head(head).map_err(output)?;
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    if *method == Method::HEAD || !printer.sections.response_body {
+        return printer.end().map_err(output);
+    }
+    printer.start_body(content_type.as_deref());
+    let mut body = response.into_body();
+    while let Some(frame) = quiet_for(tap, timeout, "waiting for the response body", body.frame())
+        .await
+        .map_err(Failure::Fatal)?
+    {
+        let frame = frame.map_err(|error| Failure::Fatal(http_error(peer, &error)))?;
+        if let Ok(data) = frame.into_data() {
+            printer.body_chunk(&data).map_err(output)?;
+        }
+    }
+    printer.finish_body().map_err(output)
+}
+
+/// Runs `future` until it is done, or until the connection has been
+/// silent (nothing sent, nothing received) for `timeout`.
+async fn quiet_for<T>(
+    tap: &Tap,
+    timeout: Option<Duration>,
+    doing: &'static str,
+    future: impl Future<Output = T>,
+) -> Result<T, ClientError> {
+    let Some(after) = timeout else {
+        return Ok(future.await);
+    };
+    let mut future = std::pin::pin!(future);
+    loop {
+        let left = after.saturating_sub(tap.idle_for());
+        if left.is_zero() {
+            return Err(ClientError::Timeout { after, doing });
+        }
+        if let Ok(done) = tokio::time::timeout(left, &mut future).await {
+            return Ok(done);
+        }
+    }
+}
+
+/// The hyper request for a prepared one, and the progress bar of its
+/// upload if it has one; files are opened anew each time.
+async fn build(
+    prepared: &Prepared,
+) -> Result<(Request<RequestBody>, Option<ProgressBar>), ClientError> {
+    let mut progress = None;
+    let body: RequestBody = match &prepared.payload {
+        Payload::Empty => Empty::new().map_err(|never| match never {}).boxed(),
+        Payload::Bytes(bytes) => Full::new(bytes.clone())
+            .map_err(|never| match never {})
+            .boxed(),
+        Payload::File { path, len } => {
+            let upload = Upload::open(path, *len)
+                .await
+                .map_err(|error| ClientError::file(path, error))?;
+            progress = Some(upload.progress());
+            upload.boxed()
+        }
+    };
+    let mut request = Request::builder()
+        .method(prepared.method.clone())
+        .uri(prepared.url.target())
+        .version(Version::HTTP_11);
+    for (name, value) in &prepared.headers {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(body)
+        .map_err(|error| ClientError::url(&prepared.url.to_string(), error.to_string()))?;
+    Ok((request, progress))
+}
+
+/// A head built from the parsed response, for the rare head too large to
+/// have been recorded.
+fn reconstructed_head<B>(response: &Response<B>) -> Vec<u8> {
+    let status = response.status();
+    let mut head = format!(
+        "{:?} {} {}\r\n",
+        response.version(),
+        status.as_str(),
+        status.canonical_reason().unwrap_or("")
+    );
+    for (name, value) in response.headers() {
+        head.push_str(&format!(
+            "{name}: {}\r\n",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}

@@ -1,0 +1,218 @@
+//! JSON for people: re-indented and coloured, working on tokens so that
+//! numbers keep their exact digits and keys their order (parsing into a
+//! value would round `12345678901234567890` and could reorder keys).
+
+use super::style::{Paint, Style};
+
+/// Four spaces, as HTTPie indents.
+const INDENT: &str = "    ";
+
+/// Whether to re-indent or keep the text's own whitespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Indent,
+    Preserve,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    Space(&'a str),
+    Open(char),
+    Close(char),
+    Colon,
+    Comma,
+    Text(&'a str),
+    Scalar(&'a str),
+}
+
+/// Renders `bytes` if they are one valid JSON document; `None` otherwise,
+/// so that the caller shows them as they are.
+pub fn render(bytes: &[u8], layout: Layout, style: &Style) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    Some(render_valid(text, layout, style))
+}
+
+fn render_valid(text: &str, layout: Layout, style: &Style) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    // One entry per open container: whether it is an object.
+    let mut objects: Vec<bool> = Vec::new();
+    let mut just_opened = false;
+    let mut expect_key = false;
+    for token in (Tokens { text, at: 0 }) {
+        if let Token::Space(space) = token {
+            if layout == Layout::Preserve {
+                out.push_str(space);
+            }
+            continue;
+        }
+        if layout == Layout::Indent && std::mem::take(&mut just_opened) {
+            if let Token::Close(close) = token {
+                objects.pop();
+                out.push(close);
+                expect_key = false;
+                continue;
+            }
+            newline(&mut out, objects.len());
+        }
+        match token {
+            Token::Open(open) => {
+                out.push(open);
+                objects.push(open == '{');
+                just_opened = true;
+                expect_key = open == '{';
+            }
+            Token::Close(close) => {
+                objects.pop();
+                if layout == Layout::Indent {
+                    newline(&mut out, objects.len());
+                }
+                out.push(close);
+                expect_key = false;
+            }
+            Token::Comma => {
+                out.push(',');
+                if layout == Layout::Indent {
+                    newline(&mut out, objects.len());
+                }
+                expect_key = objects.last().copied().unwrap_or(false);
+            }
+            Token::Colon => {
+                out.push(':');
+                if layout == Layout::Indent {
+                    out.push(' ');
+                }
+            }
+            Token::Text(string) => {
+                let paint = if expect_key { Paint::Key } else { Paint::Text };
+                out.push_str(&style.paint(paint, string));
+                expect_key = false;
+            }
+            Token::Scalar(scalar) => {
+                let paint = match scalar.as_bytes().first() {
+                    Some(b't' | b'f' | b'n') => Paint::Literal,
+                    _ => Paint::Number,
+                };
+                out.push_str(&style.paint(paint, scalar));
+            }
+            Token::Space(_) => {}
+        }
+    }
+    out
+}
+
+fn newline(out: &mut String, depth: usize) {
+    out.push('\n');
+    for _ in 0..depth {
+        out.push_str(INDENT);
+    }
+}
+
+/// Splits JSON text into tokens; strings keep their quotes and escapes.
+struct Tokens<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let rest = &self.text[self.at..];
+        let first = rest.chars().next()?;
+        let len = match first {
+            '{' | '[' | '}' | ']' | ':' | ',' => 1,
+            '"' => string_len(rest),
+            c if c.is_whitespace() => rest
+                .find(|c: char| !c.is_whitespace())
+                .unwrap_or(rest.len()),
+            _ => rest
+                .find(|c: char| c.is_whitespace() || "{}[]:,\"".contains(c))
+                .unwrap_or(rest.len()),
+        };
+        let piece = &rest[..len];
+        self.at += len;
+        Some(match first {
+            '{' | '[' => Token::Open(first),
+            '}' | ']' => Token::Close(first),
+            ':' => Token::Colon,
+            ',' => Token::Comma,
+            '"' => Token::Text(piece),
+            c if c.is_whitespace() => Token::Space(piece),
+            _ => Token::Scalar(piece),
+        })
+    }
+}
+
+/// Length of the string literal at the start of `text`, quotes included.
+fn string_len(text: &str) -> usize {
+    let mut escaped = false;
+    for (at, c) in text.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return at + 1,
+            _ => {}
+        }
+    }
+    text.len()
+}
+
+/// Renders one NDJSON line (without its newline); lines that are not JSON
+/// come back as they were.
+pub fn render_line(line: &str, style: &Style) -> String {
+    render(line.as_bytes(), Layout::Preserve, style).unwrap_or_else(|| line.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain() -> Style {
+        Style::plain()
+    }
+
+    #[test]
+    fn indents_like_httpie() {
+        let text = br#"[{"id":1,"name":"kim","tags":[],"o":{}},{"id":2}]"#;
+        let expected = "[\n    {\n        \"id\": 1,\n        \"name\": \"kim\",\n        \"tags\": [],\n        \"o\": {}\n    },\n    {\n        \"id\": 2\n    }\n]";
+        assert_eq!(render(text, Layout::Indent, &plain()).unwrap(), expected);
+    }
+
+    #[test]
+    fn keeps_numbers_and_strings_exactly() {
+        let text = br#"{"big":12345678901234567890123,"s":"a\"b,c:{"}"#;
+        let out = render(text, Layout::Indent, &plain()).unwrap();
+        assert!(out.contains("12345678901234567890123"));
+        assert!(out.contains(r#""a\"b,c:{""#));
+    }
+
+    #[test]
+    fn preserve_keeps_whitespace() {
+        let text = br#"{"a": [1,2] }"#;
+        assert_eq!(
+            render(text, Layout::Preserve, &plain()).unwrap(),
+            r#"{"a": [1,2] }"#
+        );
+    }
+
+    #[test]
+    fn colours_keys_apart_from_values() {
+        let style = Style {
+            colors: true,
+            format: true,
+            terminal: true,
+        };
+        let out = render(br#"{"k":"v","n":null}"#, Layout::Preserve, &style).unwrap();
+        assert!(out.contains("\x1b[1;34m\"k\"\x1b[0m"));
+        assert!(out.contains("\x1b[33m\"v\"\x1b[0m"));
+        assert!(out.contains("\x1b[35mnull\x1b[0m"));
+    }
+
+    #[test]
+    fn invalid_json_is_refused() {
+        assert!(render(b"{", Layout::Indent, &plain()).is_none());
+        assert!(render(b"\xff", Layout::Indent, &plain()).is_none());
+        assert_eq!(render_line("not json", &plain()), "not json");
+    }
+}

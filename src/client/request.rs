@@ -1,0 +1,460 @@
+//! From a method, a URL and request items to a request ready to send:
+//! the body encoded (JSON, form or CSV), the default headers in place, the
+//! files named by items read or checked.
+//!
+//! A [`Prepared`] request can be turned into a hyper request more than
+//! once, so that a request whose reused connection died under it can be
+//! sent again on a fresh one.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::Method;
+use serde_json::{Map, Value};
+
+use super::error::ClientError;
+use super::items::{parse_json, Item};
+use super::url::Url;
+
+pub const USER_AGENT: &str = concat!("csvd/", env!("CARGO_PKG_VERSION"));
+
+/// What HTTPie sends to say "JSON, or whatever you have".
+const ACCEPT_JSON: &str = "application/json, */*;q=0.5";
+const ACCEPT_CSV: &str = "text/csv, */*;q=0.5";
+
+/// How data fields become a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// JSON when there are data fields; no opinion otherwise.
+    #[default]
+    Auto,
+    /// JSON, and ask for JSON back even without a body.
+    Json,
+    Form,
+    /// A one-row CSV, and ask for CSV back.
+    Csv,
+}
+
+/// A request body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Empty,
+    Bytes(Bytes),
+    /// Streamed from disk when sent; `len` was the size when prepared.
+    File {
+        path: PathBuf,
+        len: u64,
+    },
+}
+
+/// A request with everything decided.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub method: Method,
+    pub url: Url,
+    /// In the order they are sent.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub payload: Payload,
+}
+
+impl Prepared {
+    pub fn new(
+        method: Method,
+        mut url: Url,
+        items: &[Item],
+        encoding: Encoding,
+    ) -> Result<Prepared, ClientError> {
+        let queries: Vec<(String, String)> = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Query { name, value } => Some((name.clone(), value.clone())),
+                _ => None,
+            })
+            .collect();
+        url.append_query(&queries);
+
+        let (payload, content_type) = body(items, encoding)?;
+        let accept = match (encoding, &payload) {
+            (Encoding::Csv, _) => ACCEPT_CSV,
+            (Encoding::Json, _) | (Encoding::Auto, Payload::Bytes(_) | Payload::File { .. }) => {
+                ACCEPT_JSON
+            }
+            _ => "*/*",
+        };
+        let mut headers = vec![
+            (header::HOST, header_value(&url.authority())?),
+            (header::USER_AGENT, HeaderValue::from_static(USER_AGENT)),
+            (header::ACCEPT, HeaderValue::from_static(accept)),
+        ];
+        if let Some(content_type) = content_type {
+            headers.push((header::CONTENT_TYPE, HeaderValue::from_static(content_type)));
+        }
+        // Servers may insist on a length for these methods (411), so an
+        // empty body is said out loud.
+        let empty = matches!(payload, Payload::Empty | Payload::File { len: 0, .. });
+        if empty && [Method::POST, Method::PUT, Method::PATCH].contains(&method) {
+            headers.push((header::CONTENT_LENGTH, HeaderValue::from_static("0")));
+        }
+        apply_header_items(&mut headers, items);
+        Ok(Prepared {
+            method,
+            url,
+            headers,
+            payload,
+        })
+    }
+
+    /// Replaces the body with text typed as it is (the shell's JSON or
+    /// `key:value` answers), unless the person set a content type.
+    pub fn with_body(mut self, body: Bytes, content_type: &'static str) -> Prepared {
+        self.headers
+            .retain(|(name, _)| *name != header::CONTENT_LENGTH);
+        if self.header(&header::CONTENT_TYPE).is_none() {
+            self.headers
+                .push((header::CONTENT_TYPE, HeaderValue::from_static(content_type)));
+        }
+        self.payload = Payload::Bytes(body);
+        self
+    }
+
+    /// The value of a header, if it is set.
+    pub fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        self.headers
+            .iter()
+            .find(|(have, _)| have == name)
+            .map(|(_, value)| value)
+    }
+}
+
+/// Header items replace the defaults of the same name (the first one does;
+/// later ones add values), or remove them (`Name:`).
+fn apply_header_items(headers: &mut Vec<(HeaderName, HeaderValue)>, items: &[Item]) {
+    let mut replaced: Vec<HeaderName> = Vec::new();
+    for item in items {
+        let Item::Header { name, value } = item else {
+            continue;
+        };
+        if !replaced.contains(name) {
+            headers.retain(|(have, _)| have != name);
+            replaced.push(name.clone());
+        }
+        if let Some(value) = value {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, ClientError> {
+    HeaderValue::from_str(text).map_err(|_| ClientError::url(text, "not usable in a Host header"))
+}
+
+/// The body and its content type.
+fn body(
+    items: &[Item],
+    encoding: Encoding,
+) -> Result<(Payload, Option<&'static str>), ClientError> {
+    let files: Vec<&PathBuf> = items
+        .iter()
+        .filter_map(|item| match item {
+            Item::BodyFile(path) => Some(path),
+            _ => None,
+        })
+        .collect();
+    let has_data = items.iter().any(Item::is_data);
+    match files.as_slice() {
+        [] if !has_data => Ok((Payload::Empty, None)),
+        [] => {
+            let fields = fields(items)?;
+            Ok(match encoding {
+                Encoding::Auto | Encoding::Json => (
+                    Payload::Bytes(Bytes::from(Value::Object(fields).to_string())),
+                    Some("application/json"),
+                ),
+                Encoding::Form => (
+                    form(items, &fields)?,
+                    Some("application/x-www-form-urlencoded"),
+                ),
+                Encoding::Csv => (csv_row(&fields)?, Some("text/csv")),
+            })
+        }
+        [path] if !has_data && path.as_os_str() == "-" => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|error| ClientError::file("standard input", error))?;
+            let content_type = stdin_content_type(&bytes, encoding);
+            Ok((Payload::Bytes(Bytes::from(bytes)), Some(content_type)))
+        }
+        [path] if !has_data => {
+            let len = std::fs::metadata(path)
+                .and_then(|meta| {
+                    if meta.is_dir() {
+                        Err(std::io::Error::other("it is a directory"))
+                    } else {
+                        Ok(meta.len())
+                    }
+                })
+                .map_err(|error| ClientError::file(*path, error))?;
+            std::fs::File::open(path).map_err(|error| ClientError::file(*path, error))?;
+            Ok((
+                Payload::File {
+                    path: path.to_path_buf(),
+                    len,
+                },
+                Some(content_type_of(path)),
+            ))
+        }
+        [path] => Err(ClientError::item(
+            &format!("@{}", path.display()),
+            "a body from a file cannot be combined with data fields",
+        )),
+        [_, second, ..] => Err(ClientError::item(
+            &format!("@{}", second.display()),
+            "only one `@file` body can be sent",
+        )),
+    }
+}
+
+/// The data fields in order, files read; a repeated name keeps its last
+/// value.
+fn fields(items: &[Item]) -> Result<Map<String, Value>, ClientError> {
+    let mut fields = Map::new();
+    for item in items {
+        let (name, value) = match item {
+            Item::Field { name, value } => (name, Value::String(value.clone())),
+            Item::FieldFile { name, path } => (name, Value::String(read_text(path)?)),
+            Item::Json { name, value } => (name, value.clone()),
+            Item::JsonFile { name, path } => {
+                let text = read_text(path)?;
+                (
+                    name,
+                    parse_json(&format!("{name}:=@{}", path.display()), text.trim())?,
+                )
+            }
+            _ => continue,
+        };
+        fields.insert(name.clone(), value);
+    }
+    Ok(fields)
+}
+
+fn read_text(path: &Path) -> Result<String, ClientError> {
+    let bytes = std::fs::read(path).map_err(|error| ClientError::file(path, error))?;
+    String::from_utf8(bytes).map_err(|_| {
+        ClientError::file(
+            path,
+            std::io::Error::other("it is not UTF-8 text (send it as the body with @file)"),
+        )
+    })
+}
+
+/// A form carries text only: JSON items are refused rather than guessed at.
+fn form(items: &[Item], fields: &Map<String, Value>) -> Result<Payload, ClientError> {
+    if let Some(Item::Json { name, .. } | Item::JsonFile { name, .. }) = items
+        .iter()
+        .find(|item| matches!(item, Item::Json { .. } | Item::JsonFile { .. }))
+    {
+        return Err(ClientError::item(
+            name,
+            "`:=` fields are JSON and cannot be sent with --form; use `name=text`",
+        ));
+    }
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in fields {
+        form.append_pair(name, value.as_str().unwrap_or_default());
+    }
+    Ok(Payload::Bytes(Bytes::from(form.finish())))
+}
+
+/// A header line and one row; JSON values become the text a CSV cell
+/// would hold (`30`, `true`, empty for null).
+fn csv_row(fields: &Map<String, Value>) -> Result<Payload, ClientError> {
+    let cell = |value: &Value| match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let written = writer
+        .write_record(fields.keys())
+        .and_then(|()| writer.write_record(fields.values().map(cell)));
+    let bytes = written
+        .map_err(|error| ClientError::item("--csv", error.to_string()))
+        .and_then(|()| {
+            writer
+                .into_inner()
+                .map_err(|error| ClientError::item("--csv", error.to_string()))
+        })?;
+    Ok(Payload::Bytes(Bytes::from(bytes)))
+}
+
+/// Standard input has no extension: JSON is recognised, CSV is what
+/// `--csv` says, and anything else is text (which csvd reads as
+/// `key:value` lines).
+fn stdin_content_type(bytes: &[u8], encoding: Encoding) -> &'static str {
+    if encoding == Encoding::Csv {
+        "text/csv"
+    } else if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        "application/json"
+    } else {
+        "text/plain"
+    }
+}
+
+/// The content type of a body file, by its extension.
+fn content_type_of(path: &Path) -> &'static str {
+    let extension = path
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("csv") => "text/csv",
+        Some("json") => "application/json",
+        Some("ndjson" | "jsonl") => "application/x-ndjson",
+        Some("txt") => "text/plain",
+        Some("html" | "htm") => "text/html",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepare(method: Method, items: &[&str], encoding: Encoding) -> Prepared {
+        let items: Vec<Item> = items
+            .iter()
+            .map(|text| Item::parse(text).unwrap())
+            .collect();
+        Prepared::new(
+            method,
+            Url::parse(":8080/people").unwrap(),
+            &items,
+            encoding,
+        )
+        .unwrap()
+    }
+
+    fn header<'a>(prepared: &'a Prepared, name: &str) -> Option<&'a str> {
+        prepared
+            .headers
+            .iter()
+            .find(|(have, _)| have.as_str() == name)
+            .and_then(|(_, value)| value.to_str().ok())
+    }
+
+    fn body(prepared: &Prepared) -> &[u8] {
+        match &prepared.payload {
+            Payload::Bytes(bytes) => bytes,
+            other => panic!("not bytes: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn data_fields_make_a_json_object_in_order() {
+        let p = prepare(
+            Method::POST,
+            &["name=kim", "age:=30", "ok:=true"],
+            Encoding::Auto,
+        );
+        assert_eq!(body(&p), br#"{"name":"kim","age":30,"ok":true}"#);
+        assert_eq!(header(&p, "content-type"), Some("application/json"));
+        assert_eq!(header(&p, "accept"), Some(ACCEPT_JSON));
+        assert_eq!(header(&p, "host"), Some("localhost:8080"));
+    }
+
+    #[test]
+    fn no_data_no_body_but_a_length_for_post() {
+        let get = prepare(Method::GET, &["q==kim"], Encoding::Auto);
+        assert_eq!(get.payload, Payload::Empty);
+        assert_eq!(get.url.target(), "/people?q=kim");
+        assert_eq!(header(&get, "accept"), Some("*/*"));
+        assert_eq!(header(&get, "content-length"), None);
+        let post = prepare(Method::POST, &[], Encoding::Auto);
+        assert_eq!(header(&post, "content-length"), Some("0"));
+    }
+
+    #[test]
+    fn form_and_csv_encodings() {
+        let form = prepare(Method::POST, &["name=kim lee", "city=a&b"], Encoding::Form);
+        assert_eq!(body(&form), b"name=kim+lee&city=a%26b");
+        assert_eq!(
+            header(&form, "content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        let csv = prepare(
+            Method::POST,
+            &["name=kim, jr", "age:=30", "x:=null"],
+            Encoding::Csv,
+        );
+        assert_eq!(body(&csv), b"name,age,x\n\"kim, jr\",30,\n");
+        assert_eq!(header(&csv, "accept"), Some(ACCEPT_CSV));
+    }
+
+    #[test]
+    fn header_items_replace_remove_and_add() {
+        let p = prepare(
+            Method::GET,
+            &["Accept:text/csv", "User-Agent:", "X-A:1", "X-A:2"],
+            Encoding::Auto,
+        );
+        let names: Vec<&str> = p.headers.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["host", "accept", "x-a", "x-a"]);
+        assert_eq!(header(&p, "accept"), Some("text/csv"));
+    }
+
+    #[test]
+    fn standard_input_is_typed_by_its_content() {
+        assert_eq!(
+            stdin_content_type(b"{\"a\": 1}\n", Encoding::Auto),
+            "application/json"
+        );
+        assert_eq!(stdin_content_type(b"a,b\n1,2\n", Encoding::Csv), "text/csv");
+        assert_eq!(
+            stdin_content_type(b"name:kim\n", Encoding::Auto),
+            "text/plain"
+        );
+    }
+
+    #[test]
+    fn json_is_refused_in_forms() {
+        let items = [Item::parse("age:=30").unwrap()];
+        let url = Url::parse(":1/").unwrap();
+        let error = Prepared::new(Method::POST, url, &items, Encoding::Form).unwrap_err();
+        assert!(error.to_string().contains("cannot be sent with --form"));
+    }
+
+    #[test]
+    fn files_are_read_or_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let bio = dir.path().join("bio.txt");
+        std::fs::write(&bio, "hello\n").unwrap();
+        let people = dir.path().join("people.CSV");
+        std::fs::write(&people, "name\nkim\n").unwrap();
+        let url = Url::parse(":1/").unwrap();
+        let items = [Item::parse(&format!("bio=@{}", bio.display())).unwrap()];
+        let p = Prepared::new(Method::POST, url.clone(), &items, Encoding::Auto).unwrap();
+        assert_eq!(body(&p), br#"{"bio":"hello\n"}"#);
+
+        let items = [Item::BodyFile(people.clone())];
+        let p = Prepared::new(Method::POST, url.clone(), &items, Encoding::Auto).unwrap();
+        assert_eq!(
+            p.payload,
+            Payload::File {
+                path: people,
+                len: 9
+            }
+        );
+        assert_eq!(header(&p, "content-type"), Some("text/csv"));
+
+        let items = [Item::BodyFile(dir.path().join("missing.csv"))];
+        let error = Prepared::new(Method::POST, url.clone(), &items, Encoding::Auto).unwrap_err();
+        assert!(error.to_string().contains("missing.csv`: No such file"));
+
+        let items = [Item::BodyFile(bio), Item::parse("a=b").unwrap()];
+        let error = Prepared::new(Method::POST, url, &items, Encoding::Auto).unwrap_err();
+        assert!(error.to_string().contains("cannot be combined"));
+    }
+}

@@ -1,0 +1,132 @@
+//! How output looks: colours and formatting are for people at a terminal;
+//! a pipe gets the bytes as they came.
+//!
+//! Colours are plain ANSI escapes: the handful used here does not earn a
+//! dependency.
+
+use std::borrow::Cow;
+use std::io::IsTerminal;
+
+use crate::cli::Pretty;
+
+/// What a piece of output is, which decides its colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paint {
+    /// `HTTP/1.1` and the request target.
+    Protocol,
+    Method,
+    /// Status codes and reasons, by class.
+    Success,
+    Redirect,
+    Failure,
+    HeaderName,
+    /// JSON object keys and table headings.
+    Key,
+    Text,
+    Number,
+    /// `true`, `false`, `null`.
+    Literal,
+    /// Table rules and notes about the output itself.
+    Faint,
+}
+
+impl Paint {
+    fn code(self) -> &'static str {
+        match self {
+            Paint::Protocol => "34",
+            Paint::Method => "1;32",
+            Paint::Success => "1;32",
+            Paint::Redirect => "1;33",
+            Paint::Failure => "1;31",
+            Paint::HeaderName => "36",
+            Paint::Key => "1;34",
+            Paint::Text => "33",
+            Paint::Number => "36",
+            Paint::Literal => "35",
+            Paint::Faint => "2",
+        }
+    }
+
+    /// The paint for a status code.
+    pub fn for_status(status: u16) -> Paint {
+        match status {
+            100..=299 => Paint::Success,
+            300..=399 => Paint::Redirect,
+            _ => Paint::Failure,
+        }
+    }
+}
+
+/// Whether to colour, and whether to reformat (indent JSON, align CSV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    pub colors: bool,
+    pub format: bool,
+    /// Standard output is a terminal: binary bodies are not shown.
+    pub terminal: bool,
+}
+
+impl Style {
+    /// Decides from `--pretty`, whether stdout is a terminal, and `NO_COLOR`
+    /// (which an explicit `--pretty` overrides).
+    pub fn detect(pretty: Option<Pretty>) -> Style {
+        let terminal = std::io::stdout().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+        Style::choose(pretty, terminal, no_color)
+    }
+
+    fn choose(pretty: Option<Pretty>, terminal: bool, no_color: bool) -> Style {
+        let chosen = pretty.unwrap_or(if terminal { Pretty::All } else { Pretty::None });
+        Style {
+            colors: matches!(chosen, Pretty::All | Pretty::Colors)
+                && (pretty.is_some() || !no_color),
+            format: matches!(chosen, Pretty::All | Pretty::Format),
+            terminal,
+        }
+    }
+
+    /// No colours, no formatting: bytes as they are.
+    pub fn plain() -> Style {
+        Style {
+            colors: false,
+            format: false,
+            terminal: false,
+        }
+    }
+
+    pub fn paint<'a>(&self, paint: Paint, text: &'a str) -> Cow<'a, str> {
+        if self.colors && !text.is_empty() {
+            Cow::Owned(format!("\x1b[{}m{text}\x1b[0m", paint.code()))
+        } else {
+            Cow::Borrowed(text)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminals_get_colours_and_formatting_pipes_get_bytes() {
+        let terminal = Style::choose(None, true, false);
+        assert!(terminal.colors && terminal.format);
+        let pipe = Style::choose(None, false, false);
+        assert!(!pipe.colors && !pipe.format);
+    }
+
+    #[test]
+    fn no_color_turns_colours_off_unless_asked_for() {
+        let style = Style::choose(None, true, true);
+        assert!(!style.colors && style.format);
+        assert!(Style::choose(Some(Pretty::Colors), true, true).colors);
+        assert!(!Style::choose(Some(Pretty::Format), false, false).colors);
+    }
+
+    #[test]
+    fn paint_wraps_only_when_colouring() {
+        let on = Style::choose(Some(Pretty::All), false, false);
+        assert_eq!(on.paint(Paint::Number, "30"), "\x1b[36m30\x1b[0m");
+        assert_eq!(Style::plain().paint(Paint::Number, "30"), "30");
+    }
+}

@@ -1,0 +1,308 @@
+//! Where a request goes, from what a person types: full URLs and the
+//! HTTPie shorthands (`:8080/people`, `localhost:8080/people`, `/people`).
+//!
+//! Plain HTTP only. Parsing never touches the network: resolving the host
+//! is the connection's business.
+
+use std::fmt;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+use super::error::ClientError;
+
+/// Where `/people` goes when no base URL was given.
+pub const DEFAULT_BASE: &str = "http://127.0.0.1:8080";
+
+/// Bytes a request target may not carry as they are (RFC 3986 allows none
+/// of these); `%` is left alone so that already-encoded text stays as typed.
+const TARGET_ESCAPES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// An `http://` URL split the way a request needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// Host name or address as written; IPv6 addresses keep their brackets.
+    host: String,
+    port: u16,
+    /// The request target: starts with `/`, percent-encoded, no fragment.
+    target: String,
+}
+
+impl Url {
+    /// Parses a one-shot command's URL: a full URL, a shorthand, or a path
+    /// relative to [`DEFAULT_BASE`].
+    pub fn parse(text: &str) -> Result<Url, ClientError> {
+        if text.starts_with('/') {
+            let base = Url::parse(DEFAULT_BASE)?;
+            return base.join(text);
+        }
+        let scheme = text.split_once("://").filter(|(scheme, _)| {
+            scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        });
+        let rest = match scheme {
+            Some(("http", rest)) => rest.to_string(),
+            Some(("https", _)) => {
+                return Err(ClientError::url(
+                    text,
+                    "https is not supported; csvd's client speaks plain http://",
+                ))
+            }
+            Some((scheme, _)) => {
+                return Err(ClientError::url(
+                    text,
+                    format!("unsupported scheme `{scheme}` (only http:// is)"),
+                ))
+            }
+            None if text.starts_with(':') => format!("localhost{text}"),
+            None => text.to_string(),
+        };
+        let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, target) = rest.split_at(split);
+        let (host, port) = parse_authority(text, authority)?;
+        Ok(Url {
+            host,
+            port,
+            target: parse_target(text, target)?,
+        })
+    }
+
+    /// Resolves what a person typed in the shell against its base URL:
+    /// `people` and `/people` are paths under the base; text with a scheme,
+    /// a leading `:` or a `host:port` first segment is a URL of its own.
+    pub fn resolve(&self, text: &str) -> Result<Url, ClientError> {
+        let first_segment = text.split(['/', '?']).next().unwrap_or("");
+        if text.contains("://") || text.starts_with(':') || first_segment.contains(':') {
+            Url::parse(text)
+        } else {
+            self.join(text)
+        }
+    }
+
+    /// A path under this URL's path: the base's path is a prefix.
+    fn join(&self, path: &str) -> Result<Url, ClientError> {
+        let base_path = self.target.split('?').next().unwrap_or("");
+        let joined = format!(
+            "{}/{}",
+            base_path.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        Ok(Url {
+            host: self.host.clone(),
+            port: self.port,
+            target: parse_target(path, &joined)?,
+        })
+    }
+
+    /// Appends query parameters (`q==kim` items), form-encoded.
+    pub fn append_query(&mut self, pairs: &[(String, String)]) {
+        if pairs.is_empty() {
+            return;
+        }
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in pairs {
+            query.append_pair(name, value);
+        }
+        let separator = match self.target.find('?') {
+            None => "?",
+            Some(at) if at + 1 == self.target.len() || self.target.ends_with('&') => "",
+            Some(_) => "&",
+        };
+        self.target = format!("{}{separator}{}", self.target, query.finish());
+    }
+
+    /// The `Host` header's value: the port is left out when it is 80.
+    pub fn authority(&self) -> String {
+        if self.port == 80 {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// `host:port`, port always included: how messages name a server.
+    pub fn host_and_port(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Host (without IPv6 brackets) and port, for name resolution.
+    pub fn socket_host(&self) -> (&str, u16) {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        (host, self.port)
+    }
+
+    /// The request target: path and query.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Whether two URLs can share one connection.
+    pub fn same_origin(&self, other: &Url) -> bool {
+        self.host.eq_ignore_ascii_case(&other.host) && self.port == other.port
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}{}", self.authority(), self.target)
+    }
+}
+
+fn parse_authority(url: &str, authority: &str) -> Result<(String, u16), ClientError> {
+    if authority.contains('@') {
+        return Err(ClientError::url(
+            url,
+            "credentials in the URL are not supported; send an `Authorization:...` item",
+        ));
+    }
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority
+            .find(']')
+            .ok_or_else(|| ClientError::url(url, "the IPv6 address has no closing `]`"))?;
+        let (host, rest) = authority.split_at(end + 1);
+        match rest.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if rest.is_empty() => (host, None),
+            None => {
+                return Err(ClientError::url(
+                    url,
+                    "unexpected text after the IPv6 address",
+                ))
+            }
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(ClientError::url(url, "there is no host"));
+    }
+    let bracketed = host.starts_with('[');
+    let plain = host.trim_start_matches('[').trim_end_matches(']');
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || "-._".contains(c) || (bracketed && c == ':');
+    if plain.is_empty() || !plain.chars().all(allowed) {
+        return Err(ClientError::url(
+            url,
+            format!("`{host}` is not a host name"),
+        ));
+    }
+    let port = match port {
+        None | Some("") => 80,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port != 0)
+            .ok_or_else(|| {
+                ClientError::url(
+                    url,
+                    format!("port `{port}` is not a number from 1 to 65535"),
+                )
+            })?,
+    };
+    Ok((host.to_string(), port))
+}
+
+/// Percent-encodes what may not appear in a request target, drops the
+/// fragment (never sent), and checks the result is a valid target.
+fn parse_target(url: &str, target: &str) -> Result<String, ClientError> {
+    let target = target.split('#').next().unwrap_or("");
+    let target = match target.chars().next() {
+        None => "/".to_string(),
+        Some('?') => format!("/{target}"),
+        Some(_) => target.to_string(),
+    };
+    let encoded = utf8_percent_encode(&target, TARGET_ESCAPES).to_string();
+    match hyper::Uri::try_from(encoded.as_str()) {
+        Ok(_) => Ok(encoded),
+        Err(error) => Err(ClientError::url(url, error.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> String {
+        Url::parse(text).expect(text).to_string()
+    }
+
+    #[test]
+    fn shorthands_expand_like_httpie() {
+        assert_eq!(url(":8080/people"), "http://localhost:8080/people");
+        assert_eq!(url(":/people"), "http://localhost/people");
+        assert_eq!(url(":"), "http://localhost/");
+        assert_eq!(url("localhost:8080/people"), "http://localhost:8080/people");
+        assert_eq!(url("example.com"), "http://example.com/");
+        assert_eq!(url("/people"), "http://127.0.0.1:8080/people");
+        assert_eq!(
+            url("http://127.0.0.1:9/a?b=c#frag"),
+            "http://127.0.0.1:9/a?b=c"
+        );
+        assert_eq!(url("localhost:8080?x=1"), "http://localhost:8080/?x=1");
+        assert_eq!(url("http://[::1]:8080/p"), "http://[::1]:8080/p");
+    }
+
+    #[test]
+    fn targets_are_percent_encoded() {
+        assert_eq!(url(":8080/a b/ü"), "http://localhost:8080/a%20b/%C3%BC");
+        assert_eq!(url(":8080/a%20b"), "http://localhost:8080/a%20b");
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        let error = |text: &str| Url::parse(text).unwrap_err().to_string();
+        assert!(error("https://x/").contains("https is not supported"));
+        assert!(error("ftp://x/").contains("unsupported scheme `ftp`"));
+        assert!(error("localhost:99999/").contains("port `99999`"));
+        assert!(error("localhost:0/").contains("port `0`"));
+        assert!(error("http:///people").contains("there is no host"));
+        assert!(error("ho st/").contains("not a host name"));
+        assert!(error("http://u:p@host/").contains("credentials"));
+    }
+
+    #[test]
+    fn the_host_header_leaves_out_port_80() {
+        assert_eq!(Url::parse("http://h/").unwrap().authority(), "h");
+        assert_eq!(Url::parse("h:81").unwrap().authority(), "h:81");
+        assert_eq!(Url::parse("[::1]:81").unwrap().socket_host(), ("::1", 81));
+    }
+
+    #[test]
+    fn shell_paths_resolve_against_the_base() {
+        let base = Url::parse("http://127.0.0.1:9000").unwrap();
+        let resolve = |text: &str| base.resolve(text).unwrap().to_string();
+        assert_eq!(resolve("/people"), "http://127.0.0.1:9000/people");
+        assert_eq!(resolve("people/3"), "http://127.0.0.1:9000/people/3");
+        assert_eq!(resolve("people.csv"), "http://127.0.0.1:9000/people.csv");
+        assert_eq!(resolve(":7000/x"), "http://localhost:7000/x");
+        assert_eq!(resolve("other:7000/x"), "http://other:7000/x");
+        let api = Url::parse("http://h:1/api/").unwrap();
+        assert_eq!(
+            api.resolve("/people").unwrap().to_string(),
+            "http://h:1/api/people"
+        );
+    }
+
+    #[test]
+    fn query_items_are_appended() {
+        let mut url = Url::parse(":1/p?a=1").unwrap();
+        url.append_query(&[("q".into(), "kim lee".into()), ("x".into(), "&".into())]);
+        assert_eq!(url.target(), "/p?a=1&q=kim+lee&x=%26");
+        let mut bare = Url::parse(":1/p").unwrap();
+        bare.append_query(&[("q".into(), "1".into())]);
+        assert_eq!(bare.target(), "/p?q=1");
+    }
+}

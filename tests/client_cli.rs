@@ -1,0 +1,569 @@
+//! The one-shot commands (`csvd get|head|post|put|patch|delete`), run as
+//! the real binary against a real `csvd serve` on an ephemeral port.
+//!
+//! Output goes to a pipe here, so it is the bytes as received unless a
+//! test asks for `--pretty`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+
+use common::{Server, BIN};
+use serde_json::{json, Value};
+
+/// What one run of the client did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", self.stdout))
+    }
+}
+
+fn run(args: &[&str]) -> Run {
+    run_with_env(args, &[])
+}
+
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(BIN);
+    command.args(args).env_remove("NO_COLOR");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("run csvd");
+    let run = Run {
+        code: status.code().expect("exit code"),
+        stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+    };
+    assert!(
+        !run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"),
+        "csvd panicked: {}",
+        run.stderr
+    );
+    run
+}
+
+fn url(server: &Server, path: &str) -> String {
+    format!("{}{path}", server.base())
+}
+
+/// `:PORT/path`, the shorthand for localhost.
+fn short(server: &Server, path: &str) -> String {
+    format!(":{}{path}", server.addr.port())
+}
+
+#[test]
+fn post_sends_fields_as_json_and_prints_the_created_row() {
+    let server = Server::start();
+    let out = run(&["post", &url(&server, "/people"), "name=kim", "age:=30"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json(), json!({"id": 1, "name": "kim", "age": 30}));
+    assert_eq!(
+        server.get("/people/1").json(),
+        json!({"id": 1, "name": "kim", "age": 30})
+    );
+}
+
+#[test]
+fn every_method_with_the_shorthand_url() {
+    let server = Server::start();
+    let people = short(&server, "/people");
+    let row = short(&server, "/people/7");
+
+    let put = run(&["put", &row, "name=lee", "--check-status"]);
+    assert_eq!(put.code, 0, "{}", put.stderr);
+    assert_eq!(put.json()["name"], "lee");
+
+    let patch = run(&["patch", &row, "age:=41", "--check-status"]);
+    assert_eq!(patch.code, 0, "{}", patch.stderr);
+    assert_eq!(patch.json(), json!({"id": 7, "name": "lee", "age": 41}));
+
+    let get = run(&["get", &people, "--check-status"]);
+    assert_eq!(get.json(), json!([{"id": 7, "name": "lee", "age": 41}]));
+
+    let head = run(&["head", &row, "--check-status"]);
+    assert_eq!((head.code, head.stdout.as_str()), (0, ""));
+
+    let delete = run(&["delete", &row, "--check-status"]);
+    assert_eq!((delete.code, delete.stdout.as_str()), (0, ""));
+    assert_eq!(server.get("/people/7").status, 404);
+}
+
+#[test]
+fn query_items_filter() {
+    let server = Server::start();
+    server.post_json("/people", r#"{"name":"kim","city":"Seoul"}"#);
+    server.post_json("/people", r#"{"name":"lee","city":"Busan"}"#);
+    let out = run(&[
+        "get",
+        &url(&server, "/people"),
+        "city==Busan",
+        "q==kim lee",
+        "-v",
+    ]);
+    assert!(
+        out.stdout
+            .starts_with("GET /people?city=Busan&q=kim+lee HTTP/1.1\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.code, 0);
+}
+
+#[test]
+fn header_items_set_and_remove_headers() {
+    let server = Server::start();
+    server.post_json("/people", r#"{"name":"kim"}"#);
+    let out = run(&["get", &url(&server, "/people"), "Accept:text/csv"]);
+    assert_eq!(out.stdout.replace("\r\n", "\n"), "id,name\n1,kim\n");
+
+    let verbose = run(&[
+        "get",
+        &url(&server, "/people"),
+        "X-Note:hello there",
+        "User-Agent:",
+        "X-Empty;",
+        "-v",
+    ]);
+    assert!(
+        verbose.stdout.contains("\nX-Note: hello there\n"),
+        "{}",
+        verbose.stdout
+    );
+    assert!(
+        verbose.stdout.contains("\nX-Empty: \n"),
+        "{}",
+        verbose.stdout
+    );
+    assert!(!verbose.stdout.contains("User-Agent"), "{}", verbose.stdout);
+}
+
+#[test]
+fn form_and_csv_bodies() {
+    let server = Server::start();
+    let form = run(&[
+        "post",
+        &url(&server, "/people"),
+        "--form",
+        "name=kim lee",
+        "city=a&b",
+    ]);
+    assert_eq!(form.code, 0, "{}", form.stderr);
+    assert_eq!(
+        server.get("/people/1").json(),
+        json!({"id": 1, "name": "kim lee", "city": "a&b"})
+    );
+
+    let csv = run(&[
+        "post",
+        &url(&server, "/people"),
+        "--csv",
+        "name=park, j",
+        "age:=30",
+        "-v",
+    ]);
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    assert!(
+        csv.stdout.contains("Content-Type: text/csv\n"),
+        "{}",
+        csv.stdout
+    );
+    assert!(
+        csv.stdout.contains("name,age\n\"park, j\",30\n"),
+        "{}",
+        csv.stdout
+    );
+    assert_eq!(server.get("/people/2").json()["name"], "park, j");
+
+    let table = run(&["get", &url(&server, "/people"), "--csv"]);
+    assert!(
+        table.stdout.starts_with("id,name,city,age\r\n"),
+        "{}",
+        table.stdout
+    );
+}
+
+#[test]
+fn fields_from_files_and_bodies_from_files() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bio = dir.path().join("bio.txt");
+    std::fs::write(&bio, "line one, \"quoted\"\nline two ü\n").unwrap();
+    let tags = dir.path().join("tags.json");
+    std::fs::write(&tags, "true\n").unwrap();
+    let out = run(&[
+        "post",
+        &url(&server, "/people"),
+        "name=kim",
+        &format!("bio=@{}", bio.display()),
+        &format!("ok:=@{}", tags.display()),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let row = server.get("/people/1").json();
+    assert_eq!(row["bio"], "line one, \"quoted\"\nline two ü\n");
+    assert_eq!(row["ok"], true);
+
+    let csv = dir.path().join("pets.csv");
+    std::fs::write(&csv, "name,kind\nrex,dog\ntom,cat\n").unwrap();
+    let bulk = run(&[
+        "post",
+        &url(&server, "/pets"),
+        &format!("@{}", csv.display()),
+    ]);
+    assert_eq!(bulk.code, 0, "{}", bulk.stderr);
+    assert_eq!(
+        server.get("/pets").json(),
+        json!([{"id": 1, "name": "rex", "kind": "dog"}, {"id": 2, "name": "tom", "kind": "cat"}])
+    );
+}
+
+#[test]
+fn a_body_from_standard_input() {
+    let server = Server::start();
+    for (input, flag) in [
+        (&b"{\"name\":\"kim\"}"[..], None),
+        (b"name,age\nlee,30\n", Some("--csv")),
+        (b"name:park\n", None),
+    ] {
+        let mut command = Command::new(BIN);
+        command
+            .args(["post", &url(&server, "/people"), "@-", "--check-status"])
+            .args(flag)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{input:?}");
+    }
+    let names: Vec<Value> = server
+        .get("/people")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("kim"), json!("lee"), json!("park")]);
+}
+
+#[test]
+fn a_large_csv_upload_streams_from_disk() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.csv");
+    let mut csv = String::from("name,note\n");
+    for n in 0..40_000 {
+        csv.push_str(&format!("person {n},\"a note, with a comma\"\n"));
+    }
+    std::fs::write(&path, &csv).unwrap();
+    assert!(csv.len() > 1024 * 1024);
+    let out = run(&[
+        "post",
+        &url(&server, "/big"),
+        &format!("@{}", path.display()),
+        "-v",
+        "--check-status",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("Content-Length: {}\n", csv.len())),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Content-Type: text/csv\n"));
+    assert!(out
+        .stdout
+        .contains(&format!("[{} bytes streamed from", csv.len())));
+    let total = server.get("/big?_limit=1");
+    assert_eq!(total.header("x-total-count"), Some("40000"));
+}
+
+#[test]
+fn verbose_prints_the_request_as_sent_and_the_response_as_received() {
+    let server = Server::start();
+    let out = run(&["post", &url(&server, "/people"), "name=kim", "-v"]);
+    let expected_request = format!(
+        "POST /people HTTP/1.1\nHost: {}\nUser-Agent: csvd/{}\nAccept: application/json, */*;q=0.5\n\
+         Content-Type: application/json\nContent-Length: 14\n\n{{\"name\":\"kim\"}}\n\n",
+        server.addr,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(out.stdout.starts_with(&expected_request), "{}", out.stdout);
+    let response = &out.stdout[expected_request.len()..];
+    assert!(response.starts_with("HTTP/1.1 201 Created\n"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("\nlocation: /people/1\n"),
+        "{response}"
+    );
+    assert!(
+        response
+            .trim_end()
+            .ends_with("\n\n{\"id\":1,\"name\":\"kim\"}"),
+        "{response}"
+    );
+}
+
+#[test]
+fn print_selects_what_is_shown() {
+    let server = Server::start();
+    server.post_json("/people", r#"{"name":"kim"}"#);
+    let people = url(&server, "/people/1");
+
+    let headers = run(&["get", &people, "-h"]);
+    assert!(
+        headers.stdout.starts_with("HTTP/1.1 200 OK\n"),
+        "{}",
+        headers.stdout
+    );
+    assert!(!headers.stdout.contains("kim"));
+
+    let body = run(&["get", &people, "-b"]);
+    assert_eq!(body.stdout.trim_end(), r#"{"id":1,"name":"kim"}"#);
+
+    let both = run(&["get", &people, "--print", "hb"]);
+    assert!(both.stdout.starts_with("HTTP/1.1 200 OK\n"));
+    assert!(
+        both.stdout
+            .trim_end()
+            .ends_with("\n\n{\"id\":1,\"name\":\"kim\"}"),
+        "{}",
+        both.stdout
+    );
+
+    let request_only = run(&["get", &people, "--print=H"]);
+    assert!(request_only.stdout.starts_with("GET /people/1 HTTP/1.1\n"));
+    assert!(!request_only.stdout.contains("200 OK"));
+
+    let quiet = run(&["get", &people, "-q"]);
+    assert_eq!((quiet.code, quiet.stdout.as_str()), (0, ""));
+
+    let wrong = run(&["get", &people, "--print=x"]);
+    assert_eq!(wrong.code, 2);
+}
+
+#[test]
+fn pretty_output_is_asked_for_or_left_out() {
+    let server = Server::start();
+    server.post_json("/people", r#"{"name":"kim","age":30}"#);
+    let people = url(&server, "/people");
+
+    let format = run(&["get", &people, "--pretty=format"]);
+    assert_eq!(
+        format.stdout,
+        "[\n    {\n        \"id\": 1,\n        \"name\": \"kim\",\n        \"age\": 30\n    }\n]"
+    );
+
+    let colours = run(&["get", &people, "--pretty=all"]);
+    assert!(colours.stdout.contains("\x1b["), "{}", colours.stdout);
+
+    let table = run(&["get", &url(&server, "/people.csv"), "--pretty=format"]);
+    assert_eq!(
+        table.stdout,
+        "id  name  age\n──  ────  ───\n 1  kim    30\n"
+    );
+
+    let piped = run_with_env(&["get", &people, "-v"], &[("NO_COLOR", "1")]);
+    assert!(!piped.stdout.contains('\x1b'));
+}
+
+#[test]
+fn check_status_exits_with_the_status_class() {
+    let server = Server::start();
+    let missing = run(&["get", &url(&server, "/nobody/1"), "--check-status"]);
+    assert_eq!(missing.code, 4);
+    assert_eq!(missing.stderr, "csvd: warning: HTTP 404 Not Found\n");
+    assert!(
+        missing.stdout.contains("\"status\":404"),
+        "{}",
+        missing.stdout
+    );
+
+    let without = run(&["get", &url(&server, "/nobody/1")]);
+    assert_eq!((without.code, without.stderr.as_str()), (0, ""));
+
+    server.post_json("/people", r#"{"name":"kim"}"#);
+    let etag = server.get("/people/1").header("etag").unwrap().to_string();
+    let not_modified = run(&[
+        "get",
+        &url(&server, "/people/1"),
+        &format!("If-None-Match:{etag}"),
+        "--check-status",
+    ]);
+    assert_eq!(not_modified.code, 3, "{}", not_modified.stderr);
+    assert_eq!(
+        not_modified.stderr,
+        "csvd: warning: HTTP 304 Not Modified\n"
+    );
+
+    let (port, _server) =
+        canned_server(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+    let unavailable = run(&["get", &format!("127.0.0.1:{port}/"), "--check-status"]);
+    assert_eq!(unavailable.code, 5);
+    assert!(unavailable.stderr.contains("HTTP 503 Service Unavailable"));
+}
+
+/// Answers every connection with the same bytes, then closes it.
+fn canned_server(answer: &'static [u8]) -> (u16, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            read_head(&mut stream);
+            let _ = stream.write_all(answer);
+        }
+    });
+    (port, handle)
+}
+
+/// Reads a request head (this test server's requests have no body).
+fn read_head(stream: &mut std::net::TcpStream) -> String {
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            return head;
+        }
+        head.push_str(&line);
+    }
+}
+
+#[test]
+fn streamed_bodies_print_as_they_arrive() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_first, wait_for_first) = mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        read_head(&mut stream);
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"n\":1}\n\r\n")
+            .unwrap();
+        // The rest is sent only once the client has printed the first line.
+        wait_for_first.recv().unwrap();
+        stream.write_all(b"8\r\n{\"n\":2}\n\r\n0\r\n\r\n").unwrap();
+    });
+    let mut child = Command::new(BIN)
+        .args(["get", &format!("127.0.0.1:{port}/stream")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "{\"n\":1}\n");
+    seen_first.send(()).unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "{\"n\":2}\n");
+    assert!(child.wait().unwrap().success());
+    server.join().unwrap();
+}
+
+#[test]
+fn errors_are_one_line_and_exit_1() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.csv");
+    let closed_port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["get".into(), format!("127.0.0.1:{closed_port}/")],
+            "connection refused by 127.0.0.1:",
+        ),
+        (
+            vec!["get".into(), "https://127.0.0.1/".into()],
+            "https is not supported",
+        ),
+        (
+            vec!["get".into(), "127.0.0.1:99999/".into()],
+            "port `99999` is not a number",
+        ),
+        (
+            vec!["post".into(), url(&server, "/people"), "kim".into()],
+            "invalid request item `kim`",
+        ),
+        (
+            vec!["post".into(), url(&server, "/people"), "age:=3x".into()],
+            "`3x` is not JSON",
+        ),
+        (
+            vec![
+                "post".into(),
+                url(&server, "/people"),
+                format!("@{}", missing.display()),
+            ],
+            "missing.csv`: No such file or directory",
+        ),
+        (
+            vec![
+                "post".into(),
+                url(&server, "/people"),
+                format!("bio=@{}", missing.display()),
+            ],
+            "missing.csv`: No such file or directory",
+        ),
+    ];
+    for (args, message) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.starts_with("csvd: "), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(message), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+    }
+    assert_eq!(server.get("/people").status, 404, "no request was sent");
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (done, wait) = mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        // Accept, read the request, say nothing until the client has gone.
+        let (mut stream, _) = listener.accept().unwrap();
+        read_head(&mut stream);
+        let _ = wait.recv();
+    });
+    let out = run(&["get", &format!("127.0.0.1:{port}/"), "--timeout", "0.3"]);
+    done.send(()).unwrap();
+    server.join().unwrap();
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "csvd: timed out after 0.3 s waiting for the response\n"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_explains() {
+    assert_eq!(run(&["get"]).code, 2);
+    assert_eq!(run(&["get", "/", "--timeout", "soon"]).code, 2);
+    assert_eq!(run(&["post", "/", "--form", "--csv"]).code, 2);
+    let help = run(&["post", "--help"]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("name=kim"));
+    assert!(help.stdout.contains("--check-status"));
+}

@@ -1,0 +1,293 @@
+//! `csvd shell` driven through a pseudo-terminal, as a person at a
+//! keyboard would: the guided method → path → body flow, the one-line
+//! form, the shell's own commands, Tab completion, history, and the one
+//! keep-alive connection.
+//!
+//! Every wait is for a piece of text, bounded by the session's timeout;
+//! none is a sleep.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+
+use common::{Server, BIN};
+use rexpect::process::wait::WaitStatus;
+use rexpect::session::{spawn_command, PtySession};
+
+/// Upper bound for any one expected piece of output.
+const TIMEOUT_MS: u64 = 15_000;
+
+fn spawn_shell(base: &str, history: &Path) -> PtySession {
+    let mut command = Command::new(BIN);
+    command
+        .args(["shell", base])
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("CSVD_HISTORY", history);
+    spawn_command(command, Some(TIMEOUT_MS)).expect("start csvd shell")
+}
+
+fn leave(mut shell: PtySession) {
+    shell.send_control('d').unwrap();
+    shell.exp_eof().unwrap();
+    assert!(matches!(
+        shell.process.wait().unwrap(),
+        WaitStatus::Exited(_, 0)
+    ));
+}
+
+#[test]
+fn guided_flow_one_line_form_and_commands() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("state").join("history");
+    let prompt = format!("{}> ", server.addr);
+    let mut shell = spawn_shell(&server.base(), &history);
+    shell
+        .exp_string("It is a csvd server with no tables yet.")
+        .unwrap();
+    shell.exp_string(&prompt).unwrap();
+
+    // Anything but a method is refused with the list of methods.
+    shell.send_line("fetch").unwrap();
+    shell
+        .exp_string("`fetch` is not a method: type one of GET, HEAD, POST, PUT, PATCH, DELETE")
+        .unwrap();
+    shell.exp_string(&prompt).unwrap();
+
+    // The seed's flow: method, then path, then body.
+    shell.send_line("post").unwrap();
+    shell.exp_string("path: ").unwrap();
+    shell.send_line("/people").unwrap();
+    shell.exp_string("body: ").unwrap();
+    shell.send_line("name=kim age:=30").unwrap();
+    shell.exp_string("HTTP/1.1 201 Created").unwrap();
+    shell.exp_string("location: /people/1").unwrap();
+    shell.exp_string("\"name\": \"kim\"").unwrap();
+    shell.exp_string(&prompt).unwrap();
+
+    // The seed's own body format, key:value, in any case of method.
+    shell.send_line("Put").unwrap();
+    shell.exp_string("path: ").unwrap();
+    shell.send_line("/people/5").unwrap();
+    shell.exp_string("body: ").unwrap();
+    shell.send_line("name:lee").unwrap();
+    shell.exp_string("HTTP/1.1 201 Created").unwrap();
+    shell.exp_string("\"name\": \"lee\"").unwrap();
+    shell.exp_string(&prompt).unwrap();
+
+    // GET asks for no body.
+    shell.send_line("GET").unwrap();
+    shell.exp_string("path: ").unwrap();
+    shell.send_line("/people/5").unwrap();
+    shell.exp_string("HTTP/1.1 200 OK").unwrap();
+    shell.exp_string("\"id\": 5").unwrap();
+    shell.exp_string(&prompt).unwrap();
+
+    // The one-line form, with items and flags.
+    shell.send_line("patch /people/1 age:=31").unwrap();
+    shell.exp_string("HTTP/1.1 200 OK").unwrap();
+    shell.exp_string("\"age\": 31").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line("get /people.csv -b").unwrap();
+    shell.exp_string("id  name  age").unwrap();
+    shell.exp_string(&prompt).unwrap();
+
+    // :verbose and :headers show up in the request as sent.
+    shell.send_line(":verbose on").unwrap();
+    shell.exp_string("verbose is on").unwrap();
+    shell.send_line(":headers X-Trace:abc").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line("delete /people/5").unwrap();
+    shell.exp_string("DELETE /people/5 HTTP/1.1").unwrap();
+    shell.exp_string("X-Trace: abc").unwrap();
+    shell.exp_string("HTTP/1.1 204 No Content").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line(":verbose off").unwrap();
+    shell.exp_string("verbose is off").unwrap();
+    shell.send_line(":headers").unwrap();
+    shell.exp_string("x-trace: abc").unwrap();
+
+    // Errors are one line and the shell carries on.
+    shell.send_line("post /people kim").unwrap();
+    shell
+        .exp_string("csvd: invalid request item `kim`")
+        .unwrap();
+    shell.exp_string(&prompt).unwrap();
+
+    // Tab completes the table the server has.
+    shell.send("get /peo").unwrap();
+    shell.send("\t").unwrap();
+    shell.send_line("").unwrap();
+    shell.exp_string("HTTP/1.1 200 OK").unwrap();
+    shell.exp_string("\"age\": 31").unwrap();
+    shell.exp_string(&prompt).unwrap();
+
+    shell.send_line(":help").unwrap();
+    shell.exp_string(":base [URL]").unwrap();
+    shell.exp_string(&prompt).unwrap();
+
+    // :base points the shell elsewhere (here: the same server, spelt
+    // differently) and says what it found.
+    shell
+        .send_line(&format!(":base :{}", server.addr.port()))
+        .unwrap();
+    shell
+        .exp_string("It is a csvd server with tables: people.")
+        .unwrap();
+    shell
+        .exp_string(&format!("localhost:{}> ", server.addr.port()))
+        .unwrap();
+    leave(shell);
+
+    let saved = std::fs::read_to_string(&history).expect("history was saved");
+    assert!(saved.contains("patch /people/1 age:=31"), "{saved}");
+    assert_eq!(server.get("/people/1").json()["age"], 31);
+}
+
+#[test]
+fn history_comes_back_and_exit_leaves() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let prompt = format!("{}> ", server.addr);
+
+    let mut first = spawn_shell(&server.base(), &history);
+    first.exp_string(&prompt).unwrap();
+    first.send_line("post /notes text=remembered").unwrap();
+    first.exp_string("201 Created").unwrap();
+    first.exp_string(&prompt).unwrap();
+    first.send_line("exit").unwrap();
+    first.exp_eof().unwrap();
+
+    // Up arrow recalls the last session's lines: `exit`, then the request.
+    let mut second = spawn_shell(&server.base(), &history);
+    second.exp_string(&prompt).unwrap();
+    second.send("\x1b[A\x1b[A").unwrap();
+    second.send_line("").unwrap();
+    second.exp_string("201 Created").unwrap();
+    second.exp_string(&prompt).unwrap();
+    leave(second);
+    assert_eq!(
+        server.get("/notes").json().as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
+#[test]
+fn an_unreachable_base_is_reported_and_the_shell_stays() {
+    let closed_port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!("http://127.0.0.1:{closed_port}");
+    let mut shell = spawn_shell(&base, &dir.path().join("history"));
+    shell
+        .exp_string("It does not answer yet (connection refused")
+        .unwrap();
+    shell.send_line("get /people").unwrap();
+    shell
+        .exp_string("csvd: connection refused by 127.0.0.1:")
+        .unwrap();
+    shell.exp_string("> ").unwrap();
+    leave(shell);
+}
+
+#[test]
+fn a_large_upload_shows_progress_on_a_terminal() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.csv");
+    let mut csv = String::from("name\n");
+    for n in 0..200_000 {
+        csv.push_str(&format!("person {n}\n"));
+    }
+    std::fs::write(&path, &csv).unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["post", &format!("{}/big", server.base()), "-q"])
+        .arg(format!("@{}", path.display()))
+        .env("TERM", "xterm");
+    let mut upload = spawn_command(command, Some(TIMEOUT_MS)).unwrap();
+    upload.exp_string("uploading big.csv").unwrap();
+    upload.exp_eof().unwrap();
+    assert!(matches!(
+        upload.process.wait().unwrap(),
+        WaitStatus::Exited(_, 0)
+    ));
+    assert_eq!(server.get("/big/200000").status, 200);
+}
+
+/// Counts connections; the first one is closed after its first answer,
+/// as a server closes an idle keep-alive connection.
+fn keep_alive_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for (number, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { return };
+            let closes_early = number == 0;
+            thread::spawn(move || serve(stream, number + 1, closes_early));
+        }
+    });
+    port
+}
+
+fn serve(stream: TcpStream, connection: usize, closes_early: bool) {
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    for request in 1.. {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let text = format!("connection {connection} request {request}");
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        if writer.write_all(answer.as_bytes()).is_err() || closes_early {
+            return;
+        }
+    }
+}
+
+#[test]
+fn one_connection_is_kept_and_reopened_when_the_server_closed_it() {
+    let port = keep_alive_server();
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = format!("127.0.0.1:{port}> ");
+    let mut shell = spawn_shell(
+        &format!("http://127.0.0.1:{port}"),
+        &dir.path().join("history"),
+    );
+    shell.exp_string(&prompt).unwrap();
+    // The table list went over connection 1, which the server then closed.
+    shell.send_line("get /a").unwrap();
+    shell.exp_string("connection 2 request 1").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line("get /b x==1").unwrap();
+    shell.exp_string("connection 2 request 2").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line("get /c").unwrap();
+    shell.exp_string("connection 2 request 3").unwrap();
+    leave(shell);
+}
