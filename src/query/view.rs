@@ -24,7 +24,8 @@ use crate::store::{self, Snapshot, Store};
 const DERIVE_MIN_ROWS: usize = 10_000;
 /// Equality filters on a column, at one version, before it gets an index.
 /// The first is answered by a scan and may be a one-off; a second suggests
-/// more will come.
+/// more will come. Lookups by id are the common case: the id column gets
+/// its index at the first.
 const INDEX_AFTER_USES: u32 = 2;
 
 /// One snapshot of a table and the indexes built on it.
@@ -88,7 +89,12 @@ impl TableView {
             return;
         }
         let uses = slot.uses.fetch_add(1, Ordering::Relaxed) + 1;
-        if uses < INDEX_AFTER_USES || slot.building.swap(true, Ordering::AcqRel) {
+        let wanted = if Some(column) == self.snapshot.id_col {
+            1
+        } else {
+            INDEX_AFTER_USES
+        };
+        if uses < wanted || slot.building.swap(true, Ordering::AcqRel) {
             return;
         }
         let view = Arc::clone(self);
