@@ -278,7 +278,9 @@ async fn get_table(
         let selection = query::select(&query, &view);
         (query, selection)
     } else {
-        // Filtering and sorting may read every row: off the async workers.
+        // Filtering and sorting may read every row: off the async workers,
+        // a few at a time.
+        let _turn = state.views.turn().await;
         let view = view.clone();
         tokio::task::spawn_blocking(move || {
             let selection = query::select(&query, &view);
