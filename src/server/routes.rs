@@ -262,7 +262,6 @@ async fn get_table(
     request: Request,
 ) -> Answer {
     let format = choose(request.headers(), suffix)?;
-    let title = name.clone();
     let view = read(&state, |store| state.views.get(store, &name))?;
     let raw_query = request.uri().query().unwrap_or_default();
     let query = query::parse(raw_query, &view.snapshot.columns)
@@ -305,7 +304,7 @@ async fn get_table(
         headers.insert(header::LINK, value);
     }
     let rows = Rows::new(view, selection.picked, query.fields);
-    Ok((headers, rows.into_body(format, &title)).into_response())
+    Ok((headers, rows.into_body(format, &name)).into_response())
 }
 
 async fn get_row(
