@@ -9,5 +9,6 @@
 pub mod cli;
 pub mod client;
 pub mod codec;
+pub mod page;
 pub mod server;
 pub mod store;

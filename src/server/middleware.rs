@@ -43,6 +43,7 @@ pub async fn problems(request: Request, next: Next) -> Response {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok()),
     );
+    let path = request.uri().path().to_string();
     let response = next.run(request).await;
     let status = response.status();
     if !status.is_client_error() && !status.is_server_error() {
@@ -76,12 +77,13 @@ pub async fn problems(request: Request, next: Next) -> Response {
         (title, detail)
     };
     let mut rebuilt = if html {
-        let page = html_page(status.as_u16(), &title, &detail);
+        let page = html_page(status.as_u16(), &title, &detail, &path);
         let mut response = Response::new(Body::from(page));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
+        crate::page::protect(response.headers_mut());
         response
     } else {
         Problem::new(status, "http", detail).into_response()

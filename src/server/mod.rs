@@ -59,11 +59,13 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 /// The whole application: routes wrapped in their middleware.
 pub fn app(state: AppState) -> Router {
     let max_body = state.max_body;
+    // Problems are read and rewritten before compression, which applies to
+    // the rewritten answer (a page for a browser) as to any other.
     routes::router(state)
         .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(from_fn(middleware::problems))
         .layer(CompressionLayer::new())
         .layer(from_fn(middleware::tag_encodings))
-        .layer(from_fn(middleware::problems))
         .layer(from_fn(middleware::server_header))
         .layer(from_fn(middleware::access_log))
 }

@@ -13,10 +13,11 @@ use axum::Router;
 use bytes::Bytes;
 
 use super::conditional::{etag, expectations, not_modified};
-use super::negotiate::negotiate;
+use super::negotiate::{negotiate, prefers_html};
 use super::problem::Problem;
 use crate::codec::body::{self, Parsed};
 use crate::codec::repr::{self, encode_segment, Format, RowWriter};
+use crate::page::{self, TablePage};
 use crate::store::{Pending, Row, Snapshot, Store, TableInfo, Written};
 
 /// Tables of more rows than this are streamed in chunks rather than
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", any(root))
         .route("/_health", get(health))
+        .route("/_assets/{name}", get(asset))
         .route("/{table}", any(table))
         .route("/{table}/{id}", any(row))
         .fallback(no_route)
@@ -84,6 +86,32 @@ async fn write<T>(
     pending.durable().await.map_err(Problem::from)
 }
 
+/// A stylesheet, script or icon of the web page.
+async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Answer {
+    let (asset, tag) =
+        page::assets::get(&name).ok_or_else(|| Problem::not_found(format!("no asset {name}")))?;
+    let mut answer = HeaderMap::new();
+    answer.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    answer.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(page::assets::CACHE_CONTROL),
+    );
+    answer.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        answer.insert(header::ETAG, value);
+    }
+    if not_modified(&headers, &tag, None) {
+        return Ok((StatusCode::NOT_MODIFIED, answer).into_response());
+    }
+    Ok((answer, asset.body).into_response())
+}
+
 async fn root(State(state): State<AppState>, request: Request) -> Answer {
     match *request.method() {
         Method::GET | Method::HEAD => list_tables(state, request.headers()).await,
@@ -99,15 +127,21 @@ async fn table(
 ) -> Answer {
     let (name, suffix) = split_suffix(&segment)?;
     let method = request.method().clone();
+    let browser = Browser::of(request.headers());
+    let table_page = format!("/{name}");
     match method {
         Method::GET | Method::HEAD => get_table(state, name, suffix, request).await,
         Method::POST => post_rows(state, name, request)
             .await
-            .map_err(Problem::for_write),
+            .map_err(Problem::for_write)
+            .map(|answer| browser.see(answer, &table_page)),
         Method::PUT => put_table(state, name, request)
             .await
-            .map_err(Problem::for_write),
-        Method::DELETE => delete_table(state, name, request.headers()).await,
+            .map_err(Problem::for_write)
+            .map(|answer| browser.see(answer, &table_page)),
+        Method::DELETE => delete_table(state, name, request.headers())
+            .await
+            .map(|answer| browser.see(answer, "/")),
         Method::OPTIONS => Ok(options(ALLOW_TABLE)),
         _ => Err(not_allowed(&method, ALLOW_TABLE)),
     }
@@ -119,16 +153,54 @@ async fn row(
     request: Request,
 ) -> Answer {
     let method = request.method().clone();
+    let browser = Browser::of(request.headers());
+    let table_page = format!("/{table}");
+    let row_page = format!("{table_page}/{}", encode_segment(&id));
     match method {
         Method::GET | Method::HEAD => get_row(state, table, id, request.headers()).await,
         Method::PUT | Method::PATCH => write_row(state, table, id, request)
             .await
-            .map_err(Problem::for_write),
+            .map_err(Problem::for_write)
+            .map(|answer| browser.see(answer, &row_page)),
         Method::DELETE => delete_row(state, table, id, request.headers())
             .await
-            .map_err(Problem::for_write),
+            .map_err(Problem::for_write)
+            .map(|answer| browser.see(answer, &table_page)),
         Method::OPTIONS => Ok(options(ALLOW_ROW)),
         _ => Err(not_allowed(&method, ALLOW_ROW)),
+    }
+}
+
+/// Whether a write came from a browser's page (it prefers HTML). A
+/// browser is answered `303 See Other` to the page that shows what it
+/// wrote (the new row's, say), so that it shows a page rather than a raw
+/// representation, and reloading it repeats nothing.
+#[derive(Clone, Copy)]
+struct Browser(bool);
+
+impl Browser {
+    fn of(headers: &HeaderMap) -> Browser {
+        Browser(prefers_html(
+            headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+        ))
+    }
+
+    /// The answer to a successful write: as it is, or for a browser, on to
+    /// its `Location` (else to `page`).
+    fn see(self, answer: Response, page: &str) -> Response {
+        if !self.0 {
+            return answer;
+        }
+        let location = answer
+            .headers()
+            .get(header::LOCATION)
+            .cloned()
+            .or_else(|| HeaderValue::from_str(page).ok());
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        if let Some(location) = location {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
     }
 }
 
@@ -207,6 +279,9 @@ fn content(format: Format, negotiated: bool, tag: &str) -> HeaderMap {
     if negotiated {
         headers.insert(header::VARY, HeaderValue::from_static("Accept"));
     }
+    if format == Format::Html {
+        page::protect(&mut headers);
+    }
     headers
 }
 
@@ -259,17 +334,36 @@ async fn get_table(
     if let Ok(value) = HeaderValue::from_str(&total.to_string()) {
         headers.insert("x-total-count", value);
     }
-    if total <= STREAM_ABOVE_ROWS {
-        let body = repr::render_rows(
+    // A browser's page is drawn around the rows, which stream between its halves.
+    let frame = (format == Format::Html).then(|| {
+        TablePage {
+            name: &title,
+            columns: &snapshot.columns,
+            shown: &snapshot.columns,
+            id_column: snapshot.id_col.map(|c| snapshot.columns[c].as_str()),
+            tag: &tag,
+            rows: total,
+            matching: total,
+            modified: snapshot.modified,
+            query: request.uri().query().unwrap_or_default(),
+        }
+        .frame()
+    });
+    let body = if total <= STREAM_ABOVE_ROWS {
+        Body::from(repr::render_rows(
             format,
             &snapshot.columns,
             snapshot.id_col,
             &title,
             snapshot.rows.iter().map(|r| r.as_ref()),
-        );
-        return Ok((headers, body).into_response());
+        ))
+    } else {
+        stream_rows(format, snapshot, title)
+    };
+    match frame {
+        Some(frame) => Ok((headers, page::table_body(frame, body)).into_response()),
+        None => Ok((headers, body).into_response()),
     }
-    Ok((headers, stream_rows(format, snapshot, title)).into_response())
 }
 
 /// Streams a snapshot's rows in chunks of about [`CHUNK_BYTES`].
@@ -333,7 +427,7 @@ async fn get_row(
     }
     Ok((
         headers,
-        repr::render_row(format, &view.columns, &title, &view.row),
+        repr::render_row(format, &view.columns, view.id_col, &title, &view.row, &tag),
     )
         .into_response())
 }
@@ -455,9 +549,16 @@ fn written_row(format: Format, table: &str, written: &Written, status: StatusCod
     let (Some(row), Some(version)) = (written.rows.first(), written.versions.first()) else {
         return status.into_response();
     };
-    let body = repr::render_row(format, &written.columns, table, row.as_ref() as &Row);
-    let headers = content(format, false, &etag(*version, None, format));
-    (status, headers, body).into_response()
+    let tag = etag(*version, None, format);
+    let body = repr::render_row(
+        format,
+        &written.columns,
+        written.id_col,
+        table,
+        row.as_ref() as &Row,
+        &tag,
+    );
+    (status, content(format, false, &tag), body).into_response()
 }
 
 async fn put_table(state: AppState, name: String, request: Request) -> Answer {

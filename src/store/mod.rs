@@ -131,6 +131,8 @@ pub struct Written {
 #[derive(Clone, Debug)]
 pub struct RowView {
     pub columns: Arc<Vec<String>>,
+    /// The id column (its page shows the id as the row's name, not a field to edit).
+    pub id_col: Option<usize>,
     pub row: Arc<Row>,
     pub version: u64,
     pub modified: SystemTime,
