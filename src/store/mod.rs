@@ -17,6 +17,7 @@ use std::time::SystemTime;
 pub use dir::{DirStore, Options};
 pub use file::{parse as parse_csv, write_csv, Layout};
 pub use row::Row;
+pub use wal::{decode as decode_log, Decoded};
 
 /// The fields of one record as given by a client, in the order given.
 /// A field whose value is empty is stored as an empty cell.
