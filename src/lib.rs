@@ -9,5 +9,6 @@
 pub mod cli;
 pub mod client;
 pub mod codec;
+pub mod query;
 pub mod server;
 pub mod store;

@@ -12,6 +12,7 @@ mod middleware;
 mod negotiate;
 mod problem;
 mod routes;
+mod stream;
 mod tls;
 
 use std::net::SocketAddr;
@@ -124,6 +125,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let router = app(
         AppState {
             store: store.clone(),
+            views: Arc::default(),
             max_body: args.max_body,
             body_timeout: Duration::from_secs(args.body_timeout),
             csv_safe: args.csv_safe,

@@ -4,27 +4,20 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use bytes::Bytes;
 
 use super::conditional::{etag, expectations, not_modified};
 use super::negotiate::negotiate;
 use super::problem::Problem;
+use super::stream::Rows;
 use crate::codec::body::{self, Parsed};
-use crate::codec::repr::{self, encode_segment, Format, RowWriter};
-use crate::store::{Pending, Row, Snapshot, Store, TableInfo, Written};
-
-/// Tables of more rows than this are streamed in chunks rather than
-/// rendered whole, so a request's memory stays bounded.
-const STREAM_ABOVE_ROWS: usize = 1_000;
-/// Target size of one streamed chunk: large enough to amortise the
-/// per-chunk cost, small enough to keep per-request memory low.
-const CHUNK_BYTES: usize = 64 * 1024;
+use crate::codec::repr::{self, encode_segment, Format};
+use crate::query::{self, Views};
+use crate::store::{Pending, Row, Store, TableInfo, Written};
 
 const ALLOW_ROOT: &str = "GET, HEAD, OPTIONS";
 const ALLOW_TABLE: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
@@ -34,6 +27,8 @@ const ALLOW_ROW: &str = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS";
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The tables as queries see them, kept between requests.
+    pub views: Arc<Views>,
     pub max_body: usize,
     /// Time a client has to send a whole body (408 after).
     pub body_timeout: std::time::Duration,
@@ -258,6 +253,8 @@ fn list_version(tables: &[TableInfo]) -> u64 {
     hasher.digest()
 }
 
+/// `GET /<table>?<query>`: the rows a query selects, in any representation,
+/// streamed when there are many.
 async fn get_table(
     state: AppState,
     name: String,
@@ -266,58 +263,47 @@ async fn get_table(
 ) -> Answer {
     let format = choose(request.headers(), suffix)?;
     let title = name.clone();
-    let snapshot = read(&state, |store| store.read(&name))?;
-    let tag = etag(snapshot.version, request.uri().query(), format);
+    let view = read(&state, |store| state.views.get(store, &name))?;
+    let raw_query = request.uri().query().unwrap_or_default();
+    let query = query::parse(raw_query, &view.snapshot.columns)
+        .map_err(|err| Problem::bad_request(err.to_string()))?;
+    let tag = etag(view.snapshot.version, Some(raw_query), format);
     let mut headers = content(format, suffix.is_none(), &tag);
-    last_modified(&mut headers, snapshot.modified);
+    last_modified(&mut headers, view.snapshot.modified);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if not_modified(request.headers(), &tag, Some(snapshot.modified)) {
+    if not_modified(request.headers(), &tag, Some(view.snapshot.modified)) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
-    let total = snapshot.rows.len();
-    if let Ok(value) = HeaderValue::from_str(&total.to_string()) {
+    let (query, selection) = if query.is_plain() {
+        let selection = query::select(&query, &view);
+        (query, selection)
+    } else {
+        // Filtering and sorting may read every row: off the async workers.
+        let view = view.clone();
+        tokio::task::spawn_blocking(move || {
+            let selection = query::select(&query, &view);
+            (query, selection)
+        })
+        .await
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("a query task failed: {e}"),
+            )
+        })?
+    };
+    if let Ok(value) = HeaderValue::from_str(&selection.total.to_string()) {
         headers.insert("x-total-count", value);
     }
-    if total <= STREAM_ABOVE_ROWS {
-        let body = repr::render_rows(
-            format,
-            &snapshot.columns,
-            snapshot.id_col,
-            &title,
-            snapshot.rows.iter().map(|r| r.as_ref()),
-        );
-        return Ok((headers, body).into_response());
+    let path = request.uri().path();
+    if let Some(value) = query::links(path, raw_query, query.window, selection.total)
+        .and_then(|links| HeaderValue::from_str(&links).ok())
+    {
+        headers.insert(header::LINK, value);
     }
-    Ok((headers, stream_rows(format, snapshot, title)).into_response())
-}
-
-/// Streams a snapshot's rows in chunks of about [`CHUNK_BYTES`].
-fn stream_rows(format: Format, snapshot: Snapshot, title: String) -> Body {
-    let writer = RowWriter::new(format, snapshot.columns.clone(), snapshot.id_col, &title);
-    let state = (writer, snapshot.rows, 0usize, false);
-    let stream =
-        futures_util::stream::unfold(state, |(mut writer, rows, mut next, done)| async move {
-            if done {
-                return None;
-            }
-            let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
-            if next == 0 {
-                writer.begin(&mut chunk);
-            }
-            while next < rows.len() && chunk.len() < CHUNK_BYTES {
-                writer.row(&mut chunk, &rows[next]);
-                next += 1;
-            }
-            let finished = next >= rows.len();
-            if finished {
-                writer.end(&mut chunk);
-            }
-            Some((
-                Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
-                (writer, rows, next, finished),
-            ))
-        });
-    Body::from_stream(stream)
+    let rows = Rows::new(view, selection.picked, query.fields);
+    Ok((headers, rows.into_body(format, &title)).into_response())
 }
 
 async fn get_row(

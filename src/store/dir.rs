@@ -628,6 +628,10 @@ impl Store for DirStore {
         })
     }
 
+    fn version(&self, name: &str) -> Result<u64> {
+        self.with_read(name, |state| Ok(loaded(name, state)?.version))
+    }
+
     fn row(&self, name: &str, id: &str) -> Result<RowView> {
         self.with_read(name, |state| {
             let table = loaded(name, state)?;

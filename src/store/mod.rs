@@ -181,6 +181,12 @@ pub trait Store: Send + Sync + 'static {
     fn tables(&self) -> Result<Vec<TableInfo>>;
     /// A whole table.
     fn read(&self, table: &str) -> Result<Snapshot>;
+    /// The current version of a table (as in its [`Snapshot`]), without
+    /// copying its rows: readers keep a snapshot, and what they derived from
+    /// it, until this changes. Implementations should answer it cheaply.
+    fn version(&self, table: &str) -> Result<u64> {
+        Ok(self.read(table)?.version)
+    }
     /// One row.
     fn row(&self, table: &str, id: &str) -> Result<RowView>;
     /// Creates rows (creating the table if needed); `expect` is checked
