@@ -174,3 +174,25 @@ fn metrics_in_prometheus_text() {
         .unwrap();
     assert!(bytes > 0);
 }
+
+#[test]
+fn csv_safe_neutralises_formulas_in_csv_answers_only() {
+    let mut s = Server::start_with(&["--csv-safe"]);
+    s.post_json(
+        "/t",
+        r#"{"f":"=HYPERLINK(\"http://x\")","n":"-5","ok":"plain"}"#,
+    );
+    let csv = s.get("/t.csv").text();
+    assert!(csv.contains("'=HYPERLINK"), "{csv}");
+    assert!(csv.contains(",'-5,"), "{csv}");
+    assert!(csv.contains(",plain"), "{csv}");
+    assert_eq!(
+        s.get("/t/1").json()["f"],
+        "=HYPERLINK(\"http://x\")",
+        "JSON is untouched"
+    );
+    assert!(
+        s.file_after_stop("t").contains(",=HYPERLINK"),
+        "the file is untouched"
+    );
+}

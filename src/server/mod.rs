@@ -121,6 +121,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = store;
+    crate::codec::repr::set_csv_safe(args.csv_safe);
     let metrics = Arc::new(Metrics::default());
     let router = app(
         AppState {
@@ -128,7 +129,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             views: Arc::default(),
             max_body: args.max_body,
             body_timeout: Duration::from_secs(args.body_timeout),
-            csv_safe: args.csv_safe,
             metrics: metrics.clone(),
         },
         &args,

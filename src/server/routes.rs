@@ -32,8 +32,6 @@ pub struct AppState {
     pub max_body: usize,
     /// Time a client has to send a whole body (408 after).
     pub body_timeout: std::time::Duration,
-    /// Neutralise formula-like cells in CSV answers.
-    pub csv_safe: bool,
     pub metrics: Arc<super::Metrics>,
 }
 
