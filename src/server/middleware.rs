@@ -255,3 +255,36 @@ fn valid_host(host: &str) -> bool {
             .parse::<axum::http::uri::Authority>()
             .is_ok_and(|a| a.as_str() == host)
 }
+
+/// `Prefer: return=minimal` (RFC 7240) on a write: the answer keeps its
+/// status and headers (`Location`, `ETag`) but drops the body, and a 200
+/// becomes 204. Saves echoing back a bulk import of a million rows.
+pub async fn prefer_minimal(request: Request, next: Next) -> Response {
+    let write = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let minimal = write
+        && request
+            .headers()
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"));
+    let response = next.run(request).await;
+    if !minimal || !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    if parts.status == StatusCode::OK {
+        parts.status = StatusCode::NO_CONTENT;
+    }
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        "preference-applied",
+        HeaderValue::from_static("return=minimal"),
+    );
+    Response::from_parts(parts, Body::empty())
+}

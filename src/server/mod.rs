@@ -76,6 +76,7 @@ pub fn app(state: AppState, args: &ServeArgs, access: Access) -> anyhow::Result<
         .layer(RequestBodyLimitLayer::new(args.max_body))
         .layer(CompressionLayer::new())
         .layer(from_fn(middleware::tag_encodings))
+        .layer(from_fn(middleware::prefer_minimal))
         .layer(from_fn_with_state(Arc::new(access), access::guard))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
