@@ -317,3 +317,15 @@ fn prefer_return_minimal_drops_the_echo() {
     assert_eq!(s.get("/t").json().as_array().unwrap().len(), 3);
     assert_eq!(s.get("/t/1").json()["a"], json!("x"));
 }
+
+#[test]
+fn curl_habits_work() {
+    let s = Server::start();
+    // `curl -d '{...}'` labels JSON as a form.
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let r = s.request("POST", "/people", &form, br#"{"name":"kim"}"#);
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json(), json!({"id": 1, "name": "kim"}));
+    // A trailing slash names the same table.
+    assert_eq!(s.get("/people/").json(), s.get("/people").json());
+}

@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/_health", get(health))
         .route("/_metrics", get(metrics))
         .route("/{table}", any(table))
+        // `/people/` is `/people`, as json-server users type it.
+        .route("/{table}/", any(table))
         .route("/{table}/{id}", any(row))
         .fallback(no_route)
         .with_state(state)
