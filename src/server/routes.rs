@@ -1,6 +1,6 @@
 //! The HTTP API: `/`, `/<table>` and `/<table>/<id>`, each method mapped to
-//! one store call. Handlers parse (negotiate, read the body), call the store
-//! on a blocking thread, and render; they never see a file.
+//! one store call. Handlers parse (negotiate, read the body), call the store,
+//! wait for a write to be durable, and render; they never see a file.
 
 use std::sync::Arc;
 
