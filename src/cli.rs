@@ -25,7 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve the CSV files of a data directory over HTTP.
     #[command(after_help = "Example:\n  csvd serve ./data --bind 127.0.0.1:8080")]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Send a GET request.
     Get(RequestArgs),
     /// Send a HEAD request.
@@ -67,12 +67,132 @@ pub struct ServeArgs {
     pub log_level: String,
 
     /// Largest request body accepted, in bytes (larger gets 413).
-    #[arg(long, env = "CSVD_MAX_BODY", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "CSVD_MAX_BODY", default_value_t = 64 * 1024 * 1024, help_heading = "Limits")]
     pub max_body: usize,
 
-    /// Seconds a client may take to send a request's headers.
-    #[arg(long, env = "CSVD_HEADER_TIMEOUT", default_value_t = 30)]
+    /// Largest request head (request line and headers), in bytes (431).
+    #[arg(long, env = "CSVD_MAX_HEADER_BYTES", default_value_t = 32 * 1024, help_heading = "Limits")]
+    pub max_header_bytes: usize,
+
+    /// Most headers in one request (431).
+    #[arg(
+        long,
+        env = "CSVD_MAX_HEADERS",
+        default_value_t = 100,
+        help_heading = "Limits"
+    )]
+    pub max_headers: usize,
+
+    /// Longest request target (path and query), in bytes (414).
+    #[arg(long, env = "CSVD_MAX_URI", default_value_t = 8 * 1024, help_heading = "Limits")]
+    pub max_uri: usize,
+
+    /// Seconds a client has to send a complete request head, counted from
+    /// when the server starts waiting for it (a slow sender is cut off).
+    #[arg(
+        long,
+        env = "CSVD_HEADER_TIMEOUT",
+        default_value_t = 15,
+        help_heading = "Limits"
+    )]
     pub header_timeout: u64,
+
+    /// Seconds a connection may stay silent (no byte either way) before it
+    /// is closed; idle keep-alive connections also end at --header-timeout.
+    #[arg(
+        long,
+        env = "CSVD_IDLE_TIMEOUT",
+        default_value_t = 60,
+        help_heading = "Limits"
+    )]
+    pub idle_timeout: u64,
+
+    /// Seconds a client has to send a request's whole body (408).
+    #[arg(
+        long,
+        env = "CSVD_BODY_TIMEOUT",
+        default_value_t = 60,
+        help_heading = "Limits"
+    )]
+    pub body_timeout: u64,
+
+    /// Seconds a request may take in all before it is answered 503.
+    #[arg(
+        long,
+        env = "CSVD_REQUEST_TIMEOUT",
+        default_value_t = 120,
+        help_heading = "Limits"
+    )]
+    pub request_timeout: u64,
+
+    /// Most connections open at once; beyond it new ones get 503 with
+    /// Retry-After and are closed (never queued).
+    #[arg(
+        long,
+        env = "CSVD_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        help_heading = "Limits"
+    )]
+    pub max_connections: usize,
+
+    /// Refuse every write (405 with Allow).
+    #[arg(long, env = "CSVD_READ_ONLY", help_heading = "Access")]
+    pub read_only: bool,
+
+    /// Bearer token required for writes (prefer CSVD_TOKEN or --token-file:
+    /// arguments are visible to other users of the machine).
+    #[arg(
+        long,
+        env = "CSVD_TOKEN",
+        hide_env_values = true,
+        help_heading = "Access"
+    )]
+    pub token: Option<String>,
+
+    /// File holding the bearer token (surrounding whitespace ignored).
+    #[arg(
+        long,
+        env = "CSVD_TOKEN_FILE",
+        conflicts_with = "token",
+        help_heading = "Access"
+    )]
+    pub token_file: Option<PathBuf>,
+
+    /// Require the token for reads too.
+    #[arg(long, env = "CSVD_PRIVATE", help_heading = "Access")]
+    pub private: bool,
+
+    /// Allow browsers on this origin to call the API (repeatable; `*` for any).
+    #[arg(
+        long,
+        env = "CSVD_CORS",
+        value_delimiter = ',',
+        help_heading = "Access"
+    )]
+    pub cors: Vec<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        env = "CSVD_TLS_CERT",
+        requires = "tls_key",
+        help_heading = "Access"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "CSVD_TLS_KEY",
+        requires = "tls_cert",
+        help_heading = "Access"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// In CSV answers, prefix cells that spreadsheets would run as formulas
+    /// (starting with = + - @ tab or CR) with a single quote.
+    #[arg(long, env = "CSVD_CSV_SAFE", help_heading = "Access")]
+    pub csv_safe: bool,
 
     /// When to fsync the write-ahead log: `always` (before every write is
     /// acknowledged) or `never` (UNSAFE: a crash may lose acknowledged

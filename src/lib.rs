@@ -10,5 +10,6 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod page;
+pub mod query;
 pub mod server;
 pub mod store;

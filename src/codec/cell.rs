@@ -30,6 +30,16 @@ pub fn classify(cell: &str) -> Typed<'_> {
     }
 }
 
+/// The value of a cell that the typing rule shows as a number (queries
+/// compare and sort such cells numerically), or `None`.
+pub fn number(cell: &str) -> Option<f64> {
+    if is_canonical_number(cell) {
+        cell.parse().ok()
+    } else {
+        None
+    }
+}
+
 fn is_canonical_number(cell: &str) -> bool {
     let digits = cell.strip_prefix('-').unwrap_or(cell);
     let (int, frac) = match digits.split_once('.') {
@@ -49,10 +59,26 @@ fn is_canonical_number(cell: &str) -> bool {
     if cell == "-0" {
         return false;
     }
+    // Up to 15 significant digits always survive a trip through a double
+    // (and canonical text is then the shortest form), so only longer text
+    // needs the costly check; queries test millions of cells.
+    if significant_digits(int, frac) <= 15 {
+        return true;
+    }
     // The text must survive a trip through a double unchanged.
     match cell.parse::<f64>() {
         Ok(n) if n.abs() <= MAX_EXACT_INT => format_number(n) == cell,
         _ => false,
+    }
+}
+
+/// Digits of a syntactically canonical number, leading zeros of a
+/// fraction below 1 aside (`0.05` has one).
+fn significant_digits(int: &str, frac: Option<&str>) -> usize {
+    match frac {
+        Some(frac) if int == "0" => frac.trim_start_matches('0').len(),
+        Some(frac) => int.len() + frac.len(),
+        None => int.len(),
     }
 }
 
@@ -148,6 +174,20 @@ mod tests {
         ] {
             assert_eq!(classify(s), Typed::Text(s), "{s:?}");
         }
+    }
+
+    #[test]
+    fn number_values_follow_the_rule() {
+        assert_eq!(number("30"), Some(30.0));
+        assert_eq!(number("-2.5"), Some(-2.5));
+        assert_eq!(number("0.000001"), Some(0.000001));
+        assert_eq!(number("123456789012345"), Some(123456789012345.0));
+        assert_eq!(number("007"), None);
+        assert_eq!(number("1e5"), None);
+        assert_eq!(number("true"), None);
+        // 17 significant digits that a double cannot hold as written.
+        assert_eq!(number("0.10000000000000001"), None);
+        assert_eq!(number("9007199254740993"), None);
     }
 
     #[test]

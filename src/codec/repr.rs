@@ -5,6 +5,7 @@
 //! building it whole. HTML is drawn by [`crate::page`]: here, only the
 //! choice of it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -64,6 +65,26 @@ pub struct RowWriter {
     id_col: Option<usize>,
     title: String,
     written: usize,
+    csv_safe: bool,
+}
+
+/// `--csv-safe`, a setting of the whole server (one per process): read once
+/// when each writer is made rather than threaded through every caller.
+static CSV_SAFE: AtomicBool = AtomicBool::new(false);
+
+/// Makes every CSV answer from now on neutralise formula-like cells.
+pub fn set_csv_safe(on: bool) {
+    CSV_SAFE.store(on, Ordering::Relaxed);
+}
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,
+/// CR first) gets a leading `'`, which spreadsheets show as text (OWASP's
+/// advice for CSV exports).
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
 }
 
 impl RowWriter {
@@ -80,6 +101,7 @@ impl RowWriter {
             id_col,
             title: title.to_string(),
             written: 0,
+            csv_safe: CSV_SAFE.load(Ordering::Relaxed),
         }
     }
 
@@ -109,7 +131,18 @@ impl RowWriter {
             }
             Format::Csv => {
                 let mut writer = csv_writer(out);
-                let _ = writer.write_record(row.cells(self.columns.len()));
+                let cells = row.cells(self.columns.len());
+                let _ = if self.csv_safe {
+                    writer.write_record(
+                        cells
+                            .map(neutralise)
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(|c| c.as_bytes()),
+                    )
+                } else {
+                    writer.write_record(cells)
+                };
                 let _ = writer.flush();
             }
             Format::Html => {
@@ -309,5 +342,20 @@ mod tests {
             [Row::from_cells([""])].iter(),
         );
         assert_eq!(lone, b"x\r\n\"\"\r\n");
+    }
+
+    #[test]
+    fn formulas_are_neutralised() {
+        for (cell, safe) in [
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-5", "'-5"),
+            ("@x", "'@x"),
+            ("\tx", "'\tx"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralise(cell), safe);
+        }
     }
 }

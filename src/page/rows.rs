@@ -15,7 +15,7 @@ pub fn write(out: &mut Vec<u8>, table: &str, width: usize, id_col: Option<usize>
         tr {
             @for (i, cell) in row.cells(width).enumerate() {
                 @if Some(i) == id_col && !cell.is_empty() {
-                    td.id {
+                    td {
                         a href=(format!("/{}/{}", encode_segment(table), encode_segment(cell))) {
                             (cell)
                         }

@@ -2,20 +2,27 @@
 //! shown as problem documents or pages, tags of compressed bodies, and the
 //! seed client's quirk.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{header, HeaderValue, Uri};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri, Version};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::conditional::ENCODING_SUFFIXES;
+use super::metrics::Metrics;
 use super::negotiate::prefers_html;
 use super::problem::{html_page, Problem, PROBLEM_JSON};
 
-/// Logs one line per request: method, path, status, bytes, duration.
-pub async fn access_log(request: Request, next: Next) -> Response {
+/// Logs one line per request (method, path, status, bytes, duration) and
+/// counts it in the metrics.
+pub async fn access_log(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -23,11 +30,13 @@ pub async fn access_log(request: Request, next: Next) -> Response {
     let bytes = http_body::Body::size_hint(response.body())
         .exact()
         .map_or_else(|| "-".to_string(), |n| n.to_string());
+    let seconds = started.elapsed().as_secs_f64();
+    metrics.request(response.status().as_u16(), seconds);
     tracing::info!(
         target: "csvd::access",
         "{method} {path} {} {bytes} {:.1}ms",
         response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
+        seconds * 1000.0
     );
     response
 }
@@ -157,4 +166,127 @@ pub async fn server_header(request: Request, next: Next) -> Response {
         HeaderValue::from_static(concat!("csvd/", env!("CARGO_PKG_VERSION"))),
     );
     response
+}
+
+/// Refuses requests whose framing or addressing is ambiguous, before any
+/// handler sees them: a target over the limit (414), an absolute-form
+/// target (csvd is not a proxy), an HTTP/1.1 request without exactly one
+/// valid `Host`, a body with both `Content-Length` and `Transfer-Encoding`
+/// (the classic smuggling shape), and any transfer coding but a single
+/// `chunked` (501).
+pub async fn validate(State(max_uri): State<usize>, request: Request, next: Next) -> Response {
+    match check(&request, max_uri) {
+        Ok(()) => next.run(request).await,
+        Err(problem) => {
+            let mut response = problem.into_response();
+            // After a framing error the rest of the stream cannot be trusted.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+fn check(request: &Request, max_uri: usize) -> Result<(), Problem> {
+    let uri = request.uri();
+    let target_len = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target_len > max_uri {
+        return Err(Problem::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            format!("the request target is {target_len} bytes; the limit is {max_uri}"),
+        ));
+    }
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        return Err(Problem::bad_request(
+            "absolute-form request targets are refused (csvd is not a proxy): send the path only",
+        ));
+    }
+    let headers = request.headers();
+    let hosts: Vec<&HeaderValue> = headers.get_all(header::HOST).iter().collect();
+    if request.version() == Version::HTTP_11 && hosts.len() != 1 {
+        return Err(Problem::bad_request(format!(
+            "an HTTP/1.1 request needs exactly one Host header; this one has {}",
+            hosts.len()
+        )));
+    }
+    if let Some(host) = hosts.first() {
+        if !host.to_str().is_ok_and(valid_host) {
+            return Err(Problem::bad_request(
+                "the Host header is not a valid host[:port]",
+            ));
+        }
+    }
+    let codings: Vec<&str> = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("?"))
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if !codings.is_empty() {
+        if headers.contains_key(header::CONTENT_LENGTH) {
+            return Err(Problem::bad_request(
+                "both Content-Length and Transfer-Encoding were sent; send one",
+            ));
+        }
+        if codings.len() != 1 || !codings[0].eq_ignore_ascii_case("chunked") {
+            return Err(Problem::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "unsupported-transfer-coding",
+                format!(
+                    "transfer coding {:?} is not supported; only a single \"chunked\" is",
+                    codings.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `host[:port]` without user info; or the seed client's path-in-Host,
+/// which [`seed_path_in_host`] reads as the request's path.
+fn valid_host(host: &str) -> bool {
+    if host.starts_with('/') {
+        return true;
+    }
+    !host.is_empty()
+        && !host.contains('@')
+        && host
+            .parse::<axum::http::uri::Authority>()
+            .is_ok_and(|a| a.as_str() == host)
+}
+
+/// `Prefer: return=minimal` (RFC 7240) on a write: the answer keeps its
+/// status and headers (`Location`, `ETag`) but drops the body, and a 200
+/// becomes 204. Saves echoing back a bulk import of a million rows.
+pub async fn prefer_minimal(request: Request, next: Next) -> Response {
+    let write = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let minimal = write
+        && request
+            .headers()
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"));
+    let response = next.run(request).await;
+    if !minimal || !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    if parts.status == StatusCode::OK {
+        parts.status = StatusCode::NO_CONTENT;
+    }
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        "preference-applied",
+        HeaderValue::from_static("return=minimal"),
+    );
+    Response::from_parts(parts, Body::empty())
 }

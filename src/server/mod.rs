@@ -3,12 +3,17 @@
 //! It turns requests into store calls and store answers into responses; it
 //! never touches a file (the store does) and never holds a table's lock.
 
+mod access;
 mod conditional;
 mod dump;
+mod limits;
+mod metrics;
 mod middleware;
 mod negotiate;
 mod problem;
 mod routes;
+mod stream;
+mod tls;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -16,20 +21,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::middleware::from_fn;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::cli::{ServeArgs, SyncMode};
 use crate::store::{DirStore, Options, Store};
+pub use access::Access;
+pub use metrics::Metrics;
 pub use routes::AppState;
 
 /// Runs the server until SIGINT or SIGTERM, then finishes the requests in
@@ -56,21 +67,52 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The whole application: routes wrapped in their middleware.
-pub fn app(state: AppState) -> Router {
-    let max_body = state.max_body;
-    // Problems are read and rewritten before compression, which applies to
-    // the rewritten answer (a page for a browser) as to any other.
-    routes::router(state)
-        .layer(RequestBodyLimitLayer::new(max_body))
+/// The whole application: routes wrapped in their middleware, outermost
+/// last: access log, CORS, server name, compression, problem documents,
+/// request checks, time limit, access rules, body limit. Problems are read
+/// and rewritten before compression, which applies to the rewritten answer
+/// (a page for a browser) as to any other.
+pub fn app(state: AppState, args: &ServeArgs, access: Access) -> anyhow::Result<Router> {
+    let metrics = state.metrics.clone();
+    let mut router = routes::router(state)
+        .layer(RequestBodyLimitLayer::new(args.max_body))
+        .layer(from_fn(middleware::prefer_minimal))
+        .layer(from_fn_with_state(Arc::new(access), access::guard))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(args.request_timeout),
+        ))
+        .layer(from_fn_with_state(args.max_uri, middleware::validate))
         .layer(from_fn(middleware::problems))
         .layer(CompressionLayer::new())
         .layer(from_fn(middleware::tag_encodings))
-        .layer(from_fn(middleware::server_header))
-        .layer(from_fn(middleware::access_log))
+        .layer(from_fn(middleware::server_header));
+    if !args.cors.is_empty() {
+        router = router.layer(access::cors(&args.cors)?);
+    }
+    Ok(router.layer(from_fn_with_state(metrics, middleware::access_log)))
+}
+
+/// What every connection needs.
+#[derive(Clone)]
+struct Connections {
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    metrics: Arc<Metrics>,
+    greeting: Option<Arc<str>>,
+    dump: bool,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    max_header_bytes: usize,
+    max_headers: usize,
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let access = Access::from_args(&args)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let options = Options {
         sync: args.sync == SyncMode::Always,
         settle: Duration::from_secs(args.checkpoint_after),
@@ -82,24 +124,55 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = store;
-    let router = app(AppState {
-        store: store.clone(),
-        max_body: args.max_body,
-    });
+    crate::codec::repr::set_csv_safe(args.csv_safe);
+    let metrics = Arc::new(Metrics::default());
+    let router = app(
+        AppState {
+            store: store.clone(),
+            views: Arc::default(),
+            max_body: args.max_body,
+            body_timeout: Duration::from_secs(args.body_timeout),
+            metrics: metrics.clone(),
+        },
+        &args,
+        access,
+    )?;
     let listener = TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // The first line on stdout names the address (tests and scripts read it).
-    println!("csvd listening on http://{addr}");
-    tracing::info!(data_dir = %args.data_dir.display(), "serving on http://{addr}");
+    println!("csvd listening on {scheme}://{addr}");
+    tracing::info!(data_dir = %args.data_dir.display(), "serving on {scheme}://{addr}");
 
+    let connections = Connections {
+        router,
+        tls,
+        metrics,
+        greeting: args.greeting.as_deref().map(Arc::from),
+        dump: args.dump,
+        header_timeout: Duration::from_secs(args.header_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        max_header_bytes: args.max_header_bytes,
+        max_headers: args.max_headers,
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.max_connections));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => accept(stream, peer, &args, &router, &graceful).await,
+                Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let task = connection(stream, peer, permit, connections.clone(), graceful.watcher());
+                        tokio::spawn(task);
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "connection limit reached; answering 503");
+                        tokio::spawn(limits::refuse(stream));
+                    }
+                },
                 Err(err) => {
                     // Out of file descriptors and the like: pause rather than spin.
                     tracing::warn!("accept failed: {err}");
@@ -124,49 +197,62 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn accept(
+/// One connection, from accept to close; holds its slot until it ends.
+async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
-    args: &ServeArgs,
-    router: &Router,
-    graceful: &GracefulShutdown,
+    _slot: OwnedSemaphorePermit,
+    ctx: Connections,
+    watcher: Watcher,
 ) {
     let _ = stream.set_nodelay(true);
-    if let Some(greeting) = &args.greeting {
-        if stream.write_all(greeting.as_bytes()).await.is_err() {
-            return;
-        }
+    ctx.metrics.connection_opened();
+    if let Some(greeting) = &ctx.greeting {
+        let _ = stream.write_all(greeting.as_bytes()).await;
     }
-    let timeout = Duration::from_secs(args.header_timeout);
-    if args.dump {
-        spawn_connection(dump::Dump::new(stream, peer), router, graceful, timeout);
+    let stream = limits::Idle::new(stream, ctx.idle_timeout);
+    match &ctx.tls {
+        Some(acceptor) => {
+            match tokio::time::timeout(ctx.header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => http(tls, peer, &ctx, watcher).await,
+                Ok(Err(err)) => tracing::debug!(%peer, "TLS handshake failed: {err}"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+        None => http(stream, peer, &ctx, watcher).await,
+    }
+    ctx.metrics.connection_closed();
+}
+
+/// Serves HTTP/1.1 on a connection until it closes.
+async fn http<IO>(io: IO, peer: SocketAddr, ctx: &Connections, watcher: Watcher)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if ctx.dump {
+        serve_http(dump::Dump::new(io, peer), ctx, watcher).await;
     } else {
-        spawn_connection(stream, router, graceful, timeout);
+        serve_http(io, ctx, watcher).await;
     }
 }
 
-fn spawn_connection<IO>(
-    io: IO,
-    router: &Router,
-    graceful: &GracefulShutdown,
-    header_timeout: Duration,
-) where
+async fn serve_http<IO>(io: IO, ctx: &Connections, watcher: Watcher)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = ServiceBuilder::new()
         .map_request(middleware::seed_path_in_host::<Incoming>)
-        .service(router.clone());
+        .service(ctx.router.clone());
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(ctx.header_timeout)
+        .max_header_size(ctx.max_header_bytes)
+        .max_headers(ctx.max_headers)
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-    let connection = graceful.watch(connection);
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::debug!("connection ended: {err}");
-        }
-    });
+    if let Err(err) = watcher.watch(connection).await {
+        tracing::debug!("connection ended: {err}");
+    }
 }
 
 async fn shutdown_signal() {

@@ -51,6 +51,14 @@ impl Problem {
         problem
     }
 
+    /// The same problem with another detail.
+    pub fn with_detail(self, detail: impl Into<String>) -> Problem {
+        Problem {
+            detail: detail.into(),
+            ..self
+        }
+    }
+
     /// A write's error: an unreadable table file is a conflict to resolve
     /// (fix or replace the file), not a server fault.
     pub fn for_write(self) -> Problem {

@@ -1,31 +1,24 @@
 //! The HTTP API: `/`, `/<table>` and `/<table>/<id>`, each method mapped to
-//! one store call. Handlers parse (negotiate, read the body), call the store
-//! on a blocking thread, and render; they never see a file.
+//! one store call. Handlers parse (negotiate, read the body), call the store,
+//! wait for a write to be durable, and render; they never see a file.
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use bytes::Bytes;
 
 use super::conditional::{etag, expectations, not_modified};
 use super::negotiate::{negotiate, prefers_html};
 use super::problem::Problem;
+use super::stream::Rows;
 use crate::codec::body::{self, Parsed};
-use crate::codec::repr::{self, encode_segment, Format, RowWriter};
-use crate::page::{self, TablePage};
-use crate::store::{Pending, Row, Snapshot, Store, TableInfo, Written};
-
-/// Tables of more rows than this are streamed in chunks rather than
-/// rendered whole, so a request's memory stays bounded.
-const STREAM_ABOVE_ROWS: usize = 1_000;
-/// Target size of one streamed chunk: large enough to amortise the
-/// per-chunk cost, small enough to keep per-request memory low.
-const CHUNK_BYTES: usize = 64 * 1024;
+use crate::codec::repr::{self, encode_segment, Format};
+use crate::page::{self, Address, TablePage};
+use crate::query::{self, Views};
+use crate::store::{Pending, Row, Store, TableInfo, Written};
 
 const ALLOW_ROOT: &str = "GET, HEAD, OPTIONS";
 const ALLOW_TABLE: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
@@ -35,7 +28,12 @@ const ALLOW_ROW: &str = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS";
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The tables as queries see them, kept between requests.
+    pub views: Arc<Views>,
     pub max_body: usize,
+    /// Time a client has to send a whole body (408 after).
+    pub body_timeout: std::time::Duration,
+    pub metrics: Arc<super::Metrics>,
 }
 
 type Answer = Result<Response, Problem>;
@@ -46,7 +44,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", any(root))
         .route("/_health", get(health))
         .route("/_assets/{name}", get(asset))
+        .route("/_metrics", get(metrics))
         .route("/{table}", any(table))
+        // `/people/` is `/people`, as json-server users type it.
+        .route("/{table}/", any(table))
         .route("/{table}/{id}", any(row))
         .fallback(no_route)
         .with_state(state)
@@ -57,6 +58,19 @@ async fn no_route(request: Request) -> Problem {
         "no resource at {}; the routes are /, /<table> and /<table>/<id>",
         request.uri().path()
     ))
+}
+
+async fn metrics(State(state): State<AppState>) -> Answer {
+    let tables = read(&state, |store| store.tables())?;
+    let text = state.metrics.render(&tables, state.store.stats());
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn health() -> Response {
@@ -314,6 +328,8 @@ fn list_version(tables: &[TableInfo]) -> u64 {
     hasher.digest()
 }
 
+/// `GET /<table>?<query>`: the rows a query selects, in any representation,
+/// streamed when there are many.
 async fn get_table(
     state: AppState,
     name: String,
@@ -322,77 +338,78 @@ async fn get_table(
 ) -> Answer {
     let format = choose(request.headers(), suffix)?;
     let title = name.clone();
-    let snapshot = read(&state, |store| store.read(&name))?;
-    let tag = etag(snapshot.version, request.uri().query(), format);
+    let view = read(&state, |store| state.views.get(store, &name))?;
+    let raw_query = request.uri().query().unwrap_or_default();
+    // A browser's page holds one page of rows unless its address names a window.
+    let asked = match format {
+        Format::Html => Address::paged(raw_query),
+        _ => raw_query.to_string(),
+    };
+    let query = query::parse(&asked, &view.snapshot.columns)
+        .map_err(|err| Problem::bad_request(err.to_string()))?;
+    let tag = etag(view.snapshot.version, Some(raw_query), format);
     let mut headers = content(format, suffix.is_none(), &tag);
-    last_modified(&mut headers, snapshot.modified);
+    last_modified(&mut headers, view.snapshot.modified);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if not_modified(request.headers(), &tag, Some(snapshot.modified)) {
+    if not_modified(request.headers(), &tag, Some(view.snapshot.modified)) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
-    let total = snapshot.rows.len();
-    if let Ok(value) = HeaderValue::from_str(&total.to_string()) {
+    let (query, selection) = if query.is_plain() {
+        let selection = query::select(&query, &view);
+        (query, selection)
+    } else {
+        // Filtering and sorting may read every row: off the async workers.
+        let view = view.clone();
+        tokio::task::spawn_blocking(move || {
+            let selection = query::select(&query, &view);
+            (query, selection)
+        })
+        .await
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("a query task failed: {e}"),
+            )
+        })?
+    };
+    if let Ok(value) = HeaderValue::from_str(&selection.total.to_string()) {
         headers.insert("x-total-count", value);
     }
-    // A browser's page is drawn around the rows, which stream between its halves.
+    let path = request.uri().path();
+    if let Some(value) = query::links(path, &asked, query.window, selection.total)
+        .and_then(|links| HeaderValue::from_str(&links).ok())
+    {
+        headers.insert(header::LINK, value);
+    }
+    // A browser's page is drawn around its rows, which stream between its halves.
     let frame = (format == Format::Html).then(|| {
+        let snapshot = &view.snapshot;
+        let shown: Vec<String> = match &query.fields {
+            Some(fields) => fields
+                .iter()
+                .map(|&c| snapshot.columns[c].clone())
+                .collect(),
+            None => snapshot.columns.to_vec(),
+        };
         TablePage {
             name: &title,
             columns: &snapshot.columns,
-            shown: &snapshot.columns,
+            shown: &shown,
             id_column: snapshot.id_col.map(|c| snapshot.columns[c].as_str()),
             tag: &tag,
-            rows: total,
-            matching: total,
+            rows: snapshot.rows.len(),
+            matching: selection.total,
             modified: snapshot.modified,
-            query: request.uri().query().unwrap_or_default(),
+            query: &asked,
         }
         .frame()
     });
-    let body = if total <= STREAM_ABOVE_ROWS {
-        Body::from(repr::render_rows(
-            format,
-            &snapshot.columns,
-            snapshot.id_col,
-            &title,
-            snapshot.rows.iter().map(|r| r.as_ref()),
-        ))
-    } else {
-        stream_rows(format, snapshot, title)
-    };
+    let rows = Rows::new(view, selection.picked, query.fields).into_body(format, &title);
     match frame {
-        Some(frame) => Ok((headers, page::table_body(frame, body)).into_response()),
-        None => Ok((headers, body).into_response()),
+        Some(frame) => Ok((headers, page::table_body(frame, rows)).into_response()),
+        None => Ok((headers, rows).into_response()),
     }
-}
-
-/// Streams a snapshot's rows in chunks of about [`CHUNK_BYTES`].
-fn stream_rows(format: Format, snapshot: Snapshot, title: String) -> Body {
-    let writer = RowWriter::new(format, snapshot.columns.clone(), snapshot.id_col, &title);
-    let state = (writer, snapshot.rows, 0usize, false);
-    let stream =
-        futures_util::stream::unfold(state, |(mut writer, rows, mut next, done)| async move {
-            if done {
-                return None;
-            }
-            let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
-            if next == 0 {
-                writer.begin(&mut chunk);
-            }
-            while next < rows.len() && chunk.len() < CHUNK_BYTES {
-                writer.row(&mut chunk, &rows[next]);
-                next += 1;
-            }
-            let finished = next >= rows.len();
-            if finished {
-                writer.end(&mut chunk);
-            }
-            Some((
-                Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
-                (writer, rows, next, finished),
-            ))
-        });
-    Body::from_stream(stream)
 }
 
 async fn get_row(
@@ -450,8 +467,19 @@ async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Par
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let kind = body::kind_of(content_type)?;
-    let bytes = axum::body::to_bytes(body, state.max_body)
+    let reading = axum::body::to_bytes(body, state.max_body);
+    let bytes = tokio::time::timeout(state.body_timeout, reading)
         .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                format!(
+                    "the body did not arrive within {} s",
+                    state.body_timeout.as_secs()
+                ),
+            )
+        })?
         .map_err(|err| {
             if is_too_large(&err) {
                 too_large(state.max_body)

@@ -29,7 +29,7 @@ use super::table::{validate_id, Table};
 use super::wal::{Op, Wal};
 use super::{
     validate_table_name, Error, Expect, Fields, Pending, Result, RowView, Snapshot, Store,
-    TableInfo, Written,
+    StoreStats, TableInfo, Written,
 };
 
 /// How the store makes writes durable.
@@ -74,6 +74,8 @@ pub struct DirStore {
     checkpointing: Mutex<()>,
     /// Whether any table has changes not yet in its file.
     any_dirty: AtomicBool,
+    /// Checkpoints completed.
+    checkpoints: AtomicU64,
     /// Milliseconds since `started` of the last write.
     last_write_ms: AtomicU64,
     started: Instant,
@@ -150,6 +152,7 @@ impl DirStore {
             world: RwLock::new(()),
             checkpointing: Mutex::new(()),
             any_dirty: AtomicBool::new(false),
+            checkpoints: AtomicU64::new(0),
             last_write_ms: AtomicU64::new(0),
             started: Instant::now(),
             _lock: lock,
@@ -422,6 +425,7 @@ impl DirStore {
             for segment in old_segments {
                 fs::remove_file(&segment)?;
             }
+            self.checkpoints.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -624,6 +628,10 @@ impl Store for DirStore {
         })
     }
 
+    fn version(&self, name: &str) -> Result<u64> {
+        self.with_read(name, |state| Ok(loaded(name, state)?.version))
+    }
+
     fn row(&self, name: &str, id: &str) -> Result<RowView> {
         self.with_read(name, |state| {
             let table = loaded(name, state)?;
@@ -806,5 +814,14 @@ impl Store for DirStore {
         self.checkpoint()?;
         self.wal.close();
         Ok(())
+    }
+
+    fn stats(&self) -> StoreStats {
+        let (log_bytes, fsyncs) = self.wal.totals();
+        StoreStats {
+            log_bytes,
+            fsyncs,
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+        }
     }
 }

@@ -17,6 +17,7 @@ use std::time::SystemTime;
 pub use dir::{DirStore, Options};
 pub use file::{parse as parse_csv, write_csv, Layout};
 pub use row::Row;
+pub use wal::{decode as decode_log, Decoded};
 
 /// The fields of one record as given by a client, in the order given.
 /// A field whose value is empty is stored as an empty cell.
@@ -92,6 +93,17 @@ impl Expect {
         }
         Ok(())
     }
+}
+
+/// Counters of the storage engine, for monitoring.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreStats {
+    /// Bytes appended to the write-ahead log.
+    pub log_bytes: u64,
+    /// fsyncs of the log.
+    pub fsyncs: u64,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
 }
 
 /// What the table list shows of one table.
@@ -171,6 +183,12 @@ pub trait Store: Send + Sync + 'static {
     fn tables(&self) -> Result<Vec<TableInfo>>;
     /// A whole table.
     fn read(&self, table: &str) -> Result<Snapshot>;
+    /// The current version of a table (as in its [`Snapshot`]), without
+    /// copying its rows: readers keep a snapshot, and what they derived from
+    /// it, until this changes. Implementations should answer it cheaply.
+    fn version(&self, table: &str) -> Result<u64> {
+        Ok(self.read(table)?.version)
+    }
     /// One row.
     fn row(&self, table: &str, id: &str) -> Result<RowView>;
     /// Creates rows (creating the table if needed); `expect` is checked
@@ -211,6 +229,8 @@ pub trait Store: Send + Sync + 'static {
     fn delete_table(&self, table: &str, expect: &Expect) -> Result<Pending<()>>;
     /// Brings every file up to date before the process exits.
     fn flush(&self) -> Result<()>;
+    /// Counters for monitoring.
+    fn stats(&self) -> StoreStats;
 }
 
 /// Checks a table name before it can touch the disk.

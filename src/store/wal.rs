@@ -14,6 +14,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::row::Row;
@@ -236,6 +237,9 @@ pub struct Wal {
     synced: Condvar,
     /// The same news for async waiters ([`Ticket`]).
     progress: tokio::sync::watch::Sender<Progress>,
+    /// Totals for monitoring: bytes written and fsyncs.
+    written: AtomicU64,
+    syncs: AtomicU64,
 }
 
 /// How far the log is durable, as async waiters see it.
@@ -329,6 +333,8 @@ impl Wal {
             work: Condvar::new(),
             synced: Condvar::new(),
             progress: tokio::sync::watch::Sender::new(Progress::default()),
+            written: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
         });
         let worker = wal.clone();
         std::thread::Builder::new()
@@ -380,6 +386,14 @@ impl Wal {
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// Bytes written and fsyncs done since the log was opened.
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.written.load(Ordering::Relaxed),
+            self.syncs.load(Ordering::Relaxed),
+        )
     }
 
     /// Bytes written to the current segment.
@@ -448,6 +462,11 @@ impl Wal {
             state.file = Some(file);
             match result {
                 Ok(()) => {
+                    self.written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    if self.sync {
+                        self.syncs.fetch_add(1, Ordering::Relaxed);
+                    }
                     state.durable = upto;
                     state.segment_bytes += batch.len() as u64;
                     self.progress.send_replace(Progress {

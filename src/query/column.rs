@@ -1,0 +1,81 @@
+//! One column's cells copied into a single buffer, in row order.
+//!
+//! Rows live in separate allocations, so reading one cell of each row of a
+//! large table costs a cache miss per row; a scan of a copied column reads
+//! memory in order, several times faster. Filters and sorts read their
+//! columns through [`Cells`], which uses the copy when there is one.
+
+use std::sync::Arc;
+
+use crate::store::Row;
+
+/// The cells of one column, back to back.
+#[derive(Debug)]
+pub struct Column {
+    text: String,
+    /// End offset of each cell in `text`.
+    ends: Vec<u32>,
+}
+
+impl Column {
+    /// Copies a column; `None` when its text would not fit 32-bit offsets
+    /// (4 GiB), in which case it is read from the rows.
+    pub fn copy(rows: &[Arc<Row>], column: usize) -> Option<Column> {
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(rows.len());
+        for row in rows {
+            text.push_str(row.get(column));
+            ends.push(u32::try_from(text.len()).ok()?);
+        }
+        text.shrink_to_fit();
+        Some(Column { text, ends })
+    }
+
+    fn get(&self, position: usize) -> &str {
+        let end = self.ends[position] as usize;
+        let start = match position {
+            0 => 0,
+            _ => self.ends[position - 1] as usize,
+        };
+        &self.text[start..end]
+    }
+}
+
+/// Where the cells of one column of a snapshot are read from.
+#[derive(Clone, Copy)]
+pub enum Cells<'a> {
+    Copied(&'a Column),
+    Rows(&'a [Arc<Row>], usize),
+}
+
+impl<'a> Cells<'a> {
+    /// The cell of the row at `position` of the snapshot.
+    #[inline]
+    pub fn get(self, position: u32) -> &'a str {
+        match self {
+            Cells::Copied(column) => column.get(position as usize),
+            Cells::Rows(rows, column) => rows[position as usize].get(column),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_read_like_rows() {
+        let rows: Vec<Arc<Row>> = [vec!["1", "a"], vec!["2"], vec!["3", "é,\n"], vec![]]
+            .into_iter()
+            .map(|cells| Arc::new(Row::from_cells(cells)))
+            .collect();
+        let column = Column::copy(&rows, 1).unwrap();
+        for position in 0..rows.len() as u32 {
+            assert_eq!(
+                Cells::Copied(&column).get(position),
+                Cells::Rows(&rows, 1).get(position)
+            );
+        }
+        assert_eq!(Cells::Copied(&column).get(2), "é,\n");
+    }
+}

@@ -1,0 +1,302 @@
+//! Reading a query string into a [`Query`], checked against the table's
+//! columns so that every mistake is a precise 400 before a row is read.
+
+use std::collections::HashMap;
+
+use super::compare::{Op, Operand};
+use super::filter::{like, Filter, Search, Test};
+use super::sort::SortKey;
+use super::window::Window;
+
+/// The parameters that are not column names.
+const RESERVED: [&str; 9] = [
+    "q",
+    "_sort",
+    "_order",
+    "_page",
+    "_limit",
+    "_per_page",
+    "_start",
+    "_end",
+    "_fields",
+];
+
+/// Operator suffixes of column parameters, and what they mean.
+const SUFFIXES: [(&str, Kind); 6] = [
+    ("_ne", Kind::NotEquals),
+    ("_lt", Kind::Compare(Op::Lt)),
+    ("_lte", Kind::Compare(Op::Lte)),
+    ("_gt", Kind::Compare(Op::Gt)),
+    ("_gte", Kind::Compare(Op::Gte)),
+    ("_like", Kind::Like),
+];
+
+/// A parsed query: which rows, in which order, which part, which columns.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// All must accept a row.
+    pub filters: Vec<Filter>,
+    pub search: Option<Search>,
+    pub sort: Vec<SortKey>,
+    pub window: Window,
+    /// The columns to show, in this order; `None` for all.
+    pub fields: Option<Vec<usize>>,
+}
+
+impl Query {
+    /// Whether the answer is the table as it is (only a window, at most).
+    pub fn is_plain(&self) -> bool {
+        self.filters.is_empty() && self.search.is_none() && self.sort.is_empty()
+    }
+}
+
+/// A query the server cannot answer, said so a person can fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Equals,
+    NotEquals,
+    Compare(Op),
+    Like,
+}
+
+/// Parses the raw query string of `GET /<table>?…` (percent-encoded, `+`
+/// for space) against the table's columns.
+pub fn parse(raw: &str, columns: &[String]) -> Result<Query, QueryError> {
+    let mut query = Query::default();
+    // Column parameters in the order first given, with their values.
+    let mut groups: Vec<((usize, Kind), Vec<String>)> = Vec::new();
+    let mut reserved: HashMap<&'static str, Vec<String>> = HashMap::new();
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        if key.is_empty() || key == "_" {
+            // `_` is the cache-buster some HTTP libraries append.
+            continue;
+        }
+        if let Some(name) = RESERVED.iter().find(|r| **r == key) {
+            reserved.entry(name).or_default().push(value.into_owned());
+            continue;
+        }
+        let target = resolve(&key, columns)?;
+        match groups.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, values)) => values.push(value.into_owned()),
+            None => groups.push((target, vec![value.into_owned()])),
+        }
+    }
+    for ((column, kind), values) in groups {
+        query.filters.push(filter(column, kind, values, columns)?);
+    }
+    // Like json-server, the first `q` counts.
+    if let Some(text) = reserved.get("q").and_then(|v| v.first()) {
+        query.search = Search::new(text)
+            .map_err(|e| QueryError(format!("q: cannot search for this text: {e}")))?;
+    }
+    let single = |name: &str| once(&reserved, name);
+    if let Some(sort) = single("_sort")? {
+        query.sort = super::sort::keys(sort, single("_order")?, columns).map_err(QueryError)?;
+    } else if let Some(order) = single("_order")? {
+        // `_order` alone changes nothing, but a wrong one is still wrong.
+        super::sort::directions(order).map_err(QueryError)?;
+    }
+    query.window = Window::from_params(
+        single("_page")?,
+        match (single("_limit")?, single("_per_page")?) {
+            (Some(_), Some(_)) => {
+                return Err(QueryError(
+                    "give _limit or _per_page (the same thing), not both".into(),
+                ))
+            }
+            (limit, per_page) => limit
+                .map(|l| ("_limit", l))
+                .or(per_page.map(|p| ("_per_page", p))),
+        },
+        single("_start")?,
+        single("_end")?,
+    )
+    .map_err(QueryError)?;
+    if let Some(fields) = single("_fields")? {
+        query.fields = Some(field_list(fields, columns)?);
+    }
+    Ok(query)
+}
+
+/// The one value of a parameter that may be given once.
+fn once<'a>(
+    reserved: &'a HashMap<&'static str, Vec<String>>,
+    name: &str,
+) -> Result<Option<&'a str>, QueryError> {
+    match reserved.get(name).map(Vec::as_slice) {
+        None | Some([]) => Ok(None),
+        Some([value]) => Ok(Some(value)),
+        Some(_) => Err(QueryError(format!(
+            "{name} is given more than once; give it once (lists are comma-separated: {name}=a,b)"
+        ))),
+    }
+}
+
+/// Which column and operator a parameter names. A column whose name ends
+/// like an operator (`price_lt`) is taken as the column.
+fn resolve(key: &str, columns: &[String]) -> Result<(usize, Kind), QueryError> {
+    if let Some(i) = position(columns, key) {
+        return Ok((i, Kind::Equals));
+    }
+    let suffixed = SUFFIXES
+        .iter()
+        .find_map(|(suffix, kind)| Some((key.strip_suffix(suffix)?, *kind)));
+    if let Some((stem, kind)) = suffixed {
+        return match position(columns, stem) {
+            Some(i) => Ok((i, kind)),
+            None => Err(no_column(stem, Some(key), columns)),
+        };
+    }
+    if key.starts_with('_') {
+        return Err(QueryError(format!(
+            "unknown parameter {key:?}; the parameters are q, _sort, _order, _page, _limit \
+             (or _per_page), _start, _end, _fields, and a column name alone or with \
+             _ne, _lt, _lte, _gt, _gte or _like"
+        )));
+    }
+    Err(no_column(key, None, columns))
+}
+
+fn position(columns: &[String], name: &str) -> Option<usize> {
+    columns.iter().position(|c| c == name)
+}
+
+/// "no column X; columns are …", the error for every unknown column name.
+pub fn no_column(name: &str, param: Option<&str>, columns: &[String]) -> QueryError {
+    let from = param.map(|p| format!(" (in {p})")).unwrap_or_default();
+    let list = if columns.is_empty() {
+        "the table has no columns".to_string()
+    } else {
+        format!("columns are {}", columns.join(", "))
+    };
+    QueryError(format!("no column {name:?}{from}; {list}"))
+}
+
+fn filter(
+    column: usize,
+    kind: Kind,
+    values: Vec<String>,
+    columns: &[String],
+) -> Result<Filter, QueryError> {
+    let test = match kind {
+        Kind::Equals => Test::Equals(values),
+        Kind::NotEquals => Test::NotEquals(values),
+        Kind::Compare(op) => Test::Compare(op, values.into_iter().map(Operand::new).collect()),
+        Kind::Like => Test::Like(
+            values
+                .iter()
+                .map(|pattern| {
+                    like(pattern).map_err(|e| {
+                        QueryError(format!(
+                            "{}_like: {pattern:?} is not a valid regular expression: {e}",
+                            columns[column]
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    Ok(Filter { column, test })
+}
+
+/// `_fields=name,age` → column positions, each once, in the order given.
+fn field_list(list: &str, columns: &[String]) -> Result<Vec<usize>, QueryError> {
+    let mut fields = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let i = position(columns, name).ok_or_else(|| no_column(name, Some("_fields"), columns))?;
+        if !fields.contains(&i) {
+            fields.push(i);
+        }
+    }
+    if fields.is_empty() {
+        return Err(QueryError(
+            "_fields names no column; give a comma-separated list, like _fields=id,name".into(),
+        ));
+    }
+    Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Row;
+
+    fn cols() -> Vec<String> {
+        ["id", "name", "age", "price_lt", "first_name"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    }
+
+    fn err(raw: &str) -> String {
+        parse(raw, &cols()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn column_parameters_become_filters() {
+        let q = parse("name=kim&name=lee&age_gte=30&first_name_like=^k", &cols()).unwrap();
+        assert_eq!(q.filters.len(), 3);
+        assert!(matches!(&q.filters[0].test, Test::Equals(v) if v == &["kim", "lee"]));
+        assert_eq!(q.filters[1].column, 2);
+        assert!(
+            matches!(&q.filters[1].test, Test::Compare(Op::Gte, o) if o[0].number == Some(30.0))
+        );
+        assert_eq!(q.filters[2].column, 4);
+        let row = Row::from_cells(["1", "kim", "30", "", "Kate"]);
+        assert!(q.filters.iter().all(|f| f.accepts(row.get(f.column))));
+    }
+
+    #[test]
+    fn a_column_named_like_an_operator_wins() {
+        let q = parse("price_lt=5", &cols()).unwrap();
+        assert_eq!(q.filters[0].column, 3);
+        assert!(matches!(q.filters[0].test, Test::Equals(_)));
+    }
+
+    #[test]
+    fn decoding_follows_forms() {
+        let q = parse("name=kim+lee&name=a%26b", &cols()).unwrap();
+        assert!(matches!(&q.filters[0].test, Test::Equals(v) if v == &["kim lee", "a&b"]));
+        assert!(parse("&&_=123&", &cols()).unwrap().is_plain());
+    }
+
+    #[test]
+    fn unknown_names_are_precise() {
+        assert_eq!(
+            err("nme=kim"),
+            "no column \"nme\"; columns are id, name, age, price_lt, first_name"
+        );
+        assert!(err("nme_like=k").starts_with("no column \"nme\" (in nme_like);"));
+        assert!(err("_embed=posts").contains("unknown parameter \"_embed\""));
+        assert!(err("_fields=id,nope").starts_with("no column \"nope\" (in _fields)"));
+        assert!(err("_sort=nope").starts_with("no column \"nope\" (in _sort)"));
+    }
+
+    #[test]
+    fn bad_values_are_precise() {
+        assert!(err("name_like=(").contains("name_like: \"(\" is not a valid regular expression"));
+        assert!(err("_page=x").contains("_page"));
+        assert!(err("_sort=id&_sort=name").contains("more than once"));
+        assert!(err("_order=up").contains("asc or desc"));
+        assert!(err("_limit=1&_per_page=2").contains("not both"));
+    }
+
+    #[test]
+    fn fields_keep_their_order_once() {
+        let q = parse("_fields=age,id,age", &cols()).unwrap();
+        assert_eq!(q.fields, Some(vec![2, 0]));
+        assert!(err("_fields=").contains("names no column"));
+    }
+
+    #[test]
+    fn search_takes_the_first_q() {
+        let q = parse("q=kim&q=lee", &cols()).unwrap();
+        let search = q.search.unwrap();
+        assert!(search.accepts(&Row::from_cells(["1", "KIM"]), 2));
+        assert!(!search.accepts(&Row::from_cells(["1", "lee"]), 2));
+    }
+}

@@ -1,0 +1,177 @@
+//! The tables as queries see them: the latest [`Snapshot`] of each table
+//! read, with column indexes built on demand, kept until the table's
+//! version changes.
+//!
+//! Taking a snapshot copies a handle per row (a million for a large table);
+//! keeping it means a read costs one version check, and what one query
+//! derived serves the next ones: copies of the columns it filtered or
+//! sorted on, and indexes of the columns it looked up by value. The price
+//! is memory: one handle list per table (8 bytes a row), copies of the
+//! columns queries use (their text and 4 bytes a row), indexes (4 bytes a
+//! row), and old rows staying alive until the table is read again after a
+//! write.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use super::column::{Cells, Column};
+use super::index::ColumnIndex;
+use crate::store::{self, Snapshot, Store};
+
+/// Tables smaller than this are read from their rows: a scan of them takes
+/// microseconds, less than keeping a column copy or an index would be worth.
+const DERIVE_MIN_ROWS: usize = 10_000;
+/// Equality filters on a column, at one version, before it gets an index.
+/// The first is answered by a scan and may be a one-off; a second suggests
+/// more will come.
+const INDEX_AFTER_USES: u32 = 2;
+
+/// One snapshot of a table and the indexes built on it.
+pub struct TableView {
+    pub snapshot: Snapshot,
+    indexes: Vec<IndexSlot>,
+}
+
+/// What is derived from one column, each part when first needed.
+#[derive(Default)]
+struct IndexSlot {
+    copy: OnceLock<Option<Column>>,
+    uses: AtomicU32,
+    building: AtomicBool,
+    ready: OnceLock<ColumnIndex>,
+}
+
+impl TableView {
+    pub fn new(snapshot: Snapshot) -> TableView {
+        let indexes = snapshot
+            .columns
+            .iter()
+            .map(|_| IndexSlot::default())
+            .collect();
+        TableView { snapshot, indexes }
+    }
+
+    /// Where to read a column's cells: a copy of the column in a large
+    /// table (made by the first query that needs it, at the cost of one
+    /// scan), else the rows.
+    pub fn cells(&self, column: usize) -> Cells<'_> {
+        let rows = &self.snapshot.rows;
+        let copy = self
+            .indexes
+            .get(column)
+            .filter(|_| rows.len() >= DERIVE_MIN_ROWS)
+            .and_then(|slot| {
+                slot.copy
+                    .get_or_init(|| Column::copy(rows, column))
+                    .as_ref()
+            });
+        match copy {
+            Some(copy) => Cells::Copied(copy),
+            None => Cells::Rows(rows, column),
+        }
+    }
+
+    /// The index of a column, if it is built.
+    pub fn index(&self, column: usize) -> Option<&ColumnIndex> {
+        self.indexes.get(column)?.ready.get()
+    }
+
+    /// Notes an equality filter on `column`; once a column has been
+    /// filtered often enough, builds its index on a background thread so
+    /// that no request waits for it (requests scan until it is ready).
+    pub fn note_equality(self: &Arc<Self>, column: usize) {
+        let Some(slot) = self.indexes.get(column) else {
+            return;
+        };
+        if self.snapshot.rows.len() < DERIVE_MIN_ROWS || slot.ready.get().is_some() {
+            return;
+        }
+        let uses = slot.uses.fetch_add(1, Ordering::Relaxed) + 1;
+        if uses < INDEX_AFTER_USES || slot.building.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let view = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("csvd-index".into())
+            .spawn(move || {
+                let index = ColumnIndex::build(view.cells(column), view.snapshot.rows.len());
+                let _ = view.indexes[column].ready.set(index);
+            });
+        if let Err(err) = spawned {
+            // Queries keep scanning; a later one tries again.
+            tracing::warn!("cannot start building an index: {err}");
+            slot.building.store(false, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+impl TableView {
+    /// Builds a column's index at once, so tests can compare it with scans.
+    pub fn index_now(&self, column: usize) {
+        let index = ColumnIndex::build(self.cells(column), self.snapshot.rows.len());
+        let _ = self.indexes[column].ready.set(index);
+    }
+}
+
+/// The latest view of every table that was queried.
+#[derive(Default)]
+pub struct Views {
+    tables: Mutex<HashMap<String, Arc<TableView>>>,
+}
+
+impl Views {
+    /// The current view of a table: the kept one if the table has not
+    /// changed since, else a fresh snapshot. Blocking, like the store.
+    pub fn get(&self, store: &dyn Store, table: &str) -> store::Result<Arc<TableView>> {
+        let version = match store.version(table) {
+            Ok(version) => version,
+            Err(err) => {
+                self.lock().remove(table);
+                return Err(err);
+            }
+        };
+        if let Some(view) = self.lock().get(table) {
+            if view.snapshot.version == version {
+                return Ok(view.clone());
+            }
+        }
+        let view = Arc::new(TableView::new(store.read(table)?));
+        self.lock().insert(table.to_string(), view.clone());
+        Ok(view)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TableView>>> {
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DirStore, Expect, Options};
+
+    #[test]
+    fn views_are_kept_until_the_table_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::open(dir.path(), "id", Options::default()).unwrap();
+        let store = store.as_ref();
+        let fields = |name: &str| vec![("name".to_string(), name.to_string())];
+        store
+            .insert("t", vec![fields("kim")], &Expect::none())
+            .unwrap();
+        let views = Views::default();
+        let first = views.get(store, "t").unwrap();
+        assert!(Arc::ptr_eq(&first, &views.get(store, "t").unwrap()));
+        store
+            .insert("t", vec![fields("lee")], &Expect::none())
+            .unwrap();
+        let second = views.get(store, "t").unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.snapshot.rows.len(), 2);
+        store.delete_table("t", &Expect::none()).unwrap();
+        assert!(views.get(store, "t").is_err());
+        assert!(views.lock().is_empty());
+    }
+}

@@ -1,0 +1,153 @@
+//! Who may do what: `--read-only`, the bearer token (`--token`, for writes,
+//! or for everything with `--private`) and CORS for browser origins.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::problem::Problem;
+
+/// The access rules of one server.
+#[derive(Debug, Default)]
+pub struct Access {
+    pub read_only: bool,
+    pub token: Option<String>,
+    pub private: bool,
+}
+
+impl Access {
+    /// Reads the token from `--token`/`CSVD_TOKEN` or from a file.
+    pub fn from_args(args: &crate::cli::ServeArgs) -> anyhow::Result<Access> {
+        let token = match (&args.token, &args.token_file) {
+            (Some(token), _) => Some(token.trim().to_string()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot read --token-file {}: {e}", path.display())
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        if token.as_deref() == Some("") {
+            anyhow::bail!("the token is empty");
+        }
+        if args.private && token.is_none() {
+            anyhow::bail!("--private needs a token (--token, CSVD_TOKEN or --token-file)");
+        }
+        Ok(Access {
+            read_only: args.read_only,
+            token,
+            private: args.private,
+        })
+    }
+}
+
+fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Refuses writes on a read-only server (405) and requests without the
+/// token where one is required (401). Liveness (`/_health`) stays open.
+pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+    let read = is_read(request.method());
+    if !read && access.read_only {
+        return Problem::method_not_allowed(request.method().as_str(), "GET, HEAD, OPTIONS")
+            .with_detail("this server is read-only")
+            .into_response();
+    }
+    let needs_token = (!read || access.private) && request.uri().path() != "/_health";
+    if let (true, Some(token)) = (needs_token, &access.token) {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        if !given.is_some_and(|given| same(given.as_bytes(), token.as_bytes())) {
+            let detail = if given.is_some() {
+                "the bearer token is wrong"
+            } else {
+                "this request needs a token: send Authorization: Bearer <token>"
+            };
+            let mut response =
+                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"csvd\""),
+            );
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares secrets in time that depends only on their lengths.
+fn same(given: &[u8], expected: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    given.len() == expected.len() && bool::from(given.ct_eq(expected))
+}
+
+/// CORS for the given origins (`*`: any), with preflight answered.
+pub fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o.trim())
+                    .map_err(|_| anyhow::anyhow!("invalid --cors origin {o:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        AllowOrigin::list(values)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::ACCEPT,
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::LINK,
+            header::LAST_MODIFIED,
+            header::HeaderName::from_static("x-total-count"),
+        ])
+        .max_age(std::time::Duration::from_secs(600)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(same(b"secret", b"secret"));
+        assert!(!same(b"secret", b"secreT"));
+        assert!(!same(b"secret", b"secret2"));
+        assert!(!same(b"", b"x"));
+    }
+}

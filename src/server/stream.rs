@@ -1,0 +1,114 @@
+//! Answer bodies of many rows: rendered whole when small, streamed in
+//! chunks when large. A streamed answer holds the table view (shared, not
+//! copied) and its picked positions; the next chunk is rendered only when
+//! the connection has taken the previous one, so a request's memory stays
+//! bounded whatever the table's size, a slow reader only slows itself,
+//! and a client that goes away drops the stream.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::body::Body;
+use bytes::Bytes;
+
+use crate::codec::repr::{Format, RowWriter};
+use crate::query::{Picked, TableView};
+use crate::store::Row;
+
+/// Answers of more rows than this are streamed rather than rendered whole
+/// (whole answers get a `Content-Length`).
+const STREAM_ABOVE_ROWS: usize = 1_000;
+/// Target size of one streamed chunk: large enough to amortise the
+/// per-chunk cost, small enough to keep per-request memory low.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// The rows of an answer: picked from a view, maybe narrowed to some
+/// columns (`_fields`).
+pub struct Rows {
+    view: Arc<TableView>,
+    picked: Picked,
+    fields: Option<Vec<usize>>,
+    next: usize,
+}
+
+impl Rows {
+    pub fn new(view: Arc<TableView>, picked: Picked, fields: Option<Vec<usize>>) -> Rows {
+        Rows {
+            view,
+            picked,
+            fields,
+            next: 0,
+        }
+    }
+
+    /// The writer for these rows: the table's columns, or the chosen ones.
+    fn writer(&self, format: Format, title: &str) -> RowWriter {
+        let snapshot = &self.view.snapshot;
+        match &self.fields {
+            None => RowWriter::new(format, snapshot.columns.clone(), snapshot.id_col, title),
+            Some(fields) => {
+                let columns = fields
+                    .iter()
+                    .map(|&c| snapshot.columns[c].clone())
+                    .collect();
+                let id_col = fields.iter().position(|&c| Some(c) == snapshot.id_col);
+                RowWriter::new(format, Arc::new(columns), id_col, title)
+            }
+        }
+    }
+
+    /// Renders rows until `out` holds `limit` bytes or the rows run out;
+    /// true when they ran out.
+    fn render(&mut self, writer: &mut RowWriter, out: &mut Vec<u8>, limit: usize) -> bool {
+        let rows = &self.view.snapshot.rows;
+        while out.len() < limit {
+            let Some(position) = self.picked.get(self.next) else {
+                return true;
+            };
+            self.next += 1;
+            let row = project(&rows[position], self.fields.as_deref());
+            writer.row(out, &row);
+        }
+        self.picked.get(self.next).is_none()
+    }
+
+    /// The body of the answer in `format`.
+    pub fn into_body(mut self, format: Format, title: &str) -> Body {
+        let mut writer = self.writer(format, title);
+        if self.picked.len() <= STREAM_ABOVE_ROWS {
+            let mut out = Vec::new();
+            writer.begin(&mut out);
+            self.render(&mut writer, &mut out, usize::MAX);
+            writer.end(&mut out);
+            return Body::from(out);
+        }
+        let state = (self, writer, false);
+        let chunks =
+            futures_util::stream::unfold(state, |(mut rows, mut writer, done)| async move {
+                if done {
+                    return None;
+                }
+                let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
+                if rows.next == 0 {
+                    writer.begin(&mut chunk);
+                }
+                let finished = rows.render(&mut writer, &mut chunk, CHUNK_BYTES);
+                if finished {
+                    writer.end(&mut chunk);
+                }
+                Some((
+                    Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
+                    (rows, writer, finished),
+                ))
+            });
+        Body::from_stream(chunks)
+    }
+}
+
+/// A row with only the chosen cells, in the chosen order.
+fn project<'a>(row: &'a Row, fields: Option<&[usize]>) -> Cow<'a, Row> {
+    match fields {
+        None => Cow::Borrowed(row),
+        Some(fields) => Cow::Owned(Row::from_cells(fields.iter().map(|&c| row.get(c)))),
+    }
+}
