@@ -11,6 +11,9 @@
   // Shows what happened in a form's status line.
   function say(status, text, kind) {
     if (!status) return;
+    // An older notice (say, "Saved.") no longer tells what happened last.
+    const notice = document.getElementById('notice');
+    if (notice) notice.hidden = true;
     status.textContent = text;
     status.className = 'status' + (kind ? ' ' + kind : '');
   }
