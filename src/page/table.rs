@@ -97,6 +97,11 @@ impl TablePage<'_> {
                     @if self.rows == 0 { "This table has no rows yet." }
                     @else { "No rows match. " a href=(self.cleared(&address)) { "Show all rows" } }
                 }
+            } @else if window.start >= self.matching {
+                p.empty {
+                    "There are fewer rows than this page needs. "
+                    a href=(self.page_href(&address, window, 1)) { "Go to the first page" }
+                }
             }
             (self.pager(&address, window))
             (self.add_row())
@@ -243,7 +248,9 @@ impl TablePage<'_> {
                         td {
                             label.visually-hidden for=(id) { "Filter " (column) }
                             input id=(id) type="search" form="query" name=(key)
-                                value=[address.get(&key)] placeholder="filter";
+                                value=[address.get(&key)] placeholder="filter"
+                                title=(format!("Rows whose {column} contains this text \
+                                    (a regular expression; case is ignored)"));
                         }
                     }
                 }
@@ -254,25 +261,19 @@ impl TablePage<'_> {
     fn pager(&self, address: &Address, window: Window) -> Markup {
         let pages = window.pages(self.matching);
         let page = window.page();
-        let to = |n: usize| {
-            address
-                .without(&["_start", "_end", "_per_page"])
-                .with("_limit", &window.size.to_string())
-                .with("_page", &n.to_string())
-                .href(&self.path())
-        };
+        let to = |n: usize| self.page_href(address, window, n);
         let first = window.start.min(self.matching);
         let last = window.start.saturating_add(window.size).min(self.matching);
         html! {
             nav.pager aria-label="Pages" {
                 p.range {
-                    @if self.matching == 0 { "No rows" }
+                    @if first == last { "No rows" }
                     @else { "Rows " (count(first + 1)) "–" (count(last)) " of " (count(self.matching)) }
                     @if self.matching != self.rows { " (of " (count(self.rows)) " in the table)" }
                 }
                 ul.pages {
                     (step(page > 1, to(1), "first", "« First"))
-                    (step(page > 1, to(page.saturating_sub(1).clamp(1, pages)), "prev", "‹ Previous"))
+                    (step(page > 1, to((page - 1).min(pages)), "prev", "‹ Previous"))
                     li.current { "Page " (count(page)) " of " (count(pages)) }
                     (step(page < pages, to(page + 1), "next", "Next ›"))
                     (step(page < pages, to(pages), "last", "Last »"))
@@ -289,6 +290,15 @@ impl TablePage<'_> {
                 }
             }
         }
+    }
+
+    /// The address of page `n` (from 1) of this view, at its page size.
+    fn page_href(&self, address: &Address, window: Window, n: usize) -> String {
+        address
+            .without(&["_start", "_end", "_per_page"])
+            .with("_limit", &window.size.to_string())
+            .with("_page", &n.to_string())
+            .href(&self.path())
     }
 
     /// The form that adds a row. A plain form posts it (the answer leads
@@ -424,6 +434,18 @@ mod tests {
         assert!(page.contains("name=\"name_like\" value=\"ki\""), "{page}");
         assert!(page.contains("Clear search and filters"));
         assert!(page.contains("href=\"/people?_limit=10\""), "{page}");
+    }
+
+    #[test]
+    fn a_page_past_the_last_leads_back() {
+        let page = frame("_page=9&_limit=10", 40);
+        assert!(
+            page.contains(">No rows (of 120 in the table)</p>"),
+            "{page}"
+        );
+        assert!(page.contains("Page 9 of 4"));
+        assert!(page.contains("href=\"/people?_page=1&amp;_limit=10\">Go to the first page"));
+        assert!(page.contains("href=\"/people?_page=4&amp;_limit=10\" rel=\"prev\""));
     }
 
     #[test]
