@@ -104,6 +104,7 @@ impl TablePage<'_> {
                 }
             }
             (self.pager(&address, window))
+            (self.hint())
             (self.add_row())
             (self.replace())
             (forms::delete(&Delete {
@@ -287,6 +288,26 @@ impl TablePage<'_> {
                         }
                     }
                     button type="submit" { "Show" }
+                }
+            }
+        }
+    }
+
+    /// How to reach a row, for someone new to the page.
+    fn hint(&self) -> Markup {
+        let linked = self
+            .id_column
+            .is_some_and(|id| self.shown.iter().any(|c| c == id));
+        html! {
+            @if self.matching > 0 {
+                p.note {
+                    @if linked {
+                        "Open a row by its id to edit or delete it. "
+                    } @else if self.id_column.is_none() {
+                        "This table has no id column yet: its rows get ids, and pages of \
+                         their own, at its first change. "
+                    }
+                    "Click a column's name to sort by it."
                 }
             }
         }
