@@ -121,6 +121,19 @@ async fn sort_search_filter(b: &Browser) {
 
 async fn add_edit_delete(b: &Browser, s: &Server) {
     let evil = "<script>window.owned=1</script><img src=x onerror=\"window.owned=2\">";
+    // A mistake is said on the page, and what was typed stays.
+    b.open("/people").await;
+    b.fill("form[data-add-row] input[name='id']", "1").await;
+    b.fill("form[data-add-row] input[name='name']", "Someone")
+        .await;
+    b.click_text("Add row").await;
+    b.wait_for_text("form[data-add-row] .status", "id \"1\" is already taken")
+        .await;
+    assert_eq!(
+        b.value("form[data-add-row] input[name='name']").await,
+        "Someone"
+    );
+
     b.open("/people").await;
     b.fill("form[data-add-row] input[name='name']", evil).await;
     b.fill("form[data-add-row] input[name='city']", "Incheon")
@@ -130,6 +143,7 @@ async fn add_edit_delete(b: &Browser, s: &Server) {
     b.fill("[data-new-value]", "red").await;
     b.click_text("Add row").await;
     b.wait_for_path("/people/5").await;
+    b.wait_for_text("#notice", "Row 5 was added.").await;
     assert_eq!(b.value("input[name='team']").await, "red");
     assert_eq!(b.value("input[name='name']").await, evil);
     assert_eq!(

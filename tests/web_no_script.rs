@@ -70,7 +70,7 @@ async fn reading_and_adding_need_no_script() {
         .is_enabled()
         .await
         .unwrap());
-    b.wait_for_text("noscript p, p.note", "needs JavaScript")
+    b.wait_for_text("noscript p, p.note", "need JavaScript")
         .await;
     b.screenshot("10-row-without-script").await;
     b.stop().await;

@@ -89,7 +89,7 @@ pub fn delete(delete: &Delete) -> Markup {
 pub fn needs_script(what: &str) -> Markup {
     html! {
         noscript {
-            p.note { (what) " needs JavaScript; reading, searching and adding rows do not." }
+            p.note { (what) " need JavaScript; reading, searching and adding rows do not." }
         }
     }
 }

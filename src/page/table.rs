@@ -118,7 +118,7 @@ impl TablePage<'_> {
                 then: "/",
                 done: &format!("The table {} was deleted.", self.name),
             }))
-            (forms::needs_script("Editing, uploading and deleting"))
+            (forms::needs_script("Replacing rows from a file and deleting the table"))
         }
     }
 
@@ -323,7 +323,8 @@ impl TablePage<'_> {
     }
 
     /// The form that adds a row. A plain form posts it (the answer leads
-    /// to the new row's page); the script adds new columns' fields.
+    /// to the new row's page); the script sends the same, with any new
+    /// columns, and says on this page what was wrong if it fails.
     fn add_row(&self) -> Markup {
         html! {
             section.add-row aria-labelledby="add-row" {
@@ -344,6 +345,7 @@ impl TablePage<'_> {
                     }
                     (forms::new_columns("add-new"))
                     button.primary type="submit" { "Add row" }
+                    p.status role="status" {}
                 }
             }
         }

@@ -1,8 +1,9 @@
 // csvd's page script: only what a plain HTML form cannot do. It sends
 // PATCH, PUT and DELETE through the public API (with If-Match, so a change
 // made on a copy someone else has changed since is refused, not lost),
-// names new columns, uploads CSV files, and keeps search addresses free of
-// empty filters. Reading, searching and adding rows work without it.
+// names new columns, uploads CSV files, says a failed write's reason on
+// the page, and keeps search addresses free of empty filters. Reading,
+// searching and adding rows work without it.
 'use strict';
 
 (function () {
@@ -100,16 +101,25 @@
     copy.querySelector('[data-new-name]').focus();
   }
 
-  // The add-row form posts itself; new columns become fields of their own.
-  function addRow(form) {
-    form.querySelectorAll('input[data-added]').forEach((input) => input.remove());
-    for (const [name, value] of newColumns(form)) {
-      const input = document.createElement('input');
-      input.type = 'hidden';
-      input.name = name;
-      input.value = value;
-      input.dataset.added = '';
-      form.append(input);
+  // Adds a row with the same POST the form would send, as JSON, so that a
+  // mistake is said here, with what was typed still in the form.
+  async function addRow(form, status) {
+    const fields = {};
+    form.querySelectorAll('[name]').forEach((field) => {
+      fields[field.name] = field.value;
+    });
+    for (const [name, value] of newColumns(form)) fields[name] = value;
+    say(status, 'Adding…');
+    const response = await send('POST', form.action, {
+      type: 'application/json',
+      body: JSON.stringify(fields),
+    });
+    if (response.ok) {
+      const location = response.headers.get('Location') || form.action;
+      const id = decodeURIComponent(location.split('/').pop());
+      leave(location, 'Row ' + id + ' was added.');
+    } else {
+      say(status, 'Not added: ' + (await detail(response)), 'error');
     }
   }
 
@@ -246,6 +256,7 @@
   }
 
   const actions = [
+    ['[data-add-row]', addRow],
     ['[data-edit]', save],
     ['[data-create]', create],
     ['[data-upload]', upload],
@@ -253,10 +264,6 @@
 
   document.addEventListener('submit', (event) => {
     const form = event.target;
-    if (form.matches('[data-add-row]')) {
-      addRow(form);
-      return;
-    }
     const found = actions.find(([selector]) => form.matches(selector));
     if (!found) return;
     event.preventDefault();
