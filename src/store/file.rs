@@ -98,11 +98,11 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
         false => Vec::new(),
         true => record.iter().map(str::to_string).collect(),
     };
-    // A byte-order mark after blank lines (or doubled) is still not part of
-    // the first column's name; written back, it would read as a mark.
+    // Byte-order marks after blank lines (or repeated) are still not part
+    // of the first column's name; written back, they would read as a mark.
     if let Some(first) = columns.first_mut() {
-        if let Some(rest) = first.strip_prefix('\u{feff}') {
-            *first = rest.to_string();
+        if first.starts_with('\u{feff}') {
+            *first = first.trim_start_matches('\u{feff}').to_string();
         }
     }
     for (i, name) in columns.iter().enumerate() {
