@@ -244,10 +244,12 @@ Examples:
   csvd post :8080/people name=kim age:=30
   csvd post :8080/people @people.csv
   csvd patch :8080/people/3 age:=31 -v
-  csvd delete :8080/people/3 --check-status")]
+  csvd delete :8080/people/3 --check-status
+  csvd get https://localhost:8443/people --ca cert.pem")]
 pub struct RequestArgs {
-    /// URL; shorthands `:8080/people` (localhost), `localhost:8080/people`,
-    /// `/people` (http://127.0.0.1:8080).
+    /// URL: `http://…` or `https://…`; shorthands `:8080/people`
+    /// (localhost), `localhost:8080/people`, `/people`
+    /// (http://127.0.0.1:8080) are plain HTTP.
     pub url: String,
 
     /// Request items (see below).
@@ -255,6 +257,9 @@ pub struct RequestArgs {
 
     #[command(flatten)]
     pub options: RequestOptions,
+
+    #[command(flatten)]
+    pub tls: TlsOptions,
 
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
@@ -313,6 +318,21 @@ pub struct RequestOptions {
     pub pretty: Option<Pretty>,
 }
 
+/// Which servers an `https://` connection trusts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct TlsOptions {
+    /// Trust only the certificates in this PEM file (a CA bundle, or a
+    /// server's own self-signed certificate) instead of the built-in
+    /// Mozilla roots.
+    #[arg(long, env = "CSVD_CA", value_name = "FILE", help_heading = "HTTPS")]
+    pub ca: Option<PathBuf>,
+
+    /// Accept any certificate: the connection is encrypted but the server
+    /// is not authenticated (a warning says so on stderr). Wins over --ca.
+    #[arg(short = 'k', long, help_heading = "HTTPS")]
+    pub insecure: bool,
+}
+
 /// Output styling, as HTTPie's `--pretty`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pretty {
@@ -333,13 +353,17 @@ pub enum Pretty {
   get /people name==kim
   :help lists the shell's own commands; Ctrl-D or `exit` leaves.
 
-Example:
-  csvd shell http://127.0.0.1:8080"
+Examples:
+  csvd shell http://127.0.0.1:8080
+  csvd shell https://localhost:8443 --ca cert.pem"
 )]
 pub struct ShellArgs {
-    /// Base URL requests are relative to.
+    /// Base URL requests are relative to (`http://…` or `https://…`).
     #[arg(default_value = "http://127.0.0.1:8080")]
     pub base_url: String,
+
+    #[command(flatten)]
+    pub tls: TlsOptions,
 
     /// Start with verbose output on (`:verbose off` turns it off).
     #[arg(short, long)]
@@ -363,9 +387,11 @@ pub struct ShellArgs {
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Examples:
   printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | csvd raw 127.0.0.1:8080
-  csvd raw 127.0.0.1:8080 request.txt --crlf")]
+  csvd raw 127.0.0.1:8080 request.txt --crlf
+  csvd raw 127.0.0.1:8443 --tls --ca cert.pem < request.txt")]
 pub struct RawArgs {
-    /// Where to connect, e.g. `127.0.0.1:8080`.
+    /// Where to connect, e.g. `127.0.0.1:8080`; `https://HOST:PORT` is the
+    /// same as --tls.
     pub address: String,
 
     /// File whose bytes are sent; `-` or absent for standard input.
@@ -380,6 +406,14 @@ pub struct RawArgs {
     /// was sent.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "5")]
     pub timeout: Duration,
+
+    /// Speak TLS to the peer (the bytes go inside it, as typed); without it
+    /// the connection is plain TCP.
+    #[arg(long, help_heading = "HTTPS")]
+    pub tls: bool,
+
+    #[command(flatten)]
+    pub tls_options: TlsOptions,
 }
 
 /// A positive number of seconds, fractions allowed (`0.5`).

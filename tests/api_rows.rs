@@ -297,3 +297,35 @@ fn concurrent_writers_lose_nothing() {
     assert_eq!(ids.len(), 200, "every id is unique");
     assert_eq!(s.file_after_stop("t").lines().count(), 201);
 }
+
+#[test]
+fn prefer_return_minimal_drops_the_echo() {
+    let s = Server::start();
+    let minimal = [("Content-Type", "text/csv"), ("Prefer", "return=minimal")];
+    let r = s.request("POST", "/t", &minimal, b"a\n1\n2\n3\n");
+    assert_eq!(r.status, 201);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("preference-applied"), Some("return=minimal"));
+    assert_eq!(r.header("location"), Some("/t"));
+    let json = [
+        ("Content-Type", "application/json"),
+        ("Prefer", "return=minimal"),
+    ];
+    let r = s.request("PATCH", "/t/1", &json, br#"{"a":"x"}"#);
+    assert_eq!(r.status, 204);
+    assert!(r.header("etag").is_some());
+    assert_eq!(s.get("/t").json().as_array().unwrap().len(), 3);
+    assert_eq!(s.get("/t/1").json()["a"], json!("x"));
+}
+
+#[test]
+fn curl_habits_work() {
+    let s = Server::start();
+    // `curl -d '{...}'` labels JSON as a form.
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let r = s.request("POST", "/people", &form, br#"{"name":"kim"}"#);
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json(), json!({"id": 1, "name": "kim"}));
+    // A trailing slash names the same table.
+    assert_eq!(s.get("/people/").json(), s.get("/people").json());
+}

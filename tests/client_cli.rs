@@ -493,8 +493,8 @@ fn errors_are_one_line_and_exit_1() {
             "connection refused by 127.0.0.1:",
         ),
         (
-            vec!["get".into(), "https://127.0.0.1/".into()],
-            "https is not supported",
+            vec!["get".into(), "ftp://127.0.0.1/".into()],
+            "unsupported scheme `ftp` (only http:// and https:// are)",
         ),
         (
             vec!["get".into(), "127.0.0.1:99999/".into()],

@@ -1,6 +1,6 @@
-//! One HTTP/1.1 connection to one server: resolve, connect, hand the
-//! socket to hyper, and keep the connection for the next request
-//! (keep-alive) until the server closes it.
+//! One HTTP/1.1 connection to one server: resolve, connect, speak TLS for
+//! `https://`, hand the stream to hyper, and keep the connection for the
+//! next request (keep-alive) until the server closes it.
 //!
 //! Every failure becomes a [`ClientError`] that names the host and what
 //! went wrong in words; hyper's own error text never reaches a person
@@ -16,10 +16,12 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::error::{describe_io, ClientError};
 use super::tap::{Tap, TappedStream};
+use super::tls::Tls;
 use super::url::Url;
 
 /// Any request body: bytes in memory or a file being streamed.
@@ -38,23 +40,23 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects and hands the socket to hyper.
-    pub async fn open(url: &Url, timeout: Option<Duration>) -> Result<Connection, ClientError> {
+    /// Connects, runs the TLS handshake for `https://`, and hands the
+    /// stream to hyper.
+    pub async fn open(
+        url: &Url,
+        timeout: Option<Duration>,
+        tls: &Tls,
+    ) -> Result<Connection, ClientError> {
         let (stream, peer) = connect(url, timeout).await?;
         // Requests are small and interactive: send them now, not in 40 ms.
         let _ = stream.set_nodelay(true);
         let tap = Tap::default();
-        let io = TokioIo::new(TappedStream::new(stream, tap.clone()));
-        let (sender, connection) = http1::Builder::new()
-            .title_case_headers(true)
-            .handshake(io)
-            .await
-            .map_err(|error| http_error(&peer, &error))?;
-        // The connection's own errors also fail the pending request, which
-        // is where they are reported.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let sender = if url.is_https() {
+            let stream = tls.handshake(stream, url, timeout).await?;
+            start_http(stream, &tap, &peer).await?
+        } else {
+            start_http(stream, &tap, &peer).await?
+        };
         Ok(Connection {
             sender,
             tap,
@@ -89,6 +91,30 @@ impl Connection {
         self.reused = true;
         self.sender.send_request(request)
     }
+}
+
+/// Hands a stream to hyper, tapped above any TLS so that `--verbose`
+/// shows the plaintext.
+async fn start_http<S>(
+    stream: S,
+    tap: &Tap,
+    peer: &str,
+) -> Result<SendRequest<RequestBody>, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let io = TokioIo::new(TappedStream::new(stream, tap.clone()));
+    let (sender, connection) = http1::Builder::new()
+        .title_case_headers(true)
+        .handshake(io)
+        .await
+        .map_err(|error| http_error(peer, &error))?;
+    // The connection's own errors also fail the pending request, which
+    // is where they are reported.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
 }
 
 /// Resolves the URL's host and connects to the first of its addresses

@@ -37,6 +37,15 @@ pub enum ClientError {
     #[error("{addr}: {reason}")]
     Http { addr: String, reason: String },
 
+    #[error("HTTPS to {addr}: {reason}")]
+    Tls { addr: String, reason: String },
+
+    #[error("cannot set up TLS: {reason}")]
+    TlsSetup { reason: String },
+
+    #[error("--ca {}: {reason}", path.display())]
+    BadCa { path: PathBuf, reason: String },
+
     #[error("cannot write the output: {}", describe_io(error))]
     Output { error: io::Error },
 

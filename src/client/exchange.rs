@@ -20,12 +20,14 @@ use super::error::ClientError;
 use super::print::Printer;
 use super::request::{Payload, Prepared};
 use super::tap::Tap;
+use super::tls::{is_tls_record, Tls};
 use super::upload::Upload;
 
 /// Sends requests, reusing its connection when it can.
 pub struct Client {
     connection: Option<Connection>,
     pub timeout: Option<Duration>,
+    tls: Tls,
 }
 
 /// Why an attempt failed.
@@ -37,10 +39,11 @@ enum Failure {
 }
 
 impl Client {
-    pub fn new(timeout: Option<Duration>) -> Client {
+    pub fn new(timeout: Option<Duration>, tls: Tls) -> Client {
         Client {
             connection: None,
             timeout,
+            tls,
         }
     }
 
@@ -82,7 +85,10 @@ impl Client {
         }
         match &mut self.connection {
             Some(connection) => Ok(connection),
-            slot => Ok(slot.insert(Connection::open(&prepared.url, self.timeout).await?)),
+            slot => {
+                let opened = Connection::open(&prepared.url, self.timeout, &self.tls).await?;
+                Ok(slot.insert(opened))
+            }
         }
     }
 
@@ -130,6 +136,12 @@ impl Client {
             Ok(response) => response,
             Err(error) if reused && !tap.received_any() => {
                 return Err(Failure::Stale(http_error(&peer, &error)))
+            }
+            Err(_) if !prepared.url.is_https() && is_tls_record(&tap.received_start(2)) => {
+                return Err(Failure::Fatal(ClientError::Http {
+                    addr: peer,
+                    reason: "it answered in TLS: use https://".to_string(),
+                }))
             }
             Err(error) => return Err(Failure::Fatal(http_error(&peer, &error))),
         };

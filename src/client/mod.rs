@@ -36,6 +36,7 @@ mod shell;
 mod style;
 mod table;
 mod tap;
+mod tls;
 mod upload;
 mod url;
 
@@ -52,6 +53,7 @@ use items::Item;
 use print::{Printer, Sections};
 use request::{Encoding, Prepared};
 use style::Style;
+use tls::Tls;
 use url::Url;
 
 /// Runs a client command and returns the process exit code.
@@ -83,12 +85,13 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 /// `csvd get|head|post|put|patch|delete URL [items…]`.
 async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode> {
     let url = Url::parse(&args.url)?;
+    let tls = Tls::new(&args.tls)?;
     let items = parse_items(&args.items)?;
     let prepared = Prepared::new(method, url, &items, encoding(&args.options))?;
     let style = Style::detect(args.options.pretty);
     let sections = Sections::choose(&args.options, style.terminal);
     let mut printer = Printer::stdout(style, sections);
-    let mut client = Client::new(args.options.timeout);
+    let mut client = Client::new(args.options.timeout, tls);
     match client.execute(&prepared, &mut printer).await {
         Ok(status) => Ok(exit_code(status, &args.options)),
         // The reader went away (`| head`): nothing left to tell anyone.

@@ -5,22 +5,31 @@
 //!
 //! The write half is never shut down early: many servers take a half-close
 //! as the client leaving and drop the answer.
+//!
+//! With `--tls` (or an `https://` address) the bytes travel inside TLS,
+//! checked as the other commands check it: the input is still sent
+//! verbatim, only encrypted.
 
 use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant};
 
 use crate::cli::RawArgs;
 
 use super::connection::connect;
 use super::error::{describe_io, ClientError};
-use super::url::Url;
+use super::tls::Tls;
+use super::url::{Scheme, Url};
+
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 pub async fn run(args: RawArgs) -> anyhow::Result<ExitCode> {
-    let url = Url::parse(&args.address)?;
+    let url = address(&args)?;
+    let tls = Tls::new(&args.tls_options)?;
     let from_file = args.file.as_ref().filter(|path| path.as_os_str() != "-");
     let (mut input, typed): (Box<dyn AsyncRead + Unpin + Send>, bool) = match from_file {
         Some(path) => {
@@ -34,7 +43,14 @@ pub async fn run(args: RawArgs) -> anyhow::Result<ExitCode> {
     // A person typing at a terminal cannot easily end lines with CR LF.
     let mut line_ends = LineEnds::new(args.crlf || typed);
     let (stream, peer) = connect(&url, Some(args.timeout)).await?;
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer): (Reader, Writer) = if url.is_https() {
+        let stream = tls.handshake(stream, &url, Some(args.timeout)).await?;
+        let (reader, writer) = tokio::io::split(stream);
+        (Box::new(reader), Box::new(writer))
+    } else {
+        let (reader, writer) = stream.into_split();
+        (Box::new(reader), Box::new(writer))
+    };
     let mut stdout = io::stdout();
 
     let mut input_open = true;
@@ -46,7 +62,7 @@ pub async fn run(args: RawArgs) -> anyhow::Result<ExitCode> {
             read = input.read(&mut outgoing), if input_open => {
                 let sent = match read {
                     Ok(0) => None,
-                    Ok(n) => Some(writer.write_all(&line_ends.convert(&outgoing[..n])).await),
+                    Ok(n) => Some(send(&mut writer, &line_ends.convert(&outgoing[..n])).await),
                     Err(error) => return Err(ClientError::file("standard input", error).into()),
                 };
                 if !matches!(sent, Some(Ok(()))) {
@@ -68,6 +84,9 @@ pub async fn run(args: RawArgs) -> anyhow::Result<ExitCode> {
                     complain!("csvd: {peer} reset the connection");
                     break;
                 }
+                // TLS without its closing alert: the peer closed all the
+                // same, and all it sent has been printed.
+                Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => break,
                 Err(error) => {
                     anyhow::bail!("reading from {peer}: {}", describe_io(&error));
                 }
@@ -82,6 +101,29 @@ pub async fn run(args: RawArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The address, read as `https://` with `--tls`.
+fn address(args: &RawArgs) -> Result<Url, ClientError> {
+    let shorthand = if args.tls {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let url = Url::parse_as(&args.address, shorthand)?;
+    if args.tls && !url.is_https() {
+        return Err(ClientError::url(
+            &args.address,
+            "--tls asks for TLS, but the address says http://",
+        ));
+    }
+    Ok(url)
+}
+
+/// Writes all the bytes, and pushes them out of TLS's buffer too.
+async fn send(writer: &mut Writer, bytes: &[u8]) -> io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
 }
 
 fn write_out(stdout: &mut io::Stdout, bytes: &[u8]) -> io::Result<()> {

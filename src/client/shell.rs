@@ -24,7 +24,7 @@ use rustyline::history::FileHistory;
 use rustyline::Editor;
 use tokio::runtime::Runtime;
 
-use crate::cli::{Pretty, RequestArgs, ShellArgs};
+use crate::cli::{Pretty, RequestArgs, ShellArgs, TlsOptions};
 
 use super::error::ClientError;
 use super::exchange::Client;
@@ -32,6 +32,7 @@ use super::items::Item;
 use super::print::{Collected, Printer, Sections};
 use super::request::{Encoding, Prepared};
 use super::style::Style;
+use super::tls::Tls;
 use super::url::Url;
 use super::{encoding, parse_items};
 
@@ -57,12 +58,13 @@ Requests
   post /people name=kim age:=30
   patch /people/3 age:=31 -v
   Items and flags are those of `csvd get --help`: name=text, age:=30, q==kim,
-  Header:value, bio=@file, @file.csv; -v, --csv, --form, -h, -b, --print.
+  Header:value, bio=@file, @file.csv; -v, --csv, --form, -h, -b, --print;
+  --ca FILE or -k for that request's https:// connection.
   At the body question, type items, JSON ({\"name\": \"kim\"}) or key:value text.
 
 Commands
   :verbose on|off           show each request as sent, too
-  :base [URL]               show or change where paths point
+  :base [URL]               show or change where paths point (http:// or https://)
   :headers [Name:value …]   show or set headers sent with every request
                             (`Name:` removes one, `:headers clear` all)
   :tables                   list the server's tables (csvd servers)
@@ -84,6 +86,7 @@ struct RequestLine {
 
 pub fn run(args: ShellArgs, runtime: &Runtime) -> anyhow::Result<ExitCode> {
     let base = Url::parse(&args.base_url)?;
+    let tls = Tls::new(&args.tls)?;
     let helper = ShellHelper::new();
     let config = Config::builder()
         .completion_type(CompletionType::List)
@@ -98,8 +101,10 @@ pub fn run(args: ShellArgs, runtime: &Runtime) -> anyhow::Result<ExitCode> {
     }
     let mut shell = Shell {
         base,
-        client: Client::new(args.timeout),
+        client: Client::new(args.timeout, tls.clone()),
         timeout: args.timeout,
+        tls_options: args.tls.clone(),
+        tls,
         verbose: args.verbose,
         pretty: args.pretty,
         headers: Vec::new(),
@@ -168,6 +173,9 @@ struct Shell<'a> {
     base: Url,
     client: Client,
     timeout: Option<Duration>,
+    /// The session's trust settings, and what they built.
+    tls_options: TlsOptions,
+    tls: Tls,
     verbose: bool,
     pretty: Option<Pretty>,
     /// Header items sent with every request (`:headers`).
@@ -241,7 +249,7 @@ impl Shell<'_> {
         let timeout = self
             .timeout
             .map_or(TABLES_TIMEOUT, |chosen| chosen.min(TABLES_TIMEOUT));
-        let status = self.execute(&prepared, &mut printer, Some(timeout));
+        let status = self.execute(&prepared, &mut printer, Some(timeout), None);
         self.unanswered = status.is_err();
         let tables = status?
             .is_success()
@@ -302,6 +310,7 @@ impl Shell<'_> {
             url: path,
             items: Vec::new(),
             options: Default::default(),
+            tls: TlsOptions::default(),
             help: None,
         };
         match guided_body(&body) {
@@ -315,9 +324,12 @@ impl Shell<'_> {
 
     /// `METHOD URL [items…] [flags]`, parsed as the one-shot commands are.
     fn one_line(&mut self, method: Method, words: &[String]) {
+        // CSVD_CA was read when the shell started: on a line, only what is
+        // typed counts.
         let command = RequestLine::command()
             .name(command_name(&method))
-            .disable_help_flag(true);
+            .disable_help_flag(true)
+            .mut_arg("ca", |arg| arg.env(None));
         let parsed = command
             .try_get_matches_from(words)
             .and_then(|matches| RequestLine::from_arg_matches(&matches));
@@ -363,7 +375,9 @@ impl Shell<'_> {
         // The shell always shows status and headers, as a terminal would.
         let sections = Sections::choose_with(options, options.verbose || self.verbose, true);
         let mut printer = Printer::stdout(style, sections);
-        let status = self.execute(&prepared, &mut printer, options.timeout.or(self.timeout))?;
+        let tls = self.tls_for(&request.tls)?;
+        let timeout = options.timeout.or(self.timeout);
+        let status = self.execute(&prepared, &mut printer, timeout, tls)?;
         let write = method != Method::GET && method != Method::HEAD;
         // A write may have made a table or a column; a server that did not
         // answer at the start may have come up since.
@@ -374,16 +388,41 @@ impl Shell<'_> {
         Ok(())
     }
 
-    /// Sends a request on the shell's connection; Ctrl-C abandons it, and
-    /// the connection with it (an answer may still be on its way).
+    /// The trust a line's own `--ca` or `--insecure` asks for, when it
+    /// differs from the session's; `None` for the session's own.
+    fn tls_for(&self, line: &TlsOptions) -> Result<Option<Tls>, ClientError> {
+        let wanted = TlsOptions {
+            ca: line.ca.clone().or_else(|| self.tls_options.ca.clone()),
+            insecure: line.insecure || self.tls_options.insecure,
+        };
+        if wanted == self.tls_options {
+            Ok(None)
+        } else {
+            Tls::new(&wanted).map(Some)
+        }
+    }
+
+    /// Sends a request on the shell's connection, or on a connection of
+    /// its own when the line asked for other TLS trust; Ctrl-C abandons
+    /// it, and the connection with it (an answer may still be on its way).
     fn execute(
         &mut self,
         prepared: &Prepared,
         printer: &mut Printer,
         timeout: Option<Duration>,
+        tls: Option<Tls>,
     ) -> Result<StatusCode, ClientError> {
-        self.client.timeout = timeout;
-        let client = &mut self.client;
+        let mut one_off;
+        let client = match tls {
+            Some(tls) => {
+                one_off = Client::new(timeout, tls);
+                &mut one_off
+            }
+            None => {
+                self.client.timeout = timeout;
+                &mut self.client
+            }
+        };
         let outcome = self.runtime.block_on(async {
             tokio::select! {
                 outcome = client.execute(prepared, printer) => Some(outcome),
@@ -391,7 +430,7 @@ impl Shell<'_> {
             }
         });
         outcome.unwrap_or_else(|| {
-            self.client = Client::new(self.timeout);
+            self.client = Client::new(self.timeout, self.tls.clone());
             Err(ClientError::Cancelled)
         })
     }

@@ -4,7 +4,8 @@
 //! reconstruction of them.
 //!
 //! Only heads are kept, and only up to [`HEAD_LIMIT`]: bodies pass through
-//! untouched and uncopied.
+//! untouched and uncopied. Over HTTPS the tap sits above TLS, so it keeps
+//! the plaintext that hyper wrote and read, never the ciphertext.
 
 use std::io;
 use std::pin::Pin;
@@ -13,7 +14,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 /// Heads larger than this are not kept (hyper refuses far smaller ones).
@@ -69,6 +69,13 @@ impl Tap {
         } else {
             Vec::new()
         }
+    }
+
+    /// The first bytes of the response, as read, before any head was
+    /// complete: what a server that does not speak HTTP sent.
+    pub fn received_start(&self, len: usize) -> Vec<u8> {
+        let recording = self.lock();
+        recording.received[..len.min(recording.received.len())].to_vec()
     }
 
     /// Whether any byte of a response has arrived since [`Tap::start`].
@@ -152,19 +159,19 @@ fn is_interim(head: &[u8]) -> bool {
     status.len() == 3 && status.starts_with(b"1") && status != b"101"
 }
 
-/// A TCP stream reporting to a [`Tap`].
-pub struct TappedStream {
-    inner: TcpStream,
+/// A stream (TCP, or TLS over TCP) reporting to a [`Tap`].
+pub struct TappedStream<S> {
+    inner: S,
     tap: Tap,
 }
 
-impl TappedStream {
-    pub fn new(inner: TcpStream, tap: Tap) -> TappedStream {
+impl<S> TappedStream<S> {
+    pub fn new(inner: S, tap: Tap) -> TappedStream<S> {
         TappedStream { inner, tap }
     }
 }
 
-impl AsyncRead for TappedStream {
+impl<S: AsyncRead + Unpin> AsyncRead for TappedStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -179,7 +186,7 @@ impl AsyncRead for TappedStream {
     }
 }
 
-impl AsyncWrite for TappedStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for TappedStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -1,8 +1,9 @@
 //! Where a request goes, from what a person types: full URLs and the
 //! HTTPie shorthands (`:8080/people`, `localhost:8080/people`, `/people`).
 //!
-//! Plain HTTP only. Parsing never touches the network: resolving the host
-//! is the connection's business.
+//! `http://` and `https://`; shorthands always mean `http://`, as in
+//! HTTPie. Parsing never touches the network: resolving the host is the
+//! connection's business.
 
 use std::fmt;
 
@@ -27,9 +28,34 @@ const TARGET_ESCAPES: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// An `http://` URL split the way a request needs it.
+/// How a connection to the server is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    /// HTTP inside TLS.
+    Https,
+}
+
+impl Scheme {
+    fn name(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// An `http://` or `https://` URL split the way a request needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
+    scheme: Scheme,
     /// Host name or address as written; IPv6 addresses keep their brackets.
     host: String,
     port: u16,
@@ -41,6 +67,12 @@ impl Url {
     /// Parses a one-shot command's URL: a full URL, a shorthand, or a path
     /// relative to [`DEFAULT_BASE`].
     pub fn parse(text: &str) -> Result<Url, ClientError> {
+        Url::parse_as(text, Scheme::Http)
+    }
+
+    /// As [`Url::parse`], with shorthands (text without a scheme) taken as
+    /// `shorthand` URLs: `csvd raw --tls` reads `host:port` as HTTPS.
+    pub fn parse_as(text: &str, shorthand: Scheme) -> Result<Url, ClientError> {
         if text.starts_with('/') {
             let base = Url::parse(DEFAULT_BASE)?;
             return base.join(text);
@@ -50,31 +82,36 @@ impl Url {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
         });
-        let rest = match scheme {
-            Some(("http", rest)) => rest.to_string(),
-            Some(("https", _)) => {
-                return Err(ClientError::url(
-                    text,
-                    "https is not supported; csvd's client speaks plain http://",
-                ))
+        let (scheme, rest) = match scheme {
+            Some((name, rest)) if name.eq_ignore_ascii_case("http") => {
+                (Scheme::Http, rest.to_string())
+            }
+            Some((name, rest)) if name.eq_ignore_ascii_case("https") => {
+                (Scheme::Https, rest.to_string())
             }
             Some((scheme, _)) => {
                 return Err(ClientError::url(
                     text,
-                    format!("unsupported scheme `{scheme}` (only http:// is)"),
+                    format!("unsupported scheme `{scheme}` (only http:// and https:// are)"),
                 ))
             }
-            None if text.starts_with(':') => format!("localhost{text}"),
-            None => text.to_string(),
+            None if text.starts_with(':') => (shorthand, format!("localhost{text}")),
+            None => (shorthand, text.to_string()),
         };
         let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, target) = rest.split_at(split);
         let (host, port) = parse_authority(text, authority)?;
         Ok(Url {
+            scheme,
             host,
-            port,
+            port: port.unwrap_or(scheme.default_port()),
             target: parse_target(text, target)?,
         })
+    }
+
+    /// Whether requests go inside TLS.
+    pub fn is_https(&self) -> bool {
+        self.scheme == Scheme::Https
     }
 
     /// Resolves what a person typed in the shell against its base URL:
@@ -98,6 +135,7 @@ impl Url {
             path.trim_start_matches('/')
         );
         Ok(Url {
+            scheme: self.scheme,
             host: self.host.clone(),
             port: self.port,
             target: parse_target(path, &joined)?,
@@ -121,9 +159,10 @@ impl Url {
         self.target = format!("{}{separator}{}", self.target, query.finish());
     }
 
-    /// The `Host` header's value: the port is left out when it is 80.
+    /// The `Host` header's value: the port is left out when it is the
+    /// scheme's own (80 or 443).
     pub fn authority(&self) -> String {
-        if self.port == 80 {
+        if self.port == self.scheme.default_port() {
             self.host.clone()
         } else {
             format!("{}:{}", self.host, self.port)
@@ -148,17 +187,26 @@ impl Url {
 
     /// Whether two URLs can share one connection.
     pub fn same_origin(&self, other: &Url) -> bool {
-        self.host.eq_ignore_ascii_case(&other.host) && self.port == other.port
+        self.scheme == other.scheme
+            && self.host.eq_ignore_ascii_case(&other.host)
+            && self.port == other.port
     }
 }
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.authority(), self.target)
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme.name(),
+            self.authority(),
+            self.target
+        )
     }
 }
 
-fn parse_authority(url: &str, authority: &str) -> Result<(String, u16), ClientError> {
+/// The host and the port, if one is written.
+fn parse_authority(url: &str, authority: &str) -> Result<(String, Option<u16>), ClientError> {
     if authority.contains('@') {
         return Err(ClientError::url(
             url,
@@ -200,17 +248,18 @@ fn parse_authority(url: &str, authority: &str) -> Result<(String, u16), ClientEr
         ));
     }
     let port = match port {
-        None | Some("") => 80,
-        Some(port) => port
-            .parse::<u16>()
-            .ok()
-            .filter(|port| *port != 0)
-            .ok_or_else(|| {
-                ClientError::url(
-                    url,
-                    format!("port `{port}` is not a number from 1 to 65535"),
-                )
-            })?,
+        None | Some("") => None,
+        Some(port) => Some(
+            port.parse::<u16>()
+                .ok()
+                .filter(|port| *port != 0)
+                .ok_or_else(|| {
+                    ClientError::url(
+                        url,
+                        format!("port `{port}` is not a number from 1 to 65535"),
+                    )
+                })?,
+        ),
     };
     Ok((host.to_string(), port))
 }
@@ -264,13 +313,37 @@ mod tests {
     #[test]
     fn bad_urls_say_why() {
         let error = |text: &str| Url::parse(text).unwrap_err().to_string();
-        assert!(error("https://x/").contains("https is not supported"));
         assert!(error("ftp://x/").contains("unsupported scheme `ftp`"));
         assert!(error("localhost:99999/").contains("port `99999`"));
         assert!(error("localhost:0/").contains("port `0`"));
         assert!(error("http:///people").contains("there is no host"));
         assert!(error("ho st/").contains("not a host name"));
         assert!(error("http://u:p@host/").contains("credentials"));
+    }
+
+    #[test]
+    fn https_urls_default_to_port_443() {
+        let secure = Url::parse("https://example.com/people").unwrap();
+        assert!(secure.is_https());
+        assert_eq!(secure.socket_host(), ("example.com", 443));
+        assert_eq!(secure.authority(), "example.com");
+        assert_eq!(secure.to_string(), "https://example.com/people");
+        assert_eq!(url("HTTPS://h:8443"), "https://h:8443/");
+        assert_eq!(url("https://h:80/"), "https://h:80/");
+        assert_eq!(url("http://h:443/"), "http://h:443/");
+        assert!(!Url::parse(":8443").unwrap().is_https());
+        let raw = Url::parse_as("localhost", Scheme::Https).unwrap();
+        assert_eq!(raw.to_string(), "https://localhost/");
+        assert_eq!(raw.socket_host(), ("localhost", 443));
+    }
+
+    #[test]
+    fn the_scheme_is_part_of_the_origin() {
+        let plain = Url::parse("http://h:8443/").unwrap();
+        let secure = Url::parse("https://h:8443/").unwrap();
+        assert!(!plain.same_origin(&secure));
+        assert!(secure.same_origin(&secure.resolve("/people").unwrap()));
+        assert!(secure.resolve("people").unwrap().is_https());
     }
 
     #[test]

@@ -88,12 +88,21 @@ pub fn parse(kind: BodyKind, bytes: &[u8]) -> Result<Parsed, BodyError> {
         BodyKind::Json => parse_json(text)?,
         BodyKind::Ndjson => parse_ndjson(text)?,
         BodyKind::Csv => parse_csv(text)?,
+        // `curl -d '{"name":"kim"}'` sends JSON labelled as a form: a form
+        // or key:value body cannot start with a brace or bracket, so such a
+        // body is read as the JSON it is.
+        BodyKind::Form | BodyKind::KeyValue if looks_like_json(text) => parse_json(text)?,
         // `curl -d 'name:kim'` sends key:value text labelled as a form.
         BodyKind::Form if !text.contains('=') => one(parse_key_values(text)?),
         BodyKind::Form => one(parse_form(text)?),
         BodyKind::KeyValue => one(parse_key_values(text)?),
     };
     Ok(parsed)
+}
+
+fn looks_like_json(text: &str) -> bool {
+    let text = text.trim_start();
+    text.starts_with('{') || text.starts_with('[')
 }
 
 fn one(record: Fields) -> Parsed {
@@ -351,6 +360,10 @@ mod tests {
             p.records[0],
             fields(&[("name", "kim lee"), ("city", "서울")])
         );
+        let p = parse(BodyKind::Form, br#" {"name":"kim"}"#).unwrap();
+        assert_eq!(p.records[0], fields(&[("name", "kim")]));
+        let p = parse(BodyKind::KeyValue, br#"[{"a":"1"}]"#).unwrap();
+        assert!(p.many);
         let p = parse(BodyKind::Form, b"name:kim").unwrap();
         assert_eq!(p.records[0], fields(&[("name", "kim")]));
     }

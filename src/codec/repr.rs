@@ -1,14 +1,17 @@
-//! Representations out: rows as JSON, CSV, NDJSON or an HTML table.
+//! Representations out: rows as JSON, CSV, NDJSON or HTML.
 //!
 //! A [`RowWriter`] renders a collection piece by piece (`begin`, `row`…,
 //! `end`), so the server can stream a table of any size in chunks without
-//! building it whole.
+//! building it whole. HTML is drawn by [`crate::page`]: here, only the
+//! choice of it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::cell;
+use crate::page::RowPage;
 use crate::store::{Row, TableInfo};
 
 /// The representations a table or row can be served as.
@@ -62,6 +65,26 @@ pub struct RowWriter {
     id_col: Option<usize>,
     title: String,
     written: usize,
+    csv_safe: bool,
+}
+
+/// `--csv-safe`, a setting of the whole server (one per process): read once
+/// when each writer is made rather than threaded through every caller.
+static CSV_SAFE: AtomicBool = AtomicBool::new(false);
+
+/// Makes every CSV answer from now on neutralise formula-like cells.
+pub fn set_csv_safe(on: bool) {
+    CSV_SAFE.store(on, Ordering::Relaxed);
+}
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,
+/// CR first) gets a leading `'`, which spreadsheets show as text (OWASP's
+/// advice for CSV exports).
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
 }
 
 impl RowWriter {
@@ -78,6 +101,7 @@ impl RowWriter {
             id_col,
             title: title.to_string(),
             written: 0,
+            csv_safe: CSV_SAFE.load(Ordering::Relaxed),
         }
     }
 
@@ -87,17 +111,9 @@ impl RowWriter {
             Format::Csv if !self.columns.is_empty() => {
                 csv_record(out, self.columns.iter().map(String::as_str));
             }
-            Format::Csv | Format::Ndjson => {}
-            Format::Html => {
-                html_head(out, &self.title);
-                out.extend_from_slice(b"<table>\n<thead><tr>");
-                for name in self.columns.iter() {
-                    out.extend_from_slice(b"<th>");
-                    escape_html(out, name);
-                    out.extend_from_slice(b"</th>");
-                }
-                out.extend_from_slice(b"</tr></thead>\n<tbody>\n");
-            }
+            // HTML rows are the body of a table's page, which draws
+            // everything around them (`crate::page::TablePage`).
+            Format::Csv | Format::Ndjson | Format::Html => {}
         }
     }
 
@@ -111,25 +127,12 @@ impl RowWriter {
                 json_object(out, &self.columns, row);
                 out.push(b'\n');
             }
+            Format::Csv if self.csv_safe => {
+                csv_record(out, row.cells(self.columns.len()).map(neutralise));
+            }
             Format::Csv => csv_record(out, row.cells(self.columns.len())),
             Format::Html => {
-                out.extend_from_slice(b"<tr>");
-                for (i, value) in row.cells(self.columns.len()).enumerate() {
-                    out.extend_from_slice(b"<td>");
-                    if Some(i) == self.id_col && !value.is_empty() {
-                        out.extend_from_slice(b"<a href=\"/");
-                        escape_html(out, &self.title);
-                        out.push(b'/');
-                        escape_html(out, &encode_segment(value));
-                        out.extend_from_slice(b"\">");
-                        escape_html(out, value);
-                        out.extend_from_slice(b"</a>");
-                    } else {
-                        escape_html(out, value);
-                    }
-                    out.extend_from_slice(b"</td>");
-                }
-                out.extend_from_slice(b"</tr>\n");
+                crate::page::write_row(out, &self.title, self.columns.len(), self.id_col, row)
             }
         }
         self.written += 1;
@@ -139,13 +142,7 @@ impl RowWriter {
         match self.format {
             Format::Json if self.written == 0 => out.extend_from_slice(b"]\n"),
             Format::Json => out.extend_from_slice(b"\n]\n"),
-            Format::Csv | Format::Ndjson => {}
-            Format::Html => {
-                out.extend_from_slice(b"</tbody>\n</table>\n");
-                out.extend_from_slice(
-                    format!("<p>{} rows</p>\n</body>\n</html>\n", self.written).as_bytes(),
-                );
-            }
+            Format::Csv | Format::Ndjson | Format::Html => {}
         }
     }
 }
@@ -155,9 +152,10 @@ impl RowWriter {
 /// of a record that has no other), ended by CRLF. Streaming a large table is mostly this,
 /// so it writes plain fields straight through rather than through a
 /// `csv::Writer` per row.
-fn csv_record<'a>(out: &mut Vec<u8>, fields: impl Iterator<Item = &'a str>) {
+fn csv_record<S: AsRef<str>>(out: &mut Vec<u8>, fields: impl Iterator<Item = S>) {
     let start = out.len();
     for (i, field) in fields.enumerate() {
+        let field = field.as_ref();
         if i > 0 {
             out.push(b',');
         }
@@ -212,8 +210,16 @@ pub fn render_rows<'a>(
 }
 
 /// Renders one row on its own: a JSON object, one NDJSON line, a CSV header
-/// and row, or an HTML page of fields.
-pub fn render_row(format: Format, columns: &Arc<Vec<String>>, title: &str, row: &Row) -> Vec<u8> {
+/// and row, or its page. `tag` is the row's entity tag, which its page
+/// sends back with changes.
+pub fn render_row(
+    format: Format,
+    columns: &Arc<Vec<String>>,
+    id_col: Option<usize>,
+    title: &str,
+    row: &Row,
+    tag: &str,
+) -> Vec<u8> {
     let mut out = Vec::new();
     match format {
         Format::Json => {
@@ -224,16 +230,14 @@ pub fn render_row(format: Format, columns: &Arc<Vec<String>>, title: &str, row: 
             out = render_rows(format, columns, None, title, [row]);
         }
         Format::Html => {
-            html_head(&mut out, title);
-            out.extend_from_slice(b"<table>\n");
-            for (name, value) in columns.iter().zip(row.cells(columns.len())) {
-                out.extend_from_slice(b"<tr><th>");
-                escape_html(&mut out, name);
-                out.extend_from_slice(b"</th><td>");
-                escape_html(&mut out, value);
-                out.extend_from_slice(b"</td></tr>\n");
+            out = RowPage {
+                table: title,
+                columns,
+                id_col,
+                row,
+                tag,
             }
-            out.extend_from_slice(b"</table>\n</body>\n</html>\n");
+            .render();
         }
     }
     out
@@ -297,56 +301,9 @@ pub fn render_tables(format: Format, tables: &[TableInfo]) -> Vec<u8> {
             }
             let _ = writer.flush();
         }
-        Format::Html => {
-            html_head(&mut out, "csvd");
-            out.extend_from_slice(b"<table>\n<thead><tr><th>table</th><th>rows</th><th>columns</th></tr></thead>\n<tbody>\n");
-            for info in tables {
-                out.extend_from_slice(b"<tr><td><a href=\"/");
-                escape_html(&mut out, &info.name);
-                out.extend_from_slice(b"\">");
-                escape_html(&mut out, &info.name);
-                out.extend_from_slice(b"</a></td><td>");
-                match &info.error {
-                    Some(error) => {
-                        out.extend_from_slice(b"unreadable: ");
-                        escape_html(&mut out, error);
-                    }
-                    None => out.extend_from_slice(info.rows.to_string().as_bytes()),
-                }
-                out.extend_from_slice(b"</td><td>");
-                escape_html(&mut out, &info.columns.join(", "));
-                out.extend_from_slice(b"</td></tr>\n");
-            }
-            out.extend_from_slice(b"</tbody>\n</table>\n</body>\n</html>\n");
-        }
+        Format::Html => out = crate::page::table_list(tables),
     }
     out
-}
-
-fn html_head(out: &mut Vec<u8>, title: &str) {
-    out.extend_from_slice(b"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>");
-    escape_html(out, title);
-    out.extend_from_slice(b"</title>\n<style>");
-    out.extend_from_slice(STYLE.as_bytes());
-    out.extend_from_slice(b"</style>\n</head>\n<body>\n<h1><a href=\"/\">csvd</a> ");
-    escape_html(out, title);
-    out.extend_from_slice(b"</h1>\n");
-}
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top;white-space:pre-wrap}th{background:#f3f3f3}a{color:#0645ad}";
-
-/// Escapes text for HTML content and attribute values.
-pub fn escape_html(out: &mut Vec<u8>, text: &str) {
-    for byte in text.bytes() {
-        match byte {
-            b'&' => out.extend_from_slice(b"&amp;"),
-            b'<' => out.extend_from_slice(b"&lt;"),
-            b'>' => out.extend_from_slice(b"&gt;"),
-            b'"' => out.extend_from_slice(b"&quot;"),
-            b'\'' => out.extend_from_slice(b"&#39;"),
-            _ => out.push(byte),
-        }
-    }
 }
 
 /// Percent-encodes an id for use as one path segment.
@@ -431,18 +388,17 @@ mod tests {
     }
 
     #[test]
-    fn html_escapes_everything() {
-        let rows = [Row::from_cells(["<b>", "<script>alert('x')</script>&"])];
-        let out = String::from_utf8(render_rows(
-            Format::Html,
-            &cols(&["id", "t"]),
-            Some(0),
-            "t",
-            rows.iter(),
-        ))
-        .unwrap();
-        assert!(!out.contains("<script>"), "{out}");
-        assert!(out.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;"));
-        assert!(out.contains("href=\"/t/%3Cb%3E\""));
+    fn formulas_are_neutralised() {
+        for (cell, safe) in [
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-5", "'-5"),
+            ("@x", "'@x"),
+            ("\tx", "'\tx"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralise(cell), safe);
+        }
     }
 }

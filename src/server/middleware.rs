@@ -52,6 +52,7 @@ pub async fn problems(request: Request, next: Next) -> Response {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok()),
     );
+    let path = request.uri().path().to_string();
     let response = next.run(request).await;
     let status = response.status();
     if !status.is_client_error() && !status.is_server_error() {
@@ -85,12 +86,13 @@ pub async fn problems(request: Request, next: Next) -> Response {
         (title, detail)
     };
     let mut rebuilt = if html {
-        let page = html_page(status.as_u16(), &title, &detail);
+        let page = html_page(status.as_u16(), &title, &detail, &path);
         let mut response = Response::new(Body::from(page));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
+        crate::page::protect(response.headers_mut());
         response
     } else {
         Problem::new(status, "http", detail).into_response()
@@ -254,4 +256,37 @@ fn valid_host(host: &str) -> bool {
         && host
             .parse::<axum::http::uri::Authority>()
             .is_ok_and(|a| a.as_str() == host)
+}
+
+/// `Prefer: return=minimal` (RFC 7240) on a write: the answer keeps its
+/// status and headers (`Location`, `ETag`) but drops the body, and a 200
+/// becomes 204. Saves echoing back a bulk import of a million rows.
+pub async fn prefer_minimal(request: Request, next: Next) -> Response {
+    let write = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let minimal = write
+        && request
+            .headers()
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"));
+    let response = next.run(request).await;
+    if !minimal || !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    if parts.status == StatusCode::OK {
+        parts.status = StatusCode::NO_CONTENT;
+    }
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        "preference-applied",
+        HeaderValue::from_static("return=minimal"),
+    );
+    Response::from_parts(parts, Body::empty())
 }

@@ -68,14 +68,15 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 }
 
 /// The whole application: routes wrapped in their middleware, outermost
-/// last: access log, CORS, server name, problem documents, request
-/// checks, time limit, access rules, compression, body limit.
+/// last: access log, CORS, server name, compression, problem documents,
+/// request checks, time limit, access rules, body limit. Problems are read
+/// and rewritten before compression, which applies to the rewritten answer
+/// (a page for a browser) as to any other.
 pub fn app(state: AppState, args: &ServeArgs, access: Access) -> anyhow::Result<Router> {
     let metrics = state.metrics.clone();
     let mut router = routes::router(state)
         .layer(RequestBodyLimitLayer::new(args.max_body))
-        .layer(CompressionLayer::new())
-        .layer(from_fn(middleware::tag_encodings))
+        .layer(from_fn(middleware::prefer_minimal))
         .layer(from_fn_with_state(Arc::new(access), access::guard))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -83,6 +84,8 @@ pub fn app(state: AppState, args: &ServeArgs, access: Access) -> anyhow::Result<
         ))
         .layer(from_fn_with_state(args.max_uri, middleware::validate))
         .layer(from_fn(middleware::problems))
+        .layer(CompressionLayer::new())
+        .layer(from_fn(middleware::tag_encodings))
         .layer(from_fn(middleware::server_header));
     if !args.cors.is_empty() {
         router = router.layer(access::cors(&args.cors)?);
@@ -121,6 +124,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = store;
+    crate::codec::repr::set_csv_safe(args.csv_safe);
     let metrics = Arc::new(Metrics::default());
     let router = app(
         AppState {
@@ -128,7 +132,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             views: Arc::default(),
             max_body: args.max_body,
             body_timeout: Duration::from_secs(args.body_timeout),
-            csv_safe: args.csv_safe,
             metrics: metrics.clone(),
         },
         &args,

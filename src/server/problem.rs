@@ -138,23 +138,8 @@ impl From<BodyError> for Problem {
     }
 }
 
-/// A readable page for a problem, for browsers.
-pub fn html_page(status: u16, title: &str, detail: &str) -> String {
-    let mut out = Vec::new();
-    out.extend_from_slice(
-        format!(
-            "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{status} "
-        )
-        .as_bytes(),
-    );
-    crate::codec::repr::escape_html(&mut out, title);
-    out.extend_from_slice(
-        b"</title></head>\n<body style=\"font-family:system-ui,sans-serif;margin:2rem\">\n<h1>",
-    );
-    out.extend_from_slice(format!("{status} ").as_bytes());
-    crate::codec::repr::escape_html(&mut out, title);
-    out.extend_from_slice(b"</h1>\n<p>");
-    crate::codec::repr::escape_html(&mut out, detail);
-    out.extend_from_slice(b"</p>\n<p><a href=\"/\">All tables</a></p>\n</body>\n</html>\n");
-    String::from_utf8(out).unwrap_or_default()
+/// A readable page for a problem answered to a request for `path`, for
+/// browsers.
+pub fn html_page(status: u16, title: &str, detail: &str, path: &str) -> String {
+    crate::page::problem_page(status, title, detail, path)
 }

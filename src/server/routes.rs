@@ -1,6 +1,6 @@
 //! The HTTP API: `/`, `/<table>` and `/<table>/<id>`, each method mapped to
-//! one store call. Handlers parse (negotiate, read the body), call the store
-//! on a blocking thread, and render; they never see a file.
+//! one store call. Handlers parse (negotiate, read the body), call the store,
+//! wait for a write to be durable, and render; they never see a file.
 
 use std::sync::Arc;
 
@@ -11,11 +11,12 @@ use axum::routing::{any, get};
 use axum::Router;
 
 use super::conditional::{etag, expectations, not_modified};
-use super::negotiate::negotiate;
+use super::negotiate::{negotiate, prefers_html};
 use super::problem::Problem;
 use super::stream::Rows;
 use crate::codec::body::{self, Parsed};
 use crate::codec::repr::{self, encode_segment, Format};
+use crate::page::{self, Address, TablePage};
 use crate::query::{self, Views};
 use crate::store::{Pending, Row, Store, TableInfo, Written};
 
@@ -32,8 +33,6 @@ pub struct AppState {
     pub max_body: usize,
     /// Time a client has to send a whole body (408 after).
     pub body_timeout: std::time::Duration,
-    /// Neutralise formula-like cells in CSV answers.
-    pub csv_safe: bool,
     pub metrics: Arc<super::Metrics>,
 }
 
@@ -44,8 +43,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", any(root))
         .route("/_health", get(health))
+        .route("/_assets/{name}", get(asset))
         .route("/_metrics", get(metrics))
         .route("/{table}", any(table))
+        // `/people/` is `/people`, as json-server users type it.
+        .route("/{table}/", any(table))
         .route("/{table}/{id}", any(row))
         .fallback(no_route)
         .with_state(state)
@@ -98,6 +100,32 @@ async fn write<T>(
     pending.durable().await.map_err(Problem::from)
 }
 
+/// A stylesheet, script or icon of the web page.
+async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Answer {
+    let (asset, tag) =
+        page::assets::get(&name).ok_or_else(|| Problem::not_found(format!("no asset {name}")))?;
+    let mut answer = HeaderMap::new();
+    answer.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    answer.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(page::assets::CACHE_CONTROL),
+    );
+    answer.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        answer.insert(header::ETAG, value);
+    }
+    if not_modified(&headers, &tag, None) {
+        return Ok((StatusCode::NOT_MODIFIED, answer).into_response());
+    }
+    Ok((answer, asset.body).into_response())
+}
+
 async fn root(State(state): State<AppState>, request: Request) -> Answer {
     match *request.method() {
         Method::GET | Method::HEAD => list_tables(state, request.headers()).await,
@@ -113,15 +141,21 @@ async fn table(
 ) -> Answer {
     let (name, suffix) = split_suffix(&segment)?;
     let method = request.method().clone();
+    let browser = Browser::of(request.headers());
+    let table_page = format!("/{name}");
     match method {
         Method::GET | Method::HEAD => get_table(state, name, suffix, request).await,
         Method::POST => post_rows(state, name, request)
             .await
-            .map_err(Problem::for_write),
+            .map_err(Problem::for_write)
+            .map(|answer| browser.see(answer, &table_page)),
         Method::PUT => put_table(state, name, request)
             .await
-            .map_err(Problem::for_write),
-        Method::DELETE => delete_table(state, name, request.headers()).await,
+            .map_err(Problem::for_write)
+            .map(|answer| browser.see(answer, &table_page)),
+        Method::DELETE => delete_table(state, name, request.headers())
+            .await
+            .map(|answer| browser.see(answer, "/")),
         Method::OPTIONS => Ok(options(ALLOW_TABLE)),
         _ => Err(not_allowed(&method, ALLOW_TABLE)),
     }
@@ -133,16 +167,54 @@ async fn row(
     request: Request,
 ) -> Answer {
     let method = request.method().clone();
+    let browser = Browser::of(request.headers());
+    let table_page = format!("/{table}");
+    let row_page = format!("{table_page}/{}", encode_segment(&id));
     match method {
         Method::GET | Method::HEAD => get_row(state, table, id, request.headers()).await,
         Method::PUT | Method::PATCH => write_row(state, table, id, request)
             .await
-            .map_err(Problem::for_write),
+            .map_err(Problem::for_write)
+            .map(|answer| browser.see(answer, &row_page)),
         Method::DELETE => delete_row(state, table, id, request.headers())
             .await
-            .map_err(Problem::for_write),
+            .map_err(Problem::for_write)
+            .map(|answer| browser.see(answer, &table_page)),
         Method::OPTIONS => Ok(options(ALLOW_ROW)),
         _ => Err(not_allowed(&method, ALLOW_ROW)),
+    }
+}
+
+/// Whether a write came from a browser's page (it prefers HTML). A
+/// browser is answered `303 See Other` to the page that shows what it
+/// wrote (the new row's, say), so that it shows a page rather than a raw
+/// representation, and reloading it repeats nothing.
+#[derive(Clone, Copy)]
+struct Browser(bool);
+
+impl Browser {
+    fn of(headers: &HeaderMap) -> Browser {
+        Browser(prefers_html(
+            headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+        ))
+    }
+
+    /// The answer to a successful write: as it is, or for a browser, on to
+    /// its `Location` (else to `page`).
+    fn see(self, answer: Response, page: &str) -> Response {
+        if !self.0 {
+            return answer;
+        }
+        let location = answer
+            .headers()
+            .get(header::LOCATION)
+            .cloned()
+            .or_else(|| HeaderValue::from_str(page).ok());
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        if let Some(location) = location {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
     }
 }
 
@@ -221,6 +293,9 @@ fn content(format: Format, negotiated: bool, tag: &str) -> HeaderMap {
     if negotiated {
         headers.insert(header::VARY, HeaderValue::from_static("Accept"));
     }
+    if format == Format::Html {
+        page::protect(&mut headers);
+    }
     headers
 }
 
@@ -264,7 +339,12 @@ async fn get_table(
     let format = choose(request.headers(), suffix)?;
     let view = read(&state, |store| state.views.get(store, &name))?;
     let raw_query = request.uri().query().unwrap_or_default();
-    let query = query::parse(raw_query, &view.snapshot.columns)
+    // A browser's page holds one page of rows unless its address names a window.
+    let asked = match format {
+        Format::Html => Address::paged(raw_query),
+        _ => raw_query.to_string(),
+    };
+    let query = query::parse(&asked, &view.snapshot.columns)
         .map_err(|err| Problem::bad_request(err.to_string()))?;
     let tag = etag(view.snapshot.version, Some(raw_query), format);
     let mut headers = content(format, suffix.is_none(), &tag);
@@ -298,13 +378,39 @@ async fn get_table(
         headers.insert("x-total-count", value);
     }
     let path = request.uri().path();
-    if let Some(value) = query::links(path, raw_query, query.window, selection.total)
+    if let Some(value) = query::links(path, &asked, query.window, selection.total)
         .and_then(|links| HeaderValue::from_str(&links).ok())
     {
         headers.insert(header::LINK, value);
     }
-    let rows = Rows::new(view, selection.picked, query.fields);
-    Ok((headers, rows.into_body(format, &name)).into_response())
+    // A browser's page is drawn around its rows, which stream between its halves.
+    let frame = (format == Format::Html).then(|| {
+        let snapshot = &view.snapshot;
+        let shown: Vec<String> = match &query.fields {
+            Some(fields) => fields
+                .iter()
+                .map(|&c| snapshot.columns[c].clone())
+                .collect(),
+            None => snapshot.columns.to_vec(),
+        };
+        TablePage {
+            name: &name,
+            columns: &snapshot.columns,
+            shown: &shown,
+            id_column: snapshot.id_col.map(|c| snapshot.columns[c].as_str()),
+            tag: &tag,
+            rows: snapshot.rows.len(),
+            matching: selection.total,
+            modified: snapshot.modified,
+            query: &asked,
+        }
+        .frame()
+    });
+    let rows = Rows::new(view, selection.picked, query.fields).into_body(format, &name);
+    match frame {
+        Some(frame) => Ok((headers, page::table_body(frame, rows)).into_response()),
+        None => Ok((headers, rows).into_response()),
+    }
 }
 
 async fn get_row(
@@ -339,7 +445,7 @@ async fn get_row(
     }
     Ok((
         headers,
-        repr::render_row(format, &view.columns, &title, &view.row),
+        repr::render_row(format, &view.columns, view.id_col, &title, &view.row, &tag),
     )
         .into_response())
 }
@@ -472,9 +578,16 @@ fn written_row(format: Format, table: &str, written: &Written, status: StatusCod
     let (Some(row), Some(version)) = (written.rows.first(), written.versions.first()) else {
         return status.into_response();
     };
-    let body = repr::render_row(format, &written.columns, table, row.as_ref() as &Row);
-    let headers = content(format, false, &etag(*version, None, format));
-    (status, headers, body).into_response()
+    let tag = etag(*version, None, format);
+    let body = repr::render_row(
+        format,
+        &written.columns,
+        written.id_col,
+        table,
+        row.as_ref() as &Row,
+        &tag,
+    );
+    (status, content(format, false, &tag), body).into_response()
 }
 
 async fn put_table(state: AppState, name: String, request: Request) -> Answer {

@@ -638,6 +638,7 @@ impl Store for DirStore {
             let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
             Ok(RowView {
                 columns: table.columns().clone(),
+                id_col: table.id_col(),
                 row: row.clone(),
                 version: table.row_version(row),
                 modified: table.modified,

@@ -94,10 +94,17 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
         .from_reader(body);
     // One record, reused: no allocation per row but the row itself.
     let mut record = csv::StringRecord::new();
-    let columns: Vec<String> = match reader.read_record(&mut record).map_err(describe)? {
+    let mut columns: Vec<String> = match reader.read_record(&mut record).map_err(describe)? {
         false => Vec::new(),
         true => record.iter().map(str::to_string).collect(),
     };
+    // Byte-order marks after blank lines (or repeated) are still not part
+    // of the first column's name; written back, they would read as a mark.
+    if let Some(first) = columns.first_mut() {
+        if first.starts_with('\u{feff}') {
+            *first = first.trim_start_matches('\u{feff}').to_string();
+        }
+    }
     for (i, name) in columns.iter().enumerate() {
         if columns[..i].contains(name) {
             return Err(format!(

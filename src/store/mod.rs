@@ -17,6 +17,7 @@ use std::time::SystemTime;
 pub use dir::{DirStore, Options};
 pub use file::{parse as parse_csv, write_csv, Layout};
 pub use row::Row;
+pub use wal::{decode as decode_log, Decoded};
 
 /// The fields of one record as given by a client, in the order given.
 /// A field whose value is empty is stored as an empty cell.
@@ -142,6 +143,8 @@ pub struct Written {
 #[derive(Clone, Debug)]
 pub struct RowView {
     pub columns: Arc<Vec<String>>,
+    /// The id column (its page shows the id as the row's name, not a field to edit).
+    pub id_col: Option<usize>,
     pub row: Arc<Row>,
     pub version: u64,
     pub modified: SystemTime,

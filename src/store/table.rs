@@ -495,6 +495,11 @@ fn validate_name(name: &str) -> Result<(), Error> {
     if name.is_empty() {
         return Err(Error::InvalidField("a field name is empty".into()));
     }
+    if name.starts_with('\u{feff}') {
+        return Err(Error::InvalidField(format!(
+            "field name {name:?} starts with a byte-order mark"
+        )));
+    }
     if name.chars().any(char::is_control) {
         return Err(Error::InvalidField(format!(
             "field name {name:?} contains a control character"

@@ -76,8 +76,15 @@ impl Server {
         std::fs::read_to_string(self.dir.join(format!("{table}.csv"))).expect("table file")
     }
 
+    /// `http://ADDR`, or `https://ADDR` when the server was started with
+    /// `--tls-cert`.
     pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.flags.iter().any(|flag| flag == "--tls-cert") {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Sends raw bytes and returns everything the server answers until it
@@ -168,9 +175,10 @@ fn spawn(dir: &Path, flags: &[&str]) -> (Child, SocketAddr) {
     let mut lines = BufReader::new(stdout);
     let mut line = String::new();
     lines.read_line(&mut line).expect("read listening line");
+    // `csvd listening on http://ADDR`, or `https://ADDR` with TLS.
     let addr = line
         .trim()
-        .rsplit("http://")
+        .rsplit("://")
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line from csvd: {line:?}"));

@@ -1,0 +1,43 @@
+//! The properties the fuzz targets check, shared with `cargo test`, which
+//! replays every input kept in `tests/fuzz-regressions/`.
+
+use csvd::codec::body::{parse, BodyKind};
+use csvd::store::{decode_log, parse_csv, write_csv};
+
+/// Any bytes as a request body: a parse error or records, never a panic;
+/// outside JSON, no field name is empty.
+pub fn body(kind: BodyKind, data: &[u8]) {
+    if let Ok(parsed) = parse(kind, data) {
+        if kind != BodyKind::Json {
+            for record in &parsed.records {
+                assert!(record.iter().all(|(name, _)| !name.is_empty()));
+            }
+        }
+    }
+}
+
+/// Any bytes as a table file: an explained refusal, or a table that writes
+/// back to CSV and reads again as the same table.
+pub fn csv_file(data: &[u8]) {
+    let Ok((columns, rows, layout)) = parse_csv(data) else {
+        return;
+    };
+    let mut out = Vec::new();
+    write_csv(&mut out, &columns, rows.iter(), layout).expect("writing to memory");
+    let (again_columns, again_rows, _) = parse_csv(&out).expect("what we write reads back");
+    assert_eq!(columns, again_columns);
+    if !columns.is_empty() {
+        assert_eq!(rows.len(), again_rows.len());
+        for (a, b) in rows.iter().zip(&again_rows) {
+            assert!(a.cells(columns.len()).eq(b.cells(columns.len())));
+        }
+    }
+}
+
+/// Any bytes as a log segment: recovery reads a prefix of whole records
+/// and stops cleanly at the first torn or corrupt one.
+pub fn wal(data: &[u8]) {
+    let decoded = decode_log(data);
+    assert!(decoded.valid_len <= data.len());
+    assert_eq!(decoded.problem.is_none(), decoded.valid_len == data.len());
+}

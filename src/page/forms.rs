@@ -1,0 +1,115 @@
+//! Form pieces the pages share: a labelled field for a column's value, the
+//! fields that add a new column, and the confirmation that guards a delete.
+//!
+//! Controls that only the page's script can carry out (PATCH, PUT and
+//! DELETE, which a plain form cannot send) are drawn disabled and marked
+//! `data-script`; the script enables them. Without it a page still reads.
+
+use maud::{html, Markup};
+
+/// Values longer than this (in characters) are edited in a text area.
+const LONG_VALUE: usize = 80;
+
+/// A labelled control for one column's value: a text area for a value of
+/// several lines or a long one, else a line. `id` must be unique on the page.
+pub fn field(id: &str, column: &str, value: &str, readonly: bool) -> Markup {
+    let long = value.contains(['\n', '\r']) || value.chars().count() > LONG_VALUE;
+    html! {
+        div.field {
+            label for=(id) { (column) }
+            @if long {
+                // The parser drops one newline right after the opening tag;
+                // this one, so a value's own first newline survives.
+                textarea id=(id) name=(column) rows="4" readonly[readonly] { "\n" (value) }
+            } @else {
+                input id=(id) type="text" name=(column) value=(value) readonly[readonly];
+            }
+        }
+    }
+}
+
+/// Fields for a column the table does not have yet: a name and a value.
+/// They have no `name`, so a form never sends them as they are; the script
+/// shows them and turns each pair into a field named by the new column.
+pub fn new_columns(prefix: &str) -> Markup {
+    html! {
+        fieldset.new-columns data-new-columns hidden {
+            legend { "New column" }
+            div.pair data-pair {
+                div.field {
+                    label for=(format!("{prefix}-name-0")) { "Column name" }
+                    input id=(format!("{prefix}-name-0")) type="text" data-new-name
+                        autocomplete="off" spellcheck="false";
+                }
+                div.field {
+                    label for=(format!("{prefix}-value-0")) { "Value" }
+                    input id=(format!("{prefix}-value-0")) type="text" data-new-value;
+                }
+            }
+            button.quiet type="button" data-add-pair { "Another new column" }
+        }
+    }
+}
+
+/// What a guarded delete sends and what follows it.
+pub struct Delete<'a> {
+    /// What the closed control says (`Delete this row…`).
+    pub summary: &'a str,
+    /// What will happen, said before it does.
+    pub warning: &'a str,
+    /// The button that does it.
+    pub button: &'a str,
+    /// The resource to `DELETE`.
+    pub url: &'a str,
+    /// Its entity tag, sent as `If-Match`.
+    pub tag: &'a str,
+    /// Where to go once it is gone, and what to tell there.
+    pub then: &'a str,
+    pub done: &'a str,
+}
+
+/// A delete behind a second step: it opens to say what will be lost, and
+/// only the button inside sends the request.
+pub fn delete(delete: &Delete) -> Markup {
+    html! {
+        details.danger {
+            summary { (delete.summary) }
+            div.confirm {
+                p { (delete.warning) }
+                button.danger type="button" disabled data-script
+                    data-delete=(delete.url) data-tag=(delete.tag)
+                    data-then=(delete.then) data-done=(delete.done) { (delete.button) }
+                p.status role="status" {}
+            }
+        }
+    }
+}
+
+/// What a page says when its script cannot run.
+pub fn needs_script(what: &str) -> Markup {
+    html! {
+        noscript {
+            p.note { (what) " need JavaScript; reading, searching and adding rows do not." }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_escape_and_keep_first_newlines() {
+        let line = field("f-0", "<name>", "\"kim\" & <b>", false).into_string();
+        assert!(
+            line.contains("value=\"&quot;kim&quot; &amp; &lt;b&gt;\""),
+            "{line}"
+        );
+        assert!(
+            line.contains("<label for=\"f-0\">&lt;name&gt;</label>"),
+            "{line}"
+        );
+        let area = field("f-1", "note", "\nsecond", true).into_string();
+        assert!(area.contains("readonly>\n\nsecond</textarea>"), "{area}");
+    }
+}

@@ -1,0 +1,314 @@
+//! The web page in a real browser (headless Chromium), used as a person
+//! would: open the list and a table, sort, search, filter, add a row with a
+//! new column, edit it, meet a stale edit, delete it, create, upload,
+//! replace and delete tables, on a desktop and a phone-width screen.
+//! Each page is saved as a screenshot in `target/screenshots/`.
+
+mod browser;
+mod common;
+
+use browser::Browser;
+use common::Server;
+use serde_json::json;
+
+/// The body rows of the table shown.
+const ROWS: &str = "table.rows tbody tr";
+
+fn people() -> Server {
+    let s = Server::start();
+    let rows = json!([
+        {"name": "Kim Minji", "email": "minji@example.com", "city": "Seoul", "age": 31},
+        {"name": "Lee Jun", "email": "jun@example.com", "city": "Busan", "age": 27},
+        {"name": "Park Sora", "email": "sora@example.com", "city": "Daegu", "age": 45},
+        {"name": "Choi Hana", "email": "hana@example.com", "city": "Seoul", "age": 38},
+    ]);
+    assert_eq!(s.post_json("/people", &rows.to_string()).status, 201);
+    s
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_person_reads_and_edits_tables_in_a_browser() {
+    let s = people();
+    let Some(b) = Browser::start(&s.base(), true).await else {
+        return;
+    };
+    browse(&b).await;
+    sort_search_filter(&b).await;
+    add_edit_delete(&b, &s).await;
+    tables(&b, &s).await;
+    phone(&b).await;
+    b.stop().await;
+}
+
+/// The table list, a table, its labels.
+async fn browse(b: &Browser) {
+    b.open("/").await;
+    b.wait_for_text("table.list tbody tr", "people").await;
+    let entry = b.text("table.list tbody tr").await;
+    assert!(entry.contains('4') && entry.contains("email"), "{entry}");
+    assert!(
+        b.unlabelled().await.is_empty(),
+        "{:?}",
+        b.unlabelled().await
+    );
+    // The script ran (the policy allowed it): its controls are enabled.
+    assert!(b
+        .find("form[data-create] button")
+        .await
+        .is_enabled()
+        .await
+        .unwrap());
+    b.screenshot("01-table-list").await;
+
+    b.click("table.list a[href='/people']").await;
+    b.wait_for_path("/people").await;
+    b.wait_for_count(ROWS, 4).await;
+    assert!(
+        b.unlabelled().await.is_empty(),
+        "{:?}",
+        b.unlabelled().await
+    );
+    assert_eq!(b.text("h1").await, "people");
+    b.screenshot("02-table").await;
+}
+
+/// The first cell of a column in the rows shown, by column position.
+async fn column(b: &Browser, index: usize) -> Vec<String> {
+    b.texts(&format!("{ROWS} td:nth-child({index})")).await
+}
+
+async fn sort_search_filter(b: &Browser) {
+    b.open("/people").await;
+    b.click_text("age").await;
+    b.wait_for_address("sorted by age", |a| a.contains("_sort=age"))
+        .await;
+    assert_eq!(column(b, 5).await, ["27", "31", "38", "45"]);
+    b.click_text("age▲").await;
+    b.wait_for_address("sorted by age, descending", |a| a.contains("_sort=-age"))
+        .await;
+    assert_eq!(column(b, 5).await, ["45", "38", "31", "27"]);
+
+    b.fill("#q", "seoul").await;
+    b.click("form#query button[type=submit]").await;
+    let address = b
+        .wait_for_address("a search", |a| a.contains("q=seoul"))
+        .await;
+    // The sort stays; empty filters are not sent.
+    assert!(address.contains("_sort=-age"), "{address}");
+    assert!(!address.contains("_like="), "{address}");
+    b.wait_for_count(ROWS, 2).await;
+    assert_eq!(column(b, 2).await, ["Choi Hana", "Kim Minji"]);
+    b.screenshot("03-table-search").await;
+
+    b.click_text("Clear search and filters").await;
+    b.wait_for_count(ROWS, 4).await;
+    b.fill("tr.filters input[name='city_like']", "bu").await;
+    b.click("form#query button[type=submit]").await;
+    b.wait_for_address("a filter", |a| a.contains("city_like=bu"))
+        .await;
+    b.wait_for_count(ROWS, 1).await;
+    assert_eq!(column(b, 2).await, ["Lee Jun"]);
+
+    // Pages: two rows a page, then the next page.
+    b.open("/people?_limit=2&_sort=id").await;
+    b.wait_for_count(ROWS, 2).await;
+    b.click("a[rel=next]").await;
+    b.wait_for_address("page 2", |a| a.contains("_page=2"))
+        .await;
+    assert_eq!(column(b, 1).await, ["3", "4"]);
+    assert!(b.text(".pager").await.contains("Page 2 of 2"));
+}
+
+async fn add_edit_delete(b: &Browser, s: &Server) {
+    let evil = "<script>window.owned=1</script><img src=x onerror=\"window.owned=2\">";
+    // A mistake is said on the page, and what was typed stays.
+    b.open("/people").await;
+    b.fill("form[data-add-row] input[name='id']", "1").await;
+    b.fill("form[data-add-row] input[name='name']", "Someone")
+        .await;
+    b.click_text("Add row").await;
+    b.wait_for_text("form[data-add-row] .status", "id \"1\" is already taken")
+        .await;
+    assert_eq!(
+        b.value("form[data-add-row] input[name='name']").await,
+        "Someone"
+    );
+
+    b.open("/people").await;
+    b.fill("form[data-add-row] input[name='name']", evil).await;
+    b.fill("form[data-add-row] input[name='city']", "Incheon")
+        .await;
+    b.fill("form[data-add-row] input[name='age']", "52").await;
+    b.fill("[data-new-name]", "team").await;
+    b.fill("[data-new-value]", "red").await;
+    b.click_text("Add row").await;
+    b.wait_for_path("/people/5").await;
+    b.wait_for_text("#notice", "Row 5 was added.").await;
+    assert_eq!(b.value("input[name='team']").await, "red");
+    assert_eq!(b.value("input[name='name']").await, evil);
+    assert_eq!(
+        s.get("/people/5").json(),
+        json!({"id": 5, "name": evil, "email": "", "city": "Incheon", "age": 52, "team": "red"})
+    );
+    assert!(
+        b.unlabelled().await.is_empty(),
+        "{:?}",
+        b.unlabelled().await
+    );
+    b.screenshot("04-row").await;
+
+    // The cell shows the text, and nothing in it ran.
+    b.open("/people?_sort=-id").await;
+    b.wait_for_count(ROWS, 5).await;
+    assert_eq!(column(b, 2).await[0], evil);
+    assert_eq!(
+        b.script("return window.owned === undefined").await,
+        json!(true)
+    );
+
+    // Edit in place.
+    b.open("/people/5").await;
+    b.fill("input[name='city']", "Ulsan").await;
+    b.click_text("Save changes").await;
+    b.wait_for_text("#notice", "Saved.").await;
+    assert_eq!(b.value("input[name='city']").await, "Ulsan");
+    assert_eq!(s.get("/people/5").json()["city"], json!("Ulsan"));
+
+    // Someone else changes the row; the stale edit is refused and said so.
+    let other = s.send_json("PATCH", "/people/5", r#"{"age": 53}"#);
+    assert_eq!(other.status, 200);
+    b.fill("input[name='city']", "Suwon").await;
+    b.click_text("Save changes").await;
+    b.wait_for_text("form.edit-row .status", "someone changed")
+        .await;
+    b.screenshot("05-row-stale-edit").await;
+    assert_eq!(s.get("/people/5").json()["city"], json!("Ulsan"));
+    b.click_text("Reload").await;
+    b.wait_for_text("h1", "people 5").await;
+    assert_eq!(b.value("input[name='age']").await, "53");
+
+    // Delete, after saying what will be lost.
+    b.click_text("Delete this row…").await;
+    b.click_text("Delete row 5").await;
+    b.wait_for_path("/people").await;
+    b.wait_for_text("#notice", "Row 5 was deleted.").await;
+    assert_eq!(s.get("/people/5").status, 404);
+    b.wait_for_count(ROWS, 4).await;
+
+    // A page that is not there says so, and leads back.
+    b.open("/people/5").await;
+    assert_eq!(b.text("h1").await, "404 Not Found");
+    assert!(b.text(".detail").await.contains("no row"));
+    b.screenshot("06-not-found").await;
+    b.click_text("Back to people").await;
+    b.wait_for_path("/people").await;
+}
+
+async fn tables(b: &Browser, s: &Server) {
+    let files = tempfile::tempdir().expect("temp dir");
+    let cities = files.path().join("cities.csv");
+    std::fs::write(
+        &cities,
+        "name,country,population\nSeoul,KR,9700000\nBusan,KR,3400000\nTokyo,JP,14000000\n",
+    )
+    .unwrap();
+    let fewer = files.path().join("fewer.csv");
+    std::fs::write(&fewer, "name,country\nOsaka,JP\n").unwrap();
+
+    // Upload a file as a new table.
+    b.open("/").await;
+    b.find("#upload-file")
+        .await
+        .send_keys(&cities.display().to_string())
+        .await
+        .expect("choose a file");
+    b.click_text("Upload").await;
+    b.wait_for_path("/cities").await;
+    b.wait_for_text("#notice", "Table created from cities.csv. It holds 3 rows.")
+        .await;
+    b.wait_for_count(ROWS, 3).await;
+
+    // The same name again is refused unless replacing is asked for.
+    b.open("/").await;
+    b.find("#upload-file")
+        .await
+        .send_keys(&fewer.display().to_string())
+        .await
+        .expect("choose a file");
+    b.fill("#upload-name", "cities").await;
+    b.click_text("Upload").await;
+    b.wait_for_text("form[data-upload] .status", "already exists")
+        .await;
+
+    // Replace the rows from the table's page.
+    b.open("/cities").await;
+    b.click_text("Replace all rows with a CSV file…").await;
+    b.find("#replace-file")
+        .await
+        .send_keys(&fewer.display().to_string())
+        .await
+        .expect("choose a file");
+    b.click_text("Replace the rows").await;
+    b.wait_for_text("#notice", "Rows replaced from fewer.csv")
+        .await;
+    b.wait_for_count(ROWS, 1).await;
+    assert_eq!(
+        s.get("/cities.csv").text(),
+        "id,name,country\r\n1,Osaka,JP\r\n"
+    );
+
+    // Create a table, add to it, delete it.
+    b.open("/").await;
+    b.fill("#create-name", "notes").await;
+    b.fill("#create-columns", "title, body").await;
+    b.click_text("Create table").await;
+    b.wait_for_path("/notes").await;
+    b.wait_for_text("#notice", "The table notes was created.")
+        .await;
+    b.fill("form[data-add-row] input[name='title']", "first")
+        .await;
+    b.fill(
+        "form[data-add-row] textarea[name='body'], form[data-add-row] input[name='body']",
+        "a note",
+    )
+    .await;
+    b.click_text("Add row").await;
+    b.wait_for_path("/notes/1").await;
+    b.open("/notes").await;
+    b.click_text("Delete this table…").await;
+    b.click_text("Delete the table notes").await;
+    b.wait_for_path("/").await;
+    b.wait_for_text("#notice", "The table notes was deleted.")
+        .await;
+    assert_eq!(s.get("/notes").status, 404);
+
+    // Downloads are the API's own representations.
+    b.open("/people?q=seoul&_page=1&_limit=25").await;
+    let csv = b
+        .find("a[download$='.csv']")
+        .await
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(csv.as_deref(), Some("/people.csv?q=seoul"));
+}
+
+/// A phone-width screen: nothing wider than the screen but the table,
+/// which scrolls in its own box.
+async fn phone(b: &Browser) {
+    b.set_size(390, 844).await;
+    for (path, shot) in [
+        ("/", "07-phone-list"),
+        ("/people", "08-phone-table"),
+        ("/people/1", "09-phone-row"),
+    ] {
+        b.open(path).await;
+        b.find("main").await;
+        let picture = b.screenshot(shot).await;
+        assert!(
+            !b.overflows().await,
+            "{path} is wider than a phone: {}",
+            picture.display()
+        );
+    }
+}

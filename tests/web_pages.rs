@@ -1,0 +1,244 @@
+//! The web page as HTTP sees it: what a browser is sent (policy headers,
+//! escaping, embedded assets, pages of rows), and how a browser's form
+//! writes are answered. The real browser drives the pages in web_browser.rs.
+
+mod common;
+
+use std::io::Read;
+
+use common::{Response, Server};
+use serde_json::json;
+
+const BROWSER: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+const POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+     frame-ancestors 'none'";
+
+fn page(s: &Server, path: &str) -> Response {
+    s.get_with(path, &[("Accept", BROWSER)])
+}
+
+fn people() -> Server {
+    let s = Server::start();
+    for (name, city, age) in [("kim", "Seoul", 31), ("lee", "Busan", 27)] {
+        let body = json!({"name": name, "city": city, "age": age}).to_string();
+        assert_eq!(s.post_json("/people", &body).status, 201);
+    }
+    s
+}
+
+/// The body rows of a table page (`<tr>`s after the header's two).
+fn body_rows(html: &str) -> usize {
+    html.split("<tbody>")
+        .nth(1)
+        .and_then(|rest| rest.split("</tbody>").next())
+        .map_or(0, |body| body.matches("<tr>").count())
+}
+
+#[test]
+fn every_page_carries_a_strict_policy_and_loads_only_its_own_assets() {
+    let s = people();
+    for (path, status) in [
+        ("/", 200),
+        ("/people", 200),
+        ("/people/1", 200),
+        ("/people/9", 404),
+    ] {
+        let r = page(&s, path);
+        assert_eq!(r.status, status, "{path}");
+        assert!(r.header("content-type").unwrap().starts_with("text/html"));
+        assert_eq!(r.header("content-security-policy"), Some(POLICY), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        let html = r.text();
+        assert!(
+            !html.contains("<script>") && !html.contains("<style"),
+            "{path}"
+        );
+        assert!(!html.contains(" style="), "{path}: inline style");
+        for attribute in ["href=\"", "src=\"", "action=\""] {
+            for link in html.split(attribute).skip(1) {
+                assert!(link.starts_with('/'), "{path}: {attribute}{link:.40}");
+            }
+        }
+        for asset in html.split("\"/_assets/").skip(1) {
+            let url = format!("/_assets/{}", asset.split('"').next().unwrap());
+            assert_eq!(s.get(&url).status, 200, "{url}");
+        }
+    }
+}
+
+#[test]
+fn every_cell_and_name_is_escaped() {
+    let s = Server::start();
+    let evil = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>";
+    let body = json!({"note": evil, "<b>col": evil}).to_string();
+    assert_eq!(s.post_json("/t", &body).status, 201);
+    for path in ["/", "/t", "/t/1", "/t?q=%3Cscript", "/t?note_like=script"] {
+        let html = page(&s, path).text();
+        assert!(!html.contains("<script>alert"), "{path}: {html}");
+        assert!(!html.contains("<img"), "{path}");
+        assert!(!html.contains("<b>col"), "{path}");
+    }
+    let table = page(&s, "/t").text();
+    assert!(table.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;'&gt;&lt;img"));
+    assert!(table.contains("&lt;b&gt;col"));
+    let row = page(&s, "/t/1").text();
+    assert!(row.contains("value=\"&lt;script&gt;alert(1)&lt;/script&gt;&quot;'&gt;"));
+}
+
+#[test]
+fn a_form_post_from_a_browser_is_sent_on_to_the_new_row() {
+    let s = people();
+    let form = [
+        ("Accept", BROWSER),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let r = s.request(
+        "POST",
+        "/people",
+        &form,
+        b"id=&name=park+sora&city=Daegu&age=45",
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/people/3"));
+    assert_eq!(
+        s.get("/people/3").json(),
+        json!({"id": 3, "name": "park sora", "city": "Daegu", "age": 45})
+    );
+    // API clients still get the row they created.
+    let r = s.request(
+        "POST",
+        "/people",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"name=choi",
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["name"], json!("choi"));
+    // Any write a browser makes leads to the page that shows the result.
+    let r = s.request(
+        "PATCH",
+        "/people/3",
+        &[("Accept", BROWSER), ("Content-Type", "application/json")],
+        br#"{"city":"Seoul"}"#,
+    );
+    assert_eq!((r.status, r.header("location")), (303, Some("/people/3")));
+    let r = s.request("DELETE", "/people/3", &[("Accept", BROWSER)], b"");
+    assert_eq!((r.status, r.header("location")), (303, Some("/people")));
+    // A mistake is a page saying what was wrong.
+    let r = s.request("POST", "/people", &form, b"=x");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("empty name"), "{}", r.text());
+}
+
+#[test]
+fn assets_are_embedded_and_cached_by_content() {
+    let s = Server::start();
+    for (name, kind) in [
+        ("style.css", "text/css"),
+        ("app.js", "text/javascript"),
+        ("icon.svg", "image/svg+xml"),
+    ] {
+        let r = s.get(&format!("/_assets/{name}"));
+        assert_eq!(r.status, 200, "{name}");
+        assert!(
+            r.header("content-type").unwrap().starts_with(kind),
+            "{name}"
+        );
+        assert!(r.header("cache-control").unwrap().contains("immutable"));
+        let tag = r.header("etag").unwrap().to_string();
+        let again = s.get_with(&format!("/_assets/{name}"), &[("If-None-Match", &tag)]);
+        assert_eq!(again.status, 304, "{name}");
+        assert_eq!(
+            s.request("HEAD", &format!("/_assets/{name}"), &[], b"")
+                .status,
+            200
+        );
+    }
+    assert_eq!(s.get("/_assets/nothing.js").status, 404);
+    assert_eq!(s.get("/_assets/../people.csv").status, 404);
+}
+
+#[test]
+fn a_table_page_shows_one_page_of_the_rows_its_address_selects() {
+    let s = Server::start();
+    let rows: Vec<_> = (1..=60)
+        .map(|n| json!({"n": n, "kind": if n % 2 == 0 { "even" } else { "odd" }}))
+        .collect();
+    let body = serde_json::Value::Array(rows).to_string();
+    assert_eq!(s.post_json("/nums", &body).status, 201);
+
+    let first = page(&s, "/nums").text();
+    assert_eq!(body_rows(&first), 25);
+    assert!(first.contains("Page 1 of 3") && first.contains("Rows 1–25 of 60"));
+    assert!(first.contains("href=\"/nums?_page=2&amp;_limit=25\" rel=\"next\""));
+
+    let sorted = page(&s, "/nums?_sort=-n&_limit=5").text();
+    assert_eq!(body_rows(&sorted), 5);
+    assert!(sorted.contains("<a href=\"/nums/60\">60</a>"));
+    assert!(sorted.contains("aria-sort=\"descending\""));
+    assert!(sorted.contains("href=\"/nums?_sort=n&amp;_limit=5\""));
+
+    let found = page(&s, "/nums?kind=even&n_gte=51").text();
+    assert_eq!(body_rows(&found), 5);
+    assert!(found.contains("Rows 1–5 of 5 (of 60 in the table)"));
+    assert!(found.contains("Remove the filter n ≥ 51"));
+    assert!(found.contains("<input type=\"hidden\" name=\"kind\" value=\"even\">"));
+
+    let none = page(&s, "/nums?q=nothing").text();
+    assert_eq!(body_rows(&none), 0);
+    assert!(none.contains("No rows match."));
+
+    // The API answers the same address as it always did: every row.
+    assert_eq!(s.get("/nums").json().as_array().unwrap().len(), 60);
+    // A query the server cannot answer is a page saying why.
+    let bad = page(&s, "/nums?_sort=nope");
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("nope"));
+}
+
+#[test]
+fn a_page_of_many_rows_streams() {
+    let s = Server::start();
+    let mut csv = String::from("id,v\n");
+    for n in 1..=3000 {
+        csv.push_str(&format!("{n},value {n}\n"));
+    }
+    let r = s.request(
+        "PUT",
+        "/big",
+        &[("Content-Type", "text/csv")],
+        csv.as_bytes(),
+    );
+    assert_eq!(r.status, 201);
+    let r = page(&s, "/big?_limit=3000");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    let html = r.text();
+    assert_eq!(body_rows(&html), 3000);
+    assert!(html.contains("<a href=\"/big/3000\">3000</a>"));
+    assert!(html.ends_with("</html>\n"));
+}
+
+#[test]
+fn error_pages_read_well_when_compressed() {
+    let s = people();
+    let r = s.get_with(
+        "/people/99",
+        &[("Accept", BROWSER), ("Accept-Encoding", "gzip")],
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let mut html = String::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_string(&mut html)
+        .unwrap();
+    assert!(html.contains("404 Not Found"), "{html}");
+    assert!(
+        html.contains("there is no row with id &quot;99&quot;"),
+        "{html}"
+    );
+    assert!(html.contains("href=\"/people\""));
+}
