@@ -9,6 +9,10 @@ use super::params::Query;
 use super::sort::sort;
 use super::view::TableView;
 
+/// Candidates from an index are "few" below this fraction of the table
+/// (1/16): reading them in place costs less than copying their columns.
+const FEW_ROWS_DIVISOR: usize = 16;
+
 /// The rows of a snapshot to answer with, by position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Picked {
@@ -62,13 +66,34 @@ pub fn select(query: &Query, view: &Arc<TableView>) -> Selection {
         };
     }
     let (candidates, indexed) = candidates(query, view);
-    let filters: Vec<_> = query
-        .filters
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| Some(*i) != indexed)
-        .map(|(_, f)| (f, view.cells(f.column)))
-        .collect();
+    // Rows found through an index are few: read them as they are. A scan
+    // reads every row: copy the columns it reads first, in one pass.
+    let few = candidates
+        .as_ref()
+        .is_some_and(|c| c.len() < rows.len() / FEW_ROWS_DIVISOR);
+    let cells = |column: usize| {
+        if few {
+            view.cells_as_they_are(column)
+        } else {
+            view.cells(column)
+        }
+    };
+    let unindexed = || {
+        query
+            .filters
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| Some(*i) != indexed)
+            .map(|(_, f)| f)
+    };
+    if !few {
+        let used: Vec<usize> = unindexed()
+            .map(|f| f.column)
+            .chain(query.sort.iter().map(|k| k.column))
+            .collect();
+        view.prepare(&used);
+    }
+    let filters: Vec<_> = unindexed().map(|f| (f, cells(f.column))).collect();
     let accepts = |position: &u32| {
         filters
             .iter()
@@ -88,7 +113,7 @@ pub fn select(query: &Query, view: &Arc<TableView>) -> Selection {
     let total = matched.len();
     let range = query.window.range(total);
     if !query.sort.is_empty() {
-        let columns: Vec<_> = query.sort.iter().map(|k| view.cells(k.column)).collect();
+        let columns: Vec<_> = query.sort.iter().map(|k| cells(k.column)).collect();
         sort(&mut matched, &query.sort, &columns, range.end);
     }
     matched.truncate(range.end);

@@ -73,6 +73,42 @@ impl TableView {
         }
     }
 
+    /// Where to read a column's cells without making a copy: for queries
+    /// that read few rows.
+    pub fn cells_as_they_are(&self, column: usize) -> Cells<'_> {
+        let copy = self.indexes.get(column).and_then(|slot| slot.copy.get());
+        match copy {
+            Some(Some(copy)) => Cells::Copied(copy),
+            _ => Cells::Rows(&self.snapshot.rows, column),
+        }
+    }
+
+    /// Makes the copies of these columns that a large table lacks, in one
+    /// pass over the rows, before a query reads them.
+    pub fn prepare(&self, columns: &[usize]) {
+        if self.snapshot.rows.len() < DERIVE_MIN_ROWS {
+            return;
+        }
+        let mut missing: Vec<usize> = columns
+            .iter()
+            .copied()
+            .filter(|&c| self.indexes.get(c).is_some_and(|s| s.copy.get().is_none()))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.len() < 2 {
+            // One column: `cells` copies it when first read.
+            return;
+        }
+        for (column, copy) in missing
+            .iter()
+            .zip(Column::copy_many(&self.snapshot.rows, &missing))
+        {
+            // Another query may have made it meanwhile: either copy will do.
+            let _ = self.indexes[*column].copy.set(copy);
+        }
+    }
+
     /// The index of a column, if it is built.
     pub fn index(&self, column: usize) -> Option<&ColumnIndex> {
         self.indexes.get(column)?.ready.get()
