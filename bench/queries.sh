@@ -238,7 +238,7 @@ csvd loaded the table in $LOAD_MS ms.
 
 ### Filter, sort and limit (ms)
 
-The first query on a column copies it (one pass over the rows); later ones read the copy.
+The first query on its columns copies them (one pass over the rows); later ones read the copies.
 
 | query | first | then (median of 5) |
 |---|---|---|

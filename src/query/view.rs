@@ -1,6 +1,6 @@
 //! The tables as queries see them: the latest [`Snapshot`] of each table
-//! read, with column indexes built on demand, kept until the table's
-//! version changes.
+//! read, with column copies and indexes made on demand, kept until the
+//! table's version changes.
 //!
 //! Taking a snapshot copies a handle per row (a million for a large table);
 //! keeping it means a read costs one version check, and what one query
@@ -28,15 +28,16 @@ const DERIVE_MIN_ROWS: usize = 10_000;
 /// its index at the first.
 const INDEX_AFTER_USES: u32 = 2;
 
-/// One snapshot of a table and the indexes built on it.
+/// One snapshot of a table and what queries derived from it.
 pub struct TableView {
     pub snapshot: Snapshot,
-    indexes: Vec<IndexSlot>,
+    /// By column.
+    derived: Vec<Derived>,
 }
 
 /// What is derived from one column, each part when first needed.
 #[derive(Default)]
-struct IndexSlot {
+struct Derived {
     copy: OnceLock<Option<Column>>,
     uses: AtomicU32,
     building: AtomicBool,
@@ -45,12 +46,12 @@ struct IndexSlot {
 
 impl TableView {
     pub fn new(snapshot: Snapshot) -> TableView {
-        let indexes = snapshot
+        let derived = snapshot
             .columns
             .iter()
-            .map(|_| IndexSlot::default())
+            .map(|_| Derived::default())
             .collect();
-        TableView { snapshot, indexes }
+        TableView { snapshot, derived }
     }
 
     /// Where to read a column's cells: a copy of the column in a large
@@ -59,7 +60,7 @@ impl TableView {
     pub fn cells(&self, column: usize) -> Cells<'_> {
         let rows = &self.snapshot.rows;
         let copy = self
-            .indexes
+            .derived
             .get(column)
             .filter(|_| rows.len() >= DERIVE_MIN_ROWS)
             .and_then(|slot| {
@@ -76,7 +77,7 @@ impl TableView {
     /// Where to read a column's cells without making a copy: for queries
     /// that read few rows.
     pub fn cells_as_they_are(&self, column: usize) -> Cells<'_> {
-        let copy = self.indexes.get(column).and_then(|slot| slot.copy.get());
+        let copy = self.derived.get(column).and_then(|slot| slot.copy.get());
         match copy {
             Some(Some(copy)) => Cells::Copied(copy),
             _ => Cells::Rows(&self.snapshot.rows, column),
@@ -92,7 +93,7 @@ impl TableView {
         let mut missing: Vec<usize> = columns
             .iter()
             .copied()
-            .filter(|&c| self.indexes.get(c).is_some_and(|s| s.copy.get().is_none()))
+            .filter(|&c| self.derived.get(c).is_some_and(|s| s.copy.get().is_none()))
             .collect();
         missing.sort_unstable();
         missing.dedup();
@@ -105,20 +106,20 @@ impl TableView {
             .zip(Column::copy_many(&self.snapshot.rows, &missing))
         {
             // Another query may have made it meanwhile: either copy will do.
-            let _ = self.indexes[*column].copy.set(copy);
+            let _ = self.derived[*column].copy.set(copy);
         }
     }
 
     /// The index of a column, if it is built.
     pub fn index(&self, column: usize) -> Option<&ColumnIndex> {
-        self.indexes.get(column)?.ready.get()
+        self.derived.get(column)?.ready.get()
     }
 
     /// Notes an equality filter on `column`; once a column has been
     /// filtered often enough, builds its index on a background thread so
     /// that no request waits for it (requests scan until it is ready).
     pub fn note_equality(self: &Arc<Self>, column: usize) {
-        let Some(slot) = self.indexes.get(column) else {
+        let Some(slot) = self.derived.get(column) else {
             return;
         };
         if self.snapshot.rows.len() < DERIVE_MIN_ROWS || slot.ready.get().is_some() {
@@ -138,7 +139,7 @@ impl TableView {
             .name("csvd-index".into())
             .spawn(move || {
                 let index = ColumnIndex::build(view.cells(column), view.snapshot.rows.len());
-                let _ = view.indexes[column].ready.set(index);
+                let _ = view.derived[column].ready.set(index);
             });
         if let Err(err) = spawned {
             // Queries keep scanning; a later one tries again.
@@ -153,7 +154,7 @@ impl TableView {
     /// Builds a column's index at once, so tests can compare it with scans.
     pub fn index_now(&self, column: usize) {
         let index = ColumnIndex::build(self.cells(column), self.snapshot.rows.len());
-        let _ = self.indexes[column].ready.set(index);
+        let _ = self.derived[column].ready.set(index);
     }
 }
 
