@@ -46,7 +46,7 @@ pub fn keys(sort: &str, order: Option<&str>, columns: &[String]) -> Result<Vec<S
                 (column, true)
             }
         };
-        let descending = minus ^ directions.get(i).copied().unwrap_or(false);
+        let descending = minus || directions.get(i).copied().unwrap_or(false);
         keys.push(SortKey { column, descending });
     }
     Ok(keys)
@@ -182,6 +182,9 @@ mod tests {
                 descending: false
             }]
         );
+        // Either way of asking for descending order is enough.
+        let both = keys("-id", Some("desc"), &cols()).unwrap();
+        assert!(both[0].descending);
         assert!(keys("id", Some("asc,desc"), &cols()).is_err());
         assert!(keys("-nope", None, &cols())
             .unwrap_err()
