@@ -226,7 +226,13 @@ fn check(request: &Request, max_uri: usize) -> Result<(), Problem> {
         .map(str::trim)
         .collect();
     if !codings.is_empty() {
-        if headers.contains_key(header::CONTENT_LENGTH) {
+        // hyper drops the length before handlers see it; the framing
+        // wrapper saw the raw head.
+        let conflict = request
+            .extensions()
+            .get::<super::framing::Conflict>()
+            .is_some();
+        if conflict || headers.contains_key(header::CONTENT_LENGTH) {
             return Err(Problem::bad_request(
                 "both Content-Length and Transfer-Encoding were sent; send one",
             ));

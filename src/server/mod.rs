@@ -6,6 +6,7 @@
 mod access;
 mod conditional;
 mod dump;
+mod framing;
 mod limits;
 mod metrics;
 mod middleware;
@@ -240,7 +241,15 @@ async fn serve_http<IO>(io: IO, ctx: &Connections, watcher: Watcher)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let verdicts = framing::Verdicts::default();
+    let io = framing::Framing::new(io, verdicts.clone());
     let service = ServiceBuilder::new()
+        .map_request(move |mut request: axum::http::Request<Incoming>| {
+            if let Some(conflict) = verdicts.next() {
+                request.extensions_mut().insert(conflict);
+            }
+            request
+        })
         .map_request(middleware::seed_path_in_host::<Incoming>)
         .service(ctx.router.clone());
     let connection = hyper::server::conn::http1::Builder::new()
