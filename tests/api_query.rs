@@ -394,3 +394,32 @@ fn repeated_equality_queries_agree_with_a_scan() {
     let want: Vec<Value> = all[..3].iter().map(|(v, _)| json!(v)).collect();
     assert_eq!(values, want);
 }
+
+#[test]
+fn readers_that_stall_or_leave_cost_nothing_to_others() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let s = Server::start();
+    big(&s, 50_000);
+    let request = format!("GET /big.csv HTTP/1.1\r\nHost: {}\r\n\r\n", s.addr);
+    // Clients that read the start of a large answer, then stop reading or go away.
+    let mut stalled = Vec::new();
+    for i in 0..10 {
+        let mut stream = TcpStream::connect(s.addr).expect("connect");
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut start = [0u8; 4096];
+        let n = stream.read(&mut start).expect("read the start");
+        assert!(String::from_utf8_lossy(&start[..n]).starts_with("HTTP/1.1 200"));
+        if i % 2 == 0 {
+            stalled.push(stream);
+        }
+    }
+    // Everyone else is answered in full meanwhile.
+    let r = s.get("/big?group=g1&_limit=3");
+    assert_eq!(ids(&r), [1, 8, 15]);
+    let whole = s.get("/big.csv");
+    assert_eq!(whole.text().lines().count(), 50_001);
+    drop(stalled);
+    assert_eq!(get_ids(&s, "/big?id=42"), [42]);
+}

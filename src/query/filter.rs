@@ -54,28 +54,50 @@ pub fn like(pattern: &str) -> Result<Regex, regex::Error> {
         .build()
 }
 
-/// `q`: text searched in every cell of a row, ignoring case.
+/// `q`: text searched in every cell of a row, ignoring case the way
+/// json-server does: the lower-cased text is looked for in each lower-cased
+/// cell.
 #[derive(Debug, Clone)]
 pub struct Search {
-    needle: Regex,
+    needle: String,
 }
 
 impl Search {
     /// `None` for empty text, which json-server ignores.
-    pub fn new(text: &str) -> Result<Option<Search>, regex::Error> {
-        if text.is_empty() {
-            return Ok(None);
-        }
-        // A literal, case-insensitive expression: the regex engine's
-        // literal search is much faster than lower-casing every cell.
-        let needle = like(&regex::escape(text))?;
-        Ok(Some(Search { needle }))
+    pub fn new(text: &str) -> Option<Search> {
+        (!text.is_empty()).then(|| Search {
+            needle: text.to_lowercase(),
+        })
     }
 
     pub fn accepts(&self, row: &Row, width: usize) -> bool {
         row.cells(width)
-            .any(|cell| searchable(cell) && self.needle.is_match(cell))
+            .any(|cell| searchable(cell) && self.found_in(cell))
     }
+
+    fn found_in(&self, cell: &str) -> bool {
+        if cell.is_ascii() {
+            // Lower-casing ASCII text leaves it ASCII: compare bytes, no copy.
+            self.needle.is_ascii()
+                && contains_ascii_lowercase(cell.as_bytes(), self.needle.as_bytes())
+        } else {
+            cell.to_lowercase().contains(&self.needle)
+        }
+    }
+}
+
+/// Whether `hay`, lower-cased, contains `needle` (ASCII, lower case).
+fn contains_ascii_lowercase(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    if needle.len() > hay.len() {
+        return false;
+    }
+    (0..=hay.len() - needle.len()).any(|i| {
+        hay[i].to_ascii_lowercase() == first
+            && hay[i + 1..i + needle.len()].eq_ignore_ascii_case(rest)
+    })
 }
 
 /// json-server skips cells whose JSON value is falsy (`0`, `false`, empty)
@@ -128,15 +150,23 @@ mod tests {
 
     #[test]
     fn search_looks_in_every_cell_ignoring_case() {
-        let q = Search::new("SEO").unwrap().unwrap();
+        let q = Search::new("SEO").unwrap();
         assert!(q.accepts(&row(&["1", "x", "in seoul"]), 3));
         assert!(!q.accepts(&row(&["1", "x", "in seoul"]), 2));
         assert!(!q.accepts(&row(&["1", "busan"]), 2));
-        let dot = Search::new("a.b").unwrap().unwrap();
+        let dot = Search::new("a.b").unwrap();
         assert!(!dot.accepts(&row(&["axb"]), 1));
-        assert!(Search::new("").unwrap().is_none());
-        let zero = Search::new("0").unwrap().unwrap();
+        assert!(Search::new("").is_none());
+        let zero = Search::new("0").unwrap();
         assert!(!zero.accepts(&row(&["0"]), 1));
         assert!(zero.accepts(&row(&["10"]), 1));
+        // Unicode text is lower-cased as a whole, as JavaScript does.
+        let accented = Search::new("ÉCOLE").unwrap();
+        assert!(accented.accepts(&row(&["une école"]), 1));
+        assert!(!accented.accepts(&row(&["ecole"]), 1));
+        let ascii = Search::new("ab").unwrap();
+        assert!(ascii.accepts(&row(&["XAB"]), 1));
+        assert!(ascii.accepts(&row(&["ÀAb"]), 1));
+        assert!(!ascii.accepts(&row(&["a"]), 1));
     }
 }

@@ -90,8 +90,7 @@ pub fn parse(raw: &str, columns: &[String]) -> Result<Query, QueryError> {
     }
     // Like json-server, the first `q` counts.
     if let Some(text) = reserved.get("q").and_then(|v| v.first()) {
-        query.search = Search::new(text)
-            .map_err(|e| QueryError(format!("q: cannot search for this text: {e}")))?;
+        query.search = Search::new(text);
     }
     let single = |name: &str| once(&reserved, name);
     if let Some(sort) = single("_sort")? {

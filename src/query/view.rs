@@ -24,7 +24,8 @@ use crate::store::{self, Snapshot, Store};
 const DERIVE_MIN_ROWS: usize = 10_000;
 /// Equality filters on a column, at one version, before it gets an index.
 /// The first is answered by a scan and may be a one-off; a second suggests
-/// more will come.
+/// more will come. Lookups by id are the common case: the id column gets
+/// its index at the first.
 const INDEX_AFTER_USES: u32 = 2;
 
 /// One snapshot of a table and the indexes built on it.
@@ -88,7 +89,12 @@ impl TableView {
             return;
         }
         let uses = slot.uses.fetch_add(1, Ordering::Relaxed) + 1;
-        if uses < INDEX_AFTER_USES || slot.building.swap(true, Ordering::AcqRel) {
+        let wanted = if Some(column) == self.snapshot.id_col {
+            1
+        } else {
+            INDEX_AFTER_USES
+        };
+        if uses < wanted || slot.building.swap(true, Ordering::AcqRel) {
             return;
         }
         let view = Arc::clone(self);
@@ -115,13 +121,34 @@ impl TableView {
     }
 }
 
-/// The latest view of every table that was queried.
-#[derive(Default)]
+/// The latest view of every table that was queried, and the turns to
+/// evaluate queries.
 pub struct Views {
     tables: Mutex<HashMap<String, Arc<TableView>>>,
+    /// One turn per core: a query that reads every row of a large table
+    /// keeps a core busy and may hold tens of megabytes while it sorts, so
+    /// more at once would only share the cores and add up the memory.
+    turns: tokio::sync::Semaphore,
+}
+
+impl Default for Views {
+    fn default() -> Views {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Views {
+            tables: Mutex::default(),
+            turns: tokio::sync::Semaphore::new(cores),
+        }
+    }
 }
 
 impl Views {
+    /// Waits for a turn to evaluate a query that reads many rows; the turn
+    /// ends when the permit is dropped.
+    pub async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // The semaphore is never closed, so this always gives a permit.
+        self.turns.acquire().await.ok()
+    }
+
     /// The current view of a table: the kept one if the table has not
     /// changed since, else a fresh snapshot. Blocking, like the store.
     pub fn get(&self, store: &dyn Store, table: &str) -> store::Result<Arc<TableView>> {
@@ -151,6 +178,19 @@ impl Views {
 mod tests {
     use super::*;
     use crate::store::{DirStore, Expect, Options};
+
+    #[test]
+    fn turns_are_one_per_core() {
+        use futures_util::FutureExt;
+        let views = Views::default();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut held: Vec<_> = (0..cores)
+            .map(|_| views.turn().now_or_never().flatten().expect("a free turn"))
+            .collect();
+        assert!(views.turn().now_or_never().is_none());
+        held.pop();
+        assert!(views.turn().now_or_never().flatten().is_some());
+    }
 
     #[test]
     fn views_are_kept_until_the_table_changes() {

@@ -337,7 +337,6 @@ async fn get_table(
     request: Request,
 ) -> Answer {
     let format = choose(request.headers(), suffix)?;
-    let title = name.clone();
     let view = read(&state, |store| state.views.get(store, &name))?;
     let raw_query = request.uri().query().unwrap_or_default();
     // A browser's page holds one page of rows unless its address names a window.
@@ -358,7 +357,9 @@ async fn get_table(
         let selection = query::select(&query, &view);
         (query, selection)
     } else {
-        // Filtering and sorting may read every row: off the async workers.
+        // Filtering and sorting may read every row: off the async workers,
+        // a few at a time.
+        let _turn = state.views.turn().await;
         let view = view.clone();
         tokio::task::spawn_blocking(move || {
             let selection = query::select(&query, &view);
@@ -393,7 +394,7 @@ async fn get_table(
             None => snapshot.columns.to_vec(),
         };
         TablePage {
-            name: &title,
+            name: &name,
             columns: &snapshot.columns,
             shown: &shown,
             id_column: snapshot.id_col.map(|c| snapshot.columns[c].as_str()),
@@ -405,7 +406,7 @@ async fn get_table(
         }
         .frame()
     });
-    let rows = Rows::new(view, selection.picked, query.fields).into_body(format, &title);
+    let rows = Rows::new(view, selection.picked, query.fields).into_body(format, &name);
     match frame {
         Some(frame) => Ok((headers, page::table_body(frame, rows)).into_response()),
         None => Ok((headers, rows).into_response()),
