@@ -151,6 +151,7 @@ fn hostile_requests_never_succeed_and_the_server_keeps_serving() {
                 String::from_utf8_lossy(&raw)
             );
         }
+        assert_eq!(server.get("/t").status, 404, "{name}: a write went through");
         let health = server.get("/_health");
         assert_eq!(health.status, 200, "{name}: the server stopped answering");
         assert_eq!(
@@ -350,4 +351,21 @@ fn limits_have_their_statuses() {
         .collect();
     assert_eq!(server.get_with("/", &refs).status, 431);
     assert_eq!(server.get("/").status, 200);
+}
+
+#[test]
+fn content_length_with_transfer_encoding_is_refused_in_either_order() {
+    let server = Server::start();
+    for head in [
+        "Content-Length: 3\r\nTransfer-Encoding: chunked",
+        "Transfer-Encoding: chunked\r\nContent-Length: 3",
+    ] {
+        let request = format!(
+            "POST /t HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n{head}\r\n\r\n3\r\na:b\r\n0\r\n\r\n"
+        );
+        let r = Response::parse(&server.raw(request.as_bytes()), false);
+        assert_eq!(r.status, 400, "{head}: {}", r.text());
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+    assert_eq!(server.get("/t").status, 404);
 }

@@ -1,12 +1,8 @@
 //! Who may do what: `--read-only`, the bearer token (`--token`, for writes,
 //! or for everything with `--private`) and CORS for browser origins.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::problem::Problem;
@@ -54,12 +50,13 @@ fn is_read(method: &Method) -> bool {
 
 /// Refuses writes on a read-only server (405) and requests without the
 /// token where one is required (401). Liveness (`/_health`) stays open.
-pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+pub fn check(access: &Access, request: &Request) -> Result<(), Problem> {
     let read = is_read(request.method());
     if !read && access.read_only {
-        return Problem::method_not_allowed(request.method().as_str(), "GET, HEAD, OPTIONS")
-            .with_detail("this server is read-only")
-            .into_response();
+        return Err(
+            Problem::method_not_allowed(request.method().as_str(), "GET, HEAD, OPTIONS")
+                .with_detail("this server is read-only"),
+        );
     }
     let needs_token = (!read || access.private) && request.uri().path() != "/_health";
     if let (true, Some(token)) = (needs_token, &access.token) {
@@ -78,16 +75,12 @@ pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Ne
             } else {
                 "this request needs a token: send Authorization: Bearer <token>"
             };
-            let mut response =
-                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"csvd\""),
-            );
-            return response;
+            let mut problem = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail);
+            problem.challenge = true;
+            return Err(problem);
         }
     }
-    next.run(request).await
+    Ok(())
 }
 
 /// Compares secrets in time that depends only on their lengths.

@@ -1,6 +1,14 @@
-//! Cross-cutting request and response handling: the access log, errors
-//! shown as problem documents or pages, tags of compressed bodies, and the
-//! seed client's quirk.
+//! Cross-cutting request and response handling, in two layers (each
+//! middleware layer costs every request a boxed future and a clone of the
+//! service below it, so they are few):
+//!
+//! - [`edge`], outermost: the access log and metrics, the server's name,
+//!   and tags of compressed bodies;
+//! - [`gate`], inside compression: request checks (framing, `Host`,
+//!   target length), access rules, `Prefer: return=minimal`, and errors
+//!   shown as problem documents or pages.
+//!
+//! Plus the seed client's quirk, applied before routing.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,41 +19,51 @@ use axum::http::{header, HeaderValue, StatusCode, Uri, Version};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::access::{self, Access};
 use super::conditional::ENCODING_SUFFIXES;
 use super::metrics::Metrics;
 use super::negotiate::prefers_html;
 use super::problem::{html_page, Problem, PROBLEM_JSON};
 
-/// Logs one line per request (method, path, status, bytes, duration) and
-/// counts it in the metrics.
-pub async fn access_log(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The outer layer: logs one line per request (method, path, status,
+/// bytes, duration), counts it in the metrics, names the server, and tags
+/// compressed bodies.
+pub async fn edge(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let response = next.run(request).await;
-    let bytes = http_body::Body::size_hint(response.body())
-        .exact()
-        .map_or_else(|| "-".to_string(), |n| n.to_string());
+    let mut response = next.run(request).await;
+    tag_encoding(&mut response);
+    response.headers_mut().insert(
+        header::SERVER,
+        HeaderValue::from_static(concat!("csvd/", env!("CARGO_PKG_VERSION"))),
+    );
     let seconds = started.elapsed().as_secs_f64();
     metrics.request(response.status().as_u16(), seconds);
-    tracing::info!(
-        target: "csvd::access",
-        "{method} {path} {} {bytes} {:.1}ms",
-        response.status().as_u16(),
-        seconds * 1000.0
-    );
+    if tracing::enabled!(target: "csvd::access", tracing::Level::INFO) {
+        let bytes = http_body::Body::size_hint(response.body())
+            .exact()
+            .map_or_else(|| "-".to_string(), |n| n.to_string());
+        tracing::info!(
+            target: "csvd::access",
+            "{method} {path} {} {bytes} {:.1}ms",
+            response.status().as_u16(),
+            seconds * 1000.0
+        );
+    }
     response
 }
 
-/// Every error leaves as a problem document (RFC 9457), or as a readable
-/// page when a browser asked. Errors raised below the handlers (a body over
-/// the limit, a path that does not decode) arrive as plain text and are
-/// rewrapped here, so the whole API speaks one error format.
-pub async fn problems(request: Request, next: Next) -> Response {
+/// What the gate checks requests against.
+pub struct Gate {
+    pub access: Access,
+    pub max_uri: usize,
+}
+
+/// The inner layer: refuses malformed or unauthorised requests, applies
+/// `Prefer: return=minimal`, and turns every error into a problem document
+/// or a page.
+pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
     let html = prefers_html(
         request
             .headers()
@@ -53,7 +71,36 @@ pub async fn problems(request: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok()),
     );
     let path = request.uri().path().to_string();
-    let response = next.run(request).await;
+    let response = match check(&request, gate.max_uri) {
+        Err(problem) => {
+            let mut response = problem.into_response();
+            // After a framing error the rest of the stream cannot be trusted.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        Ok(()) => match access::check(&gate.access, &request) {
+            Err(refused) => refused.into_response(),
+            Ok(()) => {
+                let minimal = wants_minimal(&request);
+                let response = next.run(request).await;
+                if minimal {
+                    without_body(response)
+                } else {
+                    response
+                }
+            }
+        },
+    };
+    as_problem(response, html, &path).await
+}
+
+/// Every error leaves as a problem document (RFC 9457), or as a readable
+/// page when a browser asked. Errors raised below the handlers (a body over
+/// the limit, a path that does not decode, a time-out) arrive as plain text
+/// and are rewrapped here, so the whole API speaks one error format.
+async fn as_problem(response: Response, html: bool, path: &str) -> Response {
     let status = response.status();
     if !status.is_client_error() && !status.is_server_error() {
         return response;
@@ -86,7 +133,7 @@ pub async fn problems(request: Request, next: Next) -> Response {
         (title, detail)
     };
     let mut rebuilt = if html {
-        let page = html_page(status.as_u16(), &title, &detail, &path);
+        let page = html_page(status.as_u16(), &title, &detail, path);
         let mut response = Response::new(Body::from(page));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -108,28 +155,24 @@ pub async fn problems(request: Request, next: Next) -> Response {
 
 /// A compressed body is a different representation: give it its own tag
 /// (`"…-gzip"`), so strong tags stay strong. Conditional checks strip it.
-pub async fn tag_encodings(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let encoding = response
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let (Some(encoding), Some(tag)) = (encoding, response.headers().get(header::ETAG)) else {
-        return response;
-    };
-    let Ok(tag) = tag.to_str() else {
-        return response;
+fn tag_encoding(response: &mut Response) {
+    let headers = response.headers();
+    let (Some(encoding), Some(tag)) = (
+        headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+        headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
+    ) else {
+        return;
     };
     let suffix = format!("-{encoding}");
     if !ENCODING_SUFFIXES.contains(&suffix.as_str()) {
-        return response;
+        return;
     }
     let tagged = format!("{}{suffix}\"", tag.trim_end_matches('"'));
     if let Ok(value) = HeaderValue::from_str(&tagged) {
         response.headers_mut().insert(header::ETAG, value);
     }
-    response
 }
 
 /// The seed's client sends every request to `/` with the path it meant in
@@ -158,36 +201,12 @@ pub fn seed_path_in_host<B>(mut request: axum::http::Request<B>) -> axum::http::
     request
 }
 
-/// Names the server in every answer.
-pub async fn server_header(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(
-        header::SERVER,
-        HeaderValue::from_static(concat!("csvd/", env!("CARGO_PKG_VERSION"))),
-    );
-    response
-}
-
 /// Refuses requests whose framing or addressing is ambiguous, before any
 /// handler sees them: a target over the limit (414), an absolute-form
 /// target (csvd is not a proxy), an HTTP/1.1 request without exactly one
 /// valid `Host`, a body with both `Content-Length` and `Transfer-Encoding`
 /// (the classic smuggling shape), and any transfer coding but a single
 /// `chunked` (501).
-pub async fn validate(State(max_uri): State<usize>, request: Request, next: Next) -> Response {
-    match check(&request, max_uri) {
-        Ok(()) => next.run(request).await,
-        Err(problem) => {
-            let mut response = problem.into_response();
-            // After a framing error the rest of the stream cannot be trusted.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
-    }
-}
-
 fn check(request: &Request, max_uri: usize) -> Result<(), Problem> {
     let uri = request.uri();
     let target_len = uri.path_and_query().map_or(0, |p| p.as_str().len());
@@ -226,7 +245,13 @@ fn check(request: &Request, max_uri: usize) -> Result<(), Problem> {
         .map(str::trim)
         .collect();
     if !codings.is_empty() {
-        if headers.contains_key(header::CONTENT_LENGTH) {
+        // hyper drops the length before handlers see it; the framing
+        // wrapper saw the raw head.
+        let conflict = request
+            .extensions()
+            .get::<super::framing::Conflict>()
+            .is_some();
+        if conflict || headers.contains_key(header::CONTENT_LENGTH) {
             return Err(Problem::bad_request(
                 "both Content-Length and Transfer-Encoding were sent; send one",
             ));
@@ -261,21 +286,23 @@ fn valid_host(host: &str) -> bool {
 /// `Prefer: return=minimal` (RFC 7240) on a write: the answer keeps its
 /// status and headers (`Location`, `ETag`) but drops the body, and a 200
 /// becomes 204. Saves echoing back a bulk import of a million rows.
-pub async fn prefer_minimal(request: Request, next: Next) -> Response {
+fn wants_minimal(request: &Request) -> bool {
     let write = !matches!(
         *request.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
-    let minimal = write
+    write
         && request
             .headers()
             .get_all("prefer")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"));
-    let response = next.run(request).await;
-    if !minimal || !response.status().is_success() {
+            .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
+}
+
+fn without_body(response: Response) -> Response {
+    if !response.status().is_success() {
         return response;
     }
     let (mut parts, _) = response.into_parts();

@@ -6,6 +6,7 @@
 mod access;
 mod conditional;
 mod dump;
+mod framing;
 mod limits;
 mod metrics;
 mod middleware;
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::http::StatusCode;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -74,23 +75,22 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 /// (a page for a browser) as to any other.
 pub fn app(state: AppState, args: &ServeArgs, access: Access) -> anyhow::Result<Router> {
     let metrics = state.metrics.clone();
+    let gate = Arc::new(middleware::Gate {
+        access,
+        max_uri: args.max_uri,
+    });
     let mut router = routes::router(state)
         .layer(RequestBodyLimitLayer::new(args.max_body))
-        .layer(from_fn(middleware::prefer_minimal))
-        .layer(from_fn_with_state(Arc::new(access), access::guard))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(args.request_timeout),
         ))
-        .layer(from_fn_with_state(args.max_uri, middleware::validate))
-        .layer(from_fn(middleware::problems))
-        .layer(CompressionLayer::new())
-        .layer(from_fn(middleware::tag_encodings))
-        .layer(from_fn(middleware::server_header));
+        .layer(from_fn_with_state(gate, middleware::gate))
+        .layer(CompressionLayer::new());
     if !args.cors.is_empty() {
         router = router.layer(access::cors(&args.cors)?);
     }
-    Ok(router.layer(from_fn_with_state(metrics, middleware::access_log)))
+    Ok(router.layer(from_fn_with_state(metrics, middleware::edge)))
 }
 
 /// What every connection needs.
@@ -240,7 +240,15 @@ async fn serve_http<IO>(io: IO, ctx: &Connections, watcher: Watcher)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let verdicts = framing::Verdicts::default();
+    let io = framing::Framing::new(io, verdicts.clone());
     let service = ServiceBuilder::new()
+        .map_request(move |mut request: axum::http::Request<Incoming>| {
+            if let Some(conflict) = verdicts.next() {
+                request.extensions_mut().insert(conflict);
+            }
+            request
+        })
         .map_request(middleware::seed_path_in_host::<Incoming>)
         .service(ctx.router.clone());
     let connection = hyper::server::conn::http1::Builder::new()

@@ -21,6 +21,8 @@ pub struct Problem {
     pub detail: String,
     /// The `Allow` header, for 405.
     pub allow: Option<&'static str>,
+    /// Whether to send the bearer challenge (`WWW-Authenticate`), for 401.
+    pub challenge: bool,
 }
 
 impl Problem {
@@ -30,6 +32,7 @@ impl Problem {
             kind,
             detail: detail.into(),
             allow: None,
+            challenge: false,
         }
     }
 
@@ -99,6 +102,12 @@ impl IntoResponse for Problem {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(allow) = self.allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if self.challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"csvd\""),
+            );
         }
         response
     }

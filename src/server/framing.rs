@@ -1,0 +1,275 @@
+//! Spots requests whose head carries both `Content-Length` and
+//! `Transfer-Encoding`, the shape of request smuggling.
+//!
+//! hyper resolves such a request as RFC 9112 allows (the transfer coding
+//! wins, the length is dropped before the application sees the headers,
+//! the connection closes afterwards). csvd refuses it outright instead, so
+//! it must see the raw head: this wrapper follows the request framing of
+//! the bytes hyper reads — heads with the same parser hyper uses, then
+//! each body by its length or its chunks — and queues one verdict per
+//! request, which the connection's service takes in order.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Marks a request that came with both framing headers.
+#[derive(Clone, Copy, Debug)]
+pub struct Conflict;
+
+/// Verdicts of one connection's requests, oldest first.
+#[derive(Clone, Default)]
+pub struct Verdicts(Arc<Mutex<VecDeque<bool>>>);
+
+impl Verdicts {
+    /// The verdict on the next request hyper hands over.
+    pub fn next(&self) -> Option<Conflict> {
+        let mut queue = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.pop_front().unwrap_or(false).then_some(Conflict)
+    }
+
+    fn push(&self, conflict: bool) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(conflict);
+    }
+}
+
+/// Where the byte stream is, request-wise.
+enum State {
+    Head(Vec<u8>),
+    Body(u64),
+    ChunkSize(Vec<u8>),
+    ChunkData(u64),
+    ChunkEnd(u8),
+    Trailers(Vec<u8>),
+    /// The framing is broken or unknown: hyper refuses such a stream and
+    /// closes it, so there is nothing left to follow.
+    Lost,
+}
+
+/// Longest head or chunk line followed (hyper's head limit is 32 KiB by
+/// default). Past it the stream is no longer followed; hyper still closes
+/// the connection after a request with both headers.
+const MAX_LINE: usize = 64 * 1024;
+
+/// A connection whose incoming requests are judged as they arrive.
+pub struct Framing<T> {
+    inner: T,
+    state: State,
+    verdicts: Verdicts,
+}
+
+impl<T> Framing<T> {
+    pub fn new(inner: T, verdicts: Verdicts) -> Framing<T> {
+        Framing {
+            inner,
+            state: State::Head(Vec::new()),
+            verdicts,
+        }
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let (next, used) = match std::mem::replace(&mut self.state, State::Lost) {
+                State::Head(mut head) => self.head(&mut head, bytes),
+                State::Body(left) => {
+                    let used = left.min(bytes.len() as u64);
+                    let next = if used == left {
+                        State::Head(Vec::new())
+                    } else {
+                        State::Body(left - used)
+                    };
+                    (next, used as usize)
+                }
+                State::ChunkSize(line) => line_state(line, bytes, chunk_size, State::ChunkSize),
+                State::ChunkData(left) => {
+                    let used = left.min(bytes.len() as u64);
+                    let next = if used == left {
+                        State::ChunkEnd(2)
+                    } else {
+                        State::ChunkData(left - used)
+                    };
+                    (next, used as usize)
+                }
+                State::ChunkEnd(left) => {
+                    let used = (left as usize).min(bytes.len());
+                    let next = if used == left as usize {
+                        State::ChunkSize(Vec::new())
+                    } else {
+                        State::ChunkEnd(left - used as u8)
+                    };
+                    (next, used)
+                }
+                State::Trailers(line) => line_state(line, bytes, trailer, State::Trailers),
+                State::Lost => return,
+            };
+            self.state = next;
+            bytes = &bytes[used..];
+        }
+    }
+
+    /// Adds bytes to a head; once it is complete, judges it and picks the
+    /// body's framing. Returns the next state and the bytes used.
+    fn head(&mut self, head: &mut Vec<u8>, bytes: &[u8]) -> (State, usize) {
+        let before = head.len();
+        head.extend_from_slice(bytes);
+        let mut headers = [httparse::EMPTY_HEADER; 256];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(head) {
+            Ok(httparse::Status::Complete(len)) => {
+                let has = |name: &str| {
+                    request
+                        .headers
+                        .iter()
+                        .any(|h| h.name.eq_ignore_ascii_case(name))
+                };
+                let chunked = has("transfer-encoding");
+                let length = request
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .map(|h| {
+                        std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    });
+                self.verdicts.push(chunked && length.is_some());
+                let next = match (chunked, length) {
+                    (true, _) => State::ChunkSize(Vec::new()),
+                    (false, Some(Some(0)) | None) => State::Head(Vec::new()),
+                    (false, Some(Some(n))) => State::Body(n),
+                    (false, Some(None)) => State::Lost,
+                };
+                (next, len - before)
+            }
+            Ok(httparse::Status::Partial) if head.len() <= MAX_LINE => {
+                (State::Head(std::mem::take(head)), bytes.len())
+            }
+            _ => (State::Lost, bytes.len()),
+        }
+    }
+}
+
+/// Collects one line (kept in `partial` until it ends), then lets `done`
+/// pick the next state from it.
+fn line_state(
+    mut line: Vec<u8>,
+    bytes: &[u8],
+    done: fn(&[u8]) -> State,
+    partial: fn(Vec<u8>) -> State,
+) -> (State, usize) {
+    match bytes.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            line.extend_from_slice(&bytes[..end]);
+            (done(&line), end + 1)
+        }
+        None if line.len() + bytes.len() <= MAX_LINE => {
+            line.extend_from_slice(bytes);
+            (partial(line), bytes.len())
+        }
+        None => (State::Lost, bytes.len()),
+    }
+}
+
+fn chunk_size(line: &[u8]) -> State {
+    let text = std::str::from_utf8(line).unwrap_or("");
+    let size = text.split(';').next().unwrap_or("").trim();
+    match u64::from_str_radix(size, 16) {
+        Ok(0) => State::Trailers(Vec::new()),
+        Ok(n) => State::ChunkData(n),
+        Err(_) => State::Lost,
+    }
+}
+
+fn trailer(line: &[u8]) -> State {
+    if line.iter().all(|b| b.is_ascii_whitespace()) {
+        State::Head(Vec::new())
+    } else {
+        State::Trailers(Vec::new())
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Framing<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll {
+            let new = &buf.filled()[before..];
+            self.feed(new);
+        }
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Framing<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdicts(stream: &[u8], step: usize) -> Vec<bool> {
+        let verdicts = Verdicts::default();
+        let mut framing = Framing::new((), verdicts.clone());
+        for piece in stream.chunks(step) {
+            framing.feed(piece);
+        }
+        let queue = verdicts.0.lock().unwrap();
+        queue.iter().copied().collect()
+    }
+
+    #[test]
+    fn follows_lengths_and_chunks_and_judges_each_head() {
+        let stream = concat!(
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 34\r\n\r\n",
+            "GET /fake HTTP/1.1\r\nHost: y\r\n\r\n",
+            "POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "4;ext=1\r\nab\r\n\r\n0\r\nTrailer: t\r\n\r\n",
+            "POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        let expected = vec![false, false, false, true];
+        for step in [1, 2, 7, 64, stream.len()] {
+            assert_eq!(verdicts(stream.as_bytes(), step), expected, "step {step}");
+        }
+    }
+
+    #[test]
+    fn either_order_of_the_two_headers_is_caught() {
+        let te_first =
+            b"POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n";
+        assert_eq!(verdicts(te_first, 5), vec![true]);
+    }
+
+    #[test]
+    fn the_seed_head_ending_is_followed() {
+        let seed =
+            b"POST / HTTP/1.1\r\nHost: /t\r\nContent-Length: 3\r\n\na:bGET / HTTP/1.1\r\n\r\n";
+        assert_eq!(verdicts(seed, 3), vec![false, false]);
+    }
+}
