@@ -63,17 +63,27 @@ for sync in always never; do
   stop
 done
 
+# The cost of growth, alternating the two sizes twice and keeping each
+# size's best run: the machine is shared, and alternation cancels drift.
 for rows in 1000 "$BIG_ROWS"; do
   mkdir -p "$work/g-$rows"
   table "$rows" "$work/g-$rows/t.csv"
-  start "$work/g-$rows"
-  curl -sf "$URL/t/1" >/dev/null
-  p=$(rate 16 post.lua /t)
-  u=$(ROWS=$rows rate 16 put.lua /t)
-  echo "| POST on a $rows-row table, 16 connections | $p /s |"
-  echo "| PUT on a $rows-row table, 16 connections | $u /s |"
-  eval "post_rows_$rows=$p; put_rows_$rows=$u"
-  stop
+  eval "post_rows_$rows=0; put_rows_$rows=0"
+done
+for round in 1 2; do
+  for rows in 1000 "$BIG_ROWS"; do
+    start "$work/g-$rows"
+    curl -sf "$URL/t/1" >/dev/null
+    p=$(rate 16 post.lua /t)
+    u=$(ROWS=$rows rate 16 put.lua /t)
+    stop
+    [ "$p" -gt "$(eval echo \$post_rows_$rows)" ] && eval "post_rows_$rows=$p"
+    [ "$u" -gt "$(eval echo \$put_rows_$rows)" ] && eval "put_rows_$rows=$u"
+  done
+done
+for rows in 1000 "$BIG_ROWS"; do
+  echo "| POST on a $rows-row table, 16 connections (best of 2) | $(eval echo \$post_rows_$rows) /s |"
+  echo "| PUT on a $rows-row table, 16 connections (best of 2) | $(eval echo \$put_rows_$rows) /s |"
 done
 
 # Start-up: from launch to the first answer from a 100 MB table, and memory.

@@ -414,6 +414,8 @@ impl DirStore {
             (work, self.wal.rotate()?)
         };
         let mut complete = true;
+        let started = Instant::now();
+        let tables = work.len();
         for (name, slot, generation, layout, snapshot) in work {
             if let Err(err) = self.write_file(&name, &slot, generation, layout, snapshot) {
                 tracing::error!(table = name, "checkpoint failed: {err}");
@@ -426,6 +428,13 @@ impl DirStore {
                 fs::remove_file(&segment)?;
             }
             self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        }
+        if tables > 0 {
+            tracing::info!(
+                tables,
+                ms = started.elapsed().as_millis() as u64,
+                "checkpoint: CSV files brought up to date"
+            );
         }
         Ok(())
     }
