@@ -423,3 +423,18 @@ fn readers_that_stall_or_leave_cost_nothing_to_others() {
     drop(stalled);
     assert_eq!(get_ids(&s, "/big?id=42"), [42]);
 }
+
+#[test]
+fn booleans_and_empty_values_behave_as_in_json_server() {
+    let s = Server::start();
+    put_csv(
+        &s,
+        "/f",
+        "id,flag,n\n1,true,5\n2,,-5\n3,false,\n4,1,2\n5,0,x\n",
+    );
+    // Among numbers, true is 1 and false 0; the empty cell sorts as 0.
+    assert_eq!(get_ids(&s, "/f?_sort=flag"), [2, 3, 5, 1, 4]);
+    assert_eq!(get_ids(&s, "/f?flag_gte=1"), [1, 4]);
+    // An empty operand is 0 against numbers, "" against text.
+    assert_eq!(get_ids(&s, "/f?n_gte="), [1, 3, 4, 5]);
+}

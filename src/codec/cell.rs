@@ -30,16 +30,6 @@ pub fn classify(cell: &str) -> Typed<'_> {
     }
 }
 
-/// The value of a cell that the typing rule shows as a number (queries
-/// compare and sort such cells numerically), or `None`.
-pub fn number(cell: &str) -> Option<f64> {
-    if is_canonical_number(cell) {
-        cell.parse().ok()
-    } else {
-        None
-    }
-}
-
 fn is_canonical_number(cell: &str) -> bool {
     let digits = cell.strip_prefix('-').unwrap_or(cell);
     let (int, frac) = match digits.split_once('.') {
@@ -177,17 +167,21 @@ mod tests {
     }
 
     #[test]
-    fn number_values_follow_the_rule() {
-        assert_eq!(number("30"), Some(30.0));
-        assert_eq!(number("-2.5"), Some(-2.5));
-        assert_eq!(number("0.000001"), Some(0.000001));
-        assert_eq!(number("123456789012345"), Some(123456789012345.0));
-        assert_eq!(number("007"), None);
-        assert_eq!(number("1e5"), None);
-        assert_eq!(number("true"), None);
+    fn long_numbers_are_checked_in_full() {
+        assert_eq!(classify("0.000001"), Typed::Number("0.000001"));
+        assert_eq!(
+            classify("123456789012345"),
+            Typed::Number("123456789012345")
+        );
         // 17 significant digits that a double cannot hold as written.
-        assert_eq!(number("0.10000000000000001"), None);
-        assert_eq!(number("9007199254740993"), None);
+        assert_eq!(
+            classify("0.10000000000000001"),
+            Typed::Text("0.10000000000000001")
+        );
+        assert_eq!(
+            classify("9007199254740993"),
+            Typed::Text("9007199254740993")
+        );
     }
 
     #[test]

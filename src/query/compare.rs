@@ -19,7 +19,8 @@ pub struct Operand {
 
 impl Operand {
     pub fn new(text: String) -> Operand {
-        let number = loose_number(&text).filter(|_| !text.trim().is_empty());
+        // As JavaScript reads it when comparing with a number: empty is 0.
+        let number = loose_number(&text);
         Operand { text, number }
     }
 }
@@ -45,13 +46,24 @@ impl Op {
 }
 
 /// Whether `cell <op> operand` holds: numerically when the cell is a number
-/// by the typing rule and the operand reads as one, else as text.
+/// (or a boolean) by the typing rule and the operand reads as a number, else
+/// as text.
 pub fn holds(cell: &str, op: Op, operand: &Operand) -> bool {
-    let ordering = match (operand.number, cell::number(cell)) {
+    let ordering = match (operand.number, typed_number(cell)) {
         (Some(wanted), Some(value)) => value.partial_cmp(&wanted),
         _ => Some(cell.cmp(operand.text.as_str())),
     };
     ordering.is_some_and(|o| op.accepts(o))
+}
+
+/// The number a cell stands for in JSON, where JavaScript compares it as
+/// one: a number by the typing rule, or a boolean (`true` is 1, `false` 0).
+pub fn typed_number(cell: &str) -> Option<f64> {
+    match cell::classify(cell) {
+        cell::Typed::Number(n) => n.parse().ok(),
+        cell::Typed::Bool(b) => Some(f64::from(u8::from(b))),
+        cell::Typed::Text(_) => None,
+    }
 }
 
 /// Reads text as a number the way JavaScript's `Number()` does for decimal
@@ -87,14 +99,15 @@ pub enum Class {
 }
 
 /// Compares two cells of a column in the order `_sort` uses. In a numeric
-/// column (`numeric`: it holds a number by the typing rule) cells compare
-/// as numbers when they read as numbers (so an empty cell sorts as 0, as
-/// in json-server), other text after them; in a text column, as text.
+/// column (`numeric`: it holds a number or a boolean by the typing rule)
+/// cells compare as numbers when they read as numbers (so an empty cell
+/// sorts as 0 and `true` as 1, as in json-server), other text after them;
+/// in a text column, as text.
 pub fn sort_order(a: &str, b: &str, numeric: bool) -> Ordering {
     if !numeric {
         return a.cmp(b);
     }
-    match (loose_number(a), loose_number(b)) {
+    match (sort_number(a), sort_number(b)) {
         (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
@@ -107,7 +120,7 @@ pub fn sort_order(a: &str, b: &str, numeric: bool) -> Ordering {
 /// first 8 bytes (equal keys of text must then compare in full).
 pub fn sort_key(cell: &str, numeric: bool) -> (Class, u64) {
     if numeric {
-        if let Some(n) = loose_number(cell) {
+        if let Some(n) = sort_number(cell) {
             return (Class::Number, ordered_bits(n));
         }
     }
@@ -115,6 +128,15 @@ pub fn sort_key(cell: &str, numeric: bool) -> (Class, u64) {
     let len = cell.len().min(8);
     prefix[..len].copy_from_slice(&cell.as_bytes()[..len]);
     (Class::Text, u64::from_be_bytes(prefix))
+}
+
+/// A cell's value among numbers, as JavaScript compares it with a number.
+fn sort_number(cell: &str) -> Option<f64> {
+    match cell {
+        "true" => Some(1.0),
+        "false" => Some(0.0),
+        _ => loose_number(cell),
+    }
 }
 
 /// Maps a double (not NaN) to an integer of the same order.
@@ -155,6 +177,11 @@ mod tests {
         // A number against a word: text.
         assert!(holds("30", Op::Lt, &op("abc")));
         assert!(holds("", Op::Lt, &op("0")));
+        // Booleans are 1 and 0 against numbers; an empty operand is 0.
+        assert!(holds("true", Op::Gte, &op("1")));
+        assert!(!holds("false", Op::Gte, &op("1")));
+        assert!(holds("5", Op::Gte, &op("")));
+        assert!(!holds("-5", Op::Gte, &op("")));
     }
 
     #[test]
@@ -177,6 +204,9 @@ mod tests {
         assert_eq!(sort_order("", "-1", true), Ordering::Greater);
         assert_eq!(sort_order("n/a", "1000", true), Ordering::Greater);
         assert_eq!(sort_order("b", "a", true), Ordering::Greater);
+        assert_eq!(sort_order("true", "0.5", true), Ordering::Greater);
+        assert_eq!(sort_order("false", "", true), Ordering::Equal);
+        assert_eq!(sort_order("false", "", false), Ordering::Greater);
     }
 
     #[test]

@@ -9,9 +9,8 @@
 use std::cmp::Ordering;
 
 use super::column::Cells;
-use super::compare::{sort_key, sort_order, Class};
+use super::compare::{sort_key, sort_order, typed_number, Class};
 use super::params::no_column;
-use crate::codec::cell;
 
 /// One column of `_sort`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +85,7 @@ pub fn sort(positions: &mut [u32], keys: &[SortKey], columns: &[Cells<'_>], need
         .map(|cells| {
             positions
                 .iter()
-                .any(|&p| cell::number(cells.get(p)).is_some())
+                .any(|&p| typed_number(cells.get(p)).is_some())
         })
         .collect();
     let mut entries: Vec<Entry> = positions
