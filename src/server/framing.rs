@@ -4,18 +4,14 @@
 //! hyper resolves such a request as RFC 9112 allows (the transfer coding
 //! wins, the length is dropped before the application sees the headers,
 //! the connection closes afterwards). csvd refuses it outright instead, so
-//! it must see the raw head: this wrapper follows the request framing of
-//! the bytes hyper reads — heads with the same parser hyper uses, then
-//! each body by its length or its chunks — and queues one verdict per
-//! request, which the connection's service takes in order.
+//! it must see the raw head: a [`Follower`] is shown the bytes hyper reads
+//! (through [`super::inspect::Inspect`]) and follows their request framing —
+//! heads with the same parser hyper uses, then each body by its length or
+//! its chunks — queueing one verdict per request, which the connection's
+//! service takes in order.
 
 use std::collections::VecDeque;
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Marks a request that came with both framing headers.
 #[derive(Clone, Copy, Debug)]
@@ -58,23 +54,22 @@ enum State {
 /// the connection after a request with both headers.
 const MAX_LINE: usize = 64 * 1024;
 
-/// A connection whose incoming requests are judged as they arrive.
-pub struct Framing<T> {
-    inner: T,
+/// Follows one connection's incoming bytes request by request.
+pub struct Follower {
     state: State,
     verdicts: Verdicts,
 }
 
-impl<T> Framing<T> {
-    pub fn new(inner: T, verdicts: Verdicts) -> Framing<T> {
-        Framing {
-            inner,
+impl Follower {
+    pub fn new(verdicts: Verdicts) -> Follower {
+        Follower {
             state: State::Head(Vec::new()),
             verdicts,
         }
     }
 
-    fn feed(&mut self, mut bytes: &[u8]) {
+    /// Takes the next bytes of the connection, in order.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let (next, used) = match std::mem::replace(&mut self.state, State::Lost) {
                 State::Head(mut head) => self.head(&mut head, bytes),
@@ -195,49 +190,15 @@ fn trailer(line: &[u8]) -> State {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Framing<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = poll {
-            let new = &buf.filled()[before..];
-            self.feed(new);
-        }
-        poll
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Framing<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn verdicts(stream: &[u8], step: usize) -> Vec<bool> {
         let verdicts = Verdicts::default();
-        let mut framing = Framing::new((), verdicts.clone());
+        let mut follower = Follower::new(verdicts.clone());
         for piece in stream.chunks(step) {
-            framing.feed(piece);
+            follower.feed(piece);
         }
         let queue = verdicts.0.lock().unwrap();
         queue.iter().copied().collect()

@@ -7,6 +7,7 @@ mod access;
 mod conditional;
 mod dump;
 mod framing;
+mod inspect;
 mod limits;
 mod metrics;
 mod middleware;
@@ -230,7 +231,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if ctx.dump {
-        serve_http(dump::Dump::new(io, peer), ctx, watcher).await;
+        serve_http(inspect::Inspect::new(io, dump::printer(peer)), ctx, watcher).await;
     } else {
         serve_http(io, ctx, watcher).await;
     }
@@ -241,7 +242,8 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let verdicts = framing::Verdicts::default();
-    let io = framing::Framing::new(io, verdicts.clone());
+    let mut follower = framing::Follower::new(verdicts.clone());
+    let io = inspect::Inspect::new(io, move |bytes: &[u8]| follower.feed(bytes));
     let service = ServiceBuilder::new()
         .map_request(move |mut request: axum::http::Request<Incoming>| {
             if let Some(conflict) = verdicts.next() {
