@@ -46,3 +46,13 @@ pub fn wal(data: &[u8]) {
     assert!(decoded.valid_len <= data.len());
     assert_eq!(decoded.problem.is_none(), decoded.valid_len == data.len());
 }
+
+/// Any text as a query string on a table: a precise refusal or a query,
+/// never a panic.
+pub fn query(data: &[u8]) {
+    let columns = ["id", "name", "age", "city"].map(String::from);
+    let raw = String::from_utf8_lossy(data);
+    if let Err(err) = csvd::query::parse(&raw, &columns) {
+        assert!(!err.to_string().is_empty());
+    }
+}

@@ -53,3 +53,11 @@ fn wal_inputs() {
         checks::wal(&data);
     }
 }
+
+#[test]
+fn query_inputs() {
+    for (name, data) in inputs("query_params") {
+        eprintln!("{name}");
+        checks::query(&data);
+    }
+}
