@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGua
 use std::time::{Duration, Instant, SystemTime};
 
 use super::file::{self, Layout, Stamp};
-use super::table::{validate_id, Table};
+use super::table::{validate_id, Applied, Table};
 use super::wal::{Op, Wal};
 use super::{
     validate_table_name, Error, Expect, Fields, Pending, Result, RowView, Snapshot, Store,
@@ -472,6 +472,41 @@ impl DirStore {
         Ok(())
     }
 
+    /// A change to rows that creates the table if it is absent: gives the
+    /// table its ids first, logs the grown header and the resulting rows,
+    /// and leaves no new table behind when the change is refused.
+    fn change_rows(
+        &self,
+        name: &str,
+        state: &mut State,
+        ops: &mut Vec<Op>,
+        change: impl FnOnce(&mut Table, &str) -> Result<Applied>,
+    ) -> Result<Written> {
+        let creating = matches!(state.content, Content::Absent);
+        if creating {
+            state.content = Content::Loaded(self.new_table());
+        }
+        let table = loaded_mut(name, state)?;
+        self.prepare(name, table, ops);
+        let before = if creating { 0 } else { table.columns().len() };
+        match change(table, &self.id_column) {
+            Ok(applied) => {
+                log_columns(name, table, before, ops);
+                ops.push(Op::Put {
+                    table: name.to_string(),
+                    rows: applied.rows.clone(),
+                });
+                Ok(written(table, applied.rows, applied.created))
+            }
+            Err(err) => {
+                if creating {
+                    state.content = Content::Absent;
+                }
+                Err(err)
+            }
+        }
+    }
+
     fn info(&self, name: &str, state: &State) -> Option<TableInfo> {
         match &state.content {
             Content::Absent => None,
@@ -668,29 +703,9 @@ impl Store for DirStore {
                 Content::Broken(_) => return Err(broken_or_missing(name, &state.content)),
             };
             expect.check(version)?;
-            let creating = version.is_none();
-            if creating {
-                state.content = Content::Loaded(self.new_table());
-            }
-            let table = loaded_mut(name, state)?;
-            self.prepare(name, table, ops);
-            let before = if creating { 0 } else { table.columns().len() };
-            match table.insert(&records, &self.id_column) {
-                Ok(applied) => {
-                    log_columns(name, table, before, ops);
-                    ops.push(Op::Put {
-                        table: name.to_string(),
-                        rows: applied.rows.clone(),
-                    });
-                    Ok(written(table, applied.rows, true))
-                }
-                Err(err) => {
-                    if creating {
-                        state.content = Content::Absent;
-                    }
-                    Err(err)
-                }
-            }
+            self.change_rows(name, state, ops, |table, id_column| {
+                table.insert(&records, id_column)
+            })
         })
     }
 
@@ -709,29 +724,9 @@ impl Store for DirStore {
                 Content::Broken(_) => return Err(broken_or_missing(name, &state.content)),
             };
             expect.check(current)?;
-            let creating = matches!(state.content, Content::Absent);
-            if creating {
-                state.content = Content::Loaded(self.new_table());
-            }
-            let table = loaded_mut(name, state)?;
-            self.prepare(name, table, ops);
-            let before = if creating { 0 } else { table.columns().len() };
-            match table.put(id, &record, &self.id_column) {
-                Ok(applied) => {
-                    log_columns(name, table, before, ops);
-                    ops.push(Op::Put {
-                        table: name.to_string(),
-                        rows: applied.rows.clone(),
-                    });
-                    Ok(written(table, applied.rows, applied.created))
-                }
-                Err(err) => {
-                    if creating {
-                        state.content = Content::Absent;
-                    }
-                    Err(err)
-                }
-            }
+            self.change_rows(name, state, ops, |table, id_column| {
+                table.put(id, &record, id_column)
+            })
         })
     }
 
@@ -746,15 +741,9 @@ impl Store for DirStore {
             let table = loaded_mut(name, state)?;
             let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
             expect.check(Some(table.row_version(row)))?;
-            self.prepare(name, table, ops);
-            let before = table.columns().len();
-            let applied = table.patch(id, &record, &self.id_column)?;
-            log_columns(name, table, before, ops);
-            ops.push(Op::Put {
-                table: name.to_string(),
-                rows: applied.rows.clone(),
-            });
-            Ok(written(table, applied.rows, false))
+            self.change_rows(name, state, ops, |table, id_column| {
+                table.patch(id, &record, id_column)
+            })
         })
     }
 
