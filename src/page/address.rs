@@ -19,20 +19,6 @@ const PAGE_ROWS_WITHOUT_LIMIT: usize = 10;
 /// The parameters that choose the part of the rows shown.
 pub const WINDOW: [&str; 5] = ["_page", "_limit", "_per_page", "_start", "_end"];
 
-/// The parameters that are not filters on a column.
-const RESERVED: [&str; 10] = [
-    "q",
-    "_sort",
-    "_order",
-    "_page",
-    "_limit",
-    "_per_page",
-    "_start",
-    "_end",
-    "_fields",
-    "_",
-];
-
 /// Filter operators by parameter suffix, as a person reads them.
 const OPERATORS: [(&str, &str); 6] = [
     ("_ne", "≠"),
@@ -227,7 +213,7 @@ impl Address {
     pub fn filters<'a>(&'a self, columns: &'a [String]) -> Vec<Filter<'a>> {
         self.params
             .iter()
-            .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
+            .filter(|(key, _)| key != "_" && !crate::query::RESERVED.contains(&key.as_str()))
             .filter_map(|(key, value)| {
                 let (column, operator) = operator(key, columns)?;
                 Some(Filter {

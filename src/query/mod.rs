@@ -18,7 +18,7 @@ mod sort;
 mod view;
 mod window;
 
-pub use params::{parse, Query, QueryError};
+pub use params::{parse, Query, QueryError, RESERVED};
 pub use select::{select, Picked, Selection};
 pub use view::{TableView, Views};
 pub use window::{links, Window};

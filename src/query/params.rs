@@ -8,8 +8,8 @@ use super::filter::{like, Filter, Search, Test};
 use super::sort::SortKey;
 use super::window::Window;
 
-/// The parameters that are not column names.
-const RESERVED: [&str; 9] = [
+/// The parameters that are not column names (the page reads them too).
+pub const RESERVED: [&str; 9] = [
     "q",
     "_sort",
     "_order",
