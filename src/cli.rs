@@ -200,6 +200,13 @@ pub struct ServeArgs {
     #[arg(long, env = "CSVD_SYNC", value_enum, default_value = "always")]
     pub sync: SyncMode,
 
+    /// Start even if the write-ahead log is damaged (a bad checksum, a
+    /// missing segment, a hand edit that lost the version logged changes
+    /// apply to): serve what can be read, move damaged segments to
+    /// DATA/.csvd/salvaged/ (never deleting them) and log what was lost.
+    #[arg(long, env = "CSVD_SALVAGE")]
+    pub salvage: bool,
+
     /// Seconds without writes after which changed CSV files are rewritten
     /// (writes are durable in the write-ahead log before that).
     #[arg(long, env = "CSVD_CHECKPOINT_AFTER", default_value_t = 1)]

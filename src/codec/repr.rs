@@ -269,6 +269,9 @@ pub fn table_info_json(info: &TableInfo) -> Value {
     if let Some(error) = &info.error {
         value["error"] = json!(error);
     }
+    if let Some(notice) = &info.notice {
+        value["notice"] = json!(notice);
+    }
     value
 }
 

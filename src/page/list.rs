@@ -59,6 +59,9 @@ fn entry(info: &TableInfo) -> Markup {
             }
             td { (layout::moment(info.modified)) }
         }
+        @if let Some(notice) = &info.notice {
+            tr.notice { td colspan="4" { (notice) } }
+        }
     }
 }
 
@@ -131,6 +134,7 @@ mod tests {
                 modified: SystemTime::UNIX_EPOCH,
                 version: 1,
                 error: None,
+                notice: None,
             },
             TableInfo {
                 name: "broken".into(),
@@ -139,6 +143,7 @@ mod tests {
                 modified: SystemTime::UNIX_EPOCH,
                 version: 2,
                 error: Some("line 3: <bad>".into()),
+                notice: None,
             },
         ];
         let page = String::from_utf8(render(&tables)).unwrap();

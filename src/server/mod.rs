@@ -117,6 +117,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let options = Options {
         sync: args.sync == SyncMode::Always,
         settle: Duration::from_secs(args.checkpoint_after),
+        salvage: args.salvage,
         ..Options::default()
     };
     let data_dir = args.data_dir.clone();

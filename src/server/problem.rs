@@ -100,6 +100,10 @@ impl IntoResponse for Problem {
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.kind == "storage-unavailable" {
+            // The store retries recovery on its own, within seconds.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if let Some(allow) = self.allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
@@ -127,6 +131,7 @@ impl From<store::Error> for Problem {
             E::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
             E::BrokenTable { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "broken-table"),
             E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
+            E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage-unavailable"),
         };
         Problem::new(status, kind, err.to_string())
     }

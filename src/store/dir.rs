@@ -11,12 +11,19 @@
 //!
 //! Files added, edited or removed by someone else are noticed on the next
 //! access (size, modification time, inode). A table with no changes pending
-//! is reloaded; one with changes pending keeps them, and the edited file is
-//! set aside (`<name>.csv.conflict-<time>`), never overwritten. A file that
-//! is not valid CSV is reported and served as an error; only an explicit
-//! replace or delete of that table rewrites it.
+//! is reloaded; one with changes pending keeps them (logged whole first, so
+//! no crash can lose them), and the edited file is set aside
+//! (`<name>.csv.conflict-<time>`), never overwritten. The log names the file
+//! each table's logged changes apply to (by a hash of its bytes), so that a
+//! hand edit made while the server was down is recognised at recovery too.
+//!
+//! When the log cannot be written, memory may hold changes that will never
+//! be durable: the store then refuses every request (503) until it has cut
+//! the log back to its last durable byte and rebuilt memory from disk, as a
+//! restart would. It never serves, nor writes into a CSV file, a change
+//! that was refused.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -24,6 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::disk::Disk;
 use super::file::{self, Layout, Stamp};
 use super::table::{validate_id, Applied, Table};
 use super::wal::{Op, Wal};
@@ -42,6 +50,9 @@ pub struct Options {
     pub settle: Duration,
     /// Checkpoint once the log's current segment holds this many bytes.
     pub max_log_bytes: u64,
+    /// Start even when the log is damaged, with what can be read: damaged
+    /// segments are moved aside, what could not be applied is reported.
+    pub salvage: bool,
 }
 
 impl Default for Options {
@@ -53,24 +64,31 @@ impl Default for Options {
             settle: Duration::from_secs(1),
             // 64 MiB of log replays in well under a second at start.
             max_log_bytes: 64 << 20,
+            salvage: false,
         }
     }
 }
+
+/// First wait after a failed checkpoint or recovery; it doubles up to
+/// [`MAX_RETRY`] so a disk that stays broken is not hammered.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// The store over one data directory.
 pub struct DirStore {
     dir: PathBuf,
     id_column: String,
     options: Options,
+    disk: Disk,
     /// Tables seen so far. The map's lock is held only to find a slot; each
     /// slot's lock guards one table, so tables never wait for each other.
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     wal: Arc<Wal>,
     /// Writers hold it shared while they change memory and append to the
     /// log; a checkpoint holds it exclusively for the moment it takes its
-    /// snapshots and starts a new log segment.
+    /// snapshots and starts a new log segment, a rebuild for its duration.
     world: RwLock<()>,
-    /// One checkpoint at a time.
+    /// One checkpoint (or rebuild) at a time.
     checkpointing: Mutex<()>,
     /// Whether any table has changes not yet in its file.
     any_dirty: AtomicBool,
@@ -79,8 +97,21 @@ pub struct DirStore {
     /// Milliseconds since `started` of the last write.
     last_write_ms: AtomicU64,
     started: Instant,
+    /// Set while memory may hold a change that was refused: every request
+    /// is refused until memory is rebuilt from disk. The reason is kept
+    /// beside it for the answer.
+    unavailable: AtomicBool,
+    unavailable_reason: Mutex<Option<String>>,
+    /// Backoff for checkpoints and rebuilds that fail.
+    retry: Mutex<Retry>,
     /// Holds the data directory against a second server.
     _lock: File,
+}
+
+#[derive(Default)]
+struct Retry {
+    failures: u32,
+    next: Option<Instant>,
 }
 
 /// What a checkpoint writes for one table: its header and rows, or
@@ -89,19 +120,28 @@ type TableImage = Option<(Arc<Vec<String>>, Vec<Arc<super::Row>>)>;
 
 #[derive(Default)]
 struct Slot {
-    state: RwLock<State>,
+    state: RwLock<TableState>,
 }
 
 #[derive(Default)]
-struct State {
+struct TableState {
     content: Content,
     /// The file as we last read or wrote it; `None` when there is none.
     stamp: Option<Stamp>,
+    /// Hash of that file's bytes, as the log names it.
+    file_hash: Option<u64>,
     layout: Layout,
     /// Memory holds changes the file does not have yet.
     dirty: bool,
     /// Counts writes, so a checkpoint knows whether it caught the latest.
     generation: u64,
+    /// Changes to this table were logged (or replayed) since the store
+    /// opened: a hand edit of its file must then be logged too.
+    logged: bool,
+    /// A hand edit kept under another name, for the table list.
+    notice: Option<String>,
+    /// The file's modification time, for a file that cannot be read.
+    file_modified: Option<SystemTime>,
 }
 
 #[derive(Default)]
@@ -121,20 +161,27 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 impl DirStore {
-    /// Opens (creating if needed) a data directory: removes temporary files
-    /// a crash left, replays the log over the CSV files, checkpoints, and
-    /// starts the background checkpointer.
+    /// Opens (creating if needed) a data directory on the real file system.
     pub fn open(dir: &Path, id_column: &str, options: Options) -> io::Result<Arc<DirStore>> {
-        fs::create_dir_all(dir)?;
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_name().to_str().is_some_and(file::is_temp) {
-                tracing::warn!(file = %entry.path().display(), "removing a temporary file left by an interrupted write");
-                fs::remove_file(entry.path())?;
-            }
-        }
+        DirStore::open_on(dir, id_column, options, Disk::real())
+    }
+
+    /// Opens a data directory through `disk`: takes the directory's lock,
+    /// removes temporary files a crash left, replays the log over the CSV
+    /// files, checkpoints, and starts the background checkpointer. Refuses
+    /// (with the file, offset and what was expected) when the log is damaged
+    /// anywhere but its torn tail, unless `options.salvage` is set.
+    pub fn open_on(
+        dir: &Path,
+        id_column: &str,
+        options: Options,
+        disk: Disk,
+    ) -> io::Result<Arc<DirStore>> {
+        disk.create_dir_all(dir)?;
         let meta_dir = dir.join(".csvd");
-        fs::create_dir_all(&meta_dir)?;
+        disk.create_dir_all(&meta_dir)?;
+        // The lock comes first: a second server must not touch anything of
+        // the first one's, not even its temporary files.
         let lock = File::create(meta_dir.join("lock"))?;
         lock.try_lock().map_err(|_| {
             io::Error::new(
@@ -142,11 +189,18 @@ impl DirStore {
                 format!("another csvd is already serving {}", dir.display()),
             )
         })?;
-        let (wal, ops, _) = Wal::open(&meta_dir, options.sync)?;
+        for (name, path) in disk.list(dir)? {
+            if file::is_temp(&name) {
+                tracing::warn!(file = %path.display(), "removing a temporary file left by an interrupted write");
+                disk.remove_file(&path)?;
+            }
+        }
+        let (wal, recovered) = Wal::open(&meta_dir, options.sync, disk.clone(), options.salvage)?;
         let store = Arc::new(DirStore {
             dir: dir.to_path_buf(),
             id_column: id_column.to_string(),
             options,
+            disk,
             slots: Mutex::new(HashMap::new()),
             wal,
             world: RwLock::new(()),
@@ -155,18 +209,30 @@ impl DirStore {
             checkpoints: AtomicU64::new(0),
             last_write_ms: AtomicU64::new(0),
             started: Instant::now(),
+            unavailable: AtomicBool::new(false),
+            unavailable_reason: Mutex::new(None),
+            retry: Mutex::new(Retry::default()),
             _lock: lock,
         });
-        if !ops.is_empty() {
-            let count = ops.len();
-            for op in ops {
-                store.replay(op);
-            }
+        let mut salvaged = recovered.salvaged;
+        let count = recovered.ops.len();
+        salvaged.extend(store.recover(recovered.ops, options.salvage)?);
+        if count > 0 {
             tracing::info!(records = count, "replayed the write-ahead log");
         }
-        store
-            .checkpoint()
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        if !salvaged.is_empty() {
+            // Keep every segment as it was: the recovery checkpoint would
+            // delete what could not be applied.
+            store.keep_segments()?;
+            for line in &salvaged {
+                tracing::error!("salvage: {line}");
+            }
+        }
+        match store.checkpoint() {
+            Ok(failures) if failures.is_empty() => {}
+            Ok(failures) => store.retry_later(&failures.join("; ")),
+            Err(err) => return Err(io::Error::other(err.to_string())),
+        }
         let weak = Arc::downgrade(&store);
         std::thread::Builder::new()
             .name("csvd-checkpoint".into())
@@ -194,83 +260,147 @@ impl DirStore {
         Ok(slot)
     }
 
-    /// Whether memory and file agree with what we last knew of the file.
-    fn is_fresh(&self, name: &str, state: &State) -> bool {
-        let stamp = disk_stamp(&self.path(name));
-        if state.dirty {
-            // Our changes are ahead of the file; only an edit by someone else
-            // (a file that is not the one we last saw) needs attention.
-            return stamp.is_none() || stamp == state.stamp;
+    /// Refuses while memory may hold a change that was not made durable.
+    fn available(&self) -> Result<()> {
+        if !self.unavailable.load(Ordering::Acquire) && !self.wal.is_failed() {
+            return Ok(());
         }
+        let reason = self
+            .unavailable_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .or_else(|| self.wal.failure())
+            .unwrap_or_else(|| "recovering from a storage failure".into());
+        Err(Error::Unavailable(format!(
+            "{reason}; csvd refuses requests until it has rebuilt its tables from disk (it retries by itself)"
+        )))
+    }
+
+    fn set_unavailable(&self, reason: String) {
+        *self
+            .unavailable_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        self.unavailable.store(true, Ordering::Release);
+    }
+
+    /// Whether memory and file agree with what we last knew of the file.
+    fn is_fresh(&self, name: &str, state: &TableState) -> bool {
+        let stamp = disk_stamp(&self.path(name));
         stamp == state.stamp && !(stamp.is_some() && matches!(state.content, Content::Absent))
     }
 
     /// Brings a table's state in line with its file if the file changed.
-    fn refresh(&self, name: &str, state: &mut State) {
+    /// Callers hold the world lock (shared): this may append to the log.
+    fn refresh(&self, name: &str, state: &mut TableState) -> Result<()> {
         if self.is_fresh(name, state) {
-            return;
+            return Ok(());
         }
         if state.dirty {
-            let path = self.path(name);
-            match file::set_aside(&path) {
-                Ok(aside) => tracing::error!(
-                    table = name,
-                    kept = %aside.display(),
-                    "the file was changed on disk while the table had changes not yet written to it; the table keeps its changes and the edited file was set aside"
-                ),
-                Err(err) => tracing::error!(table = name, "cannot set an edited file aside: {err}"),
-            }
-            state.stamp = None;
-            return;
+            return self.keep_hand_edit(name, state);
         }
+        let known = state.logged;
         self.reload(name, state);
+        if known {
+            // The table's logged changes are all in the file the person
+            // replaced: from here on, their file is what the log builds on.
+            let lsn = self.wal.append(&[Op::Base {
+                table: name.to_string(),
+                hash: state.file_hash,
+            }])?;
+            slow(|| self.wal.wait(lsn))?;
+        }
+        Ok(())
+    }
+
+    /// A file changed by someone else while memory held changes it lacks:
+    /// logs the table whole (so neither a crash nor the missing original
+    /// can lose those changes), then keeps the person's file under a name
+    /// of its own. The next checkpoint writes the table's file afresh.
+    fn keep_hand_edit(&self, name: &str, state: &mut TableState) -> Result<()> {
+        if let Content::Loaded(table) = &state.content {
+            let lsn = self.wal.append(&[Op::Replace {
+                table: name.to_string(),
+                columns: table.columns().to_vec(),
+                rows: table.rows(),
+            }])?;
+            slow(|| self.wal.wait(lsn))?;
+        }
+        let path = self.path(name);
+        if disk_stamp(&path).is_some() {
+            let aside = file::set_aside(&self.disk, &path).map_err(|err| {
+                tracing::error!(table = name, "cannot set a hand-edited file aside: {err}");
+                Error::Io(err)
+            })?;
+            let notice = format!(
+                "{} was changed on disk while the table had changes not yet written to it: the edited file was kept as {}, and the table keeps its changes",
+                path.display(),
+                aside.display()
+            );
+            tracing::error!(table = name, kept = %aside.display(), "{notice}");
+            state.notice = Some(notice);
+        } else {
+            tracing::warn!(
+                table = name,
+                "the table's file was removed while it had changes not yet written to it; it will be written again"
+            );
+        }
+        state.stamp = None;
+        state.file_hash = None;
+        Ok(())
     }
 
     /// Reads the table's state from its file (absent when there is none).
-    fn reload(&self, name: &str, state: &mut State) {
+    fn reload(&self, name: &str, state: &mut TableState) {
         let path = self.path(name);
-        let stamp = disk_stamp(&path);
-        let generation = state.generation;
-        *state = match stamp {
-            None => State::default(),
-            Some(_) => match slow(|| file::load(&path, &self.id_column)) {
+        let keep = (state.generation, state.logged, state.notice.take());
+        *state = match disk_stamp(&path) {
+            None => TableState::default(),
+            Some(stamp) => match slow(|| file::load(&self.disk, &path, &self.id_column)) {
                 Ok(loaded) => {
                     tracing::info!(
                         table = name,
                         rows = loaded.table.len(),
                         "loaded table from its file"
                     );
-                    State {
+                    TableState {
                         content: Content::Loaded(loaded.table),
                         stamp: Some(loaded.stamp),
+                        file_hash: Some(loaded.hash),
                         layout: loaded.layout,
-                        ..State::default()
+                        ..TableState::default()
                     }
                 }
                 Err(err) => {
                     tracing::error!(table = name, file = %path.display(), "cannot read table file: {err}");
-                    State {
+                    TableState {
                         content: Content::Broken(err.to_string()),
-                        stamp,
-                        ..State::default()
+                        stamp: Some(stamp),
+                        file_hash: file::hash_of(&self.disk, &path),
+                        file_modified: fs::symlink_metadata(&path).and_then(|m| m.modified()).ok(),
+                        ..TableState::default()
                     }
                 }
             },
         };
-        state.generation = generation;
+        (state.generation, state.logged, state.notice) = keep;
     }
 
     /// Runs `f` on the table's current state under its read lock.
-    fn with_read<T>(&self, name: &str, f: impl FnOnce(&State) -> Result<T>) -> Result<T> {
+    fn with_read<T>(&self, name: &str, f: impl FnOnce(&TableState) -> Result<T>) -> Result<T> {
         let slot = self.slot(name, false)?;
         {
             let state = read(&slot.state);
             if self.is_fresh(name, &state) {
+                self.available()?;
                 return f(&state);
             }
         }
+        let _world = read(&self.world);
         let mut state = write(&slot.state);
-        self.refresh(name, &mut state);
+        self.available()?;
+        self.refresh(name, &mut state)?;
         f(&state)
     }
 
@@ -281,21 +411,44 @@ impl DirStore {
         &self,
         name: &str,
         create: bool,
-        change: impl FnOnce(&mut State, &mut Vec<Op>) -> Result<T>,
+        change: impl FnOnce(&mut TableState, &mut Vec<Op>) -> Result<T>,
     ) -> Result<Pending<T>> {
         let world = read(&self.world);
+        self.available()?;
         let slot = self.slot(name, create)?;
         let mut ops = Vec::new();
         let (result, lsn) = {
             let mut state = write(&slot.state);
-            self.refresh(name, &mut state);
+            self.refresh(name, &mut state)?;
             let result = change(&mut state, &mut ops);
             let lsn = if ops.is_empty() {
                 None
             } else {
+                if !state.dirty {
+                    // Memory was its file until this change: say which file,
+                    // so recovery can tell it from a hand edit.
+                    ops.insert(
+                        0,
+                        Op::Base {
+                            table: name.to_string(),
+                            hash: state.file_hash,
+                        },
+                    );
+                }
                 state.dirty = true;
+                state.logged = true;
                 state.generation += 1;
-                Some(self.wal.append(&ops)?)
+                match self.wal.append(&ops) {
+                    Ok(lsn) => Some(lsn),
+                    Err(err) => {
+                        // Memory now holds a change that can never be
+                        // durable: nobody may see it until it is rebuilt.
+                        self.set_unavailable(err.to_string());
+                        return Err(Error::Unavailable(format!(
+                            "{err}; the write was refused and csvd refuses requests until it has rebuilt its tables from disk"
+                        )));
+                    }
+                }
             };
             (result, lsn)
         };
@@ -333,64 +486,270 @@ impl DirStore {
         }
     }
 
-    /// Applies one logged change at start-up.
-    fn replay(&self, op: Op) {
-        let name = op.table().to_string();
-        let Ok(slot) = self.slot(&name, true) else {
-            tracing::warn!(
-                table = name,
-                "skipping a logged change to an invalid table name"
-            );
-            return;
-        };
-        let mut state = write(&slot.state);
-        if !state.dirty {
-            self.reload(&name, &mut state);
+    /// Replays logged changes (at start, or when rebuilding after a log
+    /// failure) into the tables, one table at a time. Returns what salvage
+    /// could not apply; without salvage, damage is an error.
+    fn recover(&self, ops: Vec<Op>, salvage: bool) -> io::Result<Vec<String>> {
+        let mut by_table: BTreeMap<String, Vec<Op>> = BTreeMap::new();
+        for op in ops {
+            by_table.entry(op.table().to_string()).or_default().push(op);
         }
-        let id_column = &self.id_column;
-        let fresh = |columns: Vec<String>, rows: Vec<Arc<super::Row>>| {
-            let rows = rows.into_iter().map(Arc::unwrap_or_clone).collect();
-            Content::Loaded(Table::new(columns, rows, id_column, 0, SystemTime::now()))
+        let mut salvaged = Vec::new();
+        for (name, ops) in by_table {
+            if validate_table_name(&name).is_err() {
+                let what = format!(
+                    "the log holds {} changes to {name:?}, which is not a table name",
+                    ops.len()
+                );
+                if !salvage {
+                    return Err(refuse(&what));
+                }
+                salvaged.push(what);
+                continue;
+            }
+            let slot = self
+                .slot(&name, true)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            let mut state = write(&slot.state);
+            let (mut replayed, notes) = self
+                .replay_table(&name, &ops, salvage)
+                .map_err(|what| refuse(&what))?;
+            replayed.generation = state.generation + 1;
+            *state = replayed;
+            if state.dirty {
+                self.any_dirty.store(true, Ordering::Release);
+            }
+            salvaged.extend(notes);
+        }
+        Ok(salvaged)
+    }
+
+    /// The state of one table after its logged changes: from the last
+    /// record that says what the table was (a whole image, a drop, or "its
+    /// file with this hash"), then every change after it.
+    fn replay_table(
+        &self,
+        name: &str,
+        ops: &[Op],
+        salvage: bool,
+    ) -> std::result::Result<(TableState, Vec<String>), String> {
+        let path = self.path(name);
+        let mut ours: HashSet<u64> = HashSet::new();
+        for op in ops {
+            match op {
+                Op::Base {
+                    hash: Some(hash), ..
+                }
+                | Op::Written { hash, .. } => {
+                    ours.insert(*hash);
+                }
+                _ => {}
+            }
+        }
+        // Logs from before files were named by hash: any file is the base.
+        let legacy = !ops
+            .iter()
+            .any(|op| matches!(op, Op::Base { .. } | Op::Written { .. }));
+        let start = ops
+            .iter()
+            .rposition(|op| matches!(op, Op::Replace { .. } | Op::Drop { .. } | Op::Base { .. }));
+        let mut on_disk = TableState::default();
+        if disk_stamp(&path).is_some() {
+            self.reload(name, &mut on_disk);
+            if let Content::Broken(reason) = &on_disk.content {
+                if reason.starts_with("I/O") || on_disk.file_hash.is_none() {
+                    return Err(format!("cannot read {}: {reason}", path.display()));
+                }
+            }
+        }
+        let file_is_ours = on_disk
+            .file_hash
+            .is_some_and(|h| legacy || ours.contains(&h));
+        let changes = ops.len() - start.map_or(0, |i| i + 1);
+        let mut notes = Vec::new();
+        let mut state = match start.map(|i| &ops[i]) {
+            Some(Op::Replace { columns, rows, .. }) => TableState {
+                content: Content::Loaded(self.image(columns.clone(), rows.clone())),
+                ..TableState::default()
+            },
+            Some(Op::Drop { .. }) | Some(Op::Base { hash: None, .. }) => TableState::default(),
+            Some(Op::Base {
+                hash: Some(base), ..
+            }) if on_disk.file_hash == Some(*base) || file_is_ours => on_disk.take_file(),
+            None if file_is_ours || legacy && on_disk.stamp.is_some() => on_disk.take_file(),
+            _ => {
+                let why = if on_disk.stamp.is_none() {
+                    format!(
+                        "the log holds {changes} changes to table {name:?}, but its file {} is gone and they apply to it",
+                        path.display()
+                    )
+                } else {
+                    format!(
+                        "{} was changed by hand after csvd last wrote it, while the log still held {changes} changes to it that the file lacks; the version of the file they apply to is gone",
+                        path.display()
+                    )
+                };
+                if !salvage {
+                    return Err(why);
+                }
+                notes.push(format!(
+                    "{why}: the table is served from the file as it is; those changes were not applied"
+                ));
+                let mut kept = on_disk.take_file();
+                kept.logged = true;
+                return Ok((kept, notes));
+            }
         };
-        match (op, &mut state.content) {
-            (Op::Replace { columns, rows, .. }, content) => *content = fresh(columns, rows),
+        // Built from the log: a file that is not one of ours is a person's.
+        if state.stamp.is_none() && on_disk.stamp.is_some() {
+            if file_is_ours {
+                state.layout = on_disk.layout;
+                state.stamp = on_disk.stamp;
+                state.file_hash = on_disk.file_hash;
+            } else {
+                let aside = file::set_aside(&self.disk, &path).map_err(|err| {
+                    format!("cannot set the hand-edited {} aside: {err}", path.display())
+                })?;
+                let notice = format!(
+                    "{} was changed by hand while the log held changes to the table not yet written to it: the edited file was kept as {}, and the table keeps its changes",
+                    path.display(),
+                    aside.display()
+                );
+                tracing::error!(table = name, "{notice}");
+                state.notice = Some(notice);
+            }
+        }
+        let rest = &ops[start.map_or(0, |i| i + 1)..];
+        for op in rest {
+            if let Err(what) = self.apply(name, &mut state.content, op) {
+                if !salvage {
+                    return Err(what);
+                }
+                notes.push(format!("{what}: not applied"));
+            }
+        }
+        if let Content::Loaded(table) = &mut state.content {
+            table.renew_version();
+        }
+        state.logged = true;
+        state.dirty = state.stamp.is_none() || rest.iter().any(changes_content);
+        Ok((state, notes))
+    }
+
+    /// Applies one replayed change to a table.
+    fn apply(&self, name: &str, content: &mut Content, op: &Op) -> std::result::Result<(), String> {
+        let id_column = &self.id_column;
+        match (op, content) {
+            (Op::Base { .. } | Op::Written { .. }, _) => {}
+            (Op::Replace { columns, rows, .. }, content) => {
+                *content = Content::Loaded(self.image(columns.clone(), rows.clone()))
+            }
             (Op::Drop { .. }, content) => *content = Content::Absent,
             (Op::Columns { columns, .. }, Content::Loaded(table)) => {
-                table.set_columns(columns, id_column)
+                table.set_columns(columns.clone(), id_column)
             }
             (Op::Columns { columns, .. }, content @ Content::Absent) => {
-                *content = fresh(columns, Vec::new())
+                *content = Content::Loaded(self.image(columns.clone(), Vec::new()))
             }
             (Op::Put { rows, .. }, Content::Loaded(table)) => {
-                rows.into_iter().for_each(|row| table.upsert(row))
+                rows.iter().for_each(|row| table.upsert(row.clone()))
             }
             (Op::Delete { ids, .. }, Content::Loaded(table)) => {
                 for id in ids {
-                    let _ = table.delete(&id);
+                    let _ = table.delete(id);
                 }
             }
             (op, _) => {
-                tracing::error!(
-                    table = name,
-                    "cannot replay a logged change onto an unreadable or missing table: {op:?}"
-                );
-                return;
+                return Err(format!(
+                    "the log holds a change to table {name:?} at a point where the table does not exist or cannot be read: {}",
+                    describe(op)
+                ))
             }
         }
-        state.dirty = true;
-        state.generation += 1;
-        self.any_dirty.store(true, Ordering::Release);
+        Ok(())
     }
 
-    /// Brings every changed table's file up to date, then drops the log
-    /// segments those changes were in.
-    pub fn checkpoint(&self) -> Result<()> {
+    /// A table as a logged image has it.
+    fn image(&self, columns: Vec<String>, rows: Vec<Arc<super::Row>>) -> Table {
+        let rows = rows.into_iter().map(Arc::unwrap_or_clone).collect();
+        Table::new(columns, rows, &self.id_column, 0, SystemTime::now())
+    }
+
+    /// Links every log segment into `.csvd/salvaged/`, so that the
+    /// recovery checkpoint cannot delete changes salvage did not apply.
+    fn keep_segments(&self) -> io::Result<()> {
+        let meta_dir = self.dir.join(".csvd");
+        let aside = meta_dir.join("salvaged");
+        self.disk.create_dir_all(&aside)?;
+        for (name, path) in self.disk.list(&meta_dir)? {
+            if name.starts_with("wal-") && name.ends_with(".log") {
+                match self.disk.hard_link(&path, &aside.join(&name)) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        self.disk.sync_dir(&aside)
+    }
+
+    /// After the log failed: cuts it back to its last durable byte and
+    /// rebuilds every table from its file and the log, as a restart would,
+    /// so that nothing refused stays in memory. Requests are refused until
+    /// it succeeds.
+    fn rebuild(&self) -> std::result::Result<(), String> {
         let _one = self
             .checkpointing
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let _world = write(&self.world);
+        if let Some(failure) = self.wal.failure() {
+            self.set_unavailable(failure);
+        }
+        self.wal
+            .repair()
+            .map_err(|err| format!("cannot repair the write-ahead log: {err}"))?;
+        let ops = self
+            .wal
+            .read_all()
+            .map_err(|err| format!("cannot read the write-ahead log back: {err}"))?;
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for slot in slots {
+            let mut state = write(&slot.state);
+            *state = TableState {
+                generation: state.generation + 1,
+                ..TableState::default()
+            };
+        }
+        self.recover(ops, false)
+            .map_err(|err| format!("cannot rebuild the tables: {err}"))?;
+        *self
+            .unavailable_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        self.unavailable.store(false, Ordering::Release);
+        tracing::info!("tables rebuilt from disk after a storage failure; serving again");
+        Ok(())
+    }
+
+    /// Brings every changed table's file up to date, then drops the log
+    /// segments those changes were in. Returns what could not be written
+    /// (empty when every file is up to date).
+    pub fn checkpoint(&self) -> Result<Vec<String>> {
+        let _one = self
+            .checkpointing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.available()?;
         let (work, old_segments) = {
             let _world = write(&self.world);
+            self.available()?;
             self.any_dirty.store(false, Ordering::Release);
             let slots: Vec<(String, Arc<Slot>)> = self
                 .slots
@@ -413,57 +772,117 @@ impl DirStore {
             }
             (work, self.wal.rotate()?)
         };
-        let mut complete = true;
         let started = Instant::now();
         let tables = work.len();
+        let mut failures = Vec::new();
+        let mut staged = Vec::new();
         for (name, slot, generation, layout, snapshot) in work {
-            if let Err(err) = self.write_file(&name, &slot, generation, layout, snapshot) {
-                tracing::error!(table = name, "checkpoint failed: {err}");
-                self.any_dirty.store(true, Ordering::Release);
-                complete = false;
+            match self.stage(&name, layout, snapshot) {
+                Ok(file) => staged.push((name, slot, generation, file)),
+                Err(err) => failures.push(format!("table {name}: {err}")),
             }
         }
-        if complete {
-            for segment in old_segments {
-                fs::remove_file(&segment)?;
+        // The log names the new files before they replace the old ones, so
+        // that after a crash at any point each is known as the engine's own.
+        let written: Vec<Op> = staged
+            .iter()
+            .filter_map(|(name, _, _, file)| {
+                file.as_ref().map(|f| Op::Written {
+                    table: name.clone(),
+                    hash: f.hash,
+                })
+            })
+            .collect();
+        if !written.is_empty() {
+            let logged = {
+                let _world = read(&self.world);
+                self.wal.append(&written)
+            }
+            .and_then(|lsn| slow(|| self.wal.wait(lsn)));
+            if let Err(err) = logged {
+                staged
+                    .into_iter()
+                    .filter_map(|(_, _, _, f)| f)
+                    .for_each(file::discard);
+                failures.push(format!("cannot log the checkpoint: {err}"));
+                self.any_dirty.store(true, Ordering::Release);
+                return Ok(failures);
+            }
+        }
+        for (name, slot, generation, file) in staged {
+            if let Err(err) = self.put_in_place(&name, &slot, generation, file) {
+                failures.push(format!("table {name}: {err}"));
+            }
+        }
+        if failures.is_empty() {
+            let mut old_segments = old_segments;
+            // Oldest first, so that a crash in between leaves an unbroken run.
+            old_segments.sort();
+            for segment in &old_segments {
+                self.disk.remove_file(segment)?;
+            }
+            if !old_segments.is_empty() {
+                self.disk.sync_dir(&self.dir.join(".csvd"))?;
             }
             self.checkpoints.fetch_add(1, Ordering::Relaxed);
+            if tables > 0 {
+                tracing::info!(
+                    tables,
+                    ms = started.elapsed().as_millis() as u64,
+                    "checkpoint: CSV files brought up to date"
+                );
+            }
+        } else {
+            self.any_dirty.store(true, Ordering::Release);
         }
-        if tables > 0 {
-            tracing::info!(
-                tables,
-                ms = started.elapsed().as_millis() as u64,
-                "checkpoint: CSV files brought up to date"
-            );
-        }
-        Ok(())
+        Ok(failures)
     }
 
-    /// Writes one table's snapshot to its file (or removes the file of a
-    /// dropped table).
-    fn write_file(
+    /// Writes one table's snapshot to a temporary file beside its own.
+    fn stage(
+        &self,
+        name: &str,
+        layout: Layout,
+        snapshot: TableImage,
+    ) -> io::Result<Option<file::Staged>> {
+        match &snapshot {
+            Some((columns, rows)) => {
+                file::stage(&self.disk, &self.path(name), columns, rows, layout).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Renames a staged file over the table's (or removes the file of a
+    /// dropped table), after setting aside a hand edit made meanwhile.
+    fn put_in_place(
         &self,
         name: &str,
         slot: &Slot,
         generation: u64,
-        layout: Layout,
-        snapshot: TableImage,
+        staged: Option<file::Staged>,
     ) -> Result<()> {
         let path = self.path(name);
-        let staged = match &snapshot {
-            Some((columns, rows)) => Some(file::stage(&path, columns, rows, layout)?),
-            None => None,
-        };
+        let _world = read(&self.world);
         let mut state = write(&slot.state);
-        // An edit by someone else since our last look is set aside first.
-        self.refresh(name, &mut state);
+        if let Err(err) = self.refresh(name, &mut state) {
+            if let Some(staged) = staged {
+                file::discard(staged);
+            }
+            return Err(err);
+        }
         match staged {
-            Some(staged) => state.stamp = Some(file::commit(staged, &path)?),
+            Some(staged) => {
+                let hash = staged.hash;
+                state.stamp = Some(file::commit(&self.disk, staged, &path)?);
+                state.file_hash = Some(hash);
+            }
             None => {
                 if disk_stamp(&path).is_some() {
-                    file::remove(&path)?;
+                    file::remove(&self.disk, &path)?;
                 }
                 state.stamp = None;
+                state.file_hash = None;
             }
         }
         if state.generation == generation {
@@ -478,7 +897,7 @@ impl DirStore {
     fn change_rows(
         &self,
         name: &str,
-        state: &mut State,
+        state: &mut TableState,
         ops: &mut Vec<Op>,
         change: impl FnOnce(&mut Table, &str) -> Result<Applied>,
     ) -> Result<Written> {
@@ -507,7 +926,7 @@ impl DirStore {
         }
     }
 
-    fn info(&self, name: &str, state: &State) -> Option<TableInfo> {
+    fn info(&self, name: &str, state: &TableState) -> Option<TableInfo> {
         match &state.content {
             Content::Absent => None,
             Content::Loaded(table) => Some(TableInfo {
@@ -517,14 +936,16 @@ impl DirStore {
                 modified: table.modified,
                 version: table.version,
                 error: None,
+                notice: state.notice.clone(),
             }),
             Content::Broken(reason) => Some(TableInfo {
                 name: name.to_string(),
                 rows: 0,
                 columns: Vec::new(),
-                modified: SystemTime::UNIX_EPOCH,
+                modified: state.file_modified.unwrap_or(SystemTime::UNIX_EPOCH),
                 version: 0,
                 error: Some(reason.clone()),
+                notice: state.notice.clone(),
             }),
         }
     }
@@ -548,19 +969,102 @@ impl DirStore {
         idle >= self.options.settle.as_millis() as u64
             || self.wal.segment_bytes() >= self.options.max_log_bytes
     }
+
+    /// One round of the background work: rebuild after a failure, or
+    /// checkpoint once writes settle; failures back off.
+    fn tick(&self) {
+        let due = {
+            let retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+            retry.next.is_none_or(|next| Instant::now() >= next)
+        };
+        if !due {
+            return;
+        }
+        if self.unavailable.load(Ordering::Acquire) || self.wal.is_failed() {
+            match self.rebuild() {
+                Ok(()) => self.retry_done(),
+                Err(err) => {
+                    self.set_unavailable(err.clone());
+                    self.retry_later(&err);
+                }
+            }
+        } else if self.should_checkpoint() {
+            match self.checkpoint() {
+                Ok(failures) if failures.is_empty() => self.retry_done(),
+                Ok(failures) => self.retry_later(&failures.join("; ")),
+                Err(err) => self.retry_later(&err.to_string()),
+            }
+        }
+    }
+
+    fn retry_later(&self, what: &str) {
+        let mut retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        let delay = FIRST_RETRY
+            .saturating_mul(1 << retry.failures.min(16))
+            .min(MAX_RETRY);
+        retry.failures += 1;
+        retry.next = Some(Instant::now() + delay);
+        tracing::error!(
+            attempt = retry.failures,
+            "cannot bring the CSV files up to date: {what}; every acknowledged write is kept in the write-ahead log; trying again in {}",
+            humantime::format_duration(delay)
+        );
+    }
+
+    fn retry_done(&self) {
+        let mut retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        if retry.failures > 0 {
+            tracing::info!(
+                "storage is healthy again after {} failed attempts",
+                retry.failures
+            );
+        }
+        *retry = Retry::default();
+    }
+}
+
+impl TableState {
+    /// The state as loaded from the file, leaving this one empty.
+    fn take_file(&mut self) -> TableState {
+        std::mem::take(self)
+    }
+}
+
+/// Whether a replayed record changes what a table holds.
+fn changes_content(op: &Op) -> bool {
+    !matches!(op, Op::Base { .. } | Op::Written { .. })
+}
+
+/// A record in a few words, for messages.
+fn describe(op: &Op) -> String {
+    match op {
+        Op::Columns { columns, .. } => format!("columns {columns:?}"),
+        Op::Put { rows, .. } => format!("{} rows written", rows.len()),
+        Op::Delete { ids, .. } => format!("ids {ids:?} deleted"),
+        Op::Replace { rows, .. } => format!("replaced by {} rows", rows.len()),
+        Op::Drop { .. } => "table deleted".into(),
+        Op::Base { .. } | Op::Written { .. } => "file named".into(),
+    }
+}
+
+/// Recovery's refusal: nothing was changed, and here is what to do.
+fn refuse(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "cannot recover the data directory: {what}. csvd will not start, so that nothing is lost, and has not changed that file. Put the file back as it was, or start with --salvage to serve what can be read (what could not be applied is reported, and the log is kept in .csvd/salvaged/)."
+        ),
+    )
 }
 
 /// The background checkpointer: checks a few times a second whether writes
-/// have settled or the log has grown; ends with the store.
+/// have settled, the log has grown, or a failure needs recovering from;
+/// ends with the store.
 fn checkpointer(store: Weak<DirStore>) {
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let Some(store) = store.upgrade() else { return };
-        if store.should_checkpoint() {
-            if let Err(err) = store.checkpoint() {
-                tracing::error!("checkpoint failed: {err}");
-            }
-        }
+        store.tick();
     }
 }
 
@@ -593,14 +1097,14 @@ fn broken_or_missing(name: &str, content: &Content) -> Error {
     }
 }
 
-fn loaded<'a>(name: &str, state: &'a State) -> Result<&'a Table> {
+fn loaded<'a>(name: &str, state: &'a TableState) -> Result<&'a Table> {
     match &state.content {
         Content::Loaded(table) => Ok(table),
         other => Err(broken_or_missing(name, other)),
     }
 }
 
-fn loaded_mut<'a>(name: &str, state: &'a mut State) -> Result<&'a mut Table> {
+fn loaded_mut<'a>(name: &str, state: &'a mut TableState) -> Result<&'a mut Table> {
     match &mut state.content {
         Content::Loaded(table) => Ok(table),
         other => Err(broken_or_missing(name, other)),
@@ -809,9 +1313,16 @@ impl Store for DirStore {
     }
 
     fn flush(&self) -> Result<()> {
-        self.checkpoint()?;
+        let result = self.checkpoint();
         self.wal.close();
-        Ok(())
+        let failures = match result {
+            Ok(failures) if failures.is_empty() => return Ok(()),
+            Ok(failures) => failures.join("; "),
+            Err(err) => err.to_string(),
+        };
+        Err(Error::Io(io::Error::other(format!(
+            "could not bring every CSV file up to date: {failures}. Every acknowledged write is kept in the write-ahead log and is applied at the next start"
+        ))))
     }
 
     fn stats(&self) -> StoreStats {

@@ -2,8 +2,8 @@
 //! file atomically (temp file, fsync, rename, fsync directory) so a crash
 //! leaves either the old file or the new one, never a mix.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::fs;
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::disk::Disk;
 use super::row::Row;
 use super::table::Table;
 
@@ -48,6 +49,8 @@ pub struct Loaded {
     pub table: Table,
     pub layout: Layout,
     pub stamp: Stamp,
+    /// Hash of the file's bytes: what the log names a file by.
+    pub hash: u64,
 }
 
 /// Why a file could not be read as a table.
@@ -62,20 +65,28 @@ pub enum LoadError {
 /// Reads a CSV file: header line, then rows. Short rows are padded with
 /// empty cells; a row longer than the header, a repeated column name or
 /// bytes that are not UTF-8 make the file invalid.
-pub fn load(path: &Path, id_column: &str) -> Result<Loaded, LoadError> {
-    let mut file = File::open(path)?;
+pub fn load(disk: &Disk, path: &Path, id_column: &str) -> Result<Loaded, LoadError> {
+    let mut file = disk.open(path)?;
     let meta = file.metadata()?;
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes)?;
+    disk.read_to_end(&mut file, &mut bytes)?;
     let stamp = Stamp::of(&meta);
     let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
+    let hash = xxh3_64(&bytes);
     let (columns, rows, layout) = parse(&bytes).map_err(LoadError::Invalid)?;
-    let table = Table::new(columns, rows, id_column, xxh3_64(&bytes), modified);
+    let table = Table::new(columns, rows, id_column, hash, modified);
     Ok(Loaded {
         table,
         layout,
         stamp,
+        hash,
     })
+}
+
+/// The hash of a file's bytes, as [`Loaded::hash`] has it; `None` when the
+/// file cannot be read.
+pub fn hash_of(disk: &Disk, path: &Path) -> Option<u64> {
+    disk.read(path).ok().map(|bytes| xxh3_64(&bytes))
 }
 
 /// Parses CSV text with a header line into columns and rows.
@@ -172,11 +183,32 @@ pub fn write_csv<W: Write>(
 pub struct Staged {
     tmp: PathBuf,
     stamp: Stamp,
+    /// Hash of the bytes written.
+    pub hash: u64,
+}
+
+/// Hashes what passes through, so a staged file's hash costs no second read.
+struct Hashing<W> {
+    inner: W,
+    hasher: xxhash_rust::xxh3::Xxh3,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Writes rows to a temporary file next to `path` and fsyncs it. The slow
 /// part of replacing a file, done without holding the table.
 pub fn stage(
+    disk: &Disk,
     path: &Path,
     columns: &[String],
     rows: &[Arc<Row>],
@@ -184,18 +216,21 @@ pub fn stage(
 ) -> io::Result<Staged> {
     let tmp = temp_path(path);
     let result = (|| {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        let mut out = BufWriter::with_capacity(1 << 16, file);
-        write_csv(&mut out, columns, rows.iter().map(|r| r.as_ref()), layout)?;
-        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
+        let mut file = disk.create(&tmp)?;
+        let hash = {
+            let mut out = Hashing {
+                inner: BufWriter::with_capacity(1 << 16, disk.writer(&mut file)),
+                hasher: xxhash_rust::xxh3::Xxh3::new(),
+            };
+            write_csv(&mut out, columns, rows.iter().map(|r| r.as_ref()), layout)?;
+            out.inner.flush()?;
+            out.hasher.digest()
+        };
+        disk.sync_all(&file)?;
         Ok(Staged {
             tmp: tmp.clone(),
             stamp: Stamp::of(&file.metadata()?),
+            hash,
         })
     })();
     if result.is_err() {
@@ -204,20 +239,27 @@ pub fn stage(
     result
 }
 
+/// Gives up a staged file.
+pub fn discard(staged: Staged) {
+    let _ = fs::remove_file(&staged.tmp);
+}
+
 /// Renames a staged file over `path` and makes the rename durable: a crash
 /// leaves the old file or the new one, never a mix. Returns the new stamp.
-pub fn commit(staged: Staged, path: &Path) -> io::Result<Stamp> {
-    if let Err(err) = fs::rename(&staged.tmp, path) {
+pub fn commit(disk: &Disk, staged: Staged, path: &Path) -> io::Result<Stamp> {
+    if let Err(err) = disk.rename(&staged.tmp, path) {
         let _ = fs::remove_file(&staged.tmp);
         return Err(err);
     }
-    sync_dir(path)?;
+    sync_dir(disk, path)?;
     Ok(staged.stamp)
 }
 
 /// Moves a file a person edited aside (`people.csv` →
-/// `people.csv.conflict-<unix seconds>`) so that it is kept, not overwritten.
-pub fn set_aside(path: &Path) -> io::Result<PathBuf> {
+/// `people.csv.conflict-<unix seconds>`, then `-2`, `-3`… within the same
+/// second) so that it is kept, never overwritten, and no two hand edits
+/// ever share a name.
+pub fn set_aside(disk: &Disk, path: &Path) -> io::Result<PathBuf> {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -226,22 +268,37 @@ pub fn set_aside(path: &Path) -> io::Result<PathBuf> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("table.csv");
-    let aside = path.with_file_name(format!("{name}.conflict-{secs}"));
-    fs::rename(path, &aside)?;
-    sync_dir(path)?;
-    Ok(aside)
+    for n in 1u32.. {
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        let aside = path.with_file_name(format!("{name}.conflict-{secs}{suffix}"));
+        // A link never replaces an existing name, so two conflicts in one
+        // second cannot overwrite each other.
+        match disk.hard_link(path, &aside) {
+            Ok(()) => {
+                disk.remove_file(path)?;
+                sync_dir(disk, path)?;
+                return Ok(aside);
+            }
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Err(io::Error::other("no free conflict name"))
 }
 
 /// Removes a table file durably.
-pub fn remove(path: &Path) -> io::Result<()> {
-    fs::remove_file(path)?;
-    sync_dir(path)
+pub fn remove(disk: &Disk, path: &Path) -> io::Result<()> {
+    disk.remove_file(path)?;
+    sync_dir(disk, path)
 }
 
 /// Makes a rename or removal in the file's directory durable.
-fn sync_dir(path: &Path) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    File::open(dir)?.sync_all()
+fn sync_dir(disk: &Disk, path: &Path) -> io::Result<()> {
+    disk.sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Temporary files start with a dot, so they can never be taken for a table.

@@ -6,6 +6,7 @@
 //! must be awaited before the write is acknowledged: only then is it durable.
 
 mod dir;
+mod disk;
 mod file;
 mod row;
 mod table;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use dir::{DirStore, Options};
+pub use disk::{Call, Disk, Fault, Faults};
 pub use file::{parse as parse_csv, write_csv, Layout};
 pub use row::Row;
 pub use wal::{decode as decode_log, Decoded};
@@ -50,6 +52,10 @@ pub enum Error {
     BrokenTable { table: String, reason: String },
     #[error("storage failure: {0}")]
     Io(#[from] std::io::Error),
+    /// The store refuses requests until it has recovered from a storage
+    /// failure (or cannot, and says why).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -116,6 +122,9 @@ pub struct TableInfo {
     pub version: u64,
     /// Set when the file cannot be read as a table.
     pub error: Option<String>,
+    /// Something a person should know about the table's file (a hand edit
+    /// that was kept under another name).
+    pub notice: Option<String>,
 }
 
 /// A consistent view of a whole table, unaffected by later writes.

@@ -124,16 +124,14 @@ impl Table {
     }
 
     fn touch(&mut self) {
-        let now = SystemTime::now();
-        let nanos = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let mut hasher = Xxh3::new();
-        hasher.update(&self.version.to_le_bytes());
-        hasher.update(&nanos.to_le_bytes());
-        self.version = hasher.digest();
-        self.modified = now;
+        self.version = fresh_version();
+        self.modified = SystemTime::now();
+    }
+
+    /// Gives the table a version no other content has had (after replaying
+    /// the log, or undoing a change): tags must never repeat.
+    pub fn renew_version(&mut self) {
+        self.version = fresh_version();
     }
 
     fn column_index(&mut self, name: &str) -> usize {
@@ -391,8 +389,30 @@ impl Table {
         );
         table.ensure_ids(id_column);
         table.insert(records, id_column)?;
+        table.renew_version();
         Ok(table)
     }
+}
+
+/// A table version never handed out before, in this process or any other:
+/// a per-process random key (the same kind that keys hash maps), the clock
+/// and a counter, hashed. Versions are compared for equality only, so they
+/// need to be unique, not ordered.
+pub fn fresh_version() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static KEY: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let key = *KEY.get_or_init(|| RandomState::new().hash_one(std::process::id()));
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut hasher = Xxh3::new();
+    hasher.update(&key.to_le_bytes());
+    hasher.update(&nanos.to_le_bytes());
+    hasher.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    hasher.digest()
 }
 
 /// Id → slot without storing the ids a second time: an entry is a slot

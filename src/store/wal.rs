@@ -7,16 +7,25 @@
 //! many concurrent writes share one fsync, and a lone writer waits for just
 //! one write and one fsync (no timer gathers batches).
 //!
-//! On disk the log is a series of segment files `.csvd/wal-NNNNNNNNNN.log`.
-//! A checkpoint rotates to a new segment, brings the CSV files up to date,
-//! then deletes the older segments. See `docs/storage.md` for the format.
+//! On disk the log is a series of segment files `.csvd/wal-NNNNNNNNNN.log`,
+//! each opening with a header (magic, format version, its own number). A
+//! checkpoint rotates to a new segment, brings the CSV files up to date,
+//! then deletes the older segments. See `docs/storage.md` for the format
+//! and for what recovery may and may not drop.
+//!
+//! When a batch cannot be written or synced, none of its writes (nor any
+//! queued behind it) is acknowledged, and the log refuses appends until
+//! [`Wal::repair`] cuts the segment back to its last durable byte: a write
+//! that was refused must never come back at the next start.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
+use super::disk::Disk;
 use super::row::Row;
 
 /// Frames larger than this are taken as corruption, not as data: no single
@@ -24,6 +33,13 @@ use super::row::Row;
 const MAX_FRAME: usize = 1 << 30;
 /// Bytes of a frame header: payload length and CRC-32C, both u32 LE.
 const HEADER: usize = 8;
+/// The first bytes of every segment.
+const MAGIC: &[u8; 8] = b"csvd-log";
+/// The segment format this build writes and reads. Segments written before
+/// headers existed (no magic) are read as version 0: records only.
+const VERSION: u32 = 1;
+/// magic, version u32, segment number u64, CRC-32C of those 20 bytes.
+const SEGMENT_HEADER: usize = 24;
 
 /// One logged change. Row changes are logged as their result (the whole
 /// new row), so replaying a record is idempotent: it sets a state.
@@ -43,6 +59,13 @@ pub enum Op {
     },
     /// The table is gone.
     Drop { table: String },
+    /// The table is now exactly its file, whose content hashes to `hash`
+    /// (`None`: there is no file, and no table). Logged before the first
+    /// change to a table in a segment, and when a hand edit was accepted.
+    Base { table: String, hash: Option<u64> },
+    /// A checkpoint is about to put a file with this content hash in place:
+    /// a file with this hash is the engine's own, not a hand edit.
+    Written { table: String, hash: u64 },
 }
 
 impl Op {
@@ -52,7 +75,9 @@ impl Op {
             | Op::Put { table, .. }
             | Op::Delete { table, .. }
             | Op::Replace { table, .. }
-            | Op::Drop { table } => table,
+            | Op::Drop { table }
+            | Op::Base { table, .. }
+            | Op::Written { table, .. } => table,
         }
     }
 }
@@ -83,6 +108,8 @@ pub fn encode(op: &Op, out: &mut Vec<u8>) {
         Op::Delete { .. } => 3,
         Op::Replace { .. } => 4,
         Op::Drop { .. } => 5,
+        Op::Base { .. } => 6,
+        Op::Written { .. } => 7,
     };
     out.push(kind);
     put_str(out, op.table());
@@ -97,6 +124,14 @@ pub fn encode(op: &Op, out: &mut Vec<u8>) {
             put_rows(out, rows);
         }
         Op::Drop { .. } => {}
+        Op::Base { hash, .. } => match hash {
+            Some(hash) => {
+                out.push(1);
+                out.extend_from_slice(&hash.to_le_bytes());
+            }
+            None => out.push(0),
+        },
+        Op::Written { hash, .. } => out.extend_from_slice(&hash.to_le_bytes()),
     }
     let payload_len = out.len() - start - HEADER;
     let crc = crc32c::crc32c(&out[start + HEADER..]);
@@ -104,43 +139,86 @@ pub fn encode(op: &Op, out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// What reading a log found.
+/// What reading a run of records found.
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub ops: Vec<Op>,
     /// Bytes that make up whole, valid records.
     pub valid_len: usize,
     /// Why reading stopped before the end, if it did.
-    pub problem: Option<String>,
+    pub problem: Option<Problem>,
 }
 
-/// Reads records until the end or the first torn or corrupt one.
+/// Where and why records stopped being readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Offset of the first unreadable record, from the start of the bytes.
+    pub offset: usize,
+    pub what: String,
+    /// The damage is what an interrupted append leaves (a record cut short
+    /// at the end, or zeros after the last record) rather than a damaged
+    /// record with more data after it.
+    pub torn: bool,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.what)
+    }
+}
+
+/// Reads records until the end or the first torn or damaged one.
 pub fn decode(bytes: &[u8]) -> Decoded {
     let mut decoded = Decoded::default();
     let mut at = 0;
     while at < bytes.len() {
-        let Some(header) = bytes.get(at..at + HEADER) else {
-            decoded.problem = Some(format!("torn record header at byte {at}"));
+        let rest = &bytes[at..];
+        let stop = |what: String, last: bool| Problem {
+            offset: at,
+            what,
+            torn: last || rest.iter().all(|&b| b == 0),
+        };
+        let Some(header) = rest.get(..HEADER) else {
+            decoded.problem = Some(stop(
+                format!(
+                    "a record header cut short ({} of {HEADER} bytes)",
+                    rest.len()
+                ),
+                true,
+            ));
             break;
         };
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let reaches_end = HEADER.saturating_add(len) >= rest.len();
         if len > MAX_FRAME {
-            decoded.problem = Some(format!("impossible record length {len} at byte {at}"));
+            decoded.problem = Some(stop(
+                format!("a record length of {len} bytes, more than any record can have"),
+                reaches_end,
+            ));
             break;
         }
-        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
-            decoded.problem = Some(format!("torn record at byte {at} ({len} bytes announced)"));
+        let Some(payload) = rest.get(HEADER..HEADER + len) else {
+            decoded.problem = Some(stop(
+                format!(
+                    "a record of {len} bytes cut short ({} bytes present)",
+                    rest.len() - HEADER
+                ),
+                true,
+            ));
             break;
         };
         if crc32c::crc32c(payload) != crc {
-            decoded.problem = Some(format!("checksum mismatch in the record at byte {at}"));
+            decoded.problem = Some(stop(
+                "a record whose checksum does not match its bytes".into(),
+                reaches_end,
+            ));
             break;
         }
         match decode_payload(payload) {
-            Some(op) => decoded.ops.push(op),
-            None => {
-                decoded.problem = Some(format!("malformed record at byte {at}"));
+            Ok(op) => decoded.ops.push(op),
+            Err(what) => {
+                decoded.problem = Some(stop(what, false));
                 break;
             }
         }
@@ -164,6 +242,11 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Option<usize> {
         let b = self.take(4)?;
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        let b: [u8; 8] = self.take(8)?.try_into().ok()?;
+        Some(u64::from_le_bytes(b))
     }
 
     fn str(&mut self) -> Option<String> {
@@ -193,32 +276,129 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode_payload(payload: &[u8]) -> Option<Op> {
+fn decode_payload(payload: &[u8]) -> Result<Op, String> {
     let mut r = Reader { bytes: payload };
-    let kind = r.take(1)?[0];
-    let table = r.str()?;
+    let malformed =
+        || "a record whose checksum matches but whose contents do not parse".to_string();
+    let kind = r.take(1).ok_or_else(malformed)?[0];
+    let table = r.str().ok_or_else(malformed)?;
     let op = match kind {
-        1 => Op::Columns {
-            table,
-            columns: r.strs()?,
+        1 => r.strs().map(|columns| Op::Columns { table, columns }),
+        2 => r.rows().map(|rows| Op::Put { table, rows }),
+        3 => r.strs().map(|ids| Op::Delete { table, ids }),
+        4 => r.strs().and_then(|columns| {
+            let rows = r.rows()?;
+            Some(Op::Replace {
+                table,
+                columns,
+                rows,
+            })
+        }),
+        5 => Some(Op::Drop { table }),
+        6 => match r.take(1).map(|b| b[0]) {
+            Some(0) => Some(Op::Base { table, hash: None }),
+            Some(1) => r.u64().map(|hash| Op::Base {
+                table,
+                hash: Some(hash),
+            }),
+            _ => None,
         },
-        2 => Op::Put {
-            table,
-            rows: r.rows()?,
-        },
-        3 => Op::Delete {
-            table,
-            ids: r.strs()?,
-        },
-        4 => Op::Replace {
-            table,
-            columns: r.strs()?,
-            rows: r.rows()?,
-        },
-        5 => Op::Drop { table },
-        _ => return None,
+        7 => r.u64().map(|hash| Op::Written { table, hash }),
+        other => {
+            return Err(format!(
+                "a record of unknown kind {other} (written by a newer csvd?)"
+            ))
+        }
     };
-    r.bytes.is_empty().then_some(op)
+    match op {
+        Some(op) if r.bytes.is_empty() => Ok(op),
+        _ => Err(malformed()),
+    }
+}
+
+/// The header every segment starts with.
+fn segment_header(number: u64) -> [u8; SEGMENT_HEADER] {
+    let mut header = [0; SEGMENT_HEADER];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[12..20].copy_from_slice(&number.to_le_bytes());
+    let crc = crc32c::crc32c(&header[..20]);
+    header[20..].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// Where a segment's records start, after checking its header.
+fn records_start(bytes: &[u8], number: u64) -> Result<usize, Problem> {
+    let damaged = |what: String, torn: bool| Problem {
+        offset: 0,
+        what,
+        torn,
+    };
+    if bytes.is_empty() {
+        // Created, then a crash before its header was written: no records.
+        return Ok(0);
+    }
+    if !bytes.starts_with(MAGIC) {
+        if MAGIC.starts_with(bytes) {
+            return Err(damaged("a segment header cut short".into(), true));
+        }
+        // Written before segments had headers: records from the first byte.
+        return Ok(0);
+    }
+    let Some(header) = bytes.get(..SEGMENT_HEADER) else {
+        return Err(damaged("a segment header cut short".into(), true));
+    };
+    if crc32c::crc32c(&header[..20])
+        != u32::from_le_bytes([header[20], header[21], header[22], header[23]])
+    {
+        return Err(damaged(
+            "a segment header whose checksum does not match".into(),
+            false,
+        ));
+    }
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version != VERSION {
+        return Err(damaged(
+            format!("segment format version {version}; this csvd reads version {VERSION}"),
+            false,
+        ));
+    }
+    let named = u64::from_le_bytes(header[12..20].try_into().unwrap_or_default());
+    if named != number {
+        return Err(damaged(
+            format!("a header naming segment {named} in the file of segment {number}"),
+            false,
+        ));
+    }
+    Ok(SEGMENT_HEADER)
+}
+
+/// Damage that recovery may not drop: where, and what was expected there.
+#[derive(Debug, Clone)]
+pub struct Damage {
+    pub file: PathBuf,
+    pub offset: usize,
+    pub what: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at byte {}: {}",
+            self.file.display(),
+            self.offset,
+            self.what
+        )
+    }
+}
+
+/// The records of the segments found at open, in order.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub ops: Vec<Op>,
+    /// What `salvage` set aside and could not apply, one line each.
+    pub salvaged: Vec<String>,
 }
 
 /// Position in the log: the number of batches appended before.
@@ -228,25 +408,22 @@ pub type Lsn = u64;
 pub struct Wal {
     dir: PathBuf,
     sync: bool,
+    disk: Disk,
     state: Mutex<State>,
     /// Wakes the log thread: records are pending (or the log closes).
     work: Condvar,
-    /// Wakes blocking waiters: a batch became durable (or the log failed).
+    /// Wakes blocking waiters: a batch was decided (or the log failed).
     /// Separate from `work` so an append never wakes the writers waiting
     /// for fsync.
     synced: Condvar,
     /// The same news for async waiters ([`Ticket`]).
-    progress: tokio::sync::watch::Sender<Progress>,
+    progress: tokio::sync::watch::Sender<Lsn>,
+    /// Set while appends are refused; read without the lock by readers,
+    /// who must not serve what a failed batch left in memory.
+    failed_flag: AtomicBool,
     /// Totals for monitoring: bytes written and fsyncs.
     written: AtomicU64,
     syncs: AtomicU64,
-}
-
-/// How far the log is durable, as async waiters see it.
-#[derive(Debug, Clone, Copy, Default)]
-struct Progress {
-    durable: Lsn,
-    failed: bool,
 }
 
 /// A claim on a batch of records: resolves once they are durable.
@@ -259,80 +436,159 @@ impl Ticket {
     /// Waits, without holding a thread, until the batch is on disk.
     pub async fn durable(self) -> io::Result<()> {
         let mut progress = self.wal.progress.subscribe();
-        let reached = progress
-            .wait_for(|p| p.durable >= self.lsn || p.failed)
+        if progress
+            .wait_for(|decided| *decided >= self.lsn)
             .await
-            .map(|p| p.durable >= self.lsn);
-        match reached {
-            Ok(true) => Ok(()),
-            _ => Err(io::Error::other(
-                self.wal
-                    .lock()
-                    .failed
-                    .clone()
-                    .unwrap_or_else(|| "the write-ahead log stopped".into()),
-            )),
+            .is_err()
+        {
+            return Err(io::Error::other("the write-ahead log stopped"));
         }
+        self.wal.lock().outcome(self.lsn)
     }
 }
 
 struct State {
     pending: Vec<u8>,
-    /// Lsn of the last batch appended / made durable.
+    /// Lsn of the last batch appended.
     appended: Lsn,
-    durable: Lsn,
+    /// Every batch up to this one is decided: durable, or failed.
+    decided: Lsn,
+    /// Batches that failed, as (after, upto] ranges; never acknowledged.
+    failed_ranges: Vec<(Lsn, Lsn)>,
     /// The segment being written; `None` while the log thread writes to it.
     file: Option<File>,
     segment: u64,
-    /// Bytes in the current segment, for the checkpoint trigger.
+    /// Bytes of the current segment known durable (header included).
+    durable_len: u64,
+    /// Bytes of records in the current segment, for the checkpoint trigger.
     segment_bytes: u64,
+    /// Why appends are refused, until a repair.
     failed: Option<String>,
     closing: bool,
 }
 
+impl State {
+    fn outcome(&self, lsn: Lsn) -> io::Result<()> {
+        let lost = self
+            .failed_ranges
+            .iter()
+            .any(|&(after, upto)| lsn > after && lsn <= upto);
+        if lost {
+            Err(io::Error::other(self.failed.clone().unwrap_or_else(|| {
+                "the write-ahead log failed; the write was not made durable and was undone".into()
+            })))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl Wal {
     /// Opens the log in `dir` and returns it with the records of the
-    /// segments found there (to replay), and the paths of those segments.
-    pub fn open(dir: &Path, sync: bool) -> io::Result<(Arc<Wal>, Vec<Op>, Vec<PathBuf>)> {
-        fs::create_dir_all(dir)?;
-        let mut segments = list_segments(dir)?;
+    /// segments found there, to replay. Only a torn tail of the newest
+    /// segment is dropped (it was never acknowledged); any other damage is
+    /// an error, unless `salvage` is set: then the damaged segment is moved
+    /// to `dir/salvaged/` and what could not be read is reported.
+    pub fn open(
+        dir: &Path,
+        sync: bool,
+        disk: Disk,
+        salvage: bool,
+    ) -> io::Result<(Arc<Wal>, Recovered)> {
+        disk.create_dir_all(dir)?;
+        let mut segments = list_segments(&disk, dir)?;
         segments.sort();
-        let mut ops = Vec::new();
-        let mut paths = Vec::new();
-        let mut last = 0;
-        for (number, path) in &segments {
-            last = *number;
-            paths.push(path.clone());
-            let bytes = fs::read(path)?;
-            let decoded = decode(&bytes);
-            ops.extend(decoded.ops);
-            if let Some(problem) = decoded.problem {
-                let dropped = bytes.len() - decoded.valid_len;
-                tracing::warn!(
-                    segment = %path.display(),
-                    "write-ahead log: {problem}; dropping the last {dropped} bytes (a write that was never acknowledged)"
-                );
-                break;
+        let mut recovered = Recovered::default();
+        let last = segments.last().map_or(0, |(number, _)| *number);
+        for pair in segments.windows(2) {
+            let (a, b) = (pair[0].0, pair[1].0);
+            if b != a + 1 {
+                let damage = Damage {
+                    file: segment_path(dir, a + 1),
+                    offset: 0,
+                    what: format!("segment {} is missing between segments {a} and {b}", a + 1),
+                };
+                if !salvage {
+                    return Err(refusal(&damage));
+                }
+                recovered
+                    .salvaged
+                    .push(format!("{damage}: its changes are lost"));
             }
         }
+        for (number, path) in &segments {
+            let newest = *number == last;
+            let bytes = disk.read(path)?;
+            let (start, problem) = match records_start(&bytes, *number) {
+                Ok(start) => (start, None),
+                Err(problem) => (0, Some(problem)),
+            };
+            let decoded = if problem.is_none() {
+                decode(&bytes[start..])
+            } else {
+                Decoded::default()
+            };
+            recovered.ops.extend(decoded.ops);
+            let problem = problem.or(decoded.problem.map(|p| Problem {
+                offset: p.offset + start,
+                ..p
+            }));
+            let Some(problem) = problem else { continue };
+            if newest && problem.torn {
+                let keep = problem.offset;
+                tracing::warn!(
+                    segment = %path.display(),
+                    "write-ahead log: {problem} at byte {}; dropping the last {} bytes (an append that was never acknowledged)",
+                    problem.offset,
+                    bytes.len() - keep
+                );
+                let file = disk.append(path)?;
+                disk.set_len(&file, keep as u64)?;
+                disk.sync_all(&file)?;
+                continue;
+            }
+            let damage = Damage {
+                file: path.clone(),
+                offset: problem.offset,
+                what: problem.what.clone(),
+            };
+            if !salvage {
+                return Err(refusal(&damage));
+            }
+            let aside = dir.join("salvaged");
+            disk.create_dir_all(&aside)?;
+            let name = path.file_name().unwrap_or_default();
+            disk.rename(path, &aside.join(name))?;
+            disk.sync_dir(dir)?;
+            recovered.salvaged.push(format!(
+                "{damage}: the {} bytes from there on were not applied; the segment was moved to {}",
+                bytes.len() - problem.offset,
+                aside.join(name).display()
+            ));
+        }
+        // Numbers never repeat: the next segment is past every one seen.
         let segment = last + 1;
-        let file = create_segment(dir, segment)?;
+        let file = create_segment(&disk, dir, segment)?;
         let wal = Arc::new(Wal {
             dir: dir.to_path_buf(),
             sync,
+            disk,
             state: Mutex::new(State {
                 pending: Vec::new(),
                 appended: 0,
-                durable: 0,
+                decided: 0,
+                failed_ranges: Vec::new(),
                 file: Some(file),
                 segment,
+                durable_len: SEGMENT_HEADER as u64,
                 segment_bytes: 0,
                 failed: None,
                 closing: false,
             }),
             work: Condvar::new(),
             synced: Condvar::new(),
-            progress: tokio::sync::watch::Sender::new(Progress::default()),
+            progress: tokio::sync::watch::Sender::new(0),
+            failed_flag: AtomicBool::new(false),
             written: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
         });
@@ -340,11 +596,27 @@ impl Wal {
         std::thread::Builder::new()
             .name("csvd-wal".into())
             .spawn(move || worker.run())?;
-        Ok((wal, ops, paths))
+        Ok((wal, recovered))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether appends are refused (a batch failed and no repair since).
+    pub fn is_failed(&self) -> bool {
+        self.failed_flag.load(Ordering::Acquire)
+    }
+
+    /// Why appends are refused, if they are.
+    pub fn failure(&self) -> Option<String> {
+        self.lock().failed.clone()
+    }
+
+    /// The number of the segment being written.
+    #[cfg(test)]
+    pub fn segment(&self) -> u64 {
+        self.lock().segment
     }
 
     /// Queues records; they are durable once [`Wal::wait`] returns for the
@@ -374,18 +646,13 @@ impl Wal {
     /// Waits until the batch `lsn` is on disk, holding the thread.
     pub fn wait(&self, lsn: Lsn) -> io::Result<()> {
         let mut state = self.lock();
-        loop {
-            if state.durable >= lsn {
-                return Ok(());
-            }
-            if let Some(failure) = &state.failed {
-                return Err(io::Error::other(failure.clone()));
-            }
+        while state.decided < lsn {
             state = self
                 .synced
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+        state.outcome(lsn)
     }
 
     /// Bytes written and fsyncs done since the log was opened.
@@ -396,37 +663,93 @@ impl Wal {
         )
     }
 
-    /// Bytes written to the current segment.
+    /// Bytes of records written to the current segment.
     pub fn segment_bytes(&self) -> u64 {
         self.lock().segment_bytes
     }
 
-    /// Waits until everything appended is durable, then starts a new
-    /// segment; returns the paths of all older segments. Appends must be
-    /// held off by the caller for the duration.
+    /// Waits until everything appended is decided, then starts a new
+    /// segment (unless the current one holds no record yet); returns the
+    /// paths of all older segments. Appends must be held off by the caller
+    /// for the duration.
     pub fn rotate(&self) -> io::Result<Vec<PathBuf>> {
         let mut state = self.lock();
-        while state.durable < state.appended || state.file.is_none() {
-            if let Some(failure) = &state.failed {
-                return Err(io::Error::other(failure.clone()));
-            }
+        while state.decided < state.appended || state.file.is_none() {
             state = self
                 .synced
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        let next = state.segment + 1;
-        let file = create_segment(&self.dir, next)?;
-        state.file = Some(file);
-        state.segment = next;
-        state.segment_bytes = 0;
+        if let Some(failure) = &state.failed {
+            return Err(io::Error::other(failure.clone()));
+        }
+        if state.segment_bytes > 0 {
+            let next = state.segment + 1;
+            let file = create_segment(&self.disk, &self.dir, next)?;
+            state.file = Some(file);
+            state.segment = next;
+            state.segment_bytes = 0;
+            state.durable_len = SEGMENT_HEADER as u64;
+        }
+        let current = state.segment;
         drop(state);
-        let old = list_segments(&self.dir)?
+        let old = list_segments(&self.disk, &self.dir)?
             .into_iter()
-            .filter(|(number, _)| *number < next)
+            .filter(|(number, _)| *number < current)
             .map(|(_, path)| path)
             .collect();
         Ok(old)
+    }
+
+    /// Cuts the current segment back to its last durable byte, so that no
+    /// record of a failed batch can be replayed, and accepts appends again.
+    /// Appends must be held off by the caller.
+    pub fn repair(&self) -> io::Result<()> {
+        let mut state = self.lock();
+        while state.file.is_none() {
+            state = self
+                .synced
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.failed.is_none() {
+            return Ok(());
+        }
+        let file = state
+            .file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("no log file"))?;
+        self.disk.set_len(file, state.durable_len)?;
+        self.disk.sync_all(file)?;
+        check_linked(file)?;
+        state.failed = None;
+        self.failed_flag.store(false, Ordering::Release);
+        tracing::info!("write-ahead log repaired: writes are accepted again");
+        Ok(())
+    }
+
+    /// The records of every segment on disk, in order, read strictly (for
+    /// rebuilding memory after a failure: the log was repaired first, so no
+    /// damage of any kind is expected).
+    pub fn read_all(&self) -> io::Result<Vec<Op>> {
+        let mut segments = list_segments(&self.disk, &self.dir)?;
+        segments.sort();
+        let mut ops = Vec::new();
+        for (number, path) in segments {
+            let bytes = self.disk.read(&path)?;
+            let start = records_start(&bytes, number)
+                .map_err(|p| io::Error::other(format!("{}: {p}", path.display())))?;
+            let decoded = decode(&bytes[start..]);
+            if let Some(problem) = decoded.problem {
+                return Err(io::Error::other(format!(
+                    "{} at byte {}: {problem}",
+                    path.display(),
+                    problem.offset + start
+                )));
+            }
+            ops.extend(decoded.ops);
+        }
+        Ok(ops)
     }
 
     /// Stops the log thread once everything appended is durable.
@@ -455,9 +778,17 @@ impl Wal {
                 return;
             };
             drop(state);
-            let result =
-                file.write_all(&batch)
-                    .and_then(|()| if self.sync { file.sync_data() } else { Ok(()) });
+            let result = self
+                .disk
+                .write_all(&mut file, &batch)
+                .and_then(|()| {
+                    if self.sync {
+                        self.disk.sync_data(&file)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| check_linked(&file));
             let mut state = self.lock();
             state.file = Some(file);
             match result {
@@ -467,22 +798,25 @@ impl Wal {
                     if self.sync {
                         self.syncs.fetch_add(1, Ordering::Relaxed);
                     }
-                    state.durable = upto;
+                    state.durable_len += batch.len() as u64;
                     state.segment_bytes += batch.len() as u64;
-                    self.progress.send_replace(Progress {
-                        durable: upto,
-                        failed: false,
-                    });
+                    state.decided = upto;
                 }
                 Err(err) => {
-                    tracing::error!("write-ahead log failed: {err}; refusing further writes");
-                    state.failed = Some(format!("the write-ahead log failed: {err}"));
-                    self.progress.send_replace(Progress {
-                        durable: state.durable,
-                        failed: true,
-                    });
+                    tracing::error!(
+                        "write-ahead log failed: {err}; the writes in flight are refused and undone, and writes are refused until the log is repaired"
+                    );
+                    let range = (state.decided, state.appended);
+                    state.failed_ranges.push(range);
+                    state.decided = state.appended;
+                    state.pending.clear();
+                    state.failed = Some(format!(
+                        "the write-ahead log failed ({err}); the write was not made durable and was undone"
+                    ));
+                    self.failed_flag.store(true, Ordering::Release);
                 }
             }
+            self.progress.send_replace(state.decided);
             // Reuse the batch's allocation for the next one.
             if state.pending.is_empty() {
                 let mut batch = batch;
@@ -494,36 +828,59 @@ impl Wal {
     }
 }
 
+/// A message for a log that recovery may not read past.
+fn refusal(damage: &Damage) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "the write-ahead log is damaged: {damage}. Acknowledged writes may be in or after the damaged part, so csvd will not start and has changed no file. Start with --salvage to serve what can be read: damaged segments are moved to .csvd/salvaged/ (never deleted) and what was not applied is logged."
+        ),
+    )
+}
+
+/// Fails when the log file no longer has a name: its data directory was
+/// deleted or moved, and what is written to it would not survive.
+fn check_linked(file: &File) -> io::Result<()> {
+    if file.metadata()?.nlink() == 0 {
+        return Err(io::Error::other(
+            "the log file was deleted (was the data directory removed?)",
+        ));
+    }
+    Ok(())
+}
+
 fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("wal-{number:010}.log"))
 }
 
-fn create_segment(dir: &Path, number: u64) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(segment_path(dir, number))?;
-    File::open(dir)?.sync_all()?;
+fn create_segment(disk: &Disk, dir: &Path, number: u64) -> io::Result<File> {
+    let path = segment_path(dir, number);
+    let mut file = disk.append(&path)?;
+    let written = disk
+        .write_all(&mut file, &segment_header(number))
+        .and_then(|()| disk.sync_all(&file))
+        .and_then(|()| disk.sync_dir(dir));
+    if let Err(err) = written {
+        // Never leave a segment without its header behind.
+        let _ = disk.remove_file(&path);
+        return Err(err);
+    }
     Ok(file)
 }
 
-fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+fn list_segments(disk: &Disk, dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut segments = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
+    for (name, path) in disk.list(dir)? {
         let number = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("wal-"))
+            .strip_prefix("wal-")
             .and_then(|n| n.strip_suffix(".log"))
             .and_then(|n| n.parse::<u64>().ok());
         if let Some(number) = number {
-            segments.push((number, entry.path()));
+            segments.push((number, path));
         }
     }
     Ok(segments)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,38 +923,173 @@ mod tests {
         assert!(decoded.problem.is_none());
     }
 
-    #[test]
-    fn torn_and_corrupt_tails_are_dropped() {
+    fn encoded(ops: &[Op]) -> Vec<u8> {
         let mut bytes = Vec::new();
-        for op in sample() {
-            encode(&op, &mut bytes);
+        for op in ops {
+            encode(op, &mut bytes);
         }
+        bytes
+    }
+
+    #[test]
+    fn torn_tails_and_damage_are_told_apart() {
+        let bytes = encoded(&sample());
         let whole = bytes.len();
         for cut in 1..whole {
             let decoded = decode(&bytes[..cut]);
             assert!(decoded.valid_len <= cut);
             assert!(sample().starts_with(&decoded.ops));
+            if let Some(problem) = decoded.problem {
+                assert!(problem.torn, "cut at {cut}: {problem:?}");
+            }
         }
+        // A flipped bit in the last record: it reaches the end, so it reads
+        // as an append cut short.
         let mut flipped = bytes.clone();
         flipped[whole - 2] ^= 0x40;
         let decoded = decode(&flipped);
         assert_eq!(decoded.ops.len(), sample().len() - 1);
-        assert!(decoded.problem.unwrap().contains("checksum"));
+        let problem = decoded.problem.unwrap();
+        assert!(problem.what.contains("checksum") && problem.torn);
+        // The same in the first record, with more records after it: damage.
+        let mut flipped = bytes.clone();
+        flipped[HEADER + 3] ^= 0x40;
+        let problem = decode(&flipped).problem.unwrap();
+        assert_eq!(problem.offset, 0);
+        assert!(!problem.torn, "{problem:?}");
+        // Zeros after the last record are what a preallocated tail looks like.
+        let mut zeros = bytes.clone();
+        zeros.extend_from_slice(&[0; 100]);
+        let decoded = decode(&zeros);
+        assert_eq!(decoded.ops, sample());
+        assert!(decoded.problem.unwrap().torn);
     }
 
     #[test]
-    fn group_commit_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let (wal, ops, _) = Wal::open(dir.path(), true).unwrap();
-        assert!(ops.is_empty());
+    fn unknown_kinds_are_damage() {
+        let mut bytes = encoded(&sample()[..1]);
+        // Kind byte of the payload, with the CRC made to match.
+        bytes[HEADER] = 99;
+        let crc = crc32c::crc32c(&bytes[HEADER..]);
+        bytes[4..8].copy_from_slice(&crc.to_le_bytes());
+        bytes.extend(encoded(&sample()[1..]));
+        let problem = decode(&bytes).problem.unwrap();
+        assert!(problem.what.contains("unknown kind 99") && !problem.torn);
+    }
+
+    fn open(dir: &Path, salvage: bool) -> io::Result<(Arc<Wal>, Recovered)> {
+        Wal::open(dir, true, Disk::real(), salvage)
+    }
+
+    fn write_some(dir: &Path) -> Vec<PathBuf> {
+        let (wal, recovered) = open(dir, false).unwrap();
+        assert!(recovered.ops.is_empty());
         let lsns: Vec<Lsn> = sample()
             .iter()
             .map(|op| wal.append(std::slice::from_ref(op)).unwrap())
             .collect();
         wal.wait(*lsns.last().unwrap()).unwrap();
         wal.close();
-        let (_wal, ops, segments) = Wal::open(dir.path(), true).unwrap();
-        assert_eq!(ops, sample());
+        let mut segments: Vec<PathBuf> = list_segments(&Disk::real(), dir)
+            .unwrap()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        segments.sort();
+        segments
+    }
+
+    #[test]
+    fn group_commit_survives_reopen_and_numbers_never_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = write_some(dir.path());
         assert_eq!(segments.len(), 1);
+        let bytes = std::fs::read(&segments[0]).unwrap();
+        assert!(bytes.starts_with(MAGIC));
+        let (wal, recovered) = open(dir.path(), false).unwrap();
+        assert_eq!(recovered.ops, sample());
+        assert_eq!(wal.segment(), 2);
+    }
+
+    #[test]
+    fn a_torn_tail_of_the_newest_segment_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = write_some(dir.path());
+        let len = std::fs::metadata(&segments[0]).unwrap().len();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segments[0])
+            .unwrap();
+        file.set_len(len - 3).unwrap();
+        let (_wal, recovered) = open(dir.path(), false).unwrap();
+        assert_eq!(recovered.ops, sample()[..sample().len() - 1]);
+        // Cut off for good: the next start reads it as whole.
+        let (_wal, again) = open(dir.path(), false).unwrap();
+        assert_eq!(again.ops, recovered.ops);
+    }
+
+    #[test]
+    fn damage_elsewhere_refuses_to_start_and_salvage_moves_it_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = write_some(dir.path());
+        let mut bytes = std::fs::read(&segments[0]).unwrap();
+        bytes[SEGMENT_HEADER + HEADER + 3] ^= 1;
+        std::fs::write(&segments[0], &bytes).unwrap();
+        let err = open(dir.path(), false).err().unwrap().to_string();
+        assert!(err.contains("wal-0000000001.log at byte 24"), "{err}");
+        assert!(
+            err.contains("checksum") && err.contains("--salvage"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&segments[0]).unwrap(),
+            bytes,
+            "nothing changed"
+        );
+        let (_wal, recovered) = open(dir.path(), true).unwrap();
+        assert!(recovered.ops.is_empty());
+        assert_eq!(recovered.salvaged.len(), 1, "{:?}", recovered.salvaged);
+        let kept = dir.path().join("salvaged/wal-0000000001.log");
+        assert_eq!(std::fs::read(kept).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_missing_segment_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        write_some(dir.path());
+        // Segment 2 (empty, from the reopen) and 3, then 2 goes missing.
+        drop(open(dir.path(), false).unwrap());
+        drop(open(dir.path(), false).unwrap());
+        std::fs::remove_file(segment_path(dir.path(), 2)).unwrap();
+        let err = open(dir.path(), false).err().unwrap().to_string();
+        assert!(err.contains("segment 2 is missing"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_batch_is_never_acknowledged_and_repair_cuts_it_off() {
+        use super::super::disk::{Fault, Faults};
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::new();
+        let (wal, _) =
+            Wal::open(dir.path(), true, Disk::with_faults(faults.clone()), false).unwrap();
+        let first = wal.append(&sample()[..1]).unwrap();
+        wal.wait(first).unwrap();
+        // The next fsync fails: the batch was written but is not durable.
+        let at = faults.calls() + 1;
+        faults.fail_at(at, Fault::Io, false);
+        let second = wal.append(&sample()[1..2]).unwrap();
+        assert!(wal.wait(second).is_err());
+        assert!(wal.is_failed());
+        assert!(
+            wal.append(&sample()[2..3]).is_err(),
+            "refused until repaired"
+        );
+        wal.repair().unwrap();
+        let third = wal.append(&sample()[2..3]).unwrap();
+        wal.wait(third).unwrap();
+        assert!(wal.wait(second).is_err(), "a failed batch stays failed");
+        wal.close();
+        let (_wal, recovered) = open(dir.path(), false).unwrap();
+        assert_eq!(recovered.ops, [sample()[0].clone(), sample()[2].clone()]);
     }
 }

@@ -1,0 +1,319 @@
+//! The storage engine's one door to the file system, so that tests can make
+//! any call fail the way real disks do (EIO, ENOSPC, a short write).
+//!
+//! Every open, read, write, fsync, rename, link, removal, truncation and
+//! directory sync the engine makes on its own files goes through [`Disk`].
+//! In production it adds one branch per call; with [`Faults`] armed, the
+//! call numbered N fails (or every call from N on, for a disk that stays
+//! broken), which is how the fault walk in the tests reaches each point of
+//! the write path, the checkpoint and recovery in turn.
+//!
+//! Checks that only look (`stat` to notice hand edits) do not go through
+//! it: they cannot lose data, and a failing one reads as "file absent".
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// What kind of call a fault point is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Call {
+    Open,
+    Read,
+    Write,
+    Sync,
+    SyncDir,
+    Rename,
+    Link,
+    Remove,
+    Truncate,
+    List,
+    Mkdir,
+}
+
+/// How an armed fault fails its call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// An I/O error (EIO).
+    Io,
+    /// No space left on the device (ENOSPC).
+    NoSpace,
+    /// A write that stores part of its bytes, then fails with ENOSPC; on any
+    /// other call, the same as `NoSpace`.
+    ShortWrite,
+}
+
+/// A plan of failures shared by every [`Disk`] cloned from one.
+#[derive(Debug, Default)]
+pub struct Faults {
+    calls: AtomicU64,
+    plan: Mutex<Option<Plan>>,
+    /// Calls seen, in order (kept only while `recording`).
+    seen: Mutex<Vec<Call>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    at: u64,
+    fault: Fault,
+    /// Every call from `at` on fails, not just that one.
+    sticky: bool,
+}
+
+impl Faults {
+    pub fn new() -> Arc<Faults> {
+        Arc::new(Faults::default())
+    }
+
+    /// Makes call number `at` (counting from 0 at the last reset) fail.
+    pub fn fail_at(&self, at: u64, fault: Fault, sticky: bool) {
+        *self.plan.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(Plan { at, fault, sticky });
+    }
+
+    /// Disarms, and starts counting calls from zero again.
+    pub fn reset(&self) {
+        *self.plan.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.calls.store(0, Ordering::SeqCst);
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Calls made since the last reset.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// The kinds of the calls made since the last reset, in order.
+    pub fn seen(&self) -> Vec<Call> {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn check(&self, call: Call) -> Option<Fault> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(call);
+        let plan = (*self.plan.lock().unwrap_or_else(PoisonError::into_inner))?;
+        let hit = n == plan.at || (plan.sticky && n > plan.at);
+        hit.then_some(plan.fault)
+    }
+}
+
+fn error(fault: Fault, call: Call) -> io::Error {
+    match fault {
+        Fault::Io => io::Error::other(format!("injected I/O error ({call:?})")),
+        Fault::NoSpace | Fault::ShortWrite => io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!("No space left on device (injected, {call:?})"),
+        ),
+    }
+}
+
+/// The file system as the engine uses it.
+#[derive(Clone, Debug, Default)]
+pub struct Disk {
+    faults: Option<Arc<Faults>>,
+}
+
+impl Disk {
+    /// The real file system, with nothing injected.
+    pub fn real() -> Disk {
+        Disk::default()
+    }
+
+    /// The real file system, failing as `faults` says.
+    pub fn with_faults(faults: Arc<Faults>) -> Disk {
+        Disk {
+            faults: Some(faults),
+        }
+    }
+
+    fn check(&self, call: Call) -> io::Result<()> {
+        match self.faults.as_ref().and_then(|f| f.check(call)) {
+            Some(fault) => Err(error(fault, call)),
+            None => Ok(()),
+        }
+    }
+
+    pub fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.check(Call::Mkdir)?;
+        fs::create_dir_all(path)
+    }
+
+    /// The names in a directory.
+    pub fn list(&self, dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+        self.check(Call::List)?;
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push((name.to_string(), entry.path()));
+            }
+        }
+        Ok(names)
+    }
+
+    /// Opens a file to read it.
+    pub fn open(&self, path: &Path) -> io::Result<File> {
+        self.check(Call::Open)?;
+        File::open(path)
+    }
+
+    /// Reads a whole open file.
+    pub fn read_to_end(&self, file: &mut File, out: &mut Vec<u8>) -> io::Result<usize> {
+        self.check(Call::Read)?;
+        file.read_to_end(out)
+    }
+
+    /// Reads a whole file.
+    pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let mut file = self.open(path)?;
+        let mut bytes = Vec::new();
+        self.read_to_end(&mut file, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Opens (creating) a file to append to.
+    pub fn append(&self, path: &Path) -> io::Result<File> {
+        self.check(Call::Open)?;
+        OpenOptions::new().create(true).append(true).open(path)
+    }
+
+    /// Creates (or empties) a file to write.
+    pub fn create(&self, path: &Path) -> io::Result<File> {
+        self.check(Call::Open)?;
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+    }
+
+    pub fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
+        if let Some(fault) = self.faults.as_ref().and_then(|f| f.check(Call::Write)) {
+            if fault == Fault::ShortWrite {
+                file.write_all(&bytes[..bytes.len() / 2])?;
+            }
+            return Err(error(fault, Call::Write));
+        }
+        file.write_all(bytes)
+    }
+
+    /// A writer whose every write is a fault point.
+    pub fn writer<'a>(&'a self, file: &'a mut File) -> DiskWriter<'a> {
+        DiskWriter { disk: self, file }
+    }
+
+    /// fsync of the data (and what is needed to read it back).
+    pub fn sync_data(&self, file: &File) -> io::Result<()> {
+        self.check(Call::Sync)?;
+        file.sync_data()
+    }
+
+    /// fsync of data and metadata.
+    pub fn sync_all(&self, file: &File) -> io::Result<()> {
+        self.check(Call::Sync)?;
+        file.sync_all()
+    }
+
+    pub fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
+        self.check(Call::Truncate)?;
+        file.set_len(len)
+    }
+
+    /// Makes renames, links and removals in `dir` durable.
+    pub fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.check(Call::SyncDir)?;
+        File::open(dir)?.sync_all()
+    }
+
+    pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(Call::Rename)?;
+        fs::rename(from, to)
+    }
+
+    /// A second name for a file; fails if `to` exists (never replaces).
+    pub fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(Call::Link)?;
+        fs::hard_link(from, to)
+    }
+
+    pub fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.check(Call::Remove)?;
+        fs::remove_file(path)
+    }
+}
+
+/// [`io::Write`] over a file, each write a fault point.
+pub struct DiskWriter<'a> {
+    disk: &'a Disk,
+    file: &'a mut File,
+}
+
+impl Write for DiskWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(fault) = self.disk.faults.as_ref().and_then(|f| f.check(Call::Write)) {
+            if fault == Fault::ShortWrite && buf.len() > 1 {
+                return self.file.write(&buf[..buf.len() / 2]);
+            }
+            return Err(error(fault, Call::Write));
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_armed_call_fails_and_others_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::new();
+        let disk = Disk::with_faults(faults.clone());
+        faults.fail_at(1, Fault::NoSpace, false);
+        let mut file = disk.create(&dir.path().join("a")).unwrap();
+        let err = disk.write_all(&mut file, b"hello").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        disk.write_all(&mut file, b"again").unwrap();
+        assert_eq!(faults.seen(), [Call::Open, Call::Write, Call::Write]);
+    }
+
+    #[test]
+    fn a_short_write_stores_part_of_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::new();
+        let disk = Disk::with_faults(faults.clone());
+        faults.fail_at(1, Fault::ShortWrite, false);
+        let path = dir.path().join("a");
+        let mut file = disk.create(&path).unwrap();
+        assert!(disk.write_all(&mut file, b"12345678").is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"1234");
+    }
+
+    #[test]
+    fn a_sticky_fault_keeps_failing() {
+        let faults = Faults::new();
+        let disk = Disk::with_faults(faults.clone());
+        faults.fail_at(0, Fault::Io, true);
+        assert!(disk
+            .create_dir_all(Path::new("/nonexistent-never"))
+            .is_err());
+        assert!(disk.list(Path::new("/")).is_err());
+        faults.reset();
+        assert!(disk.list(Path::new("/")).is_ok());
+    }
+}
