@@ -565,8 +565,24 @@ impl DirStore {
         let file_is_ours = on_disk
             .file_hash
             .is_some_and(|h| legacy || ours.contains(&h));
-        let changes = ops.len() - start.map_or(0, |i| i + 1);
+        // Changes a file named by the log does not hold for sure: those
+        // after the last checkpoint that wrote one.
+        let covered = ops
+            .iter()
+            .rposition(|op| matches!(op, Op::Written { .. }))
+            .into_iter()
+            .chain(start)
+            .max()
+            .map_or(0, |i| i + 1);
+        let changes = ops[covered..]
+            .iter()
+            .filter(|op| changes_content(op))
+            .count();
         let mut notes = Vec::new();
+        let from_log = matches!(
+            start.map(|i| &ops[i]),
+            Some(Op::Replace { .. } | Op::Drop { .. } | Op::Base { hash: None, .. })
+        );
         let mut state = match start.map(|i| &ops[i]) {
             Some(Op::Replace { columns, rows, .. }) => TableState {
                 content: Content::Loaded(self.image(columns.clone(), rows.clone())),
@@ -577,6 +593,18 @@ impl DirStore {
                 hash: Some(base), ..
             }) if on_disk.file_hash == Some(*base) || file_is_ours => on_disk.take_file(),
             None if file_is_ours || legacy && on_disk.stamp.is_some() => on_disk.take_file(),
+            _ if changes == 0 => {
+                // Edited (or removed) by hand after every logged change was
+                // written to the file: the person's version is the table.
+                tracing::warn!(
+                    table = name,
+                    "{} was changed by hand while csvd was not running, after every logged change had been written to it; serving it as it is",
+                    path.display()
+                );
+                let mut kept = on_disk.take_file();
+                kept.logged = true;
+                return Ok((kept, notes));
+            }
             _ => {
                 let why = if on_disk.stamp.is_none() {
                     format!(
@@ -601,7 +629,7 @@ impl DirStore {
             }
         };
         // Built from the log: a file that is not one of ours is a person's.
-        if state.stamp.is_none() && on_disk.stamp.is_some() {
+        if from_log && on_disk.stamp.is_some() {
             if file_is_ours {
                 state.layout = on_disk.layout;
                 state.stamp = on_disk.stamp;
@@ -632,7 +660,8 @@ impl DirStore {
             table.renew_version();
         }
         state.logged = true;
-        state.dirty = state.stamp.is_none() || rest.iter().any(changes_content);
+        // A table built from the log is ahead of its file (if any).
+        state.dirty = from_log || rest.iter().any(changes_content);
         Ok((state, notes))
     }
 
@@ -736,6 +765,13 @@ impl DirStore {
         self.unavailable.store(false, Ordering::Release);
         tracing::info!("tables rebuilt from disk after a storage failure; serving again");
         Ok(())
+    }
+
+    /// Stops the log as a crash would: nothing more is written, no file is
+    /// brought up to date.
+    #[cfg(test)]
+    pub fn crash(&self) {
+        self.wal.close();
     }
 
     /// Brings every changed table's file up to date, then drops the log
@@ -1313,6 +1349,15 @@ impl Store for DirStore {
     }
 
     fn flush(&self) -> Result<()> {
+        if self.unavailable.load(Ordering::Acquire) || self.wal.is_failed() {
+            // Memory may hold refused changes: rebuild before writing files.
+            if let Err(err) = self.rebuild() {
+                self.wal.close();
+                return Err(Error::Io(io::Error::other(format!(
+                    "could not recover from a storage failure: {err}. Every acknowledged write is kept in the write-ahead log and is applied at the next start"
+                ))));
+            }
+        }
         let result = self.checkpoint();
         self.wal.close();
         let failures = match result {

@@ -7,6 +7,8 @@
 
 mod dir;
 mod disk;
+#[cfg(test)]
+mod fault_walk;
 mod file;
 mod row;
 mod table;

@@ -464,6 +464,8 @@ struct State {
     segment_bytes: u64,
     /// Why appends are refused, until a repair.
     failed: Option<String>,
+    /// The failed batch was already cut off the segment.
+    cut: bool,
     closing: bool,
 }
 
@@ -583,6 +585,7 @@ impl Wal {
                 durable_len: SEGMENT_HEADER as u64,
                 segment_bytes: 0,
                 failed: None,
+                cut: false,
                 closing: false,
             }),
             work: Condvar::new(),
@@ -719,9 +722,12 @@ impl Wal {
             .file
             .as_ref()
             .ok_or_else(|| io::Error::other("no log file"))?;
-        self.disk.set_len(file, state.durable_len)?;
-        self.disk.sync_all(file)?;
+        if !state.cut {
+            self.disk.set_len(file, state.durable_len)?;
+            self.disk.sync_all(file)?;
+        }
         check_linked(file)?;
+        state.cut = false;
         state.failed = None;
         self.failed_flag.store(false, Ordering::Release);
         tracing::info!("write-ahead log repaired: writes are accepted again");
@@ -750,6 +756,25 @@ impl Wal {
             ops.extend(decoded.ops);
         }
         Ok(ops)
+    }
+
+    /// Truncates the current segment to its last durable byte; whether it
+    /// worked.
+    fn cut_back(&self, state: &State) -> bool {
+        let Some(file) = &state.file else {
+            return false;
+        };
+        let cut = self
+            .disk
+            .set_len(file, state.durable_len)
+            .and_then(|()| self.disk.sync_all(file));
+        match cut {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!("cannot cut the failed writes off the write-ahead log yet: {err}");
+                false
+            }
+        }
     }
 
     /// Stops the log thread once everything appended is durable.
@@ -806,6 +831,10 @@ impl Wal {
                     tracing::error!(
                         "write-ahead log failed: {err}; the writes in flight are refused and undone, and writes are refused until the log is repaired"
                     );
+                    // Cut the failed batch off before anyone hears of the
+                    // failure, so a refused write cannot come back at the
+                    // next start, even after a crash right now.
+                    state.cut = self.cut_back(&state);
                     let range = (state.decided, state.appended);
                     state.failed_ranges.push(range);
                     state.decided = state.appended;
