@@ -260,7 +260,7 @@ fn one_run(
     }
     // Half the runs end in a crash, half in a graceful stop (whose final
     // checkpoint may fail: the log still has everything).
-    if tally.runs % 2 == 0 {
+    if tally.runs.is_multiple_of(2) {
         store.crash();
     } else {
         let _ = store.flush();
