@@ -190,7 +190,7 @@ impl DirStore {
             )
         })?;
         for (name, path) in disk.list(dir)? {
-            if file::is_temp(&name) {
+            if file::is_temp(&name) && path.is_file() {
                 tracing::warn!(file = %path.display(), "removing a temporary file left by an interrupted write");
                 disk.remove_file(&path)?;
             }

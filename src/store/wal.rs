@@ -173,10 +173,12 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     let mut at = 0;
     while at < bytes.len() {
         let rest = &bytes[at..];
-        let stop = |what: String, last: bool| Problem {
+        // An interrupted append leaves nothing whole after it; damage in
+        // the middle (a flipped bit, even in a length) leaves records.
+        let stop = |what: String, can_be_torn: bool| Problem {
             offset: at,
             what,
-            torn: last || rest.iter().all(|&b| b == 0),
+            torn: can_be_torn && !whole_record_after(rest),
         };
         let Some(header) = rest.get(..HEADER) else {
             decoded.problem = Some(stop(
@@ -190,11 +192,10 @@ pub fn decode(bytes: &[u8]) -> Decoded {
         };
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let reaches_end = HEADER.saturating_add(len) >= rest.len();
         if len > MAX_FRAME {
             decoded.problem = Some(stop(
                 format!("a record length of {len} bytes, more than any record can have"),
-                reaches_end,
+                true,
             ));
             break;
         }
@@ -211,14 +212,16 @@ pub fn decode(bytes: &[u8]) -> Decoded {
         if crc32c::crc32c(payload) != crc {
             decoded.problem = Some(stop(
                 "a record whose checksum does not match its bytes".into(),
-                reaches_end,
+                true,
             ));
             break;
         }
         match decode_payload(payload) {
             Ok(op) => decoded.ops.push(op),
             Err(what) => {
-                decoded.problem = Some(stop(what, false));
+                // Zeros read as an empty record: a preallocated tail.
+                let zeros = rest.iter().all(|&b| b == 0);
+                decoded.problem = Some(stop(what, zeros));
                 break;
             }
         }
@@ -226,6 +229,28 @@ pub fn decode(bytes: &[u8]) -> Decoded {
         decoded.valid_len = at;
     }
     decoded
+}
+
+/// Whether a whole, valid record starts anywhere after the first byte of
+/// `bytes`. Cheap checks (a length that fits, a known kind, a short table
+/// name) come before the checksum, so scanning a torn tail stays fast.
+fn whole_record_after(bytes: &[u8]) -> bool {
+    (1..bytes.len().saturating_sub(HEADER)).any(|at| {
+        let header = &bytes[at..at + HEADER];
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
+            return false;
+        };
+        if payload.len() < 5 || !(1..=7).contains(&payload[0]) {
+            return false;
+        }
+        let name = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]) as usize;
+        if name > super::MAX_TABLE_NAME * 4 || 5 + name > payload.len() {
+            return false;
+        }
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        crc32c::crc32c(payload) == crc && decode_payload(payload).is_ok()
+    })
 }
 
 struct Reader<'a> {
@@ -462,6 +487,8 @@ struct State {
     durable_len: u64,
     /// Bytes of records in the current segment, for the checkpoint trigger.
     segment_bytes: u64,
+    /// The current segment holds changes (not only checkpoint records).
+    segment_changes: bool,
     /// Why appends are refused, until a repair.
     failed: Option<String>,
     /// The failed batch was already cut off the segment.
@@ -584,6 +611,7 @@ impl Wal {
                 segment,
                 durable_len: SEGMENT_HEADER as u64,
                 segment_bytes: 0,
+                segment_changes: false,
                 failed: None,
                 cut: false,
                 closing: false,
@@ -632,6 +660,9 @@ impl Wal {
         for op in ops {
             encode(op, &mut state.pending);
         }
+        // A checkpoint's own records alone do not need a new segment: a
+        // checkpoint that keeps failing must not make one each time.
+        state.segment_changes |= ops.iter().any(|op| !matches!(op, Op::Written { .. }));
         state.appended += 1;
         let lsn = state.appended;
         self.work.notify_one();
@@ -686,12 +717,13 @@ impl Wal {
         if let Some(failure) = &state.failed {
             return Err(io::Error::other(failure.clone()));
         }
-        if state.segment_bytes > 0 {
+        if state.segment_changes {
             let next = state.segment + 1;
             let file = create_segment(&self.disk, &self.dir, next)?;
             state.file = Some(file);
             state.segment = next;
             state.segment_bytes = 0;
+            state.segment_changes = false;
             state.durable_len = SEGMENT_HEADER as u64;
         }
         let current = state.segment;
@@ -992,6 +1024,21 @@ mod tests {
         let decoded = decode(&zeros);
         assert_eq!(decoded.ops, sample());
         assert!(decoded.problem.unwrap().torn);
+    }
+
+    #[test]
+    fn a_damaged_length_with_records_after_it_is_damage_not_a_torn_tail() {
+        let bytes = encoded(&sample());
+        let mut flipped = bytes.clone();
+        // The second record's length now runs past the end.
+        let second = {
+            let first_len = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize;
+            HEADER + first_len
+        };
+        flipped[second + 1] ^= 0x10;
+        let problem = decode(&flipped).problem.unwrap();
+        assert_eq!(problem.offset, second);
+        assert!(!problem.torn, "{problem:?}");
     }
 
     #[test]
