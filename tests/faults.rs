@@ -321,8 +321,7 @@ fn a_damaged_log_record_refuses_to_start_and_salvage_keeps_it() {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".log") && fs::metadata(p).unwrap().len() > 100)
-        .next()
+        .find(|p| p.to_string_lossy().ends_with(".log") && fs::metadata(p).unwrap().len() > 100)
         .expect("a segment with records");
     let mut bytes = fs::read(&segment).unwrap();
     // A bit flipped in the first record, with later records intact.
