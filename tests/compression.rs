@@ -351,3 +351,25 @@ fn parse_one(raw: &[u8]) -> (Response, usize) {
     }
     (Response { body, ..head }, at)
 }
+
+#[test]
+fn the_test_suite_notices_a_panic_in_the_server() {
+    // What the watcher of every test server's stderr collects, shown on a
+    // stand-in that prints what a panicking csvd prints.
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "echo 'INFO all fine' >&2; \
+             echo \"thread 'tokio-rt-worker' (7) panicked at src/server/stream.rs:1:1:\" >&2; \
+             echo 'a bug' >&2; echo 'stack backtrace:' >&2",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watcher = common::watch_stderr(child.stderr.take().unwrap());
+    child.wait().unwrap();
+    let panics = watcher.join().unwrap();
+    assert_eq!(panics.len(), 1, "{panics:?}");
+    assert!(panics[0].contains("panicked at src/server/stream.rs"));
+    assert!(panics[0].ends_with("a bug"));
+}
