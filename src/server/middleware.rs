@@ -2,22 +2,31 @@
 //! middleware layer costs every request a boxed future and a clone of the
 //! service below it, so they are few):
 //!
-//! - [`edge`], outermost: the access log and metrics, the server's name,
-//!   and tags of compressed bodies;
+//! - [`edge`], outermost: the access log and metrics (once the body has
+//!   been sent), the server's name, and tags of compressed bodies; inside
+//!   it, a panic in a handler becomes a 500 ([`panicked`]);
 //! - [`gate`], inside compression: request checks (framing, `Host`,
 //!   target length), access rules, `Prefer: return=minimal`, and errors
 //!   shown as problem documents or pages.
 //!
 //! Plus the seed client's quirk, applied before routing.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode, Uri, Version};
-use axum::middleware::Next;
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri, Version};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use http_body::{Body as _, Frame};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use super::access::{self, Access};
 use super::conditional::ENCODING_SUFFIXES;
@@ -25,9 +34,18 @@ use super::metrics::Metrics;
 use super::negotiate::prefers_html;
 use super::problem::{html_page, Problem, PROBLEM_JSON};
 
-/// The outer layer: logs one line per request (method, path, status,
-/// bytes, duration), counts it in the metrics, names the server, and tags
-/// compressed bodies.
+/// The outermost layers of `router`: [`edge`], and inside it panics turned
+/// into 500s.
+pub fn outer(router: Router, metrics: Arc<Metrics>) -> Router {
+    router
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(from_fn_with_state(metrics, edge))
+}
+
+/// The outer layer: names the server, tags compressed bodies, and logs
+/// one line per request (method, path, status, bytes, duration to the last
+/// byte) and counts it in the metrics once its body has been sent, so the
+/// line tells what the client really got.
 pub async fn edge(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
@@ -38,20 +56,153 @@ pub async fn edge(State(metrics): State<Arc<Metrics>>, request: Request, next: N
         header::SERVER,
         HeaderValue::from_static(concat!("csvd/", env!("CARGO_PKG_VERSION"))),
     );
-    let seconds = started.elapsed().as_secs_f64();
-    metrics.request(response.status().as_u16(), seconds);
-    if tracing::enabled!(target: "csvd::access", tracing::Level::INFO) {
-        let bytes = http_body::Body::size_hint(response.body())
-            .exact()
-            .map_or_else(|| "-".to_string(), |n| n.to_string());
+    let (parts, body) = response.into_parts();
+    let sent = Sent {
+        body,
+        entry: Entry {
+            metrics,
+            head: method == Method::HEAD,
+            method,
+            path,
+            status: parts.status.as_u16(),
+            started,
+            to_head: started.elapsed().as_secs_f64(),
+            bytes: 0,
+            ended: false,
+        },
+    };
+    Response::from_parts(parts, Body::new(sent))
+}
+
+/// A response body on its way out: counts its bytes, and turns a panic
+/// while producing it into an error, which cuts the connection (the status
+/// line has left already; a cut body is how HTTP says the answer failed).
+struct Sent {
+    body: Body,
+    entry: Entry,
+}
+
+/// What the access log and metrics record of one request, when its body
+/// has ended or been dropped.
+struct Entry {
+    metrics: Arc<Metrics>,
+    method: Method,
+    head: bool,
+    path: String,
+    /// The status sent; 500 once the body has failed.
+    status: u16,
+    started: Instant,
+    /// Seconds until the response head (what the metrics measure).
+    to_head: f64,
+    bytes: u64,
+    ended: bool,
+}
+
+impl http_body::Body for Sent {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        if this.entry.ended {
+            return Poll::Ready(None);
+        }
+        let body = &mut this.body;
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(body).poll_frame(cx)));
+        match polled {
+            Ok(Poll::Ready(Some(Ok(frame)))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.entry.bytes += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Ok(Poll::Ready(Some(Err(err)))) => {
+                tracing::warn!(
+                    "{} {}: the answer failed after {} bytes: {err}",
+                    this.entry.method,
+                    this.entry.path,
+                    this.entry.bytes
+                );
+                this.entry.ended = true;
+                Poll::Ready(Some(Err(err)))
+            }
+            Ok(Poll::Ready(None)) => {
+                this.entry.ended = true;
+                Poll::Ready(None)
+            }
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => {
+                tracing::error!(
+                    "{} {}: the server failed while sending the answer (after {} bytes; the \
+                     connection is cut): {}",
+                    this.entry.method,
+                    this.entry.path,
+                    this.entry.bytes,
+                    panic_message(&*panic)
+                );
+                this.entry.status = 500;
+                this.entry.ended = true;
+                Poll::Ready(Some(Err(axum::Error::new("the answer failed midway"))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.entry.ended || self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        if self.entry.ended {
+            http_body::SizeHint::with_exact(0)
+        } else {
+            self.body.size_hint()
+        }
+    }
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        let entry = &self.entry;
+        // Dropped before its end: the client went away (a HEAD answer, or
+        // one with nothing to send, is never read).
+        let cut = !entry.ended && !entry.head && !self.body.is_end_stream();
+        let seconds = entry.started.elapsed().as_secs_f64();
+        entry.metrics.request(entry.status, entry.to_head);
         tracing::info!(
             target: "csvd::access",
-            "{method} {path} {} {bytes} {:.1}ms",
-            response.status().as_u16(),
+            "{} {} {} {}{} {:.1}ms",
+            entry.method,
+            entry.path,
+            entry.status,
+            entry.bytes,
+            if cut { " (cut: the client left)" } else { "" },
             seconds * 1000.0
         );
     }
-    response
+}
+
+/// The message a panic was raised with.
+pub fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// The answer to a request whose handling panicked: a 500, logged (the
+/// panic is a bug, never an answer).
+pub fn panicked(panic: Box<dyn Any + Send>) -> Response {
+    tracing::error!("a request failed: {}", panic_message(&*panic));
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the server failed while answering this request; the failure is in its log",
+    )
+    .into_response()
 }
 
 /// What the gate checks requests against.
@@ -316,4 +467,111 @@ fn without_body(response: Response) -> Response {
         HeaderValue::from_static("return=minimal"),
     );
     Response::from_parts(parts, Body::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use futures_util::StreamExt;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::store::StoreStats;
+
+    /// Routes that fail: in the handler, and midway through a body.
+    fn failing(metrics: Arc<Metrics>) -> Router {
+        let router = Router::new()
+            .route(
+                "/handler",
+                get(|| async {
+                    panic!("a bug in a handler");
+                    #[allow(unreachable_code)]
+                    "never"
+                }),
+            )
+            .route(
+                "/body",
+                get(|| async {
+                    let first = futures_util::stream::iter([Ok::<_, std::io::Error>(
+                        Bytes::from_static(b"first part"),
+                    )]);
+                    let then = futures_util::stream::once(async {
+                        panic!("a bug in a body");
+                        #[allow(unreachable_code)]
+                        Ok(Bytes::new())
+                    });
+                    Body::from_stream(first.chain(then))
+                }),
+            );
+        outer(router, metrics)
+    }
+
+    fn get_request(path: &str) -> Request {
+        axum::http::Request::get(path).body(Body::empty()).unwrap()
+    }
+
+    fn counted(metrics: &Metrics) -> String {
+        metrics.render(&[], StoreStats::default())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_and_counted_so() {
+        let metrics = Arc::new(Metrics::default());
+        let response = failing(metrics.clone())
+            .oneshot(get_request("/handler"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(doc["status"], 500);
+        let text = counted(&metrics);
+        assert!(
+            text.contains("csvd_requests_total{status=\"500\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("status=\"200\""), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_panics_fails_and_is_counted_500() {
+        let metrics = Arc::new(Metrics::default());
+        let response = failing(metrics.clone())
+            .oneshot(get_request("/body"))
+            .await
+            .unwrap();
+        // The head had left before the failure.
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "first part");
+        assert!(body.frame().await.unwrap().is_err(), "the failure shows");
+        assert!(body.frame().await.is_none(), "and the body ends");
+        drop(body);
+        let text = counted(&metrics);
+        assert!(
+            text.contains("csvd_requests_total{status=\"500\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("status=\"200\""), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_whole_answer_is_counted_when_sent() {
+        let metrics = Arc::new(Metrics::default());
+        let router = outer(
+            Router::new().route("/", get(|| async { "hello" })),
+            metrics.clone(),
+        );
+        let response = router.oneshot(get_request("/")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "hello");
+        let text = counted(&metrics);
+        assert!(
+            text.contains("csvd_requests_total{status=\"200\"} 1"),
+            "{text}"
+        );
+    }
 }

@@ -70,7 +70,8 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 }
 
 /// The whole application: routes wrapped in their middleware, outermost
-/// last: access log, CORS, server name, compression, problem documents,
+/// first: access log and server name, panics as 500s, CORS, compression
+/// (gzip, br, deflate, zstd, by `Accept-Encoding`), problem documents,
 /// request checks, time limit, access rules, body limit. Problems are read
 /// and rewritten before compression, which applies to the rewritten answer
 /// (a page for a browser) as to any other.
@@ -91,7 +92,7 @@ pub fn app(state: AppState, args: &ServeArgs, access: Access) -> anyhow::Result<
     if !args.cors.is_empty() {
         router = router.layer(access::cors(&args.cors)?);
     }
-    Ok(router.layer(from_fn_with_state(metrics, middleware::edge)))
+    Ok(middleware::outer(router, metrics))
 }
 
 /// What every connection needs.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 use crate::codec::repr::{Format, RowWriter};
 use crate::query::{Picked, TableView};
@@ -101,7 +102,10 @@ impl Rows {
                     (rows, writer, finished),
                 ))
             });
-        Body::from_stream(chunks)
+        // A body may be asked for more after it has ended (the compressor
+        // does, looking for trailers); the fused stream answers "no more"
+        // for ever instead of failing.
+        Body::from_stream(chunks.fuse())
     }
 }
 

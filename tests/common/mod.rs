@@ -1,21 +1,29 @@
 //! Starts the real `csvd` binary on an ephemeral loopback port with a
 //! temporary data directory, and talks to it over real sockets.
+//!
+//! The server's stderr is watched: a panic in the server (in any request)
+//! fails the test that ran it, when the server is stopped or dropped.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_csvd");
 
-/// A running `csvd serve`; killed when dropped.
+/// A running `csvd serve`; killed when dropped. Stopping or dropping it
+/// fails the test if the server panicked.
 pub struct Server {
     pub addr: SocketAddr,
     pub child: Child,
     pub dir: PathBuf,
     flags: Vec<String>,
+    /// One per server process started: reads its stderr until it exits and
+    /// returns the panics it reported.
+    watchers: Vec<JoinHandle<Vec<String>>>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -40,12 +48,13 @@ impl Server {
 
     /// A server on an existing data directory (which outlives it).
     pub fn start_in(dir: &Path, flags: &[&str]) -> Server {
-        let (child, addr) = spawn(dir, flags);
+        let (child, addr, watcher) = spawn(dir, flags);
         Server {
             addr,
             child,
             dir: dir.to_path_buf(),
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            watchers: vec![watcher],
             _tmp: None,
         }
     }
@@ -55,18 +64,37 @@ impl Server {
     pub fn restart(&mut self) {
         let status = self.stop();
         assert!(status.success(), "csvd exited with {status:?}");
-        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
-        let (child, addr) = spawn(&self.dir, &flags);
-        self.child = child;
-        self.addr = addr;
+        self.respawn();
     }
 
     /// Starts the server again after it was killed.
     pub fn restart_after_crash(&mut self) {
+        self.respawn();
+    }
+
+    fn respawn(&mut self) {
         let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
-        let (child, addr) = spawn(&self.dir, &flags);
+        let (child, addr, watcher) = spawn(&self.dir, &flags);
         self.child = child;
         self.addr = addr;
+        self.watchers.push(watcher);
+    }
+
+    /// Fails the test if a server process that has ended reported a panic.
+    /// Each watcher ends when its process's stderr closes (at its exit), so
+    /// this waits for nothing but processes already gone.
+    fn assert_no_panic(&mut self) {
+        let mut panics = Vec::new();
+        for watcher in self.watchers.drain(..) {
+            panics.extend(watcher.join().unwrap_or_default());
+        }
+        if !panics.is_empty() && !std::thread::panicking() {
+            panic!(
+                "csvd panicked while serving this test (a panic is a bug, whatever the \
+                 client got):\n{}",
+                panics.join("\n")
+            );
+        }
     }
 
     /// Reads a table's CSV file as it is after a graceful stop.
@@ -151,26 +179,31 @@ impl Server {
         self.send_json("POST", path, json)
     }
 
-    /// Stops the server with SIGTERM and waits for it; returns its exit status.
+    /// Stops the server with SIGTERM and waits for it; returns its exit
+    /// status. Fails the test if it panicked.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        self.child.wait().expect("wait for csvd")
+        let status = self.child.wait().expect("wait for csvd");
+        self.assert_no_panic();
+        status
     }
 }
 
-/// Starts `csvd serve` and reads the address from its first line.
-fn spawn(dir: &Path, flags: &[&str]) -> (Child, SocketAddr) {
+/// Starts `csvd serve` and reads the address from its first line; returns
+/// it with the watcher of its stderr.
+fn spawn(dir: &Path, flags: &[&str]) -> (Child, SocketAddr, JoinHandle<Vec<String>>) {
     let mut child = Command::new(BIN)
         .arg("serve")
         .arg(dir)
         .args(["--bind", "127.0.0.1:0", "--log-level", "warn"])
         .args(flags)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start csvd");
+    let watcher = watch_stderr(child.stderr.take().expect("stderr"));
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout);
     let mut line = String::new();
@@ -187,13 +220,37 @@ fn spawn(dir: &Path, flags: &[&str]) -> (Child, SocketAddr) {
         let mut sink = Vec::new();
         let _ = lines.read_to_end(&mut sink);
     });
-    (child, addr)
+    (child, addr, watcher)
+}
+
+/// Passes the server's stderr on to the test's (shown when a test fails)
+/// and collects every panic it reports (`thread '…' panicked at …` and the
+/// message line after it), until the server exits.
+pub fn watch_stderr(stderr: std::process::ChildStderr) -> JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut panics = Vec::new();
+        let mut lines = BufReader::new(stderr).split(b'\n');
+        while let Some(Ok(line)) = lines.next() {
+            let line = String::from_utf8_lossy(&line).into_owned();
+            eprintln!("[csvd] {line}");
+            if line.contains("panicked at") {
+                let message = match lines.next() {
+                    Some(Ok(next)) => String::from_utf8_lossy(&next).into_owned(),
+                    _ => String::new(),
+                };
+                eprintln!("[csvd] {message}");
+                panics.push(format!("{line}\n{message}"));
+            }
+        }
+        panics
+    })
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.assert_no_panic();
     }
 }
 
