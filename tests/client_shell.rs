@@ -291,3 +291,36 @@ fn one_connection_is_kept_and_reopened_when_the_server_closed_it() {
     shell.exp_string("connection 2 request 3").unwrap();
     leave(shell);
 }
+
+#[test]
+fn session_headers_take_quoted_and_escaped_values() {
+    let server = Server::start_with(&["--token", "s3cret"]);
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = format!("{}> ", server.addr);
+    let mut shell = spawn_shell(&server.base(), &dir.path().join("history"));
+    shell.exp_string(&prompt).unwrap();
+    // Words are split as on request lines: an escaped space, or quotes.
+    shell
+        .send_line(r":headers Authorization:Bearer\ s3cret 'X-Note:a b'")
+        .unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line(":headers").unwrap();
+    shell
+        .exp_string("authorization: Bearer s3cret\r\n")
+        .unwrap();
+    shell.exp_string("x-note: a b\r\n").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    // The token is what the server asks for: the write goes through.
+    shell.send_line("post /people name=kim -v").unwrap();
+    shell
+        .exp_string("Authorization: Bearer s3cret\r\n")
+        .unwrap();
+    shell.exp_string("X-Note: a b\r\n").unwrap();
+    shell.exp_string("HTTP/1.1 201 Created").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line(r#":headers "X-Open:no end"#).unwrap();
+    shell.exp_string("a \" quote is not closed").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    leave(shell);
+    assert_eq!(server.get("/people/1").json()["name"], "kim");
+}

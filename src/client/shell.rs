@@ -66,7 +66,8 @@ Commands
   :verbose on|off           show each request as sent, too
   :base [URL]               show or change where paths point (http:// or https://)
   :headers [Name:value …]   show or set headers sent with every request
-                            (`Name:` removes one, `:headers clear` all)
+                            (`Name:` removes one, `:headers clear` all;
+                            quote a value with spaces: 'Authorization:Bearer abc')
   :tables                   list the server's tables (csvd servers)
   :help                     this text
   exit, quit, Ctrl-D        leave
@@ -451,11 +452,18 @@ impl Shell<'_> {
         items
     }
 
+    /// A `:command`, its words split as request lines are (so
+    /// `:headers 'Authorization:Bearer x'` is one header).
     fn command(&mut self, command: &str) {
-        let mut words = command.split_whitespace();
-        let name = words.next().unwrap_or_default();
-        let rest: Vec<&str> = words.collect();
-        match (name, rest.as_slice()) {
+        let words = match words::split(command) {
+            Ok(words) => words,
+            Err(reason) => return complain!("csvd: {reason}"),
+        };
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let (name, rest) = words
+            .split_first()
+            .map_or(("", &[][..]), |(name, rest)| (*name, rest));
+        match (name, rest) {
             ("help" | "h" | "?", _) => say!("{HELP}"),
             ("verbose", []) => {}
             ("verbose", ["on"]) => self.verbose = true,
