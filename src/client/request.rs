@@ -106,8 +106,8 @@ impl Prepared {
         })
     }
 
-    /// Replaces the body with text typed as it is (the shell's JSON or
-    /// `key:value` answers), unless the person set a content type.
+    /// Replaces the body with text typed as it is (JSON at the shell's
+    /// body question), labelled unless the person set a content type.
     pub fn with_body(mut self, body: Bytes, content_type: &'static str) -> Prepared {
         self.headers
             .retain(|(name, _)| *name != header::CONTENT_LENGTH);

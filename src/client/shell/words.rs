@@ -15,6 +15,20 @@ pub struct Word {
     /// Where the word starts in the line, in bytes (its opening quote
     /// included).
     pub start: usize,
+    /// For each character of `text`, whether it was quoted or escaped:
+    /// such a character is literal, never a separator of any kind.
+    pub literal: Vec<bool>,
+}
+
+impl Word {
+    /// The characters with their byte offsets in `text` and whether each
+    /// is literal.
+    pub fn chars(&self) -> impl Iterator<Item = (usize, char, bool)> + '_ {
+        self.text
+            .char_indices()
+            .zip(self.literal.iter().copied())
+            .map(|((at, c), literal)| (at, c, literal))
+    }
 }
 
 /// The words of `line`, or why it cannot be split.
@@ -51,18 +65,21 @@ fn scan(line: &str) -> Scan {
     let mut current: Option<Word> = None;
     let mut chars = line.char_indices();
     let mut open_quote = None;
-    let push = |current: &mut Option<Word>, at: usize, c: char, _literal: bool| {
+    let push = |current: &mut Option<Word>, at: usize, c: char, literal: bool| {
         let word = current.get_or_insert_with(|| Word {
             text: String::new(),
             start: at,
+            literal: Vec::new(),
         });
         word.text.push(c);
+        word.literal.push(literal);
     };
     // A quoted empty word (`''`) is a word too.
     let begin = |current: &mut Option<Word>, at: usize| {
         current.get_or_insert_with(|| Word {
             text: String::new(),
             start: at,
+            literal: Vec::new(),
         });
     };
     while let Some((at, c)) = chars.next() {
@@ -152,6 +169,20 @@ mod tests {
         assert!(split("name='kim").is_err());
         assert!(split("name=\"kim").is_err());
         assert!(split("name=\"kim\\").is_err());
+    }
+
+    #[test]
+    fn quoted_and_escaped_characters_are_marked_literal() {
+        let words = words(r#"a:'b c' d\:e "f""#).unwrap();
+        let literal = |word: &Word| -> String {
+            word.chars()
+                .map(|(_, _, literal)| if literal { 'q' } else { '.' })
+                .collect()
+        };
+        assert_eq!(words[0].text, "a:b c");
+        assert_eq!(literal(&words[0]), "..qqq");
+        assert_eq!(literal(&words[1]), ".q.");
+        assert_eq!((words[2].text.as_str(), words[2].start), ("f", 13));
     }
 
     #[test]
