@@ -321,6 +321,49 @@ fn verbose_prints_the_request_as_sent_and_the_response_as_received() {
     );
 }
 
+/// The text without the ANSI colour escapes around it.
+fn without_colours(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("\x1b[") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let end = after.find('m').map_or(after.len(), |end| end + 1);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn verbose_on_a_terminal_shows_the_request_body_as_sent() {
+    for pretty in ["format", "all"] {
+        let server = Server::start();
+        let out = run(&[
+            "post",
+            &url(&server, "/people"),
+            "name=kim",
+            "age:=30",
+            "-v",
+            &format!("--pretty={pretty}"),
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let plain = without_colours(&out.stdout);
+        // The 23 bytes Content-Length counts, as they went on the wire.
+        assert!(
+            plain.contains(
+                "\nContent-Length: 23\n\n{\"name\":\"kim\",\"age\":30}\n\nHTTP/1.1 201 Created\n"
+            ),
+            "--pretty={pretty}: {plain}"
+        );
+        // The answer is still formatted for reading.
+        assert!(
+            plain.ends_with("{\n    \"id\": 1,\n    \"name\": \"kim\",\n    \"age\": 30\n}"),
+            "--pretty={pretty}: {plain}"
+        );
+    }
+}
+
 #[test]
 fn print_selects_what_is_shown() {
     let server = Server::start();
