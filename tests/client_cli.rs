@@ -300,7 +300,8 @@ fn verbose_prints_the_request_as_sent_and_the_response_as_received() {
     let out = run(&["post", &url(&server, "/people"), "name=kim", "-v"]);
     let expected_request = format!(
         "POST /people HTTP/1.1\nHost: {}\nUser-Agent: csvd/{}\nAccept: application/json, */*;q=0.5\n\
-         Content-Type: application/json\nContent-Length: 14\n\n{{\"name\":\"kim\"}}\n\n",
+         Accept-Encoding: gzip, deflate, br\nContent-Type: application/json\nContent-Length: 14\n\n\
+         {{\"name\":\"kim\"}}\n\n",
         server.addr,
         env!("CARGO_PKG_VERSION")
     );
@@ -319,6 +320,49 @@ fn verbose_prints_the_request_as_sent_and_the_response_as_received() {
             .ends_with("\n\n{\"id\":1,\"name\":\"kim\"}"),
         "{response}"
     );
+}
+
+/// The text without the ANSI colour escapes around it.
+fn without_colours(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("\x1b[") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let end = after.find('m').map_or(after.len(), |end| end + 1);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn verbose_on_a_terminal_shows_the_request_body_as_sent() {
+    for pretty in ["format", "all"] {
+        let server = Server::start();
+        let out = run(&[
+            "post",
+            &url(&server, "/people"),
+            "name=kim",
+            "age:=30",
+            "-v",
+            &format!("--pretty={pretty}"),
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let plain = without_colours(&out.stdout);
+        // The 23 bytes Content-Length counts, as they went on the wire.
+        assert!(
+            plain.contains(
+                "\nContent-Length: 23\n\n{\"name\":\"kim\",\"age\":30}\n\nHTTP/1.1 201 Created\n"
+            ),
+            "--pretty={pretty}: {plain}"
+        );
+        // The answer is still formatted for reading.
+        assert!(
+            plain.ends_with("{\n    \"id\": 1,\n    \"name\": \"kim\",\n    \"age\": 30\n}"),
+            "--pretty={pretty}: {plain}"
+        );
+    }
 }
 
 #[test]
@@ -566,4 +610,180 @@ fn usage_errors_exit_2_and_help_explains() {
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("name=kim"));
     assert!(help.stdout.contains("--check-status"));
+}
+
+/// Rows enough for csvd to compress its answer.
+fn people(server: &Server, count: usize) -> Value {
+    let rows: Vec<Value> = (1..=count)
+        .map(|n| json!({"name": format!("person {n}"), "city": "Seoul"}))
+        .collect();
+    server.post_json("/people", &Value::Array(rows).to_string());
+    server.get("/people").json()
+}
+
+#[test]
+fn compressed_answers_are_asked_for_and_decoded() {
+    let server = Server::start();
+    let rows = people(&server, 50);
+    let out = run(&["get", &url(&server, "/people"), "--print=Hhb"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (heads, body) = out.stdout.rsplit_once("\n\n").unwrap();
+    assert!(
+        heads.contains("\nAccept-Encoding: gzip, deflate, br\n"),
+        "{heads}"
+    );
+    // The head as received still says how the body came.
+    let heads = heads.to_ascii_lowercase();
+    assert!(
+        heads.contains("\ncontent-encoding: gzip\n") || heads.contains("\ncontent-encoding: br\n"),
+        "{heads}"
+    );
+    assert_eq!(serde_json::from_str::<Value>(body).unwrap(), rows);
+}
+
+#[test]
+fn an_accept_encoding_of_ones_own_wins_and_is_still_decoded() {
+    let server = Server::start();
+    let rows = people(&server, 50);
+    for coding in ["gzip", "br"] {
+        let out = run(&[
+            "get",
+            &short(&server, "/people"),
+            &format!("Accept-Encoding:{coding}"),
+        ]);
+        assert_eq!(out.code, 0, "{coding}: {}", out.stderr);
+        assert_eq!(out.json(), rows, "{coding}");
+    }
+    for identity in ["Accept-Encoding:identity", "Accept-Encoding:"] {
+        let out = run(&["get", &short(&server, "/people"), identity, "--print=Hh"]);
+        let lower = out.stdout.to_ascii_lowercase();
+        assert!(!lower.contains("content-encoding"), "{}", out.stdout);
+        assert!(!lower.contains("gzip"), "{}", out.stdout);
+    }
+}
+
+/// A body of `lines` compressed by `coding` in two pieces: the first can
+/// be decoded on its own (the encoder was flushed after it).
+fn compressed_in_two(coding: &str, first: &[u8], second: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let (whole, split) = match coding {
+        "gzip" => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(first).unwrap();
+            encoder.flush().unwrap();
+            let split = encoder.get_ref().len();
+            encoder.write_all(second).unwrap();
+            (encoder.finish().unwrap(), split)
+        }
+        "br" => {
+            let mut encoder = brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22);
+            encoder.write_all(first).unwrap();
+            encoder.flush().unwrap();
+            let split = encoder.get_ref().len();
+            encoder.write_all(second).unwrap();
+            (encoder.into_inner(), split)
+        }
+        other => panic!("no encoder for {other}"),
+    };
+    (whole[..split].to_vec(), whole[split..].to_vec())
+}
+
+fn chunk(bytes: &[u8]) -> Vec<u8> {
+    let mut chunk = format!("{:x}\r\n", bytes.len()).into_bytes();
+    chunk.extend_from_slice(bytes);
+    chunk.extend_from_slice(b"\r\n");
+    chunk
+}
+
+#[test]
+fn compressed_streams_are_decoded_as_they_arrive() {
+    for coding in ["gzip", "br"] {
+        let (first, rest) = compressed_in_two(coding, b"{\"n\":1}\n", b"{\"n\":2}\n");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (seen_first, wait_for_first) = mpsc::channel::<()>();
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Encoding: {coding}\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        );
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            read_head(&mut stream);
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(&chunk(&first)).unwrap();
+            // The rest is sent only once the client has printed the first line.
+            if wait_for_first.recv().is_ok() {
+                stream.write_all(&chunk(&rest)).unwrap();
+                stream.write_all(b"0\r\n\r\n").unwrap();
+            }
+        });
+        let mut child = Command::new(BIN)
+            .args(["get", &format!("127.0.0.1:{port}/stream")])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first_line = [0; 8];
+        stdout.read_exact(&mut first_line).unwrap();
+        assert_eq!(&first_line, b"{\"n\":1}\n", "{coding}");
+        seen_first.send(()).unwrap();
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "{\"n\":2}\n", "{coding}");
+        assert!(child.wait().unwrap().success(), "{coding}");
+        server.join().unwrap();
+    }
+}
+
+/// Answers one request with `head` and then `body`.
+fn answering(head: &str, body: &[u8]) -> (u16, thread::JoinHandle<()>) {
+    let mut answer = head.as_bytes().to_vec();
+    answer.extend_from_slice(body);
+    let answer: &'static [u8] = Box::leak(answer.into_boxed_slice());
+    canned_server(answer)
+}
+
+#[test]
+fn a_body_that_does_not_decode_is_an_error() {
+    let (port, _server) = answering(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\nContent-Length: 28\r\n\r\n",
+        b"this is plain text, not gzip",
+    );
+    let out = run(&["get", &format!("127.0.0.1:{port}/")]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "csvd: 127.0.0.1:{port}: the body is not valid gzip"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn a_coding_csvd_cannot_decode_is_shown_as_received_with_a_warning() {
+    let (port, _server) = answering(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: zstd\r\nContent-Length: 5\r\n\r\n",
+        b"bytes",
+    );
+    let out = run(&["get", &format!("127.0.0.1:{port}/")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "bytes");
+    assert!(
+        out.stderr
+            .contains("warning: the body is encoded with `zstd`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_empty_compressed_body_is_no_error() {
+    let (port, _server) = answering(
+        "HTTP/1.1 204 No Content\r\nContent-Encoding: gzip\r\n\r\n",
+        b"",
+    );
+    let out = run(&["get", &format!("127.0.0.1:{port}/"), "--check-status"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
 }

@@ -291,3 +291,82 @@ fn one_connection_is_kept_and_reopened_when_the_server_closed_it() {
     shell.exp_string("connection 2 request 3").unwrap();
     leave(shell);
 }
+
+#[test]
+fn session_headers_take_quoted_and_escaped_values() {
+    let server = Server::start_with(&["--token", "s3cret"]);
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = format!("{}> ", server.addr);
+    let mut shell = spawn_shell(&server.base(), &dir.path().join("history"));
+    shell.exp_string(&prompt).unwrap();
+    // Words are split as on request lines: an escaped space, or quotes.
+    shell
+        .send_line(r":headers Authorization:Bearer\ s3cret 'X-Note:a b'")
+        .unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line(":headers").unwrap();
+    shell
+        .exp_string("authorization: Bearer s3cret\r\n")
+        .unwrap();
+    shell.exp_string("x-note: a b\r\n").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    // The token is what the server asks for: the write goes through.
+    shell.send_line("post /people name=kim -v").unwrap();
+    shell
+        .exp_string("Authorization: Bearer s3cret\r\n")
+        .unwrap();
+    shell.exp_string("X-Note: a b\r\n").unwrap();
+    shell.exp_string("HTTP/1.1 201 Created").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line(r#":headers "X-Open:no end"#).unwrap();
+    shell.exp_string("a \" quote is not closed").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    leave(shell);
+    assert_eq!(server.get("/people/1").json()["name"], "kim");
+}
+
+#[test]
+fn the_body_question_takes_pairs_json_and_items() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = format!("{}> ", server.addr);
+    let mut shell = spawn_shell(&server.base(), &dir.path().join("history"));
+    shell.exp_string(&prompt).unwrap();
+    let mut post = |body: &str, sent: &str| {
+        shell.send_line("post").unwrap();
+        shell.exp_string("path: ").unwrap();
+        shell.send_line("/people").unwrap();
+        shell.exp_string("body: ").unwrap();
+        shell.send_line(body).unwrap();
+        // What is sent is said first, when it was not typed as JSON.
+        if !sent.is_empty() {
+            shell.exp_string(&format!("sending {sent}\r\n")).unwrap();
+        }
+        shell.exp_string("HTTP/1.1 201 Created").unwrap();
+        shell.exp_string(&prompt).unwrap();
+    };
+    post("name:kim age:30", r#"{"name":"kim","age":"30"}"#);
+    post(
+        r#"name:"kim lee", city=Seoul,zip:007"#,
+        r#"{"name":"kim lee","city":"Seoul","zip":"007"}"#,
+    );
+    post("name=park age:=41", r#"{"name":"park","age":41}"#);
+    post(r#"{"name": "choi", "age": 52}"#, "");
+    shell.send_line("post").unwrap();
+    shell.exp_string("path: ").unwrap();
+    shell.send_line("/people").unwrap();
+    shell.exp_string("body: ").unwrap();
+    shell.send_line("kim").unwrap();
+    shell.exp_string("csvd: `kim` is not").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    leave(shell);
+    let row = |id: u32, field: &str| server.get(&format!("/people/{id}")).json()[field].clone();
+    assert_eq!((row(1, "name"), row(1, "age")), ("kim".into(), 30.into()));
+    assert_eq!(row(2, "name"), "kim lee");
+    assert_eq!(
+        (row(2, "city"), row(2, "zip")),
+        ("Seoul".into(), "007".into())
+    );
+    assert_eq!(row(3, "age"), 41);
+    assert_eq!(row(4, "name"), "choi");
+}

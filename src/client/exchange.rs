@@ -1,6 +1,9 @@
 //! Sending a prepared request and printing the exchange: the part one-shot
 //! commands and the shell share.
 //!
+//! A compressed response body is decoded on its way to the printer
+//! ([`decode`](super::decode)), chunk by chunk.
+//!
 //! A [`Client`] keeps one keep-alive connection and reuses it while it is
 //! open and the requests go to the same server. A request that fails on a
 //! reused connection before any byte of an answer arrived (the server had
@@ -16,6 +19,7 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use indicatif::ProgressBar;
 
 use super::connection::{http_error, Connection, RequestBody};
+use super::decode::{BodyError, Codings, Decoder};
 use super::error::ClientError;
 use super::print::Printer;
 use super::request::{Payload, Prepared};
@@ -204,7 +208,25 @@ async fn print_response(
     if *method == Method::HEAD || !printer.sections.response_body {
         return printer.end().map_err(output);
     }
+    let codings = match Codings::of(response.headers()) {
+        Codings::Known(codings) => codings,
+        Codings::Unknown(coding) => {
+            complain!(
+                "csvd: warning: the body is encoded with `{coding}`, which csvd does not \
+                 decode: it is shown as received"
+            );
+            Vec::new()
+        }
+    };
+    let failed = |error: BodyError| match error {
+        BodyError::Output(error) => output(error),
+        BodyError::Invalid(reason) => Failure::Fatal(ClientError::Http {
+            addr: peer.to_string(),
+            reason,
+        }),
+    };
     printer.start_body(content_type.as_deref());
+    let mut decoder = Decoder::new(&codings, BodyOut(printer));
     let mut body = response.into_body();
     while let Some(frame) = quiet_for(tap, timeout, "waiting for the response body", body.frame())
         .await
@@ -212,10 +234,25 @@ async fn print_response(
     {
         let frame = frame.map_err(|error| Failure::Fatal(http_error(peer, &error)))?;
         if let Ok(data) = frame.into_data() {
-            printer.body_chunk(&data).map_err(output)?;
+            decoder.push(&data).map_err(failed)?;
         }
     }
+    decoder.finish().map_err(failed)?;
     printer.finish_body().map_err(output)
+}
+
+/// The printer as the end of the decoders' chain.
+struct BodyOut<'a>(&'a mut Printer);
+
+impl io::Write for BodyOut<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.body_chunk(bytes)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Runs `future` until it is done, or until the connection has been

@@ -38,7 +38,7 @@ pub enum Item {
 
 /// The separators, longest first so that `:=@` wins over `:=` and `:`
 /// where they start at the same place.
-const SEPARATORS: [&str; 7] = [":=@", "==", ":=", "=@", "=", ":", ";"];
+pub const SEPARATORS: [&str; 7] = [":=@", "==", ":=", "=@", "=", ":", ";"];
 
 const SYNTAX: &str = "expected name=text, name:=json, name==query, Header:value, \
                       name=@file, name:=@file.json or @file";
@@ -56,6 +56,17 @@ impl Item {
         }
         let (name, separator, value) =
             split(text).ok_or_else(|| ClientError::item(text, SYNTAX))?;
+        Item::from_parts(text, name, separator, value)
+    }
+
+    /// The item a name, a separator and a value make; `text` is the item
+    /// as typed, for messages.
+    pub fn from_parts(
+        text: &str,
+        name: String,
+        separator: &str,
+        value: &str,
+    ) -> Result<Item, ClientError> {
         if name.is_empty() {
             return Err(ClientError::item(
                 text,

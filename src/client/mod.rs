@@ -25,6 +25,7 @@ macro_rules! complain {
 }
 
 mod connection;
+mod decode;
 mod error;
 mod exchange;
 mod items;

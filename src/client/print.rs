@@ -1,5 +1,6 @@
-//! Printing an exchange: the request head as sent, the response head as
-//! received, and bodies shown the way their content type reads best.
+//! Printing an exchange: the request as sent (head and body, byte for
+//! byte), the response head as received, and response bodies shown the
+//! way their content type reads best.
 //!
 //! A body is written as it arrives unless it is being reformatted (JSON
 //! indented, CSV aligned): only then is it gathered whole first. Nothing
@@ -183,11 +184,12 @@ impl Printer {
             Payload::Empty => Ok(()),
             Payload::Bytes(bytes) => {
                 self.separate()?;
-                let rendered = (Kind::of(content_type) == Kind::Json
-                    && (self.style.format || self.style.colors))
-                    .then(|| json::render(bytes, self.layout(), &self.style))
+                // The bytes as they went on the wire, never re-indented:
+                // colours mark JSON up, its text stays what was sent.
+                let coloured = (Kind::of(content_type) == Kind::Json && self.style.colors)
+                    .then(|| json::render(bytes, Layout::Preserve, &self.style))
                     .flatten();
-                match rendered {
+                match coloured {
                     Some(text) => self.write(text.as_bytes()),
                     None => self.stream(bytes),
                 }
@@ -512,7 +514,7 @@ mod tests {
         printer.finish_body().unwrap();
         assert_eq!(
             text(&out),
-            "POST /p HTTP/1.1\nHost: x\nContent-Type: application/json\n\n{\n    \"a\": 1\n}\n\n\
+            "POST /p HTTP/1.1\nHost: x\nContent-Type: application/json\n\n{\"a\":1}\n\n\
              HTTP/1.1 201 Created\nContent-Type: text/csv\n\nid  name\n──  ────\n 1  kim\n"
         );
     }

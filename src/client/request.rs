@@ -1,6 +1,7 @@
 //! From a method, a URL and request items to a request ready to send:
-//! the body encoded (JSON, form or CSV), the default headers in place, the
-//! files named by items read or checked.
+//! the body encoded (JSON, form or CSV), the default headers in place
+//! (`Accept-Encoding` names what the client decodes), the files named by
+//! items read or checked.
 //!
 //! A [`Prepared`] request can be turned into a hyper request more than
 //! once, so that a request whose reused connection died under it can be
@@ -14,6 +15,7 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::Method;
 use serde_json::{Map, Value};
 
+use super::decode::ACCEPT_ENCODING;
 use super::error::ClientError;
 use super::items::{parse_json, Item};
 use super::url::Url;
@@ -87,6 +89,10 @@ impl Prepared {
             (header::HOST, header_value(&url.authority())?),
             (header::USER_AGENT, HeaderValue::from_static(USER_AGENT)),
             (header::ACCEPT, HeaderValue::from_static(accept)),
+            (
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static(ACCEPT_ENCODING),
+            ),
         ];
         if let Some(content_type) = content_type {
             headers.push((header::CONTENT_TYPE, HeaderValue::from_static(content_type)));
@@ -106,8 +112,8 @@ impl Prepared {
         })
     }
 
-    /// Replaces the body with text typed as it is (the shell's JSON or
-    /// `key:value` answers), unless the person set a content type.
+    /// Replaces the body with text typed as it is (JSON at the shell's
+    /// body question), labelled unless the person set a content type.
     pub fn with_body(mut self, body: Bytes, content_type: &'static str) -> Prepared {
         self.headers
             .retain(|(name, _)| *name != header::CONTENT_LENGTH);
@@ -363,6 +369,7 @@ mod tests {
         assert_eq!(header(&p, "content-type"), Some("application/json"));
         assert_eq!(header(&p, "accept"), Some(ACCEPT_JSON));
         assert_eq!(header(&p, "host"), Some("localhost:8080"));
+        assert_eq!(header(&p, "accept-encoding"), Some("gzip, deflate, br"));
     }
 
     #[test]
@@ -401,7 +408,7 @@ mod tests {
             Encoding::Auto,
         );
         let names: Vec<&str> = p.headers.iter().map(|(name, _)| name.as_str()).collect();
-        assert_eq!(names, ["host", "accept", "x-a", "x-a"]);
+        assert_eq!(names, ["host", "accept-encoding", "accept", "x-a", "x-a"]);
         assert_eq!(header(&p, "accept"), Some("text/csv"));
     }
 

@@ -8,6 +8,7 @@
 //! between sessions; Tab completes methods, and table names and columns
 //! when the server is csvd.
 
+mod body;
 mod complete;
 mod words;
 
@@ -15,7 +16,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use hyper::{Method, StatusCode};
 use rustyline::config::{CompletionType, Config};
@@ -30,12 +30,13 @@ use super::error::ClientError;
 use super::exchange::Client;
 use super::items::Item;
 use super::print::{Collected, Printer, Sections};
-use super::request::{Encoding, Prepared};
-use super::style::Style;
+use super::request::{Encoding, Payload, Prepared};
+use super::style::{Paint, Style};
 use super::tls::Tls;
 use super::url::Url;
 use super::{encoding, parse_items};
 
+use body::Body;
 use complete::{tables_from_json, Prompt, ShellHelper, Table};
 
 /// The methods the shell sends, in the order it lists them.
@@ -60,13 +61,15 @@ Requests
   Items and flags are those of `csvd get --help`: name=text, age:=30, q==kim,
   Header:value, bio=@file, @file.csv; -v, --csv, --form, -h, -b, --print;
   --ca FILE or -k for that request's https:// connection.
-  At the body question, type items, JSON ({\"name\": \"kim\"}) or key:value text.
+  At the body question, type fields (name:kim age:30, or name=kim, age=30; quote
+  values with spaces), items (age:=30, bio=@file) or JSON ({\"name\": \"kim\"}).
 
 Commands
   :verbose on|off           show each request as sent, too
   :base [URL]               show or change where paths point (http:// or https://)
   :headers [Name:value …]   show or set headers sent with every request
-                            (`Name:` removes one, `:headers clear` all)
+                            (`Name:` removes one, `:headers clear` all;
+                            quote a value with spaces: 'Authorization:Bearer abc')
   :tables                   list the server's tables (csvd servers)
   :help                     this text
   exit, quit, Ctrl-D        leave
@@ -313,11 +316,8 @@ impl Shell<'_> {
             tls: TlsOptions::default(),
             help: None,
         };
-        match guided_body(&body) {
-            Ok(Body::Items(items)) => self.send(method, RequestArgs { items, ..request }, None),
-            Ok(Body::Text(text, content_type)) => {
-                self.send(method, request, Some((Bytes::from(text), content_type)))
-            }
+        match body::parse(&body) {
+            Ok(body) => self.send(method, request, Some(body)),
             Err(reason) => complain!("csvd: {reason}"),
         }
     }
@@ -340,8 +340,8 @@ impl Shell<'_> {
         }
     }
 
-    fn send(&mut self, method: Method, request: RequestArgs, text: Option<(Bytes, &'static str)>) {
-        match self.exchange(method, &request, text) {
+    fn send(&mut self, method: Method, request: RequestArgs, body: Option<Body>) {
+        match self.exchange(method, &request, body) {
             Ok(()) => {}
             Err(ClientError::Cancelled) => say!("\n(cancelled)"),
             Err(error) => complain!("csvd: {error}"),
@@ -352,11 +352,20 @@ impl Shell<'_> {
         &mut self,
         method: Method,
         request: &RequestArgs,
-        text: Option<(Bytes, &'static str)>,
+        body: Option<Body>,
     ) -> Result<(), ClientError> {
         let options = &request.options;
         let url = self.base.resolve(&request.url)?;
-        let line_items = parse_items(&request.items)?;
+        let mut line_items = parse_items(&request.items)?;
+        let (json, fields) = match body {
+            Some(Body::Json(json)) => (Some(json), false),
+            Some(Body::Items(items)) => {
+                let fields = !items.is_empty();
+                line_items.extend(items);
+                (None, fields)
+            }
+            None => (None, false),
+        };
         if line_items.contains(&Item::BodyFile("-".into())) {
             return Err(ClientError::item(
                 "@-",
@@ -365,10 +374,13 @@ impl Shell<'_> {
         }
         let items = self.with_session_headers(line_items);
         let mut prepared = Prepared::new(method.clone(), url, &items, encoding(options))?;
-        if let Some((body, content_type)) = text {
-            prepared = prepared.with_body(body, content_type);
+        if let Some(json) = json {
+            prepared = prepared.with_body(json, "application/json");
         }
         let mut style = Style::detect(options.pretty.or(self.pretty));
+        if let (true, Payload::Bytes(sent)) = (fields, &prepared.payload) {
+            say!("{}", style.paint(Paint::Faint, &sending(sent)));
+        }
         // A shell's output is read by a person even when it is captured:
         // each exchange ends its line, and binary stays off the screen.
         style.terminal = true;
@@ -451,11 +463,18 @@ impl Shell<'_> {
         items
     }
 
+    /// A `:command`, its words split as request lines are (so
+    /// `:headers 'Authorization:Bearer x'` is one header).
     fn command(&mut self, command: &str) {
-        let mut words = command.split_whitespace();
-        let name = words.next().unwrap_or_default();
-        let rest: Vec<&str> = words.collect();
-        match (name, rest.as_slice()) {
+        let words = match words::split(command) {
+            Ok(words) => words,
+            Err(reason) => return complain!("csvd: {reason}"),
+        };
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let (name, rest) = words
+            .split_first()
+            .map_or(("", &[][..]), |(name, rest)| (*name, rest));
+        match (name, rest) {
             ("help" | "h" | "?", _) => say!("{HELP}"),
             ("verbose", []) => {}
             ("verbose", ["on"]) => self.verbose = true,
@@ -534,6 +553,18 @@ impl Shell<'_> {
     }
 }
 
+/// Fields typed at the body question can be read more than one way, so
+/// what will be sent is said first, on one line.
+fn sending(body: &[u8]) -> String {
+    // A field read from a file can be long: the start says enough.
+    const SHOWN: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("sending {}…", &text[..end]),
+        None => format!("sending {text}"),
+    }
+}
+
 /// The method a word names, in any case.
 fn method(word: &str) -> Option<Method> {
     let upper = word.to_ascii_uppercase();
@@ -555,35 +586,6 @@ fn command_name(method: &Method) -> &'static str {
     }
 }
 
-/// What was typed at the body question.
-#[derive(Debug, PartialEq)]
-enum Body {
-    /// Request items (`name=kim age:=30`), or nothing.
-    Items(Vec<String>),
-    /// Text sent as it is, with its content type.
-    Text(String, &'static str),
-}
-
-/// JSON is sent as typed (once it is known to be JSON); words that are all
-/// data items are items; anything else is the seed's `key:value` text.
-fn guided_body(text: &str) -> Result<Body, String> {
-    if text.starts_with(['{', '[']) {
-        return match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-            Ok(_) => Ok(Body::Text(text.to_string(), "application/json")),
-            Err(error) => Err(format!("the body is not valid JSON: {error}")),
-        };
-    }
-    let words = words::split(text)?;
-    let all_data = words.iter().all(|word| {
-        Item::parse(word).is_ok_and(|item| item.is_data() || matches!(item, Item::BodyFile(_)))
-    });
-    if all_data {
-        Ok(Body::Items(words))
-    } else {
-        Ok(Body::Text(text.to_string(), "text/plain"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,23 +596,5 @@ mod tests {
         assert_eq!(method("Patch"), Some(Method::PATCH));
         assert_eq!(method("OPTIONS"), None);
         assert_eq!(method("FETCH"), None);
-    }
-
-    #[test]
-    fn guided_bodies_are_items_json_or_text() {
-        assert_eq!(guided_body("").unwrap(), Body::Items(vec![]));
-        assert_eq!(
-            guided_body("name=kim age:=30").unwrap(),
-            Body::Items(vec!["name=kim".into(), "age:=30".into()])
-        );
-        assert_eq!(
-            guided_body(r#"{"name": "kim"}"#).unwrap(),
-            Body::Text(r#"{"name": "kim"}"#.into(), "application/json")
-        );
-        assert_eq!(
-            guided_body("name:kim").unwrap(),
-            Body::Text("name:kim".into(), "text/plain")
-        );
-        assert!(guided_body("{oops").unwrap_err().contains("not valid JSON"));
     }
 }

@@ -14,7 +14,7 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 use serde_json::Value;
 
-use super::{COMMANDS, METHODS};
+use super::{words, COMMANDS, METHODS};
 
 /// A table the server has.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,14 +94,23 @@ impl ShellHelper {
 
 impl Knowledge {
     /// Candidates for the word ending at the cursor, and where it starts.
+    /// Words are read as the shell reads them (quotes and all), so a
+    /// quoted value before the cursor is one word.
     pub fn complete(&self, line: &str) -> (usize, Vec<String>) {
-        let start = line.rfind(char::is_whitespace).map_or(0, |at| at + 1);
-        let word = &line[start..];
-        let before: Vec<&str> = line[..start].split_whitespace().collect();
+        let (mut words, unfinished) = words::partial(line);
+        let (start, word) = match words.pop() {
+            Some(last) if unfinished => (last.start, last.text),
+            Some(last) => {
+                words.push(last);
+                (line.len(), String::new())
+            }
+            None => (line.len(), String::new()),
+        };
+        let before: Vec<&str> = words.iter().map(|word| word.text.as_str()).collect();
         let candidates = match (&self.prompt, before.as_slice()) {
             (Prompt::Path, _) => self.paths(),
             (Prompt::Body { path }, _) => self.fields(path, true),
-            (Prompt::Command, []) => commands(word),
+            (Prompt::Command, []) => commands(&word),
             (Prompt::Command, [":verbose"]) => vec!["on".to_string(), "off".to_string()],
             (Prompt::Command, [method]) if is_method(method) => self.paths(),
             (Prompt::Command, [method, path, ..]) if is_method(method) => {
@@ -113,7 +122,7 @@ impl Knowledge {
         };
         let matching = candidates
             .into_iter()
-            .filter(|candidate| candidate.starts_with(word))
+            .filter(|candidate| candidate.starts_with(&word))
             .collect();
         (start, matching)
     }
@@ -279,5 +288,21 @@ mod tests {
             (9, vec!["age=".to_string()])
         );
         assert!(complete(Prompt::Command, "nonsense /pe").1.is_empty());
+    }
+
+    #[test]
+    fn words_are_read_as_the_shell_reads_them() {
+        assert_eq!(
+            complete(Prompt::Command, "post /people 'city=a b' na"),
+            (24, vec!["name=".to_string()])
+        );
+        assert_eq!(
+            complete(Prompt::Command, "post /people 'na"),
+            (13, vec!["name=".to_string()])
+        );
+        assert_eq!(
+            complete(Prompt::Command, "post /people "),
+            (13, vec!["id=".into(), "name=".into(), "age=".into()])
+        );
     }
 }
