@@ -122,6 +122,43 @@ fn invalid_files_are_reported_and_never_rewritten() {
 }
 
 #[test]
+fn a_broken_file_names_its_physical_line_for_lf_and_crlf() {
+    let s = Server::start();
+    fs::write(
+        s.dir.join("lf.csv"),
+        "id,name\n1,kim\n2,lee\n3,park,extra\n",
+    )
+    .unwrap();
+    fs::write(
+        s.dir.join("crlf.csv"),
+        "id,name\r\n1,kim\r\n2,\"two\r\nlines\"\r\n3,park,extra\r\n",
+    )
+    .unwrap();
+    fs::write(s.dir.join("semi.csv"), "name;age\r\nkim;\"30,5\"\r\n").unwrap();
+    for (table, needle) in [
+        ("lf", "line 4: 3 fields, but the header names 2 columns"),
+        ("crlf", "line 5: 3 fields, but the header names 2 columns"),
+        ("semi", "line 2: 2 fields, but the header names 1 column"),
+    ] {
+        let detail = s.get(&format!("/{table}")).json()["detail"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(detail.contains(needle), "{table}: {detail:?}");
+        let list = s.get("/").json();
+        let entry = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == table)
+            .unwrap();
+        let error = entry["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{table} in GET /: {error:?}");
+        assert!(!error.contains("1 columns"), "{error}");
+    }
+}
+
+#[test]
 fn data_survives_a_restart_and_sigterm_exits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = Server::start_in(tmp.path(), &[]);
