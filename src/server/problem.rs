@@ -124,7 +124,7 @@ impl From<store::Error> for Problem {
             E::IdMismatch { .. } => (StatusCode::BAD_REQUEST, "id-mismatch"),
             E::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid-id"),
             E::InvalidField(_) => (StatusCode::BAD_REQUEST, "invalid-field"),
-            E::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
+            E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
             E::BrokenTable { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "broken-table"),
             E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
         };

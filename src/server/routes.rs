@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 
-use super::conditional::{etag, expectations, not_modified};
+use super::conditional::{self, etag, expectations, not_modified, Target};
 use super::negotiate::{negotiate, prefers_html};
 use super::problem::Problem;
 use super::stream::Rows;
@@ -91,13 +91,19 @@ fn read<T>(
 }
 
 /// A store write, answered only once it is durable. The wait for the log's
-/// fsync holds no thread, so concurrent writes share fsyncs cheaply.
+/// fsync holds no thread, so concurrent writes share fsyncs cheaply. A
+/// failed precondition is said in terms of the `target`.
 async fn write<T>(
     state: &AppState,
+    target: Target<'_>,
     call: impl FnOnce(&dyn Store) -> crate::store::Result<Pending<T>>,
 ) -> Result<T, Problem> {
-    let pending = call(state.store.as_ref())?;
-    pending.durable().await.map_err(Problem::from)
+    let problem = |err| match err {
+        crate::store::Error::PreconditionFailed(unmet) => conditional::failed(unmet, target),
+        other => Problem::from(other),
+    };
+    let pending = call(state.store.as_ref()).map_err(problem)?;
+    pending.durable().await.map_err(problem)
 }
 
 /// A stylesheet, script or icon of the web page.
@@ -532,7 +538,7 @@ async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
     let expect = expectations(&headers);
     let many = parsed.many;
     let table = name.clone();
-    let written = write(&state, |store| {
+    let written = write(&state, Target::Table(&name), |store| {
         store.insert(&table, parsed.records, &expect)
     })
     .await?;
@@ -595,7 +601,7 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
     let (headers, parsed) = read_body(&state, request).await?;
     let expect = expectations(&headers);
     let table = name.clone();
-    let (info, created) = write(&state, |store| {
+    let (info, created) = write(&state, Target::Table(&name), |store| {
         store.replace_table(&table, parsed.columns, parsed.records, &expect)
     })
     .await?;
@@ -620,7 +626,10 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
 
 async fn delete_table(state: AppState, name: String, headers: &HeaderMap) -> Answer {
     let expect = expectations(headers);
-    write(&state, |store| store.delete_table(&name, &expect)).await?;
+    write(&state, Target::Table(&name), |store| {
+        store.delete_table(&name, &expect)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -632,7 +641,11 @@ async fn write_row(state: AppState, table: String, id: String, request: Request)
     let expect = expectations(&headers);
     let name = table.clone();
     let row_id = id.clone();
-    let written = write(&state, |store| {
+    let target = Target::Row {
+        table: &table,
+        id: &id,
+    };
+    let written = write(&state, target, |store| {
         if patch {
             store.patch_row(&name, &row_id, record, &expect)
         } else {
@@ -656,6 +669,13 @@ async fn write_row(state: AppState, table: String, id: String, request: Request)
 
 async fn delete_row(state: AppState, table: String, id: String, headers: &HeaderMap) -> Answer {
     let expect = expectations(headers);
-    write(&state, |store| store.delete_row(&table, &id, &expect)).await?;
+    let target = Target::Row {
+        table: &table,
+        id: &id,
+    };
+    write(&state, target, |store| {
+        store.delete_row(&table, &id, &expect)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

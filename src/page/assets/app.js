@@ -143,7 +143,9 @@
     if (response.ok) {
       leave(window.location.pathname, 'Saved.');
     } else if (response.status === 412) {
-      stale(status, 'Not saved: someone changed or deleted this row since you opened it.');
+      stale(status, 'Not saved: someone changed this row since you opened it.');
+    } else if (response.status === 404) {
+      stale(status, 'Not saved: someone deleted this row since you opened it.');
     } else {
       say(status, 'Not saved: ' + (await detail(response)), 'error');
     }
@@ -156,6 +158,8 @@
       leave(button.dataset.then, button.dataset.done);
     } else if (response.status === 412) {
       stale(status, 'Not deleted: it was changed since you opened this page.');
+    } else if (response.status === 404) {
+      stale(status, 'Not deleted: someone deleted it already.');
     } else {
       say(status, 'Not deleted: ' + (await detail(response)), 'error');
     }
