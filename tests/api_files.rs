@@ -245,6 +245,29 @@ fn the_seed_client_is_answered() {
 }
 
 #[test]
+fn a_seed_style_host_that_is_no_path_is_refused() {
+    let s = Server::start();
+    for host in ["/people 1", "/people\t1", "/a/b c?d"] {
+        let r = seed_exchange(&s, &seed_request("GET", host, ""));
+        assert_eq!(r.status, 400, "Host: {host}: {}", r.text());
+        let detail = r.json()["detail"].as_str().unwrap().to_string();
+        assert!(
+            detail.contains("Host") && detail.contains("path"),
+            "{host}: {detail}"
+        );
+    }
+    // A valid path in Host is still the seed client's request.
+    assert_eq!(
+        seed_exchange(&s, &seed_request("POST", "/people", "name:kim")).status,
+        201
+    );
+    let r = seed_exchange(&s, &seed_request("GET", "/people?name=kim", ""));
+    assert_eq!(r.json(), json!([{"id": 1, "name": "kim"}]));
+    let r = seed_exchange(&s, &seed_request("GET", "/people%201", ""));
+    assert_eq!(r.status, 400, "a table name with a space: {}", r.text());
+}
+
+#[test]
 fn greeting_for_the_seed_client_and_dump_of_requests() {
     let tmp = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)

@@ -231,11 +231,7 @@ fn check(request: &Request, max_uri: usize) -> Result<(), Problem> {
         )));
     }
     if let Some(host) = hosts.first() {
-        if !host.to_str().is_ok_and(valid_host) {
-            return Err(Problem::bad_request(
-                "the Host header is not a valid host[:port]",
-            ));
-        }
+        host_problem(host)?;
     }
     let codings: Vec<&str> = headers
         .get_all(header::TRANSFER_ENCODING)
@@ -271,16 +267,32 @@ fn check(request: &Request, max_uri: usize) -> Result<(), Problem> {
 }
 
 /// `host[:port]` without user info; or the seed client's path-in-Host,
-/// which [`seed_path_in_host`] reads as the request's path.
-fn valid_host(host: &str) -> bool {
-    if host.starts_with('/') {
-        return true;
+/// which [`seed_path_in_host`] reads as the request's path, and which must
+/// then be a valid path (else the request would be served as `/`).
+fn host_problem(host: &HeaderValue) -> Result<(), Problem> {
+    let text = host.to_str().unwrap_or_default();
+    if text.starts_with('/') {
+        return match text.parse::<axum::http::uri::PathAndQuery>() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Problem::bad_request(format!(
+                "the Host header {text:?} is neither host[:port] nor a valid path \
+                 (a path in Host is read as the request's path): \
+                 percent-encode spaces and other special characters (%20)"
+            ))),
+        };
     }
-    !host.is_empty()
-        && !host.contains('@')
-        && host
+    let valid = !text.is_empty()
+        && !text.contains('@')
+        && text
             .parse::<axum::http::uri::Authority>()
-            .is_ok_and(|a| a.as_str() == host)
+            .is_ok_and(|a| a.as_str() == text);
+    if valid {
+        Ok(())
+    } else {
+        Err(Problem::bad_request(
+            "the Host header is not a valid host[:port]",
+        ))
+    }
 }
 
 /// `Prefer: return=minimal` (RFC 7240) on a write: the answer keeps its
