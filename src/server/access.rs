@@ -1,8 +1,14 @@
 //! Who may do what: `--read-only`, the bearer token (`--token`, for writes,
 //! or for everything with `--private`) and CORS for browser origins.
 
+use std::convert::Infallible;
+use std::sync::Arc;
+
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use tower::{service_fn, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::problem::Problem;
@@ -89,11 +95,18 @@ fn same(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len() && bool::from(given.ct_eq(expected))
 }
 
-/// CORS for the given origins (`*`: any), with preflight answered.
-pub fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
+/// The origins `--cors` lets in.
+#[derive(Clone)]
+enum Origins {
+    Any,
+    List(Vec<HeaderValue>),
+}
+
+impl Origins {
+    fn parse(origins: &[String]) -> anyhow::Result<Origins> {
+        if origins.iter().any(|o| o == "*") {
+            return Ok(Origins::Any);
+        }
         let values = origins
             .iter()
             .map(|o| {
@@ -101,9 +114,82 @@ pub fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
                     .map_err(|_| anyhow::anyhow!("invalid --cors origin {o:?}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        AllowOrigin::list(values)
+        Ok(Origins::List(values))
+    }
+
+    /// The `Access-Control-Allow-Origin` for a request from `origin`.
+    fn allow(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        match (self, origin) {
+            (Origins::Any, _) => Some(HeaderValue::from_static("*")),
+            (Origins::List(list), Some(origin)) => list.contains(origin).then(|| origin.clone()),
+            (Origins::List(_), None) => None,
+        }
+    }
+}
+
+/// The router with CORS for the given origins (`*`: any). A preflight
+/// (`OPTIONS` with `Access-Control-Request-Method`) is answered by the CORS
+/// layer; a plain `OPTIONS` is not a preflight and goes on to the routes,
+/// which answer it 204 with `Allow`, as without `--cors`. The choice is
+/// made before routing, so each request is routed once.
+pub fn with_cors(router: Router, origins: &[String]) -> anyhow::Result<Router> {
+    let origins = Origins::parse(origins)?;
+    let cors = Arc::new(Cors {
+        routed: router.clone().layer(cors(&origins)),
+        plain: router,
+        origins,
+    });
+    let steer = service_fn(move |request: Request| {
+        let cors = cors.clone();
+        async move { Ok::<_, Infallible>(cors.answer(request).await) }
+    });
+    Ok(Router::new().fallback_service(steer))
+}
+
+struct Cors {
+    /// The routes behind the CORS layer.
+    routed: Router,
+    /// The same routes without it.
+    plain: Router,
+    origins: Origins,
+}
+
+impl Cors {
+    async fn answer(&self, request: Request) -> Response {
+        let preflight = request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        if request.method() != Method::OPTIONS || preflight {
+            return answer(self.routed.clone(), request).await;
+        }
+        let allow = self.origins.allow(request.headers().get(header::ORIGIN));
+        let mut response = answer(self.plain.clone(), request).await;
+        let headers = response.headers_mut();
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+        if let Some(allow) = allow {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("allow"),
+            );
+        }
+        response
+    }
+}
+
+async fn answer(router: Router, request: Request) -> Response {
+    match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+fn cors(origins: &Origins) -> CorsLayer {
+    let allow = match origins {
+        Origins::Any => AllowOrigin::any(),
+        Origins::List(list) => AllowOrigin::list(list.clone()),
     };
-    Ok(CorsLayer::new()
+    CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([
             Method::GET,
@@ -123,13 +209,14 @@ pub fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
             header::IF_MODIFIED_SINCE,
         ])
         .expose_headers([
+            header::ALLOW,
             header::ETAG,
             header::LOCATION,
             header::LINK,
             header::LAST_MODIFIED,
             header::HeaderName::from_static("x-total-count"),
         ])
-        .max_age(std::time::Duration::from_secs(600)))
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ pub fn app(state: AppState, args: &ServeArgs, access: Access) -> anyhow::Result<
         .layer(from_fn_with_state(gate, middleware::gate))
         .layer(CompressionLayer::new());
     if !args.cors.is_empty() {
-        router = router.layer(access::cors(&args.cors)?);
+        router = access::with_cors(router, &args.cors)?;
     }
     Ok(router.layer(from_fn_with_state(metrics, middleware::edge)))
 }
