@@ -383,3 +383,22 @@ fn failed_preconditions_say_what_happened() {
     let said = detail(&s.request("PUT", "/people/2", &same, br#"{"name":"b"}"#));
     assert!(said.contains("If-None-Match names"), "{said}");
 }
+
+#[test]
+fn json_arrays_have_one_row_or_table_a_line() {
+    let s = people();
+    assert_eq!(
+        s.get("/people").text(),
+        "[\n{\"id\":1,\"name\":\"kim\",\"zip\":\"007\"},\n{\"id\":2,\"name\":\"lee\",\"zip\":12345}\n]\n"
+    );
+    let list = s.get("/").text();
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    assert_eq!((lines[0], lines[2]), ("[", "]"));
+    assert!(
+        lines[1].starts_with("{\"name\":\"people\",\"rows\":2,"),
+        "{list}"
+    );
+    let empty = Server::start();
+    assert_eq!(empty.get("/").text(), "[]\n");
+}

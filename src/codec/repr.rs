@@ -276,10 +276,14 @@ pub fn table_info_json(info: &TableInfo) -> Value {
 pub fn render_tables(format: Format, tables: &[TableInfo]) -> Vec<u8> {
     let mut out = Vec::new();
     match format {
+        // One entry a line, framed as arrays of rows are.
         Format::Json => {
-            let list: Vec<Value> = tables.iter().map(table_info_json).collect();
-            let _ = serde_json::to_writer_pretty(&mut out, &list);
-            out.push(b'\n');
+            out.push(b'[');
+            for (i, info) in tables.iter().enumerate() {
+                out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+                let _ = serde_json::to_writer(&mut out, &table_info_json(info));
+            }
+            out.extend_from_slice(if tables.is_empty() { b"]\n" } else { b"\n]\n" });
         }
         Format::Ndjson => {
             for info in tables {
