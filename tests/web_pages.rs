@@ -242,3 +242,92 @@ fn error_pages_read_well_when_compressed() {
     );
     assert!(html.contains("href=\"/people\""));
 }
+
+#[test]
+fn error_pages_say_what_happened_and_lead_somewhere_that_works() {
+    let s = people();
+    // No table: no way "back" to it, the table list instead.
+    let html = page(&s, "/nosuch").text();
+    assert!(!html.contains("Back to"), "{html}");
+    assert!(html.contains("<a href=\"/\">All tables</a>"), "{html}");
+    let html = page(&s, "/nosuch/3").text();
+    assert!(!html.contains("Back to"), "{html}");
+    // No row: back to its table, which is there.
+    let html = page(&s, "/people/99").text();
+    assert!(
+        html.contains("<a href=\"/people\">Back to people</a>"),
+        "{html}"
+    );
+
+    // A table whose file cannot be read: the reason, and a repair a browser can make.
+    std::fs::write(s.dir.join("semi.csv"), "name;age\r\nkim;\"30,5\"\r\n").unwrap();
+    let r = page(&s, "/semi");
+    assert_eq!(r.status, 500);
+    let html = r.text();
+    assert!(
+        html.contains("line 2: 2 fields, but the header names 1 column"),
+        "{html}"
+    );
+    assert!(!html.contains("PUT /semi"), "{html}");
+    assert!(!html.contains("Back to semi"), "{html}");
+    assert!(html.contains("save it as CSV UTF-8"), "{html}");
+    assert!(
+        html.contains("data-upload data-url=\"/semi\" data-tag=\"*\""),
+        "{html}"
+    );
+    // What that form sends repairs the table.
+    let r = s.request(
+        "PUT",
+        "/semi",
+        &[
+            ("Content-Type", "text/csv"),
+            ("If-Match", "*"),
+            ("Accept", "application/json"),
+        ],
+        b"name,age\nkim,30\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(page(&s, "/semi").status, 200);
+
+    // A file in another encoding: where, and what to do, in a browser's words.
+    let cp949: &[u8] = b"\xc0\xcc\xb8\xa7,\xb3\xaa\xc0\xcc\r\nkim,30\r\n";
+    let r = s.request(
+        "PUT",
+        "/korean",
+        &[
+            ("Content-Type", "text/csv"),
+            ("If-None-Match", "*"),
+            ("Accept", "application/json"),
+        ],
+        cp949,
+    );
+    assert_eq!(r.status, 400);
+    let detail = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(
+        detail.contains("line 1: field 1 is not valid UTF-8"),
+        "{detail}"
+    );
+    assert!(detail.contains("save the file as UTF-8"), "{detail}");
+    assert!(!detail.contains("send UTF-8"), "{detail}");
+}
+
+#[test]
+fn a_read_only_server_offers_no_repair_it_would_refuse() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("semi.csv"), "name;age\nkim;\"30,5\"\n").unwrap();
+    let s = Server::start_in(tmp.path(), &["--read-only"]);
+    let html = page(&s, "/semi").text();
+    assert!(html.contains("Fix the file"), "{html}");
+    assert!(!html.contains("data-upload"), "{html}");
+    let r = s.request(
+        "POST",
+        "/semi",
+        &[
+            ("Accept", BROWSER),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        b"name=x",
+    );
+    assert_eq!(r.status, 405);
+    assert!(r.text().contains("read-only"), "{}", r.text());
+}

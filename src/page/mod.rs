@@ -17,11 +17,13 @@ mod problem;
 mod row;
 mod rows;
 mod table;
+mod viewer;
 
 pub use address::Address;
 pub use layout::protect;
 pub use list::render as table_list;
-pub use problem::render as problem_page;
+pub use problem::ProblemPage;
 pub use row::RowPage;
 pub use rows::write as write_row;
 pub use table::{body as table_body, TablePage};
+pub use viewer::Viewer;

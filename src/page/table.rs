@@ -106,7 +106,7 @@ impl TablePage<'_> {
             (self.pager(&address, window))
             (self.hint())
             (self.add_row())
-            (self.replace())
+            (forms::replace_rows(&self.path(), self.name, self.tag, false))
             (forms::delete(&Delete {
                 summary: "Delete this table…",
                 warning: &format!(
@@ -345,24 +345,6 @@ impl TablePage<'_> {
                     }
                     (forms::new_columns("add-new"))
                     button.primary type="submit" { "Add row" }
-                    p.status role="status" {}
-                }
-            }
-        }
-    }
-
-    fn replace(&self) -> Markup {
-        html! {
-            details.tool {
-                summary { "Replace all rows with a CSV file…" }
-                form data-upload data-url=(self.path()) data-tag=(self.tag) {
-                    p { "The file's first line names the columns. Every row of "
-                        (self.name) " is replaced by the file's rows." }
-                    div.field {
-                        label for="replace-file" { "CSV file" }
-                        input #replace-file type="file" name="file" accept=".csv,text/csv" required;
-                    }
-                    button type="submit" disabled data-script { "Replace the rows" }
                     p.status role="status" {}
                 }
             }

@@ -23,7 +23,8 @@ use super::access::{self, Access};
 use super::conditional::ENCODING_SUFFIXES;
 use super::metrics::Metrics;
 use super::negotiate::prefers_html;
-use super::problem::{html_page, Problem, PROBLEM_JSON};
+use super::problem::Problem;
+use crate::page::{ProblemPage, Viewer};
 
 /// The outer layer: logs one line per request (method, path, status,
 /// bytes, duration), counts it in the metrics, names the server, and tags
@@ -71,6 +72,9 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
             .and_then(|v| v.to_str().ok()),
     );
     let path = request.uri().path().to_string();
+    let viewer = Viewer {
+        read_only: gate.access.read_only,
+    };
     let response = match check(&request, gate.max_uri) {
         Err(problem) => {
             let mut response = problem.into_response();
@@ -93,48 +97,49 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
             }
         },
     };
-    as_problem(response, html, &path).await
+    as_problem(response, html, &path, &viewer).await
 }
 
 /// Every error leaves as a problem document (RFC 9457), or as a readable
 /// page when a browser asked. Errors raised below the handlers (a body over
 /// the limit, a path that does not decode, a time-out) arrive as plain text
 /// and are rewrapped here, so the whole API speaks one error format.
-async fn as_problem(response: Response, html: bool, path: &str) -> Response {
+async fn as_problem(response: Response, html: bool, path: &str, viewer: &Viewer) -> Response {
     let status = response.status();
     if !status.is_client_error() && !status.is_server_error() {
         return response;
     }
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem && !html {
+    let problem = response.extensions().get::<Problem>().cloned();
+    if problem.is_some() && !html {
         return response;
     }
     let (parts, body) = response.into_parts();
-    // Error bodies are small; 64 KiB bounds a surprise.
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let (title, detail) = if is_problem {
-        let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let text = |key: &str| {
-            doc.get(key)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        (text("title"), text("detail"))
-    } else {
-        let text = String::from_utf8_lossy(&bytes).trim().to_string();
-        let title = status.canonical_reason().unwrap_or("Error").to_string();
-        let detail = if text.is_empty() { title.clone() } else { text };
-        (title, detail)
+    let problem = match problem {
+        Some(problem) => problem,
+        None => {
+            // Error bodies are small; 64 KiB bounds a surprise.
+            let bytes = axum::body::to_bytes(body, 64 * 1024)
+                .await
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes).trim().to_string();
+            let detail = if text.is_empty() {
+                status.canonical_reason().unwrap_or("Error").to_string()
+            } else {
+                text
+            };
+            Problem::new(status, "http", detail)
+        }
     };
     let mut rebuilt = if html {
-        let page = html_page(status.as_u16(), &title, &detail, path);
-        let mut response = Response::new(Body::from(page));
+        let page = ProblemPage {
+            status: status.as_u16(),
+            title: problem.title(),
+            kind: problem.kind,
+            detail: problem.page_detail.as_deref().unwrap_or(&problem.detail),
+            path,
+            viewer,
+        };
+        let mut response = Response::new(Body::from(page.render()));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
@@ -142,7 +147,7 @@ async fn as_problem(response: Response, html: bool, path: &str) -> Response {
         crate::page::protect(response.headers_mut());
         response
     } else {
-        Problem::new(status, "http", detail).into_response()
+        problem.into_response()
     };
     *rebuilt.status_mut() = status;
     for name in [header::ALLOW, header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
