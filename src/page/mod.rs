@@ -16,6 +16,7 @@ mod list;
 mod problem;
 mod row;
 mod rows;
+mod signin;
 mod table;
 mod viewer;
 
@@ -25,5 +26,6 @@ pub use list::render as table_list;
 pub use problem::ProblemPage;
 pub use row::RowPage;
 pub use rows::write as write_row;
+pub use signin::SignInPage;
 pub use table::{body as table_body, TablePage};
-pub use viewer::Viewer;
+pub use viewer::{sign_in_href, Viewer};

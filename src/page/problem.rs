@@ -6,7 +6,7 @@ use maud::{html, Markup};
 
 use super::forms;
 use super::layout::{self, Step};
-use super::viewer::Viewer;
+use super::viewer::{sign_in_href, Viewer};
 use crate::codec::repr::encode_segment;
 
 /// An error answered to a browser's request for `path`.
@@ -35,7 +35,7 @@ impl ProblemPage<'_> {
                 (self.way_on())
             }
         };
-        layout::document(&heading, &trail, main).into_string()
+        layout::document(&heading, &trail, self.viewer, main).into_string()
     }
 
     /// The table the request was about, when its name is one.
@@ -64,7 +64,15 @@ impl ProblemPage<'_> {
                 p { "The table list can create a table or make one from a CSV file." }
             }
             @if let Some(why) = self.viewer.why_not().filter(|_| self.kind == "method-not-allowed") {
-                p { (why) }
+                (why)
+            }
+            @if self.kind == "unauthorized" && self.viewer.guarded {
+                p {
+                    a href=(sign_in_href(&self.viewer.here)) { "Sign in" }
+                    " with the server's token, then try again."
+                }
+            } @else if self.kind == "forbidden" {
+                p { "Reload the page you came from and try again." }
             }
             p.actions {
                 @if let Some(table) = back {
@@ -137,7 +145,10 @@ mod tests {
         assert!(!page.contains("Back to") && !page.contains("PUT"), "{page}");
         assert!(page.contains("data-url=\"/semi\" data-tag=\"*\""), "{page}");
         assert!(page.contains("save it as CSV UTF-8"));
-        let read_only = Viewer { read_only: true };
+        let read_only = Viewer {
+            read_only: true,
+            ..Viewer::default()
+        };
         let page = render(500, "broken-table", "cannot be read", "/semi", &read_only);
         assert!(!page.contains("data-upload"), "{page}");
     }

@@ -19,12 +19,12 @@ use axum::http::{header, HeaderValue, StatusCode, Uri, Version};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::access::{self, Access};
+use super::access::{self, Caller, Keeper};
 use super::conditional::ENCODING_SUFFIXES;
 use super::metrics::Metrics;
 use super::negotiate::prefers_html;
 use super::problem::Problem;
-use crate::page::{ProblemPage, Viewer};
+use crate::page::{sign_in_href, ProblemPage, Viewer};
 
 /// The outer layer: logs one line per request (method, path, status,
 /// bytes, duration), counts it in the metrics, names the server, and tags
@@ -57,7 +57,7 @@ pub async fn edge(State(metrics): State<Arc<Metrics>>, request: Request, next: N
 
 /// What the gate checks requests against.
 pub struct Gate {
-    pub access: Access,
+    pub keeper: Arc<Keeper>,
     pub max_uri: usize,
 }
 
@@ -72,9 +72,20 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
             .and_then(|v| v.to_str().ok()),
     );
     let path = request.uri().path().to_string();
-    let viewer = Viewer {
-        read_only: gate.access.read_only,
+    let here = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |p| p.as_str().to_string());
+    let mut viewer = Viewer {
+        read_only: gate.keeper.access.read_only,
+        guarded: gate.keeper.access.token.is_some(),
+        here,
+        ..Viewer::default()
     };
+    let read = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
     let response = match check(&request, gate.max_uri) {
         Err(problem) => {
             let mut response = problem.into_response();
@@ -84,9 +95,20 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             response
         }
-        Ok(()) => match access::check(&gate.access, &request) {
+        Ok(()) => match access::admit(&gate.keeper, request).await {
+            // A browser is shown the way in rather than a bare 401.
+            Err(refused) if refused.status == StatusCode::UNAUTHORIZED && html && read => {
+                see_other(&sign_in_href(&viewer.here))
+            }
             Err(refused) => refused.into_response(),
-            Ok(()) => {
+            Ok((mut request, caller)) => {
+                match &caller {
+                    Caller::Browser(session) => viewer.csrf = Some(session.csrf.clone()),
+                    Caller::Bearer => viewer.bearer = true,
+                    Caller::Anyone | Caller::Stranger => {}
+                }
+                request.extensions_mut().insert(viewer.clone());
+                request.extensions_mut().insert(caller);
                 let minimal = wants_minimal(&request);
                 let response = next.run(request).await;
                 if minimal {
@@ -110,7 +132,13 @@ async fn as_problem(response: Response, html: bool, path: &str, viewer: &Viewer)
         return response;
     }
     let problem = response.extensions().get::<Problem>().cloned();
-    if problem.is_some() && !html {
+    // A handler that answered with a page of its own (the sign-in page
+    // saying the token was wrong) meant it.
+    let page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if (problem.is_some() && !html) || (problem.is_none() && page) {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -156,6 +184,15 @@ async fn as_problem(response: Response, html: bool, path: &str, viewer: &Viewer)
         }
     }
     rebuilt
+}
+
+/// `303 See Other` to `location`.
+pub fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }
 
 /// A compressed body is a different representation: give it its own tag

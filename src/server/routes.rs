@@ -16,7 +16,7 @@ use super::problem::Problem;
 use super::stream::Rows;
 use crate::codec::body::{self, Parsed};
 use crate::codec::repr::{self, encode_segment, Format};
-use crate::page::{self, Address, TablePage};
+use crate::page::{self, Address, TablePage, Viewer};
 use crate::query::{self, Views};
 use crate::store::{Pending, Row, Store, TableInfo, Written};
 
@@ -134,7 +134,9 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Answer {
 
 async fn root(State(state): State<AppState>, request: Request) -> Answer {
     match *request.method() {
-        Method::GET | Method::HEAD => list_tables(state, request.headers()).await,
+        Method::GET | Method::HEAD => {
+            list_tables(state, request.headers(), &viewer_of(&request)).await
+        }
         Method::OPTIONS => Ok(options(ALLOW_ROOT)),
         _ => Err(not_allowed(request.method(), ALLOW_ROOT)),
     }
@@ -177,7 +179,10 @@ async fn row(
     let table_page = format!("/{table}");
     let row_page = format!("{table_page}/{}", encode_segment(&id));
     match method {
-        Method::GET | Method::HEAD => get_row(state, table, id, request.headers()).await,
+        Method::GET | Method::HEAD => {
+            let viewer = viewer_of(&request);
+            get_row(state, table, id, request.headers(), &viewer).await
+        }
         Method::PUT | Method::PATCH => write_row(state, table, id, request)
             .await
             .map_err(Problem::for_write)
@@ -282,9 +287,43 @@ fn choose(headers: &HeaderMap, suffix: Option<Format>) -> Result<Format, Problem
 }
 
 /// The format for a write's answer: as asked, or JSON (a write that
-/// succeeded is never turned into a 406).
+/// succeeded is never turned into a 406). Never a page: a browser that
+/// wrote is sent on to the page that shows the result ([`Browser`]).
 fn answer_format(headers: &HeaderMap) -> Format {
-    choose(headers, None).unwrap_or(Format::Json)
+    match choose(headers, None) {
+        Ok(Format::Html) | Err(_) => Format::Json,
+        Ok(format) => format,
+    }
+}
+
+/// A page differs for a signed-in browser: caches must keep them apart.
+fn vary_by_viewer(headers: &mut HeaderMap, format: Format, viewer: &Viewer) {
+    if format == Format::Html && viewer.guarded {
+        let vary = if headers.contains_key(header::VARY) {
+            "Accept, Cookie"
+        } else {
+            "Cookie"
+        };
+        headers.insert(header::VARY, HeaderValue::from_static(vary));
+    }
+}
+
+/// Who is looking, for a page: set by the access rules for every request.
+fn viewer_of(request: &Request) -> Viewer {
+    request
+        .extensions()
+        .get::<Viewer>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A page's tag: the representation's, told apart per viewer (a page's
+/// forms and token differ), and `Vary: Cookie` when a sign-in changes it.
+fn page_tag(tag: String, format: Format, viewer: &Viewer) -> String {
+    match viewer.tag_suffix().filter(|_| format == Format::Html) {
+        Some(suffix) => format!("{}{suffix}\"", tag.trim_end_matches('"')),
+        None => tag,
+    }
 }
 
 fn content(format: Format, negotiated: bool, tag: &str) -> HeaderMap {
@@ -311,17 +350,18 @@ fn last_modified(headers: &mut HeaderMap, modified: std::time::SystemTime) {
     }
 }
 
-async fn list_tables(state: AppState, request_headers: &HeaderMap) -> Answer {
+async fn list_tables(state: AppState, request_headers: &HeaderMap, viewer: &Viewer) -> Answer {
     let format = choose(request_headers, None)?;
     let tables = read(&state, |store| store.tables())?;
     let version = list_version(&tables);
-    let tag = etag(version, None, format);
+    let tag = page_tag(etag(version, None, format), format, viewer);
     let mut headers = content(format, true, &tag);
+    vary_by_viewer(&mut headers, format, viewer);
     if not_modified(request_headers, &tag, None) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok((headers, repr::render_tables(format, &tables)).into_response())
+    Ok((headers, repr::render_tables(format, &tables, viewer)).into_response())
 }
 
 fn list_version(tables: &[TableInfo]) -> u64 {
@@ -352,8 +392,14 @@ async fn get_table(
     };
     let query = query::parse(&asked, &view.snapshot.columns)
         .map_err(|err| Problem::bad_request(err.to_string()))?;
-    let tag = etag(view.snapshot.version, Some(raw_query), format);
+    let viewer = viewer_of(&request);
+    let tag = page_tag(
+        etag(view.snapshot.version, Some(raw_query), format),
+        format,
+        &viewer,
+    );
     let mut headers = content(format, suffix.is_none(), &tag);
+    vary_by_viewer(&mut headers, format, &viewer);
     last_modified(&mut headers, view.snapshot.modified);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if not_modified(request.headers(), &tag, Some(view.snapshot.modified)) {
@@ -409,6 +455,7 @@ async fn get_table(
             matching: selection.total,
             modified: snapshot.modified,
             query: &asked,
+            viewer: &viewer,
         }
         .frame()
     });
@@ -424,6 +471,7 @@ async fn get_row(
     table: String,
     id: String,
     request_headers: &HeaderMap,
+    viewer: &Viewer,
 ) -> Answer {
     let title = table.clone();
     let (view, suffix) = read(&state, |store| match store.row(&table, &id) {
@@ -443,15 +491,24 @@ async fn get_row(
         other => other.map(|view| (view, None)),
     })?;
     let format = choose(request_headers, suffix)?;
-    let tag = etag(view.version, None, format);
+    let tag = page_tag(etag(view.version, None, format), format, viewer);
     let mut headers = content(format, suffix.is_none(), &tag);
+    vary_by_viewer(&mut headers, format, viewer);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if not_modified(request_headers, &tag, None) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     Ok((
         headers,
-        repr::render_row(format, &view.columns, view.id_col, &title, &view.row, &tag),
+        repr::render_row(
+            format,
+            &view.columns,
+            view.id_col,
+            &title,
+            &view.row,
+            &tag,
+            viewer,
+        ),
     )
         .into_response())
 }
@@ -592,6 +649,8 @@ fn written_row(format: Format, table: &str, written: &Written, status: StatusCod
         table,
         row.as_ref() as &Row,
         &tag,
+        // Never drawn: a write's answer is never a page.
+        &Viewer::default(),
     );
     (status, content(format, false, &tag), body).into_response()
 }

@@ -1,6 +1,7 @@
 // csvd's page script: only what a plain HTML form cannot do. It sends
 // PATCH, PUT and DELETE through the public API (with If-Match, so a change
-// made on a copy someone else has changed since is refused, not lost),
+// made on a copy someone else has changed since is refused, not lost, and
+// with the page's CSRF token when signed in),
 // names new columns, uploads CSV files, says a failed write's reason on
 // the page, and keeps search addresses free of empty filters. Reading,
 // searching and adding rows work without it.
@@ -54,8 +55,12 @@
     }
   }
 
+  // A signed-in page's CSRF token, which every write it sends carries.
+  const csrf = document.querySelector('meta[name="csrf-token"]');
+
   function send(method, url, options) {
     const headers = { Accept: 'application/json' };
+    if (csrf) headers['X-CSRF-Token'] = csrf.content;
     if (options.type) headers['Content-Type'] = options.type;
     if (options.tag) headers['If-Match'] = options.tag;
     if (options.createOnly) headers['If-None-Match'] = '*';
@@ -106,7 +111,7 @@
   async function addRow(form, status) {
     const fields = {};
     form.querySelectorAll('[name]').forEach((field) => {
-      fields[field.name] = field.value;
+      if (field.name !== '_csrf') fields[field.name] = field.value;
     });
     for (const [name, value] of newColumns(form)) fields[name] = value;
     say(status, 'Adding…');
