@@ -132,6 +132,36 @@ fn cors_preflight_and_exposed_headers() {
 }
 
 #[test]
+fn with_cors_a_plain_options_still_gets_204_and_allow() {
+    let s = Server::start_with(&["--cors", "http://app.example"]);
+    assert_eq!(s.post_json("/t", r#"{"a":1}"#).status, 201);
+    for (path, allow) in [
+        ("/", "GET, HEAD, OPTIONS"),
+        ("/t", "GET, HEAD, POST, PUT, DELETE, OPTIONS"),
+        ("/t/1", "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"),
+    ] {
+        let r = s.request("OPTIONS", path, &[], b"");
+        assert_eq!(r.status, 204, "{path}");
+        assert_eq!(r.header("allow"), Some(allow), "{path}");
+        // Not a preflight, but from an allowed origin: readable there.
+        let r = s.request("OPTIONS", path, &[("Origin", "http://app.example")], b"");
+        assert_eq!(r.status, 204, "{path}");
+        assert_eq!(r.header("allow"), Some(allow), "{path}");
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some("http://app.example")
+        );
+        let r = s.request("OPTIONS", path, &[("Origin", "http://evil.example")], b"");
+        assert_eq!((r.status, r.header("allow")), (204, Some(allow)));
+        assert_eq!(r.header("access-control-allow-origin"), None);
+    }
+    // Routes with parameters are still routed once, right.
+    assert_eq!(s.get("/t/1").json()["a"], 1);
+    let r = s.get_with("/t/1", &[("Origin", "http://app.example")]);
+    assert_eq!(r.json()["a"], 1);
+}
+
+#[test]
 fn metrics_in_prometheus_text() {
     let s = Server::start();
     s.post_json("/people", r#"{"name":"kim"}"#);

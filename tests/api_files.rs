@@ -122,6 +122,43 @@ fn invalid_files_are_reported_and_never_rewritten() {
 }
 
 #[test]
+fn a_broken_file_names_its_physical_line_for_lf_and_crlf() {
+    let s = Server::start();
+    fs::write(
+        s.dir.join("lf.csv"),
+        "id,name\n1,kim\n2,lee\n3,park,extra\n",
+    )
+    .unwrap();
+    fs::write(
+        s.dir.join("crlf.csv"),
+        "id,name\r\n1,kim\r\n2,\"two\r\nlines\"\r\n3,park,extra\r\n",
+    )
+    .unwrap();
+    fs::write(s.dir.join("semi.csv"), "name;age\r\nkim;\"30,5\"\r\n").unwrap();
+    for (table, needle) in [
+        ("lf", "line 4: 3 fields, but the header names 2 columns"),
+        ("crlf", "line 5: 3 fields, but the header names 2 columns"),
+        ("semi", "line 2: 2 fields, but the header names 1 column"),
+    ] {
+        let detail = s.get(&format!("/{table}")).json()["detail"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(detail.contains(needle), "{table}: {detail:?}");
+        let list = s.get("/").json();
+        let entry = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == table)
+            .unwrap();
+        let error = entry["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{table} in GET /: {error:?}");
+        assert!(!error.contains("1 columns"), "{error}");
+    }
+}
+
+#[test]
 fn data_survives_a_restart_and_sigterm_exits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = Server::start_in(tmp.path(), &[]);
@@ -205,6 +242,29 @@ fn the_seed_client_is_answered() {
     assert!(r.text().contains("key:value"));
     let r = seed_exchange(&s, &seed_request("GET", "/missing", ""));
     assert_eq!(r.status, 404);
+}
+
+#[test]
+fn a_seed_style_host_that_is_no_path_is_refused() {
+    let s = Server::start();
+    for host in ["/people 1", "/people\t1", "/a/b c?d"] {
+        let r = seed_exchange(&s, &seed_request("GET", host, ""));
+        assert_eq!(r.status, 400, "Host: {host}: {}", r.text());
+        let detail = r.json()["detail"].as_str().unwrap().to_string();
+        assert!(
+            detail.contains("Host") && detail.contains("path"),
+            "{host}: {detail}"
+        );
+    }
+    // A valid path in Host is still the seed client's request.
+    assert_eq!(
+        seed_exchange(&s, &seed_request("POST", "/people", "name:kim")).status,
+        201
+    );
+    let r = seed_exchange(&s, &seed_request("GET", "/people?name=kim", ""));
+    assert_eq!(r.json(), json!([{"id": 1, "name": "kim"}]));
+    let r = seed_exchange(&s, &seed_request("GET", "/people%201", ""));
+    assert_eq!(r.status, 400, "a table name with a space: {}", r.text());
 }
 
 #[test]

@@ -332,3 +332,73 @@ fn health() {
     let s = Server::start();
     assert_eq!(s.get("/_health").json(), json!({"status": "ok"}));
 }
+
+#[test]
+fn failed_preconditions_say_what_happened() {
+    let s = people();
+    let detail = |r: &common::Response| {
+        assert_eq!(r.status, 412, "{}", r.text());
+        r.json()["detail"].as_str().unwrap().to_string()
+    };
+    let create_only = [("Content-Type", "application/json"), ("If-None-Match", "*")];
+    let r = s.request("PUT", "/people/1", &create_only, br#"{"name":"x"}"#);
+    let said = detail(&r);
+    assert!(
+        said.contains("row \"1\" of \"people\" already exists"),
+        "{said}"
+    );
+    assert!(!said.contains("changed"), "{said}");
+    let r = s.request(
+        "PUT",
+        "/people",
+        &[("Content-Type", "text/csv"), ("If-None-Match", "*")],
+        b"name\nx\n",
+    );
+    let said = detail(&r);
+    assert!(said.contains("table \"people\" already exists"), "{said}");
+
+    let tag = s.get("/people/1").header("etag").unwrap().to_string();
+    s.send_json("PATCH", "/people/1", r#"{"name":"new"}"#);
+    let stale = [
+        ("Content-Type", "application/json"),
+        ("If-Match", tag.as_str()),
+    ];
+    let said = detail(&s.request("PATCH", "/people/1", &stale, br#"{"name":"b"}"#));
+    assert!(
+        said.contains("row \"1\" of \"people\" has changed"),
+        "{said}"
+    );
+    let said = detail(&s.request("PUT", "/people/7", &stale, br#"{"name":"b"}"#));
+    assert!(
+        said.contains("row \"7\" of \"people\" does not exist"),
+        "{said}"
+    );
+    let said = detail(&s.request("DELETE", "/people/1", &[("If-Match", &tag)], b""));
+    assert!(said.contains("has changed"), "{said}");
+    let current = s.get("/people/2").header("etag").unwrap().to_string();
+    let same = [
+        ("Content-Type", "application/json"),
+        ("If-None-Match", current.as_str()),
+    ];
+    let said = detail(&s.request("PUT", "/people/2", &same, br#"{"name":"b"}"#));
+    assert!(said.contains("If-None-Match names"), "{said}");
+}
+
+#[test]
+fn json_arrays_have_one_row_or_table_a_line() {
+    let s = people();
+    assert_eq!(
+        s.get("/people").text(),
+        "[\n{\"id\":1,\"name\":\"kim\",\"zip\":\"007\"},\n{\"id\":2,\"name\":\"lee\",\"zip\":12345}\n]\n"
+    );
+    let list = s.get("/").text();
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    assert_eq!((lines[0], lines[2]), ("[", "]"));
+    assert!(
+        lines[1].starts_with("{\"name\":\"people\",\"rows\":2,"),
+        "{list}"
+    );
+    let empty = Server::start();
+    assert_eq!(empty.get("/").text(), "[]\n");
+}

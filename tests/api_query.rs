@@ -163,10 +163,21 @@ fn pages_carry_total_count_and_links() {
     assert!(!last.header("link").unwrap().contains("rel=\"next\""));
     // `_per_page` is `_limit`; `_limit` defaults to 10 with `_page`.
     assert_eq!(get_ids(&s, "/people?_page=2&_per_page=4"), [5, 6]);
-    let one = s.get("/people?_page=1");
+    // One page that holds every row is the first and the last page.
+    let one = s.get("/people?_page=1&_limit=20");
     assert_eq!(ids(&one), [1, 2, 3, 4, 5, 6]);
     assert_eq!(one.header("x-total-count"), Some("6"));
-    assert_eq!(one.header("link"), None);
+    assert_eq!(
+        one.header("link"),
+        Some(
+            "</people?_page=1&_limit=20>; rel=\"first\", </people?_page=1&_limit=20>; rel=\"last\""
+        )
+    );
+    let none = s.get("/people?city=Nowhere&_page=1");
+    assert_eq!(
+        none.header("link"),
+        Some("</people?city=Nowhere&_page=1>; rel=\"first\", </people?city=Nowhere&_page=1>; rel=\"last\"")
+    );
     assert_eq!(get_ids(&s, "/people?_page=9&_limit=2"), Vec::<i64>::new());
 }
 
@@ -260,9 +271,16 @@ fn mistakes_are_precise_400s() {
         unknown.contains("_sort") && unknown.contains("_like"),
         "{unknown}"
     );
-    assert!(detail(&s.get("/people?_page=two")).contains("_page: expected a whole number"));
+    // `_page` is a page number: the message says what the check is.
+    for page in ["two", "0", "-1"] {
+        let said = detail(&s.get(&format!("/people?_page={page}")));
+        assert!(
+            said.starts_with("_page: expected a page number (1 or more"),
+            "{page}: {said}"
+        );
+        assert!(!said.contains("0 or more"), "{page}: {said}");
+    }
     assert!(detail(&s.get("/people?_limit=-1")).contains("_limit: expected a whole number"));
-    assert!(detail(&s.get("/people?_page=0")).contains("numbered from 1"));
     assert!(detail(&s.get("/people?_start=1.5")).contains("_start"));
     assert!(detail(&s.get("/people?_page=1&_start=2")).contains("not both"));
     assert!(detail(&s.get("/people?_sort=id&_sort=age")).contains("more than once"));

@@ -329,3 +329,40 @@ fn curl_habits_work() {
     // A trailing slash names the same table.
     assert_eq!(s.get("/people/").json(), s.get("/people").json());
 }
+
+#[test]
+fn csv_errors_name_the_physical_line_whatever_the_line_ends() {
+    let s = Server::start();
+    let bodies: &[(&[u8], &str)] = &[
+        (b"a,b\n1,2\n3,4\n5,6,7\n", "line 4: 3 fields"),
+        (b"a,b\r\n1,2\r\n3,4\r\n5,6,7\r\n", "line 4: 3 fields"),
+        // A quoted newline is a line of the file too.
+        (b"a,b\r\n1,\"x\r\ny\"\r\n5,6,7\r\n", "line 4: 3 fields"),
+        (b"a,b\n1,\"x\ny\"\n5,6,7\n", "line 4: 3 fields"),
+        (b"a,b\r1,2\r5,6,7\r", "line 3: 3 fields"),
+        // A semicolon export from a spreadsheet: one column by the comma.
+        (
+            b"name;age\r\nkim;\"30,5\"\r\n",
+            "line 2: 2 fields, but the header names 1 column",
+        ),
+        (b"a\r\n\xff\r\n", "line 2: field 1 is not valid UTF-8"),
+    ];
+    for (body, needle) in bodies {
+        for method in ["POST", "PUT"] {
+            let r = s.request(method, "/t", &[("Content-Type", "text/csv")], body);
+            assert_eq!(
+                r.status,
+                400,
+                "{method} {:?}",
+                String::from_utf8_lossy(body)
+            );
+            let detail = r.json()["detail"].as_str().unwrap().to_string();
+            assert!(
+                detail.contains(needle),
+                "{method} {:?}: {detail:?} should say {needle:?}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(!detail.contains("1 columns"), "{detail}");
+        }
+    }
+}

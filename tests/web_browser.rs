@@ -312,3 +312,84 @@ async fn phone(b: &Browser) {
         );
     }
 }
+
+/// A server with a token, as a person uses it in a browser: sign in once,
+/// then add, edit and repair as on any server, then sign out.
+#[tokio::test(flavor = "current_thread")]
+async fn a_person_signs_in_to_change_a_server_with_a_token() {
+    let s = Server::start_with(&["--token", "s3cret"]);
+    let rows =
+        json!([{"name": "Kim Minji", "city": "Seoul"}, {"name": "Lee Jun", "city": "Busan"}]);
+    let r = s.request(
+        "POST",
+        "/people",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", "Bearer s3cret"),
+        ],
+        rows.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 201);
+    let Some(b) = Browser::start(&s.base(), true).await else {
+        return;
+    };
+    b.open("/people").await;
+    b.wait_for_count(ROWS, 2).await;
+    assert!(b.find_all("form[data-add-row]").await.is_empty());
+    b.screenshot("11-signed-out").await;
+    b.click("a.account").await;
+    b.wait_for_address("the sign-in page", |a| a.starts_with("/_signin"))
+        .await;
+    b.fill("#token", "not it").await;
+    b.click_text("Sign in").await;
+    b.wait_for_text("p.error", "not this server's token").await;
+    b.fill("#token", "s3cret").await;
+    b.screenshot("12-sign-in").await;
+    b.click_text("Sign in").await;
+    b.wait_for_path("/people").await;
+    b.wait_for_text(".account", "Signed in").await;
+
+    // The page's writes now carry the session's CSRF token.
+    b.fill("form[data-add-row] input[name='name']", "Park Sora")
+        .await;
+    b.click_text("Add row").await;
+    b.wait_for_path("/people/3").await;
+    b.wait_for_text("#notice", "Row 3 was added.").await;
+    b.fill("input[name='city']", "Daegu").await;
+    b.click_text("Save changes").await;
+    b.wait_for_text("#notice", "Saved.").await;
+    assert_eq!(
+        s.get("/people/3").json(),
+        json!({"id": 3, "name": "Park Sora", "city": "Daegu"})
+    );
+
+    // A table whose file cannot be read is repaired from its error page.
+    std::fs::write(s.dir.join("semi.csv"), "name;age\r\nkim;\"30,5\"\r\n").unwrap();
+    let files = tempfile::tempdir().expect("temp dir");
+    let fixed = files.path().join("fixed.csv");
+    std::fs::write(&fixed, "name,age\nkim,30\n").unwrap();
+    b.open("/semi").await;
+    b.wait_for_text(".detail", "line 2: 2 fields, but the header names 1 column")
+        .await;
+    b.screenshot("13-broken-table").await;
+    b.find("#replace-file")
+        .await
+        .send_keys(&fixed.display().to_string())
+        .await
+        .expect("choose a file");
+    b.click_text("Replace the rows").await;
+    b.wait_for_path("/semi").await;
+    b.wait_for_count(ROWS, 1).await;
+    assert_eq!(s.get("/semi.csv").text(), "id,name,age\r\n1,kim,30\r\n");
+
+    b.click_text("Sign out").await;
+    b.wait_for_path("/").await;
+    b.wait_for_text("a.account", "Sign in").await;
+    assert!(b.find_all("form[data-create]").await.is_empty());
+    assert_eq!(
+        s.post_json("/people", r#"{"name":"x"}"#).status,
+        401,
+        "signing out left nothing open"
+    );
+    b.stop().await;
+}

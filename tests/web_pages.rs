@@ -242,3 +242,373 @@ fn error_pages_read_well_when_compressed() {
     );
     assert!(html.contains("href=\"/people\""));
 }
+
+#[test]
+fn error_pages_say_what_happened_and_lead_somewhere_that_works() {
+    let s = people();
+    // No table: no way "back" to it, the table list instead.
+    let html = page(&s, "/nosuch").text();
+    assert!(!html.contains("Back to"), "{html}");
+    assert!(html.contains("<a href=\"/\">All tables</a>"), "{html}");
+    let html = page(&s, "/nosuch/3").text();
+    assert!(!html.contains("Back to"), "{html}");
+    // No row: back to its table, which is there.
+    let html = page(&s, "/people/99").text();
+    assert!(
+        html.contains("<a href=\"/people\">Back to people</a>"),
+        "{html}"
+    );
+
+    // A table whose file cannot be read: the reason, and a repair a browser can make.
+    std::fs::write(s.dir.join("semi.csv"), "name;age\r\nkim;\"30,5\"\r\n").unwrap();
+    let r = page(&s, "/semi");
+    assert_eq!(r.status, 500);
+    let html = r.text();
+    assert!(
+        html.contains("line 2: 2 fields, but the header names 1 column"),
+        "{html}"
+    );
+    assert!(!html.contains("PUT /semi"), "{html}");
+    assert!(!html.contains("Back to semi"), "{html}");
+    assert!(html.contains("save it as CSV UTF-8"), "{html}");
+    assert!(
+        html.contains("data-upload data-url=\"/semi\" data-tag=\"*\""),
+        "{html}"
+    );
+    // What that form sends repairs the table.
+    let r = s.request(
+        "PUT",
+        "/semi",
+        &[
+            ("Content-Type", "text/csv"),
+            ("If-Match", "*"),
+            ("Accept", "application/json"),
+        ],
+        b"name,age\nkim,30\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(page(&s, "/semi").status, 200);
+
+    // A file in another encoding: where, and what to do, in a browser's words.
+    let cp949: &[u8] = b"\xc0\xcc\xb8\xa7,\xb3\xaa\xc0\xcc\r\nkim,30\r\n";
+    let r = s.request(
+        "PUT",
+        "/korean",
+        &[
+            ("Content-Type", "text/csv"),
+            ("If-None-Match", "*"),
+            ("Accept", "application/json"),
+        ],
+        cp949,
+    );
+    assert_eq!(r.status, 400);
+    let detail = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(
+        detail.contains("line 1: field 1 is not valid UTF-8"),
+        "{detail}"
+    );
+    assert!(detail.contains("save the file as UTF-8"), "{detail}");
+    assert!(!detail.contains("send UTF-8"), "{detail}");
+}
+
+#[test]
+fn a_read_only_server_offers_no_repair_it_would_refuse() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("semi.csv"), "name;age\nkim;\"30,5\"\n").unwrap();
+    let s = Server::start_in(tmp.path(), &["--read-only"]);
+    let html = page(&s, "/semi").text();
+    assert!(html.contains("Fix the file"), "{html}");
+    assert!(!html.contains("data-upload"), "{html}");
+    let r = s.request(
+        "POST",
+        "/semi",
+        &[
+            ("Accept", BROWSER),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        b"name=x",
+    );
+    assert_eq!(r.status, 405);
+    assert!(r.text().contains("read-only"), "{}", r.text());
+}
+
+/// Signs a browser in on a server with the token `s3cret`; returns its
+/// `Cookie` header and the page's CSRF token.
+fn sign_in(s: &Server, next: &str) -> (String, String) {
+    let origin = format!("http://{}", s.addr);
+    let r = s.request(
+        "POST",
+        "/_signin",
+        &[
+            ("Accept", BROWSER),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", &origin),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+        format!("next={next}&token=s3cret").as_bytes(),
+    );
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    let set = r.header("set-cookie").unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "no TLS, no Secure: {set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    let html = s
+        .get_with("/", &[("Accept", BROWSER), ("Cookie", &cookie)])
+        .text();
+    let csrf = html
+        .split("<meta name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF token on the page: {html}"))
+        .to_string();
+    (cookie, csrf)
+}
+
+#[test]
+fn a_browser_signs_in_once_and_writes_with_its_csrf_token() {
+    let s = Server::start_with(&["--token", "s3cret"]);
+    let api = [
+        ("Content-Type", "application/json"),
+        ("Authorization", "Bearer s3cret"),
+    ];
+    let r = s.request("POST", "/people", &api, br#"{"name":"kim"}"#);
+    assert_eq!(r.status, 201);
+
+    // Before signing in: the pages read, offer a sign-in and no write forms.
+    let before = page(&s, "/people");
+    let html = before.text();
+    assert!(html.contains("href=\"/_signin?next=%2Fpeople\""), "{html}");
+    assert!(
+        !html.contains("data-add-row") && !html.contains("data-delete"),
+        "{html}"
+    );
+    assert!(html.contains("to add, change or delete rows"), "{html}");
+    let signin = page(&s, "/_signin?next=/people");
+    assert_eq!(signin.status, 200);
+    assert!(signin.text().contains("type=\"password\" name=\"token\""));
+    let wrong = s.request(
+        "POST",
+        "/_signin",
+        &[
+            ("Accept", BROWSER),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        b"token=nope&next=/people",
+    );
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.header("set-cookie").is_none());
+    assert!(
+        wrong.text().contains("not this server's token"),
+        "{}",
+        wrong.text()
+    );
+
+    let (cookie, csrf) = sign_in(&s, "/people");
+    let browser = [("Accept", BROWSER), ("Cookie", cookie.as_str())];
+    let after = s.get_with("/people", &browser);
+    assert_ne!(
+        after.header("etag"),
+        before.header("etag"),
+        "a page per viewer"
+    );
+    assert!(after.header("vary").unwrap().contains("Cookie"));
+    let html = after.text();
+    assert!(html.contains("Signed in") && html.contains("action=\"/_signout\""));
+    assert!(
+        html.contains(&format!("name=\"_csrf\" value=\"{csrf}\"")),
+        "{html}"
+    );
+    assert!(html.contains("data-add-row") && html.contains("data-delete"));
+
+    // A plain form carries the token as a field, which is not a column.
+    let form = [
+        ("Accept", BROWSER),
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Sec-Fetch-Site", "same-origin"),
+    ];
+    let body = format!("id=&name=lee&_csrf={csrf}");
+    let r = s.request("POST", "/people", &form, body.as_bytes());
+    assert_eq!((r.status, r.header("location")), (303, Some("/people/2")));
+    assert_eq!(s.get("/people/2").json(), json!({"id": 2, "name": "lee"}));
+    // Without it, or with another, the cookie opens nothing.
+    let r = s.request("POST", "/people", &form, b"id=&name=evil");
+    assert_eq!(r.status, 403, "{}", r.text());
+    let body = format!("name=evil&_csrf={csrf}x");
+    assert_eq!(
+        s.request("POST", "/people", &form, body.as_bytes()).status,
+        403
+    );
+    // JSON, as the page's script sends it: the token in X-CSRF-Token.
+    let json_write = |extra: &[(&str, &str)]| {
+        let mut headers = vec![
+            ("Accept", "application/json"),
+            ("Cookie", cookie.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        headers.extend_from_slice(extra);
+        s.request("PATCH", "/people/1", &headers, br#"{"city":"Seoul"}"#)
+    };
+    let r = json_write(&[]);
+    assert_eq!(r.status, 403);
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("CSRF"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(json_write(&[("X-CSRF-Token", "wrong")]).status, 403);
+    let other = [
+        ("X-CSRF-Token", csrf.as_str()),
+        ("Origin", "http://evil.example"),
+    ];
+    assert_eq!(json_write(&other).status, 403);
+    let other = [
+        ("X-CSRF-Token", csrf.as_str()),
+        ("Sec-Fetch-Site", "cross-site"),
+    ];
+    assert_eq!(json_write(&other).status, 403);
+    let own = format!("http://{}", s.addr);
+    let ok = [("X-CSRF-Token", csrf.as_str()), ("Origin", own.as_str())];
+    assert_eq!(json_write(&ok).status, 200);
+    assert_eq!(s.get("/people/1").json()["city"], "Seoul");
+    assert_eq!(
+        s.get("/").json()[0]["columns"],
+        json!(["id", "name", "city"])
+    );
+
+    // Signing out ends the session: the same cookie and token open nothing.
+    let r = s.request(
+        "POST",
+        "/_signout",
+        &form,
+        format!("_csrf={csrf}").as_bytes(),
+    );
+    assert_eq!((r.status, r.header("location")), (303, Some("/")));
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let r = json_write(&[("X-CSRF-Token", csrf.as_str())]);
+    assert_eq!(r.status, 401);
+    let html = s.get_with("/people", &browser).text();
+    assert!(!html.contains("Signed in") && html.contains("Sign in"));
+    // API clients are as before.
+    assert_eq!(
+        s.request("POST", "/people", &api, br#"{"name":"x"}"#)
+            .status,
+        201
+    );
+    assert_eq!(s.post_json("/people", r#"{"name":"x"}"#).status, 401);
+}
+
+#[test]
+fn a_private_server_sends_browsers_to_sign_in() {
+    let s = Server::start_with(&["--token", "s3cret", "--private"]);
+    let r = page(&s, "/people?q=kim");
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some("/_signin?next=%2Fpeople%3Fq%3Dkim")
+    );
+    assert_eq!(s.get("/people").status, 401, "API clients get a 401");
+    let signin = page(&s, "/_signin?next=%2Fpeople");
+    assert_eq!(signin.status, 200);
+    for asset in signin.text().split("\"/_assets/").skip(1) {
+        let url = format!("/_assets/{}", asset.split('"').next().unwrap());
+        assert_eq!(s.get(&url).status, 200, "{url}: the sign-in page is styled");
+    }
+    let (cookie, _) = sign_in(&s, "/");
+    let r = s.get_with("/", &[("Accept", BROWSER), ("Cookie", &cookie)]);
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("<h1>Tables</h1>"));
+    // A browser's write without a session is a page that leads to signing in.
+    let r = s.request(
+        "POST",
+        "/people",
+        &[
+            ("Accept", BROWSER),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        b"name=kim",
+    );
+    assert_eq!(r.status, 401);
+    assert!(
+        r.text().contains("href=\"/_signin?next=%2Fpeople\""),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn a_read_only_server_draws_no_write_forms() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("t.csv"), "id,a\n1,x\n").unwrap();
+    let s = Server::start_in(tmp.path(), &["--read-only"]);
+    for path in ["/", "/t", "/t/1"] {
+        let html = page(&s, path).text();
+        for write in [
+            "data-create",
+            "data-upload",
+            "data-add-row",
+            "data-edit",
+            "data-delete",
+            "method=\"post\"",
+        ] {
+            assert!(!html.contains(write), "{path}: {write}");
+        }
+        assert!(html.contains("read-only"), "{path}");
+        assert!(!html.contains("Sign in"), "{path}");
+    }
+    assert!(page(&s, "/t/1").text().contains("value=\"x\" readonly"));
+    assert_eq!(page(&s, "/_signin").status, 404, "no token, no sign-in");
+}
+
+#[test]
+fn over_tls_the_session_cookie_is_secure() {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let params = rcgen::CertificateParams::new(names).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let s = Server::start_with(&[
+        "--token",
+        "s3cret",
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+    ]);
+    let body = "token=s3cret&next=/";
+    let request = format!(
+        "POST /_signin HTTP/1.1\r\nHost: {addr}\r\nOrigin: https://{addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len(),
+        addr = s.addr
+    );
+    let mut raw = std::process::Command::new(common::BIN)
+        .args(["raw", &s.addr.to_string(), "--tls", "-k", "--timeout", "10"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    raw.stdin
+        .take()
+        .unwrap()
+        .write_all(request.as_bytes())
+        .unwrap();
+    let out = raw.wait_with_output().unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {answer}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+}

@@ -72,22 +72,23 @@ pub fn kind_of(content_type: Option<&str>) -> Result<BodyKind, BodyError> {
 
 /// Parses a body of the given kind.
 pub fn parse(kind: BodyKind, bytes: &[u8]) -> Result<Parsed, BodyError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        BodyError::Invalid(format!(
-            "the body is not valid UTF-8 (first bad byte at offset {}); send UTF-8 text",
-            e.valid_up_to()
-        ))
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if text.trim().is_empty() {
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    let text = std::str::from_utf8(bytes);
+    if text.is_ok_and(|text| text.trim().is_empty()) {
         return Err(BodyError::Invalid(
             "the body is empty; expected the fields of a row (for example JSON {\"name\": \"kim\"} or the line name:kim)".into(),
         ));
     }
+    // The CSV reader says on which line and in which field a byte is not
+    // UTF-8, which tells more than an offset.
+    if kind == BodyKind::Csv {
+        return parse_csv(bytes);
+    }
+    let text = text.map_err(|e| not_utf8(bytes, e.valid_up_to()))?;
     let parsed = match kind {
         BodyKind::Json => parse_json(text)?,
         BodyKind::Ndjson => parse_ndjson(text)?,
-        BodyKind::Csv => parse_csv(text)?,
+        BodyKind::Csv => parse_csv(bytes)?,
         // `curl -d '{"name":"kim"}'` sends JSON labelled as a form: a form
         // or key:value body cannot start with a brace or bracket, so such a
         // body is read as the JSON it is.
@@ -98,6 +99,22 @@ pub fn parse(kind: BodyKind, bytes: &[u8]) -> Result<Parsed, BodyError> {
         BodyKind::KeyValue => one(parse_key_values(text)?),
     };
     Ok(parsed)
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn not_utf8(bytes: &[u8], at: usize) -> BodyError {
+    let before = &bytes[..at];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = at
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
+    BodyError::Invalid(format!(
+        "the body is not valid UTF-8: line {line}, byte {column} of the line; send UTF-8 text"
+    ))
 }
 
 fn looks_like_json(text: &str) -> bool {
@@ -189,12 +206,13 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
-fn parse_csv(text: &str) -> Result<Parsed, BodyError> {
-    let (columns, rows, _) = crate::store::parse_csv(text.as_bytes())
+fn parse_csv(bytes: &[u8]) -> Result<Parsed, BodyError> {
+    let (columns, rows, _) = crate::store::parse_csv(bytes)
         .map_err(|e| BodyError::Invalid(format!("invalid CSV: {e}")))?;
     if let Some(empty) = columns.iter().position(String::is_empty) {
         return Err(BodyError::Invalid(format!(
-            "invalid CSV: line 1: column {} of the header has no name",
+            "invalid CSV: line {}: column {} of the header has no name",
+            header_line(bytes),
             empty + 1
         )));
     }
@@ -213,6 +231,12 @@ fn parse_csv(text: &str) -> Result<Parsed, BodyError> {
         records,
         many: true,
     })
+}
+
+/// The line the header is on: the CSV reader skips blank lines before it.
+fn header_line(bytes: &[u8]) -> usize {
+    let blank = bytes.iter().take_while(|&&b| b == b'\n' || b == b'\r');
+    blank.filter(|&&b| b == b'\n').count() + 1
 }
 
 fn parse_form(text: &str) -> Result<Fields, BodyError> {
@@ -374,9 +398,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("empty"));
-        assert!(parse(BodyKind::KeyValue, b"a:\xff")
+        let err = parse(BodyKind::KeyValue, b"a:b\nc:\xff")
             .unwrap_err()
-            .to_string()
-            .contains("UTF-8"));
+            .to_string();
+        assert!(err.contains("UTF-8: line 2, byte 3"), "{err}");
+        let err = parse(BodyKind::Csv, b"a\r\n\xff\r\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: field 1 is not valid UTF-8"), "{err}");
+        let err = parse(BodyKind::Csv, b"\r\n\na,,b\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3: column 2"), "{err}");
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::cell;
-use crate::page::RowPage;
+use crate::page::{RowPage, Viewer};
 use crate::store::{Row, TableInfo};
 
 /// The representations a table or row can be served as.
@@ -219,6 +219,7 @@ pub fn render_row(
     title: &str,
     row: &Row,
     tag: &str,
+    viewer: &Viewer,
 ) -> Vec<u8> {
     let mut out = Vec::new();
     match format {
@@ -236,6 +237,7 @@ pub fn render_row(
                 id_col,
                 row,
                 tag,
+                viewer,
             }
             .render();
         }
@@ -276,13 +278,17 @@ pub fn table_info_json(info: &TableInfo) -> Value {
 }
 
 /// Renders the table list.
-pub fn render_tables(format: Format, tables: &[TableInfo]) -> Vec<u8> {
+pub fn render_tables(format: Format, tables: &[TableInfo], viewer: &Viewer) -> Vec<u8> {
     let mut out = Vec::new();
     match format {
+        // One entry a line, framed as arrays of rows are.
         Format::Json => {
-            let list: Vec<Value> = tables.iter().map(table_info_json).collect();
-            let _ = serde_json::to_writer_pretty(&mut out, &list);
-            out.push(b'\n');
+            out.push(b'[');
+            for (i, info) in tables.iter().enumerate() {
+                out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+                let _ = serde_json::to_writer(&mut out, &table_info_json(info));
+            }
+            out.extend_from_slice(if tables.is_empty() { b"]\n" } else { b"\n]\n" });
         }
         Format::Ndjson => {
             for info in tables {
@@ -304,7 +310,7 @@ pub fn render_tables(format: Format, tables: &[TableInfo]) -> Vec<u8> {
             }
             let _ = writer.flush();
         }
-        Format::Html => out = crate::page::table_list(tables),
+        Format::Html => out = crate::page::table_list(tables, viewer),
     }
     out
 }

@@ -85,6 +85,27 @@ pub fn delete(delete: &Delete) -> Markup {
     }
 }
 
+/// The form that replaces every row of a table with a CSV file's: `PUT`
+/// of the file as it is, with `If-Match: tag` (`*` for a table whose file
+/// cannot be read, which has no tag). Folded away unless `open`.
+pub fn replace_rows(path: &str, name: &str, tag: &str, open: bool) -> Markup {
+    html! {
+        details.tool open[open] {
+            summary { "Replace all rows with a CSV file…" }
+            form data-upload data-url=(path) data-tag=(tag) {
+                p { "The file's first line names the columns. Every row of "
+                    (name) " is replaced by the file's rows." }
+                div.field {
+                    label for="replace-file" { "CSV file" }
+                    input #replace-file type="file" name="file" accept=".csv,text/csv" required;
+                }
+                button type="submit" disabled data-script { "Replace the rows" }
+                p.status role="status" {}
+            }
+        }
+    }
+}
+
 /// What a page says when its script cannot run.
 pub fn needs_script(what: &str) -> Markup {
     html! {

@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use maud::{html, Markup, DOCTYPE};
 
 use super::assets;
+use super::viewer::Viewer;
 
 /// Only the server's own stylesheet, script and images; no inline script
 /// or style (so nothing a cell holds could ever run), no frames, and
@@ -39,8 +40,10 @@ pub struct Step<'a> {
     pub href: Option<String>,
 }
 
-/// A whole page: `title` names it in the tab, `trail` leads back up.
-pub fn document(title: &str, trail: &[Step], main: Markup) -> Markup {
+/// A whole page: `title` names it in the tab, `trail` leads back up; the
+/// top says whether `viewer` is signed in, and the head carries the CSRF
+/// token the page's script sends with its writes.
+pub fn document(title: &str, trail: &[Step], viewer: &Viewer, main: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -51,6 +54,9 @@ pub fn document(title: &str, trail: &[Step], main: Markup) -> Markup {
                 link rel="icon" type="image/svg+xml" href=(assets::href("icon.svg"));
                 link rel="stylesheet" href=(assets::href("style.css"));
                 script src=(assets::href("app.js")) defer {}
+                @if let Some(csrf) = &viewer.csrf {
+                    meta name="csrf-token" content=(csrf);
+                }
             }
             body {
                 header.top {
@@ -67,6 +73,7 @@ pub fn document(title: &str, trail: &[Step], main: Markup) -> Markup {
                             }
                         }
                     }
+                    (viewer.account())
                 }
                 main {
                     p #notice .notice role="status" hidden {}
@@ -133,6 +140,7 @@ mod tests {
                 label: "<y>",
                 href: None,
             }],
+            &Viewer::default(),
             html! {},
         )
         .into_string();

@@ -5,23 +5,28 @@ use maud::{html, Markup};
 
 use super::forms;
 use super::layout::{self, count, Step};
+use super::viewer::Viewer;
 use crate::codec::repr::encode_segment;
 use crate::store::TableInfo;
 
 /// Renders the page of every table.
-pub fn render(tables: &[TableInfo]) -> Vec<u8> {
+pub fn render(tables: &[TableInfo], viewer: &Viewer) -> Vec<u8> {
     let trail: [Step; 0] = [];
-    layout::document("Tables", &trail, main(tables))
+    layout::document("Tables", &trail, viewer, main(tables, viewer))
         .into_string()
         .into_bytes()
 }
 
-fn main(tables: &[TableInfo]) -> Markup {
+fn main(tables: &[TableInfo], viewer: &Viewer) -> Markup {
     html! {
         div.heading { h1 { "Tables" } }
         @if tables.is_empty() {
             p.empty {
-                "No tables yet. Create one below, upload a CSV file, or drop one into the data directory."
+                @if viewer.may_write() {
+                    "No tables yet. Create one below, upload a CSV file, or drop one into the data directory."
+                } @else {
+                    "No tables yet."
+                }
             }
         } @else {
             div.scroll {
@@ -40,9 +45,13 @@ fn main(tables: &[TableInfo]) -> Markup {
                 }
             }
         }
-        (create())
-        (upload())
-        (forms::needs_script("Creating and uploading tables"))
+        @if viewer.may_write() {
+            (create())
+            (upload())
+            (forms::needs_script("Creating and uploading tables"))
+        } @else if let Some(why) = viewer.why_not() {
+            (why)
+        }
     }
 }
 
@@ -146,15 +155,24 @@ mod tests {
                 notice: None,
             },
         ];
-        let page = String::from_utf8(render(&tables)).unwrap();
+        let page = String::from_utf8(render(&tables, &Viewer::default())).unwrap();
         assert!(page.contains("<a href=\"/people\">people</a>"));
         assert!(page.contains("1,234") && page.contains("id, &lt;i&gt;"));
         assert!(
             page.contains("Cannot be read: line 3: &lt;bad&gt;"),
             "{page}"
         );
-        assert!(String::from_utf8(render(&[]))
+        assert!(String::from_utf8(render(&[], &Viewer::default()))
             .unwrap()
             .contains("No tables yet"));
+        let read_only = Viewer {
+            read_only: true,
+            ..Viewer::default()
+        };
+        let page = String::from_utf8(render(&tables, &read_only)).unwrap();
+        assert!(
+            !page.contains("<form") && page.contains("read-only"),
+            "{page}"
+        );
     }
 }

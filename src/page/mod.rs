@@ -16,12 +16,16 @@ mod list;
 mod problem;
 mod row;
 mod rows;
+mod signin;
 mod table;
+mod viewer;
 
 pub use address::Address;
 pub use layout::protect;
 pub use list::render as table_list;
-pub use problem::render as problem_page;
+pub use problem::ProblemPage;
 pub use row::RowPage;
 pub use rows::write as write_row;
+pub use signin::SignInPage;
 pub use table::{body as table_body, TablePage};
+pub use viewer::{sign_in_href, Viewer};

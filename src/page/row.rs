@@ -7,6 +7,7 @@ use maud::{html, Markup};
 
 use super::forms::{self, Delete};
 use super::layout::{self, Step};
+use super::viewer::Viewer;
 use crate::codec::repr::encode_segment;
 use crate::store::Row;
 
@@ -19,6 +20,7 @@ pub struct RowPage<'a> {
     pub row: &'a Row,
     /// The row's entity tag, sent as `If-Match` by saves and deletes.
     pub tag: &'a str,
+    pub viewer: &'a Viewer,
 }
 
 impl RowPage<'_> {
@@ -37,9 +39,14 @@ impl RowPage<'_> {
             },
         ];
         let title = format!("{} {id}", self.table);
-        layout::document(&title, &trail, self.main(id, &table_path, &url))
-            .into_string()
-            .into_bytes()
+        layout::document(
+            &title,
+            &trail,
+            self.viewer,
+            self.main(id, &table_path, &url),
+        )
+        .into_string()
+        .into_bytes()
     }
 
     fn main(&self, id: &str, table_path: &str, url: &str) -> Markup {
@@ -51,6 +58,24 @@ impl RowPage<'_> {
                     a href=(format!("{url}.json")) download=(format!("{}-{id}.json", self.table)) { "JSON" }
                 }
             }
+            @if self.viewer.may_write() {
+                (self.edit(id, table_path, url))
+            } @else {
+                div.fields {
+                    @for (i, (column, value)) in self.columns.iter()
+                        .zip(self.row.cells(self.columns.len())).enumerate() {
+                        (forms::field(&format!("field-{i}"), column, value, true))
+                    }
+                }
+                @if let Some(why) = self.viewer.why_not() { (why) }
+                p.actions { a href=(table_path) { "Back to " (self.table) } }
+            }
+        }
+    }
+
+    /// The row as a form to change it, and its guarded delete.
+    fn edit(&self, id: &str, table_path: &str, url: &str) -> Markup {
+        html! {
             form.edit-row data-edit=(url) data-tag=(self.tag) {
                 div.fields {
                     @for (i, (column, value)) in self.columns.iter()
@@ -94,6 +119,7 @@ mod tests {
                 id_col: Some(0),
                 row: &row,
                 tag: "\"00000000000000ff\"",
+                viewer: &Viewer::default(),
             }
             .render(),
         )

@@ -17,6 +17,7 @@ use maud::{html, Markup, PreEscaped};
 use super::address::{Address, Window, PAGE_SIZES, WINDOW};
 use super::forms::{self, Delete};
 use super::layout::{self, count, plural, Step};
+use super::viewer::Viewer;
 use crate::codec::repr::encode_segment;
 
 /// Where the rows go. Every text a page shows is escaped, so this comment
@@ -47,6 +48,7 @@ pub struct TablePage<'a> {
     pub modified: SystemTime,
     /// The query string the rows were selected by.
     pub query: &'a str,
+    pub viewer: &'a Viewer,
 }
 
 impl TablePage<'_> {
@@ -56,7 +58,7 @@ impl TablePage<'_> {
             label: self.name,
             href: None,
         }];
-        let page = layout::document(self.name, &trail, self.main()).into_string();
+        let page = layout::document(self.name, &trail, self.viewer, self.main()).into_string();
         match page.split_once(ROWS) {
             Some((head, tail)) => (Bytes::from(head.to_string()), Bytes::from(tail.to_string())),
             None => (Bytes::from(page), Bytes::new()),
@@ -105,20 +107,32 @@ impl TablePage<'_> {
             }
             (self.pager(&address, window))
             (self.hint())
-            (self.add_row())
-            (self.replace())
-            (forms::delete(&Delete {
-                summary: "Delete this table…",
-                warning: &format!(
-                    "The table {} and its {} will be deleted, with its file. This cannot be undone.",
-                    self.name, plural(self.rows, "row", "rows")),
-                button: &format!("Delete the table {}", self.name),
-                url: &self.path(),
-                tag: self.tag,
-                then: "/",
-                done: &format!("The table {} was deleted.", self.name),
-            }))
-            (forms::needs_script("Replacing rows from a file and deleting the table"))
+            (self.changes())
+        }
+    }
+
+    /// The forms that change the table, when the viewer may change it;
+    /// else why not.
+    fn changes(&self) -> Markup {
+        html! {
+            @if !self.viewer.may_write() {
+                @if let Some(why) = self.viewer.why_not() { (why) }
+            } @else {
+                (self.add_row())
+                (forms::replace_rows(&self.path(), self.name, self.tag, false))
+                (forms::delete(&Delete {
+                    summary: "Delete this table…",
+                    warning: &format!(
+                        "The table {} and its {} will be deleted, with its file. This cannot be undone.",
+                        self.name, plural(self.rows, "row", "rows")),
+                    button: &format!("Delete the table {}", self.name),
+                    url: &self.path(),
+                    tag: self.tag,
+                    then: "/",
+                    done: &format!("The table {} was deleted.", self.name),
+                }))
+                (forms::needs_script("Replacing rows from a file and deleting the table"))
+            }
         }
     }
 
@@ -301,8 +315,10 @@ impl TablePage<'_> {
         html! {
             @if self.matching > 0 {
                 p.note {
-                    @if linked {
+                    @if linked && self.viewer.may_write() {
                         "Open a row by its id to edit or delete it. "
+                    } @else if linked {
+                        "Open a row by its id to see it on its own. "
                     } @else if self.id_column.is_none() {
                         "This table has no id column yet: its rows get ids, and pages of \
                          their own, at its first change. "
@@ -330,6 +346,7 @@ impl TablePage<'_> {
             section.add-row aria-labelledby="add-row" {
                 h2 #add-row { "Add a row" }
                 form method="post" action=(self.path()) data-add-row {
+                    (self.viewer.csrf_field())
                     div.fields {
                         @for (i, column) in self.columns.iter().enumerate() {
                             @if Some(column.as_str()) == self.id_column {
@@ -345,24 +362,6 @@ impl TablePage<'_> {
                     }
                     (forms::new_columns("add-new"))
                     button.primary type="submit" { "Add row" }
-                    p.status role="status" {}
-                }
-            }
-        }
-    }
-
-    fn replace(&self) -> Markup {
-        html! {
-            details.tool {
-                summary { "Replace all rows with a CSV file…" }
-                form data-upload data-url=(self.path()) data-tag=(self.tag) {
-                    p { "The file's first line names the columns. Every row of "
-                        (self.name) " is replaced by the file's rows." }
-                    div.field {
-                        label for="replace-file" { "CSV file" }
-                        input #replace-file type="file" name="file" accept=".csv,text/csv" required;
-                    }
-                    button type="submit" disabled data-script { "Replace the rows" }
                     p.status role="status" {}
                 }
             }
@@ -426,6 +425,7 @@ mod tests {
             matching,
             modified: SystemTime::UNIX_EPOCH,
             query,
+            viewer: &Viewer::default(),
         };
         let (head, tail) = page.frame();
         format!(

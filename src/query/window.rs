@@ -37,10 +37,14 @@ impl Window {
             if start.is_some() || end.is_some() {
                 return Err("give _page (with _limit) or _start/_end, not both".into());
             }
-            let number = count("_page", page)?;
-            if number == 0 {
-                return Err("_page: pages are numbered from 1".into());
-            }
+            let number = page
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    format!("_page: expected a page number (1 or more: pages are numbered from 1), got {page:?}")
+                })?;
             let size = limit.unwrap_or(DEFAULT_PAGE_SIZE);
             if size == 0 {
                 return Err("_limit: a page holds at least 1 row".into());
@@ -89,7 +93,9 @@ impl Window {
 
 /// The `Link` header value for a windowed answer: `first`, `prev`, `next`
 /// and `last` as absolute paths keeping every other parameter as given.
-/// `None` when the answer holds every matching row or is not a part.
+/// A part that holds every matching row still links to itself as `first`
+/// and `last`, so that a client paging through sees where the pages end.
+/// `None` when the answer is not a part (or parts of 0 rows).
 pub fn links(path: &str, raw_query: &str, window: Window, total: usize) -> Option<String> {
     if !window.is_part() {
         return None;
@@ -100,13 +106,14 @@ pub fn links(path: &str, raw_query: &str, window: Window, total: usize) -> Optio
         Window::Slice { start, end } => (start, end.unwrap_or(total).saturating_sub(start)),
         Window::All => return None,
     };
-    if size == 0 || total == 0 || (current == 0 && total <= size) {
+    if size == 0 {
         return None;
     }
     // Positions are page numbers (from 0) for pages, row offsets otherwise.
+    let pages = total.saturating_sub(1) / size;
     let (step, last) = match window {
-        Window::Page { .. } => (1, (total - 1) / size),
-        _ => (size, (total - 1) / size * size),
+        Window::Page { .. } => (1, pages),
+        _ => (size, pages * size),
     };
     let mut rels = vec![("first", 0)];
     if current > 0 {
@@ -312,16 +319,24 @@ mod tests {
         )
         .unwrap();
         assert!(!first.contains("prev") && first.contains("_page=2>; rel=\"next\""));
+        // One page holds every row: it is the first and the last.
+        for total in [0, 10] {
+            assert_eq!(
+                links(
+                    "/t",
+                    "_page=1&_limit=20",
+                    Window::Page {
+                        number: 1,
+                        size: 20
+                    },
+                    total
+                )
+                .as_deref(),
+                Some("</t?_page=1&_limit=20>; rel=\"first\", </t?_page=1&_limit=20>; rel=\"last\"")
+            );
+        }
         assert_eq!(
-            links(
-                "/t",
-                "_page=1",
-                Window::Page {
-                    number: 1,
-                    size: 10
-                },
-                10
-            ),
+            links("/t", "_limit=0", Window::Limit { start: 0, limit: 0 }, 5),
             None
         );
         assert_eq!(links("/t", "", Window::All, 100), None);

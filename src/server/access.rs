@@ -1,11 +1,20 @@
 //! Who may do what: `--read-only`, the bearer token (`--token`, for writes,
-//! or for everything with `--private`) and CORS for browser origins.
+//! or for everything with `--private`), browsers signed in with it (see
+//! the session module), and CORS for browser origins.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use tower::{service_fn, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::problem::Problem;
+use super::session::{self, Session, Sessions};
 
 /// The access rules of one server.
 #[derive(Debug, Default)]
@@ -48,52 +57,227 @@ fn is_read(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// What decides who may do what: the rules, the signed-in browsers, and
+/// what a browser's write must prove.
+pub struct Keeper {
+    pub access: Access,
+    pub sessions: Sessions,
+    /// Served over TLS: cookies are `Secure`, the server's origin `https://`.
+    pub tls: bool,
+    /// Limits for a form body read here for its CSRF token.
+    pub max_body: usize,
+    pub body_timeout: Duration,
+}
+
+/// Who sent a request, as far as access goes.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// Anyone, on a server without a token.
+    Anyone,
+    /// An HTTP client with the bearer token.
+    Bearer,
+    /// A signed-in browser.
+    Browser(Session),
+    /// Neither, on a server with a token: reads only, unless `--private`.
+    Stranger,
+}
+
+/// The paths that sign browsers in and out, open to everyone (they check
+/// what they need themselves).
+pub fn is_sign_in(path: &str) -> bool {
+    matches!(path, "/_signin" | "/_signout")
+}
+
 /// Refuses writes on a read-only server (405) and requests without the
-/// token where one is required (401). Liveness (`/_health`) stays open.
-pub fn check(access: &Access, request: &Request) -> Result<(), Problem> {
+/// token where one is required (401). A signed-in browser's write must
+/// come from the server's own pages: the same origin, and its session's
+/// CSRF token (403 otherwise), which is taken out of a form's fields here.
+/// Liveness (`/_health`), the pages' assets and signing in stay open.
+pub async fn admit(keeper: &Keeper, request: Request) -> Result<(Request, Caller), Problem> {
+    let access = &keeper.access;
     let read = is_read(request.method());
-    if !read && access.read_only {
+    let path = request.uri().path();
+    let sign_in = is_sign_in(path);
+    if !read && access.read_only && !sign_in {
         return Err(
             Problem::method_not_allowed(request.method().as_str(), "GET, HEAD, OPTIONS")
                 .with_detail("this server is read-only"),
         );
     }
-    let needs_token = (!read || access.private) && request.uri().path() != "/_health";
-    if let (true, Some(token)) = (needs_token, &access.token) {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
-        if !given.is_some_and(|given| same(given.as_bytes(), token.as_bytes())) {
-            let detail = if given.is_some() {
-                "the bearer token is wrong"
-            } else {
-                "this request needs a token: send Authorization: Bearer <token>"
-            };
-            let mut problem = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail);
-            problem.challenge = true;
-            return Err(problem);
+    let Some(token) = &access.token else {
+        return Ok((request, Caller::Anyone));
+    };
+    let open = path == "/_health" || sign_in || path.starts_with("/_assets/");
+    let needed = !open && (!read || access.private);
+    if let Some(given) = bearer(&request) {
+        if session::same(given.as_bytes(), token.as_bytes()) {
+            return Ok((request, Caller::Bearer));
+        }
+        if needed {
+            return Err(unauthorized("the bearer token is wrong"));
+        }
+    }
+    if let Some(session) = keeper.sessions.find(request.headers()) {
+        if read || sign_in {
+            return Ok((request, Caller::Browser(session)));
+        }
+        same_origin(request.headers(), keeper.tls)?;
+        let request = csrf_proven(keeper, request, &session).await?;
+        return Ok((request, Caller::Browser(session)));
+    }
+    if !needed {
+        return Ok((request, Caller::Stranger));
+    }
+    Err(unauthorized(
+        "this request needs a token: send Authorization: Bearer <token> \
+         (in a browser: sign in at /_signin)",
+    ))
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+fn unauthorized(detail: &str) -> Problem {
+    let mut problem = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail);
+    problem.challenge = true;
+    problem
+}
+
+fn forbidden(detail: &str) -> Problem {
+    Problem::new(StatusCode::FORBIDDEN, "forbidden", detail)
+}
+
+/// A browser's write that carries the session cookie must come from this
+/// server's own pages: browsers say where a request comes from in
+/// `Sec-Fetch-Site` and `Origin`; either, when sent, must name this server.
+pub fn same_origin(headers: &HeaderMap, tls: bool) -> Result<(), Problem> {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        if site != "same-origin" {
+            return Err(forbidden(
+                "a signed-in browser's write must come from this server's own pages, \
+                 not from another site",
+            ));
+        }
+    }
+    if let Some(origin) = text(header::ORIGIN) {
+        let scheme = if tls { "https" } else { "http" };
+        let own = text(header::HOST).map(|host| format!("{scheme}://{host}"));
+        if own.as_deref() != Some(origin) {
+            return Err(forbidden(&format!(
+                "a signed-in browser's write must come from this server's own pages, \
+                 not from {origin}"
+            )));
         }
     }
     Ok(())
 }
 
-/// Compares secrets in time that depends only on their lengths.
-fn same(given: &[u8], expected: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    given.len() == expected.len() && bool::from(given.ct_eq(expected))
+/// The name of the form field that carries the CSRF token.
+pub const CSRF_FIELD: &str = "_csrf";
+/// The header the page's script sends it in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Checks a signed-in browser's write for its session's CSRF token, in the
+/// `X-CSRF-Token` header or, for a plain HTML form, the `_csrf` field,
+/// which is taken out of the body (it is not a column).
+async fn csrf_proven(
+    keeper: &Keeper,
+    request: Request,
+    session: &Session,
+) -> Result<Request, Problem> {
+    let missing = "a signed-in browser's write needs its CSRF token, which this server's \
+                   pages send; HTTP clients send Authorization: Bearer <token> instead";
+    if let Some(given) = request.headers().get(CSRF_HEADER) {
+        if given.to_str().is_ok_and(|given| session.csrf_is(given)) {
+            return Ok(request);
+        }
+        return Err(forbidden(
+            "the CSRF token is wrong: reload the page and try again",
+        ));
+    }
+    let form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(forbidden(missing));
+    }
+    let (mut parts, body) = request.into_parts();
+    let reading = axum::body::to_bytes(body, keeper.max_body);
+    let bytes = tokio::time::timeout(keeper.body_timeout, reading)
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                format!(
+                    "the body did not arrive within {} s",
+                    keeper.body_timeout.as_secs()
+                ),
+            )
+        })?
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                format!(
+                    "the body is larger than the limit of {} bytes",
+                    keeper.max_body
+                ),
+            )
+        })?;
+    let mut proven = false;
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(&bytes) {
+        if key == CSRF_FIELD {
+            proven |= session.csrf_is(&value);
+        } else {
+            rest.append_pair(&key, &value);
+        }
+    }
+    if !proven {
+        return Err(forbidden(missing));
+    }
+    let rest = rest.finish();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(rest.len()));
+    Ok(Request::from_parts(parts, axum::body::Body::from(rest)))
 }
 
-/// CORS for the given origins (`*`: any), with preflight answered.
-pub fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
+/// The origins `--cors` lets in.
+#[derive(Clone)]
+enum Origins {
+    Any,
+    List(Vec<HeaderValue>),
+}
+
+impl Origins {
+    fn parse(origins: &[String]) -> anyhow::Result<Origins> {
+        if origins.iter().any(|o| o == "*") {
+            return Ok(Origins::Any);
+        }
         let values = origins
             .iter()
             .map(|o| {
@@ -101,9 +285,82 @@ pub fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
                     .map_err(|_| anyhow::anyhow!("invalid --cors origin {o:?}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        AllowOrigin::list(values)
+        Ok(Origins::List(values))
+    }
+
+    /// The `Access-Control-Allow-Origin` for a request from `origin`.
+    fn allow(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        match (self, origin) {
+            (Origins::Any, _) => Some(HeaderValue::from_static("*")),
+            (Origins::List(list), Some(origin)) => list.contains(origin).then(|| origin.clone()),
+            (Origins::List(_), None) => None,
+        }
+    }
+}
+
+/// The router with CORS for the given origins (`*`: any). A preflight
+/// (`OPTIONS` with `Access-Control-Request-Method`) is answered by the CORS
+/// layer; a plain `OPTIONS` is not a preflight and goes on to the routes,
+/// which answer it 204 with `Allow`, as without `--cors`. The choice is
+/// made before routing, so each request is routed once.
+pub fn with_cors(router: Router, origins: &[String]) -> anyhow::Result<Router> {
+    let origins = Origins::parse(origins)?;
+    let cors = Arc::new(Cors {
+        routed: router.clone().layer(cors(&origins)),
+        plain: router,
+        origins,
+    });
+    let steer = service_fn(move |request: Request| {
+        let cors = cors.clone();
+        async move { Ok::<_, Infallible>(cors.answer(request).await) }
+    });
+    Ok(Router::new().fallback_service(steer))
+}
+
+struct Cors {
+    /// The routes behind the CORS layer.
+    routed: Router,
+    /// The same routes without it.
+    plain: Router,
+    origins: Origins,
+}
+
+impl Cors {
+    async fn answer(&self, request: Request) -> Response {
+        let preflight = request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        if request.method() != Method::OPTIONS || preflight {
+            return answer(self.routed.clone(), request).await;
+        }
+        let allow = self.origins.allow(request.headers().get(header::ORIGIN));
+        let mut response = answer(self.plain.clone(), request).await;
+        let headers = response.headers_mut();
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+        if let Some(allow) = allow {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("allow"),
+            );
+        }
+        response
+    }
+}
+
+async fn answer(router: Router, request: Request) -> Response {
+    match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+fn cors(origins: &Origins) -> CorsLayer {
+    let allow = match origins {
+        Origins::Any => AllowOrigin::any(),
+        Origins::List(list) => AllowOrigin::list(list.clone()),
     };
-    Ok(CorsLayer::new()
+    CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([
             Method::GET,
@@ -123,24 +380,12 @@ pub fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
             header::IF_MODIFIED_SINCE,
         ])
         .expose_headers([
+            header::ALLOW,
             header::ETAG,
             header::LOCATION,
             header::LINK,
             header::LAST_MODIFIED,
             header::HeaderName::from_static("x-total-count"),
         ])
-        .max_age(std::time::Duration::from_secs(600)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(same(b"secret", b"secret"));
-        assert!(!same(b"secret", b"secreT"));
-        assert!(!same(b"secret", b"secret2"));
-        assert!(!same(b"", b"x"));
-    }
+        .max_age(std::time::Duration::from_secs(600))
 }

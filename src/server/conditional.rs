@@ -10,11 +10,12 @@
 
 use std::time::SystemTime;
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::problem::Problem;
 use crate::codec::repr::Format;
-use crate::store::{Expect, Tag};
+use crate::store::{Expect, Tag, Unmet};
 
 /// Compression suffixes an `ETag` may carry.
 pub const ENCODING_SUFFIXES: [&str; 4] = ["-gzip", "-br", "-deflate", "-zstd"];
@@ -111,6 +112,42 @@ fn version_tag(tag: &str) -> Option<Tag> {
         return None;
     }
     u64::from_str_radix(hex, 16).ok().map(Tag::Version)
+}
+
+/// What a conditional write was aimed at.
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    Table(&'a str),
+    Row { table: &'a str, id: &'a str },
+}
+
+/// The 412 for a write whose precondition did not hold, saying what the
+/// target's state was and what to do about it.
+pub fn failed(unmet: Unmet, target: Target) -> Problem {
+    let what = match target {
+        Target::Table(table) => format!("the table {table:?}"),
+        Target::Row { table, id } => format!("the row {id:?} of {table:?}"),
+    };
+    let detail = match unmet {
+        Unmet::Exists => format!(
+            "{what} already exists, and If-None-Match: * asks to create it only; \
+             send If-Match with its ETag to replace it"
+        ),
+        Unmet::Missing => format!(
+            "{what} does not exist (any more), and If-Match asks for a version of it; \
+             send the write without If-Match to create it"
+        ),
+        Unmet::Changed => format!(
+            "{what} has changed since the version If-Match names; \
+             GET it again for its current ETag and redo the change on that"
+        ),
+        Unmet::Unchanged => format!("{what} is at a version If-None-Match names"),
+    };
+    Problem::new(
+        StatusCode::PRECONDITION_FAILED,
+        "precondition-failed",
+        detail,
+    )
 }
 
 #[cfg(test)]

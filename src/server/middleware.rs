@@ -28,11 +28,12 @@ use bytes::Bytes;
 use http_body::{Body as _, Frame};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::access::{self, Access};
+use super::access::{self, Caller, Keeper};
 use super::conditional::ENCODING_SUFFIXES;
 use super::metrics::Metrics;
 use super::negotiate::prefers_html;
-use super::problem::{html_page, Problem, PROBLEM_JSON};
+use super::problem::Problem;
+use crate::page::{sign_in_href, ProblemPage, Viewer};
 
 /// The outermost layers of `router`: [`edge`], and inside it panics turned
 /// into 500s.
@@ -207,7 +208,7 @@ pub fn panicked(panic: Box<dyn Any + Send>) -> Response {
 
 /// What the gate checks requests against.
 pub struct Gate {
-    pub access: Access,
+    pub keeper: Arc<Keeper>,
     pub max_uri: usize,
 }
 
@@ -222,6 +223,20 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
             .and_then(|v| v.to_str().ok()),
     );
     let path = request.uri().path().to_string();
+    let here = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |p| p.as_str().to_string());
+    let mut viewer = Viewer {
+        read_only: gate.keeper.access.read_only,
+        guarded: gate.keeper.access.token.is_some(),
+        here,
+        ..Viewer::default()
+    };
+    let read = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
     let response = match check(&request, gate.max_uri) {
         Err(problem) => {
             let mut response = problem.into_response();
@@ -231,9 +246,20 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             response
         }
-        Ok(()) => match access::check(&gate.access, &request) {
+        Ok(()) => match access::admit(&gate.keeper, request).await {
+            // A browser is shown the way in rather than a bare 401.
+            Err(refused) if refused.status == StatusCode::UNAUTHORIZED && html && read => {
+                see_other(&sign_in_href(&viewer.here))
+            }
             Err(refused) => refused.into_response(),
-            Ok(()) => {
+            Ok((mut request, caller)) => {
+                match &caller {
+                    Caller::Browser(session) => viewer.csrf = Some(session.csrf.clone()),
+                    Caller::Bearer => viewer.bearer = true,
+                    Caller::Anyone | Caller::Stranger => {}
+                }
+                request.extensions_mut().insert(viewer.clone());
+                request.extensions_mut().insert(caller);
                 let minimal = wants_minimal(&request);
                 let response = next.run(request).await;
                 if minimal {
@@ -244,48 +270,55 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
             }
         },
     };
-    as_problem(response, html, &path).await
+    as_problem(response, html, &path, &viewer).await
 }
 
 /// Every error leaves as a problem document (RFC 9457), or as a readable
 /// page when a browser asked. Errors raised below the handlers (a body over
 /// the limit, a path that does not decode, a time-out) arrive as plain text
 /// and are rewrapped here, so the whole API speaks one error format.
-async fn as_problem(response: Response, html: bool, path: &str) -> Response {
+async fn as_problem(response: Response, html: bool, path: &str, viewer: &Viewer) -> Response {
     let status = response.status();
     if !status.is_client_error() && !status.is_server_error() {
         return response;
     }
-    let is_problem = response
+    let problem = response.extensions().get::<Problem>().cloned();
+    // A handler that answered with a page of its own (the sign-in page
+    // saying the token was wrong) meant it.
+    let page = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem && !html {
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if (problem.is_some() && !html) || (problem.is_none() && page) {
         return response;
     }
     let (parts, body) = response.into_parts();
-    // Error bodies are small; 64 KiB bounds a surprise.
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .unwrap_or_default();
-    let (title, detail) = if is_problem {
-        let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let text = |key: &str| {
-            doc.get(key)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        (text("title"), text("detail"))
-    } else {
-        let text = String::from_utf8_lossy(&bytes).trim().to_string();
-        let title = status.canonical_reason().unwrap_or("Error").to_string();
-        let detail = if text.is_empty() { title.clone() } else { text };
-        (title, detail)
+    let problem = match problem {
+        Some(problem) => problem,
+        None => {
+            // Error bodies are small; 64 KiB bounds a surprise.
+            let bytes = axum::body::to_bytes(body, 64 * 1024)
+                .await
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes).trim().to_string();
+            let detail = if text.is_empty() {
+                status.canonical_reason().unwrap_or("Error").to_string()
+            } else {
+                text
+            };
+            Problem::new(status, "http", detail)
+        }
     };
     let mut rebuilt = if html {
-        let page = html_page(status.as_u16(), &title, &detail, path);
-        let mut response = Response::new(Body::from(page));
+        let page = ProblemPage {
+            status: status.as_u16(),
+            title: problem.title(),
+            kind: problem.kind,
+            detail: problem.page_detail.as_deref().unwrap_or(&problem.detail),
+            path,
+            viewer,
+        };
+        let mut response = Response::new(Body::from(page.render()));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
@@ -293,7 +326,7 @@ async fn as_problem(response: Response, html: bool, path: &str) -> Response {
         crate::page::protect(response.headers_mut());
         response
     } else {
-        Problem::new(status, "http", detail).into_response()
+        problem.into_response()
     };
     *rebuilt.status_mut() = status;
     for name in [header::ALLOW, header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
@@ -302,6 +335,15 @@ async fn as_problem(response: Response, html: bool, path: &str) -> Response {
         }
     }
     rebuilt
+}
+
+/// `303 See Other` to `location`.
+pub fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }
 
 /// A compressed body is a different representation: give it its own tag
@@ -382,11 +424,7 @@ fn check(request: &Request, max_uri: usize) -> Result<(), Problem> {
         )));
     }
     if let Some(host) = hosts.first() {
-        if !host.to_str().is_ok_and(valid_host) {
-            return Err(Problem::bad_request(
-                "the Host header is not a valid host[:port]",
-            ));
-        }
+        host_problem(host)?;
     }
     let codings: Vec<&str> = headers
         .get_all(header::TRANSFER_ENCODING)
@@ -422,16 +460,32 @@ fn check(request: &Request, max_uri: usize) -> Result<(), Problem> {
 }
 
 /// `host[:port]` without user info; or the seed client's path-in-Host,
-/// which [`seed_path_in_host`] reads as the request's path.
-fn valid_host(host: &str) -> bool {
-    if host.starts_with('/') {
-        return true;
+/// which [`seed_path_in_host`] reads as the request's path, and which must
+/// then be a valid path (else the request would be served as `/`).
+fn host_problem(host: &HeaderValue) -> Result<(), Problem> {
+    let text = host.to_str().unwrap_or_default();
+    if text.starts_with('/') {
+        return match text.parse::<axum::http::uri::PathAndQuery>() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Problem::bad_request(format!(
+                "the Host header {text:?} is neither host[:port] nor a valid path \
+                 (a path in Host is read as the request's path): \
+                 percent-encode spaces and other special characters (%20)"
+            ))),
+        };
     }
-    !host.is_empty()
-        && !host.contains('@')
-        && host
+    let valid = !text.is_empty()
+        && !text.contains('@')
+        && text
             .parse::<axum::http::uri::Authority>()
-            .is_ok_and(|a| a.as_str() == host)
+            .is_ok_and(|a| a.as_str() == text);
+    if valid {
+        Ok(())
+    } else {
+        Err(Problem::bad_request(
+            "the Host header is not a valid host[:port]",
+        ))
+    }
 }
 
 /// `Prefer: return=minimal` (RFC 7240) on a write: the answer keeps its

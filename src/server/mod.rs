@@ -14,6 +14,8 @@ mod middleware;
 mod negotiate;
 mod problem;
 mod routes;
+mod session;
+mod signin;
 mod stream;
 mod tls;
 
@@ -77,11 +79,19 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 /// (a page for a browser) as to any other.
 pub fn app(state: AppState, args: &ServeArgs, access: Access) -> anyhow::Result<Router> {
     let metrics = state.metrics.clone();
-    let gate = Arc::new(middleware::Gate {
+    let keeper = Arc::new(access::Keeper {
         access,
+        sessions: session::Sessions::default(),
+        tls: args.tls_cert.is_some() && args.tls_key.is_some(),
+        max_body: args.max_body,
+        body_timeout: state.body_timeout,
+    });
+    let gate = Arc::new(middleware::Gate {
+        keeper: keeper.clone(),
         max_uri: args.max_uri,
     });
     let mut router = routes::router(state)
+        .merge(signin::router(keeper))
         .layer(RequestBodyLimitLayer::new(args.max_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -90,7 +100,7 @@ pub fn app(state: AppState, args: &ServeArgs, access: Access) -> anyhow::Result<
         .layer(from_fn_with_state(gate, middleware::gate))
         .layer(CompressionLayer::new());
     if !args.cors.is_empty() {
-        router = router.layer(access::cors(&args.cors)?);
+        router = access::with_cors(router, &args.cors)?;
     }
     Ok(middleware::outer(router, metrics))
 }

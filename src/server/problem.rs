@@ -23,6 +23,9 @@ pub struct Problem {
     pub allow: Option<&'static str>,
     /// Whether to send the bearer challenge (`WWW-Authenticate`), for 401.
     pub challenge: bool,
+    /// What happened in the words for a person at a web page, when the
+    /// detail gives advice only an HTTP client can follow.
+    pub page_detail: Option<String>,
 }
 
 impl Problem {
@@ -33,6 +36,7 @@ impl Problem {
             detail: detail.into(),
             allow: None,
             challenge: false,
+            page_detail: None,
         }
     }
 
@@ -98,6 +102,8 @@ impl IntoResponse for Problem {
         let mut body = self.body().to_string();
         body.push('\n');
         let mut response = (self.status, body).into_response();
+        // For the page a browser gets instead (see the middleware).
+        response.extensions_mut().insert(self.clone());
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if self.kind == "storage-unavailable" {
@@ -128,12 +134,18 @@ impl From<store::Error> for Problem {
             E::IdMismatch { .. } => (StatusCode::BAD_REQUEST, "id-mismatch"),
             E::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid-id"),
             E::InvalidField(_) => (StatusCode::BAD_REQUEST, "invalid-field"),
-            E::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
+            E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
             E::BrokenTable { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "broken-table"),
             E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
             E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage-unavailable"),
         };
-        Problem::new(status, kind, err.to_string())
+        let mut problem = Problem::new(status, kind, err.to_string());
+        if let E::BrokenTable { table, reason } = &err {
+            problem.page_detail = Some(format!(
+                "The file of the table {table} cannot be read as CSV: {reason}."
+            ));
+        }
+        problem
     }
 }
 
@@ -150,10 +162,4 @@ impl From<BodyError> for Problem {
             }
         }
     }
-}
-
-/// A readable page for a problem answered to a request for `path`, for
-/// browsers.
-pub fn html_page(status: u16, title: &str, detail: &str, path: &str) -> String {
-    crate::page::problem_page(status, title, detail, path)
 }

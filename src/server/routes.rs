@@ -10,13 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 
-use super::conditional::{etag, expectations, not_modified};
+use super::conditional::{self, etag, expectations, not_modified, Target};
 use super::negotiate::{negotiate, prefers_html};
 use super::problem::Problem;
 use super::stream::Rows;
 use crate::codec::body::{self, Parsed};
 use crate::codec::repr::{self, encode_segment, Format};
-use crate::page::{self, Address, TablePage};
+use crate::page::{self, Address, TablePage, Viewer};
 use crate::query::{self, Views};
 use crate::store::{Pending, Row, Store, TableInfo, Written};
 
@@ -91,13 +91,19 @@ fn read<T>(
 }
 
 /// A store write, answered only once it is durable. The wait for the log's
-/// fsync holds no thread, so concurrent writes share fsyncs cheaply.
+/// fsync holds no thread, so concurrent writes share fsyncs cheaply. A
+/// failed precondition is said in terms of the `target`.
 async fn write<T>(
     state: &AppState,
+    target: Target<'_>,
     call: impl FnOnce(&dyn Store) -> crate::store::Result<Pending<T>>,
 ) -> Result<T, Problem> {
-    let pending = call(state.store.as_ref())?;
-    pending.durable().await.map_err(Problem::from)
+    let problem = |err| match err {
+        crate::store::Error::PreconditionFailed(unmet) => conditional::failed(unmet, target),
+        other => Problem::from(other),
+    };
+    let pending = call(state.store.as_ref()).map_err(problem)?;
+    pending.durable().await.map_err(problem)
 }
 
 /// A stylesheet, script or icon of the web page.
@@ -128,7 +134,9 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Answer {
 
 async fn root(State(state): State<AppState>, request: Request) -> Answer {
     match *request.method() {
-        Method::GET | Method::HEAD => list_tables(state, request.headers()).await,
+        Method::GET | Method::HEAD => {
+            list_tables(state, request.headers(), &viewer_of(&request)).await
+        }
         Method::OPTIONS => Ok(options(ALLOW_ROOT)),
         _ => Err(not_allowed(request.method(), ALLOW_ROOT)),
     }
@@ -171,7 +179,10 @@ async fn row(
     let table_page = format!("/{table}");
     let row_page = format!("{table_page}/{}", encode_segment(&id));
     match method {
-        Method::GET | Method::HEAD => get_row(state, table, id, request.headers()).await,
+        Method::GET | Method::HEAD => {
+            let viewer = viewer_of(&request);
+            get_row(state, table, id, request.headers(), &viewer).await
+        }
         Method::PUT | Method::PATCH => write_row(state, table, id, request)
             .await
             .map_err(Problem::for_write)
@@ -276,9 +287,43 @@ fn choose(headers: &HeaderMap, suffix: Option<Format>) -> Result<Format, Problem
 }
 
 /// The format for a write's answer: as asked, or JSON (a write that
-/// succeeded is never turned into a 406).
+/// succeeded is never turned into a 406). Never a page: a browser that
+/// wrote is sent on to the page that shows the result ([`Browser`]).
 fn answer_format(headers: &HeaderMap) -> Format {
-    choose(headers, None).unwrap_or(Format::Json)
+    match choose(headers, None) {
+        Ok(Format::Html) | Err(_) => Format::Json,
+        Ok(format) => format,
+    }
+}
+
+/// A page differs for a signed-in browser: caches must keep them apart.
+fn vary_by_viewer(headers: &mut HeaderMap, format: Format, viewer: &Viewer) {
+    if format == Format::Html && viewer.guarded {
+        let vary = if headers.contains_key(header::VARY) {
+            "Accept, Cookie"
+        } else {
+            "Cookie"
+        };
+        headers.insert(header::VARY, HeaderValue::from_static(vary));
+    }
+}
+
+/// Who is looking, for a page: set by the access rules for every request.
+fn viewer_of(request: &Request) -> Viewer {
+    request
+        .extensions()
+        .get::<Viewer>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A page's tag: the representation's, told apart per viewer (a page's
+/// forms and token differ), and `Vary: Cookie` when a sign-in changes it.
+fn page_tag(tag: String, format: Format, viewer: &Viewer) -> String {
+    match viewer.tag_suffix().filter(|_| format == Format::Html) {
+        Some(suffix) => format!("{}{suffix}\"", tag.trim_end_matches('"')),
+        None => tag,
+    }
 }
 
 fn content(format: Format, negotiated: bool, tag: &str) -> HeaderMap {
@@ -305,17 +350,18 @@ fn last_modified(headers: &mut HeaderMap, modified: std::time::SystemTime) {
     }
 }
 
-async fn list_tables(state: AppState, request_headers: &HeaderMap) -> Answer {
+async fn list_tables(state: AppState, request_headers: &HeaderMap, viewer: &Viewer) -> Answer {
     let format = choose(request_headers, None)?;
     let tables = read(&state, |store| store.tables())?;
     let version = list_version(&tables);
-    let tag = etag(version, None, format);
+    let tag = page_tag(etag(version, None, format), format, viewer);
     let mut headers = content(format, true, &tag);
+    vary_by_viewer(&mut headers, format, viewer);
     if not_modified(request_headers, &tag, None) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok((headers, repr::render_tables(format, &tables)).into_response())
+    Ok((headers, repr::render_tables(format, &tables, viewer)).into_response())
 }
 
 fn list_version(tables: &[TableInfo]) -> u64 {
@@ -346,8 +392,14 @@ async fn get_table(
     };
     let query = query::parse(&asked, &view.snapshot.columns)
         .map_err(|err| Problem::bad_request(err.to_string()))?;
-    let tag = etag(view.snapshot.version, Some(raw_query), format);
+    let viewer = viewer_of(&request);
+    let tag = page_tag(
+        etag(view.snapshot.version, Some(raw_query), format),
+        format,
+        &viewer,
+    );
     let mut headers = content(format, suffix.is_none(), &tag);
+    vary_by_viewer(&mut headers, format, &viewer);
     last_modified(&mut headers, view.snapshot.modified);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if not_modified(request.headers(), &tag, Some(view.snapshot.modified)) {
@@ -403,6 +455,7 @@ async fn get_table(
             matching: selection.total,
             modified: snapshot.modified,
             query: &asked,
+            viewer: &viewer,
         }
         .frame()
     });
@@ -418,6 +471,7 @@ async fn get_row(
     table: String,
     id: String,
     request_headers: &HeaderMap,
+    viewer: &Viewer,
 ) -> Answer {
     let title = table.clone();
     let (view, suffix) = read(&state, |store| match store.row(&table, &id) {
@@ -437,15 +491,24 @@ async fn get_row(
         other => other.map(|view| (view, None)),
     })?;
     let format = choose(request_headers, suffix)?;
-    let tag = etag(view.version, None, format);
+    let tag = page_tag(etag(view.version, None, format), format, viewer);
     let mut headers = content(format, suffix.is_none(), &tag);
+    vary_by_viewer(&mut headers, format, viewer);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if not_modified(request_headers, &tag, None) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     Ok((
         headers,
-        repr::render_row(format, &view.columns, view.id_col, &title, &view.row, &tag),
+        repr::render_row(
+            format,
+            &view.columns,
+            view.id_col,
+            &title,
+            &view.row,
+            &tag,
+            viewer,
+        ),
     )
         .into_response())
 }
@@ -532,7 +595,7 @@ async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
     let expect = expectations(&headers);
     let many = parsed.many;
     let table = name.clone();
-    let written = write(&state, |store| {
+    let written = write(&state, Target::Table(&name), |store| {
         store.insert(&table, parsed.records, &expect)
     })
     .await?;
@@ -586,6 +649,8 @@ fn written_row(format: Format, table: &str, written: &Written, status: StatusCod
         table,
         row.as_ref() as &Row,
         &tag,
+        // Never drawn: a write's answer is never a page.
+        &Viewer::default(),
     );
     (status, content(format, false, &tag), body).into_response()
 }
@@ -595,7 +660,7 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
     let (headers, parsed) = read_body(&state, request).await?;
     let expect = expectations(&headers);
     let table = name.clone();
-    let (info, created) = write(&state, |store| {
+    let (info, created) = write(&state, Target::Table(&name), |store| {
         store.replace_table(&table, parsed.columns, parsed.records, &expect)
     })
     .await?;
@@ -620,7 +685,10 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
 
 async fn delete_table(state: AppState, name: String, headers: &HeaderMap) -> Answer {
     let expect = expectations(headers);
-    write(&state, |store| store.delete_table(&name, &expect)).await?;
+    write(&state, Target::Table(&name), |store| {
+        store.delete_table(&name, &expect)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -632,7 +700,11 @@ async fn write_row(state: AppState, table: String, id: String, request: Request)
     let expect = expectations(&headers);
     let name = table.clone();
     let row_id = id.clone();
-    let written = write(&state, |store| {
+    let target = Target::Row {
+        table: &table,
+        id: &id,
+    };
+    let written = write(&state, target, |store| {
         if patch {
             store.patch_row(&name, &row_id, record, &expect)
         } else {
@@ -656,6 +728,13 @@ async fn write_row(state: AppState, table: String, id: String, request: Request)
 
 async fn delete_row(state: AppState, table: String, id: String, headers: &HeaderMap) -> Answer {
     let expect = expectations(headers);
-    write(&state, |store| store.delete_row(&table, &id, &expect)).await?;
+    let target = Target::Row {
+        table: &table,
+        id: &id,
+    };
+    write(&state, target, |store| {
+        store.delete_row(&table, &id, &expect)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

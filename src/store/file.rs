@@ -105,7 +105,10 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
         .from_reader(body);
     // One record, reused: no allocation per row but the row itself.
     let mut record = csv::StringRecord::new();
-    let mut columns: Vec<String> = match reader.read_record(&mut record).map_err(describe)? {
+    let mut columns: Vec<String> = match reader
+        .read_record(&mut record)
+        .map_err(|e| describe(body, e))?
+    {
         false => Vec::new(),
         true => record.iter().map(str::to_string).collect(),
     };
@@ -124,13 +127,16 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
         }
     }
     let mut rows = Vec::new();
-    while reader.read_record(&mut record).map_err(describe)? {
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| describe(body, e))?
+    {
         if record.len() > columns.len() {
-            let line = record.position().map_or(0, |p| p.line());
+            let line = line_at(body, record.position());
             return Err(format!(
-                "line {line}: {} fields, but the header names {} columns",
+                "line {line}: {} fields, but the header names {}",
                 record.len(),
-                columns.len()
+                plural(columns.len(), "column", "columns")
             ));
         }
         rows.push(Row::from_record(&record));
@@ -138,15 +144,34 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
     Ok((columns, rows, Layout { bom, crlf }))
 }
 
-fn describe(err: csv::Error) -> String {
+fn describe(body: &[u8], err: csv::Error) -> String {
     match err.kind() {
         csv::ErrorKind::Utf8 { pos, err } => format!(
             "line {}: field {} is not valid UTF-8 (save the file as UTF-8)",
-            pos.as_ref().map_or(0, |p| p.line()),
+            line_at(body, pos.as_ref()),
             err.field() + 1
         ),
         _ => err.to_string(),
     }
+}
+
+/// The physical line (from 1) a record starts on: every line end before
+/// it counts (CRLF once, a lone CR or LF once), inside quotes too. The csv
+/// reader's own count misses the line ends of CRLF files.
+fn line_at(body: &[u8], position: Option<&csv::Position>) -> u64 {
+    let end = position.map_or(0, |p| usize::try_from(p.byte()).unwrap_or(usize::MAX));
+    let before = &body[..end.min(body.len())];
+    let ends = before
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && before.get(i + 1) != Some(&b'\n')))
+        .count();
+    ends as u64 + 1
+}
+
+/// "1 column", "2 columns".
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Writes the table as CSV bytes.

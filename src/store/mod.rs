@@ -48,8 +48,8 @@ pub enum Error {
     InvalidId(String),
     #[error("invalid field: {0}")]
     InvalidField(String),
-    #[error("the precondition failed: the resource has changed (or does not exist)")]
-    PreconditionFailed,
+    #[error("the precondition failed: {0}")]
+    PreconditionFailed(Unmet),
     #[error("table {table:?} cannot be read from its file ({reason}); fix the file, or replace the table with PUT /{table}")]
     BrokenTable { table: String, reason: String },
     #[error("storage failure: {0}")]
@@ -68,6 +68,23 @@ pub enum Tag {
     /// `*`: any current version.
     Any,
     Version(u64),
+}
+
+/// Which precondition of a write did not hold: what the target's state was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unmet {
+    /// `If-Match`, and there is nothing there.
+    #[error("it does not exist")]
+    Missing,
+    /// `If-Match`, and it is at another version.
+    #[error("it has changed")]
+    Changed,
+    /// `If-None-Match: *`, and it exists.
+    #[error("it already exists")]
+    Exists,
+    /// `If-None-Match`, and it is at a version named there.
+    #[error("it is at a version If-None-Match names")]
+    Unchanged,
 }
 
 /// Preconditions on a write, checked atomically with it.
@@ -91,12 +108,21 @@ impl Expect {
         };
         if let Some(tags) = &self.if_match {
             if !matches(tags) {
-                return Err(Error::PreconditionFailed);
+                let unmet = match current {
+                    None => Unmet::Missing,
+                    Some(_) => Unmet::Changed,
+                };
+                return Err(Error::PreconditionFailed(unmet));
             }
         }
         if let Some(tags) = &self.if_none_match {
             if matches(tags) {
-                return Err(Error::PreconditionFailed);
+                let unmet = if tags.contains(&Tag::Any) {
+                    Unmet::Exists
+                } else {
+                    Unmet::Unchanged
+                };
+                return Err(Error::PreconditionFailed(unmet));
             }
         }
         Ok(())
@@ -288,13 +314,22 @@ mod tests {
             if_none_match: None,
         };
         assert!(e.check(Some(3)).is_ok());
-        assert!(e.check(Some(4)).is_err());
-        assert!(e.check(None).is_err());
+        assert!(matches!(
+            e.check(Some(4)),
+            Err(Error::PreconditionFailed(Unmet::Changed))
+        ));
+        assert!(matches!(
+            e.check(None),
+            Err(Error::PreconditionFailed(Unmet::Missing))
+        ));
         let e = Expect {
             if_match: None,
             if_none_match: Some(vec![Tag::Any]),
         };
         assert!(e.check(None).is_ok());
-        assert!(e.check(Some(1)).is_err());
+        assert!(matches!(
+            e.check(Some(1)),
+            Err(Error::PreconditionFailed(Unmet::Exists))
+        ));
     }
 }

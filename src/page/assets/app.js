@@ -1,6 +1,7 @@
 // csvd's page script: only what a plain HTML form cannot do. It sends
 // PATCH, PUT and DELETE through the public API (with If-Match, so a change
-// made on a copy someone else has changed since is refused, not lost),
+// made on a copy someone else has changed since is refused, not lost, and
+// with the page's CSRF token when signed in),
 // names new columns, uploads CSV files, says a failed write's reason on
 // the page, and keeps search addresses free of empty filters. Reading,
 // searching and adding rows work without it.
@@ -54,8 +55,12 @@
     }
   }
 
+  // A signed-in page's CSRF token, which every write it sends carries.
+  const csrf = document.querySelector('meta[name="csrf-token"]');
+
   function send(method, url, options) {
     const headers = { Accept: 'application/json' };
+    if (csrf) headers['X-CSRF-Token'] = csrf.content;
     if (options.type) headers['Content-Type'] = options.type;
     if (options.tag) headers['If-Match'] = options.tag;
     if (options.createOnly) headers['If-None-Match'] = '*';
@@ -106,7 +111,7 @@
   async function addRow(form, status) {
     const fields = {};
     form.querySelectorAll('[name]').forEach((field) => {
-      fields[field.name] = field.value;
+      if (field.name !== '_csrf') fields[field.name] = field.value;
     });
     for (const [name, value] of newColumns(form)) fields[name] = value;
     say(status, 'Adding…');
@@ -143,7 +148,9 @@
     if (response.ok) {
       leave(window.location.pathname, 'Saved.');
     } else if (response.status === 412) {
-      stale(status, 'Not saved: someone changed or deleted this row since you opened it.');
+      stale(status, 'Not saved: someone changed this row since you opened it.');
+    } else if (response.status === 404) {
+      stale(status, 'Not saved: someone deleted this row since you opened it.');
     } else {
       say(status, 'Not saved: ' + (await detail(response)), 'error');
     }
@@ -156,6 +163,8 @@
       leave(button.dataset.then, button.dataset.done);
     } else if (response.status === 412) {
       stale(status, 'Not deleted: it was changed since you opened this page.');
+    } else if (response.status === 404) {
+      stale(status, 'Not deleted: someone deleted it already.');
     } else {
       say(status, 'Not deleted: ' + (await detail(response)), 'error');
     }
