@@ -24,9 +24,11 @@ fn files_dropped_in_while_running_become_tables() {
     fs::write(s.dir.join("not a table.csv"), "a\n1\n").unwrap();
     fs::write(s.dir.join("notes.txt"), "hello").unwrap();
     let list = s.get("/").json();
-    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    // `not a table.csv` is served as `not_a_table`; notes.txt is no table.
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list[0]["name"], "not_a_table");
     assert_eq!(
-        list[0]["columns"],
+        list[1]["columns"],
         json!(["zip", "city"]),
         "the BOM is not part of the first column"
     );
@@ -134,11 +136,13 @@ fn a_broken_file_names_its_physical_line_for_lf_and_crlf() {
         "id,name\r\n1,kim\r\n2,\"two\r\nlines\"\r\n3,park,extra\r\n",
     )
     .unwrap();
-    fs::write(s.dir.join("semi.csv"), "name;age\r\nkim;\"30,5\"\r\n").unwrap();
+    fs::write(s.dir.join("semi.csv"), "name,age\r\nkim,\"30,5\",x\r\n").unwrap();
+    fs::write(s.dir.join("one.csv"), "name\r\nkim,30\r\n").unwrap();
     for (table, needle) in [
         ("lf", "line 4: 3 fields, but the header names 2 columns"),
         ("crlf", "line 5: 3 fields, but the header names 2 columns"),
-        ("semi", "line 2: 2 fields, but the header names 1 column"),
+        ("semi", "line 2: 3 fields, but the header names 2 columns"),
+        ("one", "line 2: 2 fields, but the header names 1 column"),
     ] {
         let detail = s.get(&format!("/{table}")).json()["detail"]
             .as_str()
@@ -324,4 +328,109 @@ fn id_column_flag() {
     let r = s.post_json("/t", r#"{"name":"kim"}"#);
     assert_eq!(r.json(), json!({"key": 1, "name": "kim"}));
     assert_eq!(s.get("/t/1").json()["name"], json!("kim"));
+}
+
+#[test]
+fn a_file_in_another_dialect_is_reported_and_never_rewritten() {
+    let mut s = Server::start();
+    let semi = "id;name\r\n1;kim\r\n2;lee\r\n";
+    fs::write(s.dir.join("semi.csv"), semi).unwrap();
+    let listed = s.get("/").json();
+    let error = listed[0]["error"].as_str().unwrap();
+    assert!(error.contains("semicolons"), "{error}");
+    assert_eq!(s.get("/semi").status, 500);
+    let r = s.post_json("/semi", r#"{"name":"park"}"#);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("semicolons"), "{}", r.text());
+    assert_eq!(
+        s.send_json("PATCH", "/semi/1", r#"{"name":"x"}"#).status,
+        409
+    );
+    s.stop();
+    assert_eq!(fs::read_to_string(s.dir.join("semi.csv")).unwrap(), semi);
+    // A body in that dialect is refused too, rather than read as one column.
+    let s = Server::start();
+    let r = s.request("POST", "/t", &[("Content-Type", "text/csv")], b"a;b\n1;2\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("semicolons"), "{}", r.text());
+}
+
+#[test]
+fn csv_files_with_other_names_are_served_and_other_files_reported_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("UPPER.CSV"), "id,a\n1,x\n").unwrap();
+    fs::write(dir.join("Customers Export.csv"), "id,name\n1,kim\n").unwrap();
+    fs::write(dir.join("db.json"), "{}").unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg(dir)
+        .args(["--bind", "127.0.0.1:0", "--log-level", "info"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit("://").next().unwrap().to_string();
+    let get = |path: &str| {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        Response::parse(&raw, false)
+    };
+    let names: Vec<String> = get("/")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["Customers_Export", "UPPER"]);
+    assert_eq!(
+        get("/Customers_Export/1").json(),
+        json!({"id":1,"name":"kim"})
+    );
+    assert_eq!(get("/UPPER").json(), json!([{"id":1,"a":"x"}]));
+    let post = {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        let body = r#"{"name":"lee"}"#;
+        write!(stream, "POST /Customers_Export HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        Response::parse(&raw, false)
+    };
+    assert_eq!(post.status, 201);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(
+        log.matches("skipping \"db.json\": not a .csv file").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("serving \"Customers Export.csv\" as the table \"Customers_Export\""),
+        "{log}"
+    );
+    // The file keeps its name; no second file appears.
+    assert_eq!(
+        fs::read_to_string(dir.join("Customers Export.csv")).unwrap(),
+        "id,name\n1,kim\n2,lee\n"
+    );
+    assert!(!dir.join("Customers_Export.csv").exists());
 }

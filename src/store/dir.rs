@@ -33,6 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::disk::Disk;
 use super::file::{self, Layout, Stamp};
+use super::names::Names;
 use super::table::{validate_id, Applied, Table};
 use super::wal::{Op, Wal};
 use super::{
@@ -104,6 +105,8 @@ pub struct DirStore {
     unavailable_reason: Mutex<Option<String>>,
     /// Backoff for checkpoints and rebuilds that fail.
     retry: Mutex<Retry>,
+    /// Which files are tables, under which names.
+    names: Names,
     /// Holds the data directory against a second server.
     _lock: File,
 }
@@ -212,8 +215,11 @@ impl DirStore {
             unavailable: AtomicBool::new(false),
             unavailable_reason: Mutex::new(None),
             retry: Mutex::new(Retry::default()),
+            names: Names::default(),
             _lock: lock,
         });
+        // Before replaying: a logged table may live in a file of another name.
+        store.names.scan(dir)?;
         let mut salvaged = recovered.salvaged;
         let count = recovered.ops.len();
         salvaged.extend(store.recover(recovered.ops, options.salvage)?);
@@ -241,7 +247,7 @@ impl DirStore {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.csv"))
+        self.names.path(&self.dir, name)
     }
 
     /// The slot of a table; created only when `create` is set or the file
@@ -252,7 +258,8 @@ impl DirStore {
         if let Some(slot) = slots.get(name) {
             return Ok(slot.clone());
         }
-        if !create && disk_stamp(&self.path(name)).is_none() {
+        let found = disk_stamp(&self.path(name)).is_some() || self.names.discover(&self.dir, name);
+        if !create && !found {
             return Err(Error::NoTable(name.to_string()));
         }
         let slot = Arc::new(Slot::default());
@@ -1169,17 +1176,7 @@ fn log_columns(name: &str, table: &Table, before: usize, ops: &mut Vec<Op>) {
 
 impl Store for DirStore {
     fn tables(&self) -> Result<Vec<TableInfo>> {
-        let mut names = BTreeSet::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let file_name = entry.file_name();
-            let Some(stem) = file_name.to_str().and_then(|n| n.strip_suffix(".csv")) else {
-                continue;
-            };
-            if validate_table_name(stem).is_ok() {
-                names.insert(stem.to_string());
-            }
-        }
+        let mut names: BTreeSet<String> = self.names.scan(&self.dir)?.into_iter().collect();
         // Tables created since the last checkpoint have no file yet.
         names.extend(
             self.slots

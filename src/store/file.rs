@@ -89,6 +89,24 @@ pub fn hash_of(disk: &Disk, path: &Path) -> Option<u64> {
     disk.read(path).ok().map(|bytes| xxh3_64(&bytes))
 }
 
+/// A header that reads as one column but holds another delimiter (`;` as
+/// Excel writes in much of Europe, a tab, `|`) is a file in a dialect not
+/// read yet: refused, so that it is reported and never rewritten with
+/// commas (which would corrupt it).
+fn refuse_other_delimiters(columns: &[String], line: u64) -> Result<(), String> {
+    let [only] = columns else { return Ok(()) };
+    let found = [(';', "semicolons"), ('\t', "tabs"), ('|', "'|'")]
+        .into_iter()
+        .find(|(c, _)| only.contains(*c));
+    match found {
+        Some((_, name)) => Err(format!(
+            "line {}: the header is separated by {name}, not commas; csvd reads comma-separated files only (save it as \"CSV UTF-8 (comma delimited)\"); the file is left as it is",
+            line.max(1)
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Parses CSV text with a header line into columns and rows.
 pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
     let (bom, body) = match bytes.strip_prefix(BOM) {
@@ -119,6 +137,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
             *first = first.trim_start_matches('\u{feff}').to_string();
         }
     }
+    refuse_other_delimiters(&columns, line_at(body, record.position()))?;
     for (i, name) in columns.iter().enumerate() {
         if columns[..i].contains(name) {
             return Err(format!(
@@ -396,6 +415,20 @@ mod tests {
         assert!(err.contains("twice"), "{err}");
         let err = parse(b"a\n\xff\n").unwrap_err();
         assert!(err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn other_delimiters_are_refused_not_read_as_one_column() {
+        for (text, word) in [
+            (&b"id;name\r\n1;kim\r\n"[..], "semicolons"),
+            (b"id\tname\n1\tkim\n", "tabs"),
+            (b"id|name\n", "'|'"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(word) && err.starts_with("line 1:"), "{err}");
+        }
+        // Commas win: a semicolon inside a comma-separated header is a name.
+        assert!(parse(b"id,a;b\n1,x\n").is_ok());
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod disk;
 #[cfg(test)]
 mod fault_walk;
 mod file;
+mod names;
 mod row;
 mod table;
 mod wal;
