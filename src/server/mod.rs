@@ -129,6 +129,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sync: args.sync == SyncMode::Always,
         settle: Duration::from_secs(args.checkpoint_after),
         salvage: args.salvage,
+        read_only: args.read_only,
         ..Options::default()
     };
     let data_dir = args.data_dir.clone();

@@ -54,6 +54,9 @@ pub struct Options {
     /// Start even when the log is damaged, with what can be read: damaged
     /// segments are moved aside, what could not be applied is reported.
     pub salvage: bool,
+    /// Serve without writing anything to the directory (not even the lock
+    /// or the log), as a read-only server on a read-only mount must.
+    pub read_only: bool,
 }
 
 impl Default for Options {
@@ -66,6 +69,7 @@ impl Default for Options {
             // 64 MiB of log replays in well under a second at start.
             max_log_bytes: 64 << 20,
             salvage: false,
+            read_only: false,
         }
     }
 }
@@ -107,8 +111,9 @@ pub struct DirStore {
     retry: Mutex<Retry>,
     /// Which files are tables, under which names.
     names: Names,
-    /// Holds the data directory against a second server.
-    _lock: File,
+    /// Holds the data directory against a second server (shared by
+    /// read-only servers, when the lock file can be opened at all).
+    _lock: Option<File>,
 }
 
 #[derive(Default)]
@@ -180,6 +185,9 @@ impl DirStore {
         options: Options,
         disk: Disk,
     ) -> io::Result<Arc<DirStore>> {
+        if options.read_only {
+            return DirStore::open_read_only(dir, id_column, options, disk);
+        }
         disk.create_dir_all(dir)?;
         let meta_dir = dir.join(".csvd");
         disk.create_dir_all(&meta_dir)?;
@@ -199,7 +207,84 @@ impl DirStore {
             }
         }
         let (wal, recovered) = Wal::open(&meta_dir, options.sync, disk.clone(), options.salvage)?;
-        let store = Arc::new(DirStore {
+        let store = DirStore::new(dir, id_column, options, disk, wal, Some(lock));
+        store.start(recovered)?;
+        match store.checkpoint() {
+            Ok(failures) if failures.is_empty() => {}
+            Ok(failures) => store.retry_later(&failures.join("; ")),
+            Err(err) => return Err(io::Error::other(err.to_string())),
+        }
+        let weak = Arc::downgrade(&store);
+        std::thread::Builder::new()
+            .name("csvd-checkpoint".into())
+            .spawn(move || checkpointer(weak))?;
+        Ok(store)
+    }
+
+    /// Opens a data directory to serve it without writing a byte: no lock
+    /// file, log segment or temporary file is created or removed, and the
+    /// log is replayed into memory only. The lock is taken shared when its
+    /// file exists, so no read-write server starts meanwhile (and none is
+    /// running: its changes would not be seen).
+    fn open_read_only(
+        dir: &Path,
+        id_column: &str,
+        options: Options,
+        disk: Disk,
+    ) -> io::Result<Arc<DirStore>> {
+        if !dir.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "there is no data directory {} (a read-only server does not create one)",
+                    dir.display()
+                ),
+            ));
+        }
+        let lock_path = dir.join(".csvd").join("lock");
+        let lock = match File::open(&lock_path) {
+            Ok(file) => match file.try_lock_shared() {
+                Ok(()) => {
+                    tracing::info!(lock = %lock_path.display(), "read-only: holding the directory's lock shared, so no read-write csvd starts on it meanwhile");
+                    Some(file)
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        format!(
+                            "a csvd serving read-write holds {}: a read-only server beside it would not see its changes",
+                            dir.display()
+                        ),
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(err)) => {
+                    tracing::warn!(lock = %lock_path.display(), "read-only: cannot lock the directory ({err}); make sure no read-write csvd serves it");
+                    None
+                }
+            },
+            Err(_) => {
+                tracing::info!(
+                    "read-only: no lock taken ({} cannot be opened; nothing is written); make sure no read-write csvd serves this directory",
+                    lock_path.display()
+                );
+                None
+            }
+        };
+        let (wal, recovered) = Wal::read_only(&dir.join(".csvd"), disk.clone(), options.salvage)?;
+        let store = DirStore::new(dir, id_column, options, disk, wal, lock);
+        store.start(recovered)?;
+        Ok(store)
+    }
+
+    fn new(
+        dir: &Path,
+        id_column: &str,
+        options: Options,
+        disk: Disk,
+        wal: Arc<Wal>,
+        lock: Option<File>,
+    ) -> Arc<DirStore> {
+        Arc::new(DirStore {
             dir: dir.to_path_buf(),
             id_column: id_column.to_string(),
             options,
@@ -217,33 +302,30 @@ impl DirStore {
             retry: Mutex::new(Retry::default()),
             names: Names::default(),
             _lock: lock,
-        });
+        })
+    }
+
+    /// Finds the tables' files and replays the log into memory.
+    fn start(&self, recovered: super::wal::Recovered) -> io::Result<()> {
         // Before replaying: a logged table may live in a file of another name.
-        store.names.scan(dir)?;
+        self.names.scan(&self.dir)?;
         let mut salvaged = recovered.salvaged;
         let count = recovered.ops.len();
-        salvaged.extend(store.recover(recovered.ops, options.salvage)?);
+        salvaged.extend(self.recover(recovered.ops, self.options.salvage)?);
         if count > 0 {
             tracing::info!(records = count, "replayed the write-ahead log");
         }
         if !salvaged.is_empty() {
             // Keep every segment as it was: the recovery checkpoint would
             // delete what could not be applied.
-            store.keep_segments()?;
+            if !self.options.read_only {
+                self.keep_segments()?;
+            }
             for line in &salvaged {
                 tracing::error!("salvage: {line}");
             }
         }
-        match store.checkpoint() {
-            Ok(failures) if failures.is_empty() => {}
-            Ok(failures) => store.retry_later(&failures.join("; ")),
-            Err(err) => return Err(io::Error::other(err.to_string())),
-        }
-        let weak = Arc::downgrade(&store);
-        std::thread::Builder::new()
-            .name("csvd-checkpoint".into())
-            .spawn(move || checkpointer(weak))?;
-        Ok(store)
+        Ok(())
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -307,7 +389,7 @@ impl DirStore {
         if state.dirty {
             return self.keep_hand_edit(name, state);
         }
-        let known = state.logged;
+        let known = state.logged && !self.options.read_only;
         self.reload(name, state);
         if known {
             // The table's logged changes are all in the file the person
@@ -326,6 +408,16 @@ impl DirStore {
     /// can lose those changes), then keeps the person's file under a name
     /// of its own. The next checkpoint writes the table's file afresh.
     fn keep_hand_edit(&self, name: &str, state: &mut TableState) -> Result<()> {
+        if self.options.read_only {
+            // Nothing may be written: memory (the file plus the log) stays
+            // what is served, and the person's file stays where it is.
+            tracing::warn!(
+                table = name,
+                "the table's file was changed by hand, but the log holds changes it lacks; read-only: serving the table with those changes, the file is left as it is"
+            );
+            state.stamp = disk_stamp(&self.path(name));
+            return Ok(());
+        }
         if let Content::Loaded(table) = &state.content {
             let lsn = self.wal.append(&[Op::Replace {
                 table: name.to_string(),
@@ -420,6 +512,11 @@ impl DirStore {
         create: bool,
         change: impl FnOnce(&mut TableState, &mut Vec<Op>) -> Result<T>,
     ) -> Result<Pending<T>> {
+        if self.options.read_only {
+            return Err(Error::Io(io::Error::other(
+                "the data directory is served read-only",
+            )));
+        }
         let world = read(&self.world);
         self.available()?;
         let slot = self.slot(name, create)?;
@@ -637,7 +734,7 @@ impl DirStore {
         };
         // Built from the log: a file that is not one of ours is a person's.
         if from_log && on_disk.stamp.is_some() {
-            if file_is_ours {
+            if file_is_ours || self.options.read_only {
                 state.layout = on_disk.layout;
                 state.stamp = on_disk.stamp;
                 state.file_hash = on_disk.file_hash;
@@ -1346,6 +1443,9 @@ impl Store for DirStore {
     }
 
     fn flush(&self) -> Result<()> {
+        if self.options.read_only {
+            return Ok(());
+        }
         if self.unavailable.load(Ordering::Acquire) || self.wal.is_failed() {
             // Memory may hold refused changes: rebuild before writing files.
             if let Err(err) = self.rebuild() {

@@ -25,6 +25,7 @@ fn options() -> Options {
         settle: Duration::from_secs(3600),
         max_log_bytes: u64::MAX,
         salvage: false,
+        read_only: false,
     }
 }
 

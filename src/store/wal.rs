@@ -493,6 +493,8 @@ struct State {
     failed: Option<String>,
     /// The failed batch was already cut off the segment.
     cut: bool,
+    /// Opened to read only: every append is refused.
+    read_only: bool,
     closing: bool,
 }
 
@@ -525,80 +527,34 @@ impl Wal {
         salvage: bool,
     ) -> io::Result<(Arc<Wal>, Recovered)> {
         disk.create_dir_all(dir)?;
-        let mut segments = list_segments(&disk, dir)?;
-        segments.sort();
-        let mut recovered = Recovered::default();
-        let last = segments.last().map_or(0, |(number, _)| *number);
-        for pair in segments.windows(2) {
-            let (a, b) = (pair[0].0, pair[1].0);
-            if b != a + 1 {
-                let damage = Damage {
-                    file: segment_path(dir, a + 1),
-                    offset: 0,
-                    what: format!("segment {} is missing between segments {a} and {b}", a + 1),
-                };
-                if !salvage {
-                    return Err(refusal(&damage));
-                }
-                recovered
-                    .salvaged
-                    .push(format!("{damage}: its changes are lost"));
-            }
-        }
-        for (number, path) in &segments {
-            let newest = *number == last;
-            let bytes = disk.read(path)?;
-            let (start, problem) = match records_start(&bytes, *number) {
-                Ok(start) => (start, None),
-                Err(problem) => (0, Some(problem)),
-            };
-            let decoded = if problem.is_none() {
-                decode(&bytes[start..])
-            } else {
-                Decoded::default()
-            };
-            recovered.ops.extend(decoded.ops);
-            let problem = problem.or(decoded.problem.map(|p| Problem {
-                offset: p.offset + start,
-                ..p
-            }));
-            let Some(problem) = problem else { continue };
-            if newest && problem.torn {
-                let keep = problem.offset;
-                tracing::warn!(
-                    segment = %path.display(),
-                    "write-ahead log: {problem} at byte {}; dropping the last {} bytes (an append that was never acknowledged)",
-                    problem.offset,
-                    bytes.len() - keep
-                );
-                let file = disk.append(path)?;
-                disk.set_len(&file, keep as u64)?;
-                disk.sync_all(&file)?;
-                continue;
-            }
-            let damage = Damage {
-                file: path.clone(),
-                offset: problem.offset,
-                what: problem.what.clone(),
-            };
-            if !salvage {
-                return Err(refusal(&damage));
-            }
-            let aside = dir.join("salvaged");
-            disk.create_dir_all(&aside)?;
-            let name = path.file_name().unwrap_or_default();
-            disk.rename(path, &aside.join(name))?;
-            disk.sync_dir(dir)?;
-            recovered.salvaged.push(format!(
-                "{damage}: the {} bytes from there on were not applied; the segment was moved to {}",
-                bytes.len() - problem.offset,
-                aside.join(name).display()
-            ));
-        }
+        let (recovered, last) = read_segments(&disk, dir, salvage, true)?;
         // Numbers never repeat: the next segment is past every one seen.
         let segment = last + 1;
         let file = create_segment(&disk, dir, segment)?;
-        let wal = Arc::new(Wal {
+        let wal = Arc::new(Wal::new(dir, sync, disk, Some(file), segment));
+        let worker = wal.clone();
+        std::thread::Builder::new()
+            .name("csvd-wal".into())
+            .spawn(move || worker.run())?;
+        Ok((wal, recovered))
+    }
+
+    /// Reads the log in `dir` without writing anything (for a read-only
+    /// server, possibly on a read-only file system): a torn tail is left as
+    /// it is, and salvage moves nothing. The log returned refuses appends.
+    pub fn read_only(dir: &Path, disk: Disk, salvage: bool) -> io::Result<(Arc<Wal>, Recovered)> {
+        let (recovered, last) = if dir.is_dir() {
+            read_segments(&disk, dir, salvage, false)?
+        } else {
+            (Recovered::default(), 0)
+        };
+        let wal = Wal::new(dir, false, disk, None, last);
+        wal.lock().read_only = true;
+        Ok((Arc::new(wal), recovered))
+    }
+
+    fn new(dir: &Path, sync: bool, disk: Disk, file: Option<File>, segment: u64) -> Wal {
+        Wal {
             dir: dir.to_path_buf(),
             sync,
             disk,
@@ -607,13 +563,14 @@ impl Wal {
                 appended: 0,
                 decided: 0,
                 failed_ranges: Vec::new(),
-                file: Some(file),
+                file,
                 segment,
                 durable_len: SEGMENT_HEADER as u64,
                 segment_bytes: 0,
                 segment_changes: false,
                 failed: None,
                 cut: false,
+                read_only: false,
                 closing: false,
             }),
             work: Condvar::new(),
@@ -622,12 +579,7 @@ impl Wal {
             failed_flag: AtomicBool::new(false),
             written: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
-        });
-        let worker = wal.clone();
-        std::thread::Builder::new()
-            .name("csvd-wal".into())
-            .spawn(move || worker.run())?;
-        Ok((wal, recovered))
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -656,6 +608,9 @@ impl Wal {
         let mut state = self.lock();
         if let Some(failure) = &state.failed {
             return Err(io::Error::other(failure.clone()));
+        }
+        if state.read_only {
+            return Err(io::Error::other("the data directory is open read-only"));
         }
         for op in ops {
             encode(op, &mut state.pending);
@@ -887,6 +842,103 @@ impl Wal {
             self.synced.notify_all();
         }
     }
+}
+
+/// Reads every segment in `dir`, in order, applying the recovery policy:
+/// only a torn tail of the newest segment may be dropped (cut off for good
+/// when `writable`). Returns the records and the highest segment number.
+fn read_segments(
+    disk: &Disk,
+    dir: &Path,
+    salvage: bool,
+    writable: bool,
+) -> io::Result<(Recovered, u64)> {
+    let mut segments = list_segments(disk, dir)?;
+    segments.sort();
+    let mut recovered = Recovered::default();
+    let last = segments.last().map_or(0, |(number, _)| *number);
+    for pair in segments.windows(2) {
+        let (a, b) = (pair[0].0, pair[1].0);
+        if b != a + 1 {
+            let damage = Damage {
+                file: segment_path(dir, a + 1),
+                offset: 0,
+                what: format!("segment {} is missing between segments {a} and {b}", a + 1),
+            };
+            if !salvage {
+                return Err(refusal(&damage));
+            }
+            recovered
+                .salvaged
+                .push(format!("{damage}: its changes are lost"));
+        }
+    }
+    for (number, path) in &segments {
+        let newest = *number == last;
+        let bytes = disk.read(path)?;
+        let (start, problem) = match records_start(&bytes, *number) {
+            Ok(start) => (start, None),
+            Err(problem) => (0, Some(problem)),
+        };
+        let decoded = if problem.is_none() {
+            decode(&bytes[start..])
+        } else {
+            Decoded::default()
+        };
+        recovered.ops.extend(decoded.ops);
+        let problem = problem.or(decoded.problem.map(|p| Problem {
+            offset: p.offset + start,
+            ..p
+        }));
+        let Some(problem) = problem else { continue };
+        if newest && problem.torn && !writable {
+            tracing::warn!(
+                segment = %path.display(),
+                "write-ahead log: {problem} at byte {}; ignoring the rest (an append that was never acknowledged; read-only: the file is left as it is)",
+                problem.offset
+            );
+            continue;
+        }
+        if newest && problem.torn {
+            let keep = problem.offset;
+            tracing::warn!(
+                segment = %path.display(),
+                "write-ahead log: {problem} at byte {}; dropping the last {} bytes (an append that was never acknowledged)",
+                problem.offset,
+                bytes.len() - keep
+            );
+            let file = disk.append(path)?;
+            disk.set_len(&file, keep as u64)?;
+            disk.sync_all(&file)?;
+            continue;
+        }
+        let damage = Damage {
+            file: path.clone(),
+            offset: problem.offset,
+            what: problem.what.clone(),
+        };
+        if !salvage {
+            return Err(refusal(&damage));
+        }
+        if !writable {
+            recovered.salvaged.push(format!(
+                    "{damage}: the {} bytes from there on were not applied (read-only: the segment was left where it is)",
+                    bytes.len() - problem.offset
+                ));
+            continue;
+        }
+        let aside = dir.join("salvaged");
+        disk.create_dir_all(&aside)?;
+        let name = path.file_name().unwrap_or_default();
+        disk.rename(path, &aside.join(name))?;
+        disk.sync_dir(dir)?;
+        recovered.salvaged.push(format!(
+            "{damage}: the {} bytes from there on were not applied; the segment was moved to {}",
+            bytes.len() - problem.offset,
+            aside.join(name).display()
+        ));
+    }
+    Ok((recovered, last))
 }
 
 /// A message for a log that recovery may not read past.
