@@ -434,3 +434,19 @@ fn csv_files_with_other_names_are_served_and_other_files_reported_once() {
     );
     assert!(!dir.join("Customers_Export.csv").exists());
 }
+
+#[test]
+fn a_broken_table_shows_its_files_modification_time() {
+    let s = Server::start();
+    let path = s.dir.join("broken.csv");
+    fs::write(&path, "a,a\n1,2\n").unwrap();
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    let list = s.get("/").json();
+    let modified = list[0]["modified"].as_str().unwrap();
+    assert!(list[0]["error"].is_string(), "{list}");
+    assert_ne!(modified, "1970-01-01T00:00:00Z");
+    let expected = humantime::format_rfc3339_seconds(mtime).to_string();
+    assert_eq!(modified, expected);
+    let page = s.get_with("/", &[("Accept", "text/html")]).text();
+    assert!(!page.contains("1970"), "the page shows the real time too");
+}
