@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Response, Server, BIN};
+use common::{Logged, Response, Server, BIN};
 use serde_json::json;
 
 #[test]
@@ -362,29 +362,12 @@ fn csv_files_with_other_names_are_served_and_other_files_reported_once() {
     fs::write(dir.join("UPPER.CSV"), "id,a\n1,x\n").unwrap();
     fs::write(dir.join("Customers Export.csv"), "id,name\n1,kim\n").unwrap();
     fs::write(dir.join("db.json"), "{}").unwrap();
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .arg(dir)
-        .args(["--bind", "127.0.0.1:0", "--log-level", "info"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = line.trim().rsplit("://").next().unwrap().to_string();
-    let get = |path: &str| {
-        let mut stream = TcpStream::connect(&addr).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
-        Response::parse(&raw, false)
-    };
+    let Logged {
+        mut child,
+        addr,
+        mut stderr,
+    } = common::spawn_logged(dir, &["--log-level", "info"]);
+    let get = |path: &str| common::exchange(addr, "GET", path, None);
     let names: Vec<String> = get("/")
         .json()
         .as_array()
@@ -398,26 +381,14 @@ fn csv_files_with_other_names_are_served_and_other_files_reported_once() {
         json!({"id":1,"name":"kim"})
     );
     assert_eq!(get("/UPPER").json(), json!([{"id":1,"a":"x"}]));
-    let post = {
-        let mut stream = TcpStream::connect(&addr).unwrap();
-        let body = r#"{"name":"lee"}"#;
-        write!(stream, "POST /Customers_Export HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
-        Response::parse(&raw, false)
-    };
+    let post = common::exchange(addr, "POST", "/Customers_Export", Some(r#"{"name":"lee"}"#));
     assert_eq!(post.status, 201);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     assert!(child.wait().unwrap().success());
     let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    stderr.read_to_string(&mut log).unwrap();
     assert_eq!(
         log.matches("skipping \"db.json\": not a .csv file").count(),
         1,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, BIN};
+use common::{exchange, spawn_logged, Logged, Server, BIN};
 use serde_json::json;
 
 /// Waits (bounded) until `check` holds; what a person would do by looking
@@ -210,35 +210,16 @@ fn a_checkpoint_that_keeps_failing_backs_off_creates_nothing_and_fails_the_stop(
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     fs::create_dir_all(dir).unwrap();
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .arg(dir)
-        .args(["--bind", "127.0.0.1:0", "--checkpoint-after", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr: std::net::SocketAddr = line.trim().rsplit("://").next().unwrap().parse().unwrap();
-    let post = |body: &str| {
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        use std::io::{Read, Write};
-        write!(
-            stream,
-            "POST /stuck HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer
-    };
-    assert!(post(r#"{"a":"1"}"#).starts_with("HTTP/1.1 201"));
+    let Logged {
+        mut child,
+        addr,
+        stderr,
+    } = spawn_logged(dir, &["--checkpoint-after", "0"]);
+    let post = |body: &str| exchange(addr, "POST", "/stuck", Some(body)).status;
+    assert_eq!(post(r#"{"a":"1"}"#), 201);
     block_checkpoints(dir, "stuck", child.id());
-    assert!(post(r#"{"a":"2"}"#).starts_with("HTTP/1.1 201"));
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+    assert_eq!(post(r#"{"a":"2"}"#), 201);
+    let stderr = BufReader::new(stderr);
     let mut failures = Vec::new();
     for line in stderr.lines() {
         let line = line.unwrap();

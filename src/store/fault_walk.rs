@@ -41,6 +41,23 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A store on `dir` whose disk fails as `faults` says, counting from zero
+/// once it is open.
+fn open_faulty(dir: &Path, faults: &Arc<Faults>) -> Arc<DirStore> {
+    faults.reset();
+    let store = DirStore::open_on(dir, "id", options(), Disk::with_faults(faults.clone()))
+        .expect("open with no fault armed");
+    faults.reset();
+    store
+}
+
 fn fields(pairs: &[(&str, &str)]) -> Fields {
     pairs
         .iter()
@@ -216,25 +233,14 @@ fn one_run(
     tally: &mut Tally,
     label: &str,
 ) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let data = scratch();
     let truth = scratch();
     let oracle = DirStore::open(truth.path(), "id", options()).expect("oracle");
     let truth_plus = scratch();
     let oracle_plus = DirStore::open(truth_plus.path(), "id", options()).expect("oracle");
     let mut first_refusal = true;
-    faults.reset();
-    let store = DirStore::open_on(
-        data.path(),
-        "id",
-        options(),
-        Disk::with_faults(faults.clone()),
-    )
-    .expect("open with no fault armed");
-    faults.reset();
+    let store = open_faulty(data.path(), faults);
     arm(faults);
     let mut hand_edit_done = false;
     for &step in WORKLOAD {
@@ -297,20 +303,9 @@ fn every_fault_point_of_writes_and_checkpoints_keeps_the_promise() {
     // A run with nothing armed counts the fault points.
     let mut tally = Tally::default();
     one_run(&faults, |_| {}, false, &mut tally, "no fault");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let probe = scratch();
-    faults.reset();
-    let store = DirStore::open_on(
-        probe.path(),
-        "id",
-        options(),
-        Disk::with_faults(faults.clone()),
-    )
-    .expect("open");
-    faults.reset();
+    let store = open_faulty(probe.path(), &faults);
     for &step in WORKLOAD {
         run(&rt, &store, probe.path(), step);
     }
@@ -346,10 +341,7 @@ fn every_fault_point_of_writes_and_checkpoints_keeps_the_promise() {
 
 #[test]
 fn every_fault_point_of_recovery_keeps_the_promise() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let faults = Faults::new();
     // Count recovery's calls once.
     let prepare = |data: &Path, truth: &Path| {

@@ -341,3 +341,60 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A `csvd serve` whose stderr (its log) the test reads itself.
+pub struct Logged {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stderr: std::process::ChildStderr,
+}
+
+/// Starts `csvd serve DIR FLAGS` with its log on a pipe for the caller.
+pub fn spawn_logged(dir: &Path, flags: &[&str]) -> Logged {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg(dir)
+        .args(["--bind", "127.0.0.1:0"])
+        .args(flags)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start csvd");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read listening line");
+    let addr = line
+        .trim()
+        .rsplit("://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line from csvd: {line:?}"));
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = out.read_to_end(&mut sink);
+    });
+    let stderr = child.stderr.take().expect("stderr");
+    Logged {
+        child,
+        addr,
+        stderr,
+    }
+}
+
+/// One request on its own connection to `addr`; the whole answer.
+pub fn exchange(addr: SocketAddr, method: &str, path: &str, json: Option<&str>) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    if let Some(body) = json {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        request.push_str("\r\n");
+    }
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read answer");
+    Response::parse(&raw, method == "HEAD")
+}
