@@ -148,6 +148,8 @@ struct TableState {
     logged: bool,
     /// A hand edit kept under another name, for the table list.
     notice: Option<String>,
+    /// The generation last logged whole because of a hand edit.
+    imaged: Option<u64>,
     /// The file's modification time, for a file that cannot be read.
     file_modified: Option<SystemTime>,
 }
@@ -418,13 +420,19 @@ impl DirStore {
             state.stamp = disk_stamp(&self.path(name));
             return Ok(());
         }
-        if let Content::Loaded(table) = &state.content {
-            let lsn = self.wal.append(&[Op::Replace {
-                table: name.to_string(),
-                columns: table.columns().to_vec(),
-                rows: table.rows(),
-            }])?;
-            slow(|| self.wal.wait(lsn))?;
+        match &state.content {
+            // Logged whole once per version of the table: setting the file
+            // aside may fail and be retried on every access.
+            Content::Loaded(table) if state.imaged != Some(state.generation) => {
+                let lsn = self.wal.append(&[Op::Replace {
+                    table: name.to_string(),
+                    columns: table.columns().to_vec(),
+                    rows: table.rows(),
+                }])?;
+                slow(|| self.wal.wait(lsn))?;
+                state.imaged = Some(state.generation);
+            }
+            _ => {}
         }
         let path = self.path(name);
         if disk_stamp(&path).is_some() {
