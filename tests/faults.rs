@@ -331,3 +331,43 @@ fn a_damaged_log_record_refuses_to_start_and_salvage_keeps_it() {
         "the damaged segment is kept"
     );
 }
+
+#[test]
+fn a_hand_edit_the_server_never_saw_before_a_crash_loses_nothing() {
+    for dropped_in in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        if dropped_in {
+            // A file the server never wrote itself.
+            fs::write(dir.join("t.csv"), "id,name\n1,kim\n2,lee\n").unwrap();
+        } else {
+            let mut s = Server::start_in(dir, &[]);
+            let r = s.request(
+                "PUT",
+                "/t",
+                &[("Content-Type", "text/csv")],
+                b"id,name\n1,kim\n2,lee\n",
+            );
+            assert_eq!(r.status, 201);
+            assert!(s.stop().success());
+        }
+        let mut s = Server::start_in(dir, &["--checkpoint-after", "3600"]);
+        assert_eq!(s.post_json("/t", r#"{"name":"park"}"#).status, 201);
+        // Edited in place (same file, new bytes), and the server is killed
+        // before it looks again.
+        let hand = "id,name\n1,kim by hand\n";
+        fs::write(dir.join("t.csv"), hand).unwrap();
+        s.child.kill().unwrap();
+        s.child.wait().unwrap();
+        s.restart_after_crash();
+        assert_eq!(
+            s.get("/t").json(),
+            json!([{"id":1,"name":"kim"},{"id":2,"name":"lee"},{"id":3,"name":"park"}]),
+            "dropped in: {dropped_in}"
+        );
+        let kept = conflict_files(dir, "t");
+        assert_eq!(kept.len(), 1, "dropped in: {dropped_in}");
+        assert_eq!(fs::read_to_string(&kept[0]).unwrap(), hand);
+        assert!(s.get("/").json()[0]["notice"].is_string());
+    }
+}

@@ -111,6 +111,10 @@ pub struct DirStore {
     retry: Mutex<Retry>,
     /// Which files are tables, under which names.
     names: Names,
+    /// The engine's copies of table files, by table and hash of their
+    /// bytes: what logged changes build on, kept where a person's edit of
+    /// the table file cannot reach them (`.csvd/base/`).
+    bases: Mutex<HashSet<(String, u64)>>,
     /// Holds the data directory against a second server (shared by
     /// read-only servers, when the lock file can be opened at all).
     _lock: Option<File>,
@@ -303,6 +307,7 @@ impl DirStore {
             unavailable_reason: Mutex::new(None),
             retry: Mutex::new(Retry::default()),
             names: Names::default(),
+            bases: Mutex::new(HashSet::new()),
             _lock: lock,
         })
     }
@@ -311,6 +316,7 @@ impl DirStore {
     fn start(&self, recovered: super::wal::Recovered) -> io::Result<()> {
         // Before replaying: a logged table may live in a file of another name.
         self.names.scan(&self.dir)?;
+        self.list_bases();
         let mut salvaged = recovered.salvaged;
         let count = recovered.ops.len();
         salvaged.extend(self.recover(recovered.ops, self.options.salvage)?);
@@ -494,6 +500,124 @@ impl DirStore {
         (state.generation, state.logged, state.notice) = keep;
     }
 
+    fn base_dir(&self) -> PathBuf {
+        self.dir.join(".csvd").join("base")
+    }
+
+    fn base_path(&self, name: &str, hash: u64) -> PathBuf {
+        self.base_dir().join(format!("{name}.{hash:016x}.csv"))
+    }
+
+    /// Reads which copies `.csvd/base/` holds.
+    fn list_bases(&self) {
+        let mut bases = self.bases.lock().unwrap_or_else(PoisonError::into_inner);
+        bases.clear();
+        let Ok(entries) = fs::read_dir(self.base_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if file::is_temp(&name) && !self.options.read_only {
+                // A copy a crash interrupted.
+                let _ = self.disk.remove_file(&entry.path());
+                continue;
+            }
+            let Some(stem) = name.strip_suffix(".csv") else {
+                continue;
+            };
+            if let Some((table, hash)) = stem.rsplit_once('.') {
+                if let Ok(hash) = u64::from_str_radix(hash, 16) {
+                    bases.insert((table.to_string(), hash));
+                }
+            }
+        }
+    }
+
+    /// Keeps a copy of `from` (a file whose bytes hash to `hash`) as the
+    /// base of table `name`'s logged changes; returns once it is durable.
+    fn keep_base(&self, name: &str, hash: u64, from: &Path) -> io::Result<()> {
+        let key = (name.to_string(), hash);
+        if self
+            .bases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&key)
+        {
+            return Ok(());
+        }
+        let dir = self.base_dir();
+        self.disk.create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let kept = (|| {
+            self.disk.copy(from, &tmp)?;
+            let copy = self.disk.open(&tmp)?;
+            self.disk.sync_all(&copy)?;
+            self.disk.rename(&tmp, &self.base_path(name, hash))?;
+            self.disk.sync_dir(&dir)
+        })();
+        if kept.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        kept?;
+        self.bases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key);
+        Ok(())
+    }
+
+    /// Before the first change to a table in step with its file: makes
+    /// sure the engine has its own copy of that file, so that a person
+    /// editing the file in place, and then a crash, cannot take away what
+    /// the logged changes apply to. Only a file the engine did not write
+    /// itself (dropped in, or edited and reloaded) needs copying now; the
+    /// copy of a checkpointed file is made by the checkpoint.
+    fn ensure_base(&self, name: &str, state: &TableState) {
+        let Some(hash) = state.file_hash else { return };
+        if self.options.read_only {
+            return;
+        }
+        if let Err(err) = self.keep_base(name, hash, &self.path(name)) {
+            tracing::warn!(
+                table = name,
+                "cannot keep a copy of the table's file ({err}); a hand edit of it before the next checkpoint, followed by a crash, would stop the next start"
+            );
+        }
+    }
+
+    /// The engine's copy of a table file with this hash, as a table state.
+    fn load_base(&self, name: &str, hash: u64) -> Option<TableState> {
+        let path = self.base_path(name, hash);
+        let loaded = file::load(&self.disk, &path, &self.id_column).ok()?;
+        (loaded.hash == hash).then(|| TableState {
+            content: Content::Loaded(loaded.table),
+            layout: loaded.layout,
+            ..TableState::default()
+        })
+    }
+
+    /// Drops the copies no table builds on any more (after a checkpoint
+    /// that wrote every file).
+    fn prune_bases(&self) {
+        let keep: HashSet<(String, u64)> = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|(name, slot)| {
+                let state = read(&slot.state);
+                state.file_hash.map(|hash| (name.clone(), hash))
+            })
+            .collect();
+        let mut bases = self.bases.lock().unwrap_or_else(PoisonError::into_inner);
+        let stale: Vec<(String, u64)> = bases.difference(&keep).cloned().collect();
+        for (name, hash) in stale {
+            if self.disk.remove_file(&self.base_path(&name, hash)).is_ok() {
+                bases.remove(&(name, hash));
+            }
+        }
+    }
+
     /// Runs `f` on the table's current state under its read lock.
     fn with_read<T>(&self, name: &str, f: impl FnOnce(&TableState) -> Result<T>) -> Result<T> {
         let slot = self.slot(name, false)?;
@@ -532,6 +656,9 @@ impl DirStore {
         let (result, lsn) = {
             let mut state = write(&slot.state);
             self.refresh(name, &mut state)?;
+            if !state.dirty {
+                self.ensure_base(name, &state);
+            }
             let result = change(&mut state, &mut ops);
             let lsn = if ops.is_empty() {
                 None
@@ -690,6 +817,23 @@ impl DirStore {
             .iter()
             .filter(|op| changes_content(op))
             .count();
+        // The version of the file the changes build on, from the engine's
+        // own copy, when the table file itself is a person's edit.
+        let mut kept_base = None;
+        if !file_is_ours && changes > 0 {
+            let wanted = match start.map(|i| &ops[i]) {
+                Some(Op::Base {
+                    hash: Some(hash), ..
+                }) => Some(*hash),
+                None => ops.iter().rev().find_map(|op| match op {
+                    Op::Written { hash, .. } => Some(*hash),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            kept_base = wanted.and_then(|hash| self.load_base(name, hash));
+        }
+        let rebuilt_from_copy = kept_base.is_some();
         let mut notes = Vec::new();
         let from_log = matches!(
             start.map(|i| &ops[i]),
@@ -705,6 +849,7 @@ impl DirStore {
                 hash: Some(base), ..
             }) if on_disk.file_hash == Some(*base) || file_is_ours => on_disk.take_file(),
             None if file_is_ours || legacy && on_disk.stamp.is_some() => on_disk.take_file(),
+            _ if rebuilt_from_copy => kept_base.take().unwrap_or_default(),
             _ if changes == 0 => {
                 // Edited (or removed) by hand after every logged change was
                 // written to the file: the person's version is the table.
@@ -740,8 +885,9 @@ impl DirStore {
                 return Ok((kept, notes));
             }
         };
-        // Built from the log: a file that is not one of ours is a person's.
-        if from_log && on_disk.stamp.is_some() {
+        // Built from the log (or the engine's copy): a file that is not one
+        // of ours is a person's.
+        if (from_log || rebuilt_from_copy) && on_disk.stamp.is_some() {
             if file_is_ours || self.options.read_only {
                 state.layout = on_disk.layout;
                 state.stamp = on_disk.stamp;
@@ -773,7 +919,7 @@ impl DirStore {
         }
         state.logged = true;
         // A table built from the log is ahead of its file (if any).
-        state.dirty = from_log || rest.iter().any(changes_content);
+        state.dirty = from_log || rebuilt_from_copy || rest.iter().any(changes_content);
         Ok((state, notes))
     }
 
@@ -973,6 +1119,7 @@ impl DirStore {
                 self.disk.sync_dir(&self.dir.join(".csvd"))?;
             }
             self.checkpoints.fetch_add(1, Ordering::Relaxed);
+            self.prune_bases();
             if tables > 0 {
                 tracing::info!(
                     tables,
@@ -993,12 +1140,17 @@ impl DirStore {
         layout: Layout,
         snapshot: TableImage,
     ) -> io::Result<Option<file::Staged>> {
-        match &snapshot {
-            Some((columns, rows)) => {
-                file::stage(&self.disk, &self.path(name), columns, rows, layout).map(Some)
-            }
-            None => Ok(None),
+        let Some((columns, rows)) = &snapshot else {
+            return Ok(None);
+        };
+        let staged = file::stage(&self.disk, &self.path(name), columns, rows, layout)?;
+        // The engine's own copy, out of a person's reach: what the next
+        // changes to this table build on.
+        if let Err(err) = self.keep_base(name, staged.hash, staged.path()) {
+            file::discard(staged);
+            return Err(err);
         }
+        Ok(Some(staged))
     }
 
     /// Renames a staged file over the table's (or removes the file of a

@@ -27,6 +27,7 @@ pub enum Call {
     SyncDir,
     Rename,
     Link,
+    Copy,
     Remove,
     Truncate,
     List,
@@ -245,6 +246,12 @@ impl Disk {
     pub fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.check(Call::Link)?;
         fs::hard_link(from, to)
+    }
+
+    /// Copies a file's bytes to a new file (replacing it if present).
+    pub fn copy(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(Call::Copy)?;
+        fs::copy(from, to).map(drop)
     }
 
     pub fn remove_file(&self, path: &Path) -> io::Result<()> {

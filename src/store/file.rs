@@ -283,6 +283,13 @@ pub fn stage(
     result
 }
 
+impl Staged {
+    /// Where the staged file is, until it is committed.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+}
+
 /// Gives up a staged file.
 pub fn discard(staged: Staged) {
     let _ = fs::remove_file(&staged.tmp);
