@@ -5,6 +5,8 @@
 //! fails the test that ran it, when the server is stopped or dropped.
 #![allow(dead_code)]
 
+pub mod tmpfs;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
