@@ -9,11 +9,12 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use http_body_util::BodyExt;
 
 use super::conditional::{self, etag, expectations, not_modified, Target};
 use super::negotiate::{negotiate, prefers_html};
 use super::problem::Problem;
-use super::stream::Rows;
+use super::stream::{self, Rows};
 use crate::codec::body::{self, Parsed};
 use crate::codec::repr::{self, encode_segment, Format};
 use crate::page::{self, Address, TablePage, Viewer};
@@ -515,6 +516,9 @@ async fn get_row(
 
 /// Reads and parses a request body: 411 without a length, 413 over the
 /// limit, 415 for a type we cannot read, 400 for one that does not parse.
+/// The body is parsed as it arrives when it is CSV (only its rows are
+/// kept), gathered whole otherwise; either way its bytes are gone once it
+/// is parsed.
 async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Parsed), Problem> {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
@@ -531,8 +535,30 @@ async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Par
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let kind = body::kind_of(content_type)?;
-    let reading = axum::body::to_bytes(body, state.max_body);
-    let bytes = tokio::time::timeout(state.body_timeout, reading)
+    let declared = declared_length(&headers).unwrap_or(0).min(state.max_body);
+    let reading = async {
+        let mut reader = body::Reader::new(kind, declared);
+        let mut body = body;
+        let mut received = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|err| {
+                if is_too_large(&err) {
+                    too_large(state.max_body)
+                } else {
+                    Problem::bad_request(format!("could not read the body: {err}"))
+                }
+            })?;
+            if let Ok(piece) = frame.into_data() {
+                received += piece.len();
+                if received > state.max_body {
+                    return Err(too_large(state.max_body));
+                }
+                reader.feed(&piece)?;
+            }
+        }
+        Ok(reader.finish()?)
+    };
+    let parsed = tokio::time::timeout(state.body_timeout, reading)
         .await
         .map_err(|_| {
             Problem::new(
@@ -543,16 +569,19 @@ async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Par
                     state.body_timeout.as_secs()
                 ),
             )
-        })?
-        .map_err(|err| {
-            if is_too_large(&err) {
-                too_large(state.max_body)
-            } else {
-                Problem::bad_request(format!("could not read the body: {err}"))
-            }
-        })?;
-    let parsed = body::parse(kind, &bytes)?;
+        })??;
     Ok((headers, parsed))
+}
+
+/// The body's `Content-Length`, when it has one that reads as a number.
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn too_large(limit: usize) -> Problem {
@@ -577,13 +606,12 @@ fn is_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
 /// One record from a body meant for one row.
 fn single(parsed: Parsed) -> Result<crate::store::Fields, Problem> {
     let count = parsed.records.len();
-    let mut records = parsed.records.into_iter();
-    match (records.next(), records.next()) {
-        (Some(record), None) => Ok(record),
-        _ => Err(Problem::bad_request(format!(
-            "expected the fields of one row, got {count} rows"
-        ))),
+    let wrong =
+        || Problem::bad_request(format!("expected the fields of one row, got {count} rows"));
+    if count != 1 {
+        return Err(wrong());
     }
+    parsed.records.to_fields().pop().ok_or_else(wrong)
 }
 
 async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
@@ -606,13 +634,7 @@ async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
         row_location(&name, &written, 0)
     };
     let mut response = if many {
-        let body = repr::render_rows(
-            format,
-            &written.columns,
-            written.id_col,
-            &name,
-            written.rows.iter().map(|r| r.as_ref()),
-        );
+        let body = stream::written(format, &name, written);
         (StatusCode::CREATED, body).into_response()
     } else {
         written_row(format, &name, &written, StatusCode::CREATED)
@@ -661,7 +683,7 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
     let expect = expectations(&headers);
     let table = name.clone();
     let (info, created) = write(&state, Target::Table(&name), |store| {
-        store.replace_table(&table, parsed.columns, parsed.records, &expect)
+        store.replace_table(&table, parsed.records, &expect)
     })
     .await?;
     let status = if created {

@@ -43,6 +43,16 @@ impl Row {
         Row::pack(record.as_slice().as_bytes(), ends, record.len())
     }
 
+    /// Packs cells given as one text and the end offset of each cell in it
+    /// (as a CSV parser leaves them).
+    pub fn from_ends(text: &str, ends: &[usize]) -> Row {
+        let count = ends.len();
+        let ends = ends
+            .iter()
+            .map(|&end| u32::try_from(end).unwrap_or(u32::MAX));
+        Row::pack(text.as_bytes(), ends, count)
+    }
+
     fn pack(text: &[u8], ends: impl Iterator<Item = u32>, count: usize) -> Row {
         let mut data = Vec::with_capacity(WORD * (1 + count) + text.len());
         data.extend_from_slice(&(count as u32).to_le_bytes());
@@ -126,6 +136,14 @@ mod tests {
         let record = csv::StringRecord::from(vec!["1", "", "kim, lee", "é"]);
         assert_eq!(
             Row::from_record(&record),
+            Row::from_cells(["1", "", "kim, lee", "é"])
+        );
+    }
+
+    #[test]
+    fn from_ends_matches_from_cells() {
+        assert_eq!(
+            Row::from_ends("1kim, leeé", &[1, 1, 9, 11]),
             Row::from_cells(["1", "", "kim, lee", "é"])
         );
     }
