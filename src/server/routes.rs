@@ -11,6 +11,7 @@ use axum::routing::{any, get};
 use axum::Router;
 use http_body_util::BodyExt;
 
+use super::bulk::Claim;
 use super::conditional::{self, etag, expectations, not_modified, Target};
 use super::negotiate::{negotiate, prefers_html};
 use super::problem::Problem;
@@ -32,6 +33,8 @@ pub struct AppState {
     /// The tables as queries see them, kept between requests.
     pub views: Arc<Views>,
     pub max_body: usize,
+    /// Room for large bodies in flight (`--max-bulk-bytes`).
+    pub bulk: Arc<super::bulk::Budget>,
     /// Time a client has to send a whole body (408 after).
     pub body_timeout: std::time::Duration,
     pub metrics: Arc<super::Metrics>,
@@ -518,8 +521,13 @@ async fn get_row(
 /// limit, 415 for a type we cannot read, 400 for one that does not parse.
 /// The body is parsed as it arrives when it is CSV (only its rows are
 /// kept), gathered whole otherwise; either way its bytes are gone once it
-/// is parsed.
-async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Parsed), Problem> {
+/// is parsed. A large body first claims room in the budget of large
+/// bodies (503 when none comes free in time); the caller holds the claim
+/// until it has answered.
+async fn read_body(
+    state: &AppState,
+    request: Request,
+) -> Result<(HeaderMap, Parsed, Claim), Problem> {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     if !headers.contains_key(header::CONTENT_LENGTH)
@@ -535,9 +543,11 @@ async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Par
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let kind = body::kind_of(content_type)?;
-    let declared = declared_length(&headers).unwrap_or(0).min(state.max_body);
+    let declared = declared_length(&headers);
+    let mut claim = state.bulk.claim(declared).await?;
     let reading = async {
-        let mut reader = body::Reader::new(kind, declared);
+        let expected = declared.unwrap_or(0).min(state.max_body);
+        let mut reader = body::Reader::new(kind, expected);
         let mut body = body;
         let mut received = 0usize;
         while let Some(frame) = body.frame().await {
@@ -553,12 +563,15 @@ async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Par
                 if received > state.max_body {
                     return Err(too_large(state.max_body));
                 }
+                if declared.is_none() {
+                    state.bulk.grow(&mut claim, received).await?;
+                }
                 reader.feed(&piece)?;
             }
         }
-        Ok(reader.finish()?)
+        Ok((reader.finish()?, claim))
     };
-    let parsed = tokio::time::timeout(state.body_timeout, reading)
+    let (parsed, claim) = tokio::time::timeout(state.body_timeout, reading)
         .await
         .map_err(|_| {
             Problem::new(
@@ -570,7 +583,7 @@ async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Par
                 ),
             )
         })??;
-    Ok((headers, parsed))
+    Ok((headers, parsed, claim))
 }
 
 /// The body's `Content-Length`, when it has one that reads as a number.
@@ -616,7 +629,7 @@ fn single(parsed: Parsed) -> Result<crate::store::Fields, Problem> {
 
 async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
     crate::store::validate_table_name(&name)?;
-    let (headers, parsed) = read_body(&state, request).await?;
+    let (headers, parsed, _claim) = read_body(&state, request).await?;
     if parsed.records.is_empty() {
         return Err(Problem::bad_request("the body holds no rows to create"));
     }
@@ -679,7 +692,7 @@ fn written_row(format: Format, table: &str, written: &Written, status: StatusCod
 
 async fn put_table(state: AppState, name: String, request: Request) -> Answer {
     crate::store::validate_table_name(&name)?;
-    let (headers, parsed) = read_body(&state, request).await?;
+    let (headers, parsed, _claim) = read_body(&state, request).await?;
     let expect = expectations(&headers);
     let table = name.clone();
     let (info, created) = write(&state, Target::Table(&name), |store| {
@@ -717,7 +730,7 @@ async fn delete_table(state: AppState, name: String, headers: &HeaderMap) -> Ans
 async fn write_row(state: AppState, table: String, id: String, request: Request) -> Answer {
     let patch = request.method() == Method::PATCH;
     crate::store::validate_table_name(&table)?;
-    let (headers, parsed) = read_body(&state, request).await?;
+    let (headers, parsed, _claim) = read_body(&state, request).await?;
     let record = single(parsed)?;
     let expect = expectations(&headers);
     let name = table.clone();

@@ -2,7 +2,9 @@
 //! acknowledged, with group commit.
 //!
 //! Writers append encoded records to a shared buffer (a memory copy, O(1) in
-//! a table's size) and wait. One log thread takes everything buffered,
+//! a table's size) and wait; a record of many rows is queued as it is and
+//! encoded by the log thread as it writes it, so a bulk write is never
+//! held a second time as log bytes. One log thread takes everything buffered,
 //! writes it and fsyncs once, then wakes every writer that batch covered:
 //! many concurrent writes share one fsync, and a lone writer waits for just
 //! one write and one fsync (no timer gathers batches).
