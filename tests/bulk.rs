@@ -124,6 +124,50 @@ fn a_large_csv_put_round_trips_exactly_in_bounded_memory() {
 }
 
 #[test]
+fn a_large_csv_without_ids_gets_them_in_bounded_memory() {
+    let with_ids = csv_body(8_000_000);
+    // The same rows without their id column.
+    let body: Vec<u8> = String::from_utf8(with_ids.clone())
+        .unwrap()
+        .split_inclusive("\r\n")
+        .map(|line| match line.split_once(',') {
+            Some((_, rest)) if !line.starts_with("line two") => rest.to_string(),
+            _ => line.to_string(),
+        })
+        .collect::<String>()
+        .into_bytes();
+    let (columns, rows) = cells(&with_ids);
+    assert_eq!(cells(&body).1.len(), rows.len());
+    let server = Server::start();
+    let (answer, peak) = measured(&server, "PUT", "/people", "text/csv", &body);
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    assert!(
+        peak < 5 * body.len() as u64,
+        "{peak} bytes for {}",
+        body.len()
+    );
+    // Each row got its position as its id: the table is the one with ids.
+    assert!(cells(&server.get("/people.csv").body) == (columns.clone(), rows.clone()));
+    // More rows without ids continue from the last.
+    let more = server.request(
+        "POST",
+        "/people",
+        &[("Content-Type", "text/csv")],
+        b"name,city\nnew one,Oslo\nnew two,Lima\n",
+    );
+    assert_eq!(more.status, 201, "{}", more.text());
+    let last = rows.len();
+    assert_eq!(
+        server.get(&format!("/people/{}", last + 2)).json()["name"],
+        "new two"
+    );
+    assert_eq!(
+        server.get(&format!("/people/{last}")).json()["name"],
+        format!("person {last}")
+    );
+}
+
+#[test]
 fn large_json_and_ndjson_bodies_round_trip_in_bounded_memory() {
     let (columns, rows) = cells(&csv_body(4_000_000));
     let object = |row: &Vec<String>| {

@@ -85,9 +85,11 @@ pub enum Reader {
 
 impl Reader {
     /// `expected`: the body's declared length, to gather it without copies.
-    pub fn new(kind: BodyKind, expected: usize) -> Reader {
+    /// `numbering`: the id column, when a CSV body without it is to have
+    /// its rows numbered in it (see [`Records::numbered`]).
+    pub fn new(kind: BodyKind, expected: usize, numbering: Option<&str>) -> Reader {
         match kind {
-            BodyKind::Csv => Reader::Csv(Box::default()),
+            BodyKind::Csv => Reader::Csv(Box::new(CsvReader::numbering(numbering))),
             kind => Reader::Whole {
                 kind,
                 bytes: Vec::with_capacity(expected),
@@ -348,6 +350,11 @@ pub struct CsvReader {
     ends_len: usize,
     columns: Option<Vec<String>>,
     rows: Vec<Arc<Row>>,
+    /// The id column, to add and number rows in when the header lacks it.
+    numbering: Option<String>,
+    numbered: bool,
+    /// The text of a row's number, reused.
+    number: String,
 }
 
 impl Default for CsvReader {
@@ -367,11 +374,23 @@ impl Default for CsvReader {
             ends_len: 0,
             columns: None,
             rows: Vec::new(),
+            numbering: None,
+            numbered: false,
+            number: String::new(),
         }
     }
 }
 
 impl CsvReader {
+    /// A reader that numbers rows in the id column `numbering` when the
+    /// header does not name it (see [`Records::numbered`]).
+    pub fn numbering(numbering: Option<&str>) -> CsvReader {
+        CsvReader {
+            numbering: numbering.map(str::to_string),
+            ..CsvReader::default()
+        }
+    }
+
     /// Takes the next piece of the body.
     pub fn feed(&mut self, piece: &[u8]) -> Result<(), BodyError> {
         if self.started {
@@ -410,6 +429,7 @@ impl CsvReader {
             records: Records {
                 columns: self.columns.unwrap_or_default(),
                 rows: self.rows,
+                numbered: self.numbered,
             },
             many: true,
         })
@@ -482,18 +502,33 @@ impl CsvReader {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| invalid_csv(format!("line {line}: a field is not valid UTF-8")))?;
         let Some(columns) = &self.columns else {
-            self.columns = Some(self.header(text, ends)?);
+            let mut columns = self.header(text, ends)?;
+            if let Some(id) = &self.numbering {
+                if !columns.contains(id) {
+                    columns.insert(0, id.clone());
+                    self.numbered = true;
+                }
+            }
+            self.columns = Some(columns);
             return Ok(());
         };
-        if ends.len() > columns.len() {
-            let count = columns.len();
+        let count = columns.len() - usize::from(self.numbered);
+        if ends.len() > count {
             return Err(invalid_csv(format!(
                 "line {line}: {} fields, but the header names {count} column{}",
                 ends.len(),
                 if count == 1 { "" } else { "s" }
             )));
         }
-        self.rows.push(Arc::new(Row::from_ends(text, ends)));
+        let row = if self.numbered {
+            use std::fmt::Write;
+            self.number.clear();
+            let _ = write!(self.number, "{}", self.rows.len() + 1);
+            Row::from_ends_after(Some(&self.number), text, ends)
+        } else {
+            Row::from_ends(text, ends)
+        };
+        self.rows.push(Arc::new(row));
         Ok(())
     }
 
@@ -834,6 +869,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 3: column 2"), "{err}");
+    }
+
+    #[test]
+    fn csv_rows_without_ids_are_numbered_when_asked() {
+        let read = |body: &[u8]| {
+            let mut reader = Reader::new(BodyKind::Csv, 0, Some("id"));
+            reader.feed(body)?;
+            reader.finish()
+        };
+        let p = read(b"name\nkim\n\nlee\n").unwrap();
+        assert!(p.records.numbered);
+        assert_eq!(
+            p.records.to_fields(),
+            [
+                fields(&[("id", "1"), ("name", "kim")]),
+                fields(&[("id", "2"), ("name", "lee")])
+            ]
+        );
+        let p = read(b"name,id\nkim,\n").unwrap();
+        assert!(!p.records.numbered);
+        assert_eq!(p.records.columns, ["name", "id"]);
+        let err = read(b"name\na,b\n").unwrap_err().to_string();
+        assert!(
+            err.contains("line 2: 2 fields, but the header names 1 column"),
+            "{err}"
+        );
     }
 
     /// The records a CSV body gave before it was read as it arrives: the

@@ -149,6 +149,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 args.max_bulk_bytes,
                 Duration::from_secs(args.bulk_wait),
             )),
+            id_column: args.id_column.clone(),
             body_timeout: Duration::from_secs(args.body_timeout),
             metrics: metrics.clone(),
         },

@@ -35,6 +35,8 @@ pub struct AppState {
     pub max_body: usize,
     /// Room for large bodies in flight (`--max-bulk-bytes`).
     pub bulk: Arc<super::bulk::Budget>,
+    /// The column that holds each row's id (`--id-column`).
+    pub id_column: String,
     /// Time a client has to send a whole body (408 after).
     pub body_timeout: std::time::Duration,
     pub metrics: Arc<super::Metrics>,
@@ -523,10 +525,12 @@ async fn get_row(
 /// kept), gathered whole otherwise; either way its bytes are gone once it
 /// is parsed. A large body first claims room in the budget of large
 /// bodies (503 when none comes free in time); the caller holds the claim
-/// until it has answered.
+/// until it has answered. Rows of a table's CSV body without an id column
+/// are `numbered` (the ids a new table gives them, without a copy).
 async fn read_body(
     state: &AppState,
     request: Request,
+    numbered: bool,
 ) -> Result<(HeaderMap, Parsed, Claim), Problem> {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
@@ -547,7 +551,8 @@ async fn read_body(
     let mut claim = state.bulk.claim(declared).await?;
     let reading = async {
         let expected = declared.unwrap_or(0).min(state.max_body);
-        let mut reader = body::Reader::new(kind, expected);
+        let numbering = numbered.then_some(state.id_column.as_str());
+        let mut reader = body::Reader::new(kind, expected, numbering);
         let mut body = body;
         let mut received = 0usize;
         while let Some(frame) = body.frame().await {
@@ -629,7 +634,7 @@ fn single(parsed: Parsed) -> Result<crate::store::Fields, Problem> {
 
 async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
     crate::store::validate_table_name(&name)?;
-    let (headers, parsed, _claim) = read_body(&state, request).await?;
+    let (headers, parsed, _claim) = read_body(&state, request, true).await?;
     if parsed.records.is_empty() {
         return Err(Problem::bad_request("the body holds no rows to create"));
     }
@@ -692,7 +697,7 @@ fn written_row(format: Format, table: &str, written: &Written, status: StatusCod
 
 async fn put_table(state: AppState, name: String, request: Request) -> Answer {
     crate::store::validate_table_name(&name)?;
-    let (headers, parsed, _claim) = read_body(&state, request).await?;
+    let (headers, parsed, _claim) = read_body(&state, request, true).await?;
     let expect = expectations(&headers);
     let table = name.clone();
     let (info, created) = write(&state, Target::Table(&name), |store| {
@@ -730,7 +735,7 @@ async fn delete_table(state: AppState, name: String, headers: &HeaderMap) -> Ans
 async fn write_row(state: AppState, table: String, id: String, request: Request) -> Answer {
     let patch = request.method() == Method::PATCH;
     crate::store::validate_table_name(&table)?;
-    let (headers, parsed, _claim) = read_body(&state, request).await?;
+    let (headers, parsed, _claim) = read_body(&state, request, false).await?;
     let record = single(parsed)?;
     let expect = expectations(&headers);
     let name = table.clone();

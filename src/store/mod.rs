@@ -38,6 +38,12 @@ pub type Fields = Vec<(String, String)>;
 pub struct Records {
     pub columns: Vec<String>,
     pub rows: Vec<Arc<Row>>,
+    /// The records named no id column: the first column was added, and
+    /// each row numbered in it by its position from 1. The numbers are not
+    /// ids given by the client; they are kept as the rows' ids only where
+    /// they are what the table would give (a table with no integer id yet),
+    /// and spare rebuilding every row then.
+    pub numbered: bool,
 }
 
 impl Records {
@@ -125,6 +131,7 @@ impl RecordsBuilder {
         Records {
             columns: self.columns,
             rows: self.rows,
+            numbered: false,
         }
     }
 }

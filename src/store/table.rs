@@ -143,8 +143,9 @@ impl Table {
         self.columns.len() - 1
     }
 
-    fn next_id(&mut self) -> String {
-        let max = match self.max_int_id {
+    /// The largest canonical integer id (0 when there is none).
+    fn max_int_id(&mut self) -> u64 {
+        match self.max_int_id {
             Some(max) => max,
             None => {
                 let id_col = self.id_col.unwrap_or(0);
@@ -158,8 +159,11 @@ impl Table {
                 self.max_int_id = Some(max);
                 max
             }
-        };
-        let next = max + 1;
+        }
+    }
+
+    fn next_id(&mut self) -> String {
+        let next = self.max_int_id() + 1;
         self.max_int_id = Some(next);
         next.to_string()
     }
@@ -233,9 +237,17 @@ impl Table {
     /// already lie in the table's column order, id included, becomes a row
     /// as it is: a bulk write of a table's own layout copies no cell.
     pub fn insert(&mut self, records: Records, id_column: &str) -> Result<Applied, Error> {
-        let Records { columns, rows } = records;
+        let Records {
+            columns,
+            rows,
+            numbered,
+        } = records;
         validate_columns(&columns)?;
-        let given_at = columns.iter().position(|c| c == id_column);
+        // Numbered rows carry no id of their own.
+        let given_at = columns
+            .iter()
+            .position(|c| c == id_column)
+            .filter(|_| !numbered);
         // Every id given is checked before anything changes.
         let mut auto = false;
         if let Some(k) = given_at {
@@ -269,14 +281,22 @@ impl Table {
         // Where each of the records' columns lies in the table (new ones
         // are added in the order the records name them).
         let map: Vec<usize> = columns.iter().map(|c| self.column_index(c)).collect();
-        let in_place = given_at == Some(id_col) && map.iter().enumerate().all(|(j, &c)| j == c);
+        let same_layout = map.iter().enumerate().all(|(j, &c)| j == c);
+        let in_place = given_at == Some(id_col) && same_layout;
+        // Rows numbered from 1 hold the very ids they would be given here
+        // when the table has no integer id yet.
+        let numbered_in_place =
+            numbered && same_layout && map.first() == Some(&id_col) && self.max_int_id() == 0;
         let width = self.columns.len();
         self.slots.reserve(rows.len());
         self.index.reserve(rows.len());
         let mut applied = Vec::with_capacity(rows.len());
         for row in rows {
             let given = given_at.is_some_and(|k| !row.get(k).is_empty());
-            let row = if given {
+            let row = if numbered_in_place {
+                self.note_id(row.get(id_col));
+                row
+            } else if given {
                 self.note_id(row.get(given_at.unwrap_or(0)));
                 if in_place {
                     row
@@ -703,6 +723,35 @@ mod tests {
             Err(Error::IdTaken(_))
         ));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn numbered_rows_keep_their_numbers_only_where_they_are_the_ids_made() {
+        let numbered = |rows: &[&[&str]]| Records {
+            columns: vec!["id".into(), "name".into()],
+            rows: rows
+                .iter()
+                .map(|r| Arc::new(Row::from_cells(r.iter())))
+                .collect(),
+            numbered: true,
+        };
+        // A new table would give them these very ids: the rows are kept.
+        let records = numbered(&[&["1", "a"], &["2", "b"]]);
+        let first = records.rows[0].clone();
+        let t = Table::from_records(records, "id", 0).unwrap();
+        assert!(Arc::ptr_eq(&t.rows()[0], &first));
+        assert_eq!(t.get("2").unwrap().get(1), "b");
+        // A table with ids gives the next ones.
+        let mut t = table(&["id", "name"], &[&["5", "x"]]);
+        t.insert(numbered(&[&["1", "a"], &["2", "b"]]), "id")
+            .unwrap();
+        let ids: Vec<String> = t.rows().iter().map(|r| r.get(0).to_string()).collect();
+        assert_eq!(ids, ["5", "6", "7"]);
+        assert_eq!(t.get("6").unwrap().get(1), "a");
+        // Another layout: the numbers are replaced, the cells moved.
+        let mut t = table(&["name", "id"], &[]);
+        t.insert(numbered(&[&["1", "a"]]), "id").unwrap();
+        assert_eq!(t.get("1").unwrap().cells(2).collect::<Vec<_>>(), ["a", "1"]);
     }
 
     #[test]
