@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Memory and time of bulk writes: PUT /<table> (and POST) of large CSV, JSON
 # and NDJSON bodies (and CSV without an id column, whose rows get ids), one
-# at a time and four at once, each run on a fresh
-# server so that its peak resident memory (VmHWM) belongs to that run alone.
+# at a time and four at once, and four at once with room for one, each run
+# on a fresh server so that its peak resident memory (VmHWM) belongs to that
+# run alone.
 # Loopback only; every run is bounded (a few seconds each).
 #
 #   bench/bulk.sh                 # SIZES="10 49" MB of body; prints a markdown table
@@ -99,6 +100,11 @@ run() {
   start
   # The server has answered once: what it holds at rest is the baseline.
   curl -sf -o /dev/null "$URL/_health"
+  if [ -n "${PREFILL:-}" ]; then
+    for i in $(seq "$count"); do
+      curl -sf -o /dev/null -H 'Content-Type: application/json' -d '{"name":"first"}' "$URL/t$i"
+    done
+  fi
   before=$(kb VmRSS)
   t0=$(date +%s.%N)
   local clients=()
@@ -130,6 +136,7 @@ for mb in $SIZES; do
   run PUT csv "$mb" 4
   run POST csv "$mb" 1
   run PUT csv-no-ids "$mb" 1
+  PREFILL=1 NOTE="to a table with rows" run POST csv-no-ids "$mb" 1
   run PUT json "$mb" 1
   run PUT ndjson "$mb" 1
   # A budget of room for one body only, and no waiting: the others are refused.

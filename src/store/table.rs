@@ -290,6 +290,12 @@ impl Table {
         let width = self.columns.len();
         self.slots.reserve(rows.len());
         self.index.reserve(rows.len());
+        // Which of the records' cells each of the table's columns takes.
+        let mut from = vec![None; width];
+        for (j, &at) in map.iter().enumerate() {
+            from[at] = Some(j);
+        }
+        let mut relaid = Relaid::default();
         let mut applied = Vec::with_capacity(rows.len());
         for row in rows {
             let given = given_at.is_some_and(|k| !row.get(k).is_empty());
@@ -301,7 +307,7 @@ impl Table {
                 if in_place {
                     row
                 } else {
-                    Arc::new(remap(&row, &map, width, None))
+                    relaid.row(row, &from, None)
                 }
             } else {
                 let id = loop {
@@ -310,7 +316,7 @@ impl Table {
                         break candidate;
                     }
                 };
-                Arc::new(remap(&row, &map, width, Some((id_col, &id))))
+                relaid.row(row, &from, Some((id_col, &id)))
             };
             self.slots.push(Some(row.clone()));
             self.index.insert(row.get(id_col), self.slots.len() - 1);
@@ -446,22 +452,46 @@ impl Table {
     }
 }
 
-/// Cells of a record in the table's column order: `map` gives where each
-/// of the record's cells goes, `id` a made id and its column.
-fn remap(row: &Row, map: &[usize], width: usize, id: Option<(usize, &str)>) -> Row {
-    let mut cells = vec![""; width];
-    for (j, &at) in map.iter().enumerate() {
-        cells[at] = row.get(j);
+/// Rebuilds records' rows in a table's column order. The cells are copied
+/// aside and the record's row freed before its new row is made, so that
+/// the new row can take the old one's place in memory: a bulk write that
+/// rebuilds every row does not hold each row twice.
+#[derive(Default)]
+struct Relaid {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Relaid {
+    /// `from` gives, for each column of the table, the record's cell it
+    /// takes; `id`, a made id and its column.
+    fn row(
+        &mut self,
+        row: Arc<Row>,
+        from: &[Option<usize>],
+        id: Option<(usize, &str)>,
+    ) -> Arc<Row> {
+        self.text.clear();
+        self.ends.clear();
+        for (at, from) in from.iter().enumerate() {
+            let cell = match id {
+                Some((id_at, id)) if id_at == at => id,
+                _ => from.map_or("", |j| row.get(j)),
+            };
+            self.text.push_str(cell);
+            self.ends.push(self.text.len());
+        }
+        drop(row);
+        // Trailing empty cells need not be stored.
+        while let Some(&end) = self.ends.last() {
+            let start = self.ends.len().checked_sub(2).map_or(0, |i| self.ends[i]);
+            if end != start {
+                break;
+            }
+            self.ends.pop();
+        }
+        Arc::new(Row::from_ends(&self.text, &self.ends))
     }
-    if let Some((at, id)) = id {
-        cells[at] = id;
-    }
-    // Trailing empty cells need not be stored.
-    let len = cells
-        .iter()
-        .rposition(|c| !c.is_empty())
-        .map_or(0, |i| i + 1);
-    Row::from_cells(&cells[..len])
 }
 
 /// The ids given in one insert, as positions in its rows (an id is not
