@@ -8,6 +8,7 @@
 #
 #   bench/bulk.sh                 # SIZES="10 49" MB of body; prints a markdown table
 #   SIZES=20 FLAGS="--max-bulk-bytes 100000000" bench/bulk.sh
+#   CSVD=/other/build/csvd bench/bulk.sh   # measure another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-10 49}
@@ -15,8 +16,13 @@ FLAGS=${FLAGS:-}
 # Seconds a request may take before the run is called failed.
 LIMIT=${LIMIT:-120}
 
-cargo build --release --quiet
-BIN=$PWD/target/release/csvd
+# CSVD=/path/to/csvd measures another build (one from before a change, say).
+if [ -n "${CSVD:-}" ]; then
+  BIN=$CSVD
+else
+  cargo build --release --quiet
+  BIN=$PWD/target/release/csvd
+fi
 work=$(mktemp -d)
 PID=
 cleanup() {
@@ -140,6 +146,8 @@ for mb in $SIZES; do
   run PUT json "$mb" 1
   run PUT ndjson "$mb" 1
   # A budget of room for one body only, and no waiting: the others are refused.
-  FLAGS="$FLAGS --max-bulk-bytes $((mb * 1100000)) --bulk-wait 0" \
-    NOTE="--max-bulk-bytes $((mb * 11 / 10)) MB --bulk-wait 0" run PUT csv "$mb" 4
+  if "$BIN" serve --help | grep -q -- --max-bulk-bytes; then
+    FLAGS="$FLAGS --max-bulk-bytes $((mb * 1100000)) --bulk-wait 0" \
+      NOTE="--max-bulk-bytes $((mb * 11 / 10)) MB --bulk-wait 0" run PUT csv "$mb" 4
+  fi
 done

@@ -110,7 +110,7 @@ impl Budget {
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             format!(
-                "other large writes are taking all the room for large bodies ({} bytes in flight at most, --max-bulk-bytes), and none came free within {} s; the body was not read and nothing was written: send it again in a few seconds",
+                "other large writes are taking all the room for large bodies ({} bytes in flight at most, --max-bulk-bytes), and none came free within {} s; nothing was written: send it again in a few seconds",
                 self.bytes,
                 self.wait.as_secs_f64()
             ),
