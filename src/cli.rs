@@ -70,6 +70,23 @@ pub struct ServeArgs {
     #[arg(long, env = "CSVD_MAX_BODY", default_value_t = 64 * 1024 * 1024, help_heading = "Limits")]
     pub max_body: usize,
 
+    /// Most bytes of large request bodies (over 1 MiB each) read and
+    /// written at once, bounding the memory bulk writes take (about three
+    /// times this at the peak); a large body that finds no room waits
+    /// --bulk-wait, then gets 503 with Retry-After. 0: no limit.
+    #[arg(long, env = "CSVD_MAX_BULK_BYTES", default_value_t = 128 * 1024 * 1024, help_heading = "Limits")]
+    pub max_bulk_bytes: usize,
+
+    /// Seconds a large body waits for room under --max-bulk-bytes before
+    /// it is answered 503 (its body unread).
+    #[arg(
+        long,
+        env = "CSVD_BULK_WAIT",
+        default_value_t = 10,
+        help_heading = "Limits"
+    )]
+    pub bulk_wait: u64,
+
     /// Largest request head (request line and headers), in bytes (431).
     #[arg(long, env = "CSVD_MAX_HEADER_BYTES", default_value_t = 32 * 1024, help_heading = "Limits")]
     pub max_header_bytes: usize,

@@ -1,11 +1,16 @@
 //! Request bodies in: JSON (object or array), NDJSON, CSV, HTML forms, and
-//! the seed's `key:value` lines. Each parser turns bytes into records of
-//! fields, or says exactly what is wrong and where.
+//! the seed's `key:value` lines. Each parser turns bytes into packed
+//! records (one allocation a record, column names once), or says exactly
+//! what is wrong and where. A CSV body is parsed as it arrives ([`Reader`]),
+//! so only its rows are held, never its bytes whole.
 
+use std::sync::Arc;
+
+use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::cell;
-use crate::store::Fields;
+use crate::store::{Fields, Records, RecordsBuilder, Row};
 
 /// The formats a request body may come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +37,9 @@ pub enum BodyError {
 /// The records a body holds.
 #[derive(Debug, Default, PartialEq)]
 pub struct Parsed {
-    /// Every field name, in order of first appearance (for CSV, the header).
-    pub columns: Vec<String>,
-    pub records: Vec<Fields>,
+    /// Every field name, in order of first appearance (for CSV, the
+    /// header), and the records' cells in that order.
+    pub records: Records,
     /// Whether the body is a collection (array, CSV, NDJSON) rather than one record.
     pub many: bool,
 }
@@ -70,38 +75,92 @@ pub fn kind_of(content_type: Option<&str>) -> Result<BodyKind, BodyError> {
     })
 }
 
+/// A body read piece by piece as it arrives. A CSV body is parsed as it
+/// comes (its bytes are dropped once they are rows); any other kind is
+/// gathered whole, then parsed, and its bytes dropped.
+pub enum Reader {
+    Csv(Box<CsvReader>),
+    Whole { kind: BodyKind, bytes: Vec<u8> },
+}
+
+impl Reader {
+    /// `expected`: the body's declared length, to gather it without copies.
+    /// `numbering`: the id column, when a CSV body without it is to have
+    /// its rows numbered in it (see [`Records::numbered`]).
+    pub fn new(kind: BodyKind, expected: usize, numbering: Option<&str>) -> Reader {
+        match kind {
+            BodyKind::Csv => Reader::Csv(Box::new(CsvReader::numbering(numbering))),
+            kind => Reader::Whole {
+                kind,
+                bytes: Vec::with_capacity(expected),
+            },
+        }
+    }
+
+    /// Takes the next piece of the body; a CSV error is told at once.
+    pub fn feed(&mut self, piece: &[u8]) -> Result<(), BodyError> {
+        match self {
+            Reader::Csv(reader) => reader.feed(piece),
+            Reader::Whole { bytes, .. } => {
+                bytes.extend_from_slice(piece);
+                Ok(())
+            }
+        }
+    }
+
+    /// The records, once the whole body has been fed.
+    pub fn finish(self) -> Result<Parsed, BodyError> {
+        match self {
+            Reader::Csv(reader) => reader.finish(),
+            Reader::Whole { kind, bytes } => parse(kind, &bytes),
+        }
+    }
+}
+
 /// Parses a body of the given kind.
 pub fn parse(kind: BodyKind, bytes: &[u8]) -> Result<Parsed, BodyError> {
+    Ok(match kind {
+        // The CSV reader says on which line and in which field a byte is
+        // not UTF-8, which tells more than an offset.
+        BodyKind::Csv => {
+            let mut reader = CsvReader::default();
+            reader.feed(bytes)?;
+            reader.finish()?
+        }
+        BodyKind::Json => parse_json(text(bytes)?)?,
+        BodyKind::Ndjson => parse_ndjson(text(bytes)?)?,
+        BodyKind::Form | BodyKind::KeyValue => {
+            let text = text(bytes)?;
+            match kind {
+                // `curl -d '{"name":"kim"}'` sends JSON labelled as a form:
+                // a form or key:value body cannot start with a brace or
+                // bracket, so such a body is read as the JSON it is.
+                _ if looks_like_json(text) => parse_json(text)?,
+                // `curl -d 'name:kim'` sends key:value text labelled as a form.
+                BodyKind::Form if text.contains('=') => one(parse_form(text)?),
+                _ => one(parse_key_values(text)?),
+            }
+        }
+    })
+}
+
+/// A text body's text: UTF-8, without a byte-order mark, not empty.
+fn text(bytes: &[u8]) -> Result<&str, BodyError> {
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
     let text = std::str::from_utf8(bytes);
     if text.is_ok_and(|text| text.trim().is_empty()) {
-        return Err(BodyError::Invalid(
-            "the body is empty; expected the fields of a row (for example JSON {\"name\": \"kim\"} or the line name:kim)".into(),
-        ));
+        return Err(empty());
     }
-    // The CSV reader says on which line and in which field a byte is not
-    // UTF-8, which tells more than an offset.
-    if kind == BodyKind::Csv {
-        return parse_csv(bytes);
-    }
-    let text = text.map_err(|e| not_utf8(bytes, e.valid_up_to()))?;
-    let parsed = match kind {
-        BodyKind::Json => parse_json(text)?,
-        BodyKind::Ndjson => parse_ndjson(text)?,
-        BodyKind::Csv => parse_csv(bytes)?,
-        // `curl -d '{"name":"kim"}'` sends JSON labelled as a form: a form
-        // or key:value body cannot start with a brace or bracket, so such a
-        // body is read as the JSON it is.
-        BodyKind::Form | BodyKind::KeyValue if looks_like_json(text) => parse_json(text)?,
-        // `curl -d 'name:kim'` sends key:value text labelled as a form.
-        BodyKind::Form if !text.contains('=') => one(parse_key_values(text)?),
-        BodyKind::Form => one(parse_form(text)?),
-        BodyKind::KeyValue => one(parse_key_values(text)?),
-    };
-    Ok(parsed)
+    text.map_err(|e| not_utf8(bytes, e.valid_up_to()))
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn empty() -> BodyError {
+    BodyError::Invalid(
+        "the body is empty; expected the fields of a row (for example JSON {\"name\": \"kim\"} or the line name:kim)".into(),
+    )
+}
 
 fn not_utf8(bytes: &[u8], at: usize) -> BodyError {
     let before = &bytes[..at];
@@ -124,43 +183,22 @@ fn looks_like_json(text: &str) -> bool {
 
 fn one(record: Fields) -> Parsed {
     Parsed {
-        columns: record.iter().map(|(k, _)| k.clone()).collect(),
-        records: vec![record],
+        records: Records::from_fields(Vec::new(), vec![record]),
         many: false,
     }
 }
 
-fn many(records: Vec<Fields>) -> Parsed {
-    let mut columns: Vec<String> = Vec::new();
-    for record in &records {
-        for (name, _) in record {
-            if !columns.contains(name) {
-                columns.push(name.clone());
-            }
-        }
-    }
-    Parsed {
-        columns,
-        records,
-        many: true,
-    }
+fn invalid_json(err: serde_json::Error) -> BodyError {
+    BodyError::Invalid(format!("invalid JSON: {err}"))
 }
 
 fn parse_json(text: &str) -> Result<Parsed, BodyError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| BodyError::Invalid(format!("invalid JSON: {e}")))?;
+    if text.trim_start().starts_with('[') {
+        return parse_json_array(text);
+    }
+    let value: Value = serde_json::from_str(text).map_err(invalid_json)?;
     match value {
         Value::Object(_) => Ok(one(object_fields(&value, None)?)),
-        Value::Array(items) => {
-            let records = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    object_fields(item, Some(format!("element {} of the array", i + 1)))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(many(records))
-        }
         other => Err(BodyError::Invalid(format!(
             "expected a JSON object (one row) or an array of objects (many rows), got {}",
             describe(&other)
@@ -168,17 +206,95 @@ fn parse_json(text: &str) -> Result<Parsed, BodyError> {
     }
 }
 
+/// An array of objects, packed one element at a time: the array is never
+/// held as JSON values whole.
+fn parse_json_array(text: &str) -> Result<Parsed, BodyError> {
+    let mut array = Array::default();
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    (&mut array)
+        .deserialize(&mut deserializer)
+        .map_err(invalid_json)?;
+    deserializer.end().map_err(invalid_json)?;
+    if let Some(refused) = array.refused {
+        return Err(refused);
+    }
+    Ok(Parsed {
+        records: array.records.finish(),
+        many: true,
+    })
+}
+
+/// The elements of a JSON array as records; the first element that is not
+/// an object is refused, once the rest has been read as JSON (a syntax
+/// error anywhere is told first, as for any body).
+#[derive(Default)]
+struct Array {
+    records: RecordsBuilder,
+    refused: Option<BodyError>,
+}
+
+impl<'de> DeserializeSeed<'de> for &mut Array {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &mut Array {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut count = 0;
+        loop {
+            if self.refused.is_some() {
+                if seq.next_element::<IgnoredAny>()?.is_none() {
+                    return Ok(());
+                }
+                continue;
+            }
+            let Some(value) = seq.next_element::<Value>()? else {
+                return Ok(());
+            };
+            count += 1;
+            match value {
+                Value::Object(map) => self
+                    .records
+                    .push(map.iter().map(|(k, v)| (k.as_str(), cell::from_json(v)))),
+                other => {
+                    self.refused = Some(not_an_object(
+                        &other,
+                        Some(format!("element {count} of the array")),
+                    ))
+                }
+            }
+        }
+    }
+}
+
 fn parse_ndjson(text: &str) -> Result<Parsed, BodyError> {
-    let mut records = Vec::new();
+    let mut records = RecordsBuilder::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let value: Value = serde_json::from_str(line)
             .map_err(|e| BodyError::Invalid(format!("line {}: invalid JSON: {e}", i + 1)))?;
-        records.push(object_fields(&value, Some(format!("line {}", i + 1)))?);
+        match &value {
+            Value::Object(map) => {
+                records.push(map.iter().map(|(k, v)| (k.as_str(), cell::from_json(v))))
+            }
+            other => return Err(not_an_object(other, Some(format!("line {}", i + 1)))),
+        }
     }
-    Ok(many(records))
+    Ok(Parsed {
+        records: records.finish(),
+        many: true,
+    })
 }
 
 fn object_fields(value: &Value, place: Option<String>) -> Result<Fields, BodyError> {
@@ -187,12 +303,16 @@ fn object_fields(value: &Value, place: Option<String>) -> Result<Fields, BodyErr
             .iter()
             .map(|(k, v)| (k.clone(), cell::from_json(v)))
             .collect()),
-        other => Err(BodyError::Invalid(format!(
-            "{} is {}; expected an object of fields",
-            place.unwrap_or_else(|| "the body".into()),
-            describe(other)
-        ))),
+        other => Err(not_an_object(other, place)),
     }
+}
+
+fn not_an_object(value: &Value, place: Option<String>) -> BodyError {
+    BodyError::Invalid(format!(
+        "{} is {}; expected an object of fields",
+        place.unwrap_or_else(|| "the body".into()),
+        describe(value)
+    ))
 }
 
 fn describe(value: &Value) -> &'static str {
@@ -206,37 +326,324 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
-fn parse_csv(bytes: &[u8]) -> Result<Parsed, BodyError> {
-    let (columns, rows, _) = crate::store::parse_csv(bytes)
-        .map_err(|e| BodyError::Invalid(format!("invalid CSV: {e}")))?;
-    if let Some(empty) = columns.iter().position(String::is_empty) {
-        return Err(BodyError::Invalid(format!(
-            "invalid CSV: line {}: column {} of the header has no name",
-            header_line(bytes),
-            empty + 1
-        )));
-    }
-    let records = rows
-        .iter()
-        .map(|row| {
-            columns
-                .iter()
-                .cloned()
-                .zip(row.cells(columns.len()).map(str::to_string))
-                .collect()
-        })
-        .collect();
-    Ok(Parsed {
-        columns,
-        records,
-        many: true,
-    })
+/// A CSV body parsed as it arrives: a header line, then rows, each packed
+/// as soon as it is complete. Reads CSV exactly as a table file is read
+/// (the same parser and rules: blank lines skipped, short rows padded, a
+/// row longer than the header, a repeated or empty column name or bytes
+/// that are not UTF-8 refused, each with its line).
+pub struct CsvReader {
+    core: csv_core::Reader,
+    /// The first bytes, until it is known whether they are a byte-order mark.
+    start: Vec<u8>,
+    started: bool,
+    blank: Blank,
+    /// Line ends before the header (blank lines the parser skips).
+    leading_lfs: usize,
+    leading: bool,
+    lines: Lines,
+    /// The line the record being read starts on.
+    record_line: u64,
+    /// The record being read: its cells' bytes and where each ends.
+    text: Vec<u8>,
+    ends: Vec<usize>,
+    text_len: usize,
+    ends_len: usize,
+    columns: Option<Vec<String>>,
+    rows: Vec<Arc<Row>>,
+    /// The id column, to add and number rows in when the header lacks it.
+    numbering: Option<String>,
+    numbered: bool,
+    /// The text of a row's number, reused.
+    number: String,
 }
 
-/// The line the header is on: the CSV reader skips blank lines before it.
-fn header_line(bytes: &[u8]) -> usize {
-    let blank = bytes.iter().take_while(|&&b| b == b'\n' || b == b'\r');
-    blank.filter(|&&b| b == b'\n').count() + 1
+impl Default for CsvReader {
+    fn default() -> CsvReader {
+        CsvReader {
+            core: csv_core::Reader::new(),
+            start: Vec::new(),
+            started: false,
+            blank: Blank::default(),
+            leading_lfs: 0,
+            leading: true,
+            lines: Lines::default(),
+            record_line: 1,
+            text: vec![0; 4096],
+            ends: vec![0; 64],
+            text_len: 0,
+            ends_len: 0,
+            columns: None,
+            rows: Vec::new(),
+            numbering: None,
+            numbered: false,
+            number: String::new(),
+        }
+    }
+}
+
+impl CsvReader {
+    /// A reader that numbers rows in the id column `numbering` when the
+    /// header does not name it (see [`Records::numbered`]).
+    pub fn numbering(numbering: Option<&str>) -> CsvReader {
+        CsvReader {
+            numbering: numbering.map(str::to_string),
+            ..CsvReader::default()
+        }
+    }
+
+    /// Takes the next piece of the body.
+    pub fn feed(&mut self, piece: &[u8]) -> Result<(), BodyError> {
+        if self.started {
+            return self.read(piece);
+        }
+        // Byte-order marks may arrive split across pieces.
+        self.start.extend_from_slice(piece);
+        let marks = [BOM, BOM].concat();
+        if self.start.len() < marks.len() && marks.starts_with(&self.start) {
+            return Ok(());
+        }
+        self.begin()
+    }
+
+    /// Starts reading once the first bytes are told apart from byte-order
+    /// marks: up to two are not part of the CSV (a body's, and one more, as
+    /// a table file may start with one).
+    fn begin(&mut self) -> Result<(), BodyError> {
+        self.started = true;
+        let start = std::mem::take(&mut self.start);
+        let rest = start.strip_prefix(BOM).unwrap_or(&start);
+        self.read(rest.strip_prefix(BOM).unwrap_or(rest))
+    }
+
+    /// The records, once the whole body has been fed.
+    pub fn finish(mut self) -> Result<Parsed, BodyError> {
+        if !self.started {
+            self.begin()?;
+        }
+        // The end of input completes a last record without a line end.
+        self.read(&[])?;
+        if self.blank.is_blank() {
+            return Err(empty());
+        }
+        Ok(Parsed {
+            records: Records {
+                columns: self.columns.unwrap_or_default(),
+                rows: self.rows,
+                numbered: self.numbered,
+            },
+            many: true,
+        })
+    }
+
+    fn read(&mut self, mut input: &[u8]) -> Result<(), BodyError> {
+        use csv_core::ReadRecordResult;
+        self.blank.scan(input);
+        if self.leading {
+            for &b in input {
+                match b {
+                    b'\n' => self.leading_lfs += 1,
+                    b'\r' => {}
+                    _ => {
+                        self.leading = false;
+                        break;
+                    }
+                }
+            }
+        }
+        loop {
+            let (result, read, written, ended) = self.core.read_record(
+                input,
+                &mut self.text[self.text_len..],
+                &mut self.ends[self.ends_len..],
+            );
+            self.lines.feed(&input[..read]);
+            input = &input[read..];
+            self.text_len += written;
+            self.ends_len += ended;
+            match result {
+                ReadRecordResult::InputEmpty | ReadRecordResult::End => return Ok(()),
+                ReadRecordResult::OutputFull => {
+                    let len = self.text.len();
+                    self.text.resize(len * 2, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let len = self.ends.len();
+                    self.ends.resize(len * 2, 0);
+                }
+                ReadRecordResult::Record => {
+                    self.record()?;
+                    self.text_len = 0;
+                    self.ends_len = 0;
+                    self.record_line = self.lines.line();
+                }
+            }
+        }
+    }
+
+    /// One complete record: the header, or a row.
+    fn record(&mut self) -> Result<(), BodyError> {
+        let line = self.record_line;
+        let bytes = &self.text[..self.text_len];
+        let ends = &self.ends[..self.ends_len];
+        // Each cell must be UTF-8 on its own (a character split between
+        // two cells is not).
+        if !bytes.is_ascii() {
+            let mut from = 0;
+            for (i, &end) in ends.iter().enumerate() {
+                if std::str::from_utf8(&bytes[from..end]).is_err() {
+                    return Err(invalid_csv(format!(
+                        "line {line}: field {} is not valid UTF-8 (save the file as UTF-8)",
+                        i + 1
+                    )));
+                }
+                from = end;
+            }
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| invalid_csv(format!("line {line}: a field is not valid UTF-8")))?;
+        let Some(columns) = &self.columns else {
+            let mut columns = self.header(text, ends)?;
+            if let Some(id) = &self.numbering {
+                if !columns.contains(id) {
+                    columns.insert(0, id.clone());
+                    self.numbered = true;
+                }
+            }
+            self.columns = Some(columns);
+            return Ok(());
+        };
+        let count = columns.len() - usize::from(self.numbered);
+        if ends.len() > count {
+            return Err(invalid_csv(format!(
+                "line {line}: {} fields, but the header names {count} column{}",
+                ends.len(),
+                if count == 1 { "" } else { "s" }
+            )));
+        }
+        let row = if self.numbered {
+            use std::fmt::Write;
+            self.number.clear();
+            let _ = write!(self.number, "{}", self.rows.len() + 1);
+            Row::from_ends_after(Some(&self.number), text, ends)
+        } else {
+            Row::from_ends(text, ends)
+        };
+        self.rows.push(Arc::new(row));
+        Ok(())
+    }
+
+    fn header(&self, text: &str, ends: &[usize]) -> Result<Vec<String>, BodyError> {
+        let mut from = 0;
+        let mut columns: Vec<String> = ends
+            .iter()
+            .map(|&end| {
+                let name = text[from..end].to_string();
+                from = end;
+                name
+            })
+            .collect();
+        crate::store::check_header(&mut columns, self.record_line).map_err(invalid_csv)?;
+        if let Some(empty) = columns.iter().position(String::is_empty) {
+            return Err(invalid_csv(format!(
+                "line {}: column {} of the header has no name",
+                self.leading_lfs + 1,
+                empty + 1
+            )));
+        }
+        Ok(columns)
+    }
+}
+
+fn invalid_csv(what: String) -> BodyError {
+    BodyError::Invalid(format!("invalid CSV: {what}"))
+}
+
+/// Counts line ends as bytes go by, as a person counts lines: CRLF once, a
+/// lone CR or LF once, inside quotes too.
+#[derive(Default)]
+struct Lines {
+    ends: u64,
+    /// The last byte was a CR: one line end, unless an LF follows.
+    cr: bool,
+}
+
+impl Lines {
+    fn feed(&mut self, bytes: &[u8]) {
+        let Some(&first) = bytes.first() else {
+            return;
+        };
+        if std::mem::take(&mut self.cr) && first != b'\n' {
+            self.ends += 1;
+        }
+        if !bytes.contains(&b'\r') {
+            self.ends += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            return;
+        }
+        for (i, &b) in bytes.iter().enumerate() {
+            match (b, bytes.get(i + 1)) {
+                (b'\n', _) => self.ends += 1,
+                (b'\r', None) => self.cr = true,
+                (b'\r', Some(&next)) if next != b'\n' => self.ends += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// The line (from 1) of the next byte.
+    fn line(&self) -> u64 {
+        self.ends + u64::from(self.cr) + 1
+    }
+}
+
+/// Whether every byte so far is white space (the body is empty), decided
+/// on the first bytes that are not.
+struct Blank {
+    maybe: bool,
+    /// The start of a character cut off at the end of the last piece.
+    carry: Vec<u8>,
+}
+
+impl Default for Blank {
+    fn default() -> Blank {
+        Blank {
+            maybe: true,
+            carry: Vec::new(),
+        }
+    }
+}
+
+impl Blank {
+    fn scan(&mut self, bytes: &[u8]) {
+        if !self.maybe || bytes.is_empty() {
+            return;
+        }
+        let ascii_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0B' | b'\x0C');
+        match bytes.iter().position(|b| !ascii_space(b)) {
+            None if self.carry.is_empty() => return,
+            Some(i) if self.carry.is_empty() && bytes[i].is_ascii() => {
+                self.maybe = false;
+                return;
+            }
+            _ => {}
+        }
+        let mut all = std::mem::take(&mut self.carry);
+        all.extend_from_slice(bytes);
+        match std::str::from_utf8(&all) {
+            Ok(text) => self.maybe = text.trim().is_empty(),
+            Err(err) => {
+                let valid = std::str::from_utf8(&all[..err.valid_up_to()]).unwrap_or("x");
+                if err.error_len().is_some() || !valid.trim().is_empty() {
+                    self.maybe = false;
+                } else {
+                    self.carry = all[err.valid_up_to()..].to_vec();
+                }
+            }
+        }
+    }
+
+    fn is_blank(&self) -> bool {
+        self.maybe && self.carry.is_empty()
+    }
 }
 
 fn parse_form(text: &str) -> Result<Fields, BodyError> {
@@ -329,13 +736,33 @@ mod tests {
     fn json_object_and_array() {
         let p = parse(BodyKind::Json, br#"{"name":"kim","age":30,"nick":null}"#).unwrap();
         assert_eq!(
-            p.records,
+            p.records.to_fields(),
             vec![fields(&[("name", "kim"), ("age", "30"), ("nick", "")])]
         );
         assert!(!p.many);
-        let p = parse(BodyKind::Json, br#"[{"a":1},{"b":"x"}]"#).unwrap();
-        assert_eq!(p.columns, ["a", "b"]);
+        let p = parse(
+            BodyKind::Json,
+            br#"[{"a":1},{"b":"x","a":null},{"b":"y","b":"z"}]"#,
+        )
+        .unwrap();
+        assert_eq!(p.records.columns, ["a", "b"]);
+        assert_eq!(
+            p.records.to_fields(),
+            [
+                fields(&[("a", "1"), ("b", "")]),
+                fields(&[("a", ""), ("b", "x")]),
+                fields(&[("a", ""), ("b", "z")]),
+            ]
+        );
         assert!(p.many);
+        let p = parse(BodyKind::Json, b" [ ] ").unwrap();
+        assert!(p.records.is_empty() && p.many);
+        let p = parse(BodyKind::Ndjson, b"{\"a\":1}\n\n{\"c\":true,\"a\":2}\n").unwrap();
+        assert_eq!(p.records.columns, ["a", "c"]);
+        assert_eq!(
+            p.records.to_fields()[1],
+            fields(&[("a", "2"), ("c", "true")])
+        );
     }
 
     #[test]
@@ -353,13 +780,32 @@ mod tests {
         );
         let err = parse(BodyKind::Json, b"\"x\"").unwrap_err().to_string();
         assert!(err.contains("got a string"), "{err}");
+        // A syntax error is told before an element that is not an object.
+        let err = parse(BodyKind::Json, b"[5, {\"a\": }]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("invalid JSON") && err.contains("column"),
+            "{err}"
+        );
+        let err = parse(BodyKind::Json, b"[{\"a\":1}] x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trailing characters"), "{err}");
+        let err = parse(BodyKind::Ndjson, b"{\"a\":1}\n[]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2 is an array"), "{err}");
     }
 
     #[test]
     fn csv_bodies() {
         let p = parse(BodyKind::Csv, b"\xEF\xBB\xBFname,note\nkim,\"a,b\"\nlee\n").unwrap();
-        assert_eq!(p.columns, ["name", "note"]);
-        assert_eq!(p.records[1], fields(&[("name", "lee"), ("note", "")]));
+        assert_eq!(p.records.columns, ["name", "note"]);
+        assert_eq!(
+            p.records.to_fields()[1],
+            fields(&[("name", "lee"), ("note", "")])
+        );
         let err = parse(BodyKind::Csv, b"a,b\n1,2,3\n")
             .unwrap_err()
             .to_string();
@@ -372,7 +818,7 @@ mod tests {
     fn key_value_lines_and_forms() {
         let p = parse(BodyKind::KeyValue, b"name:kim\r\nurl = http://x/?a=b\n\n").unwrap();
         assert_eq!(
-            p.records[0],
+            p.records.to_fields()[0],
             fields(&[("name", "kim"), ("url", "http://x/?a=b")])
         );
         let err = parse(BodyKind::KeyValue, b"name:kim\nhello")
@@ -381,15 +827,15 @@ mod tests {
         assert!(err.contains("line 2") && err.contains("hello"), "{err}");
         let p = parse(BodyKind::Form, b"name=kim+lee&city=%EC%84%9C%EC%9A%B8").unwrap();
         assert_eq!(
-            p.records[0],
+            p.records.to_fields()[0],
             fields(&[("name", "kim lee"), ("city", "서울")])
         );
         let p = parse(BodyKind::Form, br#" {"name":"kim"}"#).unwrap();
-        assert_eq!(p.records[0], fields(&[("name", "kim")]));
+        assert_eq!(p.records.to_fields()[0], fields(&[("name", "kim")]));
         let p = parse(BodyKind::KeyValue, br#"[{"a":"1"}]"#).unwrap();
         assert!(p.many);
         let p = parse(BodyKind::Form, b"name:kim").unwrap();
-        assert_eq!(p.records[0], fields(&[("name", "kim")]));
+        assert_eq!(p.records.to_fields()[0], fields(&[("name", "kim")]));
     }
 
     #[test]
@@ -410,5 +856,153 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 3: column 2"), "{err}");
+    }
+
+    #[test]
+    fn csv_rows_without_ids_are_numbered_when_asked() {
+        let read = |body: &[u8]| {
+            let mut reader = Reader::new(BodyKind::Csv, 0, Some("id"));
+            reader.feed(body)?;
+            reader.finish()
+        };
+        let p = read(b"name\nkim\n\nlee\n").unwrap();
+        assert!(p.records.numbered);
+        assert_eq!(
+            p.records.to_fields(),
+            [
+                fields(&[("id", "1"), ("name", "kim")]),
+                fields(&[("id", "2"), ("name", "lee")])
+            ]
+        );
+        let p = read(b"name,id\nkim,\n").unwrap();
+        assert!(!p.records.numbered);
+        assert_eq!(p.records.columns, ["name", "id"]);
+        let err = read(b"name\na,b\n").unwrap_err().to_string();
+        assert!(
+            err.contains("line 2: 2 fields, but the header names 1 column"),
+            "{err}"
+        );
+    }
+
+    /// The records a CSV body gave before it was read as it arrives: the
+    /// table-file parser on the whole body, then the body's own checks.
+    fn whole(bytes: &[u8]) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+        let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+        if std::str::from_utf8(bytes).is_ok_and(|t| t.trim().is_empty()) {
+            return Err(empty().to_string());
+        }
+        let (columns, rows, _) =
+            crate::store::parse_csv(bytes).map_err(|e| format!("invalid CSV: {e}"))?;
+        if let Some(at) = columns.iter().position(String::is_empty) {
+            return Err(format!("has no name, column {}", at + 1));
+        }
+        let rows = rows
+            .iter()
+            .map(|r| r.cells(columns.len()).map(str::to_string).collect())
+            .collect();
+        Ok((columns, rows))
+    }
+
+    /// The same body fed in pieces of `size` bytes.
+    fn in_pieces(bytes: &[u8], size: usize) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+        let mut reader = CsvReader::default();
+        for piece in bytes.chunks(size.max(1)) {
+            reader.feed(piece).map_err(|e| e.to_string())?;
+        }
+        let parsed = reader.finish().map_err(|e| e.to_string())?;
+        let columns = parsed.records.columns.clone();
+        let rows = parsed
+            .records
+            .rows
+            .iter()
+            .map(|r| r.cells(columns.len()).map(str::to_string).collect())
+            .collect();
+        Ok((columns, rows))
+    }
+
+    fn same_as_whole(input: &[u8]) {
+        let expected = whole(input);
+        for size in [1, 2, 3, 5, 64, usize::MAX] {
+            let got = in_pieces(input, size);
+            match (&expected, &got) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{input:?} in pieces of {size}"),
+                // A header without a name is now told as soon as it is
+                // read, before any later row's error.
+                (Err(a), Err(b)) if a.contains("has no name") || b.contains("has no name") => {}
+                (Err(a), Err(b)) => assert_eq!(a, b, "{input:?} in pieces of {size}"),
+                // Nothing but byte-order marks is an empty body, not a
+                // table without columns.
+                (Ok((columns, _)), Err(b)) if columns.is_empty() && b.contains("empty") => {}
+                _ => panic!("{input:?} in pieces of {size}: {expected:?} against {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn csv_read_as_it_arrives_reads_as_a_whole_file() {
+        let cases: &[&[u8]] = &[
+            b"a,b\n1,2\n3\n",
+            b"a,b\r\n1,2\r\n\r\n\r\n3,4",
+            b"a\rb\r\rc",
+            b"\xEF\xBB\xBFid,name\n1,\"kim, \"\"k\"\"\nline\"\n",
+            b"\xEF\xBB\xBF\xEF\xBB\xBFa\n1\n",
+            b"\n\n\xEF\xBB\xBFa\n1\n",
+            b"\xEF\xBB",
+            b"\xEF\xBB\xBF",
+            b"",
+            b" \t\n\x0B\x0C\r ",
+            b"\xC2\xA0\n",
+            b"\xC2\xA0x\n",
+            b"\xC2",
+            b"a,b\n\xC3,\xA9\n",
+            b"a,b\n\xC3\xA9,x\n",
+            b"a\r\n\xff\r\n",
+            b"a\n\n\n1\n\xff\n",
+            b"a,b\n1,2,3\n",
+            b"a\r\n\"x\r\ny\"\r\n1,2\r\n",
+            b"a,a\n",
+            b",,\n1\n",
+            b"\r\n\na,,b\n",
+            b"a,,b\n1,2,3,4\n",
+            b"\"unterminated\n1,2\n",
+            b"a\n\"\"\n\"\n",
+        ];
+        for case in cases {
+            same_as_whole(case);
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+        for target in ["body_csv", "csv_file"] {
+            for entry in std::fs::read_dir(dir.join(target)).unwrap() {
+                same_as_whole(&std::fs::read(entry.unwrap().path()).unwrap());
+            }
+        }
+        // Bodies made of the bytes CSV cares about, in every mix.
+        let alphabet: &[&[u8]] = &[
+            b"a",
+            b",",
+            b"\"",
+            b"\n",
+            b"\r",
+            b"\r\n",
+            b" ",
+            b"\xC3",
+            b"\xA9",
+            b"\xEF\xBB\xBF",
+            b"\xff",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize
+        };
+        for _ in 0..3000 {
+            let mut body = Vec::new();
+            for _ in 0..next() % 24 {
+                body.extend_from_slice(alphabet[next() % alphabet.len()]);
+            }
+            same_as_whole(&body);
+        }
     }
 }

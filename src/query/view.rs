@@ -214,7 +214,7 @@ impl Views {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DirStore, Expect, Options};
+    use crate::store::{DirStore, Expect, Options, Records};
 
     #[test]
     fn turns_are_one_per_core() {
@@ -236,13 +236,21 @@ mod tests {
         let store = store.as_ref();
         let fields = |name: &str| vec![("name".to_string(), name.to_string())];
         store
-            .insert("t", vec![fields("kim")], &Expect::none())
+            .insert(
+                "t",
+                Records::from_fields(Vec::new(), vec![fields("kim")]),
+                &Expect::none(),
+            )
             .unwrap();
         let views = Views::default();
         let first = views.get(store, "t").unwrap();
         assert!(Arc::ptr_eq(&first, &views.get(store, "t").unwrap()));
         store
-            .insert("t", vec![fields("lee")], &Expect::none())
+            .insert(
+                "t",
+                Records::from_fields(Vec::new(), vec![fields("lee")]),
+                &Expect::none(),
+            )
             .unwrap();
         let second = views.get(store, "t").unwrap();
         assert!(!Arc::ptr_eq(&first, &second));

@@ -4,6 +4,7 @@
 //! never touches a file (the store does) and never holds a table's lock.
 
 mod access;
+mod bulk;
 mod conditional;
 mod dump;
 mod framing;
@@ -145,6 +146,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             store: store.clone(),
             views: Arc::default(),
             max_body: args.max_body,
+            bulk: Arc::new(bulk::Budget::new(
+                args.max_bulk_bytes,
+                Duration::from_secs(args.bulk_wait),
+            )),
+            id_column: args.id_column.clone(),
             body_timeout: Duration::from_secs(args.body_timeout),
             metrics: metrics.clone(),
         },

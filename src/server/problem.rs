@@ -106,8 +106,9 @@ impl IntoResponse for Problem {
         response.extensions_mut().insert(self.clone());
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if self.kind == "storage-unavailable" {
-            // The store retries recovery on its own, within seconds.
+        if self.kind == "storage-unavailable" || self.kind == "busy" {
+            // The store retries recovery on its own, within seconds; large
+            // writes in flight take seconds.
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         if let Some(allow) = self.allow {

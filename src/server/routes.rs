@@ -9,11 +9,13 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use http_body_util::BodyExt;
 
+use super::bulk::Claim;
 use super::conditional::{self, etag, expectations, not_modified, Target};
 use super::negotiate::{negotiate, prefers_html};
 use super::problem::Problem;
-use super::stream::Rows;
+use super::stream::{self, Rows};
 use crate::codec::body::{self, Parsed};
 use crate::codec::repr::{self, encode_segment, Format};
 use crate::page::{self, Address, TablePage, Viewer};
@@ -31,6 +33,10 @@ pub struct AppState {
     /// The tables as queries see them, kept between requests.
     pub views: Arc<Views>,
     pub max_body: usize,
+    /// Room for large bodies in flight (`--max-bulk-bytes`).
+    pub bulk: Arc<super::bulk::Budget>,
+    /// The column that holds each row's id (`--id-column`).
+    pub id_column: String,
     /// Time a client has to send a whole body (408 after).
     pub body_timeout: std::time::Duration,
     pub metrics: Arc<super::Metrics>,
@@ -515,7 +521,17 @@ async fn get_row(
 
 /// Reads and parses a request body: 411 without a length, 413 over the
 /// limit, 415 for a type we cannot read, 400 for one that does not parse.
-async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Parsed), Problem> {
+/// The body is parsed as it arrives when it is CSV (only its rows are
+/// kept), gathered whole otherwise; either way its bytes are gone once it
+/// is parsed. A large body first claims room in the budget of large
+/// bodies (503 when none comes free in time); the caller holds the claim
+/// until it has answered. Rows of a table's CSV body without an id column
+/// are `numbered` (the ids a new table gives them, without a copy).
+async fn read_body(
+    state: &AppState,
+    request: Request,
+    numbered: bool,
+) -> Result<(HeaderMap, Parsed, Claim), Problem> {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     if !headers.contains_key(header::CONTENT_LENGTH)
@@ -531,8 +547,36 @@ async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Par
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let kind = body::kind_of(content_type)?;
-    let reading = axum::body::to_bytes(body, state.max_body);
-    let bytes = tokio::time::timeout(state.body_timeout, reading)
+    let declared = declared_length(&headers);
+    let mut claim = state.bulk.claim(declared).await?;
+    let reading = async {
+        let expected = declared.unwrap_or(0).min(state.max_body);
+        let numbering = numbered.then_some(state.id_column.as_str());
+        let mut reader = body::Reader::new(kind, expected, numbering);
+        let mut body = body;
+        let mut received = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|err| {
+                if is_too_large(&err) {
+                    too_large(state.max_body)
+                } else {
+                    Problem::bad_request(format!("could not read the body: {err}"))
+                }
+            })?;
+            if let Ok(piece) = frame.into_data() {
+                received += piece.len();
+                if received > state.max_body {
+                    return Err(too_large(state.max_body));
+                }
+                if declared.is_none() {
+                    state.bulk.grow(&mut claim, received).await?;
+                }
+                reader.feed(&piece)?;
+            }
+        }
+        Ok((reader.finish()?, claim))
+    };
+    let (parsed, claim) = tokio::time::timeout(state.body_timeout, reading)
         .await
         .map_err(|_| {
             Problem::new(
@@ -543,16 +587,19 @@ async fn read_body(state: &AppState, request: Request) -> Result<(HeaderMap, Par
                     state.body_timeout.as_secs()
                 ),
             )
-        })?
-        .map_err(|err| {
-            if is_too_large(&err) {
-                too_large(state.max_body)
-            } else {
-                Problem::bad_request(format!("could not read the body: {err}"))
-            }
-        })?;
-    let parsed = body::parse(kind, &bytes)?;
-    Ok((headers, parsed))
+        })??;
+    Ok((headers, parsed, claim))
+}
+
+/// The body's `Content-Length`, when it has one that reads as a number.
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn too_large(limit: usize) -> Problem {
@@ -577,18 +624,17 @@ fn is_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
 /// One record from a body meant for one row.
 fn single(parsed: Parsed) -> Result<crate::store::Fields, Problem> {
     let count = parsed.records.len();
-    let mut records = parsed.records.into_iter();
-    match (records.next(), records.next()) {
-        (Some(record), None) => Ok(record),
-        _ => Err(Problem::bad_request(format!(
-            "expected the fields of one row, got {count} rows"
-        ))),
+    let wrong =
+        || Problem::bad_request(format!("expected the fields of one row, got {count} rows"));
+    if count != 1 {
+        return Err(wrong());
     }
+    parsed.records.to_fields().pop().ok_or_else(wrong)
 }
 
 async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
     crate::store::validate_table_name(&name)?;
-    let (headers, parsed) = read_body(&state, request).await?;
+    let (headers, parsed, _claim) = read_body(&state, request, true).await?;
     if parsed.records.is_empty() {
         return Err(Problem::bad_request("the body holds no rows to create"));
     }
@@ -606,13 +652,7 @@ async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
         row_location(&name, &written, 0)
     };
     let mut response = if many {
-        let body = repr::render_rows(
-            format,
-            &written.columns,
-            written.id_col,
-            &name,
-            written.rows.iter().map(|r| r.as_ref()),
-        );
+        let body = stream::written(format, &name, written);
         (StatusCode::CREATED, body).into_response()
     } else {
         written_row(format, &name, &written, StatusCode::CREATED)
@@ -657,11 +697,11 @@ fn written_row(format: Format, table: &str, written: &Written, status: StatusCod
 
 async fn put_table(state: AppState, name: String, request: Request) -> Answer {
     crate::store::validate_table_name(&name)?;
-    let (headers, parsed) = read_body(&state, request).await?;
+    let (headers, parsed, _claim) = read_body(&state, request, true).await?;
     let expect = expectations(&headers);
     let table = name.clone();
     let (info, created) = write(&state, Target::Table(&name), |store| {
-        store.replace_table(&table, parsed.columns, parsed.records, &expect)
+        store.replace_table(&table, parsed.records, &expect)
     })
     .await?;
     let status = if created {
@@ -695,7 +735,7 @@ async fn delete_table(state: AppState, name: String, headers: &HeaderMap) -> Ans
 async fn write_row(state: AppState, table: String, id: String, request: Request) -> Answer {
     let patch = request.method() == Method::PATCH;
     crate::store::validate_table_name(&table)?;
-    let (headers, parsed) = read_body(&state, request).await?;
+    let (headers, parsed, _claim) = read_body(&state, request, false).await?;
     let record = single(parsed)?;
     let expect = expectations(&headers);
     let name = table.clone();

@@ -37,7 +37,7 @@ use super::names::Names;
 use super::table::{validate_id, Applied, Table};
 use super::wal::{Op, Wal};
 use super::{
-    validate_table_name, Error, Expect, Fields, Pending, Result, RowView, Snapshot, Store,
+    validate_table_name, Error, Expect, Fields, Pending, Records, Result, RowView, Snapshot, Store,
     StoreStats, TableInfo, Written,
 };
 
@@ -1484,12 +1484,7 @@ impl Store for DirStore {
         })
     }
 
-    fn insert(
-        &self,
-        name: &str,
-        records: Vec<Fields>,
-        expect: &Expect,
-    ) -> Result<Pending<Written>> {
+    fn insert(&self, name: &str, records: Records, expect: &Expect) -> Result<Pending<Written>> {
         self.write(name, true, |state, ops| {
             let version = match &state.content {
                 Content::Loaded(table) => Some(table.version),
@@ -1498,7 +1493,7 @@ impl Store for DirStore {
             };
             expect.check(version)?;
             self.change_rows(name, state, ops, |table, id_column| {
-                table.insert(&records, id_column)
+                table.insert(records, id_column)
             })
         })
     }
@@ -1559,8 +1554,7 @@ impl Store for DirStore {
     fn replace_table(
         &self,
         name: &str,
-        columns: Vec<String>,
-        records: Vec<Fields>,
+        records: Records,
         expect: &Expect,
     ) -> Result<Pending<(TableInfo, bool)>> {
         self.write(name, true, |state, ops| {
@@ -1571,8 +1565,7 @@ impl Store for DirStore {
                 Content::Absent => None,
             };
             expect.check(current)?;
-            let table =
-                Table::from_records(columns, &records, &self.id_column, current.unwrap_or(0))?;
+            let table = Table::from_records(records, &self.id_column, current.unwrap_or(0))?;
             ops.push(Op::Replace {
                 table: name.to_string(),
                 columns: table.columns().to_vec(),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::disk::{Disk, Fault, Faults};
-use super::{DirStore, Expect, Fields, Options, Store};
+use super::{DirStore, Expect, Fields, Options, Records, Store};
 
 const HAND_MARKER: &str = "written-by-hand-7f3a";
 
@@ -56,6 +56,10 @@ fn open_faulty(dir: &Path, faults: &Arc<Faults>) -> Arc<DirStore> {
         .expect("open with no fault armed");
     faults.reset();
     store
+}
+
+fn records(records: Vec<Fields>) -> Records {
+    Records::from_fields(Vec::new(), records)
 }
 
 fn fields(pairs: &[(&str, &str)]) -> Fields {
@@ -107,19 +111,24 @@ fn run(rt: &tokio::runtime::Runtime, store: &DirStore, dir: &Path, step: Step) -
         Step::ReplaceA => store
             .replace_table(
                 "a",
-                vec!["id".into(), "name".into(), "zip".into()],
-                vec![
-                    fields(&[("name", "kim"), ("zip", "007")]),
-                    fields(&[("name", "lee, \"jr\""), ("zip", "10001")]),
-                    fields(&[("name", "park\nline two"), ("zip", "")]),
-                ],
+                Records::from_fields(
+                    vec!["id".into(), "name".into(), "zip".into()],
+                    vec![
+                        fields(&[("name", "kim"), ("zip", "007")]),
+                        fields(&[("name", "lee, \"jr\""), ("zip", "10001")]),
+                        fields(&[("name", "park\nline two"), ("zip", "")]),
+                    ],
+                ),
                 &none,
             )
             .and_then(|p| rt.block_on(p.durable()).map(drop)),
         Step::InsertA => store
             .insert(
                 "a",
-                vec![fields(&[("name", "choi")]), fields(&[("name", "한국")])],
+                records(vec![
+                    fields(&[("name", "choi")]),
+                    fields(&[("name", "한국")]),
+                ]),
                 &none,
             )
             .and_then(|p| rt.block_on(p.durable()).map(drop)),
@@ -130,13 +139,13 @@ fn run(rt: &tokio::runtime::Runtime, store: &DirStore, dir: &Path, step: Step) -
             .patch_row("a", "1", fields(&[("zip", "00501")]), &none)
             .and_then(|p| rt.block_on(p.durable()).map(drop)),
         Step::InsertB => store
-            .insert("b", vec![fields(&[("x", "1")])], &none)
+            .insert("b", records(vec![fields(&[("x", "1")])]), &none)
             .and_then(|p| rt.block_on(p.durable()).map(drop)),
         Step::DeleteA3 => store
             .delete_row("a", "3", &none)
             .and_then(|p| rt.block_on(p.durable())),
         Step::InsertNotes => store
-            .insert("notes", vec![fields(&[("text", "first")])], &none)
+            .insert("notes", records(vec![fields(&[("text", "first")])]), &none)
             .and_then(|p| rt.block_on(p.durable()).map(drop)),
         Step::HandEditNotes => {
             let text = format!("id,text\n1,first\n99,{HAND_MARKER}\n");
@@ -151,7 +160,7 @@ fn run(rt: &tokio::runtime::Runtime, store: &DirStore, dir: &Path, step: Step) -
         Step::InsertAWide => store
             .insert(
                 "a",
-                vec![fields(&[("name", "wide"), ("city", "Seoul")])],
+                records(vec![fields(&[("name", "wide"), ("city", "Seoul")])]),
                 &none,
             )
             .and_then(|p| rt.block_on(p.durable()).map(drop)),

@@ -95,16 +95,43 @@ pub fn hash_of(disk: &Disk, path: &Path) -> Option<u64> {
 /// commas (which would corrupt it).
 fn refuse_other_delimiters(columns: &[String], line: u64) -> Result<(), String> {
     let [only] = columns else { return Ok(()) };
+    // Two names at least, so that a stray character is not a dialect.
     let found = [(';', "semicolons"), ('\t', "tabs"), ('|', "'|'")]
         .into_iter()
-        .find(|(c, _)| only.contains(*c));
+        .find(|(c, _)| {
+            only.split(*c)
+                .filter(|name| !name.trim().is_empty())
+                .count()
+                >= 2
+        });
     match found {
         Some((_, name)) => Err(format!(
-            "line {}: the header is separated by {name}, not commas; csvd reads comma-separated files only (save it as \"CSV UTF-8 (comma delimited)\"); the file is left as it is",
+            "line {}: the header is separated by {name}, not commas; csvd reads comma-separated CSV only for now (save it as \"CSV UTF-8 (comma delimited)\")",
             line.max(1)
         )),
         None => Ok(()),
     }
+}
+
+/// The rules every header follows, in a file or a body: byte-order marks
+/// are not part of the first name (after blank lines, or repeated: written
+/// back, they would read as a mark), no name appears twice, and a header in
+/// another delimiter is refused. `line` is the header's line.
+pub fn check_header(columns: &mut [String], line: u64) -> Result<(), String> {
+    if let Some(first) = columns.first_mut() {
+        if first.starts_with('\u{feff}') {
+            *first = first.trim_start_matches('\u{feff}').to_string();
+        }
+    }
+    refuse_other_delimiters(columns, line)?;
+    for (i, name) in columns.iter().enumerate() {
+        if columns[..i].contains(name) {
+            return Err(format!(
+                "line {line}: column {name:?} appears twice in the header"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses CSV text with a header line into columns and rows.
@@ -130,21 +157,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
         false => Vec::new(),
         true => record.iter().map(str::to_string).collect(),
     };
-    // Byte-order marks after blank lines (or repeated) are still not part
-    // of the first column's name; written back, they would read as a mark.
-    if let Some(first) = columns.first_mut() {
-        if first.starts_with('\u{feff}') {
-            *first = first.trim_start_matches('\u{feff}').to_string();
-        }
-    }
-    refuse_other_delimiters(&columns, line_at(body, record.position()))?;
-    for (i, name) in columns.iter().enumerate() {
-        if columns[..i].contains(name) {
-            return Err(format!(
-                "line 1: column {name:?} appears twice in the header"
-            ));
-        }
-    }
+    check_header(&mut columns, line_at(body, record.position()))?;
     let mut rows = Vec::new();
     while reader
         .read_record(&mut record)

@@ -15,18 +15,127 @@ mod row;
 mod table;
 mod wal;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use dir::{DirStore, Options};
 pub use disk::{Call, Disk, Fault, Faults};
-pub use file::{parse as parse_csv, write_csv, Layout};
+pub use file::{check_header, parse as parse_csv, write_csv, Layout};
 pub use row::Row;
 pub use wal::{decode as decode_log, Decoded};
 
 /// The fields of one record as given by a client, in the order given.
 /// A field whose value is empty is stored as an empty cell.
 pub type Fields = Vec<(String, String)>;
+
+/// Many records for one write, packed: their columns (each named once, in
+/// order of first appearance; a CSV body's header) and one [`Row`] per
+/// record whose cells follow `columns` (a short row's missing cells are
+/// empty). A bulk body is parsed straight into this form, so a record costs
+/// one allocation whatever its number of fields, and no field repeats its
+/// column's name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Records {
+    pub columns: Vec<String>,
+    pub rows: Vec<Arc<Row>>,
+    /// The records named no id column: the first column was added, and
+    /// each row numbered in it by its position from 1. The numbers are not
+    /// ids given by the client; they are kept as the rows' ids only where
+    /// they are what the table would give (a table with no integer id yet),
+    /// and spare rebuilding every row then.
+    pub numbered: bool,
+}
+
+impl Records {
+    /// Records given as fields: `columns` first (a header that may name
+    /// columns no record uses), then every other name as it first appears.
+    pub fn from_fields(columns: Vec<String>, records: Vec<Fields>) -> Records {
+        let mut builder = RecordsBuilder::new(columns);
+        for record in &records {
+            builder.push(record.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        builder.finish()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Each record as fields, every column given (empty when not set).
+    pub fn to_fields(&self) -> Vec<Fields> {
+        self.rows
+            .iter()
+            .map(|row| {
+                self.columns
+                    .iter()
+                    .cloned()
+                    .zip(row.cells(self.columns.len()).map(str::to_string))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Packs records given field by field (JSON objects, say) into
+/// [`Records`], growing the columns as new names appear.
+#[derive(Debug, Default)]
+pub struct RecordsBuilder {
+    columns: Vec<String>,
+    positions: HashMap<String, usize>,
+    rows: Vec<Arc<Row>>,
+    /// One record's cells by column, reused.
+    cells: Vec<Option<String>>,
+}
+
+impl RecordsBuilder {
+    /// Starts with these columns (a repeated name counts once).
+    pub fn new(columns: Vec<String>) -> RecordsBuilder {
+        let mut builder = RecordsBuilder::default();
+        for name in columns {
+            builder.position(&name);
+        }
+        builder
+    }
+
+    fn position(&mut self, name: &str) -> usize {
+        if let Some(&at) = self.positions.get(name) {
+            return at;
+        }
+        self.columns.push(name.to_string());
+        self.positions
+            .insert(name.to_string(), self.columns.len() - 1);
+        self.columns.len() - 1
+    }
+
+    /// Adds one record; a name given twice keeps its last value.
+    pub fn push<'a, V: Into<String>>(&mut self, fields: impl IntoIterator<Item = (&'a str, V)>) {
+        let mut cells = std::mem::take(&mut self.cells);
+        cells.clear();
+        for (name, value) in fields {
+            let at = self.position(name);
+            if cells.len() <= at {
+                cells.resize(at + 1, None);
+            }
+            cells[at] = Some(value.into());
+        }
+        let row = Row::from_cells(cells.iter().map(|c| c.as_deref().unwrap_or("")));
+        self.rows.push(Arc::new(row));
+        self.cells = cells;
+    }
+
+    pub fn finish(self) -> Records {
+        Records {
+            columns: self.columns,
+            rows: self.rows,
+            numbered: false,
+        }
+    }
+}
 
 /// Longest table name, in characters.
 pub const MAX_TABLE_NAME: usize = 64;
@@ -231,12 +340,7 @@ pub trait Store: Send + Sync + 'static {
     fn row(&self, table: &str, id: &str) -> Result<RowView>;
     /// Creates rows (creating the table if needed); `expect` is checked
     /// against the table's version.
-    fn insert(
-        &self,
-        table: &str,
-        records: Vec<Fields>,
-        expect: &Expect,
-    ) -> Result<Pending<Written>>;
+    fn insert(&self, table: &str, records: Records, expect: &Expect) -> Result<Pending<Written>>;
     /// Creates or replaces one row.
     fn put_row(
         &self,
@@ -255,12 +359,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Pending<Written>>;
     /// Deletes one row.
     fn delete_row(&self, table: &str, id: &str, expect: &Expect) -> Result<Pending<()>>;
-    /// Replaces a whole table (or creates it) with `columns` and records.
+    /// Replaces a whole table (or creates it) with the records' columns
+    /// and rows.
     fn replace_table(
         &self,
         table: &str,
-        columns: Vec<String>,
-        records: Vec<Fields>,
+        records: Records,
         expect: &Expect,
     ) -> Result<Pending<(TableInfo, bool)>>;
     /// Deletes a table.

@@ -31,7 +31,7 @@ impl Row {
             ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
         }
         let count = ends.len();
-        Row::pack(&text, ends.into_iter(), count)
+        Row::pack(&[&text], ends.into_iter(), count)
     }
 
     /// Packs a parsed CSV record without copying its cells one by one.
@@ -40,16 +40,41 @@ impl Row {
             *end += cell.len();
             Some(u32::try_from(*end).unwrap_or(u32::MAX))
         });
-        Row::pack(record.as_slice().as_bytes(), ends, record.len())
+        Row::pack(&[record.as_slice().as_bytes()], ends, record.len())
     }
 
-    fn pack(text: &[u8], ends: impl Iterator<Item = u32>, count: usize) -> Row {
-        let mut data = Vec::with_capacity(WORD * (1 + count) + text.len());
+    /// Packs cells given as one text and the end offset of each cell in it
+    /// (as a CSV parser leaves them).
+    pub fn from_ends(text: &str, ends: &[usize]) -> Row {
+        Row::from_ends_after(None, text, ends)
+    }
+
+    /// The same, after a first cell `lead` when there is one.
+    pub fn from_ends_after(lead: Option<&str>, text: &str, ends: &[usize]) -> Row {
+        let word = |end: usize| u32::try_from(end).unwrap_or(u32::MAX);
+        let shift = lead.map_or(0, str::len);
+        let count = ends.len() + usize::from(lead.is_some());
+        let ends = lead
+            .map(|_| word(shift))
+            .into_iter()
+            .chain(ends.iter().map(|&end| word(end + shift)));
+        Row::pack(
+            &[lead.unwrap_or_default().as_bytes(), text.as_bytes()],
+            ends,
+            count,
+        )
+    }
+
+    fn pack(texts: &[&[u8]], ends: impl Iterator<Item = u32>, count: usize) -> Row {
+        let len = texts.iter().map(|t| t.len()).sum::<usize>();
+        let mut data = Vec::with_capacity(WORD * (1 + count) + len);
         data.extend_from_slice(&(count as u32).to_le_bytes());
         for end in ends {
             data.extend_from_slice(&end.to_le_bytes());
         }
-        data.extend_from_slice(text);
+        for text in texts {
+            data.extend_from_slice(text);
+        }
         Row {
             data: data.into_boxed_slice(),
         }
@@ -127,6 +152,18 @@ mod tests {
         assert_eq!(
             Row::from_record(&record),
             Row::from_cells(["1", "", "kim, lee", "é"])
+        );
+    }
+
+    #[test]
+    fn from_ends_matches_from_cells() {
+        assert_eq!(
+            Row::from_ends("1kim, leeé", &[1, 1, 9, 11]),
+            Row::from_cells(["1", "", "kim, lee", "é"])
+        );
+        assert_eq!(
+            Row::from_ends_after(Some("17"), "kimé", &[3, 3, 5]),
+            Row::from_cells(["17", "kim", "", "é"])
         );
     }
 

@@ -1,6 +1,7 @@
 //! A table in memory: its columns, its rows in file order, and an index
 //! from id to row. Pure data and rules (ids, growing columns); no I/O.
 
+use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use std::time::SystemTime;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::row::Row;
-use super::{Error, Fields};
+use super::{Error, Fields, Records};
 
 /// Longest id accepted, in bytes: ids travel in URLs.
 const MAX_ID_LEN: usize = 256;
@@ -142,8 +143,9 @@ impl Table {
         self.columns.len() - 1
     }
 
-    fn next_id(&mut self) -> String {
-        let max = match self.max_int_id {
+    /// The largest canonical integer id (0 when there is none).
+    fn max_int_id(&mut self) -> u64 {
+        match self.max_int_id {
             Some(max) => max,
             None => {
                 let id_col = self.id_col.unwrap_or(0);
@@ -157,8 +159,11 @@ impl Table {
                 self.max_int_id = Some(max);
                 max
             }
-        };
-        let next = max + 1;
+        }
+    }
+
+    fn next_id(&mut self) -> String {
+        let next = self.max_int_id() + 1;
         self.max_int_id = Some(next);
         next.to_string()
     }
@@ -227,45 +232,100 @@ impl Table {
         Row::from_cells(cells)
     }
 
-    /// Inserts new rows; all or none. Rows without an id get the next integer.
-    /// Call [`Table::ensure_ids`] first.
-    pub fn insert(&mut self, records: &[Fields], id_column: &str) -> Result<Applied, Error> {
-        let mut ids = Vec::with_capacity(records.len());
-        let mut batch = std::collections::HashSet::new();
-        for record in records {
-            validate_fields(record)?;
-            let given = field(record, id_column).filter(|v| !v.is_empty());
-            if let Some(id) = given {
+    /// Inserts new rows; all or none. Rows without an id get the next
+    /// integer. Call [`Table::ensure_ids`] first. A record whose cells
+    /// already lie in the table's column order, id included, becomes a row
+    /// as it is: a bulk write of a table's own layout copies no cell.
+    pub fn insert(&mut self, records: Records, id_column: &str) -> Result<Applied, Error> {
+        let Records {
+            columns,
+            rows,
+            numbered,
+        } = records;
+        validate_columns(&columns)?;
+        // Numbered rows carry no id of their own.
+        let given_at = columns
+            .iter()
+            .position(|c| c == id_column)
+            .filter(|_| !numbered);
+        // Every id given is checked before anything changes.
+        let mut auto = false;
+        if let Some(k) = given_at {
+            let mut batch = Batch::default();
+            for (i, row) in rows.iter().enumerate() {
+                let id = row.get(k);
+                if id.is_empty() {
+                    auto = true;
+                    continue;
+                }
                 validate_id(id)?;
-                if self.index.get(id, &self.slots).is_some() || !batch.insert(id.to_string()) {
+                if self.index.get(id, &self.slots).is_some() || !batch.insert(&rows, k, i) {
                     return Err(Error::IdTaken(id.to_string()));
                 }
             }
-            ids.push(given.map(str::to_string));
+        } else {
+            auto = !rows.is_empty();
         }
-        let mut rows = Vec::with_capacity(records.len());
-        for (record, id) in records.iter().zip(ids) {
-            let id = match id {
-                Some(id) => id,
-                None => loop {
+        // Integer ids given, which the ids made for the others must avoid.
+        let taken: HashSet<u64> = match given_at {
+            Some(k) if auto => rows.iter().filter_map(|r| int_id(r.get(k))).collect(),
+            _ => HashSet::new(),
+        };
+        let id_col = match self.id_col {
+            Some(col) => col,
+            None => {
+                self.ensure_ids(id_column);
+                self.id_col.unwrap_or(0)
+            }
+        };
+        // Where each of the records' columns lies in the table (new ones
+        // are added in the order the records name them).
+        let map: Vec<usize> = columns.iter().map(|c| self.column_index(c)).collect();
+        let same_layout = map.iter().enumerate().all(|(j, &c)| j == c);
+        let in_place = given_at == Some(id_col) && same_layout;
+        // Rows numbered from 1 hold the very ids they would be given here
+        // when the table has no integer id yet.
+        let numbered_in_place =
+            numbered && same_layout && map.first() == Some(&id_col) && self.max_int_id() == 0;
+        let width = self.columns.len();
+        self.slots.reserve(rows.len());
+        self.index.reserve(rows.len());
+        // Which of the records' cells each of the table's columns takes.
+        let mut from = vec![None; width];
+        for (j, &at) in map.iter().enumerate() {
+            from[at] = Some(j);
+        }
+        let mut relaid = Relaid::default();
+        let mut applied = Vec::with_capacity(rows.len());
+        for row in rows {
+            let given = given_at.is_some_and(|k| !row.get(k).is_empty());
+            let row = if numbered_in_place {
+                self.note_id(row.get(id_col));
+                row
+            } else if given {
+                self.note_id(row.get(given_at.unwrap_or(0)));
+                if in_place {
+                    row
+                } else {
+                    relaid.row(row, &from, None)
+                }
+            } else {
+                let id = loop {
                     let candidate = self.next_id();
-                    if !batch.contains(&candidate) {
+                    if int_id(&candidate).is_none_or(|n| !taken.contains(&n)) {
                         break candidate;
                     }
-                },
+                };
+                relaid.row(row, &from, Some((id_col, &id)))
             };
-            let mut fields = without(record, id_column);
-            fields.insert(0, (id_column.to_string(), id.clone()));
-            let row = Arc::new(self.build_row(&fields, None));
-            self.note_id(&id);
             self.slots.push(Some(row.clone()));
-            self.index.insert(&id, self.slots.len() - 1);
+            self.index.insert(row.get(id_col), self.slots.len() - 1);
             self.live += 1;
-            rows.push(row);
+            applied.push(row);
         }
         self.touch();
         Ok(Applied {
-            rows,
+            rows: applied,
             created: true,
         })
     }
@@ -370,18 +430,16 @@ impl Table {
         self.touch();
     }
 
-    /// A whole new table from records (and the columns a CSV body named).
+    /// A whole new table from records (the columns first, a CSV body's
+    /// header, then any the table adds: the id column, first).
     pub fn from_records(
-        columns: Vec<String>,
-        records: &[Fields],
+        records: Records,
         id_column: &str,
         previous_version: u64,
     ) -> Result<Table, Error> {
-        for name in &columns {
-            validate_name(name)?;
-        }
+        validate_columns(&records.columns)?;
         let mut table = Table::new(
-            columns,
+            records.columns.clone(),
             Vec::new(),
             id_column,
             previous_version,
@@ -391,6 +449,76 @@ impl Table {
         table.insert(records, id_column)?;
         table.renew_version();
         Ok(table)
+    }
+}
+
+/// Rebuilds records' rows in a table's column order. The cells are copied
+/// aside and the record's row freed before its new row is made, so that
+/// the new row can take the old one's place in memory: a bulk write that
+/// rebuilds every row does not hold each row twice.
+#[derive(Default)]
+struct Relaid {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Relaid {
+    /// `from` gives, for each column of the table, the record's cell it
+    /// takes; `id`, a made id and its column.
+    fn row(
+        &mut self,
+        row: Arc<Row>,
+        from: &[Option<usize>],
+        id: Option<(usize, &str)>,
+    ) -> Arc<Row> {
+        self.text.clear();
+        self.ends.clear();
+        for (at, from) in from.iter().enumerate() {
+            let cell = match id {
+                Some((id_at, id)) if id_at == at => id,
+                _ => from.map_or("", |j| row.get(j)),
+            };
+            self.text.push_str(cell);
+            self.ends.push(self.text.len());
+        }
+        drop(row);
+        // Trailing empty cells need not be stored.
+        while let Some(&end) = self.ends.last() {
+            let start = self.ends.len().checked_sub(2).map_or(0, |i| self.ends[i]);
+            if end != start {
+                break;
+            }
+            self.ends.pop();
+        }
+        Arc::new(Row::from_ends(&self.text, &self.ends))
+    }
+}
+
+/// The ids given in one insert, as positions in its rows (an id is not
+/// stored twice), to refuse one given twice.
+#[derive(Default)]
+struct Batch {
+    entries: HashTable<u32>,
+    hasher: RandomState,
+}
+
+impl Batch {
+    /// Adds row `at`'s id (column `col`); false when an earlier row has it.
+    fn insert(&mut self, rows: &[Arc<Row>], col: usize, at: usize) -> bool {
+        let id = rows[at].get(col);
+        let hash = self.hasher.hash_one(id);
+        let hasher = &self.hasher;
+        match self.entries.entry(
+            hash,
+            |&i| rows[i as usize].get(col) == id,
+            |&i| hasher.hash_one(rows[i as usize].get(col)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(at as u32);
+                true
+            }
+        }
     }
 }
 
@@ -461,6 +589,12 @@ impl Index {
             .map(|&(slot, _)| slot as usize)
     }
 
+    /// Makes room for `more` entries at once (growing step by step would
+    /// hold the old entries and the new at every step).
+    fn reserve(&mut self, more: usize) {
+        self.entries.reserve(more, |&(_, h)| Self::spread(h));
+    }
+
     /// Adds `id` at `slot` (whose row must already hold that id).
     fn insert(&mut self, id: &str, slot: usize) {
         let hash = self.hash(id);
@@ -505,6 +639,20 @@ fn check_body_id(record: &Fields, id: &str, id_column: &str) -> Result<(), Error
         }),
         _ => Ok(()),
     }
+}
+
+/// The columns of records: valid names, each named once.
+fn validate_columns(columns: &[String]) -> Result<(), Error> {
+    let mut seen = HashSet::with_capacity(columns.len());
+    for name in columns {
+        validate_name(name)?;
+        if !seen.insert(name.as_str()) {
+            return Err(Error::InvalidField(format!(
+                "field {name:?} is given twice"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn validate_fields(record: &Fields) -> Result<(), Error> {
@@ -564,6 +712,10 @@ mod tests {
             .collect()
     }
 
+    fn recs(records: &[Fields]) -> Records {
+        Records::from_fields(Vec::new(), records.to_vec())
+    }
+
     fn table(columns: &[&str], rows: &[&[&str]]) -> Table {
         Table::new(
             columns.iter().map(|c| c.to_string()).collect(),
@@ -578,7 +730,7 @@ mod tests {
     fn insert_assigns_next_integer_and_grows_columns() {
         let mut t = table(&["id", "name"], &[&["1", "a"], &["7", "b"], &["007", "c"]]);
         let applied = t
-            .insert(&[rec(&[("name", "d"), ("age", "30")])], "id")
+            .insert(recs(&[rec(&[("name", "d"), ("age", "30")])]), "id")
             .unwrap();
         assert_eq!(
             applied.rows[0].cells(3).collect::<Vec<_>>(),
@@ -592,12 +744,44 @@ mod tests {
     fn insert_refuses_taken_or_repeated_ids_atomically() {
         let mut t = table(&["id"], &[&["1"]]);
         assert!(matches!(
-            t.insert(&[rec(&[("id", "1")])], "id"),
+            t.insert(recs(&[rec(&[("id", "1")])]), "id"),
             Err(Error::IdTaken(_))
         ));
         let twice = [rec(&[("id", "x")]), rec(&[("id", "x")])];
-        assert!(matches!(t.insert(&twice, "id"), Err(Error::IdTaken(_))));
+        assert!(matches!(
+            t.insert(recs(&twice), "id"),
+            Err(Error::IdTaken(_))
+        ));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn numbered_rows_keep_their_numbers_only_where_they_are_the_ids_made() {
+        let numbered = |rows: &[&[&str]]| Records {
+            columns: vec!["id".into(), "name".into()],
+            rows: rows
+                .iter()
+                .map(|r| Arc::new(Row::from_cells(r.iter())))
+                .collect(),
+            numbered: true,
+        };
+        // A new table would give them these very ids: the rows are kept.
+        let records = numbered(&[&["1", "a"], &["2", "b"]]);
+        let first = records.rows[0].clone();
+        let t = Table::from_records(records, "id", 0).unwrap();
+        assert!(Arc::ptr_eq(&t.rows()[0], &first));
+        assert_eq!(t.get("2").unwrap().get(1), "b");
+        // A table with ids gives the next ones.
+        let mut t = table(&["id", "name"], &[&["5", "x"]]);
+        t.insert(numbered(&[&["1", "a"], &["2", "b"]]), "id")
+            .unwrap();
+        let ids: Vec<String> = t.rows().iter().map(|r| r.get(0).to_string()).collect();
+        assert_eq!(ids, ["5", "6", "7"]);
+        assert_eq!(t.get("6").unwrap().get(1), "a");
+        // Another layout: the numbers are replaced, the cells moved.
+        let mut t = table(&["name", "id"], &[]);
+        t.insert(numbered(&[&["1", "a"]]), "id").unwrap();
+        assert_eq!(t.get("1").unwrap().cells(2).collect::<Vec<_>>(), ["a", "1"]);
     }
 
     #[test]
@@ -605,7 +789,7 @@ mod tests {
         let mut t = table(&["name"], &[&["a"], &["b"]]);
         assert!(!t.ids_ok());
         t.ensure_ids("id");
-        t.insert(&[rec(&[("name", "c")])], "id").unwrap();
+        t.insert(recs(&[rec(&[("name", "c")])]), "id").unwrap();
         assert_eq!(**t.columns(), ["id", "name"]);
         let ids: Vec<String> = t.rows().iter().map(|r| r.get(0).to_string()).collect();
         assert_eq!(ids, ["1", "2", "3"]);
@@ -615,7 +799,7 @@ mod tests {
     fn duplicate_and_empty_ids_are_repaired_on_first_write() {
         let mut t = table(&["id", "n"], &[&["5", "a"], &["5", "b"], &["", "c"]]);
         t.ensure_ids("id");
-        t.insert(&[rec(&[("n", "d")])], "id").unwrap();
+        t.insert(recs(&[rec(&[("n", "d")])]), "id").unwrap();
         let ids: Vec<String> = t.rows().iter().map(|r| r.get(0).to_string()).collect();
         assert_eq!(ids, ["5", "6", "7", "8"]);
     }

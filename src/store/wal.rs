@@ -2,7 +2,9 @@
 //! acknowledged, with group commit.
 //!
 //! Writers append encoded records to a shared buffer (a memory copy, O(1) in
-//! a table's size) and wait. One log thread takes everything buffered,
+//! a table's size) and wait; a record of many rows is queued as it is and
+//! encoded by the log thread as it writes it, so a bulk write is never
+//! held a second time as log bytes. One log thread takes everything buffered,
 //! writes it and fsyncs once, then wakes every writer that batch covered:
 //! many concurrent writes share one fsync, and a lone writer waits for just
 //! one write and one fsync (no timer gathers batches).
@@ -86,22 +88,92 @@ impl Op {
 pub fn encode(op: &Op, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
-    let put_str = |out: &mut Vec<u8>, s: &str| {
-        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    };
-    let put_strs = |out: &mut Vec<u8>, items: &mut dyn Iterator<Item = &str>, count: usize| {
-        out.extend_from_slice(&(count as u32).to_le_bytes());
-        for s in items {
-            put_str(out, s);
+    encode_head(op, out);
+    for row in op_rows(op) {
+        encode_row(row, out);
+    }
+    let payload_len = out.len() - start - HEADER;
+    let crc = crc32c::crc32c(&out[start + HEADER..]);
+    out[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Records of more rows than this are encoded by the log thread as it
+/// writes them, a piece at a time, from the rows themselves: a bulk write
+/// is never held a second time as encoded bytes.
+const STREAM_ROWS: usize = 1024;
+/// Size of one piece of such a record.
+const PIECE: usize = 256 * 1024;
+
+/// Writes one framed record in pieces through `write`, the same bytes as
+/// [`encode`]; returns how many. The rows are read twice: once for the
+/// header's length and checksum, once to write them.
+fn encode_streamed(op: &Op, write: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<u64> {
+    let mut piece = Vec::with_capacity(PIECE + 4096);
+    let (mut len, mut crc) = (0usize, 0u32);
+    pieces(op, &mut piece, &mut |bytes| {
+        len += bytes.len();
+        crc = crc32c::crc32c_append(crc, bytes);
+        Ok(())
+    })?;
+    let mut header = [0; HEADER];
+    header[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    header[4..].copy_from_slice(&crc.to_le_bytes());
+    piece.clear();
+    piece.extend_from_slice(&header);
+    pieces(op, &mut piece, write)?;
+    Ok((HEADER + len) as u64)
+}
+
+/// The payload of `op` in pieces of about [`PIECE`] bytes, appended to
+/// what `piece` holds already.
+fn pieces(
+    op: &Op,
+    piece: &mut Vec<u8>,
+    write: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    encode_head(op, piece);
+    for row in op_rows(op) {
+        encode_row(row, piece);
+        if piece.len() >= PIECE {
+            write(piece)?;
+            piece.clear();
         }
-    };
-    let put_rows = |out: &mut Vec<u8>, rows: &[Arc<Row>]| {
-        out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
-        for row in rows {
-            put_strs(out, &mut row.cells(row.len()), row.len());
-        }
-    };
+    }
+    if !piece.is_empty() {
+        write(piece)?;
+        piece.clear();
+    }
+    Ok(())
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_strs<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a str>, count: usize) {
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    for s in items {
+        put_str(out, s);
+    }
+}
+
+fn encode_row(row: &Row, out: &mut Vec<u8>) {
+    put_strs(out, row.cells(row.len()), row.len());
+}
+
+/// The rows a record carries (written after its head).
+fn op_rows(op: &Op) -> &[Arc<Row>] {
+    match op {
+        Op::Put { rows, .. } | Op::Replace { rows, .. } => rows,
+        _ => &[],
+    }
+}
+
+/// A record's payload up to its rows: its kind, its table, and every
+/// other field (for records with rows, their count last).
+fn encode_head(op: &Op, out: &mut Vec<u8>) {
     let kind = match op {
         Op::Columns { .. } => 1u8,
         Op::Put { .. } => 2,
@@ -115,13 +187,13 @@ pub fn encode(op: &Op, out: &mut Vec<u8>) {
     put_str(out, op.table());
     match op {
         Op::Columns { columns, .. } => {
-            put_strs(out, &mut columns.iter().map(String::as_str), columns.len())
+            put_strs(out, columns.iter().map(String::as_str), columns.len())
         }
-        Op::Put { rows, .. } => put_rows(out, rows),
-        Op::Delete { ids, .. } => put_strs(out, &mut ids.iter().map(String::as_str), ids.len()),
+        Op::Put { rows, .. } => out.extend_from_slice(&(rows.len() as u32).to_le_bytes()),
+        Op::Delete { ids, .. } => put_strs(out, ids.iter().map(String::as_str), ids.len()),
         Op::Replace { columns, rows, .. } => {
-            put_strs(out, &mut columns.iter().map(String::as_str), columns.len());
-            put_rows(out, rows);
+            put_strs(out, columns.iter().map(String::as_str), columns.len());
+            out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
         }
         Op::Drop { .. } => {}
         Op::Base { hash, .. } => match hash {
@@ -133,10 +205,6 @@ pub fn encode(op: &Op, out: &mut Vec<u8>) {
         },
         Op::Written { hash, .. } => out.extend_from_slice(&hash.to_le_bytes()),
     }
-    let payload_len = out.len() - start - HEADER;
-    let crc = crc32c::crc32c(&out[start + HEADER..]);
-    out[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// What reading a run of records found.
@@ -474,6 +542,9 @@ impl Ticket {
 
 struct State {
     pending: Vec<u8>,
+    /// Records of many rows, to be encoded as they are written, each with
+    /// where it goes among the bytes of `pending`.
+    streamed: Vec<(usize, Op)>,
     /// Lsn of the last batch appended.
     appended: Lsn,
     /// Every batch up to this one is decided: durable, or failed.
@@ -560,6 +631,7 @@ impl Wal {
             disk,
             state: Mutex::new(State {
                 pending: Vec::new(),
+                streamed: Vec::new(),
                 appended: 0,
                 decided: 0,
                 failed_ranges: Vec::new(),
@@ -613,7 +685,13 @@ impl Wal {
             return Err(io::Error::other("the data directory is open read-only"));
         }
         for op in ops {
-            encode(op, &mut state.pending);
+            if op_rows(op).len() > STREAM_ROWS {
+                // Shares the rows: no copy of their cells.
+                let at = state.pending.len();
+                state.streamed.push((at, op.clone()));
+            } else {
+                encode(op, &mut state.pending);
+            }
         }
         // A checkpoint's own records alone do not need a new segment: a
         // checkpoint that keeps failing must not make one each time.
@@ -771,28 +849,52 @@ impl Wal {
         self.work.notify_one();
     }
 
+    /// Writes a batch: the encoded records, with the streamed ones encoded
+    /// in place among them. `total` grows by the bytes of streamed records.
+    fn write_batch(
+        &self,
+        file: &mut File,
+        batch: &[u8],
+        streamed: &[(usize, Op)],
+        total: &mut u64,
+    ) -> io::Result<()> {
+        let mut done = 0;
+        for (at, op) in streamed {
+            if *at > done {
+                self.disk.write_all(file, &batch[done..*at])?;
+                done = *at;
+            }
+            *total += encode_streamed(op, &mut |piece| self.disk.write_all(file, piece))?;
+        }
+        if done < batch.len() {
+            self.disk.write_all(file, &batch[done..])?;
+        }
+        Ok(())
+    }
+
     /// The log thread: write and fsync whatever is pending, as one batch.
     fn run(&self) {
         loop {
             let mut state = self.lock();
-            while state.pending.is_empty() && !state.closing {
+            while state.pending.is_empty() && state.streamed.is_empty() && !state.closing {
                 state = self
                     .work
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            if state.pending.is_empty() {
+            if state.pending.is_empty() && state.streamed.is_empty() {
                 return;
             }
             let batch = std::mem::take(&mut state.pending);
+            let streamed = std::mem::take(&mut state.streamed);
             let upto = state.appended;
             let Some(mut file) = state.file.take() else {
                 return;
             };
             drop(state);
+            let mut total = batch.len() as u64;
             let result = self
-                .disk
-                .write_all(&mut file, &batch)
+                .write_batch(&mut file, &batch, &streamed, &mut total)
                 .and_then(|()| {
                     if self.sync {
                         self.disk.sync_data(&file)
@@ -805,13 +907,12 @@ impl Wal {
             state.file = Some(file);
             match result {
                 Ok(()) => {
-                    self.written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.written.fetch_add(total, Ordering::Relaxed);
                     if self.sync {
                         self.syncs.fetch_add(1, Ordering::Relaxed);
                     }
-                    state.durable_len += batch.len() as u64;
-                    state.segment_bytes += batch.len() as u64;
+                    state.durable_len += total;
+                    state.segment_bytes += total;
                     state.decided = upto;
                 }
                 Err(err) => {
@@ -826,6 +927,7 @@ impl Wal {
                     state.failed_ranges.push(range);
                     state.decided = state.appended;
                     state.pending.clear();
+                    state.streamed.clear();
                     state.failed = Some(format!(
                         "the write-ahead log failed ({err}); the write was not made durable and was undone"
                     ));
@@ -1034,6 +1136,57 @@ mod tests {
         assert_eq!(decoded.ops, sample());
         assert_eq!(decoded.valid_len, bytes.len());
         assert!(decoded.problem.is_none());
+    }
+
+    /// A record of many rows, more than one piece of it.
+    fn bulk(table: &str) -> Op {
+        let rows = (0..12_000)
+            .map(|i| {
+                let note = format!("row {i} with a note long enough to fill pieces, é");
+                Arc::new(Row::from_cells([i.to_string(), String::new(), note]))
+            })
+            .collect();
+        Op::Replace {
+            table: table.into(),
+            columns: vec!["id".into(), "a".into(), "note".into()],
+            rows,
+        }
+    }
+
+    #[test]
+    fn streamed_records_are_the_bytes_encoded_whole() {
+        let op = bulk("t");
+        let mut whole = Vec::new();
+        encode(&op, &mut whole);
+        let mut streamed = Vec::new();
+        let mut pieces = 0;
+        let len = encode_streamed(&op, &mut |piece| {
+            pieces += 1;
+            streamed.extend_from_slice(piece);
+            Ok(())
+        })
+        .unwrap();
+        assert!(pieces > 2, "{pieces} pieces");
+        assert_eq!(len as usize, whole.len());
+        assert!(streamed == whole);
+    }
+
+    #[test]
+    fn streamed_records_keep_their_place_in_the_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut ops = sample();
+        ops.insert(2, bulk("big"));
+        ops.push(bulk("other"));
+        {
+            let (wal, _) = open(tmp.path(), false).unwrap();
+            let first = wal.append(&ops[..3]).unwrap();
+            let second = wal.append(&ops[3..]).unwrap();
+            wal.wait(first).unwrap();
+            wal.wait(second).unwrap();
+            wal.close();
+        }
+        let (_, recovered) = open(tmp.path(), false).unwrap();
+        assert!(recovered.ops == ops);
     }
 
     fn encoded(ops: &[Op]) -> Vec<u8> {
