@@ -369,7 +369,7 @@ async fn a_person_signs_in_to_change_a_server_with_a_token() {
     let fixed = files.path().join("fixed.csv");
     std::fs::write(&fixed, "name,age\nkim,30\n").unwrap();
     b.open("/semi").await;
-    b.wait_for_text(".detail", "line 2: 2 fields, but the header names 1 column")
+    b.wait_for_text(".detail", "line 1: the header is separated by semicolons")
         .await;
     b.screenshot("13-broken-table").await;
     b.find("#replace-file")

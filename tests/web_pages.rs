@@ -265,7 +265,7 @@ fn error_pages_say_what_happened_and_lead_somewhere_that_works() {
     assert_eq!(r.status, 500);
     let html = r.text();
     assert!(
-        html.contains("line 2: 2 fields, but the header names 1 column"),
+        html.contains("line 1: the header is separated by semicolons"),
         "{html}"
     );
     assert!(!html.contains("PUT /semi"), "{html}");

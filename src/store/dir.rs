@@ -1174,7 +1174,17 @@ impl DirStore {
         match staged {
             Some(staged) => {
                 let hash = staged.hash;
-                state.stamp = Some(file::commit(&self.disk, staged, &path)?);
+                let (stamp, kept) = file::commit(&self.disk, staged, &path, state.stamp)?;
+                state.stamp = Some(stamp);
+                if let Some(kept) = kept {
+                    let notice = format!(
+                        "{} was changed by hand while a checkpoint was writing it: the edited file was kept as {}, and the table keeps its changes",
+                        path.display(),
+                        kept.display()
+                    );
+                    tracing::error!(table = name, "{notice}");
+                    state.notice = Some(notice);
+                }
                 state.file_hash = Some(hash);
             }
             None => {

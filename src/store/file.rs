@@ -309,14 +309,53 @@ pub fn discard(staged: Staged) {
 }
 
 /// Renames a staged file over `path` and makes the rename durable: a crash
-/// leaves the old file or the new one, never a mix. Returns the new stamp.
-pub fn commit(disk: &Disk, staged: Staged, path: &Path) -> io::Result<Stamp> {
+/// leaves the old file or the new one, never a mix. For the instant of the
+/// rename the file it replaces is held by a second name, so that if it is
+/// not the file the engine last saw (`expected`: a person wrote it after
+/// the engine's last look), it is set aside as a conflict instead of lost.
+/// Returns the new stamp, and where such a hand edit was kept.
+pub fn commit(
+    disk: &Disk,
+    staged: Staged,
+    path: &Path,
+    expected: Option<Stamp>,
+) -> io::Result<(Stamp, Option<PathBuf>)> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("table");
+    // Not a `.tmp` name: start-up removes those, and this one may hold a
+    // person's edit if setting it aside fails.
+    let held = path.with_file_name(format!(".{name}.{}.held", std::process::id()));
+    let _ = fs::remove_file(&held);
+    let holding = fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+        && disk.hard_link(path, &held).is_ok();
     if let Err(err) = disk.rename(&staged.tmp, path) {
         let _ = fs::remove_file(&staged.tmp);
+        let _ = fs::remove_file(&held);
         return Err(err);
     }
-    sync_dir(disk, path)?;
-    Ok(staged.stamp)
+    let synced = sync_dir(disk, path);
+    let replaced = holding
+        .then(|| fs::symlink_metadata(&held).ok().map(|m| Stamp::of(&m)))
+        .flatten();
+    let kept = match replaced {
+        Some(stamp) if Some(stamp) != expected => match set_aside_as(disk, &held, path) {
+            Ok(kept) => Some(kept),
+            Err(err) => {
+                // Still there under the held name: say where.
+                tracing::error!(
+                    "a hand edit of {} made during a checkpoint is kept as {}: {err}",
+                    path.display(),
+                    held.display()
+                );
+                None
+            }
+        },
+        _ => {
+            let _ = fs::remove_file(&held);
+            None
+        }
+    };
+    synced?;
+    Ok((staged.stamp, kept))
 }
 
 /// Moves a file a person edited aside (`people.csv` →
@@ -324,11 +363,16 @@ pub fn commit(disk: &Disk, staged: Staged, path: &Path) -> io::Result<Stamp> {
 /// second) so that it is kept, never overwritten, and no two hand edits
 /// ever share a name.
 pub fn set_aside(disk: &Disk, path: &Path) -> io::Result<PathBuf> {
+    set_aside_as(disk, path, path)
+}
+
+/// Moves `from` aside under a conflict name of the table file `table`.
+fn set_aside_as(disk: &Disk, from: &Path, table: &Path) -> io::Result<PathBuf> {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    let name = path
+    let name = table
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("table.csv");
@@ -338,13 +382,13 @@ pub fn set_aside(disk: &Disk, path: &Path) -> io::Result<PathBuf> {
         } else {
             format!("-{n}")
         };
-        let aside = path.with_file_name(format!("{name}.conflict-{secs}{suffix}"));
+        let aside = table.with_file_name(format!("{name}.conflict-{secs}{suffix}"));
         // A link never replaces an existing name, so two conflicts in one
         // second cannot overwrite each other.
-        match disk.hard_link(path, &aside) {
+        match disk.hard_link(from, &aside) {
             Ok(()) => {
-                disk.remove_file(path)?;
-                sync_dir(disk, path)?;
+                disk.remove_file(from)?;
+                sync_dir(disk, table)?;
                 return Ok(aside);
             }
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -449,6 +493,35 @@ mod tests {
         }
         // Commas win: a semicolon inside a comma-separated header is a name.
         assert!(parse(b"id,a;b\n1,x\n").is_ok());
+    }
+
+    #[test]
+    fn a_hand_edit_racing_the_rename_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::real();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "id\n1\n").unwrap();
+        let seen = Stamp::of(&std::fs::metadata(&path).unwrap());
+        let columns = vec!["id".to_string()];
+        let rows = vec![Arc::new(Row::from_cells(["2"]))];
+        // Nobody else wrote: the old file simply goes.
+        let staged = stage(&disk, &path, &columns, &rows, Layout::default()).unwrap();
+        let (stamp, kept) = commit(&disk, staged, &path, Some(seen)).unwrap();
+        assert!(kept.is_none());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "id\n2\n");
+        // A person writes after the engine's last look, before the rename.
+        let staged = stage(&disk, &path, &columns, &rows, Layout::default()).unwrap();
+        std::fs::write(&path, "id\nby hand\n").unwrap();
+        let (_, kept) = commit(&disk, staged, &path, Some(stamp)).unwrap();
+        let kept = kept.expect("the hand edit is kept");
+        assert_eq!(std::fs::read_to_string(kept).unwrap(), "id\nby hand\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "id\n2\n");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "no held file is left behind");
     }
 
     #[test]
