@@ -152,7 +152,8 @@ pub struct ServeArgs {
     )]
     pub max_connections: usize,
 
-    /// Refuse every write (405 with Allow).
+    /// Refuse every write (405 with Allow), and write nothing to the data
+    /// directory either (no lock file, no log): serves a read-only mount.
     #[arg(long, env = "CSVD_READ_ONLY", help_heading = "Access")]
     pub read_only: bool,
 
