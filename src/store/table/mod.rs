@@ -1,5 +1,17 @@
 //! A table in memory: its columns, its rows in file order, and an index
 //! from id to row. Pure data and rules (ids, growing columns); no I/O.
+//!
+//! The id index lives in `index`, the rules for ids and field names in
+//! `rules`, table versions in `version`. Nothing here may touch a file.
+
+mod index;
+mod rules;
+mod version;
+
+use index::Index;
+pub use rules::validate_id;
+use rules::{check_body_id, int_id, validate_columns, validate_fields, without};
+use version::fresh_version;
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
@@ -12,9 +24,6 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::row::Row;
 use super::{Error, Fields, Records};
-
-/// Longest id accepted, in bytes: ids travel in URLs.
-const MAX_ID_LEN: usize = 256;
 
 /// The rows and columns of one table.
 #[derive(Clone, Debug)]
@@ -520,185 +529,6 @@ impl Batch {
             }
         }
     }
-}
-
-/// A table version never handed out before, in this process or any other:
-/// a per-process random key (the same kind that keys hash maps), the clock
-/// and a counter, hashed. Versions are compared for equality only, so they
-/// need to be unique, not ordered.
-pub fn fresh_version() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
-    static KEY: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let key = *KEY.get_or_init(|| RandomState::new().hash_one(std::process::id()));
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let mut hasher = Xxh3::new();
-    hasher.update(&key.to_le_bytes());
-    hasher.update(&nanos.to_le_bytes());
-    hasher.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    hasher.digest()
-}
-
-/// Id → slot without storing the ids a second time: an entry is a slot
-/// number and 32 bits of its id's hash, and the id itself is read from the
-/// row in that slot. Keeping the hash in the entry lets the table grow
-/// without visiting a single row (a million-row table would otherwise stall
-/// a write for the pointer-chasing); 8 bytes an entry.
-#[derive(Clone, Debug, Default)]
-struct Index {
-    entries: HashTable<(u32, u32)>,
-    /// Keyed per process (SipHash), so ids chosen by clients cannot be
-    /// made to collide.
-    hasher: RandomState,
-    id_col: usize,
-}
-
-impl Index {
-    fn clear(&mut self, id_col: usize) {
-        self.entries.clear();
-        self.id_col = id_col;
-    }
-
-    fn hash(&self, id: &str) -> u32 {
-        self.hasher.hash_one(id) as u32
-    }
-
-    /// The 64-bit hash the table files an entry under, derived from the
-    /// stored 32 bits alone (spread so its top bits vary too).
-    fn spread(hash: u32) -> u64 {
-        u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-
-    fn id_at(slots: &[Option<Arc<Row>>], id_col: usize, slot: u32) -> &str {
-        slots
-            .get(slot as usize)
-            .and_then(Option::as_ref)
-            .map_or("", |row| row.get(id_col))
-    }
-
-    fn get(&self, id: &str, slots: &[Option<Arc<Row>>]) -> Option<usize> {
-        let hash = self.hash(id);
-        self.entries
-            .find(Self::spread(hash), |&(slot, h)| {
-                h == hash && Self::id_at(slots, self.id_col, slot) == id
-            })
-            .map(|&(slot, _)| slot as usize)
-    }
-
-    /// Makes room for `more` entries at once (growing step by step would
-    /// hold the old entries and the new at every step).
-    fn reserve(&mut self, more: usize) {
-        self.entries.reserve(more, |&(_, h)| Self::spread(h));
-    }
-
-    /// Adds `id` at `slot` (whose row must already hold that id).
-    fn insert(&mut self, id: &str, slot: usize) {
-        let hash = self.hash(id);
-        self.entries
-            .insert_unique(Self::spread(hash), (slot as u32, hash), |&(_, h)| {
-                Self::spread(h)
-            });
-    }
-
-    fn remove(&mut self, id: &str, slots: &[Option<Arc<Row>>]) -> Option<usize> {
-        let id_col = self.id_col;
-        let hash = self.hash(id);
-        let entry = self
-            .entries
-            .find_entry(Self::spread(hash), |&(slot, h)| {
-                h == hash && Self::id_at(slots, id_col, slot) == id
-            })
-            .ok()?;
-        let ((slot, _), _) = entry.remove();
-        Some(slot as usize)
-    }
-}
-
-fn field<'a>(record: &'a Fields, name: &str) -> Option<&'a str> {
-    record
-        .iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-fn without(record: &Fields, name: &str) -> Fields {
-    record.iter().filter(|(k, _)| k != name).cloned().collect()
-}
-
-/// A body may repeat the id of the URL, but not name another.
-fn check_body_id(record: &Fields, id: &str, id_column: &str) -> Result<(), Error> {
-    match field(record, id_column) {
-        Some(given) if !given.is_empty() && given != id => Err(Error::IdMismatch {
-            url: id.to_string(),
-            body: given.to_string(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// The columns of records: valid names, each named once.
-fn validate_columns(columns: &[String]) -> Result<(), Error> {
-    let mut seen = HashSet::with_capacity(columns.len());
-    for name in columns {
-        validate_name(name)?;
-        if !seen.insert(name.as_str()) {
-            return Err(Error::InvalidField(format!(
-                "field {name:?} is given twice"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn validate_fields(record: &Fields) -> Result<(), Error> {
-    record.iter().try_for_each(|(name, _)| validate_name(name))
-}
-
-fn validate_name(name: &str) -> Result<(), Error> {
-    if name.is_empty() {
-        return Err(Error::InvalidField("a field name is empty".into()));
-    }
-    if name.starts_with('\u{feff}') {
-        return Err(Error::InvalidField(format!(
-            "field name {name:?} starts with a byte-order mark"
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::InvalidField(format!(
-            "field name {name:?} contains a control character"
-        )));
-    }
-    Ok(())
-}
-
-/// Ids are non-empty text without control characters, short enough for a URL.
-pub fn validate_id(id: &str) -> Result<(), Error> {
-    if id.is_empty() {
-        return Err(Error::InvalidId("the id is empty".into()));
-    }
-    if id.len() > MAX_ID_LEN {
-        return Err(Error::InvalidId(format!(
-            "the id is {} bytes long; at most {MAX_ID_LEN} are allowed",
-            id.len()
-        )));
-    }
-    if id.chars().any(char::is_control) {
-        return Err(Error::InvalidId(format!(
-            "id {id:?} contains a control character"
-        )));
-    }
-    Ok(())
-}
-
-/// An id written as a canonical non-negative integer (`7`, not `007`).
-fn int_id(id: &str) -> Option<u64> {
-    let n: u64 = id.parse().ok()?;
-    (n.to_string() == id).then_some(n)
 }
 
 #[cfg(test)]

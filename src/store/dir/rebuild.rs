@@ -1,0 +1,58 @@
+//! The rebuild after a log failure: cut the log back to its last durable
+//! byte and rebuild every table from its file and the log, as a restart
+//! would.
+//!
+//! It must never leave a refused change in memory, and never let requests
+//! be served before it has succeeded.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+
+use super::{write, DirStore, Slot, TableState};
+
+impl DirStore {
+    /// After the log failed: cuts it back to its last durable byte and
+    /// rebuilds every table from its file and the log, as a restart would,
+    /// so that nothing refused stays in memory. Requests are refused until
+    /// it succeeds.
+    pub(super) fn rebuild(&self) -> std::result::Result<(), String> {
+        let _one = self
+            .checkpointing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let _world = write(&self.world);
+        if let Some(failure) = self.wal.failure() {
+            self.set_unavailable(failure);
+        }
+        self.wal
+            .repair()
+            .map_err(|err| format!("cannot repair the write-ahead log: {err}"))?;
+        let ops = self
+            .wal
+            .read_all()
+            .map_err(|err| format!("cannot read the write-ahead log back: {err}"))?;
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for slot in slots {
+            let mut state = write(&slot.state);
+            *state = TableState {
+                generation: state.generation + 1,
+                ..TableState::default()
+            };
+        }
+        self.recover(ops, false)
+            .map_err(|err| format!("cannot rebuild the tables: {err}"))?;
+        *self
+            .unavailable_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        self.unavailable.store(false, Ordering::Release);
+        tracing::info!("tables rebuilt from disk after a storage failure; serving again");
+        Ok(())
+    }
+}
