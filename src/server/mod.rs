@@ -176,7 +176,6 @@ async fn serve(
     tls: Option<TlsAcceptor>,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<()> {
-    crate::codec::repr::set_csv_safe(config.csv_safe);
     let metrics = Arc::new(Metrics::default());
     let access = std::mem::take(&mut config.access);
     let router = app(
@@ -188,6 +187,7 @@ async fn serve(
             id_column: config.id_column.clone(),
             body_timeout: config.body_timeout,
             metrics: metrics.clone(),
+            csv_safe: config.csv_safe,
         },
         &config,
         access,
