@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod client;
 pub mod codec;
+pub mod compose;
 pub mod page;
 pub mod query;
 pub mod server;

@@ -7,7 +7,7 @@ use csvd::cli::{Cli, Command};
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => csvd::server::run(*args),
+        Command::Serve(args) => csvd::compose::serve(*args),
         other => csvd::client::run(other),
     };
     match result {

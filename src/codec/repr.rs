@@ -2,16 +2,15 @@
 //!
 //! A [`RowWriter`] renders a collection piece by piece (`begin`, `row`…,
 //! `end`), so the server can stream a table of any size in chunks without
-//! building it whole. HTML is drawn by [`crate::page`]: here, only the
-//! choice of it.
+//! building it whole. HTML is only named here (as a [`Format`] a client may
+//! ask for): pages are drawn elsewhere, and the writers here write the
+//! other formats ([`Data`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::cell;
-use crate::page::{RowPage, Viewer};
 use crate::store::{Row, TableInfo};
 
 /// The representations a table or row can be served as.
@@ -56,25 +55,33 @@ impl Format {
             .into_iter()
             .find(|f| f.suffix().eq_ignore_ascii_case(suffix))
     }
+
+    /// The format as data, or `None` for HTML (a page).
+    pub fn data(self) -> Option<Data> {
+        match self {
+            Format::Json => Some(Data::Json),
+            Format::Csv => Some(Data::Csv),
+            Format::Ndjson => Some(Data::Ndjson),
+            Format::Html => None,
+        }
+    }
+}
+
+/// The formats written here: every [`Format`] but HTML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data {
+    Json,
+    Csv,
+    Ndjson,
 }
 
 /// Renders a collection of rows, piece by piece.
 pub struct RowWriter {
-    format: Format,
+    data: Data,
     columns: Arc<Vec<String>>,
-    id_col: Option<usize>,
-    title: String,
     written: usize,
+    /// Neutralise formula-like CSV cells ([`neutralise`]).
     csv_safe: bool,
-}
-
-/// `--csv-safe`, a setting of the whole server (one per process): read once
-/// when each writer is made rather than threaded through every caller.
-static CSV_SAFE: AtomicBool = AtomicBool::new(false);
-
-/// Makes every CSV answer from now on neutralise formula-like cells.
-pub fn set_csv_safe(on: bool) {
-    CSV_SAFE.store(on, Ordering::Relaxed);
 }
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,
@@ -88,61 +95,50 @@ pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl RowWriter {
-    /// `title` names the collection (the table name) for HTML and links.
-    pub fn new(
-        format: Format,
-        columns: Arc<Vec<String>>,
-        id_col: Option<usize>,
-        title: &str,
-    ) -> RowWriter {
+    /// `csv_safe` neutralises CSV cells that spreadsheets would run as
+    /// formulas.
+    pub fn new(data: Data, columns: Arc<Vec<String>>, csv_safe: bool) -> RowWriter {
         RowWriter {
-            format,
+            data,
             columns,
-            id_col,
-            title: title.to_string(),
             written: 0,
-            csv_safe: CSV_SAFE.load(Ordering::Relaxed),
+            csv_safe,
         }
     }
 
     pub fn begin(&mut self, out: &mut Vec<u8>) {
-        match self.format {
-            Format::Json => out.push(b'['),
-            Format::Csv if !self.columns.is_empty() => {
+        match self.data {
+            Data::Json => out.push(b'['),
+            Data::Csv if !self.columns.is_empty() => {
                 csv_record(out, self.columns.iter().map(String::as_str));
             }
-            // HTML rows are the body of a table's page, which draws
-            // everything around them (`crate::page::TablePage`).
-            Format::Csv | Format::Ndjson | Format::Html => {}
+            Data::Csv | Data::Ndjson => {}
         }
     }
 
     pub fn row(&mut self, out: &mut Vec<u8>, row: &Row) {
-        match self.format {
-            Format::Json => {
+        match self.data {
+            Data::Json => {
                 out.extend_from_slice(if self.written == 0 { b"\n" } else { b",\n" });
                 json_object(out, &self.columns, row);
             }
-            Format::Ndjson => {
+            Data::Ndjson => {
                 json_object(out, &self.columns, row);
                 out.push(b'\n');
             }
-            Format::Csv if self.csv_safe => {
+            Data::Csv if self.csv_safe => {
                 csv_record(out, row.cells(self.columns.len()).map(neutralise));
             }
-            Format::Csv => csv_record(out, row.cells(self.columns.len())),
-            Format::Html => {
-                crate::page::write_row(out, &self.title, self.columns.len(), self.id_col, row)
-            }
+            Data::Csv => csv_record(out, row.cells(self.columns.len())),
         }
         self.written += 1;
     }
 
     pub fn end(&mut self, out: &mut Vec<u8>) {
-        match self.format {
-            Format::Json if self.written == 0 => out.extend_from_slice(b"]\n"),
-            Format::Json => out.extend_from_slice(b"\n]\n"),
-            Format::Csv | Format::Ndjson | Format::Html => {}
+        match self.data {
+            Data::Json if self.written == 0 => out.extend_from_slice(b"]\n"),
+            Data::Json => out.extend_from_slice(b"\n]\n"),
+            Data::Csv | Data::Ndjson => {}
         }
     }
 }
@@ -193,14 +189,13 @@ fn csv_writer(out: &mut Vec<u8>) -> csv::Writer<&mut Vec<u8>> {
 
 /// Renders rows whole (for small answers).
 pub fn render_rows<'a>(
-    format: Format,
+    data: Data,
     columns: &Arc<Vec<String>>,
-    id_col: Option<usize>,
-    title: &str,
+    csv_safe: bool,
     rows: impl IntoIterator<Item = &'a Row>,
 ) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut writer = RowWriter::new(format, columns.clone(), id_col, title);
+    let mut writer = RowWriter::new(data, columns.clone(), csv_safe);
     writer.begin(&mut out);
     for row in rows {
         writer.row(&mut out, row);
@@ -209,40 +204,18 @@ pub fn render_rows<'a>(
     out
 }
 
-/// Renders one row on its own: a JSON object, one NDJSON line, a CSV header
-/// and row, or its page. `tag` is the row's entity tag, which its page
-/// sends back with changes.
-pub fn render_row(
-    format: Format,
-    columns: &Arc<Vec<String>>,
-    id_col: Option<usize>,
-    title: &str,
-    row: &Row,
-    tag: &str,
-    viewer: &Viewer,
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    match format {
-        Format::Json => {
+/// Renders one row on its own: a JSON object, one NDJSON line, or a CSV
+/// header and row.
+pub fn render_row(data: Data, columns: &Arc<Vec<String>>, csv_safe: bool, row: &Row) -> Vec<u8> {
+    match data {
+        Data::Json => {
+            let mut out = Vec::new();
             json_object(&mut out, columns, row);
             out.push(b'\n');
+            out
         }
-        Format::Ndjson | Format::Csv => {
-            out = render_rows(format, columns, None, title, [row]);
-        }
-        Format::Html => {
-            out = RowPage {
-                table: title,
-                columns,
-                id_col,
-                row,
-                tag,
-                viewer,
-            }
-            .render();
-        }
+        Data::Ndjson | Data::Csv => render_rows(data, columns, csv_safe, [row]),
     }
-    out
 }
 
 /// Writes a row as a JSON object, cells typed by the typing rule.
@@ -278,11 +251,11 @@ pub fn table_info_json(info: &TableInfo) -> Value {
 }
 
 /// Renders the table list.
-pub fn render_tables(format: Format, tables: &[TableInfo], viewer: &Viewer) -> Vec<u8> {
+pub fn render_tables(data: Data, tables: &[TableInfo]) -> Vec<u8> {
     let mut out = Vec::new();
-    match format {
+    match data {
         // One entry a line, framed as arrays of rows are.
-        Format::Json => {
+        Data::Json => {
             out.push(b'[');
             for (i, info) in tables.iter().enumerate() {
                 out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
@@ -290,13 +263,13 @@ pub fn render_tables(format: Format, tables: &[TableInfo], viewer: &Viewer) -> V
             }
             out.extend_from_slice(if tables.is_empty() { b"]\n" } else { b"\n]\n" });
         }
-        Format::Ndjson => {
+        Data::Ndjson => {
             for info in tables {
                 let _ = serde_json::to_writer(&mut out, &table_info_json(info));
                 out.push(b'\n');
             }
         }
-        Format::Csv => {
+        Data::Csv => {
             let mut writer = csv_writer(&mut out);
             let _ = writer.write_record(["name", "rows", "columns", "modified", "error"]);
             for info in tables {
@@ -310,7 +283,6 @@ pub fn render_tables(format: Format, tables: &[TableInfo], viewer: &Viewer) -> V
             }
             let _ = writer.flush();
         }
-        Format::Html => out = crate::page::table_list(tables, viewer),
     }
     out
 }
@@ -339,35 +311,28 @@ mod tests {
             Row::from_cells(["1", "007", "true"]),
             Row::from_cells(["2", "x"]),
         ];
-        let out = render_rows(
-            Format::Json,
-            &cols(&["id", "zip", "ok"]),
-            Some(0),
-            "t",
-            rows.iter(),
-        );
+        let out = render_rows(Data::Json, &cols(&["id", "zip", "ok"]), false, rows.iter());
         let value: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             value,
             json!([{"id":1,"zip":"007","ok":true},{"id":2,"zip":"x","ok":""}])
         );
-        let empty = render_rows(Format::Json, &cols(&["id"]), Some(0), "t", []);
+        let empty = render_rows(Data::Json, &cols(&["id"]), false, []);
         assert_eq!(empty, b"[]\n");
     }
 
     #[test]
     fn csv_quotes_what_needs_it() {
         let rows = [Row::from_cells(["1", "a,\"b\"\nc"])];
-        let out = render_rows(Format::Csv, &cols(&["id", "t"]), Some(0), "t", rows.iter());
+        let out = render_rows(Data::Csv, &cols(&["id", "t"]), false, rows.iter());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "id,t\r\n1,\"a,\"\"b\"\"\nc\"\r\n"
         );
         let lone = render_rows(
-            Format::Csv,
+            Data::Csv,
             &cols(&["x"]),
-            None,
-            "t",
+            false,
             [Row::from_cells([""])].iter(),
         );
         assert_eq!(lone, b"x\r\n\"\"\r\n");
@@ -394,6 +359,20 @@ mod tests {
             drop(writer);
             assert_eq!(ours, theirs, "{fields:?}");
         }
+    }
+
+    #[test]
+    fn csv_safe_is_the_writers_own() {
+        let rows = [Row::from_cells(["1", "=1+1"])];
+        let columns = cols(&["id", "f"]);
+        let safe = render_rows(Data::Csv, &columns, true, rows.iter());
+        assert_eq!(safe, b"id,f\r\n1,'=1+1\r\n");
+        let plain = render_rows(Data::Csv, &columns, false, rows.iter());
+        assert_eq!(plain, b"id,f\r\n1,=1+1\r\n");
+        let one = render_row(Data::Csv, &columns, true, &rows[0]);
+        assert_eq!(one, safe);
+        let json = render_row(Data::Json, &columns, true, &rows[0]);
+        assert_eq!(json, b"{\"id\":1,\"f\":\"=1+1\"}\n");
     }
 
     #[test]

@@ -24,35 +24,6 @@ pub struct Access {
     pub private: bool,
 }
 
-impl Access {
-    /// Reads the token from `--token`/`CSVD_TOKEN` or from a file.
-    pub fn from_args(args: &crate::cli::ServeArgs) -> anyhow::Result<Access> {
-        let token = match (&args.token, &args.token_file) {
-            (Some(token), _) => Some(token.trim().to_string()),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot read --token-file {}: {e}", path.display())
-                    })?
-                    .trim()
-                    .to_string(),
-            ),
-            (None, None) => None,
-        };
-        if token.as_deref() == Some("") {
-            anyhow::bail!("the token is empty");
-        }
-        if args.private && token.is_none() {
-            anyhow::bail!("--private needs a token (--token, CSVD_TOKEN or --token-file)");
-        }
-        Ok(Access {
-            read_only: args.read_only,
-            token,
-            private: args.private,
-        })
-    }
-}
-
 fn is_read(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }

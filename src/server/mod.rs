@@ -21,7 +21,6 @@ mod stream;
 mod tls;
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,34 +41,86 @@ use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::cli::{ServeArgs, SyncMode};
-use crate::store::{DirStore, Options, Store};
+use crate::store::Store;
 pub use access::Access;
 pub use metrics::Metrics;
 pub use routes::AppState;
 
-/// Runs the server until SIGINT or SIGTERM, then finishes the requests in
-/// flight, brings the files up to date and returns.
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_logging(&args.log_level)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args))?;
-    Ok(ExitCode::SUCCESS)
+/// What the server is told at start, by whoever read the command line.
+#[derive(Debug)]
+pub struct Config {
+    /// The address to listen on.
+    pub bind: SocketAddr,
+    /// What is served, as the start-up log names it.
+    pub source: String,
+    /// The column that holds each row's id.
+    pub id_column: String,
+    /// Who may do what.
+    pub access: Access,
+    /// Browser origins allowed to call the API (`*` for any).
+    pub cors: Vec<String>,
+    /// Serve HTTPS with these files.
+    pub tls: Option<TlsFiles>,
+    /// Largest request body, in bytes.
+    pub max_body: usize,
+    /// Room for large bodies in flight, in bytes.
+    pub max_bulk_bytes: usize,
+    /// How long a large body waits for room.
+    pub bulk_wait: Duration,
+    /// Longest request target, in bytes.
+    pub max_uri: usize,
+    /// Largest request head, in bytes.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request.
+    pub max_headers: usize,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request head.
+    pub header_timeout: Duration,
+    /// Time a connection may stay silent.
+    pub idle_timeout: Duration,
+    /// Time a client has to send a whole body.
+    pub body_timeout: Duration,
+    /// Time a request may take in all.
+    pub request_timeout: Duration,
+    /// Time in-flight requests get at shutdown.
+    pub shutdown_timeout: Duration,
+    /// In CSV answers, neutralise cells spreadsheets would run as formulas.
+    pub csv_safe: bool,
+    /// Text sent to every new connection before HTTP starts.
+    pub greeting: Option<String>,
+    /// Print every connection's bytes.
+    pub dump: bool,
 }
 
-fn init_logging(level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
-        format!("invalid --log-level {level:?}: use error, warn, info, debug or trace")
-    })?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    Ok(())
+/// The certificate chain and private key (PEM) of an HTTPS server.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// A server ready to serve a store.
+pub struct Server {
+    config: Config,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Server {
+    /// Checks what can be checked before a store is opened (the TLS files).
+    pub fn new(config: Config) -> anyhow::Result<Server> {
+        let tls = match &config.tls {
+            Some(files) => Some(tls::acceptor(&files.cert, &files.key)?),
+            None => None,
+        };
+        Ok(Server { config, tls })
+    }
+
+    /// Serves `store` until SIGINT or SIGTERM, then finishes the requests
+    /// in flight, brings the store up to date and returns.
+    pub async fn run(self, store: Arc<dyn Store>) -> anyhow::Result<()> {
+        serve(self.config, self.tls, store).await
+    }
 }
 
 /// The whole application: routes wrapped in their middleware, outermost
@@ -78,30 +129,30 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 /// request checks, time limit, access rules, body limit. Problems are read
 /// and rewritten before compression, which applies to the rewritten answer
 /// (a page for a browser) as to any other.
-pub fn app(state: AppState, args: &ServeArgs, access: Access) -> anyhow::Result<Router> {
+pub fn app(state: AppState, config: &Config, access: Access) -> anyhow::Result<Router> {
     let metrics = state.metrics.clone();
     let keeper = Arc::new(access::Keeper {
         access,
         sessions: session::Sessions::default(),
-        tls: args.tls_cert.is_some() && args.tls_key.is_some(),
-        max_body: args.max_body,
+        tls: config.tls.is_some(),
+        max_body: config.max_body,
         body_timeout: state.body_timeout,
     });
     let gate = Arc::new(middleware::Gate {
         keeper: keeper.clone(),
-        max_uri: args.max_uri,
+        max_uri: config.max_uri,
     });
     let mut router = routes::router(state)
         .merge(signin::router(keeper))
-        .layer(RequestBodyLimitLayer::new(args.max_body))
+        .layer(RequestBodyLimitLayer::new(config.max_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(args.request_timeout),
+            config.request_timeout,
         ))
         .layer(from_fn_with_state(gate, middleware::gate))
         .layer(CompressionLayer::new());
-    if !args.cors.is_empty() {
-        router = access::with_cors(router, &args.cors)?;
+    if !config.cors.is_empty() {
+        router = access::with_cors(router, &config.cors)?;
     }
     Ok(middleware::outer(router, metrics))
 }
@@ -120,64 +171,48 @@ struct Connections {
     max_headers: usize,
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let access = Access::from_args(&args)?;
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-        _ => None,
-    };
-    let options = Options {
-        sync: args.sync == SyncMode::Always,
-        settle: Duration::from_secs(args.checkpoint_after),
-        salvage: args.salvage,
-        read_only: args.read_only,
-        ..Options::default()
-    };
-    let data_dir = args.data_dir.clone();
-    let id_column = args.id_column.clone();
-    let store = tokio::task::spawn_blocking(move || DirStore::open(&data_dir, &id_column, options))
-        .await?
-        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
-    let store: Arc<dyn Store> = store;
-    crate::codec::repr::set_csv_safe(args.csv_safe);
+async fn serve(
+    mut config: Config,
+    tls: Option<TlsAcceptor>,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
+    let access = std::mem::take(&mut config.access);
     let router = app(
         AppState {
             store: store.clone(),
             views: Arc::default(),
-            max_body: args.max_body,
-            bulk: Arc::new(bulk::Budget::new(
-                args.max_bulk_bytes,
-                Duration::from_secs(args.bulk_wait),
-            )),
-            id_column: args.id_column.clone(),
-            body_timeout: Duration::from_secs(args.body_timeout),
+            max_body: config.max_body,
+            bulk: Arc::new(bulk::Budget::new(config.max_bulk_bytes, config.bulk_wait)),
+            id_column: config.id_column.clone(),
+            body_timeout: config.body_timeout,
             metrics: metrics.clone(),
+            csv_safe: config.csv_safe,
         },
-        &args,
+        &config,
         access,
     )?;
-    let listener = TcpListener::bind(args.bind)
+    let listener = TcpListener::bind(config.bind)
         .await
-        .with_context(|| format!("cannot listen on {}", args.bind))?;
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // The first line on stdout names the address (tests and scripts read it).
     println!("csvd listening on {scheme}://{addr}");
-    tracing::info!(data_dir = %args.data_dir.display(), "serving on {scheme}://{addr}");
+    tracing::info!(data_dir = %config.source, "serving on {scheme}://{addr}");
 
     let connections = Connections {
         router,
         tls,
         metrics,
-        greeting: args.greeting.as_deref().map(Arc::from),
-        dump: args.dump,
-        header_timeout: Duration::from_secs(args.header_timeout),
-        idle_timeout: Duration::from_secs(args.idle_timeout),
-        max_header_bytes: args.max_header_bytes,
-        max_headers: args.max_headers,
+        greeting: config.greeting.as_deref().map(Arc::from),
+        dump: config.dump,
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+        max_header_bytes: config.max_header_bytes,
+        max_headers: config.max_headers,
     };
-    let slots = Arc::new(tokio::sync::Semaphore::new(args.max_connections));
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
@@ -206,8 +241,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing requests in flight");
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(Duration::from_secs(args.shutdown_timeout)) => {
-            tracing::warn!("requests still in flight after {}s; closing them", args.shutdown_timeout);
+        () = tokio::time::sleep(config.shutdown_timeout) => {
+            tracing::warn!("requests still in flight after {}s; closing them", config.shutdown_timeout.as_secs());
         }
     }
     tokio::task::spawn_blocking(move || store.flush())

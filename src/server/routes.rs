@@ -18,7 +18,7 @@ use super::problem::Problem;
 use super::stream::{self, Rows};
 use crate::codec::body::{self, Parsed};
 use crate::codec::repr::{self, encode_segment, Format};
-use crate::page::{self, Address, TablePage, Viewer};
+use crate::page::{self, Address, RowPage, TablePage, Viewer};
 use crate::query::{self, Views};
 use crate::store::{Pending, Row, Store, TableInfo, Written};
 
@@ -40,6 +40,9 @@ pub struct AppState {
     /// Time a client has to send a whole body (408 after).
     pub body_timeout: std::time::Duration,
     pub metrics: Arc<super::Metrics>,
+    /// Neutralise CSV cells that spreadsheets would run as formulas
+    /// (`--csv-safe`).
+    pub csv_safe: bool,
 }
 
 type Answer = Result<Response, Problem>;
@@ -367,7 +370,11 @@ async fn list_tables(state: AppState, request_headers: &HeaderMap, viewer: &View
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok((headers, repr::render_tables(format, &tables, viewer)).into_response())
+    let body = match format.data() {
+        Some(data) => repr::render_tables(data, &tables),
+        None => page::table_list(&tables, viewer),
+    };
+    Ok((headers, body).into_response())
 }
 
 fn list_version(tables: &[TableInfo]) -> u64 {
@@ -465,7 +472,8 @@ async fn get_table(
         }
         .frame()
     });
-    let rows = Rows::new(view, selection.picked, query.fields).into_body(format, &name);
+    let rows =
+        Rows::new(view, selection.picked, query.fields).into_body(format, &name, state.csv_safe);
     match frame {
         Some(frame) => Ok((headers, page::table_body(frame, rows)).into_response()),
         None => Ok((headers, rows).into_response()),
@@ -506,14 +514,18 @@ async fn get_row(
     }
     Ok((
         headers,
-        repr::render_row(
+        row_body(
             format,
             &view.columns,
-            view.id_col,
-            &title,
-            &view.row,
-            &tag,
-            viewer,
+            RowPage {
+                table: &title,
+                columns: &view.columns,
+                id_col: view.id_col,
+                row: &view.row,
+                tag: &tag,
+                viewer,
+            },
+            state.csv_safe,
         ),
     )
         .into_response())
@@ -652,10 +664,10 @@ async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
         row_location(&name, &written, 0)
     };
     let mut response = if many {
-        let body = stream::written(format, &name, written);
+        let body = stream::written(format, &name, written, state.csv_safe);
         (StatusCode::CREATED, body).into_response()
     } else {
-        written_row(format, &name, &written, StatusCode::CREATED)
+        written_row(format, &name, &written, StatusCode::CREATED, state.csv_safe)
     };
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -676,21 +688,45 @@ fn row_location(table: &str, written: &Written, index: usize) -> String {
     format!("/{table}/{}", encode_segment(&id))
 }
 
+/// One row on its own in `format`: its page, or its data (`columns` are
+/// the page's).
+fn row_body(
+    format: Format,
+    columns: &Arc<Vec<String>>,
+    page: RowPage<'_>,
+    csv_safe: bool,
+) -> Vec<u8> {
+    match format.data() {
+        Some(data) => repr::render_row(data, columns, csv_safe, page.row),
+        None => page.render(),
+    }
+}
+
 /// The answer to a write of one row: its representation and its tag.
-fn written_row(format: Format, table: &str, written: &Written, status: StatusCode) -> Response {
+fn written_row(
+    format: Format,
+    table: &str,
+    written: &Written,
+    status: StatusCode,
+    csv_safe: bool,
+) -> Response {
     let (Some(row), Some(version)) = (written.rows.first(), written.versions.first()) else {
         return status.into_response();
     };
     let tag = etag(*version, None, format);
-    let body = repr::render_row(
+    let body = row_body(
         format,
         &written.columns,
-        written.id_col,
-        table,
-        row.as_ref() as &Row,
-        &tag,
-        // Never drawn: a write's answer is never a page.
-        &Viewer::default(),
+        RowPage {
+            table,
+            columns: &written.columns,
+            id_col: written.id_col,
+            row: row.as_ref() as &Row,
+            tag: &tag,
+            // Never drawn: a write's answer is never a page.
+            viewer: &Viewer::default(),
+        },
+        csv_safe,
     );
     (status, content(format, false, &tag), body).into_response()
 }
@@ -757,7 +793,13 @@ async fn write_row(state: AppState, table: String, id: String, request: Request)
     } else {
         StatusCode::OK
     };
-    let mut response = written_row(answer_format(&headers), &table, &written, status);
+    let mut response = written_row(
+        answer_format(&headers),
+        &table,
+        &written,
+        status,
+        state.csv_safe,
+    );
     if written.created {
         if let Ok(value) = HeaderValue::from_str(&format!("/{table}/{}", encode_segment(&id))) {
             response.headers_mut().insert(header::LOCATION, value);

@@ -16,6 +16,60 @@ use crate::codec::repr::{Format, RowWriter};
 use crate::query::{Picked, TableView};
 use crate::store::{Row, Written};
 
+/// Renders rows piece by piece: a page's rows by the page, the other
+/// formats by the codec.
+enum Writer {
+    Data(RowWriter),
+    /// The rows of `table`'s page (the page draws everything around them).
+    Page {
+        table: String,
+        width: usize,
+        id_col: Option<usize>,
+    },
+}
+
+impl Writer {
+    fn new(
+        format: Format,
+        columns: Arc<Vec<String>>,
+        id_col: Option<usize>,
+        table: &str,
+        csv_safe: bool,
+    ) -> Writer {
+        match format.data() {
+            Some(data) => Writer::Data(RowWriter::new(data, columns, csv_safe)),
+            None => Writer::Page {
+                table: table.to_string(),
+                width: columns.len(),
+                id_col,
+            },
+        }
+    }
+
+    fn begin(&mut self, out: &mut Vec<u8>) {
+        if let Writer::Data(writer) = self {
+            writer.begin(out);
+        }
+    }
+
+    fn row(&mut self, out: &mut Vec<u8>, row: &Row) {
+        match self {
+            Writer::Data(writer) => writer.row(out, row),
+            Writer::Page {
+                table,
+                width,
+                id_col,
+            } => crate::page::write_row(out, table, *width, *id_col, row),
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        if let Writer::Data(writer) = self {
+            writer.end(out);
+        }
+    }
+}
+
 /// Answers of more rows than this are streamed rather than rendered whole
 /// (whole answers get a `Content-Length`).
 const STREAM_ABOVE_ROWS: usize = 1_000;
@@ -43,24 +97,30 @@ impl Rows {
     }
 
     /// The writer for these rows: the table's columns, or the chosen ones.
-    fn writer(&self, format: Format, title: &str) -> RowWriter {
+    fn writer(&self, format: Format, title: &str, csv_safe: bool) -> Writer {
         let snapshot = &self.view.snapshot;
         match &self.fields {
-            None => RowWriter::new(format, snapshot.columns.clone(), snapshot.id_col, title),
+            None => Writer::new(
+                format,
+                snapshot.columns.clone(),
+                snapshot.id_col,
+                title,
+                csv_safe,
+            ),
             Some(fields) => {
                 let columns = fields
                     .iter()
                     .map(|&c| snapshot.columns[c].clone())
                     .collect();
                 let id_col = fields.iter().position(|&c| Some(c) == snapshot.id_col);
-                RowWriter::new(format, Arc::new(columns), id_col, title)
+                Writer::new(format, Arc::new(columns), id_col, title, csv_safe)
             }
         }
     }
 
     /// Renders rows until `out` holds `limit` bytes or the rows run out;
     /// true when they ran out.
-    fn render(&mut self, writer: &mut RowWriter, out: &mut Vec<u8>, limit: usize) -> bool {
+    fn render(&mut self, writer: &mut Writer, out: &mut Vec<u8>, limit: usize) -> bool {
         let rows = &self.view.snapshot.rows;
         while out.len() < limit {
             let Some(position) = self.picked.get(self.next) else {
@@ -73,9 +133,10 @@ impl Rows {
         self.picked.get(self.next).is_none()
     }
 
-    /// The body of the answer in `format`.
-    pub fn into_body(mut self, format: Format, title: &str) -> Body {
-        let mut writer = self.writer(format, title);
+    /// The body of the answer in `format`; `csv_safe` neutralises CSV
+    /// cells that spreadsheets would run as formulas.
+    pub fn into_body(mut self, format: Format, title: &str, csv_safe: bool) -> Body {
+        let mut writer = self.writer(format, title, csv_safe);
         if self.picked.len() <= STREAM_ABOVE_ROWS {
             let mut out = Vec::new();
             writer.begin(&mut out);
@@ -111,8 +172,8 @@ impl Rows {
 
 /// The rows a write created, as its answer: streamed like any other
 /// answer of many rows, so a bulk write's answer is never held whole.
-pub fn written(format: Format, title: &str, written: Written) -> Body {
-    let mut writer = RowWriter::new(format, written.columns, written.id_col, title);
+pub fn written(format: Format, title: &str, written: Written, csv_safe: bool) -> Body {
+    let mut writer = Writer::new(format, written.columns, written.id_col, title, csv_safe);
     let rows = written.rows;
     if rows.len() <= STREAM_ABOVE_ROWS {
         let mut out = Vec::new();

@@ -1,0 +1,113 @@
+//! `csvd serve`: reads the command line, opens the store it names and
+//! hands both to the server, which knows neither.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::cli::{ServeArgs, SyncMode};
+use crate::server::{Access, Config, Server, TlsFiles};
+use crate::store::{DirStore, Options, Store};
+
+/// Runs the server until SIGINT or SIGTERM, then finishes the requests in
+/// flight, brings the files up to date and returns.
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log_level)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
+        format!("invalid --log-level {level:?}: use error, warn, info, debug or trace")
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    Ok(())
+}
+
+async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let server = Server::new(config(&args)?)?;
+    let options = Options {
+        sync: args.sync == SyncMode::Always,
+        settle: Duration::from_secs(args.checkpoint_after),
+        salvage: args.salvage,
+        read_only: args.read_only,
+        ..Options::default()
+    };
+    let data_dir = args.data_dir.clone();
+    let id_column = args.id_column.clone();
+    let store = tokio::task::spawn_blocking(move || DirStore::open(&data_dir, &id_column, options))
+        .await?
+        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
+    let store: Arc<dyn Store> = store;
+    server.run(store).await
+}
+
+/// The server's settings from the command line.
+fn config(args: &ServeArgs) -> anyhow::Result<Config> {
+    Ok(Config {
+        bind: args.bind,
+        source: args.data_dir.display().to_string(),
+        id_column: args.id_column.clone(),
+        access: access(args)?,
+        cors: args.cors.clone(),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+        max_body: args.max_body,
+        max_bulk_bytes: args.max_bulk_bytes,
+        bulk_wait: Duration::from_secs(args.bulk_wait),
+        max_uri: args.max_uri,
+        max_header_bytes: args.max_header_bytes,
+        max_headers: args.max_headers,
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs(args.header_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        body_timeout: Duration::from_secs(args.body_timeout),
+        request_timeout: Duration::from_secs(args.request_timeout),
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        csv_safe: args.csv_safe,
+        greeting: args.greeting.clone(),
+        dump: args.dump,
+    })
+}
+
+/// The access rules, the token read from `--token`/`CSVD_TOKEN` or from a
+/// file.
+fn access(args: &ServeArgs) -> anyhow::Result<Access> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(token), _) => Some(token.trim().to_string()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read --token-file {}: {e}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    if token.as_deref() == Some("") {
+        anyhow::bail!("the token is empty");
+    }
+    if args.private && token.is_none() {
+        anyhow::bail!("--private needs a token (--token, CSVD_TOKEN or --token-file)");
+    }
+    Ok(Access {
+        read_only: args.read_only,
+        token,
+        private: args.private,
+    })
+}
