@@ -51,8 +51,10 @@ pub enum Fault {
 pub struct Faults {
     calls: AtomicU64,
     plan: Mutex<Option<Plan>>,
-    /// Calls seen, in order (kept only while `recording`).
+    /// Calls seen, in order.
     seen: Mutex<Vec<Call>>,
+    /// Kinds of call that fail (EIO) every time, whatever the plan.
+    broken: Mutex<Vec<Call>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -74,8 +76,18 @@ impl Faults {
             Some(Plan { at, fault, sticky });
     }
 
+    /// Makes every call of these kinds fail with EIO until reset (a disk
+    /// that still reads but no longer writes, say).
+    pub fn break_calls(&self, kinds: &[Call]) {
+        *self.broken.lock().unwrap_or_else(PoisonError::into_inner) = kinds.to_vec();
+    }
+
     /// Disarms, and starts counting calls from zero again.
     pub fn reset(&self) {
+        self.broken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         *self.plan.lock().unwrap_or_else(PoisonError::into_inner) = None;
         self.calls.store(0, Ordering::SeqCst);
         self.seen
@@ -103,6 +115,14 @@ impl Faults {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(call);
+        if self
+            .broken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&call)
+        {
+            return Some(Fault::Io);
+        }
         let plan = (*self.plan.lock().unwrap_or_else(PoisonError::into_inner))?;
         let hit = n == plan.at || (plan.sticky && n > plan.at);
         hit.then_some(plan.fault)

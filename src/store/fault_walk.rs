@@ -414,3 +414,57 @@ fn every_fault_point_of_recovery_keeps_the_promise() {
         points * 3
     );
 }
+
+#[test]
+fn a_log_that_can_be_read_but_not_written_keeps_reads_going() {
+    use super::disk::Call;
+    use super::Error;
+    use std::time::Instant;
+    let rt = runtime();
+    let faults = Faults::new();
+    let data = scratch();
+    let store = open_faulty(data.path(), &faults);
+    assert!(run(&rt, &store, data.path(), Step::ReplaceA));
+    // The disk stops taking writes, so the failed batch cannot even be cut
+    // off the log; it still reads.
+    faults.break_calls(&[Call::Write, Call::Sync, Call::Truncate]);
+    assert!(!run(&rt, &store, data.path(), Step::InsertA));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rows = loop {
+        match store.read("a") {
+            Ok(snapshot) => break snapshot.rows.len(),
+            Err(Error::Unavailable(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(err) => panic!("reads did not come back: {err}"),
+        }
+    };
+    assert_eq!(rows, 3, "what was acknowledged, without the refused rows");
+    match store.insert(
+        "a",
+        records(vec![fields(&[("name", "x")])]),
+        &Expect::none(),
+    ) {
+        Err(Error::Unavailable(why)) => assert!(why.contains("reads go on"), "{why}"),
+        Err(err) => panic!("unexpected error: {err}"),
+        Ok(_) => panic!("a write was taken while the log cannot be written"),
+    }
+    // The disk heals: writes are taken again, without a restart.
+    faults.reset();
+    while !run(&rt, &store, data.path(), Step::InsertA) {
+        assert!(Instant::now() < deadline, "writes never came back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    store.crash();
+    drop(store);
+    let store = DirStore::open(data.path(), "id", options()).expect("restart");
+    let names: Vec<String> = contents(&store, &[])[0]
+        .2
+        .iter()
+        .map(|row| row[1].clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["kim", "lee, \"jr\"", "park\nline two", "choi", "한국"]
+    );
+}

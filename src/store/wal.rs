@@ -514,6 +514,9 @@ pub struct Wal {
     /// Set while appends are refused; read without the lock by readers,
     /// who must not serve what a failed batch left in memory.
     failed_flag: AtomicBool,
+    /// Batches that failed since the log was opened: memory built before
+    /// the last one may hold refused changes.
+    failures: AtomicU64,
     /// Totals for monitoring: bytes written and fsyncs.
     written: AtomicU64,
     syncs: AtomicU64,
@@ -649,6 +652,7 @@ impl Wal {
             synced: Condvar::new(),
             progress: tokio::sync::watch::Sender::new(0),
             failed_flag: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
             written: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
         }
@@ -661,6 +665,11 @@ impl Wal {
     /// Whether appends are refused (a batch failed and no repair since).
     pub fn is_failed(&self) -> bool {
         self.failed_flag.load(Ordering::Acquire)
+    }
+
+    /// How many batches have failed since the log was opened.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Acquire)
     }
 
     /// Why appends are refused, if they are.
@@ -803,11 +812,31 @@ impl Wal {
     /// rebuilding memory after a failure: the log was repaired first, so no
     /// damage of any kind is expected).
     pub fn read_all(&self) -> io::Result<Vec<Op>> {
+        self.read_back(None)
+    }
+
+    /// The records of every segment on disk, the current one only up to
+    /// its last durable byte: what was acknowledged, even while the bytes
+    /// of a failed batch could not be cut off yet.
+    pub fn read_durable(&self) -> io::Result<Vec<Op>> {
+        let (segment, durable) = {
+            let state = self.lock();
+            (state.segment, state.durable_len)
+        };
+        self.read_back(Some((segment, durable as usize)))
+    }
+
+    fn read_back(&self, limit: Option<(u64, usize)>) -> io::Result<Vec<Op>> {
         let mut segments = list_segments(&self.disk, &self.dir)?;
         segments.sort();
         let mut ops = Vec::new();
         for (number, path) in segments {
-            let bytes = self.disk.read(&path)?;
+            let mut bytes = self.disk.read(&path)?;
+            if let Some((segment, len)) = limit {
+                if number == segment {
+                    bytes.truncate(len);
+                }
+            }
             let start = records_start(&bytes, number)
                 .map_err(|p| io::Error::other(format!("{}: {p}", path.display())))?;
             let decoded = decode(&bytes[start..]);
@@ -932,6 +961,7 @@ impl Wal {
                         "the write-ahead log failed ({err}); the write was not made durable and was undone"
                     ));
                     self.failed_flag.store(true, Ordering::Release);
+                    self.failures.fetch_add(1, Ordering::AcqRel);
                 }
             }
             self.progress.send_replace(state.decided);

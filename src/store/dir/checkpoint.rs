@@ -225,7 +225,14 @@ impl DirStore {
         if !due {
             return;
         }
-        if self.unavailable.load(Ordering::Acquire) || self.wal.is_failed() {
+        let rebuilt = self.rebuilt_after.load(Ordering::Acquire) == self.wal.failures();
+        if rebuilt && !self.unavailable.load(Ordering::Acquire) && self.wal.is_failed() {
+            // Memory is what was acknowledged; only the log waits for repair.
+            match self.repair_log() {
+                Ok(()) => self.retry_done(),
+                Err(err) => self.retry_later(&err),
+            }
+        } else if self.unavailable.load(Ordering::Acquire) || !rebuilt {
             match self.rebuild() {
                 Ok(()) => self.retry_done(),
                 Err(err) => {

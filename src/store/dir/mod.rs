@@ -120,6 +120,9 @@ pub struct DirStore {
     /// beside it for the answer.
     unavailable: AtomicBool,
     unavailable_reason: Mutex<Option<String>>,
+    /// The log's failure count memory was last rebuilt after: reads wait
+    /// for a rebuild after every failure.
+    rebuilt_after: AtomicU64,
     /// Backoff for checkpoints and rebuilds that fail.
     retry: Mutex<Retry>,
     /// Which files are tables, under which names.
@@ -277,6 +280,7 @@ impl DirStore {
             started: Instant::now(),
             unavailable: AtomicBool::new(false),
             unavailable_reason: Mutex::new(None),
+            rebuilt_after: AtomicU64::new(0),
             retry: Mutex::new(Retry::default()),
             names: Names::default(),
             bases: Mutex::new(HashSet::new()),
@@ -331,7 +335,20 @@ impl DirStore {
 
     /// Refuses while memory may hold a change that was not made durable.
     fn available(&self) -> Result<()> {
-        if !self.unavailable.load(Ordering::Acquire) && !self.wal.is_failed() {
+        self.readable()?;
+        match self.wal.failure() {
+            None => Ok(()),
+            Some(failure) => Err(Error::Unavailable(format!(
+                "{failure}; reads go on, but writes are refused until the log can be written again (csvd retries by itself)"
+            ))),
+        }
+    }
+
+    /// Refuses reads while memory may hold a change that was not made
+    /// durable: from a log failure until memory is rebuilt from disk.
+    pub(super) fn readable(&self) -> Result<()> {
+        let rebuilt = self.rebuilt_after.load(Ordering::Acquire) == self.wal.failures();
+        if !self.unavailable.load(Ordering::Acquire) && rebuilt {
             return Ok(());
         }
         let reason = self

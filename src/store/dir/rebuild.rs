@@ -24,13 +24,21 @@ impl DirStore {
         if let Some(failure) = self.wal.failure() {
             self.set_unavailable(failure);
         }
-        self.wal
-            .repair()
-            .map_err(|err| format!("cannot repair the write-ahead log: {err}"))?;
-        let ops = self
-            .wal
-            .read_all()
-            .map_err(|err| format!("cannot read the write-ahead log back: {err}"))?;
+        // No batch can fail while the world lock holds appends off.
+        let failures = self.wal.failures();
+        let ops = match self.wal.repair() {
+            Ok(()) => self.wal.read_all(),
+            Err(err) => {
+                // The failed bytes cannot be cut off yet: serve reads from
+                // what is durable, and keep refusing writes (the log stays
+                // failed) until a later repair succeeds.
+                tracing::error!(
+                    "cannot repair the write-ahead log ({err}); serving reads from what was acknowledged, refusing writes until it can be written again"
+                );
+                self.wal.read_durable()
+            }
+        }
+        .map_err(|err| format!("cannot read the write-ahead log back: {err}"))?;
         let slots: Vec<Arc<Slot>> = self
             .slots
             .lock()
@@ -51,8 +59,22 @@ impl DirStore {
             .unavailable_reason
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = None;
+        self.rebuilt_after.store(failures, Ordering::Release);
         self.unavailable.store(false, Ordering::Release);
         tracing::info!("tables rebuilt from disk after a storage failure; serving again");
         Ok(())
+    }
+
+    /// Tries again to cut the failed bytes off the log, once memory already
+    /// holds only what was acknowledged; writes are accepted again after.
+    pub(super) fn repair_log(&self) -> std::result::Result<(), String> {
+        let _one = self
+            .checkpointing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let _world = write(&self.world);
+        self.wal
+            .repair()
+            .map_err(|err| format!("cannot repair the write-ahead log: {err}"))
     }
 }

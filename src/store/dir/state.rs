@@ -68,7 +68,9 @@ impl DirStore {
         if state.dirty {
             return self.keep_hand_edit(name, state);
         }
-        let known = state.logged && !self.options.read_only;
+        // A log that cannot be written (reads still served) cannot name the
+        // new file; recovery then treats it as an edit made while down.
+        let known = state.logged && !self.options.read_only && !self.wal.is_failed();
         self.reload(name, state);
         if known {
             // The table's logged changes are all in the file the person
@@ -181,13 +183,13 @@ impl DirStore {
         {
             let state = read(&slot.state);
             if self.is_fresh(name, &state) {
-                self.available()?;
+                self.readable()?;
                 return f(&state);
             }
         }
         let _world = read(&self.world);
         let mut state = write(&slot.state);
-        self.available()?;
+        self.readable()?;
         self.refresh(name, &mut state)?;
         f(&state)
     }
