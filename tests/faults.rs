@@ -371,3 +371,25 @@ fn a_hand_edit_the_server_never_saw_before_a_crash_loses_nothing() {
         assert!(s.get("/").json()[0]["notice"].is_string());
     }
 }
+
+#[test]
+fn a_file_left_held_by_an_interrupted_checkpoint_is_settled_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let mut s = Server::start_in(dir, &[]);
+        assert_eq!(s.post_json("/t", r#"{"a":"1"}"#).status, 201);
+        assert!(s.stop().success());
+    }
+    // The engine's own file, held: it simply goes. A person's: it is kept.
+    let ours = fs::read(dir.join("t.csv")).unwrap();
+    fs::write(dir.join(".t.csv.111.held"), &ours).unwrap();
+    fs::write(dir.join(".t.csv.222.held"), "id,a\n1,by hand\n").unwrap();
+    let s = Server::start_in(dir, &[]);
+    assert_eq!(s.get("/t").json(), json!([{"id":1,"a":1}]));
+    assert!(!dir.join(".t.csv.111.held").exists());
+    assert!(!dir.join(".t.csv.222.held").exists());
+    let kept = conflict_files(dir, "t");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(fs::read_to_string(&kept[0]).unwrap(), "id,a\n1,by hand\n");
+}

@@ -367,7 +367,7 @@ pub fn set_aside(disk: &Disk, path: &Path) -> io::Result<PathBuf> {
 }
 
 /// Moves `from` aside under a conflict name of the table file `table`.
-fn set_aside_as(disk: &Disk, from: &Path, table: &Path) -> io::Result<PathBuf> {
+pub fn set_aside_as(disk: &Disk, from: &Path, table: &Path) -> io::Result<PathBuf> {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -413,6 +413,14 @@ fn sync_dir(disk: &Disk, path: &Path) -> io::Result<()> {
 fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("table");
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// The table file a checkpoint held by a second name while renaming over
+/// it (`.people.csv.1234.held` → `people.csv`), if `name` is such a file.
+pub fn held_for(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".held")?;
+    let (file, pid) = rest.rsplit_once('.')?;
+    pid.bytes().all(|b| b.is_ascii_digit()).then_some(file)
 }
 
 /// Whether a file name is one of our temporary files (left by a crash).
@@ -522,6 +530,14 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
             .collect();
         assert!(left.is_empty(), "no held file is left behind");
+    }
+
+    #[test]
+    fn held_names() {
+        assert_eq!(held_for(".people.csv.1234.held"), Some("people.csv"));
+        assert_eq!(held_for(".My data.csv.7.held"), Some("My data.csv"));
+        assert_eq!(held_for(".people.csv.x.held"), None);
+        assert_eq!(held_for("people.csv"), None);
     }
 
     #[test]

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use super::disk::Disk;
 use super::file::{self, Stamp};
-use super::names::Names;
+use super::names::{self, Names};
 use super::table::{validate_id, Table};
 use super::wal::{Op, Wal};
 use super::{
@@ -293,6 +293,9 @@ impl DirStore {
         // Before replaying: a logged table may live in a file of another name.
         self.names.scan(&self.dir)?;
         self.list_bases();
+        if !self.options.read_only {
+            self.settle_held_files();
+        }
         let mut salvaged = recovered.salvaged;
         let count = recovered.ops.len();
         salvaged.extend(self.recover(recovered.ops, self.options.salvage)?);
@@ -314,6 +317,47 @@ impl DirStore {
 
     fn path(&self, name: &str) -> PathBuf {
         self.names.path(&self.dir, name)
+    }
+
+    /// A crash in the instant of a checkpoint's rename can leave the file
+    /// it replaced under its held name: the engine's own older file (one
+    /// it keeps a copy of) goes; anything else is a person's and is kept
+    /// as a conflict file.
+    fn settle_held_files(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(file) = file::held_for(&name) else {
+                continue;
+            };
+            let path = entry.path();
+            let ours = names::derive(file)
+                .zip(file::hash_of(&self.disk, &path))
+                .is_some_and(|key| {
+                    self.bases
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .contains(&key)
+                });
+            let settled = if ours {
+                self.disk.remove_file(&path).map(|()| None)
+            } else {
+                file::set_aside_as(&self.disk, &path, &self.dir.join(file)).map(Some)
+            };
+            match settled {
+                Ok(Some(kept)) => tracing::error!(
+                    file = %path.display(),
+                    "a file replaced while a checkpoint was interrupted is not the engine's own: kept as {}",
+                    kept.display()
+                ),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(file = %path.display(), "cannot settle a held file: {err}")
+                }
+            }
+        }
     }
 
     /// The slot of a table; created only when `create` is set or the file
