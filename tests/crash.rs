@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use common::Server;
+use common::{env_or, Lcg};
 use serde_json::{json, Value};
 
 const POSTERS: usize = 3;
@@ -27,26 +28,6 @@ struct Ledger {
     /// Per PUT key: highest acknowledged and highest attempted version.
     put_acked: HashMap<String, u64>,
     put_tried: HashMap<String, u64>,
-}
-
-/// A small deterministic generator, so a failing seed can be replayed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[test]

@@ -27,6 +27,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::tmpfs::{Filler, Tmpfs};
+use common::{env_or, Lcg};
 use common::{Response, Server};
 use serde_json::json;
 
@@ -104,26 +105,6 @@ struct Edits {
     made: usize,
     aside: Vec<HandEdit>,
     content: Option<HandEdit>,
-}
-
-/// A small deterministic generator, so a failing seed can be replayed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below.max(1)
-    }
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[test]

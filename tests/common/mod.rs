@@ -206,22 +206,7 @@ fn spawn(dir: &Path, flags: &[&str]) -> (Child, SocketAddr, JoinHandle<Vec<Strin
         .spawn()
         .expect("start csvd");
     let watcher = watch_stderr(child.stderr.take().expect("stderr"));
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout);
-    let mut line = String::new();
-    lines.read_line(&mut line).expect("read listening line");
-    // `csvd listening on http://ADDR`, or `https://ADDR` with TLS.
-    let addr = line
-        .trim()
-        .rsplit("://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line from csvd: {line:?}"));
-    // Keep draining stdout (for --dump) so the server never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = lines.read_to_end(&mut sink);
-    });
+    let addr = listening_addr(&mut child);
     (child, addr, watcher)
 }
 
@@ -362,19 +347,7 @@ pub fn spawn_logged(dir: &Path, flags: &[&str]) -> Logged {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start csvd");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read listening line");
-    let addr = line
-        .trim()
-        .rsplit("://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line from csvd: {line:?}"));
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = out.read_to_end(&mut sink);
-    });
+    let addr = listening_addr(&mut child);
     let stderr = child.stderr.take().expect("stderr");
     Logged {
         child,
@@ -399,4 +372,46 @@ pub fn exchange(addr: SocketAddr, method: &str, path: &str, json: Option<&str>) 
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read answer");
     Response::parse(&raw, method == "HEAD")
+}
+
+/// A small deterministic generator, so that a failing seed can be replayed.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// A number below `below` (0 when `below` is 0).
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below.max(1)
+    }
+}
+
+/// A number from the environment, or `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Reads the address from a started server's first line, then keeps
+/// draining its stdout (for --dump) so it never blocks on a full pipe.
+fn listening_addr(child: &mut Child) -> SocketAddr {
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    lines.read_line(&mut line).expect("read listening line");
+    // `csvd listening on http://ADDR`, or `https://ADDR` with TLS.
+    let addr = line
+        .trim()
+        .rsplit("://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line from csvd: {line:?}"));
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = lines.read_to_end(&mut sink);
+    });
+    addr
 }
