@@ -187,9 +187,9 @@ impl Views {
     }
 
     /// The current view of a table: the kept one if the table has not
-    /// changed since, else a fresh snapshot. Blocking, like the store.
-    pub fn get(&self, store: &dyn Store, table: &str) -> store::Result<Arc<TableView>> {
-        let version = match store.version(table) {
+    /// changed since, else a fresh snapshot.
+    pub async fn get(&self, store: &dyn Store, table: &str) -> store::Result<Arc<TableView>> {
+        let version = match store.version(table).await {
             Ok(version) => version,
             Err(err) => {
                 self.lock().remove(table);
@@ -201,7 +201,7 @@ impl Views {
                 return Ok(view.clone());
             }
         }
-        let view = Arc::new(TableView::new(store.read(table)?));
+        let view = Arc::new(TableView::new(store.read(table).await?));
         self.lock().insert(table.to_string(), view.clone());
         Ok(view)
     }
@@ -229,8 +229,8 @@ mod tests {
         assert!(views.turn().now_or_never().flatten().is_some());
     }
 
-    #[test]
-    fn views_are_kept_until_the_table_changes() {
+    #[tokio::test]
+    async fn views_are_kept_until_the_table_changes() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::open(dir.path(), "id", Options::default()).unwrap();
         let store = store.as_ref();
@@ -241,22 +241,24 @@ mod tests {
                 Records::from_fields(Vec::new(), vec![fields("kim")]),
                 &Expect::none(),
             )
+            .await
             .unwrap();
         let views = Views::default();
-        let first = views.get(store, "t").unwrap();
-        assert!(Arc::ptr_eq(&first, &views.get(store, "t").unwrap()));
+        let first = views.get(store, "t").await.unwrap();
+        assert!(Arc::ptr_eq(&first, &views.get(store, "t").await.unwrap()));
         store
             .insert(
                 "t",
                 Records::from_fields(Vec::new(), vec![fields("lee")]),
                 &Expect::none(),
             )
+            .await
             .unwrap();
-        let second = views.get(store, "t").unwrap();
+        let second = views.get(store, "t").await.unwrap();
         assert!(!Arc::ptr_eq(&first, &second));
         assert_eq!(second.snapshot.rows.len(), 2);
-        store.delete_table("t", &Expect::none()).unwrap();
-        assert!(views.get(store, "t").is_err());
+        store.delete_table("t", &Expect::none()).await.unwrap();
+        assert!(views.get(store, "t").await.is_err());
         assert!(views.lock().is_empty());
     }
 }

@@ -245,9 +245,7 @@ async fn serve(
             tracing::warn!("requests still in flight after {}s; closing them", config.shutdown_timeout.as_secs());
         }
     }
-    tokio::task::spawn_blocking(move || store.flush())
-        .await
-        .context("the final flush failed")??;
+    store.flush().await.context("the final flush failed")?;
     tracing::info!("stopped");
     Ok(())
 }

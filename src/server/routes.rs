@@ -2,6 +2,7 @@
 //! one store call. Handlers parse (negotiate, read the body), call the store,
 //! wait for a write to be durable, and render; they never see a file.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
@@ -20,7 +21,7 @@ use crate::codec::body::{self, Parsed};
 use crate::codec::repr::{self, encode_segment, Format};
 use crate::page::{self, Address, RowPage, TablePage, Viewer};
 use crate::query::{self, Views};
-use crate::store::{Pending, Row, Store, TableInfo, Written};
+use crate::store::{Row, Store, TableInfo, Written};
 
 const ALLOW_ROOT: &str = "GET, HEAD, OPTIONS";
 const ALLOW_TABLE: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
@@ -70,8 +71,8 @@ async fn no_route(request: Request) -> Problem {
 }
 
 async fn metrics(State(state): State<AppState>) -> Answer {
-    let tables = read(&state, |store| store.tables())?;
-    let text = state.metrics.render(&tables, state.store.stats());
+    let tables = state.store.tables().await?;
+    let text = state.metrics.render(&tables, state.store.stats().await);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -90,29 +91,18 @@ async fn health() -> Response {
         .into_response()
 }
 
-/// A store read. Store calls are short (a lock and memory); the store itself
-/// moves the rare long one (loading a large file) off the async workers.
-fn read<T>(
-    state: &AppState,
-    call: impl FnOnce(&dyn Store) -> crate::store::Result<T>,
-) -> Result<T, Problem> {
-    call(state.store.as_ref()).map_err(Problem::from)
-}
-
-/// A store write, answered only once it is durable. The wait for the log's
-/// fsync holds no thread, so concurrent writes share fsyncs cheaply. A
-/// failed precondition is said in terms of the `target`.
+/// A store write, answered only once it is durable (the store's future
+/// resolves then). The wait for the log's fsync holds no thread, so
+/// concurrent writes share fsyncs cheaply. A failed precondition is said
+/// in terms of the `target`.
 async fn write<T>(
-    state: &AppState,
     target: Target<'_>,
-    call: impl FnOnce(&dyn Store) -> crate::store::Result<Pending<T>>,
+    call: impl Future<Output = crate::store::Result<T>>,
 ) -> Result<T, Problem> {
-    let problem = |err| match err {
+    call.await.map_err(|err| match err {
         crate::store::Error::PreconditionFailed(unmet) => conditional::failed(unmet, target),
         other => Problem::from(other),
-    };
-    let pending = call(state.store.as_ref()).map_err(problem)?;
-    pending.durable().await.map_err(problem)
+    })
 }
 
 /// A stylesheet, script or icon of the web page.
@@ -361,7 +351,7 @@ fn last_modified(headers: &mut HeaderMap, modified: std::time::SystemTime) {
 
 async fn list_tables(state: AppState, request_headers: &HeaderMap, viewer: &Viewer) -> Answer {
     let format = choose(request_headers, None)?;
-    let tables = read(&state, |store| store.tables())?;
+    let tables = state.store.tables().await?;
     let version = list_version(&tables);
     let tag = page_tag(etag(version, None, format), format, viewer);
     let mut headers = content(format, true, &tag);
@@ -396,7 +386,7 @@ async fn get_table(
     request: Request,
 ) -> Answer {
     let format = choose(request.headers(), suffix)?;
-    let view = read(&state, |store| state.views.get(store, &name))?;
+    let view = state.views.get(state.store.as_ref(), &name).await?;
     let raw_query = request.uri().query().unwrap_or_default();
     // A browser's page holds one page of rows unless its address names a window.
     let asked = match format {
@@ -488,22 +478,24 @@ async fn get_row(
     viewer: &Viewer,
 ) -> Answer {
     let title = table.clone();
-    let (view, suffix) = read(&state, |store| match store.row(&table, &id) {
+    let store = state.store.as_ref();
+    let (view, suffix) = match store.row(&table, &id).await {
         // `/people/3.csv`: a format suffix on an id that does not exist as written.
         Err(crate::store::Error::NoRow(_)) => {
             let Some((stem, format)) = id
                 .rsplit_once('.')
                 .and_then(|(s, f)| Some((s, Format::from_suffix(f)?)))
             else {
-                return Err(crate::store::Error::NoRow(id));
+                return Err(crate::store::Error::NoRow(id).into());
             };
             store
                 .row(&table, stem)
+                .await
                 .map(|view| (view, Some(format)))
-                .map_err(|_| crate::store::Error::NoRow(id.clone()))
+                .map_err(|_| crate::store::Error::NoRow(id.clone()))?
         }
-        other => other.map(|view| (view, None)),
-    })?;
+        other => other.map(|view| (view, None))?,
+    };
     let format = choose(request_headers, suffix)?;
     let tag = page_tag(etag(view.version, None, format), format, viewer);
     let mut headers = content(format, suffix.is_none(), &tag);
@@ -652,10 +644,10 @@ async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
     }
     let expect = expectations(&headers);
     let many = parsed.many;
-    let table = name.clone();
-    let written = write(&state, Target::Table(&name), |store| {
-        store.insert(&table, parsed.records, &expect)
-    })
+    let written = write(
+        Target::Table(&name),
+        state.store.insert(&name, parsed.records, &expect),
+    )
     .await?;
     let format = answer_format(&headers);
     let location = if many {
@@ -735,10 +727,10 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
     crate::store::validate_table_name(&name)?;
     let (headers, parsed, _claim) = read_body(&state, request, true).await?;
     let expect = expectations(&headers);
-    let table = name.clone();
-    let (info, created) = write(&state, Target::Table(&name), |store| {
-        store.replace_table(&table, parsed.records, &expect)
-    })
+    let (info, created) = write(
+        Target::Table(&name),
+        state.store.replace_table(&name, parsed.records, &expect),
+    )
     .await?;
     let status = if created {
         StatusCode::CREATED
@@ -761,9 +753,10 @@ async fn put_table(state: AppState, name: String, request: Request) -> Answer {
 
 async fn delete_table(state: AppState, name: String, headers: &HeaderMap) -> Answer {
     let expect = expectations(headers);
-    write(&state, Target::Table(&name), |store| {
-        store.delete_table(&name, &expect)
-    })
+    write(
+        Target::Table(&name),
+        state.store.delete_table(&name, &expect),
+    )
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -774,20 +767,16 @@ async fn write_row(state: AppState, table: String, id: String, request: Request)
     let (headers, parsed, _claim) = read_body(&state, request, false).await?;
     let record = single(parsed)?;
     let expect = expectations(&headers);
-    let name = table.clone();
-    let row_id = id.clone();
     let target = Target::Row {
         table: &table,
         id: &id,
     };
-    let written = write(&state, target, |store| {
-        if patch {
-            store.patch_row(&name, &row_id, record, &expect)
-        } else {
-            store.put_row(&name, &row_id, record, &expect)
-        }
-    })
-    .await?;
+    let call = if patch {
+        state.store.patch_row(&table, &id, record, &expect)
+    } else {
+        state.store.put_row(&table, &id, record, &expect)
+    };
+    let written = write(target, call).await?;
     let status = if written.created {
         StatusCode::CREATED
     } else {
@@ -814,9 +803,6 @@ async fn delete_row(state: AppState, table: String, id: String, headers: &Header
         table: &table,
         id: &id,
     };
-    write(&state, target, |store| {
-        store.delete_row(&table, &id, &expect)
-    })
-    .await?;
+    write(target, state.store.delete_row(&table, &id, &expect)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

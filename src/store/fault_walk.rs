@@ -108,8 +108,8 @@ const WORKLOAD: &[Step] = &[
 fn run(rt: &tokio::runtime::Runtime, store: &DirStore, dir: &Path, step: Step) -> bool {
     let none = Expect::none();
     let outcome = match step {
-        Step::ReplaceA => store
-            .replace_table(
+        Step::ReplaceA => rt
+            .block_on(store.replace_table(
                 "a",
                 Records::from_fields(
                     vec!["id".into(), "name".into(), "zip".into()],
@@ -120,53 +120,49 @@ fn run(rt: &tokio::runtime::Runtime, store: &DirStore, dir: &Path, step: Step) -
                     ],
                 ),
                 &none,
-            )
-            .and_then(|p| rt.block_on(p.durable()).map(drop)),
-        Step::InsertA => store
-            .insert(
+            ))
+            .map(drop),
+        Step::InsertA => rt
+            .block_on(store.insert(
                 "a",
                 records(vec![
                     fields(&[("name", "choi")]),
                     fields(&[("name", "한국")]),
                 ]),
                 &none,
-            )
-            .and_then(|p| rt.block_on(p.durable()).map(drop)),
-        Step::PutA2 => store
-            .put_row("a", "2", fields(&[("name", "lee2")]), &none)
-            .and_then(|p| rt.block_on(p.durable()).map(drop)),
-        Step::PatchA1 => store
-            .patch_row("a", "1", fields(&[("zip", "00501")]), &none)
-            .and_then(|p| rt.block_on(p.durable()).map(drop)),
-        Step::InsertB => store
-            .insert("b", records(vec![fields(&[("x", "1")])]), &none)
-            .and_then(|p| rt.block_on(p.durable()).map(drop)),
-        Step::DeleteA3 => store
-            .delete_row("a", "3", &none)
-            .and_then(|p| rt.block_on(p.durable())),
-        Step::InsertNotes => store
-            .insert("notes", records(vec![fields(&[("text", "first")])]), &none)
-            .and_then(|p| rt.block_on(p.durable()).map(drop)),
+            ))
+            .map(drop),
+        Step::PutA2 => rt
+            .block_on(store.put_row("a", "2", fields(&[("name", "lee2")]), &none))
+            .map(drop),
+        Step::PatchA1 => rt
+            .block_on(store.patch_row("a", "1", fields(&[("zip", "00501")]), &none))
+            .map(drop),
+        Step::InsertB => rt
+            .block_on(store.insert("b", records(vec![fields(&[("x", "1")])]), &none))
+            .map(drop),
+        Step::DeleteA3 => rt.block_on(store.delete_row("a", "3", &none)),
+        Step::InsertNotes => rt
+            .block_on(store.insert("notes", records(vec![fields(&[("text", "first")])]), &none))
+            .map(drop),
         Step::HandEditNotes => {
             let text = format!("id,text\n1,first\n99,{HAND_MARKER}\n");
             std::fs::write(dir.join("notes.csv"), text).expect("hand edit");
             // Let the store notice it, as a reader would.
-            let _ = store.tables();
+            let _ = rt.block_on(store.tables());
             return true;
         }
-        Step::PatchNotes => store
-            .patch_row("notes", "1", fields(&[("text", "patched")]), &none)
-            .and_then(|p| rt.block_on(p.durable()).map(drop)),
-        Step::InsertAWide => store
-            .insert(
+        Step::PatchNotes => rt
+            .block_on(store.patch_row("notes", "1", fields(&[("text", "patched")]), &none))
+            .map(drop),
+        Step::InsertAWide => rt
+            .block_on(store.insert(
                 "a",
                 records(vec![fields(&[("name", "wide"), ("city", "Seoul")])]),
                 &none,
-            )
-            .and_then(|p| rt.block_on(p.durable()).map(drop)),
-        Step::DeleteB => store
-            .delete_table("b", &none)
-            .and_then(|p| rt.block_on(p.durable())),
+            ))
+            .map(drop),
+        Step::DeleteB => rt.block_on(store.delete_table("b", &none)),
         Step::Checkpoint => return store.checkpoint().is_ok_and(|f| f.is_empty()),
     };
     outcome.is_ok()
@@ -175,14 +171,14 @@ fn run(rt: &tokio::runtime::Runtime, store: &DirStore, dir: &Path, step: Step) -
 /// What a store holds: each table's columns and rows, as text.
 type Contents = Vec<(String, Vec<String>, Vec<Vec<String>>)>;
 
-fn contents(store: &DirStore, skip: &[&str]) -> Contents {
+fn contents(rt: &tokio::runtime::Runtime, store: &DirStore, skip: &[&str]) -> Contents {
     let mut out = Vec::new();
-    for info in store.tables().expect("tables") {
+    for info in rt.block_on(store.tables()).expect("tables") {
         if skip.contains(&info.name.as_str()) {
             continue;
         }
         assert!(info.error.is_none(), "{}: {:?}", info.name, info.error);
-        let snapshot = store.read(&info.name).expect("read");
+        let snapshot = rt.block_on(store.read(&info.name)).expect("read");
         let width = snapshot.columns.len();
         let rows = snapshot
             .rows
@@ -195,8 +191,8 @@ fn contents(store: &DirStore, skip: &[&str]) -> Contents {
 }
 
 /// Whether the hand edit survives: in the table, or in a conflict file.
-fn hand_edit_kept(store: &DirStore, dir: &Path) -> bool {
-    let in_table = store.read("notes").is_ok_and(|s| {
+fn hand_edit_kept(rt: &tokio::runtime::Runtime, store: &DirStore, dir: &Path) -> bool {
+    let in_table = rt.block_on(store.read("notes")).is_ok_and(|s| {
         s.rows
             .iter()
             .any(|r| r.cells(s.columns.len()).any(|c| c == HAND_MARKER))
@@ -279,15 +275,15 @@ fn one_run(
     if tally.runs.is_multiple_of(2) {
         store.crash();
     } else {
-        let _ = store.flush();
+        let _ = rt.block_on(store.flush());
     }
     drop(store);
     faults.reset();
     let store = DirStore::open(data.path(), "id", options())
         .unwrap_or_else(|e| panic!("{label}: restart refused: {e}"));
-    let got = contents(&store, &["notes"]);
-    let want = contents(&oracle, &["notes"]);
-    if !(sticky && got == contents(&oracle_plus, &["notes"])) {
+    let got = contents(&rt, &store, &["notes"]);
+    let want = contents(&rt, &oracle, &["notes"]);
+    if !(sticky && got == contents(&rt, &oracle_plus, &["notes"])) {
         assert_eq!(
             got, want,
             "{label}: acknowledged writes differ after restart"
@@ -295,11 +291,11 @@ fn one_run(
     }
     if hand_edit_done {
         assert!(
-            hand_edit_kept(&store, data.path()),
+            hand_edit_kept(&rt, &store, data.path()),
             "{label}: the hand edit was lost"
         );
     }
-    store.flush().expect("flush after restart");
+    rt.block_on(store.flush()).expect("flush after restart");
     every_csv_parses(data.path());
     oracle.crash();
     oracle_plus.crash();
@@ -400,11 +396,11 @@ fn every_fault_point_of_recovery_keeps_the_promise() {
             let store = DirStore::open(data.path(), "id", options())
                 .unwrap_or_else(|e| panic!("{label}: second start refused: {e}"));
             assert_eq!(
-                contents(&store, &[]),
-                contents(&oracle, &[]),
+                contents(&rt, &store, &[]),
+                contents(&rt, &oracle, &[]),
                 "{label}: acknowledged writes differ"
             );
-            store.flush().expect("flush");
+            rt.block_on(store.flush()).expect("flush");
             every_csv_parses(data.path());
             oracle.crash();
         }

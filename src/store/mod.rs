@@ -1,9 +1,8 @@
 //! The storage engine: tables of rows kept as CSV files in a data directory.
 //!
 //! The HTTP layer sees only the [`Store`] trait: table names, ids, fields and
-//! versions — never a path or a file. Every method may block briefly (a lock,
-//! or loading a file the first time); a write returns a [`Pending`] that
-//! must be awaited before the write is acknowledged: only then is it durable.
+//! versions — never a path or a file. Every method is async; a write's
+//! future resolves only once the write is durable.
 
 mod dir;
 mod disk;
@@ -297,82 +296,69 @@ pub struct RowView {
     pub modified: SystemTime,
 }
 
-/// A write that is applied (readers may see it) and logged, not yet
-/// necessarily durable. Acknowledge it only after [`Pending::durable`].
-pub struct Pending<T> {
-    value: T,
-    ticket: Option<wal::Ticket>,
-}
-
-impl<T> Pending<T> {
-    /// A write that is durable already (or that changed nothing).
-    pub fn done(value: T) -> Pending<T> {
-        Pending {
-            value,
-            ticket: None,
-        }
-    }
-
-    /// Waits until the write is durable and returns its result.
-    pub async fn durable(self) -> Result<T> {
-        if let Some(ticket) = self.ticket {
-            ticket.durable().await?;
-        }
-        Ok(self.value)
-    }
-}
-
-/// The interface the HTTP layer uses. Implementations must make every
-/// acknowledged write durable and keep concurrent writes from losing each
-/// other; readers must never see half a write.
+/// The interface the HTTP layer uses.
+///
+/// The contract every implementation keeps:
+/// - A write (`insert`, `put_row`, `patch_row`, `delete_row`,
+///   `replace_table`, `delete_table`) returns `Ok` only once it is durable:
+///   a crash after that loses nothing of it. An `Err` means it did not
+///   happen (or, for a storage failure, that it is not acknowledged).
+/// - A write's preconditions ([`Expect`]) are checked atomically with it,
+///   and concurrent writes never lose each other.
+/// - Readers never see half a write: a read shows a table as it was
+///   before a write or after it, never in between.
+/// - A future may block its thread briefly (a lock, or memory work); long
+///   blocking work (loading a large file) is moved off the async workers by
+///   the implementation.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Every table, sorted by name.
-    fn tables(&self) -> Result<Vec<TableInfo>>;
+    async fn tables(&self) -> Result<Vec<TableInfo>>;
     /// A whole table.
-    fn read(&self, table: &str) -> Result<Snapshot>;
+    async fn read(&self, table: &str) -> Result<Snapshot>;
     /// The current version of a table (as in its [`Snapshot`]), without
     /// copying its rows: readers keep a snapshot, and what they derived from
     /// it, until this changes. Implementations should answer it cheaply.
-    fn version(&self, table: &str) -> Result<u64> {
-        Ok(self.read(table)?.version)
+    async fn version(&self, table: &str) -> Result<u64> {
+        Ok(self.read(table).await?.version)
     }
     /// One row.
-    fn row(&self, table: &str, id: &str) -> Result<RowView>;
+    async fn row(&self, table: &str, id: &str) -> Result<RowView>;
     /// Creates rows (creating the table if needed); `expect` is checked
     /// against the table's version.
-    fn insert(&self, table: &str, records: Records, expect: &Expect) -> Result<Pending<Written>>;
+    async fn insert(&self, table: &str, records: Records, expect: &Expect) -> Result<Written>;
     /// Creates or replaces one row.
-    fn put_row(
+    async fn put_row(
         &self,
         table: &str,
         id: &str,
         record: Fields,
         expect: &Expect,
-    ) -> Result<Pending<Written>>;
+    ) -> Result<Written>;
     /// Changes the given fields of one row.
-    fn patch_row(
+    async fn patch_row(
         &self,
         table: &str,
         id: &str,
         record: Fields,
         expect: &Expect,
-    ) -> Result<Pending<Written>>;
+    ) -> Result<Written>;
     /// Deletes one row.
-    fn delete_row(&self, table: &str, id: &str, expect: &Expect) -> Result<Pending<()>>;
+    async fn delete_row(&self, table: &str, id: &str, expect: &Expect) -> Result<()>;
     /// Replaces a whole table (or creates it) with the records' columns
     /// and rows.
-    fn replace_table(
+    async fn replace_table(
         &self,
         table: &str,
         records: Records,
         expect: &Expect,
-    ) -> Result<Pending<(TableInfo, bool)>>;
+    ) -> Result<(TableInfo, bool)>;
     /// Deletes a table.
-    fn delete_table(&self, table: &str, expect: &Expect) -> Result<Pending<()>>;
+    async fn delete_table(&self, table: &str, expect: &Expect) -> Result<()>;
     /// Brings every file up to date before the process exits.
-    fn flush(&self) -> Result<()>;
+    async fn flush(&self) -> Result<()>;
     /// Counters for monitoring.
-    fn stats(&self) -> StoreStats;
+    async fn stats(&self) -> StoreStats;
 }
 
 /// Checks a table name before it can touch the disk.

@@ -55,7 +55,7 @@ use super::names::{self, Names};
 use super::table::{validate_id, Table};
 use super::wal::{Op, Wal};
 use super::{
-    validate_table_name, Error, Expect, Fields, Pending, Records, Result, RowView, Snapshot, Store,
+    validate_table_name, Error, Expect, Fields, Records, Result, RowView, Snapshot, Store,
     StoreStats, TableInfo, Written,
 };
 
@@ -421,192 +421,10 @@ impl DirStore {
     pub fn crash(&self) {
         self.wal.close();
     }
-}
 
-/// Runs work that may take long (loading a large file) so that, on an async
-/// worker thread, the runtime first hands that worker's other tasks to
-/// another thread. Elsewhere it just runs it.
-fn slow<T>(work: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
-        }
-        _ => work(),
-    }
-}
-
-fn disk_stamp(path: &Path) -> Option<Stamp> {
-    // Only regular files are tables: a symlink is never followed.
-    let meta = fs::symlink_metadata(path).ok()?;
-    meta.is_file().then(|| Stamp::of(&meta))
-}
-
-impl Store for DirStore {
-    fn tables(&self) -> Result<Vec<TableInfo>> {
-        let mut names: BTreeSet<String> = self.names.scan(&self.dir)?.into_iter().collect();
-        // Tables created since the last checkpoint have no file yet.
-        names.extend(
-            self.slots
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .keys()
-                .cloned(),
-        );
-        let mut infos = Vec::with_capacity(names.len());
-        for name in names {
-            match self.with_read(&name, |state| Ok(self.info(&name, state))) {
-                Ok(Some(info)) => infos.push(info),
-                Ok(None) | Err(Error::NoTable(_)) => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(infos)
-    }
-
-    fn read(&self, name: &str) -> Result<Snapshot> {
-        self.with_read(name, |state| {
-            let table = loaded(name, state)?;
-            Ok(Snapshot {
-                columns: table.columns().clone(),
-                id_col: table.id_col(),
-                rows: table.rows(),
-                version: table.version,
-                modified: table.modified,
-            })
-        })
-    }
-
-    fn version(&self, name: &str) -> Result<u64> {
-        self.with_read(name, |state| Ok(loaded(name, state)?.version))
-    }
-
-    fn row(&self, name: &str, id: &str) -> Result<RowView> {
-        self.with_read(name, |state| {
-            let table = loaded(name, state)?;
-            let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
-            Ok(RowView {
-                columns: table.columns().clone(),
-                id_col: table.id_col(),
-                row: row.clone(),
-                version: table.row_version(row),
-                modified: table.modified,
-            })
-        })
-    }
-
-    fn insert(&self, name: &str, records: Records, expect: &Expect) -> Result<Pending<Written>> {
-        self.write(name, true, |state, ops| {
-            let version = match &state.content {
-                Content::Loaded(table) => Some(table.version),
-                Content::Absent => None,
-                Content::Broken(_) => return Err(broken_or_missing(name, &state.content)),
-            };
-            expect.check(version)?;
-            self.change_rows(name, state, ops, |table, id_column| {
-                table.insert(records, id_column)
-            })
-        })
-    }
-
-    fn put_row(
-        &self,
-        name: &str,
-        id: &str,
-        record: Fields,
-        expect: &Expect,
-    ) -> Result<Pending<Written>> {
-        validate_id(id)?;
-        self.write(name, true, |state, ops| {
-            let current = match &state.content {
-                Content::Loaded(table) => table.get(id).map(|row| table.row_version(row)),
-                Content::Absent => None,
-                Content::Broken(_) => return Err(broken_or_missing(name, &state.content)),
-            };
-            expect.check(current)?;
-            self.change_rows(name, state, ops, |table, id_column| {
-                table.put(id, &record, id_column)
-            })
-        })
-    }
-
-    fn patch_row(
-        &self,
-        name: &str,
-        id: &str,
-        record: Fields,
-        expect: &Expect,
-    ) -> Result<Pending<Written>> {
-        self.write(name, false, |state, ops| {
-            let table = loaded_mut(name, state)?;
-            let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
-            expect.check(Some(table.row_version(row)))?;
-            self.change_rows(name, state, ops, |table, id_column| {
-                table.patch(id, &record, id_column)
-            })
-        })
-    }
-
-    fn delete_row(&self, name: &str, id: &str, expect: &Expect) -> Result<Pending<()>> {
-        self.write(name, false, |state, ops| {
-            let table = loaded_mut(name, state)?;
-            let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
-            expect.check(Some(table.row_version(row)))?;
-            self.prepare(name, table, ops);
-            table.delete(id)?;
-            ops.push(Op::Delete {
-                table: name.to_string(),
-                ids: vec![id.to_string()],
-            });
-            Ok(())
-        })
-    }
-
-    fn replace_table(
-        &self,
-        name: &str,
-        records: Records,
-        expect: &Expect,
-    ) -> Result<Pending<(TableInfo, bool)>> {
-        self.write(name, true, |state, ops| {
-            // A broken file may be replaced: that is how a user repairs it.
-            let current = match &state.content {
-                Content::Loaded(table) => Some(table.version),
-                Content::Broken(_) => Some(0),
-                Content::Absent => None,
-            };
-            expect.check(current)?;
-            let table = Table::from_records(records, &self.id_column, current.unwrap_or(0))?;
-            ops.push(Op::Replace {
-                table: name.to_string(),
-                columns: table.columns().to_vec(),
-                rows: table.rows(),
-            });
-            state.content = Content::Loaded(table);
-            let info = self
-                .info(name, state)
-                .ok_or_else(|| Error::NoTable(name.to_string()))?;
-            Ok((info, current.is_none()))
-        })
-    }
-
-    fn delete_table(&self, name: &str, expect: &Expect) -> Result<Pending<()>> {
-        self.write(name, false, |state, ops| {
-            let current = match &state.content {
-                Content::Loaded(table) => Some(table.version),
-                Content::Broken(_) => Some(0),
-                Content::Absent => return Err(Error::NoTable(name.to_string())),
-            };
-            expect.check(current)?;
-            ops.push(Op::Drop {
-                table: name.to_string(),
-            });
-            state.content = Content::Absent;
-            Ok(())
-        })
-    }
-
-    fn flush(&self) -> Result<()> {
+    /// Brings every file up to date and closes the log, before the process
+    /// exits: [`Store::flush`], which runs it as slow work.
+    fn flush_now(&self) -> Result<()> {
         if self.options.read_only {
             return Ok(());
         }
@@ -630,8 +448,209 @@ impl Store for DirStore {
             "could not bring every CSV file up to date: {failures}. Every acknowledged write is kept in the write-ahead log and is applied at the next start"
         ))))
     }
+}
 
-    fn stats(&self) -> StoreStats {
+/// Runs work that may take long (loading a large file) so that, on an async
+/// worker thread, the runtime first hands that worker's other tasks to
+/// another thread. Elsewhere it just runs it.
+fn slow<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+fn disk_stamp(path: &Path) -> Option<Stamp> {
+    // Only regular files are tables: a symlink is never followed.
+    let meta = fs::symlink_metadata(path).ok()?;
+    meta.is_file().then(|| Stamp::of(&meta))
+}
+
+#[async_trait::async_trait]
+impl Store for DirStore {
+    async fn tables(&self) -> Result<Vec<TableInfo>> {
+        let mut names: BTreeSet<String> = self.names.scan(&self.dir)?.into_iter().collect();
+        // Tables created since the last checkpoint have no file yet.
+        names.extend(
+            self.slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .keys()
+                .cloned(),
+        );
+        let mut infos = Vec::with_capacity(names.len());
+        for name in names {
+            match self.with_read(&name, |state| Ok(self.info(&name, state))) {
+                Ok(Some(info)) => infos.push(info),
+                Ok(None) | Err(Error::NoTable(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(infos)
+    }
+
+    async fn read(&self, name: &str) -> Result<Snapshot> {
+        self.with_read(name, |state| {
+            let table = loaded(name, state)?;
+            Ok(Snapshot {
+                columns: table.columns().clone(),
+                id_col: table.id_col(),
+                rows: table.rows(),
+                version: table.version,
+                modified: table.modified,
+            })
+        })
+    }
+
+    async fn version(&self, name: &str) -> Result<u64> {
+        self.with_read(name, |state| Ok(loaded(name, state)?.version))
+    }
+
+    async fn row(&self, name: &str, id: &str) -> Result<RowView> {
+        self.with_read(name, |state| {
+            let table = loaded(name, state)?;
+            let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
+            Ok(RowView {
+                columns: table.columns().clone(),
+                id_col: table.id_col(),
+                row: row.clone(),
+                version: table.row_version(row),
+                modified: table.modified,
+            })
+        })
+    }
+
+    async fn insert(&self, name: &str, records: Records, expect: &Expect) -> Result<Written> {
+        self.write(name, true, |state, ops| {
+            let version = match &state.content {
+                Content::Loaded(table) => Some(table.version),
+                Content::Absent => None,
+                Content::Broken(_) => return Err(broken_or_missing(name, &state.content)),
+            };
+            expect.check(version)?;
+            self.change_rows(name, state, ops, |table, id_column| {
+                table.insert(records, id_column)
+            })
+        })?
+        .durable()
+        .await
+    }
+
+    async fn put_row(
+        &self,
+        name: &str,
+        id: &str,
+        record: Fields,
+        expect: &Expect,
+    ) -> Result<Written> {
+        validate_id(id)?;
+        self.write(name, true, |state, ops| {
+            let current = match &state.content {
+                Content::Loaded(table) => table.get(id).map(|row| table.row_version(row)),
+                Content::Absent => None,
+                Content::Broken(_) => return Err(broken_or_missing(name, &state.content)),
+            };
+            expect.check(current)?;
+            self.change_rows(name, state, ops, |table, id_column| {
+                table.put(id, &record, id_column)
+            })
+        })?
+        .durable()
+        .await
+    }
+
+    async fn patch_row(
+        &self,
+        name: &str,
+        id: &str,
+        record: Fields,
+        expect: &Expect,
+    ) -> Result<Written> {
+        self.write(name, false, |state, ops| {
+            let table = loaded_mut(name, state)?;
+            let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
+            expect.check(Some(table.row_version(row)))?;
+            self.change_rows(name, state, ops, |table, id_column| {
+                table.patch(id, &record, id_column)
+            })
+        })?
+        .durable()
+        .await
+    }
+
+    async fn delete_row(&self, name: &str, id: &str, expect: &Expect) -> Result<()> {
+        self.write(name, false, |state, ops| {
+            let table = loaded_mut(name, state)?;
+            let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
+            expect.check(Some(table.row_version(row)))?;
+            self.prepare(name, table, ops);
+            table.delete(id)?;
+            ops.push(Op::Delete {
+                table: name.to_string(),
+                ids: vec![id.to_string()],
+            });
+            Ok(())
+        })?
+        .durable()
+        .await
+    }
+
+    async fn replace_table(
+        &self,
+        name: &str,
+        records: Records,
+        expect: &Expect,
+    ) -> Result<(TableInfo, bool)> {
+        self.write(name, true, |state, ops| {
+            // A broken file may be replaced: that is how a user repairs it.
+            let current = match &state.content {
+                Content::Loaded(table) => Some(table.version),
+                Content::Broken(_) => Some(0),
+                Content::Absent => None,
+            };
+            expect.check(current)?;
+            let table = Table::from_records(records, &self.id_column, current.unwrap_or(0))?;
+            ops.push(Op::Replace {
+                table: name.to_string(),
+                columns: table.columns().to_vec(),
+                rows: table.rows(),
+            });
+            state.content = Content::Loaded(table);
+            let info = self
+                .info(name, state)
+                .ok_or_else(|| Error::NoTable(name.to_string()))?;
+            Ok((info, current.is_none()))
+        })?
+        .durable()
+        .await
+    }
+
+    async fn delete_table(&self, name: &str, expect: &Expect) -> Result<()> {
+        self.write(name, false, |state, ops| {
+            let current = match &state.content {
+                Content::Loaded(table) => Some(table.version),
+                Content::Broken(_) => Some(0),
+                Content::Absent => return Err(Error::NoTable(name.to_string())),
+            };
+            expect.check(current)?;
+            ops.push(Op::Drop {
+                table: name.to_string(),
+            });
+            state.content = Content::Absent;
+            Ok(())
+        })?
+        .durable()
+        .await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        slow(|| self.flush_now())
+    }
+
+    async fn stats(&self) -> StoreStats {
         let (log_bytes, fsyncs) = self.wal.totals();
         StoreStats {
             log_bytes,

@@ -1,6 +1,7 @@
 //! The write path: change a table in memory, log what changed under the
 //! table's lock, and hand back a [`Pending`] that resolves once the log
-//! records are durable.
+//! records are durable; the [`Store`](crate::store::Store) methods await it
+//! before they return.
 //!
 //! It must never let a write be acknowledged before its records are
 //! durable, and never let a change whose log append failed be seen: the
@@ -13,9 +14,35 @@ use std::time::SystemTime;
 
 use crate::store::table::{Applied, Table};
 use crate::store::wal::Op;
-use crate::store::{Error, Pending, Result, Row, Written};
+use crate::store::wal::Ticket;
+use crate::store::{Error, Result, Row, Written};
 
 use super::{loaded_mut, read, slow, write, Content, DirStore, TableState};
+
+/// A write that is applied (readers may see it) and logged, not yet
+/// necessarily durable. Acknowledge it only after [`Pending::durable`].
+pub(super) struct Pending<T> {
+    value: T,
+    ticket: Option<Ticket>,
+}
+
+impl<T> Pending<T> {
+    /// A write that is durable already (or that changed nothing).
+    fn done(value: T) -> Pending<T> {
+        Pending {
+            value,
+            ticket: None,
+        }
+    }
+
+    /// Waits until the write is durable and returns its result.
+    pub(super) async fn durable(self) -> Result<T> {
+        if let Some(ticket) = self.ticket {
+            ticket.durable().await?;
+        }
+        Ok(self.value)
+    }
+}
 
 impl DirStore {
     /// The write path. `change` alters the state and lists the log records
