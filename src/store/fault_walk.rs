@@ -427,7 +427,7 @@ fn a_log_that_can_be_read_but_not_written_keeps_reads_going() {
     assert!(!run(&rt, &store, data.path(), Step::InsertA));
     let deadline = Instant::now() + Duration::from_secs(60);
     let rows = loop {
-        match store.read("a") {
+        match rt.block_on(store.read("a")) {
             Ok(snapshot) => break snapshot.rows.len(),
             Err(Error::Unavailable(_)) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20))
@@ -436,11 +436,11 @@ fn a_log_that_can_be_read_but_not_written_keeps_reads_going() {
         }
     };
     assert_eq!(rows, 3, "what was acknowledged, without the refused rows");
-    match store.insert(
+    match rt.block_on(store.insert(
         "a",
         records(vec![fields(&[("name", "x")])]),
         &Expect::none(),
-    ) {
+    )) {
         Err(Error::Unavailable(why)) => assert!(why.contains("reads go on"), "{why}"),
         Err(err) => panic!("unexpected error: {err}"),
         Ok(_) => panic!("a write was taken while the log cannot be written"),
@@ -454,7 +454,7 @@ fn a_log_that_can_be_read_but_not_written_keeps_reads_going() {
     store.crash();
     drop(store);
     let store = DirStore::open(data.path(), "id", options()).expect("restart");
-    let names: Vec<String> = contents(&store, &[])[0]
+    let names: Vec<String> = contents(&rt, &store, &[])[0]
         .2
         .iter()
         .map(|row| row[1].clone())
