@@ -1,0 +1,196 @@
+//! The reads: the list of tables, a table's rows as a query selects them,
+//! and one row, in any representation, answered `304` when unchanged.
+//! They never change the store.
+
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+
+use super::super::conditional::{etag, not_modified};
+use super::super::problem::Problem;
+use super::super::stream::Rows;
+use super::formats::{choose, content, vary_by_viewer};
+use super::validators::{last_modified, page_tag};
+use super::{row_body, viewer_of, Answer, AppState};
+use crate::codec::repr::{self, Format};
+use crate::page::{self, Address, RowPage, TablePage, Viewer};
+use crate::query;
+use crate::store::TableInfo;
+
+pub(super) async fn list_tables(
+    state: AppState,
+    request_headers: &HeaderMap,
+    viewer: &Viewer,
+) -> Answer {
+    let format = choose(request_headers, None)?;
+    let tables = state.store.tables().await?;
+    let version = list_version(&tables);
+    let tag = page_tag(etag(version, None, format), format, viewer);
+    let mut headers = content(format, true, &tag);
+    vary_by_viewer(&mut headers, format, viewer);
+    if not_modified(request_headers, &tag, None) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let body = match format.data() {
+        Some(data) => repr::render_tables(data, &tables),
+        None => page::table_list(&tables, viewer),
+    };
+    Ok((headers, body).into_response())
+}
+
+fn list_version(tables: &[TableInfo]) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for info in tables {
+        hasher.update(info.name.as_bytes());
+        hasher.update(&info.version.to_le_bytes());
+        hasher.update(&(info.rows as u64).to_le_bytes());
+    }
+    hasher.digest()
+}
+
+/// `GET /<table>?<query>`: the rows a query selects, in any representation,
+/// streamed when there are many.
+pub(super) async fn get_table(
+    state: AppState,
+    name: String,
+    suffix: Option<Format>,
+    request: Request,
+) -> Answer {
+    let format = choose(request.headers(), suffix)?;
+    let view = state.views.get(state.store.as_ref(), &name).await?;
+    let raw_query = request.uri().query().unwrap_or_default();
+    // A browser's page holds one page of rows unless its address names a window.
+    let asked = match format {
+        Format::Html => Address::paged(raw_query),
+        _ => raw_query.to_string(),
+    };
+    let query = query::parse(&asked, &view.snapshot.columns)
+        .map_err(|err| Problem::bad_request(err.to_string()))?;
+    let viewer = viewer_of(&request);
+    let tag = page_tag(
+        etag(view.snapshot.version, Some(raw_query), format),
+        format,
+        &viewer,
+    );
+    let mut headers = content(format, suffix.is_none(), &tag);
+    vary_by_viewer(&mut headers, format, &viewer);
+    last_modified(&mut headers, view.snapshot.modified);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if not_modified(request.headers(), &tag, Some(view.snapshot.modified)) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    let (query, selection) = if query.is_plain() {
+        let selection = query::select(&query, &view);
+        (query, selection)
+    } else {
+        // Filtering and sorting may read every row: off the async workers,
+        // a few at a time.
+        let _turn = state.views.turn().await;
+        let view = view.clone();
+        tokio::task::spawn_blocking(move || {
+            let selection = query::select(&query, &view);
+            (query, selection)
+        })
+        .await
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("a query task failed: {e}"),
+            )
+        })?
+    };
+    if let Ok(value) = HeaderValue::from_str(&selection.total.to_string()) {
+        headers.insert("x-total-count", value);
+    }
+    let path = request.uri().path();
+    if let Some(value) = query::links(path, &asked, query.window, selection.total)
+        .and_then(|links| HeaderValue::from_str(&links).ok())
+    {
+        headers.insert(header::LINK, value);
+    }
+    // A browser's page is drawn around its rows, which stream between its halves.
+    let frame = (format == Format::Html).then(|| {
+        let snapshot = &view.snapshot;
+        let shown: Vec<String> = match &query.fields {
+            Some(fields) => fields
+                .iter()
+                .map(|&c| snapshot.columns[c].clone())
+                .collect(),
+            None => snapshot.columns.to_vec(),
+        };
+        TablePage {
+            name: &name,
+            columns: &snapshot.columns,
+            shown: &shown,
+            id_column: snapshot.id_col.map(|c| snapshot.columns[c].as_str()),
+            tag: &tag,
+            rows: snapshot.rows.len(),
+            matching: selection.total,
+            modified: snapshot.modified,
+            query: &asked,
+            viewer: &viewer,
+        }
+        .frame()
+    });
+    let rows =
+        Rows::new(view, selection.picked, query.fields).into_body(format, &name, state.csv_safe);
+    match frame {
+        Some(frame) => Ok((headers, page::table_body(frame, rows)).into_response()),
+        None => Ok((headers, rows).into_response()),
+    }
+}
+
+pub(super) async fn get_row(
+    state: AppState,
+    table: String,
+    id: String,
+    request_headers: &HeaderMap,
+    viewer: &Viewer,
+) -> Answer {
+    let title = table.clone();
+    let store = state.store.as_ref();
+    let (view, suffix) = match store.row(&table, &id).await {
+        // `/people/3.csv`: a format suffix on an id that does not exist as written.
+        Err(crate::store::Error::NoRow(_)) => {
+            let Some((stem, format)) = id
+                .rsplit_once('.')
+                .and_then(|(s, f)| Some((s, Format::from_suffix(f)?)))
+            else {
+                return Err(crate::store::Error::NoRow(id).into());
+            };
+            store
+                .row(&table, stem)
+                .await
+                .map(|view| (view, Some(format)))
+                .map_err(|_| crate::store::Error::NoRow(id.clone()))?
+        }
+        other => other.map(|view| (view, None))?,
+    };
+    let format = choose(request_headers, suffix)?;
+    let tag = page_tag(etag(view.version, None, format), format, viewer);
+    let mut headers = content(format, suffix.is_none(), &tag);
+    vary_by_viewer(&mut headers, format, viewer);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if not_modified(request_headers, &tag, None) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    Ok((
+        headers,
+        row_body(
+            format,
+            &view.columns,
+            RowPage {
+                table: &title,
+                columns: &view.columns,
+                id_col: view.id_col,
+                row: &view.row,
+                tag: &tag,
+                viewer,
+            },
+            state.csv_safe,
+        ),
+    )
+        .into_response())
+}

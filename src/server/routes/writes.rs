@@ -1,0 +1,186 @@
+//! The writes: creating rows, replacing or deleting a table, and putting,
+//! patching or deleting a row. Each reads its body, makes one store call
+//! and answers only once that call is durable. They never answer a page:
+//! a browser is sent on to one by the router.
+
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::super::conditional::{etag, expectations, Target};
+use super::super::problem::Problem;
+use super::super::stream;
+use super::bodies::{read_body, single};
+use super::formats::{answer_format, content};
+use super::validators::write;
+use super::{row_body, Answer, AppState};
+use crate::codec::repr::{self, encode_segment, Format};
+use crate::page::{RowPage, Viewer};
+use crate::store::{Row, Written};
+
+pub(super) async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
+    crate::store::validate_table_name(&name)?;
+    let (headers, parsed, _claim) = read_body(&state, request, true).await?;
+    if parsed.records.is_empty() {
+        return Err(Problem::bad_request("the body holds no rows to create"));
+    }
+    let expect = expectations(&headers);
+    let many = parsed.many;
+    let written = write(
+        Target::Table(&name),
+        state.store.insert(&name, parsed.records, &expect),
+    )
+    .await?;
+    let format = answer_format(&headers);
+    let location = if many {
+        format!("/{name}")
+    } else {
+        row_location(&name, &written, 0)
+    };
+    let mut response = if many {
+        let body = stream::written(format, &name, written, state.csv_safe);
+        (StatusCode::CREATED, body).into_response()
+    } else {
+        written_row(format, &name, &written, StatusCode::CREATED, state.csv_safe)
+    };
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+fn row_location(table: &str, written: &Written, index: usize) -> String {
+    let id = written
+        .id_col
+        .zip(written.rows.get(index))
+        .map(|(col, row)| row.get(col).to_string())
+        .unwrap_or_default();
+    format!("/{table}/{}", encode_segment(&id))
+}
+
+/// The answer to a write of one row: its representation and its tag.
+fn written_row(
+    format: Format,
+    table: &str,
+    written: &Written,
+    status: StatusCode,
+    csv_safe: bool,
+) -> Response {
+    let (Some(row), Some(version)) = (written.rows.first(), written.versions.first()) else {
+        return status.into_response();
+    };
+    let tag = etag(*version, None, format);
+    let body = row_body(
+        format,
+        &written.columns,
+        RowPage {
+            table,
+            columns: &written.columns,
+            id_col: written.id_col,
+            row: row.as_ref() as &Row,
+            tag: &tag,
+            // Never drawn: a write's answer is never a page.
+            viewer: &Viewer::default(),
+        },
+        csv_safe,
+    );
+    (status, content(format, false, &tag), body).into_response()
+}
+
+pub(super) async fn put_table(state: AppState, name: String, request: Request) -> Answer {
+    crate::store::validate_table_name(&name)?;
+    let (headers, parsed, _claim) = read_body(&state, request, true).await?;
+    let expect = expectations(&headers);
+    let (info, created) = write(
+        Target::Table(&name),
+        state.store.replace_table(&name, parsed.records, &expect),
+    )
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = format!("{}\n", repr::table_info_json(&info));
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    let tag = etag(info.version, None, Format::Json);
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    if created {
+        if let Ok(value) = HeaderValue::from_str(&format!("/{name}")) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    Ok(response)
+}
+
+pub(super) async fn delete_table(state: AppState, name: String, headers: &HeaderMap) -> Answer {
+    let expect = expectations(headers);
+    write(
+        Target::Table(&name),
+        state.store.delete_table(&name, &expect),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn write_row(
+    state: AppState,
+    table: String,
+    id: String,
+    request: Request,
+) -> Answer {
+    let patch = request.method() == Method::PATCH;
+    crate::store::validate_table_name(&table)?;
+    let (headers, parsed, _claim) = read_body(&state, request, false).await?;
+    let record = single(parsed)?;
+    let expect = expectations(&headers);
+    let target = Target::Row {
+        table: &table,
+        id: &id,
+    };
+    let call = if patch {
+        state.store.patch_row(&table, &id, record, &expect)
+    } else {
+        state.store.put_row(&table, &id, record, &expect)
+    };
+    let written = write(target, call).await?;
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = written_row(
+        answer_format(&headers),
+        &table,
+        &written,
+        status,
+        state.csv_safe,
+    );
+    if written.created {
+        if let Ok(value) = HeaderValue::from_str(&format!("/{table}/{}", encode_segment(&id))) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    Ok(response)
+}
+
+pub(super) async fn delete_row(
+    state: AppState,
+    table: String,
+    id: String,
+    headers: &HeaderMap,
+) -> Answer {
+    let expect = expectations(headers);
+    let target = Target::Row {
+        table: &table,
+        id: &id,
+    };
+    write(target, state.store.delete_row(&table, &id, &expect)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
