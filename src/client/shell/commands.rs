@@ -1,0 +1,131 @@
+//! The shell's own `:commands` (`:help`, `:verbose`, `:base`,
+//! `:headers`, `:tables`): showing and changing the session's settings.
+//!
+//! A command never sends a request of the person's own: at most it asks
+//! the server for its table list.
+
+use super::super::items::Item;
+use super::super::url::Url;
+use super::session::Shell;
+use super::words;
+
+/// The shell's own commands, for completion.
+pub const COMMANDS: [&str; 7] = [
+    ":help", ":verbose", ":base", ":headers", ":tables", "exit", "quit",
+];
+
+const HELP: &str = "\
+Requests
+  get                       type a method alone and the shell asks for the path
+                            (and for POST, PUT and PATCH the body)
+  get /people name==kim     or type the whole request: method, path, items
+  post /people name=kim age:=30
+  patch /people/3 age:=31 -v
+  Items and flags are those of `csvd get --help`: name=text, age:=30, q==kim,
+  Header:value, bio=@file, @file.csv; -v, --csv, --form, -h, -b, --print;
+  --ca FILE or -k for that request's https:// connection.
+  At the body question, type fields (name:kim age:30, or name=kim, age=30; quote
+  values with spaces), items (age:=30, bio=@file) or JSON ({\"name\": \"kim\"}).
+
+Commands
+  :verbose on|off           show each request as sent, too
+  :base [URL]               show or change where paths point (http:// or https://)
+  :headers [Name:value …]   show or set headers sent with every request
+                            (`Name:` removes one, `:headers clear` all;
+                            quote a value with spaces: 'Authorization:Bearer abc')
+  :tables                   list the server's tables (csvd servers)
+  :help                     this text
+  exit, quit, Ctrl-D        leave
+
+Tab completes methods, commands, and on a csvd server tables and columns.";
+
+impl Shell<'_> {
+    /// A `:command`, its words split as request lines are (so
+    /// `:headers 'Authorization:Bearer x'` is one header).
+    pub(super) fn command(&mut self, command: &str) {
+        let words = match words::split(command) {
+            Ok(words) => words,
+            Err(reason) => return complain!("csvd: {reason}"),
+        };
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let (name, rest) = words
+            .split_first()
+            .map_or(("", &[][..]), |(name, rest)| (*name, rest));
+        match (name, rest) {
+            ("help" | "h" | "?", _) => say!("{HELP}"),
+            ("verbose", []) => {}
+            ("verbose", ["on"]) => self.verbose = true,
+            ("verbose", ["off"]) => self.verbose = false,
+            ("verbose", _) => complain!("csvd: use `:verbose on` or `:verbose off`"),
+            ("base", []) => say!("{}", self.base),
+            ("base", [url]) => match Url::parse(url) {
+                Ok(base) => {
+                    self.base = base;
+                    say!("Requests now go to {}", self.base);
+                    self.describe_server();
+                }
+                Err(error) => complain!("csvd: {error}"),
+            },
+            ("headers", []) => self.show_headers(),
+            ("headers", ["clear"]) => self.headers.clear(),
+            ("headers", items) => self.set_headers(items),
+            ("tables", []) => self.show_tables(),
+            _ => {
+                return complain!(
+                "csvd: `:{name}` is not a shell command: :help, :verbose, :base, :headers, :tables"
+            )
+            }
+        }
+        if name == "verbose" {
+            say!("verbose is {}", if self.verbose { "on" } else { "off" });
+        }
+    }
+
+    fn show_headers(&self) {
+        if self.headers.is_empty() {
+            return say!("no headers of your own (set some with :headers Name:value)");
+        }
+        for item in &self.headers {
+            if let Item::Header { name, value } = item {
+                let value = value
+                    .as_ref()
+                    .map(|value| String::from_utf8_lossy(value.as_bytes()));
+                match value {
+                    Some(value) => say!("{name}: {value}"),
+                    None => say!("{name}: (removed)"),
+                }
+            }
+        }
+    }
+
+    /// `Name:value` sets, `Name:` drops what the session had set.
+    fn set_headers(&mut self, texts: &[&str]) {
+        for text in texts {
+            match Item::parse(text) {
+                Ok(Item::Header { name, value }) => {
+                    self.headers.retain(
+                        |item| !matches!(item, Item::Header { name: have, .. } if *have == name),
+                    );
+                    if value.is_some() {
+                        self.headers.push(Item::Header { name, value });
+                    }
+                }
+                Ok(_) => complain!("csvd: `{text}` is not a header; write Name:value"),
+                Err(error) => complain!("csvd: {error}"),
+            }
+        }
+    }
+
+    fn show_tables(&mut self) {
+        match self.refresh_tables() {
+            Ok(Some(tables)) if tables.is_empty() => say!("no tables yet"),
+            Ok(Some(tables)) => {
+                for table in tables {
+                    say!("/{}  {}", table.name, table.columns.join(", "));
+                }
+            }
+            Ok(None) => say!("{} does not list tables (not a csvd server?)", self.base),
+            Err(error) => complain!("csvd: {error}"),
+        }
+    }
+}
