@@ -96,21 +96,14 @@ impl Metrics {
                 table.name, table.rows
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP csvd_log_bytes_written_total Bytes appended to the write-ahead log.\n# TYPE csvd_log_bytes_written_total counter\ncsvd_log_bytes_written_total {}",
-            store.log_bytes
-        );
-        let _ = writeln!(
-            out,
-            "# HELP csvd_log_fsyncs_total fsyncs of the write-ahead log (each covers a batch of writes).\n# TYPE csvd_log_fsyncs_total counter\ncsvd_log_fsyncs_total {}",
-            store.fsyncs
-        );
-        let _ = writeln!(
-            out,
-            "# HELP csvd_checkpoints_total Checkpoints that brought CSV files up to date.\n# TYPE csvd_checkpoints_total counter\ncsvd_checkpoints_total {}",
-            store.checkpoints
-        );
+        for counter in &store.counters {
+            let name = counter.name;
+            let _ = writeln!(
+                out,
+                "# HELP csvd_{name} {}\n# TYPE csvd_{name} counter\ncsvd_{name} {}",
+                counter.help, counter.value
+            );
+        }
         out
     }
 }
@@ -118,6 +111,26 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backends_counters_are_rendered_as_it_names_them() {
+        let stats = StoreStats {
+            counters: vec![crate::store::Counter {
+                name: "queries_total",
+                help: "Queries sent.",
+                value: 7,
+            }],
+        };
+        let text = Metrics::default().render(&[], stats);
+        assert!(
+            text.contains("# HELP csvd_queries_total Queries sent.\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE csvd_queries_total counter\ncsvd_queries_total 7\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn renders_counters_and_histogram() {

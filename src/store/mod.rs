@@ -238,15 +238,21 @@ impl Expect {
     }
 }
 
-/// Counters of the storage engine, for monitoring.
-#[derive(Clone, Copy, Debug, Default)]
+/// Counters a backend reports for monitoring, whatever they count: the
+/// metrics page shows each as `csvd_<name>`, with its help text. A backend
+/// names its own (log bytes and fsyncs for the file store, say).
+#[derive(Clone, Debug, Default)]
 pub struct StoreStats {
-    /// Bytes appended to the write-ahead log.
-    pub log_bytes: u64,
-    /// fsyncs of the log.
-    pub fsyncs: u64,
-    /// Checkpoints completed.
-    pub checkpoints: u64,
+    pub counters: Vec<Counter>,
+}
+
+/// One monitoring counter: only ever grows.
+#[derive(Clone, Copy, Debug)]
+pub struct Counter {
+    /// `[a-z_]+`, ending in `_total`.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: u64,
 }
 
 /// What the table list shows of one table.

@@ -652,10 +652,25 @@ impl Store for DirStore {
 
     async fn stats(&self) -> StoreStats {
         let (log_bytes, fsyncs) = self.wal.totals();
+        let counter = |name, help, value| super::Counter { name, help, value };
         StoreStats {
-            log_bytes,
-            fsyncs,
-            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            counters: vec![
+                counter(
+                    "log_bytes_written_total",
+                    "Bytes appended to the write-ahead log.",
+                    log_bytes,
+                ),
+                counter(
+                    "log_fsyncs_total",
+                    "fsyncs of the write-ahead log (each covers a batch of writes).",
+                    fsyncs,
+                ),
+                counter(
+                    "checkpoints_total",
+                    "Checkpoints that brought CSV files up to date.",
+                    self.checkpoints.load(Ordering::Relaxed),
+                ),
+            ],
         }
     }
 }
