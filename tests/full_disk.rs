@@ -214,3 +214,37 @@ fn on_a_full_disk_reads_go_on_and_writes_come_back_once_space_is_freed() {
     ledger.check(&served(&s), "after kill -9");
     assert!(s.stop().success());
 }
+
+#[test]
+fn a_server_starts_on_a_full_disk_and_serves_what_it_has() {
+    let Some(disk) = Tmpfs::mount_or_skip(DISK, "full_disk: start on a full disk") else {
+        return;
+    };
+    let dir = disk.path().join("data");
+    let mut ledger = Ledger::default();
+    let mut s = Server::start_in(&dir, &["--checkpoint-after", "3600"]);
+    for i in 0..5 {
+        assert_eq!(ledger.post(&s, &format!("before-{i}")), 201);
+    }
+    // Killed with its writes in the log only, then the disk fills up.
+    s.child.kill().expect("kill -9");
+    s.child.wait().expect("reap");
+    let filler = disk.fill();
+    s.restart_after_crash();
+    ledger.check(&served(&s), "started on a full disk");
+    // Writes fit in what is left of the log's last page, then are refused.
+    ledger.post_until_refused(&s, "full");
+    ledger.check(&served(&s), "a write refused on a full disk");
+    filler.remove();
+    let deadline = Instant::now() + PATIENCE;
+    for i in 0.. {
+        if ledger.post(&s, &format!("freed-{i}")) == 201 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes never came back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(s.stop().success());
+    s.restart_after_crash();
+    ledger.check(&served(&s), "after a clean stop and start");
+}

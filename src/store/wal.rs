@@ -603,9 +603,31 @@ impl Wal {
         disk.create_dir_all(dir)?;
         let (recovered, last) = read_segments(&disk, dir, salvage, true)?;
         // Numbers never repeat: the next segment is past every one seen.
-        let segment = last + 1;
-        let file = create_segment(&disk, dir, segment)?;
-        let wal = Arc::new(Wal::new(dir, sync, disk, Some(file), segment));
+        let (file, segment, len) = match create_segment(&disk, dir, last + 1) {
+            Ok(file) => (file, last + 1, SEGMENT_HEADER as u64),
+            // A full disk: go on appending to the newest segment (its torn
+            // tail, if any, was just cut off), so that the server starts and
+            // serves what it has; writes wait for space like any other.
+            Err(err) if err.kind() == io::ErrorKind::StorageFull && last > 0 => {
+                tracing::error!(
+                    "no space for a new log segment ({err}); appending to segment {last}"
+                );
+                let path = segment_path(dir, last);
+                let file = disk.append(&path)?;
+                let len = file.metadata()?.len();
+                (file, last, len)
+            }
+            Err(err) => return Err(err),
+        };
+        let wal = Wal::new(dir, sync, disk, Some(file), segment);
+        {
+            let mut state = wal.lock();
+            state.durable_len = len;
+            state.segment_bytes = len.saturating_sub(SEGMENT_HEADER as u64);
+            // Its records are older than this start: a checkpoint may rotate.
+            state.segment_changes = len > SEGMENT_HEADER as u64;
+        }
+        let wal = Arc::new(wal);
         let worker = wal.clone();
         std::thread::Builder::new()
             .name("csvd-wal".into())

@@ -193,7 +193,8 @@ impl DirStore {
         match store.checkpoint() {
             Ok(failures) if failures.is_empty() => {}
             Ok(failures) => store.retry_later(&failures.join("; ")),
-            Err(err) => return Err(io::Error::other(err.to_string())),
+            // The disk may be full: serve anyway; the checkpoint retries.
+            Err(err) => store.retry_later(&err.to_string()),
         }
         let weak = Arc::downgrade(&store);
         std::thread::Builder::new()
