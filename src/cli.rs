@@ -286,9 +286,43 @@ pub struct RequestArgs {
     #[command(flatten)]
     pub tls: TlsOptions,
 
+    #[command(flatten)]
+    pub hops: HopOptions,
+
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+/// Redirects and credentials of the one-shot commands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct HopOptions {
+    /// Follow redirects (301, 302, 303, 307, 308) and print the last
+    /// answer (`-v` prints every hop).
+    #[arg(short = 'F', long)]
+    pub follow: bool,
+
+    /// Most redirects --follow takes before giving up (exit 6).
+    #[arg(long, value_name = "N", default_value_t = 30, requires = "follow")]
+    pub max_redirects: usize,
+
+    /// Credentials: `user:password` (`user` alone asks for the password on
+    /// a terminal), or the token of `--auth-type bearer`.
+    #[arg(short = 'a', long, value_name = "USER[:PASS]|TOKEN")]
+    pub auth: Option<String>,
+
+    /// How --auth is sent: basic (the default) or bearer.
+    #[arg(short = 'A', long, value_enum, value_name = "TYPE", requires = "auth")]
+    pub auth_type: Option<AuthType>,
+}
+
+/// The `Authorization` scheme of `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthType {
+    /// `Basic base64(user:password)`.
+    Basic,
+    /// `Bearer TOKEN`.
+    Bearer,
 }
 
 /// How a request is encoded, printed and judged; the shell's one-line form

@@ -49,6 +49,12 @@ pub enum ClientError {
     #[error("cannot write the output: {}", describe_io(error))]
     Output { error: io::Error },
 
+    #[error("too many redirects: more than {max} (--max-redirects)")]
+    TooManyRedirects { max: usize },
+
+    #[error("{flag}: {reason}")]
+    Auth { flag: &'static str, reason: String },
+
     /// Ctrl-C in the shell while a request was in flight.
     #[error("cancelled")]
     Cancelled,

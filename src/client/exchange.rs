@@ -32,6 +32,16 @@ pub struct Client {
     connection: Option<Connection>,
     pub timeout: Option<Duration>,
     tls: Tls,
+    /// Print nothing of a redirect's answer (`--follow` without `-v`).
+    pub quiet_redirects: bool,
+}
+
+/// What came back, besides what was printed.
+pub struct Answer {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    /// The body was left unread: the connection cannot be used again.
+    unread: bool,
 }
 
 /// Why an attempt failed.
@@ -48,6 +58,7 @@ impl Client {
             connection: None,
             timeout,
             tls,
+            quiet_redirects: false,
         }
     }
 
@@ -57,9 +68,32 @@ impl Client {
         prepared: &Prepared,
         printer: &mut Printer,
     ) -> Result<StatusCode, ClientError> {
+        self.exchange(prepared, printer)
+            .await
+            .map(|answer| answer.status)
+    }
+
+    /// As [`Client::execute`], with the `Location` of the answer.
+    pub async fn exchange(
+        &mut self,
+        prepared: &Prepared,
+        printer: &mut Printer,
+    ) -> Result<Answer, ClientError> {
         printer.begin();
+        let answered = self.attempt_twice(prepared, printer).await;
+        if answered.as_ref().is_ok_and(|answer| answer.unread) {
+            self.connection = None;
+        }
+        answered
+    }
+
+    async fn attempt_twice(
+        &mut self,
+        prepared: &Prepared,
+        printer: &mut Printer,
+    ) -> Result<Answer, ClientError> {
         match self.attempt(prepared, printer).await {
-            Ok(status) => Ok(status),
+            Ok(answer) => Ok(answer),
             Err(Failure::Stale(_)) => {
                 self.connection = None;
                 self.attempt(prepared, printer)
@@ -100,7 +134,7 @@ impl Client {
         &mut self,
         prepared: &Prepared,
         printer: &mut Printer,
-    ) -> Result<StatusCode, Failure> {
+    ) -> Result<Answer, Failure> {
         let timeout = self.timeout;
         let connection = self
             .connection_for(prepared)
@@ -151,6 +185,20 @@ impl Client {
         };
 
         let status = response.status();
+        let location = response
+            .headers()
+            .get(hyper::header::LOCATION)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        let skipped =
+            self.quiet_redirects && super::redirect::is_redirect(status) && location.is_some();
+        let answer = Answer {
+            status,
+            location,
+            unread: skipped,
+        };
+        if skipped {
+            return Ok(answer);
+        }
         let head = match tap.response_head() {
             head if head.is_empty() => reconstructed_head(&response),
             head => head,
@@ -169,10 +217,10 @@ impl Client {
             Err(Failure::Fatal(ClientError::Output { error }))
                 if error.kind() == io::ErrorKind::BrokenPipe =>
             {
-                Ok(status)
+                Ok(answer)
             }
             Err(failure) => Err(failure),
-            Ok(()) => Ok(status),
+            Ok(()) => Ok(answer),
         }
     }
 }

@@ -32,6 +32,7 @@ mod items;
 mod json;
 mod print;
 mod raw;
+mod redirect;
 mod request;
 mod shell;
 mod style;
@@ -88,18 +89,54 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     let url = Url::parse(&args.url)?;
     let tls = Tls::new(&args.tls)?;
     let items = parse_items(&args.items)?;
-    let prepared = Prepared::new(method, url, &items, encoding(&args.options))?;
+    let mut prepared = Prepared::new(method, url, &items, encoding(&args.options))?;
+    redirect::authorize(&mut prepared, &items, &args.hops)?;
     let style = Style::detect(args.options.pretty);
     let sections = Sections::choose(&args.options, style.terminal);
     let mut printer = Printer::stdout(style, sections);
     let mut client = Client::new(args.options.timeout, tls);
-    match client.execute(&prepared, &mut printer).await {
+    // Only the last answer is printed, unless -v asks for every hop.
+    client.quiet_redirects = args.hops.follow && !args.options.verbose;
+    match follow(&mut client, prepared, &mut printer, &args.hops).await {
         Ok(status) => Ok(exit_code(status, &args.options)),
         // The reader went away (`| head`): nothing left to tell anyone.
         Err(ClientError::Output { error }) if error.kind() == std::io::ErrorKind::BrokenPipe => {
             Ok(ExitCode::SUCCESS)
         }
+        // As HTTPie: exit 6.
+        Err(error @ ClientError::TooManyRedirects { .. }) => {
+            complain!("csvd: {error}");
+            Ok(ExitCode::from(6))
+        }
         Err(error) => Err(error.into()),
+    }
+}
+
+/// Sends the request and, with `--follow`, the requests its redirects ask
+/// for; returns the last status.
+async fn follow(
+    client: &mut Client,
+    mut prepared: Prepared,
+    printer: &mut Printer,
+    hops: &crate::cli::HopOptions,
+) -> Result<StatusCode, ClientError> {
+    let mut followed = 0;
+    loop {
+        let answer = client.exchange(&prepared, printer).await?;
+        let location = match answer.location {
+            Some(location) if hops.follow && redirect::is_redirect(answer.status) => location,
+            _ => return Ok(answer.status),
+        };
+        if followed == hops.max_redirects {
+            return Err(ClientError::TooManyRedirects {
+                max: hops.max_redirects,
+            });
+        }
+        followed += 1;
+        printer
+            .between_exchanges()
+            .map_err(|error| ClientError::Output { error })?;
+        prepared = redirect::next(&prepared, answer.status, &location)?;
     }
 }
 

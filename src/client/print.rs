@@ -320,6 +320,18 @@ impl Printer {
         self.out.flush()
     }
 
+    /// Ends an exchange that another follows (a redirect's hop): an empty
+    /// line between them, when anything was printed.
+    pub fn between_exchanges(&mut self) -> io::Result<()> {
+        if self.printed {
+            if !self.at_line_start {
+                self.write(b"\n")?;
+            }
+            self.write(b"\n")?;
+        }
+        self.out.flush()
+    }
+
     fn layout(&self) -> Layout {
         if self.style.format {
             Layout::Indent

@@ -142,6 +142,59 @@ impl Url {
         })
     }
 
+    /// Resolves a `Location` header against this URL (RFC 3986): a full
+    /// URL, `//host/path`, `/path`, `?query` or a path relative to this
+    /// one's directory, `.` and `..` segments removed.
+    pub fn locate(&self, location: &str) -> Result<Url, ClientError> {
+        let location = location.trim();
+        let has_scheme = location.split_once("://").is_some_and(|(scheme, _)| {
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        });
+        if has_scheme {
+            return Url::parse(location);
+        }
+        if let Some(rest) = location.strip_prefix("//") {
+            return Url::parse(&format!("{}://{rest}", self.scheme.name()));
+        }
+        let location = location.split('#').next().unwrap_or("");
+        let path = self.target.split('?').next().unwrap_or("/");
+        let target = if location.is_empty() {
+            self.target.clone()
+        } else if location.starts_with('?') {
+            format!("{path}{location}")
+        } else if location.starts_with('/') {
+            location.to_string()
+        } else {
+            let directory = &path[..path.rfind('/').map_or(0, |at| at + 1)];
+            format!("/{}{location}", directory.trim_start_matches('/'))
+        };
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path.to_string(), Some(query)),
+            None => (target.clone(), None),
+        };
+        let mut target = without_dot_segments(&path);
+        if let Some(query) = query {
+            target = format!("{target}?{query}");
+        }
+        Ok(Url {
+            scheme: self.scheme,
+            host: self.host.clone(),
+            port: self.port,
+            target: parse_target(location, &target)?,
+        })
+    }
+
+    /// Whether credentials for this URL may go to `other`: the same host
+    /// and port, and never from HTTPS down to plain HTTP.
+    pub fn trusts(&self, other: &Url) -> bool {
+        self.host.eq_ignore_ascii_case(&other.host)
+            && self.port == other.port
+            && (other.is_https() || !self.is_https())
+    }
+
     /// Appends query parameters (`q==kim` items), form-encoded.
     pub fn append_query(&mut self, pairs: &[(String, String)]) {
         if pairs.is_empty() {
@@ -203,6 +256,28 @@ impl fmt::Display for Url {
             self.target
         )
     }
+}
+
+/// A path with its `.` and `..` segments resolved (`..` never climbs
+/// above the root).
+fn without_dot_segments(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    let mut pieces = path.split('/').skip(1).peekable();
+    while let Some(piece) = pieces.next() {
+        let last = pieces.peek().is_none();
+        match piece {
+            "." | ".." => {
+                if piece == ".." {
+                    segments.pop();
+                }
+                if last {
+                    segments.push("");
+                }
+            }
+            piece => segments.push(piece),
+        }
+    }
+    format!("/{}", segments.join("/"))
 }
 
 /// The host and the port, if one is written.
@@ -367,6 +442,31 @@ mod tests {
             api.resolve("/people").unwrap().to_string(),
             "http://h:1/api/people"
         );
+    }
+
+    #[test]
+    fn locations_resolve_against_the_url() {
+        let base = Url::parse("http://a.test:8080/p/q/r?x=1").unwrap();
+        let go = |location: &str| base.locate(location).unwrap().to_string();
+        assert_eq!(go("https://b.test/s"), "https://b.test/s");
+        assert_eq!(go("//b.test:9/s"), "http://b.test:9/s");
+        assert_eq!(go("/s?y=2"), "http://a.test:8080/s?y=2");
+        assert_eq!(go("s"), "http://a.test:8080/p/q/s");
+        assert_eq!(go("../s"), "http://a.test:8080/p/s");
+        assert_eq!(go("./"), "http://a.test:8080/p/q/");
+        assert_eq!(go("../../../../s"), "http://a.test:8080/s");
+        assert_eq!(go("?y=2"), "http://a.test:8080/p/q/r?y=2");
+        assert_eq!(go("s#part"), "http://a.test:8080/p/q/s");
+        assert!(base.locate("ftp://b.test/").is_err());
+    }
+
+    #[test]
+    fn credentials_stay_with_their_server() {
+        let base = Url::parse("https://a.test/p").unwrap();
+        assert!(base.trusts(&Url::parse("https://A.test/q").unwrap()));
+        assert!(!base.trusts(&Url::parse("https://b.test/p").unwrap()));
+        assert!(!base.trusts(&Url::parse("https://a.test:8443/p").unwrap()));
+        assert!(!base.trusts(&Url::parse("http://a.test:443/p").unwrap()));
     }
 
     #[test]

@@ -63,6 +63,7 @@ impl Shell<'_> {
             items: Vec::new(),
             options: Default::default(),
             tls: TlsOptions::default(),
+            hops: Default::default(),
             help: None,
         };
         match body::parse(&body) {
@@ -104,6 +105,18 @@ impl Shell<'_> {
         body: Option<Body>,
     ) -> Result<(), ClientError> {
         let options = &request.options;
+        if request.hops.follow || request.hops.auth.is_some() {
+            let flag = if request.hops.follow {
+                "--follow"
+            } else {
+                "--auth"
+            };
+            return Err(ClientError::item(
+                flag,
+                "only the one-shot commands (`csvd get …`) take it; in the shell, send an \
+                 `Authorization:` header",
+            ));
+        }
         let url = self.base.resolve(&request.url)?;
         let mut line_items = parse_items(&request.items)?;
         let (json, fields) = match body {
