@@ -345,3 +345,22 @@ fn credentials_stay_on_their_host_across_redirects() {
     .json();
     assert_eq!(other["authorization"], Value::Null);
 }
+
+#[test]
+fn auth_asks_for_a_missing_password_on_the_terminal() {
+    let Some(python) = Python::start() else {
+        return;
+    };
+    let mut command = Command::new(BIN);
+    command.args(["get", &python.url("/echo"), "-a", "kim", "--pretty=none"]);
+    let mut session =
+        rexpect::session::spawn_command(command, Some(30_000)).expect("start csvd get");
+    session
+        .exp_string(&format!("password for kim@127.0.0.1:{}: ", python.port))
+        .unwrap();
+    session.send_line("s3cret").unwrap();
+    // base64("kim:s3cret"); the password itself is never echoed.
+    let rest = session.exp_eof().unwrap();
+    assert!(rest.contains("\"Basic a2ltOnMzY3JldA==\""), "{rest}");
+    assert!(!rest.contains("s3cret"), "{rest}");
+}
