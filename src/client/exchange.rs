@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Full};
@@ -25,13 +26,25 @@ use super::print::Printer;
 use super::request::{Payload, Prepared};
 use super::tap::Tap;
 use super::tls::{is_tls_record, Tls};
-use super::upload::Upload;
+use super::upload::{Tally, Upload};
 
 /// Sends requests, reusing its connection when it can.
 pub struct Client {
     connection: Option<Connection>,
     pub timeout: Option<Duration>,
     tls: Tls,
+    /// The last `@file` body sent and answered, for the summary line.
+    pub uploaded: Option<Uploaded>,
+}
+
+/// A file body that went whole and was answered.
+pub struct Uploaded {
+    pub tally: Tally,
+    /// The server's count of the rows, when its answer gave one
+    /// (`X-Total-Count`).
+    pub server_rows: Option<u64>,
+    /// From the first byte sent to the answer's head.
+    pub elapsed: Duration,
 }
 
 /// Why an attempt failed.
@@ -48,6 +61,7 @@ impl Client {
             connection: None,
             timeout,
             tls,
+            uploaded: None,
         }
     }
 
@@ -58,6 +72,7 @@ impl Client {
         printer: &mut Printer,
     ) -> Result<StatusCode, ClientError> {
         printer.begin();
+        self.uploaded = None;
         match self.attempt(prepared, printer).await {
             Ok(status) => Ok(status),
             Err(Failure::Stale(_)) => {
@@ -107,7 +122,7 @@ impl Client {
             .await
             .map_err(Failure::Fatal)?;
         let reused = connection.reused();
-        let (request, progress) = build(prepared).await.map_err(Failure::Fatal)?;
+        let (request, progress, tally) = build(prepared).await.map_err(Failure::Fatal)?;
         let mut request_head = connection.tap().start();
         let mut request_printed = !printer.sections.shows_request();
         let tap = connection.tap().clone();
@@ -151,6 +166,18 @@ impl Client {
         };
 
         let status = response.status();
+        if let Some(tally) = tally.and_then(|tally| tally.lock().ok().map(|tally| tally.clone())) {
+            let server_rows = response
+                .headers()
+                .get("x-total-count")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse().ok());
+            self.uploaded = Some(Uploaded {
+                elapsed: tally.started.elapsed(),
+                tally,
+                server_rows,
+            });
+        }
         let head = match tap.response_head() {
             head if head.is_empty() => reconstructed_head(&response),
             head => head,
@@ -278,22 +305,32 @@ async fn quiet_for<T>(
     }
 }
 
-/// The hyper request for a prepared one, and the progress bar of its
-/// upload if it has one; files are opened anew each time.
-async fn build(
-    prepared: &Prepared,
-) -> Result<(Request<RequestBody>, Option<ProgressBar>), ClientError> {
+/// What [`build`] makes: the request, and the progress bar and tally of
+/// its upload if it has one.
+type Built = (
+    Request<RequestBody>,
+    Option<ProgressBar>,
+    Option<Arc<Mutex<Tally>>>,
+);
+
+/// The hyper request for a prepared one; files are opened anew each time.
+async fn build(prepared: &Prepared) -> Result<Built, ClientError> {
     let mut progress = None;
+    let mut tally = None;
     let body: RequestBody = match &prepared.payload {
         Payload::Empty => Empty::new().map_err(|never| match never {}).boxed(),
         Payload::Bytes(bytes) => Full::new(bytes.clone())
             .map_err(|never| match never {})
             .boxed(),
         Payload::File { path, len } => {
-            let upload = Upload::open(path, *len)
+            let content_type = prepared
+                .header(&CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok());
+            let upload = Upload::open(path, *len, content_type)
                 .await
                 .map_err(|error| ClientError::file(path, error))?;
             progress = Some(upload.progress());
+            tally = Some(upload.tally());
             upload.boxed()
         }
     };
@@ -307,7 +344,7 @@ async fn build(
     let request = request
         .body(body)
         .map_err(|error| ClientError::url(&prepared.url.to_string(), error.to_string()))?;
-    Ok((request, progress))
+    Ok((request, progress, tally))
 }
 
 /// A head built from the parsed response, for the rare head too large to

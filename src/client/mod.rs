@@ -94,7 +94,15 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     let mut printer = Printer::stdout(style, sections);
     let mut client = Client::new(args.options.timeout, tls);
     match client.execute(&prepared, &mut printer).await {
-        Ok(status) => Ok(exit_code(status, &args.options)),
+        Ok(status) => {
+            if let Some(uploaded) = client.uploaded.as_ref().filter(|_| !args.options.quiet) {
+                complain!(
+                    "{}",
+                    upload::summary(&uploaded.tally, uploaded.server_rows, uploaded.elapsed)
+                );
+            }
+            Ok(exit_code(status, &args.options))
+        }
         // The reader went away (`| head`): nothing left to tell anyone.
         Err(ClientError::Output { error }) if error.kind() == std::io::ErrorKind::BrokenPipe => {
             Ok(ExitCode::SUCCESS)
