@@ -463,6 +463,40 @@ fn a_bulk_import_from_a_file_is_streamed_minimal_and_summed_up() {
 }
 
 #[test]
+fn a_terminal_sees_the_upload_progress_then_the_summary() {
+    use rexpect::process::wait::WaitStatus;
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.csv");
+    let mut csv = String::from("name,note\n");
+    for n in 0..40_000 {
+        csv.push_str(&format!("person {n},a note that takes some room\n"));
+    }
+    std::fs::write(&path, &csv).unwrap();
+    assert!(csv.len() > 1024 * 1024);
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "post",
+            &url(&server, "/big"),
+            &format!("@{}", path.display()),
+        ])
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm");
+    let mut client = rexpect::session::spawn_command(command, Some(15_000)).unwrap();
+    client.exp_string("uploading big.csv").unwrap();
+    client.exp_string("HTTP/1.1 201 Created").unwrap();
+    client.exp_string("csvd: sent 40000 rows, ").unwrap();
+    client.exp_eof().unwrap();
+    assert!(matches!(
+        client.process.wait().unwrap(),
+        WaitStatus::Exited(_, 0)
+    ));
+    let total = server.get("/big?_limit=1");
+    assert_eq!(total.header("x-total-count"), Some("40000"));
+}
+
+#[test]
 fn verbose_prints_the_request_as_sent_and_the_response_as_received() {
     let server = Server::start();
     let out = run(&["post", &url(&server, "/people"), "name=kim", "-v"]);
