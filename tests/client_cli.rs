@@ -460,6 +460,17 @@ fn a_bulk_import_from_a_file_is_streamed_minimal_and_summed_up() {
         "{}",
         full.stderr
     );
+    // A refused upload gets no summary.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"name\":").unwrap();
+    let refused = run(&[
+        "post",
+        &url(&server, "/small4"),
+        &format!("@{}", bad.display()),
+    ]);
+    assert_eq!(refused.code, 0, "{}", refused.stderr);
+    assert!(refused.stdout.contains("400"), "{}", refused.stdout);
+    assert!(!refused.stderr.contains("csvd: sent"), "{}", refused.stderr);
 }
 
 #[test]

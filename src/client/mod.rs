@@ -95,7 +95,9 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     let mut client = Client::new(args.options.timeout, tls);
     match client.execute(&prepared, &mut printer).await {
         Ok(status) => {
-            if let Some(uploaded) = client.uploaded.as_ref().filter(|_| !args.options.quiet) {
+            // A refused upload is said by its answer, not summed up.
+            let summed = !args.options.quiet && status.is_success();
+            if let Some(uploaded) = client.uploaded.as_ref().filter(|_| summed) {
                 complain!(
                     "{}",
                     upload::summary(&uploaded.tally, uploaded.server_rows, uploaded.elapsed)
