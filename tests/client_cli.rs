@@ -294,6 +294,219 @@ fn a_large_csv_upload_streams_from_disk() {
     assert_eq!(total.header("x-total-count"), Some("40000"));
 }
 
+/// The peak resident memory of `csvd ARGS` in KiB, from GNU time (Debian's
+/// `time` package); `None`, loudly, when it is not installed (CI installs it
+/// and fails instead).
+fn peak_rss_kib(args: &[&str]) -> Option<(u64, Run)> {
+    let time = std::path::Path::new("/usr/bin/time");
+    if !time.exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "/usr/bin/time is needed to measure the client's memory"
+        );
+        eprintln!("SKIPPING the client's memory check: /usr/bin/time is not installed");
+        return None;
+    }
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut command = vec!["-v", "-o", report.path().to_str().unwrap(), BIN];
+    command.extend_from_slice(args);
+    let output = Command::new(time)
+        .args(&command)
+        .output()
+        .expect("run time");
+    let run = Run {
+        code: output.status.code().expect("exit code"),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    };
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let report = std::fs::read_to_string(report.path()).unwrap();
+    let kib = report
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("Maximum resident set size (kbytes):")
+        })
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak memory in {report}"));
+    Some((kib, run))
+}
+
+#[test]
+fn a_bulk_import_from_a_file_is_streamed_minimal_and_summed_up() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bulk.csv");
+    let rows = 140_000;
+    let mut csv = String::from("name,n,note\n");
+    for n in 0..rows {
+        csv.push_str(&format!(
+            "person {n},{n},\"a note about {n}, on\ntwo lines and padded out to be long\"\n"
+        ));
+    }
+    std::fs::write(&path, &csv).unwrap();
+    assert!(csv.len() > 10 * 1024 * 1024, "{}", csv.len());
+    let small = dir.path().join("small.csv");
+    std::fs::write(&small, "name,n,note\nkim,1,hi\n").unwrap();
+
+    let body = format!("@{}", path.display());
+    let args = [
+        "post",
+        &url(&server, "/bulk"),
+        &body,
+        "--print",
+        "Hhb",
+        "--check-status",
+    ];
+    let (out, memory) = match peak_rss_kib(&args) {
+        Some((big, out)) => {
+            let small_body = format!("@{}", small.display());
+            let (tiny, small_out) =
+                peak_rss_kib(&["post", &url(&server, "/small"), &small_body]).unwrap();
+            assert_eq!(small_out.code, 0, "{}", small_out.stderr);
+            (out, Some((tiny, big)))
+        }
+        None => (run(&args), None),
+    };
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Asked for a minimal answer, and got one: no rows echoed back.
+    assert!(
+        out.stdout.contains("Prefer: return=minimal\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("Content-Length: {}\n", csv.len())),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("HTTP/1.1 201"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .to_ascii_lowercase()
+            .contains("preference-applied: return=minimal\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.len() < 2000, "{}", out.stdout);
+    // One summary line: rows counted while streaming (a quoted line
+    // break is no row), bytes, time and rate.
+    let summary = out
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("csvd: sent "))
+        .unwrap_or_else(|| panic!("no summary in {:?}", out.stderr));
+    assert!(
+        summary.contains(&format!("sent {rows} rows, ")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(" MiB in ") && summary.ends_with("/s)"),
+        "{summary}"
+    );
+
+    // Everything arrived, cell for cell.
+    let back = server.get_with("/bulk", &[("Accept", "text/csv")]);
+    assert_eq!(back.status, 200);
+    let mut reader = csv::Reader::from_reader(&back.body[..]);
+    assert_eq!(
+        reader.headers().unwrap(),
+        &csv::StringRecord::from(vec!["id", "name", "n", "note"])
+    );
+    let mut count = 0;
+    for (n, record) in reader.records().enumerate() {
+        let record = record.unwrap();
+        let expected = [
+            (n + 1).to_string(),
+            format!("person {n}"),
+            n.to_string(),
+            format!("a note about {n}, on\ntwo lines and padded out to be long"),
+        ];
+        assert_eq!(record.iter().collect::<Vec<_>>(), expected);
+        count += 1;
+    }
+    assert_eq!(count, rows);
+
+    // Streamed: the client grows by far less than the file it sent.
+    if let Some((tiny, big)) = memory {
+        eprintln!("client peak memory: {big} KiB (tiny upload: {tiny} KiB)");
+        let file_kib = csv.len() as u64 / 1024;
+        assert!(
+            big < tiny + file_kib / 2,
+            "the client peaked at {big} KiB sending {file_kib} KiB (a tiny file: {tiny} KiB)"
+        );
+    }
+
+    // Quiet means no summary; a Prefer of one's own wins.
+    let quiet = run(&[
+        "post",
+        &url(&server, "/small2"),
+        &format!("@{}", small.display()),
+        "-q",
+    ]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.stderr, "");
+    let full = run(&[
+        "post",
+        &url(&server, "/small3"),
+        &format!("@{}", small.display()),
+        "Prefer:return=representation",
+    ]);
+    assert_eq!(full.code, 0, "{}", full.stderr);
+    assert_eq!(full.json()[0]["name"], "kim");
+    assert!(
+        full.stderr.contains("csvd: sent 1 row, 21 B in "),
+        "{}",
+        full.stderr
+    );
+    // A refused upload gets no summary.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"name\":").unwrap();
+    let refused = run(&[
+        "post",
+        &url(&server, "/small4"),
+        &format!("@{}", bad.display()),
+    ]);
+    assert_eq!(refused.code, 0, "{}", refused.stderr);
+    assert!(refused.stdout.contains("400"), "{}", refused.stdout);
+    assert!(!refused.stderr.contains("csvd: sent"), "{}", refused.stderr);
+}
+
+#[test]
+fn a_terminal_sees_the_upload_progress_then_the_summary() {
+    use rexpect::process::wait::WaitStatus;
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.csv");
+    let mut csv = String::from("name,note\n");
+    for n in 0..40_000 {
+        csv.push_str(&format!("person {n},a note that takes some room\n"));
+    }
+    std::fs::write(&path, &csv).unwrap();
+    assert!(csv.len() > 1024 * 1024);
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "post",
+            &url(&server, "/big"),
+            &format!("@{}", path.display()),
+        ])
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm");
+    let mut client = rexpect::session::spawn_command(command, Some(15_000)).unwrap();
+    client.exp_string("uploading big.csv").unwrap();
+    client.exp_string("HTTP/1.1 201 Created").unwrap();
+    client.exp_string("csvd: sent 40000 rows, ").unwrap();
+    client.exp_eof().unwrap();
+    assert!(matches!(
+        client.process.wait().unwrap(),
+        WaitStatus::Exited(_, 0)
+    ));
+    let total = server.get("/big?_limit=1");
+    assert_eq!(total.header("x-total-count"), Some("40000"));
+}
+
 #[test]
 fn verbose_prints_the_request_as_sent_and_the_response_as_received() {
     let server = Server::start();

@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Full};
@@ -25,7 +26,7 @@ use super::print::Printer;
 use super::request::{Payload, Prepared};
 use super::tap::Tap;
 use super::tls::{is_tls_record, Tls};
-use super::upload::Upload;
+use super::upload::{Tally, Upload};
 
 /// Sends requests, reusing its connection when it can.
 pub struct Client {
@@ -34,6 +35,8 @@ pub struct Client {
     tls: Tls,
     /// Print nothing of a redirect's answer (`--follow` without `-v`).
     pub quiet_redirects: bool,
+    /// The last `@file` body sent and answered, for the summary line.
+    pub uploaded: Option<Uploaded>,
 }
 
 /// What came back, besides what was printed.
@@ -42,6 +45,16 @@ pub struct Answer {
     pub location: Option<String>,
     /// The body was left unread: the connection cannot be used again.
     unread: bool,
+}
+
+/// A file body that went whole and was answered.
+pub struct Uploaded {
+    pub tally: Tally,
+    /// The server's count of the rows, when its answer gave one
+    /// (`X-Total-Count`).
+    pub server_rows: Option<u64>,
+    /// From the first byte sent to the answer's head.
+    pub elapsed: Duration,
 }
 
 /// Why an attempt failed.
@@ -59,6 +72,7 @@ impl Client {
             timeout,
             tls,
             quiet_redirects: false,
+            uploaded: None,
         }
     }
 
@@ -80,6 +94,7 @@ impl Client {
         printer: &mut Printer,
     ) -> Result<Answer, ClientError> {
         printer.begin();
+        self.uploaded = None;
         let answered = self.attempt_twice(prepared, printer).await;
         if answered.as_ref().is_ok_and(|answer| answer.unread) {
             self.connection = None;
@@ -141,7 +156,7 @@ impl Client {
             .await
             .map_err(Failure::Fatal)?;
         let reused = connection.reused();
-        let (request, progress) = build(prepared).await.map_err(Failure::Fatal)?;
+        let (request, progress, tally) = build(prepared).await.map_err(Failure::Fatal)?;
         let mut request_head = connection.tap().start();
         let mut request_printed = !printer.sections.shows_request();
         let tap = connection.tap().clone();
@@ -185,6 +200,18 @@ impl Client {
         };
 
         let status = response.status();
+        if let Some(tally) = tally.and_then(|tally| tally.lock().ok().map(|tally| tally.clone())) {
+            let server_rows = response
+                .headers()
+                .get("x-total-count")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse().ok());
+            self.uploaded = Some(Uploaded {
+                elapsed: tally.started.elapsed(),
+                tally,
+                server_rows,
+            });
+        }
         let location = response
             .headers()
             .get(hyper::header::LOCATION)
@@ -326,22 +353,32 @@ async fn quiet_for<T>(
     }
 }
 
-/// The hyper request for a prepared one, and the progress bar of its
-/// upload if it has one; files are opened anew each time.
-async fn build(
-    prepared: &Prepared,
-) -> Result<(Request<RequestBody>, Option<ProgressBar>), ClientError> {
+/// What [`build`] makes: the request, and the progress bar and tally of
+/// its upload if it has one.
+type Built = (
+    Request<RequestBody>,
+    Option<ProgressBar>,
+    Option<Arc<Mutex<Tally>>>,
+);
+
+/// The hyper request for a prepared one; files are opened anew each time.
+async fn build(prepared: &Prepared) -> Result<Built, ClientError> {
     let mut progress = None;
+    let mut tally = None;
     let body: RequestBody = match &prepared.payload {
         Payload::Empty => Empty::new().map_err(|never| match never {}).boxed(),
         Payload::Bytes(bytes) => Full::new(bytes.clone())
             .map_err(|never| match never {})
             .boxed(),
         Payload::File { path, len } => {
-            let upload = Upload::open(path, *len)
+            let content_type = prepared
+                .header(&CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok());
+            let upload = Upload::open(path, *len, content_type)
                 .await
                 .map_err(|error| ClientError::file(path, error))?;
             progress = Some(upload.progress());
+            tally = Some(upload.tally());
             upload.boxed()
         }
     };
@@ -355,7 +392,7 @@ async fn build(
     let request = request
         .body(body)
         .map_err(|error| ClientError::url(&prepared.url.to_string(), error.to_string()))?;
-    Ok((request, progress))
+    Ok((request, progress, tally))
 }
 
 /// A head built from the parsed response, for the rare head too large to

@@ -98,7 +98,17 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     // Only the last answer is printed, unless -v asks for every hop.
     client.quiet_redirects = args.hops.follow && !args.options.verbose;
     match follow(&mut client, prepared, &mut printer, &args.hops).await {
-        Ok(status) => Ok(exit_code(status, &args.options)),
+        Ok(status) => {
+            // A refused upload is said by its answer, not summed up.
+            let summed = !args.options.quiet && status.is_success();
+            if let Some(uploaded) = client.uploaded.as_ref().filter(|_| summed) {
+                complain!(
+                    "{}",
+                    upload::summary(&uploaded.tally, uploaded.server_rows, uploaded.elapsed)
+                );
+            }
+            Ok(exit_code(status, &args.options))
+        }
         // The reader went away (`| head`): nothing left to tell anyone.
         Err(ClientError::Output { error }) if error.kind() == std::io::ErrorKind::BrokenPipe => {
             Ok(ExitCode::SUCCESS)

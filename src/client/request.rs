@@ -103,6 +103,16 @@ impl Prepared {
         if empty && [Method::POST, Method::PUT, Method::PATCH].contains(&method) {
             headers.push((header::CONTENT_LENGTH, HeaderValue::from_static("0")));
         }
+        // A file is a bulk import: the rows need not come back (the
+        // server keeps the status and `Location`). `Prefer:` undoes it.
+        if matches!(payload, Payload::File { .. })
+            && [Method::POST, Method::PUT, Method::PATCH].contains(&method)
+        {
+            headers.push((
+                HeaderName::from_static("prefer"),
+                HeaderValue::from_static("return=minimal"),
+            ));
+        }
         apply_header_items(&mut headers, items);
         Ok(Prepared {
             method,
@@ -455,6 +465,20 @@ mod tests {
             }
         );
         assert_eq!(header(&p, "content-type"), Some("text/csv"));
+        assert_eq!(header(&p, "prefer"), Some("return=minimal"));
+
+        let items = [
+            Item::BodyFile(dir.path().join("people.CSV")),
+            Item::parse("Prefer:return=representation").unwrap(),
+        ];
+        let p = Prepared::new(Method::POST, url.clone(), &items, Encoding::Auto).unwrap();
+        assert_eq!(header(&p, "prefer"), Some("return=representation"));
+        let items = [
+            Item::BodyFile(dir.path().join("people.CSV")),
+            Item::parse("Prefer:").unwrap(),
+        ];
+        let p = Prepared::new(Method::POST, url.clone(), &items, Encoding::Auto).unwrap();
+        assert_eq!(header(&p, "prefer"), None);
 
         let items = [Item::BodyFile(dir.path().join("missing.csv"))];
         let error = Prepared::new(Method::POST, url.clone(), &items, Encoding::Auto).unwrap_err();

@@ -1,13 +1,15 @@
 //! A request body streamed from a file (`@big.csv`): read in chunks as the
 //! connection can take them, never whole into memory, with a progress bar
-//! on stderr for files big enough to wait for.
+//! on stderr for files big enough to wait for, and a tally of what went
+//! (bytes, and the rows of a CSV or NDJSON body) for the summary line.
 
 use std::io;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
@@ -27,6 +29,86 @@ pub struct Upload {
     remaining: u64,
     buffer: BytesMut,
     progress: ProgressBar,
+    tally: Arc<Mutex<Tally>>,
+}
+
+/// What an upload has sent so far.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    pub started: Instant,
+    pub bytes: u64,
+    /// Rows of a CSV (after its header line) or NDJSON body; `None` for
+    /// any other kind of body.
+    rows: Option<Rows>,
+}
+
+/// Counts records while the bytes go by: lines that hold something, a
+/// line break inside a quoted CSV cell not ending one.
+#[derive(Debug, Clone)]
+struct Rows {
+    csv: bool,
+    in_quotes: bool,
+    line_has_content: bool,
+    lines: u64,
+}
+
+impl Rows {
+    fn push(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            match byte {
+                b'"' if self.csv => {
+                    self.in_quotes = !self.in_quotes;
+                    self.line_has_content = true;
+                }
+                b'\n' if !self.in_quotes => {
+                    if self.line_has_content {
+                        self.lines += 1;
+                    }
+                    self.line_has_content = false;
+                }
+                b'\r' | b' ' | b'\t' => {}
+                _ => self.line_has_content = true,
+            }
+        }
+    }
+
+    fn count(&self) -> u64 {
+        let lines = self.lines + u64::from(self.line_has_content);
+        if self.csv {
+            lines.saturating_sub(1)
+        } else {
+            lines
+        }
+    }
+}
+
+impl Tally {
+    fn new(content_type: Option<&str>) -> Tally {
+        let essence = content_type
+            .and_then(|value| value.split(';').next())
+            .map(|value| value.trim().to_ascii_lowercase());
+        let csv = match essence.as_deref() {
+            Some("text/csv") => Some(true),
+            Some("application/x-ndjson") => Some(false),
+            _ => None,
+        };
+        Tally {
+            started: Instant::now(),
+            bytes: 0,
+            rows: csv.map(|csv| Rows {
+                csv,
+                in_quotes: false,
+                line_has_content: false,
+                lines: 0,
+            }),
+        }
+    }
+
+    /// The data rows sent (CSV lines after the header, NDJSON lines), when
+    /// the body is of a kind whose rows can be counted.
+    pub fn rows(&self) -> Option<u64> {
+        self.rows.as_ref().map(Rows::count)
+    }
 }
 
 impl Upload {
@@ -35,13 +117,14 @@ impl Upload {
     ///
     /// The caller clears the progress bar once the answer has come (or
     /// the request failed).
-    pub async fn open(path: &Path, len: u64) -> io::Result<Upload> {
+    pub async fn open(path: &Path, len: u64, content_type: Option<&str>) -> io::Result<Upload> {
         let file = tokio::fs::File::open(path).await?;
         Ok(Upload {
             file,
             remaining: len,
             buffer: BytesMut::new(),
             progress: progress_bar(path, len),
+            tally: Arc::new(Mutex::new(Tally::new(content_type))),
         })
     }
 }
@@ -81,6 +164,11 @@ impl Upload {
     pub fn progress(&self) -> ProgressBar {
         self.progress.clone()
     }
+
+    /// What has been sent, kept up to date while the body goes.
+    pub fn tally(&self) -> Arc<Mutex<Tally>> {
+        Arc::clone(&self.tally)
+    }
 }
 
 impl Body for Upload {
@@ -109,6 +197,12 @@ impl Body for Upload {
         }
         this.remaining -= got as u64;
         this.progress.inc(got as u64);
+        if let Ok(mut tally) = this.tally.lock() {
+            tally.bytes += got as u64;
+            if let Some(rows) = &mut tally.rows {
+                rows.push(&this.buffer[..got]);
+            }
+        }
         if this.remaining == 0 {
             waiting(&this.progress);
         }
@@ -121,5 +215,73 @@ impl Body for Upload {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// The line printed on stderr once an upload has been answered: rows (the
+/// server's count when it gave one), bytes, time and rate.
+pub fn summary(tally: &Tally, server_rows: Option<u64>, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    let rate = if seconds > 0.0 {
+        (tally.bytes as f64 / seconds) as u64
+    } else {
+        tally.bytes
+    };
+    let rows = match server_rows.or_else(|| tally.rows()) {
+        Some(1) => "1 row, ".to_string(),
+        Some(rows) => format!("{rows} rows, "),
+        None => String::new(),
+    };
+    format!(
+        "csvd: sent {rows}{} in {seconds:.2}s ({}/s)",
+        HumanBytes(tally.bytes),
+        HumanBytes(rate)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(content_type: &str, chunks: &[&[u8]]) -> Option<u64> {
+        let mut tally = Tally::new(Some(content_type));
+        for chunk in chunks {
+            if let Some(rows) = &mut tally.rows {
+                rows.push(chunk);
+            }
+        }
+        tally.rows()
+    }
+
+    #[test]
+    fn csv_rows_are_counted_after_the_header() {
+        assert_eq!(rows("text/csv", &[b"a,b\n1,2\n3,4\n"]), Some(2));
+        assert_eq!(rows("text/csv", &[b"a,b\r\n1,2\r\n3,4"]), Some(2));
+        assert_eq!(rows("text/csv", &[b"a,b\n\"x\ny\",2\n\n"]), Some(1));
+        assert_eq!(
+            rows("text/csv", &[b"a,b\n1,\"say \"\"hi", b"\"\"\n\",2\n"]),
+            Some(1)
+        );
+        assert_eq!(rows("text/csv; charset=utf-8", &[b"a\n"]), Some(0));
+    }
+
+    #[test]
+    fn ndjson_lines_are_rows_and_other_bodies_are_not_counted() {
+        assert_eq!(
+            rows("application/x-ndjson", &[b"{\"a\":1}\n{\"a\"", b":2}\n\n"]),
+            Some(2)
+        );
+        assert_eq!(rows("application/json", &[b"[1,2]"]), None);
+    }
+
+    #[test]
+    fn the_summary_says_rows_bytes_time_and_rate() {
+        let mut tally = Tally::new(Some("text/csv"));
+        tally.bytes = 2048;
+        let line = summary(&tally, Some(7), Duration::from_secs(2));
+        assert_eq!(line, "csvd: sent 7 rows, 2.00 KiB in 2.00s (1.00 KiB/s)");
+        let tally = Tally::new(None);
+        let line = summary(&tally, None, Duration::from_millis(500));
+        assert_eq!(line, "csvd: sent 0 B in 0.50s (0 B/s)");
     }
 }
