@@ -7,13 +7,16 @@
 //! Python is needed: without it these tests say so loudly on stderr and pass, except
 //! in CI (`CI=true`), where a missing `python3` is a failure.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use common::python::Python;
+use common::BIN;
 
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_csvd");
 
 const HANDLER: &str = r#"
 import gzip, json, sys, threading, zlib
@@ -103,66 +106,6 @@ print(server.server_address[1], flush=True)
 server.serve_forever()
 "#;
 
-/// A running Python server; killed when dropped.
-struct Python {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Python {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Python {
-    /// Starts the handler, or says loudly why it cannot (and fails in CI).
-    fn start() -> Option<Python> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let script = dir.path().join("server.py");
-        std::fs::write(&script, HANDLER).expect("write the handler");
-        let spawned = Command::new("python3")
-            .arg(&script)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(error) => {
-                let message = format!(
-                    "python3 cannot be started ({error}): the client's tests against a foreign \
-                     server did not run"
-                );
-                if std::env::var("CI").is_ok_and(|value| value == "true") {
-                    panic!("{message}");
-                }
-                // Straight to stderr: the harness would hide `eprintln!` of a passing test.
-                let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {message} ***\n");
-                return None;
-            }
-        };
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the port");
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the Python server did not start: {line:?}"));
-        Some(Python {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
 struct Run {
     code: i32,
     stdout: Vec<u8>,
@@ -203,7 +146,7 @@ fn people() -> Value {
 
 #[test]
 fn gzip_and_deflate_answers_are_decoded() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's tests against a foreign server") else {
         return;
     };
     let out = run(&["get", &python.url("/people"), "--check-status"]);
@@ -225,7 +168,7 @@ fn gzip_and_deflate_answers_are_decoded() {
 
 #[test]
 fn identity_asks_for_the_body_as_it_is() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's tests against a foreign server") else {
         return;
     };
     let out = run(&[
@@ -243,7 +186,7 @@ fn identity_asks_for_the_body_as_it_is() {
 
 #[test]
 fn a_large_compressed_body_arrives_whole() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's tests against a foreign server") else {
         return;
     };
     let expected: String = (0..200_000)
@@ -257,7 +200,7 @@ fn a_large_compressed_body_arrives_whole() {
 
 #[test]
 fn a_chunked_compressed_stream_prints_as_it_arrives() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's tests against a foreign server") else {
         return;
     };
     let mut child = Command::new(BIN)
@@ -282,7 +225,7 @@ fn a_chunked_compressed_stream_prints_as_it_arrives() {
 
 #[test]
 fn post_head_redirects_and_errors_exit_as_they_should() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's tests against a foreign server") else {
         return;
     };
     let post = run(&[
@@ -317,7 +260,7 @@ fn post_head_redirects_and_errors_exit_as_they_should() {
 
 #[test]
 fn raw_mode_shows_the_compressed_bytes() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's tests against a foreign server") else {
         return;
     };
     let mut child = Command::new(BIN)

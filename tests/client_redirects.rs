@@ -6,12 +6,14 @@
 //! Python is needed: without it these tests say so loudly on stderr and
 //! pass, except in CI (`CI=true`), where a missing `python3` is a failure.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::python::Python;
+use common::BIN;
 
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_csvd");
 
 const HANDLER: &str = r#"
 import json
@@ -71,70 +73,10 @@ print(server.server_address[1], flush=True)
 server.serve_forever()
 "#;
 
-/// A running Python server; killed when dropped.
-struct Python {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Python {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Python {
-    /// Starts the handler, or says loudly why it cannot (and fails in CI).
-    fn start() -> Option<Python> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let script = dir.path().join("server.py");
-        std::fs::write(&script, HANDLER).expect("write the handler");
-        let spawned = Command::new("python3")
-            .arg(&script)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(error) => {
-                let message = format!(
-                    "python3 cannot be started ({error}): the client's redirect and auth tests \
-                     did not run"
-                );
-                if std::env::var("CI").is_ok_and(|value| value == "true") {
-                    panic!("{message}");
-                }
-                // Straight to stderr: the harness would hide `eprintln!` of a passing test.
-                let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {message} ***\n");
-                return None;
-            }
-        };
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the port");
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the Python server did not start: {line:?}"));
-        Some(Python {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// A redirect with `code` to `to`.
-    fn hop(&self, code: u16, to: &str) -> String {
-        let to: String = form_urlencoded::byte_serialize(to.as_bytes()).collect();
-        self.url(&format!("/hop?code={code}&to={to}"))
-    }
+/// A redirect with `code` to `to`.
+fn hop(python: &Python, code: u16, to: &str) -> String {
+    let to: String = form_urlencoded::byte_serialize(to.as_bytes()).collect();
+    python.url(&format!("/hop?code={code}&to={to}"))
 }
 
 struct Run {
@@ -171,7 +113,7 @@ fn run(args: &[&str]) -> Run {
 
 #[test]
 fn redirects_change_the_method_only_where_browsers_do() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's redirect and auth tests") else {
         return;
     };
     for (code, method, body) in [
@@ -183,7 +125,7 @@ fn redirects_change_the_method_only_where_browsers_do() {
     ] {
         let out = run(&[
             "post",
-            &python.hop(code, "/echo"),
+            &hop(&python, code, "/echo"),
             "name=kim",
             "--follow",
             "--check-status",
@@ -201,12 +143,12 @@ fn redirects_change_the_method_only_where_browsers_do() {
         assert_eq!(echo["type"], content_type, "{code}");
     }
     // A PUT keeps its method and body through a 302, not through a 303.
-    let put = run(&["put", &python.hop(302, "/echo"), "a:=1", "-F"]).json();
+    let put = run(&["put", &hop(&python, 302, "/echo"), "a:=1", "-F"]).json();
     assert_eq!(
         (put["method"].as_str(), put["body"].as_str()),
         (Some("PUT"), Some(r#"{"a":1}"#))
     );
-    let put = run(&["put", &python.hop(303, "/echo"), "a:=1", "-F"]).json();
+    let put = run(&["put", &hop(&python, 303, "/echo"), "a:=1", "-F"]).json();
     assert_eq!(
         (put["method"].as_str(), put["body"].as_str()),
         (Some("GET"), Some(""))
@@ -215,10 +157,10 @@ fn redirects_change_the_method_only_where_browsers_do() {
 
 #[test]
 fn without_follow_a_redirect_is_the_answer() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's redirect and auth tests") else {
         return;
     };
-    let out = run(&["get", &python.hop(302, "/echo"), "--print=hb"]);
+    let out = run(&["get", &hop(&python, 302, "/echo"), "--print=hb"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stdout.starts_with("HTTP/1.1 302 Found\n"),
@@ -231,7 +173,7 @@ fn without_follow_a_redirect_is_the_answer() {
 
 #[test]
 fn relative_chains_are_followed_and_printed_hop_by_hop_with_verbose() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's redirect and auth tests") else {
         return;
     };
     let out = run(&["get", &python.url("/chain/3"), "-F", "-h"]);
@@ -268,7 +210,7 @@ fn relative_chains_are_followed_and_printed_hop_by_hop_with_verbose() {
 
 #[test]
 fn too_many_redirects_exit_6() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's redirect and auth tests") else {
         return;
     };
     let out = run(&["get", &python.url("/loop"), "--follow"]);
@@ -289,7 +231,7 @@ fn too_many_redirects_exit_6() {
 
 #[test]
 fn auth_sends_basic_and_bearer_credentials() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's redirect and auth tests") else {
         return;
     };
     let echo = run(&["get", &python.url("/echo"), "-a", "kim:pa:ss wörd"]).json();
@@ -325,20 +267,20 @@ fn auth_sends_basic_and_bearer_credentials() {
 
 #[test]
 fn credentials_stay_on_their_host_across_redirects() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's redirect and auth tests") else {
         return;
     };
-    let same = run(&["get", &python.hop(302, "/echo"), "-F", "-a", "kim:x"]).json();
+    let same = run(&["get", &hop(&python, 302, "/echo"), "-F", "-a", "kim:x"]).json();
     assert_eq!(same["authorization"], "Basic a2ltOng=");
     // 127.0.0.1 and localhost are different hosts.
     let elsewhere = format!("http://localhost:{}/echo", python.port);
-    let other = run(&["get", &python.hop(307, &elsewhere), "-F", "-a", "kim:x"]).json();
+    let other = run(&["get", &hop(&python, 307, &elsewhere), "-F", "-a", "kim:x"]).json();
     assert_eq!(other["authorization"], Value::Null);
     assert_eq!(other["host"], format!("localhost:{}", python.port));
     // An explicit header is dropped as well.
     let other = run(&[
         "get",
-        &python.hop(301, &elsewhere),
+        &hop(&python, 301, &elsewhere),
         "-F",
         "Authorization:Bearer x",
     ])
@@ -348,7 +290,7 @@ fn credentials_stay_on_their_host_across_redirects() {
 
 #[test]
 fn auth_asks_for_a_missing_password_on_the_terminal() {
-    let Some(python) = Python::start() else {
+    let Some(python) = Python::start(HANDLER, "client's redirect and auth tests") else {
         return;
     };
     let mut command = Command::new(BIN);
