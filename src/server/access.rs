@@ -198,16 +198,7 @@ async fn csrf_proven(
     let reading = axum::body::to_bytes(body, keeper.max_body);
     let bytes = tokio::time::timeout(keeper.body_timeout, reading)
         .await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body-timeout",
-                format!(
-                    "the body did not arrive within {} s",
-                    keeper.body_timeout.as_secs()
-                ),
-            )
-        })?
+        .map_err(|_| Problem::body_timeout(keeper.body_timeout))?
         .map_err(|_| {
             Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -29,6 +29,15 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// 408: a request body that did not arrive in time.
+    pub fn body_timeout(limit: std::time::Duration) -> Problem {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body-timeout",
+            format!("the body did not arrive within {} s", limit.as_secs()),
+        )
+    }
+
     pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Problem {
         Problem {
             status,

@@ -70,16 +70,7 @@ pub(super) async fn read_body(
     };
     let (parsed, claim) = tokio::time::timeout(state.body_timeout, reading)
         .await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body-timeout",
-                format!(
-                    "the body did not arrive within {} s",
-                    state.body_timeout.as_secs()
-                ),
-            )
-        })??;
+        .map_err(|_| Problem::body_timeout(state.body_timeout))??;
     Ok((headers, parsed, claim))
 }
 
