@@ -20,5 +20,5 @@ mod window;
 
 pub use params::{parse, Query, QueryError, RESERVED};
 pub use select::{select, Picked, Selection};
-pub use view::{TableView, Views};
+pub use view::{Snapshots, TableView, Views};
 pub use window::{links, Window};

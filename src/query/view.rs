@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::column::{Cells, Column};
 use super::index::ColumnIndex;
-use crate::store::{self, Snapshot, Store};
+use crate::store::{self, Head, Selected, Snapshot};
 
 /// Tables smaller than this are read from their rows: a scan of them takes
 /// microseconds, less than keeping a column copy or an index would be worth.
@@ -158,6 +158,16 @@ impl TableView {
     }
 }
 
+/// A backend that holds its tables in memory and hands out snapshots.
+#[async_trait::async_trait]
+pub trait Snapshots: Send + Sync {
+    /// A whole table.
+    async fn read(&self, table: &str) -> store::Result<Snapshot>;
+    /// The current version of a table (as in its [`Snapshot`]), without
+    /// copying its rows: a view is kept until this changes.
+    async fn version(&self, table: &str) -> store::Result<u64>;
+}
+
 /// The latest view of every table that was queried, and the turns to
 /// evaluate queries.
 pub struct Views {
@@ -188,7 +198,7 @@ impl Views {
 
     /// The current view of a table: the kept one if the table has not
     /// changed since, else a fresh snapshot.
-    pub async fn get(&self, store: &dyn Store, table: &str) -> store::Result<Arc<TableView>> {
+    pub async fn get(&self, store: &dyn Snapshots, table: &str) -> store::Result<Arc<TableView>> {
         let version = match store.version(table).await {
             Ok(version) => version,
             Err(err) => {
@@ -206,6 +216,54 @@ impl Views {
         Ok(view)
     }
 
+    /// Answers a query string on the current view of a table, in memory:
+    /// what [`crate::store::Store::select`] answers for a backend that
+    /// holds its tables in memory.
+    pub async fn select(
+        &self,
+        store: &dyn Snapshots,
+        table: &str,
+        raw: &str,
+    ) -> store::Result<Selected> {
+        let view = self.get(store, table).await?;
+        let query = super::parse(raw, &view.snapshot.columns)?;
+        let (query, selection) = if query.is_plain() {
+            let selection = super::select(&query, &view);
+            (query, selection)
+        } else {
+            // Filtering and sorting may read every row: off the async
+            // workers, a few at a time.
+            let _turn = self.turn().await;
+            let view = view.clone();
+            tokio::task::spawn_blocking(move || {
+                let selection = super::select(&query, &view);
+                (query, selection)
+            })
+            .await
+            .map_err(|e| std::io::Error::other(format!("a query task failed: {e}")))?
+        };
+        let snapshot = &view.snapshot;
+        let head = Head {
+            columns: snapshot.columns.clone(),
+            id_col: snapshot.id_col,
+            rows: snapshot.rows.len(),
+            version: snapshot.version,
+            modified: snapshot.modified,
+        };
+        let picked = selection.picked;
+        let rows = futures_util::stream::iter(
+            (0..picked.len())
+                .filter_map(move |i| picked.get(i))
+                .map(move |at| Ok(view.snapshot.rows[at].clone())),
+        );
+        Ok(Selected {
+            head,
+            query,
+            total: selection.total,
+            rows: Box::pin(rows),
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TableView>>> {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -214,7 +272,7 @@ impl Views {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DirStore, Expect, Options, Records};
+    use crate::store::{DirStore, Expect, Options, Records, Store};
 
     #[test]
     fn turns_are_one_per_core() {

@@ -181,7 +181,6 @@ async fn serve(
     let router = app(
         AppState {
             store: store.clone(),
-            views: Arc::default(),
             max_body: config.max_body,
             bulk: Arc::new(bulk::Budget::new(config.max_bulk_bytes, config.bulk_wait)),
             id_column: config.id_column.clone(),

@@ -145,6 +145,7 @@ impl From<store::Error> for Problem {
             E::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid-id"),
             E::InvalidField(_) => (StatusCode::BAD_REQUEST, "invalid-field"),
             E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
+            E::Query(_) => (StatusCode::BAD_REQUEST, "bad-request"),
             E::BrokenTable { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "broken-table"),
             E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
             E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage-unavailable"),

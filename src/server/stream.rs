@@ -1,6 +1,6 @@
 //! Answer bodies of many rows: rendered whole when small, streamed in
-//! chunks when large. A streamed answer holds the table view (shared, not
-//! copied) and its picked positions; the next chunk is rendered only when
+//! chunks when large. A streamed answer holds the store's stream of rows;
+//! the next chunk is rendered only when
 //! the connection has taken the previous one, so a request's memory stays
 //! bounded whatever the table's size, a slow reader only slows itself,
 //! and a client that goes away drops the stream.
@@ -13,8 +13,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::codec::repr::{Format, RowWriter};
-use crate::query::{Picked, TableView};
-use crate::store::{Row, Written};
+use crate::store::{Row, RowStream, Written};
 
 /// Renders rows piece by piece: a page's rows by the page, the other
 /// formats by the codec.
@@ -77,96 +76,108 @@ const STREAM_ABOVE_ROWS: usize = 1_000;
 /// per-chunk cost, small enough to keep per-request memory low.
 const CHUNK_BYTES: usize = 64 * 1024;
 
-/// The rows of an answer: picked from a view, maybe narrowed to some
-/// columns (`_fields`).
+/// The rows of an answer as the store hands them over, maybe narrowed to
+/// some columns (`_fields`).
 pub struct Rows {
-    view: Arc<TableView>,
-    picked: Picked,
+    columns: Arc<Vec<String>>,
+    id_col: Option<usize>,
+    rows: RowStream,
     fields: Option<Vec<usize>>,
-    next: usize,
 }
 
 impl Rows {
-    pub fn new(view: Arc<TableView>, picked: Picked, fields: Option<Vec<usize>>) -> Rows {
+    pub fn new(
+        columns: Arc<Vec<String>>,
+        id_col: Option<usize>,
+        rows: RowStream,
+        fields: Option<Vec<usize>>,
+    ) -> Rows {
         Rows {
-            view,
-            picked,
+            columns,
+            id_col,
+            rows,
             fields,
-            next: 0,
         }
     }
 
     /// The writer for these rows: the table's columns, or the chosen ones.
     fn writer(&self, format: Format, title: &str, csv_safe: bool) -> Writer {
-        let snapshot = &self.view.snapshot;
         match &self.fields {
-            None => Writer::new(
-                format,
-                snapshot.columns.clone(),
-                snapshot.id_col,
-                title,
-                csv_safe,
-            ),
+            None => Writer::new(format, self.columns.clone(), self.id_col, title, csv_safe),
             Some(fields) => {
-                let columns = fields
-                    .iter()
-                    .map(|&c| snapshot.columns[c].clone())
-                    .collect();
-                let id_col = fields.iter().position(|&c| Some(c) == snapshot.id_col);
+                let columns = fields.iter().map(|&c| self.columns[c].clone()).collect();
+                let id_col = fields.iter().position(|&c| Some(c) == self.id_col);
                 Writer::new(format, Arc::new(columns), id_col, title, csv_safe)
             }
         }
     }
 
-    /// Renders rows until `out` holds `limit` bytes or the rows run out;
-    /// true when they ran out.
-    fn render(&mut self, writer: &mut Writer, out: &mut Vec<u8>, limit: usize) -> bool {
-        let rows = &self.view.snapshot.rows;
-        while out.len() < limit {
-            let Some(position) = self.picked.get(self.next) else {
-                return true;
-            };
-            self.next += 1;
-            let row = project(&rows[position], self.fields.as_deref());
-            writer.row(out, &row);
-        }
-        self.picked.get(self.next).is_none()
-    }
-
     /// The body of the answer in `format`; `csv_safe` neutralises CSV
-    /// cells that spreadsheets would run as formulas.
-    pub fn into_body(mut self, format: Format, title: &str, csv_safe: bool) -> Body {
+    /// cells that spreadsheets would run as formulas. A few rows are
+    /// rendered whole (the answer gets a `Content-Length`); more are
+    /// streamed as they arrive. A store error before the first byte is
+    /// the answer's error; after it, it ends the stream.
+    pub async fn into_body(
+        mut self,
+        format: Format,
+        title: &str,
+        csv_safe: bool,
+    ) -> crate::store::Result<Body> {
         let mut writer = self.writer(format, title, csv_safe);
-        if self.picked.len() <= STREAM_ABOVE_ROWS {
-            let mut out = Vec::new();
-            writer.begin(&mut out);
-            self.render(&mut writer, &mut out, usize::MAX);
-            writer.end(&mut out);
-            return Body::from(out);
+        let fields = self.fields.take();
+        let mut first = Vec::new();
+        let mut ended = false;
+        while first.len() <= STREAM_ABOVE_ROWS {
+            match self.rows.next().await {
+                Some(row) => first.push(row?),
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
         }
-        let state = (self, writer, false);
-        let chunks =
-            futures_util::stream::unfold(state, |(mut rows, mut writer, done)| async move {
+        let mut out = Vec::new();
+        writer.begin(&mut out);
+        for row in &first {
+            writer.row(&mut out, &project(row, fields.as_deref()));
+        }
+        if ended {
+            writer.end(&mut out);
+            return Ok(Body::from(out));
+        }
+        let head = futures_util::stream::once(async move { Ok(Bytes::from(out)) });
+        let state = (self.rows, writer, fields, false);
+        let chunks = futures_util::stream::unfold(
+            state,
+            |(mut rows, mut writer, fields, done)| async move {
                 if done {
                     return None;
                 }
                 let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
-                if rows.next == 0 {
-                    writer.begin(&mut chunk);
+                let mut finished = false;
+                while chunk.len() < CHUNK_BYTES {
+                    match rows.next().await {
+                        Some(Ok(row)) => writer.row(&mut chunk, &project(&row, fields.as_deref())),
+                        Some(Err(err)) => {
+                            tracing::warn!("an answer was cut short: {err}");
+                            return Some((Err(err), (rows, writer, fields, true)));
+                        }
+                        None => {
+                            finished = true;
+                            break;
+                        }
+                    }
                 }
-                let finished = rows.render(&mut writer, &mut chunk, CHUNK_BYTES);
                 if finished {
                     writer.end(&mut chunk);
                 }
-                Some((
-                    Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
-                    (rows, writer, finished),
-                ))
-            });
+                Some((Ok(Bytes::from(chunk)), (rows, writer, fields, finished)))
+            },
+        );
         // A body may be asked for more after it has ended (the compressor
         // does, looking for trailers); the fused stream answers "no more"
         // for ever instead of failing.
-        Body::from_stream(chunks.fuse())
+        Ok(Body::from_stream(head.chain(chunks).fuse()))
     }
 }
 

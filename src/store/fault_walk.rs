@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use super::disk::{Disk, Fault, Faults};
 use super::{DirStore, Expect, Fields, Options, Records, Store};
+use crate::query::Snapshots;
 
 const HAND_MARKER: &str = "written-by-hand-7f3a";
 

@@ -18,6 +18,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::query::{Query, QueryError};
+
 pub use dir::{DirStore, Options};
 pub use disk::{Call, Disk, Fault, Faults};
 pub use file::{check_header, parse as parse_csv, write_csv, Layout};
@@ -159,6 +161,9 @@ pub enum Error {
     InvalidField(String),
     #[error("the precondition failed: {0}")]
     PreconditionFailed(Unmet),
+    /// A query string that cannot be answered, said so a person can fix it.
+    #[error("{0}")]
+    Query(#[from] QueryError),
     #[error("table {table:?} cannot be read from its file ({reason}); fix the file, or replace the table with PUT /{table}")]
     BrokenTable { table: String, reason: String },
     #[error("storage failure: {0}")]
@@ -270,6 +275,35 @@ pub struct TableInfo {
     pub notice: Option<String>,
 }
 
+/// What a read of a table's rows describes of the table itself, as it was
+/// when the rows were read.
+#[derive(Clone, Debug)]
+pub struct Head {
+    pub columns: Arc<Vec<String>>,
+    pub id_col: Option<usize>,
+    /// Rows in the whole table.
+    pub rows: usize,
+    pub version: u64,
+    pub modified: SystemTime,
+}
+
+/// Rows as they arrive from a backend, in answer order. An error ends the
+/// answer (the connection is closed, so a client never takes a cut answer
+/// for a whole one).
+pub type RowStream = futures_util::stream::BoxStream<'static, Result<Arc<Row>>>;
+
+/// The rows a query selected from one version of a table.
+pub struct Selected {
+    /// The table at the version the rows were read from.
+    pub head: Head,
+    /// The query as read against `head.columns`.
+    pub query: Query,
+    /// Rows that matched the filters, before the window (`X-Total-Count`).
+    pub total: usize,
+    /// The window's rows, whole (every column; `_fields` is the caller's).
+    pub rows: RowStream,
+}
+
 /// A consistent view of a whole table, unaffected by later writes.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -320,14 +354,14 @@ pub struct RowView {
 pub trait Store: Send + Sync + 'static {
     /// Every table, sorted by name.
     async fn tables(&self) -> Result<Vec<TableInfo>>;
-    /// A whole table.
-    async fn read(&self, table: &str) -> Result<Snapshot>;
-    /// The current version of a table (as in its [`Snapshot`]), without
-    /// copying its rows: readers keep a snapshot, and what they derived from
-    /// it, until this changes. Implementations should answer it cheaply.
-    async fn version(&self, table: &str) -> Result<u64> {
-        Ok(self.read(table).await?.version)
-    }
+    /// The rows of a table that a query string (`GET /<table>?…`, raw)
+    /// selects. The backend reads the query against the table's columns
+    /// with [`query::parse`] (a mistake is [`Error::Query`]), then answers
+    /// it as it can: it may push filters, sort, window and count down to
+    /// where the rows are, or evaluate them itself; the answer must be the
+    /// rows and total [`query::select`] gives on the same table. The head,
+    /// total and rows all come from one version of the table.
+    async fn select(&self, table: &str, query: &str) -> Result<Selected>;
     /// One row.
     async fn row(&self, table: &str, id: &str) -> Result<RowView>;
     /// Creates rows (creating the table if needed); `expect` is checked

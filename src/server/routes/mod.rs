@@ -28,7 +28,6 @@ use self::writes::{delete_row, delete_table, post_rows, put_table, write_row};
 use super::problem::Problem;
 use crate::codec::repr::{self, encode_segment, Format};
 use crate::page::{RowPage, Viewer};
-use crate::query::Views;
 use crate::store::Store;
 
 const ALLOW_ROOT: &str = "GET, HEAD, OPTIONS";
@@ -39,8 +38,6 @@ const ALLOW_ROW: &str = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS";
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    /// The tables as queries see them, kept between requests.
-    pub views: Arc<Views>,
     pub max_body: usize,
     /// Room for large bodies in flight (`--max-bulk-bytes`).
     pub bulk: Arc<super::bulk::Budget>,

@@ -7,7 +7,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 
 use super::super::conditional::{etag, not_modified};
-use super::super::problem::Problem;
 use super::super::stream::Rows;
 use super::formats::{choose, content, vary_by_viewer};
 use super::validators::{last_modified, page_tag};
@@ -58,84 +57,61 @@ pub(super) async fn get_table(
     request: Request,
 ) -> Answer {
     let format = choose(request.headers(), suffix)?;
-    let view = state.views.get(state.store.as_ref(), &name).await?;
     let raw_query = request.uri().query().unwrap_or_default();
     // A browser's page holds one page of rows unless its address names a window.
     let asked = match format {
         Format::Html => Address::paged(raw_query),
         _ => raw_query.to_string(),
     };
-    let query = query::parse(&asked, &view.snapshot.columns)
-        .map_err(|err| Problem::bad_request(err.to_string()))?;
+    let selected = state.store.select(&name, &asked).await?;
+    let head = &selected.head;
+    let query = &selected.query;
     let viewer = viewer_of(&request);
-    let tag = page_tag(
-        etag(view.snapshot.version, Some(raw_query), format),
-        format,
-        &viewer,
-    );
+    let tag = page_tag(etag(head.version, Some(raw_query), format), format, &viewer);
     let mut headers = content(format, suffix.is_none(), &tag);
     vary_by_viewer(&mut headers, format, &viewer);
-    last_modified(&mut headers, view.snapshot.modified);
+    last_modified(&mut headers, head.modified);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if not_modified(request.headers(), &tag, Some(view.snapshot.modified)) {
+    if not_modified(request.headers(), &tag, Some(head.modified)) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
-    let (query, selection) = if query.is_plain() {
-        let selection = query::select(&query, &view);
-        (query, selection)
-    } else {
-        // Filtering and sorting may read every row: off the async workers,
-        // a few at a time.
-        let _turn = state.views.turn().await;
-        let view = view.clone();
-        tokio::task::spawn_blocking(move || {
-            let selection = query::select(&query, &view);
-            (query, selection)
-        })
-        .await
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("a query task failed: {e}"),
-            )
-        })?
-    };
-    if let Ok(value) = HeaderValue::from_str(&selection.total.to_string()) {
+    if let Ok(value) = HeaderValue::from_str(&selected.total.to_string()) {
         headers.insert("x-total-count", value);
     }
     let path = request.uri().path();
-    if let Some(value) = query::links(path, &asked, query.window, selection.total)
+    if let Some(value) = query::links(path, &asked, query.window, selected.total)
         .and_then(|links| HeaderValue::from_str(&links).ok())
     {
         headers.insert(header::LINK, value);
     }
     // A browser's page is drawn around its rows, which stream between its halves.
     let frame = (format == Format::Html).then(|| {
-        let snapshot = &view.snapshot;
         let shown: Vec<String> = match &query.fields {
-            Some(fields) => fields
-                .iter()
-                .map(|&c| snapshot.columns[c].clone())
-                .collect(),
-            None => snapshot.columns.to_vec(),
+            Some(fields) => fields.iter().map(|&c| head.columns[c].clone()).collect(),
+            None => head.columns.to_vec(),
         };
         TablePage {
             name: &name,
-            columns: &snapshot.columns,
+            columns: &head.columns,
             shown: &shown,
-            id_column: snapshot.id_col.map(|c| snapshot.columns[c].as_str()),
+            id_column: head.id_col.map(|c| head.columns[c].as_str()),
             tag: &tag,
-            rows: snapshot.rows.len(),
-            matching: selection.total,
-            modified: snapshot.modified,
+            rows: head.rows,
+            matching: selected.total,
+            modified: head.modified,
             query: &asked,
             viewer: &viewer,
         }
         .frame()
     });
-    let rows =
-        Rows::new(view, selection.picked, query.fields).into_body(format, &name, state.csv_safe);
+    let rows = Rows::new(
+        head.columns.clone(),
+        head.id_col,
+        selected.rows,
+        selected.query.fields,
+    )
+    .into_body(format, &name, state.csv_safe)
+    .await?;
     match frame {
         Some(frame) => Ok((headers, page::table_body(frame, rows)).into_response()),
         None => Ok((headers, rows).into_response()),

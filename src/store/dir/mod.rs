@@ -55,9 +55,10 @@ use super::names::{self, Names};
 use super::table::{validate_id, Table};
 use super::wal::{Op, Wal};
 use super::{
-    validate_table_name, Error, Expect, Fields, Records, Result, RowView, Snapshot, Store,
-    StoreStats, TableInfo, Written,
+    validate_table_name, Error, Expect, Fields, Records, Result, RowView, Selected, Snapshot,
+    Store, StoreStats, TableInfo, Written,
 };
+use crate::query::{Snapshots, Views};
 
 /// How the store makes writes durable.
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +132,8 @@ pub struct DirStore {
     /// bytes: what logged changes build on, kept where a person's edit of
     /// the table file cannot reach them (`.csvd/base/`).
     bases: Mutex<HashSet<(String, u64)>>,
+    /// The tables as queries see them, kept between reads.
+    views: Views,
     /// Holds the data directory against a second server (shared by
     /// read-only servers, when the lock file can be opened at all).
     _lock: Option<File>,
@@ -267,6 +270,7 @@ impl DirStore {
         lock: Option<File>,
     ) -> Arc<DirStore> {
         Arc::new(DirStore {
+            views: Views::default(),
             dir: dir.to_path_buf(),
             id_column: id_column.to_string(),
             options,
@@ -471,6 +475,26 @@ fn disk_stamp(path: &Path) -> Option<Stamp> {
 }
 
 #[async_trait::async_trait]
+impl Snapshots for DirStore {
+    async fn read(&self, name: &str) -> Result<Snapshot> {
+        self.with_read(name, |state| {
+            let table = loaded(name, state)?;
+            Ok(Snapshot {
+                columns: table.columns().clone(),
+                id_col: table.id_col(),
+                rows: table.rows(),
+                version: table.version,
+                modified: table.modified,
+            })
+        })
+    }
+
+    async fn version(&self, name: &str) -> Result<u64> {
+        self.with_read(name, |state| Ok(loaded(name, state)?.version))
+    }
+}
+
+#[async_trait::async_trait]
 impl Store for DirStore {
     async fn tables(&self) -> Result<Vec<TableInfo>> {
         let mut names: BTreeSet<String> = self.names.scan(&self.dir)?.into_iter().collect();
@@ -493,21 +517,8 @@ impl Store for DirStore {
         Ok(infos)
     }
 
-    async fn read(&self, name: &str) -> Result<Snapshot> {
-        self.with_read(name, |state| {
-            let table = loaded(name, state)?;
-            Ok(Snapshot {
-                columns: table.columns().clone(),
-                id_col: table.id_col(),
-                rows: table.rows(),
-                version: table.version,
-                modified: table.modified,
-            })
-        })
-    }
-
-    async fn version(&self, name: &str) -> Result<u64> {
-        self.with_read(name, |state| Ok(loaded(name, state)?.version))
+    async fn select(&self, name: &str, query: &str) -> Result<Selected> {
+        self.views.select(self, name, query).await
     }
 
     async fn row(&self, name: &str, id: &str) -> Result<RowView> {
