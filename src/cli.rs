@@ -44,11 +44,40 @@ pub enum Command {
     Raw(RawArgs),
 }
 
+/// Where `csvd serve` keeps its tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Dir(PathBuf),
+    Postgres(String),
+}
+
+impl ServeArgs {
+    /// The data source given, or `DATABASE_URL`, or `data`.
+    pub fn source(&self) -> Source {
+        let given = self
+            .data_dir
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
+        match given {
+            Some(url) if crate::store::is_postgres_url(&url) => Source::Postgres(url),
+            Some(dir) => Source::Dir(PathBuf::from(dir)),
+            None => Source::Dir(PathBuf::from("data")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Directory holding the tables (one `<name>.csv` each); created if absent.
-    #[arg(env = "CSVD_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
+    /// Where the tables are: a directory (one `<name>.csv` each; created if
+    /// absent), or a PostgreSQL database (`postgres://user@host:port/db`).
+    /// Without it, `DATABASE_URL` when set, else `data`.
+    #[arg(env = "CSVD_DATA_DIR", value_name = "DATA_DIR | postgres://…")]
+    pub data_dir: Option<String>,
+
+    /// Connections kept open to a PostgreSQL database, shared by all
+    /// requests.
+    #[arg(long, env = "CSVD_DB_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_connections: u32,
 
     /// Address and port to listen on.
     #[arg(long, env = "CSVD_BIND", default_value = "127.0.0.1:8080")]

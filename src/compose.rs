@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::{ServeArgs, SyncMode};
+use crate::cli::{ServeArgs, Source, SyncMode};
 use crate::server::{Access, Config, Server, TlsFiles};
-use crate::store::{DirStore, Options, Store};
+use crate::store::{DirStore, Options, PgOptions, PgStore, Store};
 
 /// Runs the server until SIGINT or SIGTERM, then finishes the requests in
 /// flight, brings the files up to date and returns.
@@ -37,19 +37,30 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::new(config(&args)?)?;
-    let options = Options {
-        sync: args.sync == SyncMode::Always,
-        settle: Duration::from_secs(args.checkpoint_after),
-        salvage: args.salvage,
-        read_only: args.read_only,
-        ..Options::default()
+    let store: Arc<dyn Store> = match args.source() {
+        Source::Dir(data_dir) => {
+            let options = Options {
+                sync: args.sync == SyncMode::Always,
+                settle: Duration::from_secs(args.checkpoint_after),
+                salvage: args.salvage,
+                read_only: args.read_only,
+                ..Options::default()
+            };
+            let id_column = args.id_column.clone();
+            let dir = data_dir.clone();
+            tokio::task::spawn_blocking(move || DirStore::open(&dir, &id_column, options))
+                .await?
+                .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?
+        }
+        Source::Postgres(url) => {
+            let options = PgOptions {
+                connections: args.db_connections as usize,
+                read_only: args.read_only,
+                ..PgOptions::default()
+            };
+            PgStore::open(&url, &args.id_column, options).await?
+        }
     };
-    let data_dir = args.data_dir.clone();
-    let id_column = args.id_column.clone();
-    let store = tokio::task::spawn_blocking(move || DirStore::open(&data_dir, &id_column, options))
-        .await?
-        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
-    let store: Arc<dyn Store> = store;
     server.run(store).await
 }
 
@@ -57,7 +68,10 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn config(args: &ServeArgs) -> anyhow::Result<Config> {
     Ok(Config {
         bind: args.bind,
-        source: args.data_dir.display().to_string(),
+        source: match args.source() {
+            Source::Dir(dir) => dir.display().to_string(),
+            Source::Postgres(url) => crate::store::pg_redacted(&url),
+        },
         id_column: args.id_column.clone(),
         access: access(args)?,
         cors: args.cors.clone(),

@@ -18,7 +18,10 @@ mod sort;
 mod view;
 mod window;
 
+pub use compare::{Op, Operand};
+pub use filter::{Filter, Search, Test};
 pub use params::{parse, Query, QueryError, RESERVED};
 pub use select::{select, Picked, Selection};
+pub use sort::SortKey;
 pub use view::{Snapshots, TableView, Views};
 pub use window::{links, Window};

@@ -10,6 +10,7 @@ mod disk;
 mod fault_walk;
 mod file;
 mod names;
+mod pg;
 mod row;
 mod table;
 mod wal;
@@ -23,6 +24,7 @@ use crate::query::{Query, QueryError};
 pub use dir::{DirStore, Options};
 pub use disk::{Call, Disk, Fault, Faults};
 pub use file::{check_header, parse as parse_csv, write_csv, Layout};
+pub use pg::{is_url as is_postgres_url, redact as pg_redacted, PgOptions, PgStore};
 pub use row::Row;
 pub use wal::{decode as decode_log, Decoded};
 

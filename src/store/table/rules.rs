@@ -21,12 +21,12 @@ fn field<'a>(record: &'a Fields, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-pub(super) fn without(record: &Fields, name: &str) -> Fields {
+pub(crate) fn without(record: &Fields, name: &str) -> Fields {
     record.iter().filter(|(k, _)| k != name).cloned().collect()
 }
 
 /// A body may repeat the id of the URL, but not name another.
-pub(super) fn check_body_id(record: &Fields, id: &str, id_column: &str) -> Result<(), Error> {
+pub(crate) fn check_body_id(record: &Fields, id: &str, id_column: &str) -> Result<(), Error> {
     match field(record, id_column) {
         Some(given) if !given.is_empty() && given != id => Err(Error::IdMismatch {
             url: id.to_string(),
@@ -37,7 +37,7 @@ pub(super) fn check_body_id(record: &Fields, id: &str, id_column: &str) -> Resul
 }
 
 /// The columns of records: valid names, each named once.
-pub(super) fn validate_columns(columns: &[String]) -> Result<(), Error> {
+pub(crate) fn validate_columns(columns: &[String]) -> Result<(), Error> {
     let mut seen = HashSet::with_capacity(columns.len());
     for name in columns {
         validate_name(name)?;
@@ -50,7 +50,7 @@ pub(super) fn validate_columns(columns: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-pub(super) fn validate_fields(record: &Fields) -> Result<(), Error> {
+pub(crate) fn validate_fields(record: &Fields) -> Result<(), Error> {
     record.iter().try_for_each(|(name, _)| validate_name(name))
 }
 
@@ -91,7 +91,7 @@ pub fn validate_id(id: &str) -> Result<(), Error> {
 }
 
 /// An id written as a canonical non-negative integer (`7`, not `007`).
-pub(super) fn int_id(id: &str) -> Option<u64> {
+pub(crate) fn int_id(id: &str) -> Option<u64> {
     let n: u64 = id.parse().ok()?;
     (n.to_string() == id).then_some(n)
 }

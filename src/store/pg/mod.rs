@@ -1,0 +1,423 @@
+//! The PostgreSQL backend: the same tables, kept in a PostgreSQL database
+//! that any number of csvd instances serve at once.
+//!
+//! A csvd table is one row of `csvd_tables` (its columns, version and
+//! counters) and its rows are rows of `csvd_rows` (`schema.sql`). Every
+//! value travels as a bound parameter; column names are data, never SQL.
+//! A write is one transaction that first locks its table's row, so writes
+//! to a table are serialised across every instance: preconditions, ids and
+//! growing columns are decided under that lock, and a write is answered
+//! only after its transaction has committed. Reads run in one
+//! repeatable-read transaction, so the head, the total and the rows of an
+//! answer come from one version of the table.
+//!
+//! Queries are pushed down to SQL where SQL gives exactly the file store's
+//! answer (`select`); the rest is evaluated here on the rows SQL narrowed.
+
+mod select;
+mod writes;
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::{
+    validate_table_name, Counter, Error, Expect, Fields, Records, Result, Row, RowView, Selected,
+    Store, StoreStats, TableInfo, Written,
+};
+
+const SCHEMA: &str = include_str!("schema.sql");
+/// The advisory lock instances take while they set the schema up.
+const SCHEMA_LOCK: i64 = 0x6373_7664; // "csvd"
+
+/// How the backend reaches its database.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// Connections kept open to the database (shared by every request).
+    pub connections: usize,
+    /// How long a request waits for a connection, or for one to be made,
+    /// before it is answered 503.
+    pub wait: Duration,
+    /// Refuse every write.
+    pub read_only: bool,
+}
+
+impl Default for PgOptions {
+    fn default() -> PgOptions {
+        PgOptions {
+            connections: 16,
+            wait: Duration::from_secs(5),
+            read_only: false,
+        }
+    }
+}
+
+/// Tables kept in a PostgreSQL database.
+pub struct PgStore {
+    pool: Pool,
+    id_column: String,
+    /// Mixed into every table version (see `schema.sql`).
+    epoch: u64,
+    read_only: bool,
+    transactions: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// Whether a data source names a PostgreSQL database rather than a
+/// directory.
+pub fn is_url(source: &str) -> bool {
+    source.starts_with("postgres://") || source.starts_with("postgresql://")
+}
+
+impl PgStore {
+    /// Connects to the database at `url` and sets up the schema; fails if
+    /// the database cannot be reached now.
+    pub async fn open(
+        url: &str,
+        id_column: &str,
+        options: PgOptions,
+    ) -> anyhow::Result<Arc<PgStore>> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| anyhow::anyhow!("{} is not a PostgreSQL URL: {e}", redact(url)))?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            anyhow::bail!(
+                "sslmode=require: this build talks to PostgreSQL without TLS; reach it over a \
+                 private network or a local socket, or drop sslmode"
+            );
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.wait);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("csvd");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.connections.max(1))
+            .wait_timeout(Some(options.wait))
+            .create_timeout(Some(options.wait))
+            .recycle_timeout(Some(options.wait))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot set up the connection pool: {e}"))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to {}: {}", redact(url), pool_error(e)))?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .await?;
+        tx.batch_execute(SCHEMA)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot set up csvd's tables in the database: {e}"))?;
+        let epoch: String = tx
+            .query_one("SELECT value FROM csvd_meta WHERE key = 'epoch'", &[])
+            .await?
+            .get(0);
+        tx.commit().await?;
+        drop(client);
+        Ok(Arc::new(PgStore {
+            pool,
+            id_column: id_column.to_string(),
+            epoch: xxhash_rust::xxh3::xxh3_64(epoch.as_bytes()),
+            read_only: options.read_only,
+            transactions: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }))
+    }
+
+    /// A connection from the pool, or 503 when none can be had in time.
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+        self.pool.get().await.map_err(|e| {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            Error::Unavailable(format!("the database cannot be reached: {}", pool_error(e)))
+        })
+    }
+
+    /// The version clients see of a table at `raw` (a value of
+    /// `csvd_versions`): never the same for two writes, across instances,
+    /// restarts and databases made anew.
+    fn version(&self, raw: i64) -> u64 {
+        version_of(self.epoch, raw)
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::Unavailable(
+                "this server is read-only (--read-only)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A table version from the database's epoch and a value of `csvd_versions`.
+fn version_of(epoch: u64, raw: i64) -> u64 {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&epoch.to_le_bytes());
+    bytes[8..].copy_from_slice(&raw.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
+/// The parts of a URL fit to print (without its password).
+pub fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+fn pool_error(err: deadpool_postgres::PoolError) -> String {
+    use deadpool_postgres::PoolError;
+    match err {
+        PoolError::Timeout(_) => "no connection could be had in time".to_string(),
+        PoolError::Backend(err) => describe(&err),
+        other => other.to_string(),
+    }
+}
+
+/// A database error in words: the server's own message when it sent one.
+fn describe(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(err) {
+            Some(source) => format!("{err}: {source}"),
+            None => err.to_string(),
+        },
+    }
+}
+
+/// What a failed statement means for the client: the database being away
+/// (or shutting down, or out of connections) is 503, to be retried; any
+/// other refusal is a storage failure.
+fn db(err: tokio_postgres::Error) -> Error {
+    let away = match err.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            // Connection exceptions, shutdown, too many connections,
+            // serialisation failures and deadlocks: try again later.
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code == "53300"
+                || code == "40001"
+                || code == "40P01"
+        }
+        None => true,
+    };
+    if away {
+        Error::Unavailable(format!(
+            "the database cannot be reached: {}",
+            describe(&err)
+        ))
+    } else {
+        Error::Io(std::io::Error::other(format!(
+            "the database refused: {}",
+            describe(&err)
+        )))
+    }
+}
+
+/// A commit that failed midway: when the connection was lost, the write
+/// may have been applied, and the client is told so.
+fn commit_failed(err: tokio_postgres::Error) -> Error {
+    if err.as_db_error().is_none() {
+        Error::Unavailable(format!(
+            "the connection to the database was lost while the write was committed, so it may \
+             or may not have been applied; read it back before you repeat it ({})",
+            describe(&err)
+        ))
+    } else {
+        db(err)
+    }
+}
+
+/// A row of `csvd_tables`.
+#[derive(Clone, Debug)]
+struct Meta {
+    key: i64,
+    columns: Vec<String>,
+    id_col: usize,
+    version: i64,
+    modified: SystemTime,
+    row_count: i64,
+    max_int_id: i64,
+    next_seq: i64,
+}
+
+const META_COLUMNS: &str =
+    "key, columns, id_col, version, modified, row_count, max_int_id, next_seq";
+
+impl Meta {
+    fn from_row(row: &tokio_postgres::Row) -> Meta {
+        let id_col: i32 = row.get(2);
+        Meta {
+            key: row.get(0),
+            columns: row.get(1),
+            id_col: usize::try_from(id_col).unwrap_or(0),
+            version: row.get(3),
+            modified: row.get(4),
+            row_count: row.get(5),
+            max_int_id: row.get(6),
+            next_seq: row.get(7),
+        }
+    }
+}
+
+/// A row's cells from the database: `cells text[]`.
+fn row_of(cells: Vec<&str>) -> Arc<Row> {
+    Arc::new(Row::from_cells(cells))
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    async fn tables(&self) -> Result<Vec<TableInfo>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT name, row_count, columns, modified, version FROM csvd_tables \
+                 ORDER BY name COLLATE \"C\"",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let count: i64 = row.get(1);
+                TableInfo {
+                    name: row.get(0),
+                    rows: usize::try_from(count).unwrap_or(0),
+                    columns: row.get(2),
+                    modified: row.get(3),
+                    version: self.version(row.get(4)),
+                    error: None,
+                    notice: None,
+                }
+            })
+            .collect())
+    }
+
+    async fn select(&self, table: &str, query: &str) -> Result<Selected> {
+        validate_table_name(table)?;
+        select::select(self, table, query).await
+    }
+
+    async fn row(&self, table: &str, id: &str) -> Result<RowView> {
+        validate_table_name(table)?;
+        let client = self.client().await?;
+        let found = client
+            .query_opt(
+                "SELECT t.columns, t.id_col, t.modified, r.cells FROM csvd_tables t \
+                 LEFT JOIN csvd_rows r ON r.tab = t.key AND r.id = $2 WHERE t.name = $1",
+                &[&table, &id],
+            )
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::NoTable(table.to_string()))?;
+        let cells: Option<Vec<&str>> = found.get(3);
+        let cells = cells.ok_or_else(|| Error::NoRow(id.to_string()))?;
+        let columns: Vec<String> = found.get(0);
+        let id_col: i32 = found.get(1);
+        let row = row_of(cells);
+        Ok(RowView {
+            version: super::table::row_version(&columns, &row),
+            columns: Arc::new(columns),
+            id_col: usize::try_from(id_col).ok(),
+            row,
+            modified: found.get(2),
+        })
+    }
+
+    async fn insert(&self, table: &str, records: Records, expect: &Expect) -> Result<Written> {
+        validate_table_name(table)?;
+        self.writable()?;
+        writes::insert(self, table, records, expect).await
+    }
+
+    async fn put_row(
+        &self,
+        table: &str,
+        id: &str,
+        record: Fields,
+        expect: &Expect,
+    ) -> Result<Written> {
+        validate_table_name(table)?;
+        self.writable()?;
+        writes::put_row(self, table, id, record, expect, false).await
+    }
+
+    async fn patch_row(
+        &self,
+        table: &str,
+        id: &str,
+        record: Fields,
+        expect: &Expect,
+    ) -> Result<Written> {
+        validate_table_name(table)?;
+        self.writable()?;
+        writes::put_row(self, table, id, record, expect, true).await
+    }
+
+    async fn delete_row(&self, table: &str, id: &str, expect: &Expect) -> Result<()> {
+        validate_table_name(table)?;
+        self.writable()?;
+        writes::delete_row(self, table, id, expect).await
+    }
+
+    async fn replace_table(
+        &self,
+        table: &str,
+        records: Records,
+        expect: &Expect,
+    ) -> Result<(TableInfo, bool)> {
+        validate_table_name(table)?;
+        self.writable()?;
+        writes::replace_table(self, table, records, expect).await
+    }
+
+    async fn delete_table(&self, table: &str, expect: &Expect) -> Result<()> {
+        validate_table_name(table)?;
+        self.writable()?;
+        writes::delete_table(self, table, expect).await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        // Every acknowledged write is committed already.
+        Ok(())
+    }
+
+    async fn stats(&self) -> StoreStats {
+        StoreStats {
+            counters: vec![
+                Counter {
+                    name: "postgres_transactions_total",
+                    help: "Connections taken from the pool for a request's work.",
+                    value: self.transactions.load(Ordering::Relaxed),
+                },
+                Counter {
+                    name: "postgres_unreachable_total",
+                    help:
+                        "Requests answered 503 because no connection to the database could be had.",
+                    value: self.failures.load(Ordering::Relaxed),
+                },
+            ],
+        }
+    }
+}

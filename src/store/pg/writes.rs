@@ -1,0 +1,430 @@
+//! The writes: each one transaction that locks its table's row first, so
+//! that its precondition, the ids it gives and the columns it adds are
+//! decided with no other write to the table in between, on any instance.
+//! The rules are the file store's (`store::table::rules`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures_util::pin_mut;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Transaction;
+
+use super::{commit_failed, db, row_of, Meta, PgStore, META_COLUMNS};
+use crate::store::table::rules::{
+    check_body_id, int_id, validate_columns, validate_fields, validate_id, without,
+};
+use crate::store::table::{row_version, Table};
+use crate::store::{Error, Expect, Fields, Records, Result, Row, TableInfo, Written};
+
+/// Rows written with one `INSERT` each below this; by `COPY` from it on.
+const COPY_FROM_ROWS: usize = 8;
+
+/// Locks a table's row for the transaction. With `create`, a table that
+/// does not exist is made (empty, with only its id column) and reported
+/// as created; the transaction's end undoes that if the write fails.
+async fn lock(
+    tx: &Transaction<'_>,
+    table: &str,
+    create: Option<&str>,
+) -> Result<Option<(Meta, bool)>> {
+    let select = format!("SELECT {META_COLUMNS} FROM csvd_tables WHERE name = $1 FOR UPDATE");
+    if let Some(row) = tx.query_opt(&select, &[&table]).await.map_err(db)? {
+        return Ok(Some((Meta::from_row(&row), false)));
+    }
+    let Some(id_column) = create else {
+        return Ok(None);
+    };
+    let columns = vec![id_column.to_string()];
+    // Two instances may make the same table at once: the second waits for
+    // the first, then finds its row.
+    let made = tx
+        .execute(
+            "INSERT INTO csvd_tables (name, key, columns, id_col, version, modified, row_count, \
+             max_int_id, next_seq) VALUES ($1, nextval('csvd_keys'), $2, 0, 0, now(), 0, 0, 1) \
+             ON CONFLICT (name) DO NOTHING",
+            &[&table, &columns],
+        )
+        .await
+        .map_err(db)?;
+    let row = tx.query_one(&select, &[&table]).await.map_err(db)?;
+    Ok(Some((Meta::from_row(&row), made == 1)))
+}
+
+/// The table's version as a precondition sees it: none for a table this
+/// write is making.
+fn current(store: &PgStore, meta: &Meta, created: bool) -> Option<u64> {
+    (!created).then(|| store.version(meta.version))
+}
+
+/// Saves the table's row after a write: new columns, a new version, the
+/// counters. Returns the version and time clients see.
+async fn touch(
+    store: &PgStore,
+    tx: &Transaction<'_>,
+    meta: &Meta,
+) -> Result<(u64, std::time::SystemTime)> {
+    let id_col = i32::try_from(meta.id_col).unwrap_or(i32::MAX);
+    let row = tx
+        .query_one(
+            "UPDATE csvd_tables SET columns = $2, id_col = $3, row_count = $4, max_int_id = $5, \
+             next_seq = $6, version = nextval('csvd_versions'), modified = now() \
+             WHERE key = $1 RETURNING version, modified",
+            &[
+                &meta.key,
+                &meta.columns,
+                &id_col,
+                &meta.row_count,
+                &meta.max_int_id,
+                &meta.next_seq,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    Ok((store.version(row.get(0)), row.get(1)))
+}
+
+/// Where a column is, added at the end when new.
+fn column_index(columns: &mut Vec<String>, name: &str) -> usize {
+    match columns.iter().position(|c| c == name) {
+        Some(at) => at,
+        None => {
+            columns.push(name.to_string());
+            columns.len() - 1
+        }
+    }
+}
+
+fn note_id(meta: &mut Meta, id: &str) {
+    if let Some(n) = int_id(id).and_then(|n| i64::try_from(n).ok()) {
+        meta.max_int_id = meta.max_int_id.max(n);
+    }
+}
+
+/// Writes new rows at the end of the table's order.
+async fn append(tx: &Transaction<'_>, meta: &mut Meta, rows: &[(String, Arc<Row>)]) -> Result<()> {
+    let width = meta.columns.len();
+    if rows.len() < COPY_FROM_ROWS {
+        for (id, row) in rows {
+            let cells: Vec<&str> = row.cells(width).collect();
+            tx.execute(
+                "INSERT INTO csvd_rows (tab, id, seq, cells) VALUES ($1, $2, $3, $4)",
+                &[&meta.key, id, &meta.next_seq, &cells],
+            )
+            .await
+            .map_err(db)?;
+            meta.next_seq += 1;
+        }
+        return Ok(());
+    }
+    let sink = tx
+        .copy_in("COPY csvd_rows (tab, id, seq, cells) FROM STDIN (FORMAT binary)")
+        .await
+        .map_err(db)?;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[Type::INT8, Type::TEXT, Type::INT8, Type::TEXT_ARRAY],
+    );
+    pin_mut!(writer);
+    for (id, row) in rows {
+        let cells: Vec<&str> = row.cells(width).collect();
+        let values: [&(dyn ToSql + Sync); 4] = [&meta.key, id, &meta.next_seq, &cells];
+        writer.as_mut().write(&values).await.map_err(db)?;
+        meta.next_seq += 1;
+    }
+    writer.finish().await.map_err(db)?;
+    Ok(())
+}
+
+/// Whether any of these ids is a row of the table already: the first found.
+async fn taken(tx: &Transaction<'_>, key: i64, ids: &[&str]) -> Result<Option<String>> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let row = tx
+        .query_opt(
+            "SELECT id FROM csvd_rows WHERE tab = $1 AND id = ANY($2) LIMIT 1",
+            &[&key, &ids],
+        )
+        .await
+        .map_err(db)?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+pub(super) async fn insert(
+    store: &PgStore,
+    table: &str,
+    records: Records,
+    expect: &Expect,
+) -> Result<Written> {
+    let Records {
+        columns,
+        rows,
+        numbered,
+    } = records;
+    validate_columns(&columns)?;
+    let id_column = store.id_column.as_str();
+    // Numbered rows carry no id of their own: they get the ids the table
+    // gives, which are the same numbers in a table with no integer id.
+    let given_at = columns
+        .iter()
+        .position(|c| c == id_column)
+        .filter(|_| !numbered);
+    // The ids given, checked before anything is sent.
+    let mut given: Vec<&str> = Vec::new();
+    if let Some(k) = given_at {
+        let mut seen = HashSet::with_capacity(rows.len());
+        for row in &rows {
+            let id = row.get(k);
+            if id.is_empty() {
+                continue;
+            }
+            validate_id(id)?;
+            if !seen.insert(id) {
+                return Err(Error::IdTaken(id.to_string()));
+            }
+            given.push(id);
+        }
+    }
+    let taken_ints: HashSet<u64> = given.iter().filter_map(|id| int_id(id)).collect();
+
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(db)?;
+    let (mut meta, created) = lock(&tx, table, Some(id_column))
+        .await?
+        .ok_or_else(|| Error::NoTable(table.to_string()))?;
+    expect.check(current(store, &meta, created))?;
+    if let Some(id) = taken(&tx, meta.key, &given).await? {
+        return Err(Error::IdTaken(id));
+    }
+    let map: Vec<usize> = columns
+        .iter()
+        .map(|c| column_index(&mut meta.columns, c))
+        .collect();
+    let width = meta.columns.len();
+    let id_col = meta.id_col;
+    let mut from = vec![None; width];
+    for (j, &at) in map.iter().enumerate() {
+        from[at] = Some(j);
+    }
+    let mut made = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = match given_at.map(|k| row.get(k)).filter(|id| !id.is_empty()) {
+            Some(id) => {
+                note_id(&mut meta, id);
+                id.to_string()
+            }
+            None => loop {
+                meta.max_int_id += 1;
+                let candidate = meta.max_int_id;
+                if !u64::try_from(candidate).is_ok_and(|n| taken_ints.contains(&n)) {
+                    break candidate.to_string();
+                }
+            },
+        };
+        let cells = (0..width).map(|c| {
+            if c == id_col {
+                id.as_str()
+            } else {
+                from[c].map_or("", |j| row.get(j))
+            }
+        });
+        let built = Arc::new(Row::from_cells(cells));
+        made.push((id, built));
+    }
+    append(&tx, &mut meta, &made).await?;
+    meta.row_count += i64::try_from(made.len()).unwrap_or(i64::MAX);
+    touch(store, &tx, &meta).await?;
+    tx.commit().await.map_err(commit_failed)?;
+    let columns = Arc::new(meta.columns);
+    let versions = made
+        .iter()
+        .map(|(_, row)| row_version(&columns, row))
+        .collect();
+    Ok(Written {
+        columns,
+        id_col: Some(id_col),
+        rows: made.into_iter().map(|(_, row)| row).collect(),
+        versions,
+        created: true,
+    })
+}
+
+/// `PUT` (every field given, the others empty; made when absent) or
+/// `PATCH` (the given fields; the row must exist) of one row.
+pub(super) async fn put_row(
+    store: &PgStore,
+    table: &str,
+    id: &str,
+    record: Fields,
+    expect: &Expect,
+    patch: bool,
+) -> Result<Written> {
+    let id_column = store.id_column.as_str();
+    if !patch {
+        validate_id(id)?;
+    }
+    validate_fields(&record)?;
+    check_body_id(&record, id, id_column)?;
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(db)?;
+    let create = (!patch).then_some(id_column);
+    let (mut meta, _) = lock(&tx, table, create)
+        .await?
+        .ok_or_else(|| Error::NoTable(table.to_string()))?;
+    let found = tx
+        .query_opt(
+            "SELECT cells FROM csvd_rows WHERE tab = $1 AND id = $2",
+            &[&meta.key, &id],
+        )
+        .await
+        .map_err(db)?;
+    let base = found.map(|row| row_of(row.get(0)));
+    expect.check(base.as_ref().map(|row| row_version(&meta.columns, row)))?;
+    if patch && base.is_none() {
+        return Err(Error::NoRow(id.to_string()));
+    }
+    let mut fields = without(&record, id_column);
+    if !patch {
+        fields.insert(0, (id_column.to_string(), id.to_string()));
+    }
+    let positions: Vec<usize> = fields
+        .iter()
+        .map(|(name, _)| column_index(&mut meta.columns, name))
+        .collect();
+    let width = meta.columns.len();
+    let mut cells: Vec<&str> = match (&base, patch) {
+        (Some(row), true) => row.cells(width).collect(),
+        _ => vec![""; width],
+    };
+    for (&at, (_, value)) in positions.iter().zip(&fields) {
+        cells[at] = value;
+    }
+    let row = Arc::new(Row::from_cells(&cells));
+    let created = base.is_none();
+    if created {
+        note_id(&mut meta, id);
+        append(&tx, &mut meta, &[(id.to_string(), row.clone())]).await?;
+        meta.row_count += 1;
+    } else {
+        tx.execute(
+            "UPDATE csvd_rows SET cells = $3 WHERE tab = $1 AND id = $2",
+            &[&meta.key, &id, &cells],
+        )
+        .await
+        .map_err(db)?;
+    }
+    touch(store, &tx, &meta).await?;
+    tx.commit().await.map_err(commit_failed)?;
+    let columns = Arc::new(meta.columns);
+    let version = row_version(&columns, &row);
+    Ok(Written {
+        columns,
+        id_col: Some(meta.id_col),
+        rows: vec![row],
+        versions: vec![version],
+        created,
+    })
+}
+
+pub(super) async fn delete_row(
+    store: &PgStore,
+    table: &str,
+    id: &str,
+    expect: &Expect,
+) -> Result<()> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(db)?;
+    let (mut meta, _) = lock(&tx, table, None)
+        .await?
+        .ok_or_else(|| Error::NoTable(table.to_string()))?;
+    let found = tx
+        .query_opt(
+            "SELECT cells FROM csvd_rows WHERE tab = $1 AND id = $2",
+            &[&meta.key, &id],
+        )
+        .await
+        .map_err(db)?;
+    let base = found.map(|row| row_of(row.get(0)));
+    expect.check(base.as_ref().map(|row| row_version(&meta.columns, row)))?;
+    if base.is_none() {
+        return Err(Error::NoRow(id.to_string()));
+    }
+    tx.execute(
+        "DELETE FROM csvd_rows WHERE tab = $1 AND id = $2",
+        &[&meta.key, &id],
+    )
+    .await
+    .map_err(db)?;
+    meta.row_count -= 1;
+    touch(store, &tx, &meta).await?;
+    tx.commit().await.map_err(commit_failed)?;
+    Ok(())
+}
+
+pub(super) async fn replace_table(
+    store: &PgStore,
+    table: &str,
+    records: Records,
+    expect: &Expect,
+) -> Result<(TableInfo, bool)> {
+    let id_column = store.id_column.as_str();
+    // The new table is built by the file store's own rules, in memory (the
+    // records are there already), then copied in.
+    let built = Table::from_records(records, id_column, 0)?;
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(db)?;
+    let (mut meta, created) = lock(&tx, table, Some(id_column))
+        .await?
+        .ok_or_else(|| Error::NoTable(table.to_string()))?;
+    expect.check(current(store, &meta, created))?;
+    tx.execute("DELETE FROM csvd_rows WHERE tab = $1", &[&meta.key])
+        .await
+        .map_err(db)?;
+    meta.columns = built.columns().to_vec();
+    meta.id_col = built.id_col().unwrap_or(0);
+    meta.next_seq = 1;
+    meta.max_int_id = 0;
+    let rows: Vec<(String, Arc<Row>)> = built
+        .rows()
+        .into_iter()
+        .map(|row| (row.get(meta.id_col).to_string(), row))
+        .collect();
+    for (id, _) in &rows {
+        note_id(&mut meta, id);
+    }
+    append(&tx, &mut meta, &rows).await?;
+    meta.row_count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let (version, modified) = touch(store, &tx, &meta).await?;
+    tx.commit().await.map_err(commit_failed)?;
+    Ok((
+        TableInfo {
+            name: table.to_string(),
+            rows: rows.len(),
+            columns: meta.columns,
+            modified,
+            version,
+            error: None,
+            notice: None,
+        },
+        created,
+    ))
+}
+
+pub(super) async fn delete_table(store: &PgStore, table: &str, expect: &Expect) -> Result<()> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(db)?;
+    let (meta, _) = lock(&tx, table, None)
+        .await?
+        .ok_or_else(|| Error::NoTable(table.to_string()))?;
+    expect.check(current(store, &meta, false))?;
+    tx.execute("DELETE FROM csvd_rows WHERE tab = $1", &[&meta.key])
+        .await
+        .map_err(db)?;
+    tx.execute("DELETE FROM csvd_tables WHERE key = $1", &[&meta.key])
+        .await
+        .map_err(db)?;
+    tx.commit().await.map_err(commit_failed)?;
+    Ok(())
+}
