@@ -26,6 +26,12 @@ pub enum Command {
     /// Serve the CSV files of a data directory over HTTP.
     #[command(after_help = "Example:\n  csvd serve ./data --bind 127.0.0.1:8080")]
     Serve(Box<ServeArgs>),
+    /// Copy every table from one store to another: a data directory or a
+    /// PostgreSQL database (`postgres://…`) on either side.
+    #[command(
+        after_help = "Examples:\n  csvd copy ./data postgres://csvd@db.internal/csvd\n  csvd copy postgres://csvd@db.internal/csvd ./backup"
+    )]
+    Copy(CopyArgs),
     /// Send a GET request.
     Get(RequestArgs),
     /// Send a HEAD request.
@@ -44,6 +50,36 @@ pub enum Command {
     Raw(RawArgs),
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct CopyArgs {
+    /// Where the tables are read: a data directory or `postgres://…`.
+    pub from: String,
+    /// Where they are written (created if absent). A table of the same
+    /// name there is replaced; other tables there are left alone.
+    pub to: String,
+    /// Copy only these tables (comma-separated; all when not given).
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+    /// Name of the column that holds each row's id.
+    #[arg(long, env = "CSVD_ID_COLUMN", default_value = "id")]
+    pub id_column: String,
+    /// Rows sent per write.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// No progress bar, even on a terminal.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Where a store keeps its tables, from the text that names it.
+pub fn source_of(text: &str) -> Source {
+    if crate::store::is_postgres_url(text) {
+        Source::Postgres(text.to_string())
+    } else {
+        Source::Dir(PathBuf::from(text))
+    }
+}
+
 /// Where `csvd serve` keeps its tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -58,11 +94,7 @@ impl ServeArgs {
             .data_dir
             .clone()
             .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
-        match given {
-            Some(url) if crate::store::is_postgres_url(&url) => Source::Postgres(url),
-            Some(dir) => Source::Dir(PathBuf::from(dir)),
-            None => Source::Dir(PathBuf::from("data")),
-        }
+        source_of(given.as_deref().unwrap_or("data"))
     }
 }
 

@@ -37,31 +37,39 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::new(config(&args)?)?;
-    let store: Arc<dyn Store> = match args.source() {
+    let options = Options {
+        sync: args.sync == SyncMode::Always,
+        settle: Duration::from_secs(args.checkpoint_after),
+        salvage: args.salvage,
+        read_only: args.read_only,
+        ..Options::default()
+    };
+    let pg = PgOptions {
+        connections: args.db_connections as usize,
+        read_only: args.read_only,
+        ..PgOptions::default()
+    };
+    let store = open_store(&args.source(), &args.id_column, options, pg).await?;
+    server.run(store).await
+}
+
+/// Opens the store a source names: a data directory, or a database.
+pub async fn open_store(
+    source: &Source,
+    id_column: &str,
+    options: Options,
+    pg: PgOptions,
+) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match source {
         Source::Dir(data_dir) => {
-            let options = Options {
-                sync: args.sync == SyncMode::Always,
-                settle: Duration::from_secs(args.checkpoint_after),
-                salvage: args.salvage,
-                read_only: args.read_only,
-                ..Options::default()
-            };
-            let id_column = args.id_column.clone();
+            let id_column = id_column.to_string();
             let dir = data_dir.clone();
             tokio::task::spawn_blocking(move || DirStore::open(&dir, &id_column, options))
                 .await?
                 .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?
         }
-        Source::Postgres(url) => {
-            let options = PgOptions {
-                connections: args.db_connections as usize,
-                read_only: args.read_only,
-                ..PgOptions::default()
-            };
-            PgStore::open(&url, &args.id_column, options).await?
-        }
-    };
-    server.run(store).await
+        Source::Postgres(url) => PgStore::open(url, id_column, pg).await?,
+    })
 }
 
 /// The server's settings from the command line.

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod compose;
+pub mod copy;
 pub mod page;
 pub mod query;
 pub mod server;

@@ -8,6 +8,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => csvd::compose::serve(*args),
+        Command::Copy(args) => csvd::copy::run(args),
         other => csvd::client::run(other),
     };
     match result {

@@ -76,7 +76,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Delete(args) => runtime.block_on(one_shot(Method::DELETE, args)),
         Command::Shell(args) => shell::run(args, &runtime),
         Command::Raw(args) => runtime.block_on(raw::run(args)),
-        Command::Serve(_) => anyhow::bail!("`serve` is not a client command"),
+        Command::Serve(_) | Command::Copy(_) => anyhow::bail!("not a client command"),
     };
     // Standard input may still be read by a blocking thread (raw mode):
     // do not wait for it.

@@ -1,0 +1,188 @@
+//! `csvd copy FROM TO`: every table of one store written into another, a
+//! data directory or a PostgreSQL database on either side.
+//!
+//! Each table is read as one consistent version (one snapshot of the file
+//! store, one transaction of the database) and written in batches as its
+//! rows arrive, so a table never needs to fit in memory twice: the first
+//! batch replaces the table at the destination, the next ones add to it,
+//! with ids, columns and row order as they were.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::{source_of, CopyArgs, Source};
+use crate::compose::open_store;
+use crate::store::{Expect, Options, PgOptions, Records, Store};
+
+pub fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(copy(args))
+}
+
+async fn copy(args: CopyArgs) -> anyhow::Result<ExitCode> {
+    let (from, to) = (source_of(&args.from), source_of(&args.to));
+    if from == to {
+        anyhow::bail!("FROM and TO are the same store: nothing to copy");
+    }
+    let reading = Options {
+        read_only: true,
+        ..Options::default()
+    };
+    let source = open_store(
+        &from,
+        &args.id_column,
+        reading,
+        PgOptions {
+            read_only: true,
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("cannot read {}", args.from))?;
+    if let Source::Dir(dir) = &to {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    let target = open_store(
+        &to,
+        &args.id_column,
+        Options::default(),
+        PgOptions::default(),
+    )
+    .await
+    .with_context(|| format!("cannot write {}", args.to))?;
+
+    let mut tables = source.tables().await?;
+    if !args.tables.is_empty() {
+        for wanted in &args.tables {
+            if !tables.iter().any(|t| &t.name == wanted) {
+                anyhow::bail!("{} has no table {wanted:?}", args.from);
+            }
+        }
+        tables.retain(|t| args.tables.contains(&t.name));
+    }
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let (mut copied, mut rows, mut failed) = (0usize, 0usize, Vec::new());
+    for info in &tables {
+        if let Some(error) = &info.error {
+            eprintln!("csvd copy: skipped {}: {error}", info.name);
+            failed.push(info.name.clone());
+            continue;
+        }
+        let bar = progress(show, &info.name, info.rows);
+        match copy_table(
+            source.as_ref(),
+            target.as_ref(),
+            &info.name,
+            args.batch,
+            &bar,
+        )
+        .await
+        {
+            Ok(n) => {
+                bar.finish_and_clear();
+                copied += 1;
+                rows += n;
+            }
+            Err(err) => {
+                bar.abandon();
+                eprintln!("csvd copy: {} was not copied: {err:#}", info.name);
+                failed.push(info.name.clone());
+            }
+        }
+    }
+    target
+        .flush()
+        .await
+        .with_context(|| format!("cannot bring {} up to date", args.to))?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "csvd copy: {copied} table{} ({rows} row{}) from {} to {} in {seconds:.1}s",
+        if copied == 1 { "" } else { "s" },
+        if rows == 1 { "" } else { "s" },
+        shown(&from),
+        shown(&to),
+    );
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("csvd copy: not copied: {}", failed.join(", "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Copies one table; returns its rows.
+async fn copy_table(
+    source: &dyn Store,
+    target: &dyn Store,
+    name: &str,
+    batch: u32,
+    bar: &ProgressBar,
+) -> anyhow::Result<usize> {
+    let selected = source.select(name, "").await?;
+    let columns = selected.head.columns.to_vec();
+    let mut stream = selected.rows;
+    let batch = batch as usize;
+    let mut pending: Vec<Arc<crate::store::Row>> = Vec::with_capacity(batch.min(65_536));
+    let mut first = true;
+    let mut total = 0;
+    loop {
+        let next = stream.next().await.transpose()?;
+        let ended = next.is_none();
+        if let Some(row) = next {
+            pending.push(row);
+        }
+        if pending.len() < batch && !ended {
+            continue;
+        }
+        let records = Records {
+            columns: columns.clone(),
+            rows: std::mem::take(&mut pending),
+            numbered: false,
+        };
+        let n = records.len();
+        if first {
+            target.replace_table(name, records, &Expect::none()).await?;
+            first = false;
+        } else if n > 0 {
+            target.insert(name, records, &Expect::none()).await?;
+        }
+        total += n;
+        bar.inc(n as u64);
+        if ended {
+            return Ok(total);
+        }
+    }
+}
+
+fn progress(show: bool, name: &str, rows: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(rows as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>16} [{bar:30}] {human_pos}/{human_len} rows {per_sec}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(name.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn shown(source: &Source) -> String {
+    match source {
+        Source::Dir(dir) => dir.display().to_string(),
+        Source::Postgres(url) => crate::store::pg_redacted(url),
+    }
+}
