@@ -131,7 +131,7 @@ pub fn sort_key(cell: &str, numeric: bool) -> (Class, u64) {
 }
 
 /// A cell's value among numbers, as JavaScript compares it with a number.
-fn sort_number(cell: &str) -> Option<f64> {
+pub fn sort_number(cell: &str) -> Option<f64> {
     match cell {
         "true" => Some(1.0),
         "false" => Some(0.0),

@@ -18,7 +18,7 @@ mod sort;
 mod view;
 mod window;
 
-pub use compare::{Op, Operand};
+pub use compare::{sort_number, typed_number, Op, Operand};
 pub use filter::{Filter, Search, Test};
 pub use params::{parse, Query, QueryError, RESERVED};
 pub use select::{select, Picked, Selection};

@@ -43,58 +43,17 @@ CREATE TABLE IF NOT EXISTS csvd_tables (
 
 -- The rows of every csvd table. `cells` follow the table's columns; a row
 -- written before a column was added is shorter, and its missing cells are
--- empty.
+-- empty. Beside each cell, computed by csvd when the row is written:
+-- `nums`, its number by the typing rule (`30`, `-2.5`, `true` as 1; not
+-- `007`), which comparison filters use, and `sorts`, its number as a
+-- column of numbers sorts it (`007` is 7, empty is 0); NULL for text.
 CREATE TABLE IF NOT EXISTS csvd_rows (
     tab bigint NOT NULL,
     id text NOT NULL,
     seq bigint NOT NULL,
     cells text[] NOT NULL,
+    nums float8[] NOT NULL,
+    sorts float8[] NOT NULL,
     PRIMARY KEY (tab, id)
 );
 CREATE INDEX IF NOT EXISTS csvd_rows_order ON csvd_rows (tab, seq);
-
--- The typing rule's numbers (and booleans as 1 and 0), as filters compare
--- them: `30`, `-2.5`, but not `007`, `1.50`, `-0` or `1e3`. NULL for text.
--- Numbers of more than 15 significant digits are compared as text here
--- (the file store keeps those that survive a trip through a double).
-CREATE OR REPLACE FUNCTION csvd_typed(c text) RETURNS float8
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE
-        WHEN c = 'true' THEN 1::float8
-        WHEN c = 'false' THEN 0::float8
-        WHEN c ~ '^-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$' AND c <> '-0'
-             AND CASE
-                     WHEN c ~ '^-?0\.' THEN length(ltrim(split_part(c, '.', 2), '0'))
-                     ELSE length(replace(replace(c, '-', ''), '.', ''))
-                 END <= 15
-            THEN c::float8
-    END
-$$;
-
--- A cell's value among numbers when a column sorts as numbers: as
--- JavaScript's Number() reads it (`007` is 7, empty is 0, ` 2.5 ` is 2.5,
--- `1e3` is 1000), booleans as 1 and 0. NULL for text that is no number.
--- `t` is the cell without the white space around it.
-CREATE OR REPLACE FUNCTION csvd_loose(c text, t text) RETURNS float8
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE
-        WHEN c = 'true' THEN 1::float8
-        WHEN c = 'false' THEN 0::float8
-        WHEN t = '' THEN 0::float8
-        WHEN t ~ '^[+-]?[0-9]{1,15}(\.[0-9]{0,15})?$' THEN t::float8
-        WHEN t ~ '^[+-]*Infinity$' THEN
-            CASE WHEN left(t, 1) = '-' THEN '-Infinity'::float8 ELSE 'Infinity'::float8 END
-        WHEN t ~ '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,4})?$' THEN
-            CASE
-                WHEN t::numeric > 1.7976931348623157e308 THEN 'Infinity'::float8
-                WHEN t::numeric < -1.7976931348623157e308 THEN '-Infinity'::float8
-                WHEN abs(t::numeric) < 1e-307 THEN 0::float8
-                ELSE t::numeric::float8
-            END
-    END
-$$;
-
-CREATE OR REPLACE FUNCTION csvd_sort_number(c text) RETURNS float8
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT csvd_loose(c, btrim(c, E' \t\n\r\f\x0B'))
-$$;

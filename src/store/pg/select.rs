@@ -75,9 +75,9 @@ impl Plan {
                         any.push(match operand.number {
                             Some(number) => {
                                 let number = plan.param(number);
+                                let num = format!("nums[{}]", filter.column + 1);
                                 format!(
-                                    "(CASE WHEN csvd_typed({cell}) IS NOT NULL \
-                                     THEN csvd_typed({cell}) {o} {number}::float8 \
+                                    "(CASE WHEN {num} IS NOT NULL THEN {num} {o} {number}::float8 \
                                      ELSE {cell} COLLATE \"C\" {o} {text} END)"
                                 )
                             }
@@ -116,16 +116,19 @@ impl Plan {
 /// `ORDER BY` for the sort keys (columns that hold a number sort as
 /// numbers, text after them), ties in table order.
 fn order_by(keys: &[SortKey], numeric: &[bool]) -> (String, String) {
-    // Sort numbers, computed once per row in the inner select.
+    // Sort keys, taken once per row in the inner select.
     let mut computed = String::new();
     let mut order = Vec::new();
     for (k, (key, &numeric)) in keys.iter().zip(numeric).enumerate() {
         let dir = if key.descending { "DESC" } else { "ASC" };
         let cell = cell(key.column);
         if numeric {
+            // A short row's missing cells are empty, which sort as 0.
+            let n = key.column + 1;
             let _ = write!(
                 computed,
-                ", csvd_sort_number({cell}) AS n{k}, {cell} AS t{k}"
+                ", CASE WHEN cardinality(sorts) >= {n} THEN sorts[{n}] ELSE 0 END AS n{k}, \
+                 {cell} AS t{k}"
             );
             order.push(format!("(n{k} IS NULL) {dir}"));
             order.push(format!("n{k} {dir}"));
@@ -287,8 +290,8 @@ async fn read(
         for key in &query.sort {
             let _ = write!(
                 sql,
-                ", coalesce(bool_or(csvd_typed({}) IS NOT NULL), false)",
-                cell(key.column)
+                ", coalesce(bool_or(nums[{}] IS NOT NULL), false)",
+                key.column + 1
             );
         }
         let _ = write!(sql, " FROM csvd_rows WHERE tab = $1{}", plan.condition);

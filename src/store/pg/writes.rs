@@ -102,15 +102,29 @@ fn note_id(meta: &mut Meta, id: &str) {
     }
 }
 
+/// What csvd computes of each cell for SQL to compare and sort with (the
+/// `nums` and `sorts` columns of `schema.sql`): by the very functions the
+/// file store's queries use, so both backends agree to the bit.
+fn numbers(cells: &[&str]) -> (Vec<Option<f64>>, Vec<Option<f64>>) {
+    let nums = cells
+        .iter()
+        .map(|c| crate::query::typed_number(c))
+        .collect();
+    let sorts = cells.iter().map(|c| crate::query::sort_number(c)).collect();
+    (nums, sorts)
+}
+
 /// Writes new rows at the end of the table's order.
 async fn append(tx: &Transaction<'_>, meta: &mut Meta, rows: &[(String, Arc<Row>)]) -> Result<()> {
     let width = meta.columns.len();
     if rows.len() < COPY_FROM_ROWS {
         for (id, row) in rows {
             let cells: Vec<&str> = row.cells(width).collect();
+            let (nums, sorts) = numbers(&cells);
             tx.execute(
-                "INSERT INTO csvd_rows (tab, id, seq, cells) VALUES ($1, $2, $3, $4)",
-                &[&meta.key, id, &meta.next_seq, &cells],
+                "INSERT INTO csvd_rows (tab, id, seq, cells, nums, sorts) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&meta.key, id, &meta.next_seq, &cells, &nums, &sorts],
             )
             .await
             .map_err(db)?;
@@ -119,17 +133,25 @@ async fn append(tx: &Transaction<'_>, meta: &mut Meta, rows: &[(String, Arc<Row>
         return Ok(());
     }
     let sink = tx
-        .copy_in("COPY csvd_rows (tab, id, seq, cells) FROM STDIN (FORMAT binary)")
+        .copy_in("COPY csvd_rows (tab, id, seq, cells, nums, sorts) FROM STDIN (FORMAT binary)")
         .await
         .map_err(db)?;
-    let writer = BinaryCopyInWriter::new(
-        sink,
-        &[Type::INT8, Type::TEXT, Type::INT8, Type::TEXT_ARRAY],
-    );
+    // The columns COPY names, in order, and their types.
+    let types = [
+        Type::INT8,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT_ARRAY,
+        Type::FLOAT8_ARRAY,
+        Type::FLOAT8_ARRAY,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
     for (id, row) in rows {
         let cells: Vec<&str> = row.cells(width).collect();
-        let values: [&(dyn ToSql + Sync); 4] = [&meta.key, id, &meta.next_seq, &cells];
+        let (nums, sorts) = numbers(&cells);
+        let values: [&(dyn ToSql + Sync); 6] =
+            [&meta.key, id, &meta.next_seq, &cells, &nums, &sorts];
         writer.as_mut().write(&values).await.map_err(db)?;
         meta.next_seq += 1;
     }
@@ -308,9 +330,10 @@ pub(super) async fn put_row(
         append(&tx, &mut meta, &[(id.to_string(), row.clone())]).await?;
         meta.row_count += 1;
     } else {
+        let (nums, sorts) = numbers(&cells);
         tx.execute(
-            "UPDATE csvd_rows SET cells = $3 WHERE tab = $1 AND id = $2",
-            &[&meta.key, &id, &cells],
+            "UPDATE csvd_rows SET cells = $3, nums = $4, sorts = $5 WHERE tab = $1 AND id = $2",
+            &[&meta.key, &id, &cells, &nums, &sorts],
         )
         .await
         .map_err(db)?;
