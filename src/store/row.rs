@@ -34,6 +34,28 @@ impl Row {
         Row::pack(&[&text], ends.into_iter(), count)
     }
 
+    /// Packs cells read twice from an iterator (once to measure them, once
+    /// to copy them): one allocation, no copy in between.
+    pub fn from_cells_twice<'a, I>(cells: I) -> Row
+    where
+        I: Iterator<Item = &'a str> + Clone,
+    {
+        let (count, len) = cells.clone().fold((0, 0), |(n, l), c| (n + 1, l + c.len()));
+        let mut data = Vec::with_capacity(WORD * (1 + count) + len);
+        data.extend_from_slice(&(count as u32).to_le_bytes());
+        let mut end = 0usize;
+        for cell in cells.clone() {
+            end += cell.len();
+            data.extend_from_slice(&u32::try_from(end).unwrap_or(u32::MAX).to_le_bytes());
+        }
+        for cell in cells {
+            data.extend_from_slice(cell.as_bytes());
+        }
+        Row {
+            data: data.into_boxed_slice(),
+        }
+    }
+
     /// Packs a parsed CSV record without copying its cells one by one.
     pub fn from_record(record: &csv::StringRecord) -> Row {
         let ends = record.iter().scan(0usize, |end, cell| {

@@ -123,7 +123,7 @@ impl PgStore {
         let epoch: String = tx
             .query_one("SELECT value FROM csvd_meta WHERE key = 'epoch'", &[])
             .await?
-            .get(0);
+            .try_get(0)?;
         tx.commit().await?;
         drop(client);
         Ok(Arc::new(PgStore {
@@ -219,7 +219,14 @@ fn db(err: tokio_postgres::Error) -> Error {
                 || code == "40001"
                 || code == "40P01"
         }
-        None => true,
+        // Lost or refused connections; not a column of an unexpected type
+        // (someone changed csvd's tables), which is a storage failure.
+        None => {
+            err.is_closed()
+                || std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>())
+                || err.to_string().starts_with("error connecting")
+                || err.to_string().contains("timeout")
+        }
     };
     if away {
         Error::Unavailable(format!(
@@ -265,24 +272,84 @@ const META_COLUMNS: &str =
     "key, columns, id_col, version, modified, row_count, max_int_id, next_seq";
 
 impl Meta {
-    fn from_row(row: &tokio_postgres::Row) -> Meta {
-        let id_col: i32 = row.get(2);
-        Meta {
-            key: row.get(0),
-            columns: row.get(1),
+    fn from_row(row: &tokio_postgres::Row) -> Result<Meta> {
+        let id_col: i32 = row.try_get(2).map_err(db)?;
+        Ok(Meta {
+            key: row.try_get(0).map_err(db)?,
+            columns: row.try_get(1).map_err(db)?,
             id_col: usize::try_from(id_col).unwrap_or(0),
-            version: row.get(3),
-            modified: row.get(4),
-            row_count: row.get(5),
-            max_int_id: row.get(6),
-            next_seq: row.get(7),
-        }
+            version: row.try_get(3).map_err(db)?,
+            modified: row.try_get(4).map_err(db)?,
+            row_count: row.try_get(5).map_err(db)?,
+            max_int_id: row.try_get(6).map_err(db)?,
+            next_seq: row.try_get(7).map_err(db)?,
+        })
     }
 }
 
-/// A row's cells from the database: `cells text[]`.
-fn row_of(cells: Vec<&str>) -> Arc<Row> {
-    Arc::new(Row::from_cells(cells))
+/// A row's cells from column `at` of a result (`cells text[]`).
+fn row_of(row: &tokio_postgres::Row, at: usize) -> Result<Arc<Row>> {
+    let cells: Cells = row.try_get(at).map_err(db)?;
+    Ok(Arc::new(cells.0))
+}
+
+/// A `text[]` read straight into a [`Row`] from PostgreSQL's binary array
+/// format, with no list of cells in between: rows are read by the million.
+struct Cells(Row);
+
+/// The elements of a one-dimensional binary `text[]`, checked already.
+#[derive(Clone)]
+struct Elements<'a> {
+    raw: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let (len, rest) = self.raw.split_first_chunk::<4>()?;
+        let len = i32::from_be_bytes(*len);
+        // NULL (-1) reads as an empty cell.
+        let len = usize::try_from(len).unwrap_or(0);
+        let (text, rest) = rest.split_at_checked(len)?;
+        self.raw = rest;
+        std::str::from_utf8(text).ok()
+    }
+}
+
+impl<'a> tokio_postgres::types::FromSql<'a> for Cells {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Cells, Box<dyn std::error::Error + Sync + Send>> {
+        let word = |at: usize| -> Option<i32> {
+            Some(i32::from_be_bytes(raw.get(at..at + 4)?.try_into().ok()?))
+        };
+        let dims = word(0).ok_or("a short array")?;
+        let (left, start) = match dims {
+            0 => (0, 12),
+            1 => (usize::try_from(word(12).ok_or("a short array")?)?, 20),
+            _ => return Err("cells are a one-dimensional array".into()),
+        };
+        let elements = Elements {
+            raw: raw.get(start..).ok_or("a short array")?,
+            left,
+        };
+        // Every element is read once to check it, so the row is never cut.
+        if elements.clone().count() != left {
+            return Err("a damaged array of cells".into());
+        }
+        Ok(Cells(Row::from_cells_twice(elements)))
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::TEXT_ARRAY
+    }
 }
 
 #[async_trait::async_trait]
@@ -297,21 +364,20 @@ impl Store for PgStore {
             )
             .await
             .map_err(db)?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|row| {
-                let count: i64 = row.get(1);
-                TableInfo {
-                    name: row.get(0),
+                let count: i64 = row.try_get(1).map_err(db)?;
+                Ok(TableInfo {
+                    name: row.try_get(0).map_err(db)?,
                     rows: usize::try_from(count).unwrap_or(0),
-                    columns: row.get(2),
-                    modified: row.get(3),
-                    version: self.version(row.get(4)),
+                    columns: row.try_get(2).map_err(db)?,
+                    modified: row.try_get(3).map_err(db)?,
+                    version: self.version(row.try_get(4).map_err(db)?),
                     error: None,
                     notice: None,
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn select(&self, table: &str, query: &str) -> Result<Selected> {
@@ -331,17 +397,17 @@ impl Store for PgStore {
             .await
             .map_err(db)?
             .ok_or_else(|| Error::NoTable(table.to_string()))?;
-        let cells: Option<Vec<&str>> = found.get(3);
+        let cells: Option<Cells> = found.try_get(3).map_err(db)?;
         let cells = cells.ok_or_else(|| Error::NoRow(id.to_string()))?;
-        let columns: Vec<String> = found.get(0);
-        let id_col: i32 = found.get(1);
-        let row = row_of(cells);
+        let columns: Vec<String> = found.try_get(0).map_err(db)?;
+        let id_col: i32 = found.try_get(1).map_err(db)?;
+        let row = Arc::new(cells.0);
         Ok(RowView {
             version: super::table::row_version(&columns, &row),
             columns: Arc::new(columns),
             id_col: usize::try_from(id_col).ok(),
             row,
-            modified: found.get(2),
+            modified: found.try_get(2).map_err(db)?,
         })
     }
 

@@ -212,6 +212,7 @@ async fn read(
         .await
         .map_err(db)?
         .map(|row| Meta::from_row(&row))
+        .transpose()?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
     let query = query::parse(raw, &meta.columns)?;
     let head = Head {
@@ -242,10 +243,9 @@ async fn read(
             .await
             .map_err(db)?;
         let candidates: Vec<Arc<Row>> = found
-            .map(|row| row.map(|row| row_of(row.get(0))))
+            .map(|row| row.map_err(db).and_then(|row| row_of(&row, 0)))
             .try_collect()
-            .await
-            .map_err(db)?;
+            .await?;
         let snapshot = Snapshot {
             columns: head.columns.clone(),
             id_col: head.id_col,
@@ -296,8 +296,10 @@ async fn read(
         }
         let _ = write!(sql, " FROM csvd_rows WHERE tab = $1{}", plan.condition);
         let row = tx.query_one(&sql, &params).await.map_err(db)?;
-        let count: i64 = row.get(0);
-        let numeric: Vec<bool> = (0..query.sort.len()).map(|k| row.get(k + 1)).collect();
+        let count: i64 = row.try_get(0).map_err(db)?;
+        let numeric = (0..query.sort.len())
+            .map(|k| row.try_get(k + 1).map_err(db))
+            .collect::<Result<Vec<bool>>>()?;
         (usize::try_from(count).unwrap_or(0), numeric)
     };
     let range = query.window.range(total);
@@ -324,7 +326,7 @@ async fn read(
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(row) = found.next().await {
         let row = row.map_err(db)?;
-        batch.push(row_of(row.get(0)));
+        batch.push(row_of(&row, 0)?);
         if batch.len() == BATCH && rows.send(Ok(std::mem::take(&mut batch))).await.is_err() {
             return Ok(());
         }

@@ -31,7 +31,7 @@ async fn lock(
 ) -> Result<Option<(Meta, bool)>> {
     let select = format!("SELECT {META_COLUMNS} FROM csvd_tables WHERE name = $1 FOR UPDATE");
     if let Some(row) = tx.query_opt(&select, &[&table]).await.map_err(db)? {
-        return Ok(Some((Meta::from_row(&row), false)));
+        return Ok(Some((Meta::from_row(&row)?, false)));
     }
     let Some(id_column) = create else {
         return Ok(None);
@@ -49,7 +49,7 @@ async fn lock(
         .await
         .map_err(db)?;
     let row = tx.query_one(&select, &[&table]).await.map_err(db)?;
-    Ok(Some((Meta::from_row(&row), made == 1)))
+    Ok(Some((Meta::from_row(&row)?, made == 1)))
 }
 
 /// The table's version as a precondition sees it: none for a table this
@@ -82,7 +82,10 @@ async fn touch(
         )
         .await
         .map_err(db)?;
-    Ok((store.version(row.get(0)), row.get(1)))
+    Ok((
+        store.version(row.try_get(0).map_err(db)?),
+        row.try_get(1).map_err(db)?,
+    ))
 }
 
 /// Where a column is, added at the end when new.
@@ -171,7 +174,7 @@ async fn taken(tx: &Transaction<'_>, key: i64, ids: &[&str]) -> Result<Option<St
         )
         .await
         .map_err(db)?;
-    Ok(row.map(|r| r.get(0)))
+    row.map(|r| r.try_get(0).map_err(db)).transpose()
 }
 
 pub(super) async fn insert(
@@ -302,7 +305,7 @@ pub(super) async fn put_row(
         )
         .await
         .map_err(db)?;
-    let base = found.map(|row| row_of(row.get(0)));
+    let base = found.map(|row| row_of(&row, 0)).transpose()?;
     expect.check(base.as_ref().map(|row| row_version(&meta.columns, row)))?;
     if patch && base.is_none() {
         return Err(Error::NoRow(id.to_string()));
@@ -369,7 +372,7 @@ pub(super) async fn delete_row(
         )
         .await
         .map_err(db)?;
-    let base = found.map(|row| row_of(row.get(0)));
+    let base = found.map(|row| row_of(&row, 0)).transpose()?;
     expect.check(base.as_ref().map(|row| row_version(&meta.columns, row)))?;
     if base.is_none() {
         return Err(Error::NoRow(id.to_string()));
