@@ -121,7 +121,12 @@ impl PgStore {
             .await
             .map_err(|e| anyhow::anyhow!("cannot set up csvd's tables in the database: {e}"))?;
         let epoch: String = tx
-            .query_one("SELECT value FROM csvd_meta WHERE key = 'epoch'", &[])
+            .query_one(
+                &tx.prepare_cached("SELECT value FROM csvd_meta WHERE key = 'epoch'")
+                    .await
+                    .map_err(db)?,
+                &[],
+            )
             .await?
             .try_get(0)?;
         tx.commit().await?;
@@ -358,8 +363,13 @@ impl Store for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT name, row_count, columns, modified, version FROM csvd_tables \
+                &client
+                    .prepare_cached(
+                        "SELECT name, row_count, columns, modified, version FROM csvd_tables \
                  ORDER BY name COLLATE \"C\"",
+                    )
+                    .await
+                    .map_err(db)?,
                 &[],
             )
             .await
@@ -390,8 +400,13 @@ impl Store for PgStore {
         let client = self.client().await?;
         let found = client
             .query_opt(
-                "SELECT t.columns, t.id_col, t.modified, r.cells FROM csvd_tables t \
+                &client
+                    .prepare_cached(
+                        "SELECT t.columns, t.id_col, t.modified, r.cells FROM csvd_tables t \
                  LEFT JOIN csvd_rows r ON r.tab = t.key AND r.id = $2 WHERE t.name = $1",
+                    )
+                    .await
+                    .map_err(db)?,
                 &[&table, &id],
             )
             .await

@@ -206,7 +206,11 @@ async fn read(
         .map_err(db)?;
     let meta = tx
         .query_opt(
-            &format!("SELECT {META_COLUMNS} FROM csvd_tables WHERE name = $1"),
+            &tx.prepare_cached(&format!(
+                "SELECT {META_COLUMNS} FROM csvd_tables WHERE name = $1"
+            ))
+            .await
+            .map_err(db)?,
             &[&table],
         )
         .await
@@ -295,6 +299,7 @@ async fn read(
             );
         }
         let _ = write!(sql, " FROM csvd_rows WHERE tab = $1{}", plan.condition);
+        tracing::debug!(table, %sql, "count");
         let row = tx.query_one(&sql, &params).await.map_err(db)?;
         let count: i64 = row.try_get(0).map_err(db)?;
         let numeric = (0..query.sort.len())

@@ -6,10 +6,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use deadpool_postgres::Transaction;
 use futures_util::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::Transaction;
 
 use super::{commit_failed, db, row_of, Meta, PgStore, META_COLUMNS};
 use crate::store::table::rules::{
@@ -30,7 +30,11 @@ async fn lock(
     create: Option<&str>,
 ) -> Result<Option<(Meta, bool)>> {
     let select = format!("SELECT {META_COLUMNS} FROM csvd_tables WHERE name = $1 FOR UPDATE");
-    if let Some(row) = tx.query_opt(&select, &[&table]).await.map_err(db)? {
+    if let Some(row) = tx
+        .query_opt(&tx.prepare_cached(&select).await.map_err(db)?, &[&table])
+        .await
+        .map_err(db)?
+    {
         return Ok(Some((Meta::from_row(&row)?, false)));
     }
     let Some(id_column) = create else {
@@ -41,14 +45,17 @@ async fn lock(
     // the first, then finds its row.
     let made = tx
         .execute(
-            "INSERT INTO csvd_tables (name, key, columns, id_col, version, modified, row_count, \
+            &tx.prepare_cached("INSERT INTO csvd_tables (name, key, columns, id_col, version, modified, row_count, \
              max_int_id, next_seq) VALUES ($1, nextval('csvd_keys'), $2, 0, 0, now(), 0, 0, 1) \
-             ON CONFLICT (name) DO NOTHING",
+             ON CONFLICT (name) DO NOTHING").await.map_err(db)?,
             &[&table, &columns],
         )
         .await
         .map_err(db)?;
-    let row = tx.query_one(&select, &[&table]).await.map_err(db)?;
+    let row = tx
+        .query_one(&tx.prepare_cached(&select).await.map_err(db)?, &[&table])
+        .await
+        .map_err(db)?;
     Ok(Some((Meta::from_row(&row)?, made == 1)))
 }
 
@@ -68,9 +75,9 @@ async fn touch(
     let id_col = i32::try_from(meta.id_col).unwrap_or(i32::MAX);
     let row = tx
         .query_one(
-            "UPDATE csvd_tables SET columns = $2, id_col = $3, row_count = $4, max_int_id = $5, \
+            &tx.prepare_cached("UPDATE csvd_tables SET columns = $2, id_col = $3, row_count = $4, max_int_id = $5, \
              next_seq = $6, version = nextval('csvd_versions'), modified = now() \
-             WHERE key = $1 RETURNING version, modified",
+             WHERE key = $1 RETURNING version, modified").await.map_err(db)?,
             &[
                 &meta.key,
                 &meta.columns,
@@ -125,8 +132,12 @@ async fn append(tx: &Transaction<'_>, meta: &mut Meta, rows: &[(String, Arc<Row>
             let cells: Vec<&str> = row.cells(width).collect();
             let (nums, sorts) = numbers(&cells);
             tx.execute(
-                "INSERT INTO csvd_rows (tab, id, seq, cells, nums, sorts) \
+                &tx.prepare_cached(
+                    "INSERT INTO csvd_rows (tab, id, seq, cells, nums, sorts) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .await
+                .map_err(db)?,
                 &[&meta.key, id, &meta.next_seq, &cells, &nums, &sorts],
             )
             .await
@@ -169,7 +180,9 @@ async fn taken(tx: &Transaction<'_>, key: i64, ids: &[&str]) -> Result<Option<St
     }
     let row = tx
         .query_opt(
-            "SELECT id FROM csvd_rows WHERE tab = $1 AND id = ANY($2) LIMIT 1",
+            &tx.prepare_cached("SELECT id FROM csvd_rows WHERE tab = $1 AND id = ANY($2) LIMIT 1")
+                .await
+                .map_err(db)?,
             &[&key, &ids],
         )
         .await
@@ -300,7 +313,9 @@ pub(super) async fn put_row(
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
     let found = tx
         .query_opt(
-            "SELECT cells FROM csvd_rows WHERE tab = $1 AND id = $2",
+            &tx.prepare_cached("SELECT cells FROM csvd_rows WHERE tab = $1 AND id = $2")
+                .await
+                .map_err(db)?,
             &[&meta.key, &id],
         )
         .await
@@ -335,7 +350,11 @@ pub(super) async fn put_row(
     } else {
         let (nums, sorts) = numbers(&cells);
         tx.execute(
-            "UPDATE csvd_rows SET cells = $3, nums = $4, sorts = $5 WHERE tab = $1 AND id = $2",
+            &tx.prepare_cached(
+                "UPDATE csvd_rows SET cells = $3, nums = $4, sorts = $5 WHERE tab = $1 AND id = $2",
+            )
+            .await
+            .map_err(db)?,
             &[&meta.key, &id, &cells, &nums, &sorts],
         )
         .await
@@ -367,7 +386,9 @@ pub(super) async fn delete_row(
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
     let found = tx
         .query_opt(
-            "SELECT cells FROM csvd_rows WHERE tab = $1 AND id = $2",
+            &tx.prepare_cached("SELECT cells FROM csvd_rows WHERE tab = $1 AND id = $2")
+                .await
+                .map_err(db)?,
             &[&meta.key, &id],
         )
         .await
@@ -378,7 +399,9 @@ pub(super) async fn delete_row(
         return Err(Error::NoRow(id.to_string()));
     }
     tx.execute(
-        "DELETE FROM csvd_rows WHERE tab = $1 AND id = $2",
+        &tx.prepare_cached("DELETE FROM csvd_rows WHERE tab = $1 AND id = $2")
+            .await
+            .map_err(db)?,
         &[&meta.key, &id],
     )
     .await
@@ -405,9 +428,14 @@ pub(super) async fn replace_table(
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
     expect.check(current(store, &meta, created))?;
-    tx.execute("DELETE FROM csvd_rows WHERE tab = $1", &[&meta.key])
-        .await
-        .map_err(db)?;
+    tx.execute(
+        &tx.prepare_cached("DELETE FROM csvd_rows WHERE tab = $1")
+            .await
+            .map_err(db)?,
+        &[&meta.key],
+    )
+    .await
+    .map_err(db)?;
     meta.columns = built.columns().to_vec();
     meta.id_col = built.id_col().unwrap_or(0);
     meta.next_seq = 1;
@@ -445,12 +473,22 @@ pub(super) async fn delete_table(store: &PgStore, table: &str, expect: &Expect) 
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
     expect.check(current(store, &meta, false))?;
-    tx.execute("DELETE FROM csvd_rows WHERE tab = $1", &[&meta.key])
-        .await
-        .map_err(db)?;
-    tx.execute("DELETE FROM csvd_tables WHERE key = $1", &[&meta.key])
-        .await
-        .map_err(db)?;
+    tx.execute(
+        &tx.prepare_cached("DELETE FROM csvd_rows WHERE tab = $1")
+            .await
+            .map_err(db)?,
+        &[&meta.key],
+    )
+    .await
+    .map_err(db)?;
+    tx.execute(
+        &tx.prepare_cached("DELETE FROM csvd_tables WHERE key = $1")
+            .await
+            .map_err(db)?,
+        &[&meta.key],
+    )
+    .await
+    .map_err(db)?;
     tx.commit().await.map_err(commit_failed)?;
     Ok(())
 }
