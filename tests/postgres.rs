@@ -606,3 +606,37 @@ fn hostile_column_names_and_values_are_data() {
         serde_json::from_value(found.json()[0].clone()).unwrap();
     assert_eq!(columns.len(), 5);
 }
+
+#[test]
+fn concurrent_inserts_batched_together_are_refused_one_by_one() {
+    let Some(url) = database() else { return };
+    let server = Server::start_source(&url, &[]);
+    let addr = server.addr;
+    // Sixteen writers at once: half give the same id, half none. Inserts
+    // that arrive together share a transaction; a taken id must refuse
+    // only its own insert.
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let body = if w % 2 == 0 {
+                    format!(r#"{{"id":"dup","w":{w}}}"#)
+                } else {
+                    format!(r#"{{"w":{w}}}"#)
+                };
+                request(addr, "POST", "/batch", &[], Some(&body)).status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    let taken = statuses.iter().filter(|s| **s == 409).count();
+    assert_eq!((created, taken), (9, 7), "{statuses:?}");
+    let present = ids(addr, "batch");
+    assert_eq!(present.len(), 9);
+    assert!(present.contains("dup"));
+    let metrics = request(addr, "GET", "/_metrics", &[], None).text();
+    assert!(
+        metrics.contains("csvd_postgres_insert_batches_total"),
+        "{metrics}"
+    );
+}

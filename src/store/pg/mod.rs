@@ -17,10 +17,13 @@
 mod select;
 mod writes;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::oneshot;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
@@ -58,6 +61,13 @@ impl Default for PgOptions {
 
 /// Tables kept in a PostgreSQL database.
 pub struct PgStore {
+    shared: Arc<Shared>,
+    /// Inserts waiting to be written, by table.
+    queues: Mutex<HashMap<String, Arc<Mutex<Queue>>>>,
+}
+
+/// What a store's requests, and the tasks that write batches, share.
+pub struct Shared {
     pool: Pool,
     id_column: String,
     /// Mixed into every table version (see `schema.sql`).
@@ -65,7 +75,32 @@ pub struct PgStore {
     read_only: bool,
     transactions: AtomicU64,
     failures: AtomicU64,
+    /// Inserts written in a batch with others, and the batches.
+    batched: AtomicU64,
+    batches: AtomicU64,
 }
+
+impl std::ops::Deref for PgStore {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+/// One table's inserts without preconditions, waiting for the task that
+/// writes them: writes to one table are serialised by its lock anyway, so
+/// those that arrive while one is being written go together in the next
+/// transaction — one lock and one commit for all of them (group commit).
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<(Records, oneshot::Sender<Result<Written>>)>,
+    /// Whether a task is writing this table's batches.
+    writing: bool,
+}
+
+/// Records in one batch, at most: a batch's transaction stays short.
+const BATCH_ROWS: usize = 50_000;
 
 /// Whether a data source names a PostgreSQL database rather than a
 /// directory.
@@ -132,15 +167,81 @@ impl PgStore {
         tx.commit().await?;
         drop(client);
         Ok(Arc::new(PgStore {
-            pool,
-            id_column: id_column.to_string(),
-            epoch: xxhash_rust::xxh3::xxh3_64(epoch.as_bytes()),
-            read_only: options.read_only,
-            transactions: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            shared: Arc::new(Shared {
+                pool,
+                id_column: id_column.to_string(),
+                epoch: xxhash_rust::xxh3::xxh3_64(epoch.as_bytes()),
+                read_only: options.read_only,
+                transactions: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                batched: AtomicU64::new(0),
+                batches: AtomicU64::new(0),
+            }),
+            queues: Mutex::default(),
         }))
     }
 
+    /// An insert without preconditions: queued for its table's writing
+    /// task, which is started if none runs.
+    async fn queue_insert(&self, table: &str, records: Records) -> Result<Written> {
+        let queue = self
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(table.to_string())
+            .or_default()
+            .clone();
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
+            q.waiting.push((records, reply));
+            !std::mem::replace(&mut q.writing, true)
+        };
+        if start {
+            // A task of its own: the batch is written even if the request
+            // that started it goes away.
+            tokio::spawn(write_batches(self.shared.clone(), table.to_string(), queue));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(Error::Unavailable("the write was not finished".into())))
+    }
+}
+
+/// Writes a table's queued inserts, a batch at a time, until none waits.
+async fn write_batches(shared: Arc<Shared>, table: String, queue: Arc<Mutex<Queue>>) {
+    loop {
+        let batch = {
+            let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
+            if q.waiting.is_empty() {
+                q.writing = false;
+                return;
+            }
+            let mut rows = 0;
+            let take = q
+                .waiting
+                .iter()
+                .take_while(|(records, _)| {
+                    rows += records.len();
+                    rows <= BATCH_ROWS
+                })
+                .count()
+                .max(1);
+            q.waiting.drain(..take).collect::<Vec<_>>()
+        };
+        let (records, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        shared.batches.fetch_add(1, Ordering::Relaxed);
+        shared
+            .batched
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        let answers = writes::insert_batch(&shared, &table, records).await;
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+impl Shared {
     /// A connection from the pool, or 503 when none can be had in time.
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.transactions.fetch_add(1, Ordering::Relaxed);
@@ -429,6 +530,9 @@ impl Store for PgStore {
     async fn insert(&self, table: &str, records: Records, expect: &Expect) -> Result<Written> {
         validate_table_name(table)?;
         self.writable()?;
+        if expect.if_match.is_none() && expect.if_none_match.is_none() {
+            return self.queue_insert(table, records).await;
+        }
         writes::insert(self, table, records, expect).await
     }
 
@@ -491,6 +595,16 @@ impl Store for PgStore {
                     name: "postgres_transactions_total",
                     help: "Connections taken from the pool for a request's work.",
                     value: self.transactions.load(Ordering::Relaxed),
+                },
+                Counter {
+                    name: "postgres_batched_inserts_total",
+                    help: "Inserts written together with others in one transaction.",
+                    value: self.batched.load(Ordering::Relaxed),
+                },
+                Counter {
+                    name: "postgres_insert_batches_total",
+                    help: "Transactions that wrote a batch of inserts.",
+                    value: self.batches.load(Ordering::Relaxed),
                 },
                 Counter {
                     name: "postgres_unreachable_total",

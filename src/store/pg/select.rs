@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::IsolationLevel;
 
-use super::{db, row_of, Meta, PgStore, META_COLUMNS};
+use super::{db, row_of, Meta, Shared, META_COLUMNS};
 use crate::query::{self, Op, Query, SortKey, TableView, Test};
 use crate::store::{Error, Head, Result, Row, Selected, Snapshot};
 
@@ -148,7 +148,7 @@ fn order_by(keys: &[SortKey], numeric: &[bool]) -> (String, String) {
 /// it, and the total; then the rows follow.
 type Opening = Result<(Head, Query, usize)>;
 
-pub(super) async fn select(store: &PgStore, table: &str, raw: &str) -> Result<Selected> {
+pub(super) async fn select(store: &Shared, table: &str, raw: &str) -> Result<Selected> {
     let client = store.client().await?;
     let (opening_tx, opening_rx) = oneshot::channel::<Opening>();
     let (rows_tx, rows_rx) = mpsc::channel::<Result<Vec<Arc<Row>>>>(IN_FLIGHT);

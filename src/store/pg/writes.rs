@@ -11,7 +11,7 @@ use futures_util::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use super::{commit_failed, db, row_of, Meta, PgStore, META_COLUMNS};
+use super::{commit_failed, db, row_of, Meta, Shared, META_COLUMNS};
 use crate::store::table::rules::{
     check_body_id, int_id, validate_columns, validate_fields, validate_id, without,
 };
@@ -61,14 +61,14 @@ async fn lock(
 
 /// The table's version as a precondition sees it: none for a table this
 /// write is making.
-fn current(store: &PgStore, meta: &Meta, created: bool) -> Option<u64> {
+fn current(store: &Shared, meta: &Meta, created: bool) -> Option<u64> {
     (!created).then(|| store.version(meta.version))
 }
 
 /// Saves the table's row after a write: new columns, a new version, the
 /// counters. Returns the version and time clients see.
 async fn touch(
-    store: &PgStore,
+    store: &Shared,
     tx: &Transaction<'_>,
     meta: &Meta,
 ) -> Result<(u64, std::time::SystemTime)> {
@@ -190,19 +190,21 @@ async fn taken(tx: &Transaction<'_>, key: i64, ids: &[&str]) -> Result<Option<St
     row.map(|r| r.try_get(0).map_err(db)).transpose()
 }
 
-pub(super) async fn insert(
-    store: &PgStore,
-    table: &str,
+/// Adds records' rows to a locked table: checks them (nothing is written
+/// for records that fail), gives ids, grows the columns, writes the rows.
+/// Returns the rows made, each with its id.
+async fn insert_rows(
+    tx: &Transaction<'_>,
+    id_column: &str,
+    meta: &mut Meta,
     records: Records,
-    expect: &Expect,
-) -> Result<Written> {
+) -> Result<Vec<(String, Arc<Row>)>> {
     let Records {
         columns,
         rows,
         numbered,
     } = records;
     validate_columns(&columns)?;
-    let id_column = store.id_column.as_str();
     // Numbered rows carry no id of their own: they get the ids the table
     // gives, which are the same numbers in a table with no integer id.
     let given_at = columns
@@ -226,14 +228,7 @@ pub(super) async fn insert(
         }
     }
     let taken_ints: HashSet<u64> = given.iter().filter_map(|id| int_id(id)).collect();
-
-    let mut client = store.client().await?;
-    let tx = client.transaction().await.map_err(db)?;
-    let (mut meta, created) = lock(&tx, table, Some(id_column))
-        .await?
-        .ok_or_else(|| Error::NoTable(table.to_string()))?;
-    expect.check(current(store, &meta, created))?;
-    if let Some(id) = taken(&tx, meta.key, &given).await? {
+    if let Some(id) = taken(tx, meta.key, &given).await? {
         return Err(Error::IdTaken(id));
     }
     let map: Vec<usize> = columns
@@ -250,7 +245,7 @@ pub(super) async fn insert(
     for row in rows {
         let id = match given_at.map(|k| row.get(k)).filter(|id| !id.is_empty()) {
             Some(id) => {
-                note_id(&mut meta, id);
+                note_id(meta, id);
                 id.to_string()
             }
             None => loop {
@@ -271,28 +266,117 @@ pub(super) async fn insert(
         let built = Arc::new(Row::from_cells(cells));
         made.push((id, built));
     }
-    append(&tx, &mut meta, &made).await?;
+    append(tx, meta, &made).await?;
     meta.row_count += i64::try_from(made.len()).unwrap_or(i64::MAX);
-    touch(store, &tx, &meta).await?;
-    tx.commit().await.map_err(commit_failed)?;
-    let columns = Arc::new(meta.columns);
+    Ok(made)
+}
+
+/// The answer to an insert: the rows made, with the columns after it.
+fn inserted(columns: &[String], id_col: usize, made: Vec<(String, Arc<Row>)>) -> Written {
+    let columns = Arc::new(columns.to_vec());
     let versions = made
         .iter()
         .map(|(_, row)| row_version(&columns, row))
         .collect();
-    Ok(Written {
+    Written {
         columns,
         id_col: Some(id_col),
         rows: made.into_iter().map(|(_, row)| row).collect(),
         versions,
         created: true,
-    })
+    }
+}
+
+/// One insert in a transaction of its own: for an insert with a
+/// precondition, which is checked against the table as the write finds it.
+pub(super) async fn insert(
+    store: &Shared,
+    table: &str,
+    records: Records,
+    expect: &Expect,
+) -> Result<Written> {
+    let id_column = store.id_column.as_str();
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(db)?;
+    let (mut meta, created) = lock(&tx, table, Some(id_column))
+        .await?
+        .ok_or_else(|| Error::NoTable(table.to_string()))?;
+    expect.check(current(store, &meta, created))?;
+    let made = insert_rows(&tx, id_column, &mut meta, records).await?;
+    touch(store, &tx, &meta).await?;
+    tx.commit().await.map_err(commit_failed)?;
+    Ok(inserted(&meta.columns, meta.id_col, made))
+}
+
+/// Inserts without preconditions that arrived together for one table, in
+/// one transaction: one lock, one commit, each insert checked on its own.
+/// An insert refused (a taken id, a bad field) is answered so and writes
+/// nothing; the others are applied as if one after another. A failure of
+/// the database fails them all.
+pub(super) async fn insert_batch(
+    store: &Shared,
+    table: &str,
+    batch: Vec<Records>,
+) -> Vec<Result<Written>> {
+    let n = batch.len();
+    let failed = |err: Error| (0..n).map(|_| Err(again(&err))).collect();
+    let id_column = store.id_column.as_str();
+    let mut client = match store.client().await {
+        Ok(client) => client,
+        Err(err) => return failed(err),
+    };
+    let tx = match client.transaction().await {
+        Ok(tx) => tx,
+        Err(err) => return failed(db(err)),
+    };
+    let mut meta = match lock(&tx, table, Some(id_column)).await {
+        Ok(Some((meta, _))) => meta,
+        Ok(None) => return failed(Error::NoTable(table.to_string())),
+        Err(err) => return failed(err),
+    };
+    let mut answers = Vec::with_capacity(n);
+    for records in batch {
+        match insert_rows(&tx, id_column, &mut meta, records).await {
+            Ok(made) => answers.push(Ok(inserted(&meta.columns, meta.id_col, made))),
+            Err(err) if refused(&err) => answers.push(Err(err)),
+            Err(err) => return failed(err),
+        }
+    }
+    if answers.iter().all(Result::is_err) {
+        // Nothing to commit (and a table made for them is not kept).
+        return answers;
+    }
+    if let Err(err) = touch(store, &tx, &meta).await {
+        return failed(err);
+    }
+    if let Err(err) = tx.commit().await {
+        return failed(commit_failed(err));
+    }
+    answers
+}
+
+/// Whether an error refuses one write, leaving its transaction usable:
+/// found before anything of that write was sent.
+fn refused(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::IdTaken(_) | Error::InvalidId(_) | Error::InvalidField(_)
+    )
+}
+
+/// The same error again, for each write of a batch that one failure ends.
+fn again(err: &Error) -> Error {
+    match err {
+        Error::Unavailable(why) => Error::Unavailable(why.clone()),
+        Error::NoTable(name) => Error::NoTable(name.clone()),
+        other => Error::Io(std::io::Error::other(other.to_string())),
+    }
 }
 
 /// `PUT` (every field given, the others empty; made when absent) or
 /// `PATCH` (the given fields; the row must exist) of one row.
 pub(super) async fn put_row(
-    store: &PgStore,
+    store: &Shared,
     table: &str,
     id: &str,
     record: Fields,
@@ -374,7 +458,7 @@ pub(super) async fn put_row(
 }
 
 pub(super) async fn delete_row(
-    store: &PgStore,
+    store: &Shared,
     table: &str,
     id: &str,
     expect: &Expect,
@@ -413,7 +497,7 @@ pub(super) async fn delete_row(
 }
 
 pub(super) async fn replace_table(
-    store: &PgStore,
+    store: &Shared,
     table: &str,
     records: Records,
     expect: &Expect,
@@ -466,7 +550,7 @@ pub(super) async fn replace_table(
     ))
 }
 
-pub(super) async fn delete_table(store: &PgStore, table: &str, expect: &Expect) -> Result<()> {
+pub(super) async fn delete_table(store: &Shared, table: &str, expect: &Expect) -> Result<()> {
     let mut client = store.client().await?;
     let tx = client.transaction().await.map_err(db)?;
     let (meta, _) = lock(&tx, table, None)
