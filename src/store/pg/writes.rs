@@ -190,14 +190,16 @@ async fn taken(tx: &Transaction<'_>, key: i64, ids: &[&str]) -> Result<Option<St
     row.map(|r| r.try_get(0).map_err(db)).transpose()
 }
 
-/// Adds records' rows to a locked table: checks them (nothing is written
-/// for records that fail), gives ids, grows the columns, writes the rows.
-/// Returns the rows made, each with its id.
+/// Makes records' rows for a locked table: checks them (nothing changes
+/// for records that fail), gives ids, grows the columns. `pending` holds
+/// the ids of rows made for the same transaction but not written yet.
+/// Returns the rows made, each with its id, for [`append`].
 async fn insert_rows(
     tx: &Transaction<'_>,
     id_column: &str,
     meta: &mut Meta,
     records: Records,
+    pending: &mut HashSet<String>,
 ) -> Result<Vec<(String, Arc<Row>)>> {
     let Records {
         columns,
@@ -221,7 +223,7 @@ async fn insert_rows(
                 continue;
             }
             validate_id(id)?;
-            if !seen.insert(id) {
+            if !seen.insert(id) || pending.contains(id) {
                 return Err(Error::IdTaken(id.to_string()));
             }
             given.push(id);
@@ -266,13 +268,13 @@ async fn insert_rows(
         let built = Arc::new(Row::from_cells(cells));
         made.push((id, built));
     }
-    append(tx, meta, &made).await?;
+    pending.extend(made.iter().map(|(id, _)| id.clone()));
     meta.row_count += i64::try_from(made.len()).unwrap_or(i64::MAX);
     Ok(made)
 }
 
 /// The answer to an insert: the rows made, with the columns after it.
-fn inserted(columns: &[String], id_col: usize, made: Vec<(String, Arc<Row>)>) -> Written {
+fn inserted(columns: &[String], id_col: usize, made: &[(String, Arc<Row>)]) -> Written {
     let columns = Arc::new(columns.to_vec());
     let versions = made
         .iter()
@@ -281,7 +283,7 @@ fn inserted(columns: &[String], id_col: usize, made: Vec<(String, Arc<Row>)>) ->
     Written {
         columns,
         id_col: Some(id_col),
-        rows: made.into_iter().map(|(_, row)| row).collect(),
+        rows: made.iter().map(|(_, row)| row.clone()).collect(),
         versions,
         created: true,
     }
@@ -302,10 +304,11 @@ pub(super) async fn insert(
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
     expect.check(current(store, &meta, created))?;
-    let made = insert_rows(&tx, id_column, &mut meta, records).await?;
+    let made = insert_rows(&tx, id_column, &mut meta, records, &mut HashSet::new()).await?;
+    append(&tx, &mut meta, &made).await?;
     touch(store, &tx, &meta).await?;
     tx.commit().await.map_err(commit_failed)?;
-    Ok(inserted(&meta.columns, meta.id_col, made))
+    Ok(inserted(&meta.columns, meta.id_col, &made))
 }
 
 /// Inserts without preconditions that arrived together for one table, in
@@ -335,16 +338,25 @@ pub(super) async fn insert_batch(
         Err(err) => return failed(err),
     };
     let mut answers = Vec::with_capacity(n);
+    let mut rows = Vec::new();
+    let mut pending = HashSet::new();
     for records in batch {
-        match insert_rows(&tx, id_column, &mut meta, records).await {
-            Ok(made) => answers.push(Ok(inserted(&meta.columns, meta.id_col, made))),
+        match insert_rows(&tx, id_column, &mut meta, records, &mut pending).await {
+            Ok(made) => {
+                answers.push(Ok(inserted(&meta.columns, meta.id_col, &made)));
+                rows.extend(made);
+            }
             Err(err) if refused(&err) => answers.push(Err(err)),
             Err(err) => return failed(err),
         }
     }
-    if answers.iter().all(Result::is_err) {
+    if rows.is_empty() {
         // Nothing to commit (and a table made for them is not kept).
         return answers;
+    }
+    // Every row of the batch in one statement (or one COPY).
+    if let Err(err) = append(&tx, &mut meta, &rows).await {
+        return failed(err);
     }
     if let Err(err) = touch(store, &tx, &meta).await {
         return failed(err);
