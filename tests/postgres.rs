@@ -640,3 +640,37 @@ fn concurrent_inserts_batched_together_are_refused_one_by_one() {
         "{metrics}"
     );
 }
+
+#[test]
+fn database_url_and_the_postgresql_scheme_name_the_database() {
+    let Some(url) = database() else { return };
+    let server = Server::start_source(&url, &[]);
+    let made = request(server.addr, "POST", "/seen", &[], Some(r#"{"by":"url"}"#));
+    assert_eq!(made.status, 201);
+    // `DATABASE_URL`, with `postgresql://`, when no data directory is given.
+    let twin = url.replacen("postgres://", "postgresql://", 1);
+    let work = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "warn"])
+        .env("DATABASE_URL", &twin)
+        .env_remove("CSVD_DATA_DIR")
+        .current_dir(work.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start csvd");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr: SocketAddr = line.trim().rsplit("://").next().unwrap().parse().unwrap();
+    let seen = request(addr, "GET", "/seen/1", &[], None);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen.status, 200, "{}", seen.text());
+    assert_eq!(seen.json()["by"], "url");
+    // Nothing was made in the working directory: no `data` directory.
+    assert!(!work.path().join("data").exists());
+}
