@@ -5,9 +5,11 @@
 //! fails the test that ran it, when the server is stopped or dropped.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod python;
 pub mod tmpfs;
 
+use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -22,7 +24,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_csvd");
 pub struct Server {
     pub addr: SocketAddr,
     pub child: Child,
+    /// The data directory; for a server on a database URL, its empty
+    /// working directory.
     pub dir: PathBuf,
+    /// What `serve` is given: the data directory, or a database URL.
+    source: OsString,
+    /// Whether `dir` is only the working directory of a server on a URL.
+    on_url: bool,
     flags: Vec<String>,
     /// One per server process started: reads its stderr until it exits and
     /// returns the panics it reported.
@@ -51,14 +59,55 @@ impl Server {
 
     /// A server on an existing data directory (which outlives it).
     pub fn start_in(dir: &Path, flags: &[&str]) -> Server {
-        let (child, addr, watcher) = spawn(dir, flags);
+        let (child, addr, watcher) = spawn(dir.as_os_str(), None, flags);
         Server {
             addr,
             child,
             dir: dir.to_path_buf(),
+            source: dir.as_os_str().to_owned(),
+            on_url: false,
             flags: flags.iter().map(|f| f.to_string()).collect(),
             watchers: vec![watcher],
             _tmp: None,
+        }
+    }
+
+    /// A server on a source that is not a directory: a database URL
+    /// (`postgres://…`). It runs in an empty temporary working directory
+    /// (`dir`), so a build that took the URL for a path creates it there,
+    /// never in the repository, and the start fails saying so. `restart`
+    /// and the rest work as for a directory; `file_after_stop` means nothing.
+    pub fn start_source(source: &str, flags: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let (child, addr, watcher) = spawn(OsStr::new(source), Some(&dir), flags);
+        let mut server = Server {
+            addr,
+            child,
+            dir,
+            source: source.into(),
+            on_url: true,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+            watchers: vec![watcher],
+            _tmp: Some(tmp),
+        };
+        server.assert_not_a_directory();
+        server
+    }
+
+    /// Fails when a server on a URL made a data directory of it.
+    fn assert_not_a_directory(&mut self) {
+        let made: Vec<_> = std::fs::read_dir(&self.dir)
+            .expect("working directory")
+            .map(|entry| entry.expect("entry").path())
+            .collect();
+        if !made.is_empty() {
+            let _ = self.child.kill();
+            panic!(
+                "csvd took {:?} for a data directory path (it created {made:?}): this build \
+                 has no backend for it",
+                self.source
+            );
         }
     }
 
@@ -77,10 +126,14 @@ impl Server {
 
     fn respawn(&mut self) {
         let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
-        let (child, addr, watcher) = spawn(&self.dir, &flags);
+        let cwd = self.on_url.then_some(self.dir.as_path());
+        let (child, addr, watcher) = spawn(&self.source, cwd, &flags);
         self.child = child;
         self.addr = addr;
         self.watchers.push(watcher);
+        if self.on_url {
+            self.assert_not_a_directory();
+        }
     }
 
     /// Fails the test if a server process that has ended reported a panic.
@@ -194,12 +247,20 @@ impl Server {
     }
 }
 
-/// Starts `csvd serve` and reads the address from its first line; returns
-/// it with the watcher of its stderr.
-fn spawn(dir: &Path, flags: &[&str]) -> (Child, SocketAddr, JoinHandle<Vec<String>>) {
-    let mut child = Command::new(BIN)
+/// Starts `csvd serve SOURCE` (in `cwd` when given) and reads the address
+/// from its first line; returns it with the watcher of its stderr.
+fn spawn(
+    source: &OsStr,
+    cwd: Option<&Path>,
+    flags: &[&str],
+) -> (Child, SocketAddr, JoinHandle<Vec<String>>) {
+    let mut command = Command::new(BIN);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = command
         .arg("serve")
-        .arg(dir)
+        .arg(source)
         .args(["--bind", "127.0.0.1:0", "--log-level", "warn"])
         .args(flags)
         .stdout(Stdio::piped())
