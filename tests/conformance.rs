@@ -80,6 +80,7 @@ conformance!(
     columns_grow_at_the_end,
     rows_keep_their_place,
     typing_rule_and_exact_round_trips,
+    cells_hold_any_character,
     hostile_and_long_column_names,
     table_names_are_exact,
     id_column_flag,
@@ -664,6 +665,26 @@ fn typing_rule_and_exact_round_trips(b: Backend) {
     assert_eq!(get_ids(&s, "/t?percent=100%25%25x"), Vec::<i64>::new());
     assert_eq!(get_ids(&s, "/t?q=%25_x"), [1]);
     assert_eq!(get_ids(&s, "/t?q=0%25x"), Vec::<i64>::new());
+}
+
+fn cells_hold_any_character(b: Backend) {
+    let Some(mut s) = b.start() else { return };
+    // A NUL and other control characters, a byte-order mark, the highest
+    // code point (a surrogate pair in JSON): cells are text up to the byte.
+    let body = r#"{"nul":"x\u0000y","bell":"\u0007","esc":"\u001b[0m","del":"\u007f","bom":"\ufeffhead","max":"\udbff\udfff"}"#;
+    let r = s.post_json("/t", body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let want = json!({
+        "id": 1, "nul": "x\u{0}y", "bell": "\u{7}", "esc": "\u{1b}[0m", "del": "\u{7f}",
+        "bom": "\u{feff}head", "max": "\u{10ffff}"
+    });
+    assert_eq!(s.get("/t/1").json(), want);
+    assert_eq!(get_ids(&s, "/t?nul=x%00y"), [1]);
+    assert_eq!(get_ids(&s, "/t?q=%00"), [1]);
+    s.restart();
+    assert_eq!(s.get("/t/1").json(), want);
+    let csv = s.get("/t.csv?_fields=nul,bom").text();
+    assert_eq!(csv, "nul,bom\r\nx\u{0}y,\u{feff}head\r\n");
 }
 
 fn hostile_and_long_column_names(b: Backend) {
