@@ -70,10 +70,17 @@ pub fn available() -> Option<&'static Pg> {
              used: {why}"
         ),
         Err(why) => {
-            eprintln!(
-                "SKIPPED: PostgreSQL tests — no PostgreSQL found (install Debian's postgresql, \
-                 or set CSVD_TEST_POSTGRES=url): {why}"
-            );
+            // Once per test binary, straight to stderr: the harness would
+            // hide `eprintln!` of a passing test.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n*** SKIPPED: PostgreSQL tests — no PostgreSQL found (install Debian's \
+                     postgresql, or set CSVD_TEST_POSTGRES=url): {why} ***\n"
+                );
+            });
             None
         }
     }
