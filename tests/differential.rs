@@ -587,7 +587,10 @@ fn write(pair: &mut Pair, rng: &mut Rng, name: &str, shape: &mut Shape) {
                 let body = body_row(rng, shape, &ids, false).to_string();
                 pair.both("PUT", &row_path, &json, body.as_bytes(), true);
             }
-            5 => {
+            // Not the row of the largest integer id: the next id after
+            // deleting it is the one place the backends differ by design
+            // (the file store gives it again, PostgreSQL never does).
+            5 if !is_largest_int_id(&ids, &id) => {
                 pair.both("DELETE", &row_path, &[], b"", false);
             }
             _ => {
@@ -595,6 +598,15 @@ fn write(pair: &mut Pair, rng: &mut Rng, name: &str, shape: &mut Shape) {
                 pair.both("GET", &row_path, &[], b"", true);
             }
         }
+    }
+}
+
+/// Whether `id` is the largest canonical integer among `ids`.
+fn is_largest_int_id(ids: &[String], id: &str) -> bool {
+    let int = |s: &str| s.parse::<u64>().ok().filter(|n| n.to_string() == s);
+    match int(id) {
+        Some(n) => ids.iter().filter_map(|i| int(i)).all(|m| m <= n),
+        None => false,
     }
 }
 

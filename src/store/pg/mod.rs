@@ -370,7 +370,8 @@ struct Meta {
     version: i64,
     modified: SystemTime,
     row_count: i64,
-    max_int_id: i64,
+    /// Kept in a `bigint` as its bits: ids count up to 2^64 - 1.
+    max_int_id: u64,
     next_seq: i64,
 }
 
@@ -387,7 +388,7 @@ impl Meta {
             version: row.try_get(3).map_err(db)?,
             modified: row.try_get(4).map_err(db)?,
             row_count: row.try_get(5).map_err(db)?,
-            max_int_id: row.try_get(6).map_err(db)?,
+            max_int_id: row.try_get::<_, i64>(6).map_err(db)? as u64,
             next_seq: row.try_get(7).map_err(db)?,
         })
     }
@@ -397,6 +398,45 @@ impl Meta {
 fn row_of(row: &tokio_postgres::Row, at: usize) -> Result<Arc<Row>> {
     let cells: Cells = row.try_get(at).map_err(db)?;
     Ok(Arc::new(cells.0))
+}
+
+/// A cell as PostgreSQL keeps it. Its `text` cannot hold a NUL, so NUL is
+/// stored as the bytes 01 01 and a byte 01 as 01 02: a code that keeps
+/// every cell apart and keeps their byte order, so equality and
+/// comparisons in SQL (and `COLLATE "C"` sorting) give what they give on
+/// the cells themselves.
+pub(super) fn stored(cell: &str) -> std::borrow::Cow<'_, str> {
+    if !cell.bytes().any(|b| b <= 1) {
+        return std::borrow::Cow::Borrowed(cell);
+    }
+    let mut out = String::with_capacity(cell.len() + 4);
+    for c in cell.chars() {
+        match c {
+            '\0' => out.push_str("\u{1}\u{1}"),
+            '\u{1}' => out.push_str("\u{1}\u{2}"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A cell as it was given, from its stored form (see [`stored`]).
+fn unstored(cell: &str) -> std::borrow::Cow<'_, str> {
+    if !cell.contains('\u{1}') {
+        return std::borrow::Cow::Borrowed(cell);
+    }
+    let mut out = String::with_capacity(cell.len());
+    let mut chars = cell.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '\u{1}') {
+            (_, true) => match chars.next() {
+                Some('\u{1}') => out.push('\0'),
+                _ => out.push('\u{1}'),
+            },
+            (c, false) => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A `text[]` read straight into a [`Row`] from PostgreSQL's binary array
@@ -447,8 +487,17 @@ impl<'a> tokio_postgres::types::FromSql<'a> for Cells {
             left,
         };
         // Every element is read once to check it, so the row is never cut.
-        if elements.clone().count() != left {
+        let mut coded = false;
+        let mut count = 0;
+        for cell in elements.clone() {
+            coded |= cell.contains('\u{1}');
+            count += 1;
+        }
+        if count != left {
             return Err("a damaged array of cells".into());
+        }
+        if coded {
+            return Ok(Cells(Row::from_cells(elements.map(unstored))));
         }
         Ok(Cells(Row::from_cells_twice(elements)))
     }

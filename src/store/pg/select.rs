@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::IsolationLevel;
 
-use super::{db, row_of, Meta, Shared, META_COLUMNS};
+use super::{db, row_of, stored, Meta, Shared, META_COLUMNS};
 use crate::query::{self, Op, Query, SortKey, TableView, Test};
 use crate::store::{Error, Head, Result, Row, Selected, Snapshot};
 
@@ -33,6 +33,11 @@ struct Plan {
     condition: String,
     params: Vec<Param>,
     residual: bool,
+}
+
+/// Texts as the database keeps them.
+fn coded(values: &[String]) -> Vec<String> {
+    values.iter().map(|v| stored(v).into_owned()).collect()
 }
 
 /// A cell of the row being read, as SQL.
@@ -60,18 +65,18 @@ impl Plan {
             let cell = cell(filter.column);
             let part = match &filter.test {
                 Test::Equals(values) => {
-                    let p = plan.param(values.clone());
+                    let p = plan.param(coded(values));
                     format!("{cell} = ANY({p})")
                 }
                 Test::NotEquals(values) => {
-                    let p = plan.param(values.clone());
+                    let p = plan.param(coded(values));
                     format!("NOT ({cell} = ANY({p}))")
                 }
                 Test::Compare(o, operands) => {
                     let o = op(*o);
                     let mut any = Vec::with_capacity(operands.len());
                     for operand in operands {
-                        let text = plan.param(operand.text.clone());
+                        let text = plan.param(stored(&operand.text).into_owned());
                         any.push(match operand.number {
                             Some(number) => {
                                 let number = plan.param(number);

@@ -11,7 +11,7 @@ use futures_util::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use super::{commit_failed, db, row_of, Meta, Shared, META_COLUMNS};
+use super::{commit_failed, db, row_of, stored, Meta, Shared, META_COLUMNS};
 use crate::store::table::rules::{
     check_body_id, int_id, validate_columns, validate_fields, validate_id, without,
 };
@@ -83,7 +83,7 @@ async fn touch(
                 &meta.columns,
                 &id_col,
                 &meta.row_count,
-                &meta.max_int_id,
+                &(meta.max_int_id as i64),
                 &meta.next_seq,
             ],
         )
@@ -107,7 +107,7 @@ fn column_index(columns: &mut Vec<String>, name: &str) -> usize {
 }
 
 fn note_id(meta: &mut Meta, id: &str) {
-    if let Some(n) = int_id(id).and_then(|n| i64::try_from(n).ok()) {
+    if let Some(n) = int_id(id) {
         meta.max_int_id = meta.max_int_id.max(n);
     }
 }
@@ -129,8 +129,10 @@ async fn append(tx: &Transaction<'_>, meta: &mut Meta, rows: &[(String, Arc<Row>
     let width = meta.columns.len();
     if rows.len() < COPY_FROM_ROWS {
         for (id, row) in rows {
-            let cells: Vec<&str> = row.cells(width).collect();
-            let (nums, sorts) = numbers(&cells);
+            let given: Vec<&str> = row.cells(width).collect();
+            let (nums, sorts) = numbers(&given);
+            let kept: Vec<_> = given.iter().map(|c| stored(c)).collect();
+            let cells: Vec<&str> = kept.iter().map(|c| c.as_ref()).collect();
             tx.execute(
                 &tx.prepare_cached(
                     "INSERT INTO csvd_rows (tab, id, seq, cells, nums, sorts) \
@@ -162,8 +164,10 @@ async fn append(tx: &Transaction<'_>, meta: &mut Meta, rows: &[(String, Arc<Row>
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
     for (id, row) in rows {
-        let cells: Vec<&str> = row.cells(width).collect();
-        let (nums, sorts) = numbers(&cells);
+        let given: Vec<&str> = row.cells(width).collect();
+        let (nums, sorts) = numbers(&given);
+        let kept: Vec<_> = given.iter().map(|c| stored(c)).collect();
+        let cells: Vec<&str> = kept.iter().map(|c| c.as_ref()).collect();
         let values: [&(dyn ToSql + Sync); 6] =
             [&meta.key, id, &meta.next_seq, &cells, &nums, &sorts];
         writer.as_mut().write(&values).await.map_err(db)?;
@@ -173,14 +177,19 @@ async fn append(tx: &Transaction<'_>, meta: &mut Meta, rows: &[(String, Arc<Row>
     Ok(())
 }
 
-/// Whether any of these ids is a row of the table already: the first found.
+/// Whether any of these ids is a row of the table already: the first, in
+/// their order.
 async fn taken(tx: &Transaction<'_>, key: i64, ids: &[&str]) -> Result<Option<String>> {
     if ids.is_empty() {
         return Ok(None);
     }
     let row = tx
         .query_opt(
-            &tx.prepare_cached("SELECT id FROM csvd_rows WHERE tab = $1 AND id = ANY($2) LIMIT 1")
+            &tx.prepare_cached(
+                "SELECT g.id FROM unnest($2::text[]) WITH ORDINALITY AS g(id, n) \
+                 WHERE EXISTS (SELECT 1 FROM csvd_rows r WHERE r.tab = $1 AND r.id = g.id) \
+                 ORDER BY g.n LIMIT 1",
+            )
                 .await
                 .map_err(db)?,
             &[&key, &ids],
@@ -213,8 +222,10 @@ async fn insert_rows(
         .iter()
         .position(|c| c == id_column)
         .filter(|_| !numbered);
-    // The ids given, checked before anything is sent.
+    // The ids given, checked in body order as the file store checks them:
+    // the first that is invalid, repeated or taken refuses the insert.
     let mut given: Vec<&str> = Vec::new();
+    let mut stop = None;
     if let Some(k) = given_at {
         let mut seen = HashSet::with_capacity(rows.len());
         for row in &rows {
@@ -222,17 +233,25 @@ async fn insert_rows(
             if id.is_empty() {
                 continue;
             }
-            validate_id(id)?;
+            if let Err(err) = validate_id(id) {
+                stop = Some(err);
+                break;
+            }
             if !seen.insert(id) || pending.contains(id) {
-                return Err(Error::IdTaken(id.to_string()));
+                stop = Some(Error::IdTaken(id.to_string()));
+                break;
             }
             given.push(id);
         }
     }
-    let taken_ints: HashSet<u64> = given.iter().filter_map(|id| int_id(id)).collect();
+    // A taken id before the first refusal found here comes first.
     if let Some(id) = taken(tx, meta.key, &given).await? {
         return Err(Error::IdTaken(id));
     }
+    if let Some(err) = stop {
+        return Err(err);
+    }
+    let taken_ints: HashSet<u64> = given.iter().filter_map(|id| int_id(id)).collect();
     let map: Vec<usize> = columns
         .iter()
         .map(|c| column_index(&mut meta.columns, c))
@@ -251,10 +270,12 @@ async fn insert_rows(
                 id.to_string()
             }
             None => loop {
-                meta.max_int_id += 1;
-                let candidate = meta.max_int_id;
-                if !u64::try_from(candidate).is_ok_and(|n| taken_ints.contains(&n)) {
-                    break candidate.to_string();
+                meta.max_int_id = meta
+                    .max_int_id
+                    .checked_add(1)
+                    .ok_or_else(crate::store::table::no_id_left)?;
+                if !taken_ints.contains(&meta.max_int_id) {
+                    break meta.max_int_id.to_string();
                 }
             },
         };
@@ -445,6 +466,8 @@ pub(super) async fn put_row(
         meta.row_count += 1;
     } else {
         let (nums, sorts) = numbers(&cells);
+        let kept: Vec<_> = cells.iter().map(|c| stored(c)).collect();
+        let cells: Vec<&str> = kept.iter().map(|c| c.as_ref()).collect();
         tx.execute(
             &tx.prepare_cached(
                 "UPDATE csvd_rows SET cells = $3, nums = $4, sorts = $5 WHERE tab = $1 AND id = $2",

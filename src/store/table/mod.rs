@@ -164,10 +164,10 @@ impl Table {
         }
     }
 
-    fn next_id(&mut self) -> String {
-        let next = self.max_int_id() + 1;
+    fn next_id(&mut self) -> Result<String, Error> {
+        let next = self.max_int_id().checked_add(1).ok_or_else(no_id_left)?;
         self.max_int_id = Some(next);
-        next.to_string()
+        Ok(next.to_string())
     }
 
     fn note_id(&mut self, id: &str) {
@@ -210,7 +210,14 @@ impl Table {
             if !id.is_empty() && self.index.get(id, &self.slots) == Some(slot) {
                 continue;
             }
-            let fresh = self.next_id();
+            let fresh = match self.next_id() {
+                Ok(id) => id,
+                // No integer id is left: one past them, still unique.
+                Err(_) => (1u128..)
+                    .map(|n| (u128::from(u64::MAX) + n).to_string())
+                    .find(|id| self.index.get(id, &self.slots).is_none())
+                    .unwrap_or_default(),
+            };
             self.slots[slot] = Some(Arc::new(row.with_cell(id_col, &fresh)));
             self.index.insert(&fresh, slot);
         }
@@ -313,7 +320,7 @@ impl Table {
                 }
             } else {
                 let id = loop {
-                    let candidate = self.next_id();
+                    let candidate = self.next_id()?;
                     if int_id(&candidate).is_none_or(|n| !taken.contains(&n)) {
                         break candidate;
                     }
@@ -452,6 +459,15 @@ impl Table {
         table.renew_version();
         Ok(table)
     }
+}
+
+/// The refusal of an insert without ids into a table whose largest id is
+/// the largest integer id there is.
+pub fn no_id_left() -> Error {
+    Error::InvalidId(format!(
+        "the table's largest id is {}: no integer id is left to give; give each row an id",
+        u64::MAX
+    ))
 }
 
 /// The version of a row of a table with these columns: a hash of the
