@@ -190,8 +190,8 @@ async fn taken(tx: &Transaction<'_>, key: i64, ids: &[&str]) -> Result<Option<St
                  WHERE EXISTS (SELECT 1 FROM csvd_rows r WHERE r.tab = $1 AND r.id = g.id) \
                  ORDER BY g.n LIMIT 1",
             )
-                .await
-                .map_err(db)?,
+            .await
+            .map_err(db)?,
             &[&key, &ids],
         )
         .await
