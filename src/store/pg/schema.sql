@@ -6,6 +6,9 @@
 -- data (any text a CSV header holds, of any length), never identifiers, and
 -- a table's columns grow by appending to an array.
 
+-- Only warnings and errors: "already exists, skipping" is the usual case.
+SET LOCAL client_min_messages = warning;
+
 -- One per database: `epoch` is mixed into every version the backend hands
 -- out, so a database made anew never repeats the tags of an older one.
 CREATE TABLE IF NOT EXISTS csvd_meta (
