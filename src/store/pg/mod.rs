@@ -647,7 +647,7 @@ impl Store for PgStore {
                 },
                 Counter {
                     name: "postgres_batched_inserts_total",
-                    help: "Inserts written together with others in one transaction.",
+                    help: "Inserts without a precondition, written by their table's batches (of one or more).",
                     value: self.batched.load(Ordering::Relaxed),
                 },
                 Counter {
