@@ -111,6 +111,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CSVD_DB_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_connections: u32,
 
+    /// Seconds one request's work in a PostgreSQL database may take before
+    /// it is answered 503 (a database that stopped answering).
+    #[arg(long, env = "CSVD_DB_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_timeout: u64,
+
     /// Address and port to listen on.
     #[arg(long, env = "CSVD_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,

@@ -46,6 +46,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let pg = PgOptions {
         connections: args.db_connections as usize,
+        deadline: Duration::from_secs(args.db_timeout),
         read_only: args.read_only,
         ..PgOptions::default()
     };

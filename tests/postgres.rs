@@ -386,6 +386,9 @@ fn an_instance_killed_mid_load_loses_no_acknowledged_write() {
 struct Relay {
     port: u16,
     down: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, bytes are held, not passed on: a database that stopped
+    /// answering without closing anything.
+    frozen: Arc<std::sync::atomic::AtomicBool>,
     streams: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -394,8 +397,9 @@ impl Relay {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (d, s) = (down.clone(), streams.clone());
+        let (d, s, f) = (down.clone(), streams.clone(), frozen.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if d.load(Ordering::SeqCst) {
@@ -411,8 +415,22 @@ impl Relay {
                     (client.try_clone().unwrap(), server.try_clone().unwrap()),
                     (server, client),
                 ] {
+                    let f = f.clone();
                     std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            // Held while frozen (checked every 10 ms).
+                            while f.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
                         let _ = to.shutdown(std::net::Shutdown::Both);
                     });
                 }
@@ -421,6 +439,7 @@ impl Relay {
         Relay {
             port,
             down,
+            frozen,
             streams,
         }
     }
@@ -434,6 +453,10 @@ impl Relay {
 
     fn mend(&self) {
         self.down.store(false, Ordering::SeqCst);
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen.store(frozen, Ordering::SeqCst);
     }
 }
 
@@ -673,4 +696,46 @@ fn database_url_and_the_postgresql_scheme_name_the_database() {
     assert_eq!(seen.json()["by"], "url");
     // Nothing was made in the working directory: no `data` directory.
     assert!(!work.path().join("data").exists());
+}
+
+#[test]
+fn a_database_that_stops_answering_is_503_within_the_deadline() {
+    let Some(url) = database() else { return };
+    let (head, rest) = url.rsplit_once('@').unwrap();
+    let (host_port, db) = rest.split_once('/').unwrap();
+    let relay = Relay::to(host_port.parse().unwrap());
+    let relayed = format!("{head}@127.0.0.1:{}/{db}", relay.port);
+    let server = Server::start_source(&relayed, &["--db-timeout", "1", "--db-connections", "2"]);
+    let first = request(server.addr, "POST", "/t", &[], Some(r#"{"a":"1"}"#));
+    assert_eq!(first.status, 201, "{}", first.text());
+
+    // Nothing comes back, nothing is closed: every request still ends,
+    // 503 after the deadline, and a write says its outcome is unknown.
+    relay.freeze(true);
+    let read = request(server.addr, "GET", "/t", &[], None);
+    assert_eq!(read.status, 503, "{}", read.text());
+    assert!(
+        read.text().contains("did not answer within 1 s"),
+        "{}",
+        read.text()
+    );
+    assert!(read.header("retry-after").is_some());
+    let write = request(server.addr, "POST", "/t", &[], Some(r#"{"a":"2"}"#));
+    assert_eq!(write.status, 503, "{}", write.text());
+    assert!(outcome_unknown(&write), "{}", write.text());
+    relay.freeze(false);
+
+    // Answers again once the database does; the write that timed out was
+    // either applied or not, never half.
+    let mut rows = None;
+    for _ in 0..100 {
+        let answer = request(server.addr, "GET", "/t", &[], None);
+        if answer.status == 200 {
+            rows = Some(answer.json().as_array().unwrap().len());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rows = rows.expect("csvd answers again");
+    assert!(rows == 1 || rows == 2, "{rows} rows");
 }

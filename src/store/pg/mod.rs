@@ -45,6 +45,10 @@ pub struct PgOptions {
     /// How long a request waits for a connection, or for one to be made,
     /// before it is answered 503.
     pub wait: Duration,
+    /// How long one request's work in the database may take before it is
+    /// answered 503 (a database that stopped answering without closing its
+    /// connections).
+    pub deadline: Duration,
     /// Refuse every write.
     pub read_only: bool,
 }
@@ -54,6 +58,7 @@ impl Default for PgOptions {
         PgOptions {
             connections: 16,
             wait: Duration::from_secs(5),
+            deadline: Duration::from_secs(30),
             read_only: false,
         }
     }
@@ -73,6 +78,7 @@ pub struct Shared {
     /// Mixed into every table version (see `schema.sql`).
     epoch: u64,
     read_only: bool,
+    deadline: Duration,
     transactions: AtomicU64,
     failures: AtomicU64,
     /// Inserts written in a batch with others, and the batches.
@@ -127,6 +133,13 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.wait);
         }
+        // A database that went away without closing its connections is
+        // noticed by the kernel within about ten seconds.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3);
         if config.get_application_name().is_none() {
             config.application_name("csvd");
         }
@@ -172,6 +185,7 @@ impl PgStore {
                 id_column: id_column.to_string(),
                 epoch: xxhash_rust::xxh3::xxh3_64(epoch.as_bytes()),
                 read_only: options.read_only,
+                deadline: options.deadline,
                 transactions: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 batched: AtomicU64::new(0),
@@ -242,6 +256,31 @@ async fn write_batches(shared: Arc<Shared>, table: String, queue: Arc<Mutex<Queu
 }
 
 impl Shared {
+    /// Runs one request's work in the database within the deadline. A
+    /// read past it is refused; a write past it may have been applied (its
+    /// commit may be what did not answer), and the answer says so.
+    async fn within<T>(
+        &self,
+        write: bool,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.deadline, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                let secs = self.deadline.as_secs_f64();
+                Err(Error::Unavailable(if write {
+                    format!(
+                        "the database did not answer within {secs} s, so the write may or may not \
+                         have been applied; read it back before you repeat it"
+                    )
+                } else {
+                    format!("the database did not answer within {secs} s")
+                }))
+            }
+        }
+    }
+
     /// A connection from the pool, or 503 when none can be had in time.
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.transactions.fetch_add(1, Ordering::Relaxed);
@@ -510,79 +549,86 @@ impl<'a> tokio_postgres::types::FromSql<'a> for Cells {
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn tables(&self) -> Result<Vec<TableInfo>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "SELECT name, row_count, columns, modified, version FROM csvd_tables \
+        self.within(false, async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &client
+                        .prepare_cached(
+                            "SELECT name, row_count, columns, modified, version FROM csvd_tables \
                  ORDER BY name COLLATE \"C\"",
-                    )
-                    .await
-                    .map_err(db)?,
-                &[],
-            )
-            .await
-            .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                let count: i64 = row.try_get(1).map_err(db)?;
-                Ok(TableInfo {
-                    name: row.try_get(0).map_err(db)?,
-                    rows: usize::try_from(count).unwrap_or(0),
-                    columns: row.try_get(2).map_err(db)?,
-                    modified: row.try_get(3).map_err(db)?,
-                    version: self.version(row.try_get(4).map_err(db)?),
-                    error: None,
-                    notice: None,
+                        )
+                        .await
+                        .map_err(db)?,
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            rows.iter()
+                .map(|row| {
+                    let count: i64 = row.try_get(1).map_err(db)?;
+                    Ok(TableInfo {
+                        name: row.try_get(0).map_err(db)?,
+                        rows: usize::try_from(count).unwrap_or(0),
+                        columns: row.try_get(2).map_err(db)?,
+                        modified: row.try_get(3).map_err(db)?,
+                        version: self.version(row.try_get(4).map_err(db)?),
+                        error: None,
+                        notice: None,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     async fn select(&self, table: &str, query: &str) -> Result<Selected> {
         validate_table_name(table)?;
-        select::select(self, table, query).await
+        self.within(false, select::select(self, table, query)).await
     }
 
     async fn row(&self, table: &str, id: &str) -> Result<RowView> {
-        validate_table_name(table)?;
-        let client = self.client().await?;
-        let found = client
-            .query_opt(
-                &client
-                    .prepare_cached(
-                        "SELECT t.columns, t.id_col, t.modified, r.cells FROM csvd_tables t \
+        self.within(false, async {
+            validate_table_name(table)?;
+            let client = self.client().await?;
+            let found = client
+                .query_opt(
+                    &client
+                        .prepare_cached(
+                            "SELECT t.columns, t.id_col, t.modified, r.cells FROM csvd_tables t \
                  LEFT JOIN csvd_rows r ON r.tab = t.key AND r.id = $2 WHERE t.name = $1",
-                    )
-                    .await
-                    .map_err(db)?,
-                &[&table, &id],
-            )
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::NoTable(table.to_string()))?;
-        let cells: Option<Cells> = found.try_get(3).map_err(db)?;
-        let cells = cells.ok_or_else(|| Error::NoRow(id.to_string()))?;
-        let columns: Vec<String> = found.try_get(0).map_err(db)?;
-        let id_col: i32 = found.try_get(1).map_err(db)?;
-        let row = Arc::new(cells.0);
-        Ok(RowView {
-            version: super::table::row_version(&columns, &row),
-            columns: Arc::new(columns),
-            id_col: usize::try_from(id_col).ok(),
-            row,
-            modified: found.try_get(2).map_err(db)?,
+                        )
+                        .await
+                        .map_err(db)?,
+                    &[&table, &id],
+                )
+                .await
+                .map_err(db)?
+                .ok_or_else(|| Error::NoTable(table.to_string()))?;
+            let cells: Option<Cells> = found.try_get(3).map_err(db)?;
+            let cells = cells.ok_or_else(|| Error::NoRow(id.to_string()))?;
+            let columns: Vec<String> = found.try_get(0).map_err(db)?;
+            let id_col: i32 = found.try_get(1).map_err(db)?;
+            let row = Arc::new(cells.0);
+            Ok(RowView {
+                version: super::table::row_version(&columns, &row),
+                columns: Arc::new(columns),
+                id_col: usize::try_from(id_col).ok(),
+                row,
+                modified: found.try_get(2).map_err(db)?,
+            })
         })
+        .await
     }
 
     async fn insert(&self, table: &str, records: Records, expect: &Expect) -> Result<Written> {
         validate_table_name(table)?;
         self.writable()?;
         if expect.if_match.is_none() && expect.if_none_match.is_none() {
-            return self.queue_insert(table, records).await;
+            return self.within(true, self.queue_insert(table, records)).await;
         }
-        writes::insert(self, table, records, expect).await
+        self.within(true, writes::insert(self, table, records, expect))
+            .await
     }
 
     async fn put_row(
@@ -594,7 +640,11 @@ impl Store for PgStore {
     ) -> Result<Written> {
         validate_table_name(table)?;
         self.writable()?;
-        writes::put_row(self, table, id, record, expect, false).await
+        self.within(
+            true,
+            writes::put_row(self, table, id, record, expect, false),
+        )
+        .await
     }
 
     async fn patch_row(
@@ -606,13 +656,15 @@ impl Store for PgStore {
     ) -> Result<Written> {
         validate_table_name(table)?;
         self.writable()?;
-        writes::put_row(self, table, id, record, expect, true).await
+        self.within(true, writes::put_row(self, table, id, record, expect, true))
+            .await
     }
 
     async fn delete_row(&self, table: &str, id: &str, expect: &Expect) -> Result<()> {
         validate_table_name(table)?;
         self.writable()?;
-        writes::delete_row(self, table, id, expect).await
+        self.within(true, writes::delete_row(self, table, id, expect))
+            .await
     }
 
     async fn replace_table(
@@ -623,13 +675,15 @@ impl Store for PgStore {
     ) -> Result<(TableInfo, bool)> {
         validate_table_name(table)?;
         self.writable()?;
-        writes::replace_table(self, table, records, expect).await
+        self.within(true, writes::replace_table(self, table, records, expect))
+            .await
     }
 
     async fn delete_table(&self, table: &str, expect: &Expect) -> Result<()> {
         validate_table_name(table)?;
         self.writable()?;
-        writes::delete_table(self, table, expect).await
+        self.within(true, writes::delete_table(self, table, expect))
+            .await
     }
 
     async fn flush(&self) -> Result<()> {
