@@ -406,6 +406,32 @@ fn again(err: &Error) -> Error {
     }
 }
 
+/// Locks a table (made when `create` names its id column) and reads one
+/// of its rows, checking a row write's precondition against it.
+async fn locked_row(
+    tx: &Transaction<'_>,
+    table: &str,
+    id: &str,
+    create: Option<&str>,
+    expect: &Expect,
+) -> Result<(Meta, Option<Arc<Row>>)> {
+    let (meta, _) = lock(tx, table, create)
+        .await?
+        .ok_or_else(|| Error::NoTable(table.to_string()))?;
+    let found = tx
+        .query_opt(
+            &tx.prepare_cached("SELECT cells FROM csvd_rows WHERE tab = $1 AND id = $2")
+                .await
+                .map_err(db)?,
+            &[&meta.key, &id],
+        )
+        .await
+        .map_err(db)?;
+    let row = found.map(|row| row_of(&row, 0)).transpose()?;
+    expect.check(row.as_ref().map(|row| row_version(&meta.columns, row)))?;
+    Ok((meta, row))
+}
+
 /// `PUT` (every field given, the others empty; made when absent) or
 /// `PATCH` (the given fields; the row must exist) of one row.
 pub(super) async fn put_row(
@@ -425,20 +451,7 @@ pub(super) async fn put_row(
     let mut client = store.client().await?;
     let tx = client.transaction().await.map_err(db)?;
     let create = (!patch).then_some(id_column);
-    let (mut meta, _) = lock(&tx, table, create)
-        .await?
-        .ok_or_else(|| Error::NoTable(table.to_string()))?;
-    let found = tx
-        .query_opt(
-            &tx.prepare_cached("SELECT cells FROM csvd_rows WHERE tab = $1 AND id = $2")
-                .await
-                .map_err(db)?,
-            &[&meta.key, &id],
-        )
-        .await
-        .map_err(db)?;
-    let base = found.map(|row| row_of(&row, 0)).transpose()?;
-    expect.check(base.as_ref().map(|row| row_version(&meta.columns, row)))?;
+    let (mut meta, base) = locked_row(&tx, table, id, create, expect).await?;
     if patch && base.is_none() {
         return Err(Error::NoRow(id.to_string()));
     }
@@ -500,20 +513,7 @@ pub(super) async fn delete_row(
 ) -> Result<()> {
     let mut client = store.client().await?;
     let tx = client.transaction().await.map_err(db)?;
-    let (mut meta, _) = lock(&tx, table, None)
-        .await?
-        .ok_or_else(|| Error::NoTable(table.to_string()))?;
-    let found = tx
-        .query_opt(
-            &tx.prepare_cached("SELECT cells FROM csvd_rows WHERE tab = $1 AND id = $2")
-                .await
-                .map_err(db)?,
-            &[&meta.key, &id],
-        )
-        .await
-        .map_err(db)?;
-    let base = found.map(|row| row_of(&row, 0)).transpose()?;
-    expect.check(base.as_ref().map(|row| row_version(&meta.columns, row)))?;
+    let (mut meta, base) = locked_row(&tx, table, id, None, expect).await?;
     if base.is_none() {
         return Err(Error::NoRow(id.to_string()));
     }
