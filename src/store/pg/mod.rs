@@ -224,11 +224,33 @@ impl PgStore {
 
 /// Writes a table's queued inserts, a batch at a time, until none waits.
 async fn write_batches(shared: Arc<Shared>, table: String, queue: Arc<Mutex<Queue>>) {
+    // Should this task ever end otherwise than by finding the queue empty
+    // (a panic), the inserts waiting are refused and the next insert
+    // starts a new task, instead of every later insert waiting for ever.
+    struct Ending(Arc<Mutex<Queue>>, bool);
+    impl Drop for Ending {
+        fn drop(&mut self) {
+            if !self.1 {
+                return;
+            }
+            let mut q = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            q.writing = false;
+            for (_, reply) in q.waiting.drain(..) {
+                let _ = reply.send(Err(Error::Unavailable(
+                    "the writer of this table stopped; nothing of this insert was written".into(),
+                )));
+            }
+        }
+    }
+    let mut ending = Ending(queue.clone(), true);
     loop {
         let batch = {
             let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
             if q.waiting.is_empty() {
+                // Ended as it should, under the lock: a writer started
+                // from now on is another task's.
                 q.writing = false;
+                ending.1 = false;
                 return;
             }
             let mut rows = 0;
