@@ -115,7 +115,10 @@ impl IntoResponse for Problem {
         response.extensions_mut().insert(self.clone());
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if self.kind == "storage-unavailable" || self.kind == "busy" {
+        if matches!(
+            self.kind,
+            "storage-unavailable" | "outcome-unknown" | "busy"
+        ) {
             // The store retries recovery on its own, within seconds; large
             // writes in flight take seconds.
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -149,6 +152,7 @@ impl From<store::Error> for Problem {
             E::BrokenTable { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "broken-table"),
             E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
             E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage-unavailable"),
+            E::OutcomeUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, "outcome-unknown"),
         };
         let mut problem = Problem::new(status, kind, err.to_string());
         if let E::BrokenTable { table, reason } = &err {

@@ -174,6 +174,11 @@ pub enum Error {
     /// failure (or cannot, and says why).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The store became unavailable while a write was being made durable
+    /// (a database connection lost during its commit): it may or may not
+    /// have been applied, and a client must read before it repeats it.
+    #[error("storage unavailable: {0}")]
+    OutcomeUnknown(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -216,9 +216,13 @@ impl PgStore {
             // that started it goes away.
             tokio::spawn(write_batches(self.shared.clone(), table.to_string(), queue));
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(Error::Unavailable("the write was not finished".into())))
+        answer.await.unwrap_or_else(|_| {
+            Err(Error::OutcomeUnknown(
+                "the write was cut short, so it may or may not have been applied; read it \
+                     back before you repeat it"
+                    .into(),
+            ))
+        })
     }
 }
 
@@ -291,14 +295,14 @@ impl Shared {
             Err(_) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 let secs = self.deadline.as_secs_f64();
-                Err(Error::Unavailable(if write {
-                    format!(
+                Err(if write {
+                    Error::OutcomeUnknown(format!(
                         "the database did not answer within {secs} s, so the write may or may not \
                          have been applied; read it back before you repeat it"
-                    )
+                    ))
                 } else {
-                    format!("the database did not answer within {secs} s")
-                }))
+                    Error::Unavailable(format!("the database did not answer within {secs} s"))
+                })
             }
         }
     }
@@ -412,7 +416,7 @@ fn db(err: tokio_postgres::Error) -> Error {
 /// may have been applied, and the client is told so.
 fn commit_failed(err: tokio_postgres::Error) -> Error {
     if err.as_db_error().is_none() {
-        Error::Unavailable(format!(
+        Error::OutcomeUnknown(format!(
             "the connection to the database was lost while the write was committed, so it may \
              or may not have been applied; read it back before you repeat it ({})",
             describe(&err)

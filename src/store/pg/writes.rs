@@ -401,6 +401,7 @@ fn refused(err: &Error) -> bool {
 fn again(err: &Error) -> Error {
     match err {
         Error::Unavailable(why) => Error::Unavailable(why.clone()),
+        Error::OutcomeUnknown(why) => Error::OutcomeUnknown(why.clone()),
         Error::NoTable(name) => Error::NoTable(name.clone()),
         other => Error::Io(std::io::Error::other(other.to_string())),
     }
