@@ -586,3 +586,23 @@ fn a_database_that_stops_answering_is_503_within_the_deadline() {
     let rows = rows.expect("csvd answers again");
     assert!(rows == 1 || rows == 2, "{rows} rows");
 }
+
+#[test]
+fn a_user_who_may_not_create_tables_is_told_what_csvd_needs() {
+    let Some(pg) = pg::available() else { return };
+    let url = pg.fresh_database();
+    let user = format!("csvd_guest_{}", std::process::id());
+    pg.psql(&url, &format!("CREATE USER \"{user}\""));
+    pg.psql(&url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    let (_, rest) = url.split_once("://").unwrap();
+    let (_, host_db) = rest.split_once('@').unwrap();
+    let guest = format!("postgres://{user}@{host_db}");
+    let out = Command::new(BIN)
+        .args(["serve", &guest, "--bind", "127.0.0.1:0"])
+        .output()
+        .expect("run csvd");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("permission denied"), "{said}");
+    assert!(said.contains("give its user CREATE"), "{said}");
+}

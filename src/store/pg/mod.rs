@@ -165,9 +165,19 @@ impl PgStore {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await?;
-        tx.batch_execute(SCHEMA)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot set up csvd's tables in the database: {e}"))?;
+        tx.batch_execute(SCHEMA).await.map_err(|e| {
+            let hint = if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+            {
+                "; csvd creates its tables (csvd_tables, csvd_rows, …) at start: give its user \
+                 CREATE on the schema, or the database (createdb -O USER)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!(
+                "cannot set up csvd's tables in the database: {}{hint}",
+                describe(&e)
+            )
+        })?;
         let epoch: String = tx
             .query_one(
                 &tx.prepare_cached("SELECT value FROM csvd_meta WHERE key = 'epoch'")
