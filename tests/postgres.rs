@@ -606,3 +606,63 @@ fn a_user_who_may_not_create_tables_is_told_what_csvd_needs() {
     assert!(said.contains("permission denied"), "{said}");
     assert!(said.contains("give its user CREATE"), "{said}");
 }
+
+#[test]
+fn a_database_not_in_utf8_is_refused_with_the_reason() {
+    let Some(pg) = pg::available() else { return };
+    let url = pg.fresh_database();
+    let name = format!("csvd_latin_{}", std::process::id());
+    pg.psql(
+        &url,
+        &format!(
+            "CREATE DATABASE \"{name}\" ENCODING 'LATIN1' TEMPLATE template0 \
+             LC_COLLATE 'C' LC_CTYPE 'C'"
+        ),
+    );
+    let latin = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    let out = Command::new(BIN)
+        .args(["serve", &latin, "--bind", "127.0.0.1:0"])
+        .output()
+        .expect("run csvd");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("encoding is LATIN1") && said.contains("UTF8"),
+        "{said}"
+    );
+}
+
+#[test]
+fn writes_keep_working_on_a_database_whose_default_is_serializable() {
+    let Some(url) = database() else { return };
+    let db = url.rsplit_once('/').unwrap().1.to_string();
+    pg::available().unwrap().psql(
+        &url,
+        &format!("ALTER DATABASE \"{db}\" SET default_transaction_isolation = 'serializable'"),
+    );
+    let servers: Vec<Server> = (0..2).map(|_| Server::start_source(&url, &[])).collect();
+    let made = request(servers[0].addr, "PUT", "/s/1", &[], Some(r#"{"n":"0"}"#));
+    assert_eq!(made.status, 201, "{}", made.text());
+    // Writers on both instances at once, to one table: none is refused.
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let addr = servers[w % 2].addr;
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|i| {
+                        let post = request(addr, "POST", "/s", &[], Some(r#"{"n":"1"}"#));
+                        let body = format!(r#"{{"n":"{w}-{i}"}}"#);
+                        let patch = request(addr, "PATCH", "/s/1", &[], Some(&body));
+                        (post.status, patch.status)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for writer in writers {
+        for (post, patch) in writer.join().unwrap() {
+            assert_eq!((post, patch), (201, 200));
+        }
+    }
+    assert_eq!(ids(servers[1].addr, "s").len(), 81);
+}

@@ -162,6 +162,16 @@ impl PgStore {
             .get()
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to {}: {}", redact(url), pool_error(e)))?;
+        let encoding: String = client
+            .query_one("SHOW server_encoding", &[])
+            .await?
+            .try_get(0)?;
+        if encoding != "UTF8" {
+            anyhow::bail!(
+                "the database's encoding is {encoding}: csvd keeps text as UTF-8 and needs a \
+                 UTF8 database (createdb -E UTF8 -T template0 …)"
+            );
+        }
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await?;

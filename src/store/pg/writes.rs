@@ -18,6 +18,19 @@ use crate::store::table::rules::{
 use crate::store::table::{row_version, Table};
 use crate::store::{Error, Expect, Fields, Records, Result, Row, TableInfo, Written};
 
+/// A write's transaction: read committed whatever the database's default
+/// (each write locks its table's row first, which is what serialises
+/// writes; a stricter default would only add refusals to retry).
+async fn begin(
+    client: &mut deadpool_postgres::Object,
+) -> std::result::Result<Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+}
+
 /// Rows written with one `INSERT` each below this; by `COPY` from it on.
 const COPY_FROM_ROWS: usize = 8;
 
@@ -320,7 +333,7 @@ pub(super) async fn insert(
 ) -> Result<Written> {
     let id_column = store.id_column.as_str();
     let mut client = store.client().await?;
-    let tx = client.transaction().await.map_err(db)?;
+    let tx = begin(&mut client).await.map_err(db)?;
     let (mut meta, created) = lock(&tx, table, Some(id_column))
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
@@ -349,7 +362,7 @@ pub(super) async fn insert_batch(
         Ok(client) => client,
         Err(err) => return failed(err),
     };
-    let tx = match client.transaction().await {
+    let tx = match begin(&mut client).await {
         Ok(tx) => tx,
         Err(err) => return failed(db(err)),
     };
@@ -450,7 +463,7 @@ pub(super) async fn put_row(
     validate_fields(&record)?;
     check_body_id(&record, id, id_column)?;
     let mut client = store.client().await?;
-    let tx = client.transaction().await.map_err(db)?;
+    let tx = begin(&mut client).await.map_err(db)?;
     let create = (!patch).then_some(id_column);
     let (mut meta, base) = locked_row(&tx, table, id, create, expect).await?;
     if patch && base.is_none() {
@@ -513,7 +526,7 @@ pub(super) async fn delete_row(
     expect: &Expect,
 ) -> Result<()> {
     let mut client = store.client().await?;
-    let tx = client.transaction().await.map_err(db)?;
+    let tx = begin(&mut client).await.map_err(db)?;
     let (mut meta, base) = locked_row(&tx, table, id, None, expect).await?;
     if base.is_none() {
         return Err(Error::NoRow(id.to_string()));
@@ -543,7 +556,7 @@ pub(super) async fn replace_table(
     // records are there already), then copied in.
     let built = Table::from_records(records, id_column, 0)?;
     let mut client = store.client().await?;
-    let tx = client.transaction().await.map_err(db)?;
+    let tx = begin(&mut client).await.map_err(db)?;
     let (mut meta, created) = lock(&tx, table, Some(id_column))
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
@@ -588,7 +601,7 @@ pub(super) async fn replace_table(
 
 pub(super) async fn delete_table(store: &Shared, table: &str, expect: &Expect) -> Result<()> {
     let mut client = store.client().await?;
-    let tx = client.transaction().await.map_err(db)?;
+    let tx = begin(&mut client).await.map_err(db)?;
     let (meta, _) = lock(&tx, table, None)
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
