@@ -61,6 +61,9 @@ impl Shell<'_> {
         let request = RequestArgs {
             url: path,
             items: Vec::new(),
+            raw: None,
+            offline: false,
+            curl: false,
             options: Default::default(),
             tls: TlsOptions::default(),
             hops: Default::default(),
