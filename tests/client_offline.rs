@@ -245,6 +245,7 @@ fn content_types_methods_and_heads() {
     assert_eq!(raw.request_line, "PUT /p HTTP/1.1");
     assert_eq!(raw.header("content-type"), Some("application/json"));
     assert_eq!(raw.header("content-length"), Some("1"));
+    assert_eq!(raw.header("accept"), Some("application/json, */*;q=0.5"));
     let typed = offline(
         d,
         &["post", ":8080/p", "--raw", "a,b", "Content-Type:text/csv"],
@@ -549,7 +550,7 @@ fn the_bodies_are_those_httpie_builds() {
             (flags, rest)
         };
         let theirs = Command::new(&http)
-            .args(["--offline", "--ignore-stdin", "--print=B"])
+            .args(["--offline", "--ignore-stdin", "--print=HB"])
             .args(&flags)
             .args(["POST", url])
             .args(&rest)
@@ -568,13 +569,46 @@ fn the_bodies_are_those_httpie_builds() {
             "{what}: HTTPie refused it: {}",
             String::from_utf8_lossy(&theirs.stderr)
         );
+        let out = theirs.stdout;
+        let end = out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("HTTPie's head");
+        let head = String::from_utf8_lossy(&out[..end]).into_owned();
+        let body = &out[end + 4..];
+        let mut lines = head.split("\r\n");
+        assert_eq!(lines.next(), Some(ours.request_line.as_str()), "{what}");
+        let header = |name: &str| {
+            head.split("\r\n")
+                .skip(1)
+                .filter_map(|line| line.split_once(": "))
+                .find(|(have, _)| have.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.to_string())
+        };
+        // The type itself; csvd adds no charset parameter to forms.
+        let essence = |value: Option<&str>| {
+            value.map(|value| {
+                value
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            })
+        };
+        assert_eq!(
+            essence(ours.header("content-type")),
+            essence(header("content-type").as_deref()),
+            "{what}"
+        );
+        assert_eq!(ours.header("accept"), header("accept").as_deref(), "{what}");
         if matches!(expect, Expect::Json(_)) {
-            let theirs: Value = serde_json::from_slice(&theirs.stdout).unwrap();
+            let theirs: Value = serde_json::from_slice(body).unwrap();
             assert_eq!(ours.json(), theirs, "{what}");
         } else {
             assert_eq!(
                 String::from_utf8_lossy(&ours.body),
-                String::from_utf8_lossy(&theirs.stdout).trim_end_matches('\n'),
+                String::from_utf8_lossy(body).trim_end_matches('\n'),
                 "{what}"
             );
         }

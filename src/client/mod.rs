@@ -105,11 +105,10 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     let encoding = encoding(&args.options);
     let mut prepared = Prepared::new(method, url, &items, encoding)?;
     if let Some(raw) = &args.raw {
-        if let Some(item) = items
+        if items
             .iter()
-            .find(|item| item.is_data() || matches!(item, Item::BodyFile(_)))
+            .any(|item| item.is_data() || matches!(item, Item::BodyFile(_)))
         {
-            let _ = item;
             return Err(ClientError::item(
                 "--raw",
                 "the body is given by --raw: it cannot be combined with data fields or @file",
@@ -123,6 +122,13 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
             Encoding::Auto | Encoding::Json => "application/json",
         };
         prepared = prepared.with_body(bytes::Bytes::from(raw.clone()), content_type);
+        // A JSON body asks for JSON back, as data fields do.
+        let accept_given = items.iter().any(
+            |item| matches!(item, Item::Header { name, .. } if *name == hyper::header::ACCEPT),
+        );
+        if matches!(encoding, Encoding::Auto | Encoding::Json) && !accept_given {
+            prepared.set_accept_json();
+        }
     }
     redirect::authorize(&mut prepared, &items, &args.hops)?;
     if args.offline || args.curl {

@@ -138,6 +138,15 @@ impl Prepared {
         self
     }
 
+    /// Asks for JSON, or whatever the server has (a `--raw` JSON body).
+    pub fn set_accept_json(&mut self) {
+        for (name, value) in &mut self.headers {
+            if *name == header::ACCEPT {
+                *value = HeaderValue::from_static(ACCEPT_JSON);
+            }
+        }
+    }
+
     /// The value of a header, if it is set.
     pub fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
         self.headers

@@ -120,6 +120,17 @@ impl Shell<'_> {
                  `Authorization:` header",
             ));
         }
+        let one_shot_only = [
+            (request.raw.is_some(), "--raw"),
+            (request.offline, "--offline"),
+            (request.curl, "--curl"),
+        ];
+        if let Some((_, flag)) = one_shot_only.iter().find(|(given, _)| *given) {
+            return Err(ClientError::item(
+                flag,
+                "only the one-shot commands (`csvd post … --offline`) take it",
+            ));
+        }
         let url = self.base.resolve(&request.url)?;
         let mut line_items = parse_items(&request.items)?;
         let (json, fields) = match body {
