@@ -317,7 +317,7 @@ fn multipart_bodies_are_built_part_by_part() {
             "name=kim",
             "photo@cat.png",
             "bio=@bio.txt",
-            "data@blob.bin",
+            "data@blob.bin;type=text/x-blob",
         ],
     );
     assert_eq!(built.code, 0, "{}", built.stderr);
@@ -344,7 +344,7 @@ fn multipart_bodies_are_built_part_by_part() {
                 b"likes tea\n".to_vec()
             ),
             (
-                "Content-Disposition: form-data; name=\"data\"; filename=\"blob.bin\"\r\nContent-Type: application/octet-stream"
+                "Content-Disposition: form-data; name=\"data\"; filename=\"blob.bin\"\r\nContent-Type: text/x-blob"
                     .to_string(),
                 b"\x00\x01\x02".to_vec()
             ),

@@ -34,8 +34,13 @@ pub enum Item {
     /// `@file`: the whole body, streamed from a file (`@-`: read from
     /// standard input).
     BodyFile(PathBuf),
-    /// `photo@cat.png`: a file part of a multipart form.
-    Upload { name: String, path: PathBuf },
+    /// `photo@cat.png`: a file part of a multipart form;
+    /// `photo@cat;type=image/png` names its content type.
+    Upload {
+        name: String,
+        path: PathBuf,
+        content_type: Option<HeaderValue>,
+    },
 }
 
 /// The separators, longest first so that `:=@` wins over `:=` and `:`
@@ -105,10 +110,20 @@ impl Item {
                 name,
                 path: file(":=@")?,
             },
-            "@" => Item::Upload {
-                name,
-                path: file("@")?,
-            },
+            "@" => {
+                let (path, content_type) = match value.rsplit_once(";type=") {
+                    Some((path, content_type)) => (path, Some(header_value(text, content_type)?)),
+                    None => (value, None),
+                };
+                if path.is_empty() {
+                    return Err(ClientError::item(text, "`@` needs a file name after it"));
+                }
+                Item::Upload {
+                    name,
+                    path: PathBuf::from(path),
+                    content_type,
+                }
+            }
             "==" => Item::Query {
                 name: plain(&name),
                 value: value.to_string(),
@@ -268,6 +283,22 @@ mod tests {
             }
         );
         assert_eq!(item("@people.csv"), Item::BodyFile("people.csv".into()));
+        assert_eq!(
+            item("photo@cat.png"),
+            Item::Upload {
+                name: "photo".into(),
+                path: "cat.png".into(),
+                content_type: None
+            }
+        );
+        assert_eq!(
+            item("photo@cat;type=image/png"),
+            Item::Upload {
+                name: "photo".into(),
+                path: "cat".into(),
+                content_type: Some(HeaderValue::from_static("image/png"))
+            }
+        );
     }
 
     #[test]
@@ -306,6 +337,7 @@ mod tests {
         assert!(error("Bad Header:x").contains("not a valid header name"));
         assert!(error("@").contains("needs a file name"));
         assert!(error("bio=@").contains("needs a file name"));
+        assert!(error("photo@;type=image/png").contains("needs a file name"));
         assert!(error("x;y").contains("expected name=text"));
     }
 }

@@ -202,7 +202,7 @@ fn body(items: &[Item], encoding: Encoding) -> Result<(Payload, Option<HeaderVal
                 Encoding::Multipart => multipart(items)?,
                 Encoding::Form if uploads => multipart(items)?,
                 _ if uploads => {
-                    let Some(Item::Upload { name, path }) = items
+                    let Some(Item::Upload { name, path, .. }) = items
                         .iter()
                         .find(|item| matches!(item, Item::Upload { .. }))
                     else {
@@ -300,7 +300,7 @@ fn item_text(item: &Item) -> String {
         Item::FieldFile { name, path } => format!("{name}=@{}", path.display()),
         Item::Json { name, value } => format!("{name}:={value}"),
         Item::JsonFile { name, path } => format!("{name}:=@{}", path.display()),
-        Item::Upload { name, path } => format!("{name}@{}", path.display()),
+        Item::Upload { name, path, .. } => format!("{name}@{}", path.display()),
         _ => String::new(),
     }
 }
@@ -370,7 +370,11 @@ fn multipart(items: &[Item]) -> Result<(Payload, Option<HeaderValue>), ClientErr
                 body.extend_from_slice(value.as_bytes());
                 body.extend_from_slice(b"\r\n");
             }
-            Item::Upload { name, path } => {
+            Item::Upload {
+                name,
+                path,
+                content_type,
+            } => {
                 let bytes = std::fs::read(path).map_err(|error| ClientError::file(path, error))?;
                 let filename = path
                     .file_name()
@@ -381,7 +385,10 @@ fn multipart(items: &[Item]) -> Result<(Payload, Option<HeaderValue>), ClientErr
                         "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
                         quoted(&plain(name)),
                         quoted(&filename),
-                        part_type_of(path)
+                        content_type
+                            .as_ref()
+                            .and_then(|value| value.to_str().ok())
+                            .unwrap_or_else(|| part_type_of(path))
                     )
                     .as_bytes(),
                 );
