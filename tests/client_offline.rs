@@ -357,6 +357,13 @@ fn multipart_bodies_are_built_part_by_part() {
         .header("content-type")
         .unwrap()
         .starts_with("multipart/form-data; boundary="));
+    let empty = offline(dir.path(), &["post", ":8080/p", "--multipart"]);
+    let boundary = empty
+        .header("content-type")
+        .unwrap()
+        .strip_prefix("multipart/form-data; boundary=")
+        .unwrap();
+    assert_eq!(empty.body, format!("--{boundary}--\r\n").into_bytes());
     let json = offline(dir.path(), &["post", ":8080/p", "--multipart", "n:=1"]);
     assert_eq!(json.code, 1);
 }

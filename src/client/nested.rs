@@ -14,6 +14,9 @@ use super::error::ClientError;
 /// Indexes above this are refused rather than filled with nulls.
 const MAX_INDEX: usize = 100_000;
 
+/// Paths deeper than this are refused (a body nested without end).
+const MAX_DEPTH: usize = 100;
+
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq)]
 enum Step {
@@ -83,6 +86,9 @@ fn parse(item: &str, name: &str) -> Result<Vec<Step>, ClientError> {
         };
         root = false;
         steps.push(step);
+        if steps.len() > MAX_DEPTH {
+            return Err(error(format!("paths go {MAX_DEPTH} levels deep at most")));
+        }
     }
     Ok(steps)
 }
@@ -273,6 +279,10 @@ mod tests {
         assert!(error(&[("a[-1]", json!(1))]).contains("negative indexes"));
         assert!(error(&[("a[99999999]", json!(1))]).contains("indexes go up to"));
         assert!(error(&[("[x]", json!(1))]).contains("top-level array"));
+        let deep = format!("a{}", "[]".repeat(100));
+        assert!(error(&[(deep.as_str(), json!(1))]).contains("100 levels deep"));
+        let deep = format!("a{}", "[]".repeat(99));
+        assert!(body(&[(deep.as_str(), json!(1))]).is_ok());
         assert_eq!(
             error(&[("a[b]", json!(1)), ("a[]", json!(2))]),
             "invalid request item `a[]`: `a` is an object here, but `a[]` needs an array"

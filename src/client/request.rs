@@ -195,7 +195,8 @@ fn body(items: &[Item], encoding: Encoding) -> Result<(Payload, Option<HeaderVal
         )
     };
     match files.as_slice() {
-        [] if !has_data => Ok((Payload::Empty, None)),
+        // `--multipart` sends a form even with no field in it.
+        [] if !has_data && encoding != Encoding::Multipart => Ok((Payload::Empty, None)),
         [] => {
             let uploads = items.iter().any(|item| matches!(item, Item::Upload { .. }));
             Ok(match encoding {
