@@ -44,6 +44,10 @@ pub enum Command {
     Patch(RequestArgs),
     /// Send a DELETE request.
     Delete(RequestArgs),
+    /// Send an OPTIONS request.
+    Options(RequestArgs),
+    /// Send a request with any method: `csvd request PROPFIND URL …`.
+    Request(MethodArgs),
     /// Interactive HTTP shell.
     Shell(ShellArgs),
     /// Send bytes verbatim to HOST:PORT and print what comes back.
@@ -327,8 +331,11 @@ pub enum SyncMode {
   Header;            header with an empty value
   bio=@bio.txt       string field read from a file
   meta:=@meta.json   raw JSON field read from a file
+  photo@cat.png      file part of a multipart form (with --form or --multipart)
   @people.csv        the whole body from a file (streamed)
   @-                 the whole body from standard input
+  user[name]=kim     nested JSON: {\"user\":{\"name\":\"kim\"}}; tags[]=a appends,
+                     rows[0][id]:=1 sets by index, []:=1 makes a top-level array
 
 Examples:
   csvd get :8080/people name==kim
@@ -346,6 +353,19 @@ pub struct RequestArgs {
     /// Request items (see below).
     pub items: Vec<String>,
 
+    /// Send this text as the body, as it is (no data items with it).
+    #[arg(long, value_name = "BODY")]
+    pub raw: Option<String>,
+
+    /// Print the request that would be sent (`--print` H and B choose the
+    /// parts) and send nothing.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Print an equivalent curl command and send nothing.
+    #[arg(long, conflicts_with = "offline")]
+    pub curl: bool,
+
     #[command(flatten)]
     pub options: RequestOptions,
 
@@ -358,6 +378,17 @@ pub struct RequestArgs {
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+/// `csvd request METHOD URL [items…]`.
+#[derive(Debug, Clone, Args)]
+#[command(disable_help_flag = true)]
+pub struct MethodArgs {
+    /// The method, any token (`GET`, `PROPFIND`, …; sent in capitals).
+    pub method: String,
+
+    #[command(flatten)]
+    pub request: RequestArgs,
 }
 
 /// Redirects and credentials of the one-shot commands.
@@ -402,6 +433,11 @@ pub struct RequestOptions {
     /// Send data fields as an HTML form (application/x-www-form-urlencoded).
     #[arg(short, long, group = "encoding")]
     pub form: bool,
+
+    /// Send data fields and `name@file` parts as multipart/form-data
+    /// (`--form` does too when there is a file part).
+    #[arg(long, group = "encoding")]
+    pub multipart: bool,
 
     /// Send data fields as a one-row CSV (header line + row) and ask for CSV.
     #[arg(long, group = "encoding")]

@@ -195,6 +195,12 @@ fn an_unreachable_base_is_reported_and_the_shell_stays() {
         .exp_string("csvd: connection refused by 127.0.0.1:")
         .unwrap();
     shell.exp_string("> ").unwrap();
+    // Flags of the one-shot commands alone are refused, not ignored.
+    shell.send_line("post /people a=1 --offline").unwrap();
+    shell
+        .exp_string("`--offline`: only the one-shot commands")
+        .unwrap();
+    shell.exp_string("> ").unwrap();
     leave(shell);
 }
 

@@ -34,14 +34,24 @@ pub enum Item {
     /// `@file`: the whole body, streamed from a file (`@-`: read from
     /// standard input).
     BodyFile(PathBuf),
+    /// `photo@cat.png`: a file part of a multipart form;
+    /// `photo@cat;type=image/png` names its content type.
+    Upload {
+        name: String,
+        path: PathBuf,
+        content_type: Option<HeaderValue>,
+    },
 }
 
 /// The separators, longest first so that `:=@` wins over `:=` and `:`
 /// where they start at the same place.
 pub const SEPARATORS: [&str; 7] = [":=@", "==", ":=", "=@", "=", ":", ";"];
 
+/// Those of a request item: the data separators and `@` (a file part).
+const ITEM_SEPARATORS: [&str; 8] = [":=@", "==", ":=", "=@", "=", ":", ";", "@"];
+
 const SYNTAX: &str = "expected name=text, name:=json, name==query, Header:value, \
-                      name=@file, name:=@file.json or @file";
+                      name=@file, name:=@file.json, name@file or @file";
 
 impl Item {
     /// Parses one item. The first separator in the text decides its kind
@@ -100,19 +110,33 @@ impl Item {
                 name,
                 path: file(":=@")?,
             },
+            "@" => {
+                let (path, content_type) = match value.rsplit_once(";type=") {
+                    Some((path, content_type)) => (path, Some(header_value(text, content_type)?)),
+                    None => (value, None),
+                };
+                if path.is_empty() {
+                    return Err(ClientError::item(text, "`@` needs a file name after it"));
+                }
+                Item::Upload {
+                    name,
+                    path: PathBuf::from(path),
+                    content_type,
+                }
+            }
             "==" => Item::Query {
-                name,
+                name: plain(&name),
                 value: value.to_string(),
             },
             ":" => Item::Header {
-                name: header_name(text, &name)?,
+                name: header_name(text, &plain(&name))?,
                 value: match value.trim() {
                     "" => None,
                     value => Some(header_value(text, value)?),
                 },
             },
             _ if value.is_empty() => Item::Header {
-                name: header_name(text, &name)?,
+                name: header_name(text, &plain(&name))?,
                 value: Some(HeaderValue::from_static("")),
             },
             _ => return Err(ClientError::item(text, SYNTAX)),
@@ -123,9 +147,37 @@ impl Item {
     pub fn is_data(&self) -> bool {
         matches!(
             self,
-            Item::Field { .. } | Item::FieldFile { .. } | Item::Json { .. } | Item::JsonFile { .. }
+            Item::Field { .. }
+                | Item::FieldFile { .. }
+                | Item::Json { .. }
+                | Item::JsonFile { .. }
+                | Item::Upload { .. }
         )
     }
+}
+
+/// A name with the escapes kept for nested JSON paths (`\[`, `\]`, `\7`)
+/// taken out: the name a form, a query or a header uses.
+pub fn plain(name: &str) -> String {
+    let mut plain = String::with_capacity(name.len());
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(&next) = chars.peek().filter(|&&next| kept_escape(next)) {
+                plain.push(next);
+                chars.next();
+                continue;
+            }
+        }
+        plain.push(c);
+    }
+    plain
+}
+
+/// The escaped characters whose backslash stays in a data field's name,
+/// for the nested JSON path to read.
+fn kept_escape(c: char) -> bool {
+    matches!(c, '[' | ']' | '\\') || c.is_ascii_digit()
 }
 
 /// Finds the first separator, honouring backslash escapes in the name.
@@ -135,12 +187,17 @@ fn split(text: &str) -> Option<(String, &'static str, &str)> {
     while let Some((at, c)) = chars.next() {
         if c == '\\' {
             match chars.next() {
-                Some((_, escaped)) => name.push(escaped),
+                Some((_, escaped)) => {
+                    if kept_escape(escaped) {
+                        name.push('\\');
+                    }
+                    name.push(escaped);
+                }
                 None => name.push(c),
             }
             continue;
         }
-        if let Some(separator) = SEPARATORS.iter().find(|s| text[at..].starts_with(*s)) {
+        if let Some(separator) = ITEM_SEPARATORS.iter().find(|s| text[at..].starts_with(*s)) {
             return Some((name, separator, &text[at + separator.len()..]));
         }
         name.push(c);
@@ -226,6 +283,22 @@ mod tests {
             }
         );
         assert_eq!(item("@people.csv"), Item::BodyFile("people.csv".into()));
+        assert_eq!(
+            item("photo@cat.png"),
+            Item::Upload {
+                name: "photo".into(),
+                path: "cat.png".into(),
+                content_type: None
+            }
+        );
+        assert_eq!(
+            item("photo@cat;type=image/png"),
+            Item::Upload {
+                name: "photo".into(),
+                path: "cat".into(),
+                content_type: Some(HeaderValue::from_static("image/png"))
+            }
+        );
     }
 
     #[test]
@@ -264,6 +337,7 @@ mod tests {
         assert!(error("Bad Header:x").contains("not a valid header name"));
         assert!(error("@").contains("needs a file name"));
         assert!(error("bio=@").contains("needs a file name"));
+        assert!(error("photo@;type=image/png").contains("needs a file name"));
         assert!(error("x;y").contains("expected name=text"));
     }
 }

@@ -30,6 +30,8 @@ mod error;
 mod exchange;
 mod items;
 mod json;
+mod nested;
+mod offline;
 mod print;
 mod raw;
 mod redirect;
@@ -74,6 +76,17 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Put(args) => runtime.block_on(one_shot(Method::PUT, args)),
         Command::Patch(args) => runtime.block_on(one_shot(Method::PATCH, args)),
         Command::Delete(args) => runtime.block_on(one_shot(Method::DELETE, args)),
+        Command::Options(args) => runtime.block_on(one_shot(Method::OPTIONS, args)),
+        Command::Request(args) => {
+            let method =
+                Method::from_bytes(args.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                    anyhow::anyhow!(
+                        "`{}` is not a method: expected a token such as GET or PROPFIND",
+                        args.method
+                    )
+                })?;
+            runtime.block_on(one_shot(method, args.request))
+        }
         Command::Shell(args) => shell::run(args, &runtime),
         Command::Raw(args) => runtime.block_on(raw::run(args)),
         Command::Serve(_) | Command::Copy(_) => anyhow::bail!("not a client command"),
@@ -89,8 +102,54 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     let url = Url::parse(&args.url)?;
     let tls = Tls::new(&args.tls)?;
     let items = parse_items(&args.items)?;
-    let mut prepared = Prepared::new(method, url, &items, encoding(&args.options))?;
+    let encoding = encoding(&args.options);
+    let mut prepared = Prepared::new(method, url, &items, encoding)?;
+    if let Some(raw) = &args.raw {
+        if items
+            .iter()
+            .any(|item| item.is_data() || matches!(item, Item::BodyFile(_)))
+        {
+            return Err(ClientError::item(
+                "--raw",
+                "the body is given by --raw: it cannot be combined with data fields or @file",
+            )
+            .into());
+        }
+        let content_type = match encoding {
+            Encoding::Form => "application/x-www-form-urlencoded",
+            Encoding::Csv => "text/csv",
+            Encoding::Multipart => "multipart/form-data",
+            Encoding::Auto | Encoding::Json => "application/json",
+        };
+        prepared = prepared.with_body(bytes::Bytes::from(raw.clone()), content_type);
+        // A JSON body asks for JSON back, as data fields do.
+        let accept_given = items.iter().any(
+            |item| matches!(item, Item::Header { name, .. } if *name == hyper::header::ACCEPT),
+        );
+        if matches!(encoding, Encoding::Auto | Encoding::Json) && !accept_given {
+            prepared.set_accept_json();
+        }
+    }
     redirect::authorize(&mut prepared, &items, &args.hops)?;
+    if args.offline || args.curl {
+        let out = if args.curl {
+            let mut line = offline::curl(&prepared)?;
+            line.push('\n');
+            line.into_bytes()
+        } else {
+            let print = args.options.print.as_deref().unwrap_or("HB");
+            let print = if args.options.quiet { "" } else { print };
+            offline::render(&prepared, print.contains('H'), print.contains('B'))?
+        };
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout();
+        return match stdout.write_all(&out).and_then(|()| stdout.flush()) {
+            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(ClientError::Output { error }.into())
+            }
+            _ => Ok(ExitCode::SUCCESS),
+        };
+    }
     let style = Style::detect(args.options.pretty);
     let sections = Sections::choose(&args.options, style.terminal);
     let mut printer = Printer::stdout(style, sections);
@@ -155,7 +214,9 @@ pub(crate) fn parse_items(texts: &[String]) -> Result<Vec<Item>, ClientError> {
 }
 
 pub(crate) fn encoding(options: &RequestOptions) -> Encoding {
-    if options.form {
+    if options.multipart {
+        Encoding::Multipart
+    } else if options.form {
         Encoding::Form
     } else if options.csv {
         Encoding::Csv

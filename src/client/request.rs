@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 
 use super::decode::ACCEPT_ENCODING;
 use super::error::ClientError;
-use super::items::{parse_json, Item};
+use super::items::{parse_json, plain, Item};
+use super::nested;
 use super::url::Url;
 
 pub const USER_AGENT: &str = concat!("csvd/", env!("CARGO_PKG_VERSION"));
@@ -35,6 +36,8 @@ pub enum Encoding {
     /// JSON, and ask for JSON back even without a body.
     Json,
     Form,
+    /// multipart/form-data (also what `--form` becomes with a file part).
+    Multipart,
     /// A one-row CSV, and ask for CSV back.
     Csv,
 }
@@ -95,7 +98,7 @@ impl Prepared {
             ),
         ];
         if let Some(content_type) = content_type {
-            headers.push((header::CONTENT_TYPE, HeaderValue::from_static(content_type)));
+            headers.push((header::CONTENT_TYPE, content_type));
         }
         // Servers may insist on a length for these methods (411), so an
         // empty body is said out loud.
@@ -135,6 +138,15 @@ impl Prepared {
         self
     }
 
+    /// Asks for JSON, or whatever the server has (a `--raw` JSON body).
+    pub fn set_accept_json(&mut self) {
+        for (name, value) in &mut self.headers {
+            if *name == header::ACCEPT {
+                *value = HeaderValue::from_static(ACCEPT_JSON);
+            }
+        }
+    }
+
     /// The value of a header, if it is set.
     pub fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
         self.headers
@@ -167,10 +179,7 @@ fn header_value(text: &str) -> Result<HeaderValue, ClientError> {
 }
 
 /// The body and its content type.
-fn body(
-    items: &[Item],
-    encoding: Encoding,
-) -> Result<(Payload, Option<&'static str>), ClientError> {
+fn body(items: &[Item], encoding: Encoding) -> Result<(Payload, Option<HeaderValue>), ClientError> {
     let files: Vec<&PathBuf> = items
         .iter()
         .filter_map(|item| match item {
@@ -179,20 +188,38 @@ fn body(
         })
         .collect();
     let has_data = items.iter().any(Item::is_data);
+    let typed = |bytes: Vec<u8>, content_type: &'static str| {
+        (
+            Payload::Bytes(Bytes::from(bytes)),
+            Some(HeaderValue::from_static(content_type)),
+        )
+    };
     match files.as_slice() {
-        [] if !has_data => Ok((Payload::Empty, None)),
+        // `--multipart` sends a form even with no field in it.
+        [] if !has_data && encoding != Encoding::Multipart => Ok((Payload::Empty, None)),
         [] => {
-            let fields = fields(items)?;
+            let uploads = items.iter().any(|item| matches!(item, Item::Upload { .. }));
             Ok(match encoding {
-                Encoding::Auto | Encoding::Json => (
-                    Payload::Bytes(Bytes::from(Value::Object(fields).to_string())),
-                    Some("application/json"),
+                Encoding::Multipart => multipart(items)?,
+                Encoding::Form if uploads => multipart(items)?,
+                _ if uploads => {
+                    let Some(Item::Upload { name, path, .. }) = items
+                        .iter()
+                        .find(|item| matches!(item, Item::Upload { .. }))
+                    else {
+                        unreachable!("an upload was found")
+                    };
+                    return Err(ClientError::item(
+                        &format!("{name}@{}", path.display()),
+                        "a file part (`name@file`) needs --form or --multipart",
+                    ));
+                }
+                Encoding::Auto | Encoding::Json => typed(
+                    json_body(items)?.to_string().into_bytes(),
+                    "application/json",
                 ),
-                Encoding::Form => (
-                    form(items, &fields)?,
-                    Some("application/x-www-form-urlencoded"),
-                ),
-                Encoding::Csv => (csv_row(&fields)?, Some("text/csv")),
+                Encoding::Form => typed(form(items)?, "application/x-www-form-urlencoded"),
+                Encoding::Csv => typed(csv_row(&fields(items)?)?, "text/csv"),
             })
         }
         [path] if !has_data && path.as_os_str() == "-" => {
@@ -201,7 +228,7 @@ fn body(
                 .read_to_end(&mut bytes)
                 .map_err(|error| ClientError::file("standard input", error))?;
             let content_type = stdin_content_type(&bytes, encoding);
-            Ok((Payload::Bytes(Bytes::from(bytes)), Some(content_type)))
+            Ok(typed(bytes, content_type))
         }
         [path] if !has_data => {
             let len = std::fs::metadata(path)
@@ -219,7 +246,7 @@ fn body(
                     path: path.to_path_buf(),
                     len,
                 },
-                Some(content_type_of(path)),
+                Some(HeaderValue::from_static(content_type_of(path))),
             ))
         }
         [path] => Err(ClientError::item(
@@ -233,27 +260,172 @@ fn body(
     }
 }
 
-/// The data fields in order, files read; a repeated name keeps its last
-/// value.
+/// A data item's value: its text, a file's text, its JSON or a file's
+/// JSON; `None` for items that are not values.
+fn value_of(item: &Item) -> Result<Option<(&str, Value)>, ClientError> {
+    Ok(Some(match item {
+        Item::Field { name, value } => (name, Value::String(value.clone())),
+        Item::FieldFile { name, path } => (name, Value::String(read_text(path)?)),
+        Item::Json { name, value } => (name, value.clone()),
+        Item::JsonFile { name, path } => {
+            let text = read_text(path)?;
+            (
+                name,
+                parse_json(&format!("{name}:=@{}", path.display()), text.trim())?,
+            )
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// The JSON body: names are paths (`a[b]`, `a[]`, `a[0]`), a repeated
+/// plain name keeps its last value.
+fn json_body(items: &[Item]) -> Result<Value, ClientError> {
+    let mut fields = Vec::new();
+    for item in items {
+        if let Some((name, value)) = value_of(item)? {
+            fields.push((item_text(item), name, value));
+        }
+    }
+    nested::build(
+        fields
+            .iter()
+            .map(|(text, name, value)| (text.as_str(), *name, value.clone())),
+    )
+}
+
+/// An item as it was typed, near enough for a message.
+fn item_text(item: &Item) -> String {
+    match item {
+        Item::Field { name, value } => format!("{name}={value}"),
+        Item::FieldFile { name, path } => format!("{name}=@{}", path.display()),
+        Item::Json { name, value } => format!("{name}:={value}"),
+        Item::JsonFile { name, path } => format!("{name}:=@{}", path.display()),
+        Item::Upload { name, path, .. } => format!("{name}@{}", path.display()),
+        _ => String::new(),
+    }
+}
+
+/// The data fields in order, files read, names as written; a repeated
+/// name keeps its last value.
 fn fields(items: &[Item]) -> Result<Map<String, Value>, ClientError> {
     let mut fields = Map::new();
     for item in items {
-        let (name, value) = match item {
-            Item::Field { name, value } => (name, Value::String(value.clone())),
-            Item::FieldFile { name, path } => (name, Value::String(read_text(path)?)),
-            Item::Json { name, value } => (name, value.clone()),
-            Item::JsonFile { name, path } => {
-                let text = read_text(path)?;
-                (
-                    name,
-                    parse_json(&format!("{name}:=@{}", path.display()), text.trim())?,
-                )
-            }
-            _ => continue,
-        };
-        fields.insert(name.clone(), value);
+        if let Some((name, value)) = value_of(item)? {
+            fields.insert(plain(name), value);
+        }
     }
     Ok(fields)
+}
+
+/// The text fields of a form, every value of a repeated name sent; JSON
+/// items are refused rather than guessed at.
+fn text_fields(items: &[Item]) -> Result<Vec<(String, String)>, ClientError> {
+    let mut fields = Vec::new();
+    for item in items {
+        match item {
+            Item::Json { .. } | Item::JsonFile { .. } => {
+                return Err(ClientError::item(
+                    &item_text(item),
+                    "`:=` fields are JSON and cannot be sent in a form; use `name=text`",
+                ))
+            }
+            Item::Field { name, value } => fields.push((plain(name), value.clone())),
+            Item::FieldFile { name, path } => fields.push((plain(name), read_text(path)?)),
+            _ => {}
+        }
+    }
+    Ok(fields)
+}
+
+fn form(items: &[Item]) -> Result<Vec<u8>, ClientError> {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in text_fields(items)? {
+        form.append_pair(&name, &value);
+    }
+    Ok(form.finish().into_bytes())
+}
+
+/// A multipart/form-data body: text fields and file parts in the order
+/// given, between a random boundary.
+fn multipart(items: &[Item]) -> Result<(Payload, Option<HeaderValue>), ClientError> {
+    let mut random = [0u8; 16];
+    getrandom::getrandom(&mut random).map_err(|error| {
+        ClientError::item("--multipart", format!("no random boundary: {error}"))
+    })?;
+    let boundary: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+    let mut body = Vec::new();
+    let quoted = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut texts = text_fields(items)?.into_iter();
+    for item in items {
+        match item {
+            Item::Field { .. } | Item::FieldFile { .. } => {
+                let (name, value) = texts.next().expect("one text field per item");
+                body.extend_from_slice(
+                    format!(
+                        "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"\r\n\r\n",
+                        quoted(&name)
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(value.as_bytes());
+                body.extend_from_slice(b"\r\n");
+            }
+            Item::Upload {
+                name,
+                path,
+                content_type,
+            } => {
+                let bytes = std::fs::read(path).map_err(|error| ClientError::file(path, error))?;
+                let filename = path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                body.extend_from_slice(
+                    format!(
+                        "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
+                        quoted(&plain(name)),
+                        quoted(&filename),
+                        content_type
+                            .as_ref()
+                            .and_then(|value| value.to_str().ok())
+                            .unwrap_or_else(|| part_type_of(path))
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(&bytes);
+                body.extend_from_slice(b"\r\n");
+            }
+            _ => {}
+        }
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let content_type = HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
+        .expect("hex is a valid header value");
+    Ok((Payload::Bytes(Bytes::from(body)), Some(content_type)))
+}
+
+/// The content type of a file part, by its extension.
+fn part_type_of(path: &Path) -> &'static str {
+    let extension = path
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("svg") => "image/svg+xml",
+        Some("pdf") => "application/pdf",
+        Some("zip") => "application/zip",
+        Some("gz") => "application/gzip",
+        Some("xml") => "application/xml",
+        Some("css") => "text/css",
+        Some("js") => "text/javascript",
+        Some("md") => "text/markdown",
+        _ => content_type_of(path),
+    }
 }
 
 fn read_text(path: &Path) -> Result<String, ClientError> {
@@ -266,27 +438,9 @@ fn read_text(path: &Path) -> Result<String, ClientError> {
     })
 }
 
-/// A form carries text only: JSON items are refused rather than guessed at.
-fn form(items: &[Item], fields: &Map<String, Value>) -> Result<Payload, ClientError> {
-    if let Some(Item::Json { name, .. } | Item::JsonFile { name, .. }) = items
-        .iter()
-        .find(|item| matches!(item, Item::Json { .. } | Item::JsonFile { .. }))
-    {
-        return Err(ClientError::item(
-            name,
-            "`:=` fields are JSON and cannot be sent with --form; use `name=text`",
-        ));
-    }
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in fields {
-        form.append_pair(name, value.as_str().unwrap_or_default());
-    }
-    Ok(Payload::Bytes(Bytes::from(form.finish())))
-}
-
 /// A header line and one row; JSON values become the text a CSV cell
 /// would hold (`30`, `true`, empty for null).
-fn csv_row(fields: &Map<String, Value>) -> Result<Payload, ClientError> {
+fn csv_row(fields: &Map<String, Value>) -> Result<Vec<u8>, ClientError> {
     let cell = |value: &Value| match value {
         Value::String(text) => text.clone(),
         Value::Null => String::new(),
@@ -303,7 +457,7 @@ fn csv_row(fields: &Map<String, Value>) -> Result<Payload, ClientError> {
                 .into_inner()
                 .map_err(|error| ClientError::item("--csv", error.to_string()))
         })?;
-    Ok(Payload::Bytes(Bytes::from(bytes)))
+    Ok(bytes)
 }
 
 /// Standard input has no extension: JSON is recognised, CSV is what
@@ -440,7 +594,7 @@ mod tests {
         let items = [Item::parse("age:=30").unwrap()];
         let url = Url::parse(":1/").unwrap();
         let error = Prepared::new(Method::POST, url, &items, Encoding::Form).unwrap_err();
-        assert!(error.to_string().contains("cannot be sent with --form"));
+        assert!(error.to_string().contains("cannot be sent in a form"));
     }
 
     #[test]

@@ -61,6 +61,9 @@ impl Shell<'_> {
         let request = RequestArgs {
             url: path,
             items: Vec::new(),
+            raw: None,
+            offline: false,
+            curl: false,
             options: Default::default(),
             tls: TlsOptions::default(),
             hops: Default::default(),
@@ -115,6 +118,17 @@ impl Shell<'_> {
                 flag,
                 "only the one-shot commands (`csvd get …`) take it; in the shell, send an \
                  `Authorization:` header",
+            ));
+        }
+        let one_shot_only = [
+            (request.raw.is_some(), "--raw"),
+            (request.offline, "--offline"),
+            (request.curl, "--curl"),
+        ];
+        if let Some((_, flag)) = one_shot_only.iter().find(|(given, _)| *given) {
+            return Err(ClientError::item(
+                flag,
+                "only the one-shot commands (`csvd post … --offline`) take it",
             ));
         }
         let url = self.base.resolve(&request.url)?;
