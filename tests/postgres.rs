@@ -427,6 +427,23 @@ fn copy_moves_a_data_directory_in_and_back_out() {
     );
     assert!(!back.path().join("notes.csv").exists());
 
+    // Database to database, the same rows and order.
+    let other = pg::available().unwrap().fresh_database();
+    let out = Command::new(BIN)
+        .args(["copy", &url, &other, "--batch", "2"])
+        .output()
+        .expect("csvd copy between databases");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second = Server::start_source(&other, &[]);
+    assert_eq!(
+        request(second.addr, "GET", "/people.csv", &[], None).text(),
+        request(server.addr, "GET", "/people.csv", &[], None).text()
+    );
+
     // A table that is not there is a clear error.
     let missing = Command::new(BIN)
         .args([
