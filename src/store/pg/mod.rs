@@ -747,7 +747,7 @@ impl Store for PgStore {
                 },
                 Counter {
                     name: "postgres_batched_inserts_total",
-                    help: "Inserts without a precondition, written by their table's batches (of one or more).",
+                    help: "Inserts without a precondition, written by their table's batches.",
                     value: self.batched.load(Ordering::Relaxed),
                 },
                 Counter {

@@ -56,11 +56,13 @@ async fn lock(
     let columns = vec![id_column.to_string()];
     // Two instances may make the same table at once: the second waits for
     // the first, then finds its row.
+    const MAKE: &str = "INSERT INTO csvd_tables (name, key, columns, id_col, version, \
+        modified, row_count, max_int_id, next_seq) \
+        VALUES ($1, nextval('csvd_keys'), $2, 0, 0, now(), 0, 0, 1) \
+        ON CONFLICT (name) DO NOTHING";
     let made = tx
         .execute(
-            &tx.prepare_cached("INSERT INTO csvd_tables (name, key, columns, id_col, version, modified, row_count, \
-             max_int_id, next_seq) VALUES ($1, nextval('csvd_keys'), $2, 0, 0, now(), 0, 0, 1) \
-             ON CONFLICT (name) DO NOTHING").await.map_err(db)?,
+            &tx.prepare_cached(MAKE).await.map_err(db)?,
             &[&table, &columns],
         )
         .await
@@ -86,11 +88,12 @@ async fn touch(
     meta: &Meta,
 ) -> Result<(u64, std::time::SystemTime)> {
     let id_col = i32::try_from(meta.id_col).unwrap_or(i32::MAX);
+    const TOUCH: &str = "UPDATE csvd_tables SET columns = $2, id_col = $3, row_count = $4, \
+        max_int_id = $5, next_seq = $6, version = nextval('csvd_versions'), modified = now() \
+        WHERE key = $1 RETURNING version, modified";
     let row = tx
         .query_one(
-            &tx.prepare_cached("UPDATE csvd_tables SET columns = $2, id_col = $3, row_count = $4, max_int_id = $5, \
-             next_seq = $6, version = nextval('csvd_versions'), modified = now() \
-             WHERE key = $1 RETURNING version, modified").await.map_err(db)?,
+            &tx.prepare_cached(TOUCH).await.map_err(db)?,
             &[
                 &meta.key,
                 &meta.columns,
