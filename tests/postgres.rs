@@ -337,8 +337,11 @@ fn the_database_away_is_503_with_retry_after_and_csvd_recovers() {
     let server = Server::start_source(&relayed, &[]);
     let first = request(server.addr, "POST", "/t", &[], Some(r#"{"a":"1"}"#));
     assert_eq!(first.status, 201, "{}", first.text());
+    assert_eq!(request(server.addr, "GET", "/t/1", &[], None).status, 200);
 
     relay.cut();
+    let row = request(server.addr, "GET", "/t/1", &[], None);
+    assert_eq!(row.status, 503, "{}", row.text());
     let read = request(server.addr, "GET", "/t", &[], None);
     assert_eq!(read.status, 503, "{}", read.text());
     assert!(read.header("retry-after").is_some());
@@ -357,6 +360,7 @@ fn the_database_away_is_503_with_retry_after_and_csvd_recovers() {
     assert_eq!(back.status, 200, "{}", back.text());
     // The write refused while the database was away is not there.
     assert_eq!(back.json().as_array().unwrap().len(), 1);
+    assert_eq!(request(server.addr, "GET", "/t/1", &[], None).status, 200);
     let again = request(server.addr, "POST", "/t", &[], Some(r#"{"a":"3"}"#));
     assert_eq!(again.status, 201, "{}", again.text());
 }

@@ -37,6 +37,19 @@ fn postgres_restarted_mid_load_loses_no_acknowledged_write_and_csvd_recovers() {
         assert_eq!(answer.map(|a| a.status), Some(200), "csvd did not recover");
     }
     assert_outcomes(a.addr, &outcomes);
+    // Single rows too, on the connections kept for lookups, made anew.
+    let acked = outcomes.acked.iter().next().expect("an acknowledged write");
+    for server in [&a, &b] {
+        let mut answer = try_request(server.addr, "GET", &format!("/load/{acked}"), &[], None);
+        for _ in 0..100 {
+            if answer.as_ref().is_some_and(|a| a.status == 200) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            answer = try_request(server.addr, "GET", &format!("/load/{acked}"), &[], None);
+        }
+        assert_eq!(answer.map(|a| a.status), Some(200));
+    }
     eprintln!(
         "restart: {} acknowledged, {} of unknown outcome, {} refused",
         outcomes.acked.len(),

@@ -79,6 +79,12 @@ pub struct Shared {
     epoch: u64,
     read_only: bool,
     deadline: Duration,
+    /// Connections kept aside for single-statement reads (a row by id),
+    /// shared by every request: their queries are pipelined, so many
+    /// lookups cost one round of system calls and wake-ups instead of one
+    /// each.
+    readers: Vec<tokio::sync::RwLock<Option<Arc<deadpool_postgres::Object>>>>,
+    next_reader: AtomicU64,
     transactions: AtomicU64,
     failures: AtomicU64,
     /// Inserts written in a batch with others, and the batches.
@@ -104,6 +110,9 @@ struct Queue {
     /// Whether a task is writing this table's batches.
     writing: bool,
 }
+
+/// Connections shared by single-statement reads.
+const READERS: usize = 2;
 
 /// Records in one batch, at most: a batch's transaction stays short.
 const BATCH_ROWS: usize = 50_000;
@@ -206,6 +215,12 @@ impl PgStore {
                 epoch: xxhash_rust::xxh3::xxh3_64(epoch.as_bytes()),
                 read_only: options.read_only,
                 deadline: options.deadline,
+                // Kept aside only where the pool has room to spare.
+                readers: (0..READERS)
+                    .filter(|_| options.connections >= 4 * READERS)
+                    .map(|_| tokio::sync::RwLock::new(None))
+                    .collect(),
+                next_reader: AtomicU64::new(0),
                 transactions: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 batched: AtomicU64::new(0),
@@ -325,6 +340,27 @@ impl Shared {
                 })
             }
         }
+    }
+
+    /// A connection for one statement that reads, shared with other
+    /// requests; taken from the pool once, and again when it was lost.
+    async fn reader(&self) -> Result<Arc<deadpool_postgres::Object>> {
+        if self.readers.is_empty() {
+            return Ok(Arc::new(self.client().await?));
+        }
+        let at = self.next_reader.fetch_add(1, Ordering::Relaxed) as usize % self.readers.len();
+        let slot = &self.readers[at];
+        if let Some(client) = slot.read().await.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(client.clone());
+        }
+        let mut held = slot.write().await;
+        if let Some(client) = held.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(client.clone());
+        }
+        *held = None;
+        let client = Arc::new(self.client().await?);
+        *held = Some(client.clone());
+        Ok(client)
     }
 
     /// A connection from the pool, or 503 when none can be had in time.
@@ -636,7 +672,7 @@ impl Store for PgStore {
     async fn row(&self, table: &str, id: &str) -> Result<RowView> {
         self.within(false, async {
             validate_table_name(table)?;
-            let client = self.client().await?;
+            let client = self.reader().await?;
             let found = client
                 .query_opt(
                     &client
