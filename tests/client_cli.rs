@@ -807,7 +807,7 @@ fn a_silent_server_times_out() {
     let out = run(&["get", &format!("127.0.0.1:{port}/"), "--timeout", "0.3"]);
     done.send(()).unwrap();
     server.join().unwrap();
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, 2);
     assert_eq!(
         out.stderr,
         "csvd: timed out after 0.3 s waiting for the response\n"

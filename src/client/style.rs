@@ -75,6 +75,13 @@ impl Style {
         Style::choose(pretty, terminal, no_color)
     }
 
+    /// As [`Style::detect`], for an output that is a terminal or not
+    /// (stderr while a download goes to a file; the file of `-o`).
+    pub fn for_output(pretty: Option<Pretty>, terminal: bool) -> Style {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+        Style::choose(pretty, terminal, no_color)
+    }
+
     fn choose(pretty: Option<Pretty>, terminal: bool, no_color: bool) -> Style {
         let chosen = pretty.unwrap_or(if terminal { Pretty::All } else { Pretty::None });
         Style {
