@@ -287,6 +287,10 @@ async fn print_response(
                 .start(status, response.headers())
                 .map_err(Failure::Fatal)?;
         if wanted {
+            if printer.sections.response_head {
+                // The head, then an empty line, then the bar.
+                complain!();
+            }
             let codings = codings_of(response.headers());
             let read = read_body(response, &codings, &mut *download, tap, timeout, peer).await;
             if let Some(error) = download.failed.take() {
