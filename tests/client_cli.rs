@@ -1156,6 +1156,20 @@ fn download_to_a_redirected_stdout_writes_the_body_there() {
     let saved = format!("\n\ncsvd: saved {} B to standard output", expected.len());
     assert!(out.stderr.contains(&saved), "{}", out.stderr);
 
+    for flags in [&["-d", "-o"][..], &["-o"]] {
+        let mut args = vec!["get", "/t.csv"];
+        let target = url(&server, "/t.csv");
+        args[1] = &target;
+        args.extend_from_slice(flags);
+        args.push("/nonexistent/dir/t.csv");
+        let nowhere = run(&args);
+        assert_eq!(nowhere.code, 1, "{flags:?}");
+        assert_eq!(
+            nowhere.stderr,
+            "csvd: cannot write `/nonexistent/dir/t.csv`: No such file or directory\n"
+        );
+    }
+
     let missing = run(&["get", &url(&server, "/nobody.csv"), "-d"]);
     assert_eq!(missing.code, 4);
     assert_eq!(missing.stdout, "");

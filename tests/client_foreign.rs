@@ -374,6 +374,14 @@ fn continue_resumes_a_cut_download_and_knows_when_it_is_complete() {
     let cut = run(&["get", &python.url("/cut.bin"), "-d", "-o", file_arg]);
     assert_eq!(cut.code, 1, "{}", cut.stderr);
     assert!(cut.stderr.starts_with("csvd: "), "{}", cut.stderr);
+    assert!(
+        cut.stderr.ends_with(&format!(
+            "the download stopped after 146.48 KiB, `{file_arg}` holds 146.48 KiB \
+             (`-d -c -o {file_arg}` resumes it)\n"
+        )),
+        "{}",
+        cut.stderr
+    );
     let half = std::fs::read(&file).unwrap();
     assert!(!half.is_empty() && half.len() < data().len());
     assert_eq!(half[..], data()[..half.len()]);

@@ -169,7 +169,8 @@ impl Download {
                 } else {
                     File::create(path)
                 };
-                let file = file.map_err(|error| ClientError::file(path, error))?;
+                let file =
+                    file.map_err(|error| self.write_failed(&path.display().to_string(), error))?;
                 (Box::new(file), Some(path.clone()))
             }
             None if self.to_stdout => (Box::new(io::stdout()), None),
@@ -203,7 +204,7 @@ impl Download {
         if self.overwrite {
             return File::create(name)
                 .map(|file| (file, PathBuf::from(name)))
-                .map_err(|error| ClientError::file(name, error));
+                .map_err(|error| self.write_failed(name, error));
         }
         for attempt in 0..10_000 {
             let path = match attempt {
@@ -213,10 +214,10 @@ impl Download {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => return Ok((file, path)),
                 Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(error) => return Err(ClientError::file(path, error)),
+                Err(error) => return Err(self.write_failed(&path.display().to_string(), error)),
             }
         }
-        Err(ClientError::file(
+        Err(self.write_failed(
             name,
             io::Error::other("it and 9999 numbered names after it exist already"),
         ))
@@ -253,6 +254,29 @@ impl Download {
             complain!("{}", saving.summary(&shown));
         }
         Ok(())
+    }
+
+    /// The body stopped short: says how much the file holds, and how to
+    /// get the rest.
+    pub fn interrupted(&mut self, error: ClientError) -> ClientError {
+        let Some(saving) = self.saving.take() else {
+            return error;
+        };
+        saving.bar.abandon();
+        let _ = { saving.out }.flush();
+        let (Some(path), ClientError::Http { addr, reason }) = (&saving.path, &error) else {
+            return error;
+        };
+        let shown = path.display();
+        ClientError::Http {
+            addr: addr.clone(),
+            reason: format!(
+                "{reason}: the download stopped after {}, `{shown}` holds {} (`-d -c -o {shown}` \
+                 resumes it)",
+                HumanBytes(saving.written),
+                HumanBytes(saving.kept + saving.written),
+            ),
+        }
     }
 
     fn write_failed(&self, shown: &str, error: io::Error) -> ClientError {

@@ -296,7 +296,9 @@ async fn print_response(
             if let Some(error) = download.failed.take() {
                 return Err(Failure::Fatal(error));
             }
-            read?;
+            if let Err(Failure::Fatal(error) | Failure::Stale(error)) = read {
+                return Err(Failure::Fatal(download.interrupted(error)));
+            }
         }
         download.finish().map_err(Failure::Fatal)?;
         return printer.end().map_err(output);
