@@ -1036,6 +1036,12 @@ fn check_status_forgives_a_redirect_that_follow_did_not_take() {
     let target = format!("127.0.0.1:{port}/");
     let followed = run(&["get", &target, "--check-status", "--follow"]);
     assert_eq!((followed.code, followed.stderr.as_str()), (0, ""));
+    // A download saved nothing from it: that is a failure still.
+    let (port, _server) = canned_server(answer);
+    let target = format!("127.0.0.1:{port}/");
+    let downloaded = run(&["get", &target, "--download"]);
+    assert_eq!(downloaded.code, 3, "{}", downloaded.stderr);
+    assert_eq!(downloaded.stdout, "");
 }
 
 #[test]

@@ -188,7 +188,8 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     client.quiet_redirects = hops.follow && !args.options.verbose;
     let judged = Judged {
         check: args.options.check_status || printer.download.is_some(),
-        follow: hops.follow,
+        // A download that ends on a 3xx saved nothing: that is a failure.
+        follow: hops.follow && printer.download.is_none(),
         quiet: args.options.quiet,
         terminal,
     };
