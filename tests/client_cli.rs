@@ -815,6 +815,29 @@ fn a_silent_server_times_out() {
 }
 
 #[test]
+fn a_silent_tls_handshake_times_out_with_exit_2() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (done, wait) = mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        // Accept, answer no ClientHello, until the client has gone.
+        let (_stream, _) = listener.accept().unwrap();
+        let _ = wait.recv();
+    });
+    let target = format!("https://127.0.0.1:{port}/");
+    let out = run(&["get", &target, "--timeout", "0.3", "-k"]);
+    done.send(()).unwrap();
+    server.join().unwrap();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .ends_with("csvd: timed out after 0.3 s in the TLS handshake\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn usage_errors_exit_2_and_help_explains() {
     assert_eq!(run(&["get"]).code, 2);
     assert_eq!(run(&["get", "/", "--timeout", "soon"]).code, 2);
