@@ -328,6 +328,8 @@ class Handler(BaseHTTPRequestHandler):
                     self.send(206, DATA[start:], [("Content-Range", span)])
             else:
                 self.send(200, DATA, [("Accept-Ranges", "bytes")])
+        elif self.path == "/moved":
+            self.send(302, b"it moved", [("Location", "/data.bin")])
         elif self.path == "/whole.bin":
             self.send(200, DATA)
         elif self.path == "/wrong.bin":
@@ -478,4 +480,30 @@ fn download_takes_the_name_content_disposition_gives() {
     assert!(seen.contains("to `report.bin`"), "{seen}");
     // The name is the file's alone: `../` is dropped.
     assert!(std::fs::read(dir.path().join("report.bin")).unwrap() == data());
+}
+
+#[test]
+fn download_follows_redirects_and_saves_the_last_answer() {
+    let Some(python) = ranges_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for verbose in [false, true] {
+        let file = dir.path().join(format!("moved-{verbose}.bin"));
+        let file_arg = file.to_str().unwrap();
+        let mut args = vec!["get", "", "-d", "-o", file_arg];
+        let target = python.url("/moved");
+        args[1] = &target;
+        if verbose {
+            args.push("-v");
+        }
+        let out = run(&args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stdout, b"");
+        assert!(
+            std::fs::read(&file).unwrap() == data(),
+            "verbose: {verbose}"
+        );
+        assert_eq!(out.stderr.contains("302 Found"), verbose, "{}", out.stderr);
+    }
 }

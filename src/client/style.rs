@@ -70,9 +70,7 @@ impl Style {
     /// Decides from `--pretty`, whether stdout is a terminal, and `NO_COLOR`
     /// (which an explicit `--pretty` overrides).
     pub fn detect(pretty: Option<Pretty>) -> Style {
-        let terminal = std::io::stdout().is_terminal();
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-        Style::choose(pretty, terminal, no_color)
+        Style::for_output(pretty, std::io::stdout().is_terminal())
     }
 
     /// As [`Style::detect`], for an output that is a terminal or not
