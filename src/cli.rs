@@ -375,6 +375,9 @@ pub struct RequestArgs {
     #[command(flatten)]
     pub hops: HopOptions,
 
+    #[command(flatten)]
+    pub transfer: TransferOptions,
+
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -411,6 +414,42 @@ pub struct HopOptions {
     /// How --auth is sent: basic (the default) or bearer.
     #[arg(short = 'A', long, value_enum, value_name = "TYPE", requires = "auth")]
     pub auth_type: Option<AuthType>,
+}
+
+/// Where the output goes, and whether standard input may be read (the
+/// one-shot commands).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct TransferOptions {
+    /// Write the output to FILE instead of stdout (as redirecting it
+    /// would); with --download, the body is saved there.
+    #[arg(short = 'o', long, value_name = "FILE", conflicts_with_all = ["offline", "curl"], help_heading = "Downloads")]
+    pub output: Option<PathBuf>,
+
+    /// Save the body to a file (named by `-o`, the answer's
+    /// Content-Disposition, or the URL; never one that exists) with a
+    /// progress bar; the headers go to stderr. Follows redirects.
+    #[arg(short = 'd', long, conflicts_with_all = ["offline", "curl"], help_heading = "Downloads")]
+    pub download: bool,
+
+    /// Resume a download into `-o FILE` from its current size.
+    #[arg(
+        short = 'c',
+        long = "continue",
+        requires = "download",
+        requires = "output",
+        help_heading = "Downloads"
+    )]
+    pub resume: bool,
+
+    /// With --download and no `-o`: replace a file of the same name
+    /// rather than add `-1`, `-2`… to the name.
+    #[arg(long, requires = "download", help_heading = "Downloads")]
+    pub overwrite: bool,
+
+    /// Never read standard input: `@-` is refused, and `--auth USER` does
+    /// not ask for a password.
+    #[arg(short = 'I', long)]
+    pub ignore_stdin: bool,
 }
 
 /// The `Authorization` scheme of `--auth`.
@@ -464,12 +503,14 @@ pub struct RequestOptions {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Exit with 3, 4 or 5 when the status is 3xx, 4xx or 5xx.
+    /// Exit with 3, 4 or 5 when the status is 3xx, 4xx or 5xx (a 3xx is
+    /// no failure with --follow); a warning says so on stderr when stdout
+    /// is not a terminal, or with --quiet.
     #[arg(long)]
     pub check_status: bool,
 
-    /// Give up when connecting, or waiting for any part of the response,
-    /// takes longer than this many seconds.
+    /// Give up (exit 2) when connecting, or waiting for any part of the
+    /// response, takes longer than this many seconds.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
 

@@ -807,10 +807,33 @@ fn a_silent_server_times_out() {
     let out = run(&["get", &format!("127.0.0.1:{port}/"), "--timeout", "0.3"]);
     done.send(()).unwrap();
     server.join().unwrap();
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, 2);
     assert_eq!(
         out.stderr,
         "csvd: timed out after 0.3 s waiting for the response\n"
+    );
+}
+
+#[test]
+fn a_silent_tls_handshake_times_out_with_exit_2() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (done, wait) = mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        // Accept, answer no ClientHello, until the client has gone.
+        let (_stream, _) = listener.accept().unwrap();
+        let _ = wait.recv();
+    });
+    let target = format!("https://127.0.0.1:{port}/");
+    let out = run(&["get", &target, "--timeout", "0.3", "-k"]);
+    done.send(()).unwrap();
+    server.join().unwrap();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .ends_with("csvd: timed out after 0.3 s in the TLS handshake\n"),
+        "{}",
+        out.stderr
     );
 }
 
@@ -999,4 +1022,248 @@ fn an_empty_compressed_body_is_no_error() {
     );
     let out = run(&["get", &format!("127.0.0.1:{port}/"), "--check-status"]);
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+}
+
+#[test]
+fn print_combines_request_and_response_parts() {
+    let server = Server::start();
+    let people = url(&server, "/people");
+    let out = run(&["post", &people, "name=kim", "-p", "Bb"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("{\"name\":\"kim\"}\n\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("\"id\":1"), "{}", out.stdout);
+    assert!(!out.stdout.contains("HTTP/1.1"), "{}", out.stdout);
+
+    let heads = run(&["get", &people, "-p", "Hh"]);
+    assert!(heads.stdout.starts_with("GET /people HTTP/1.1\n"));
+    assert!(
+        heads.stdout.contains("\n\nHTTP/1.1 200 OK\n"),
+        "{}",
+        heads.stdout
+    );
+    assert!(!heads.stdout.contains("kim"), "{}", heads.stdout);
+}
+
+#[test]
+fn check_status_forgives_a_redirect_that_follow_did_not_take() {
+    let answer = b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n";
+    let (port, _server) = canned_server(answer);
+    let target = format!("127.0.0.1:{port}/");
+    let checked = run(&["get", &target, "--check-status"]);
+    assert_eq!(checked.code, 3, "{}", checked.stderr);
+    let (port, _server) = canned_server(answer);
+    let target = format!("127.0.0.1:{port}/");
+    let followed = run(&["get", &target, "--check-status", "--follow"]);
+    assert_eq!((followed.code, followed.stderr.as_str()), (0, ""));
+    // A download saved nothing from it: that is a failure still.
+    let (port, _server) = canned_server(answer);
+    let target = format!("127.0.0.1:{port}/");
+    let downloaded = run(&["get", &target, "--download"]);
+    assert_eq!(downloaded.code, 3, "{}", downloaded.stderr);
+    assert_eq!(downloaded.stdout, "");
+}
+
+#[test]
+fn check_status_warns_on_a_terminal_only_when_quiet() {
+    use rexpect::process::wait::WaitStatus;
+    let server = Server::start();
+    for (quiet, warned) in [(false, false), (true, true)] {
+        let mut command = Command::new(BIN);
+        command
+            .args(["get", &url(&server, "/nobody/1"), "--check-status"])
+            .env("NO_COLOR", "1")
+            .env("TERM", "xterm");
+        if quiet {
+            command.arg("-q");
+        }
+        let mut client = rexpect::session::spawn_command(command, Some(15_000)).unwrap();
+        let seen = client.exp_eof().unwrap();
+        assert!(matches!(
+            client.process.wait().unwrap(),
+            WaitStatus::Exited(_, 4)
+        ));
+        assert_eq!(
+            seen.contains("csvd: warning: HTTP 404 Not Found"),
+            warned,
+            "{seen}"
+        );
+        assert_eq!(seen.contains("HTTP/1.1 404"), !quiet, "{seen}");
+    }
+}
+
+#[test]
+fn ignore_stdin_reads_nothing_from_standard_input() {
+    let server = Server::start();
+    let people = url(&server, "/people");
+    let body = run(&["post", &people, "@-", "--ignore-stdin"]);
+    assert_eq!(body.code, 1);
+    assert!(
+        body.stderr
+            .contains("invalid request item `@-`: --ignore-stdin"),
+        "{}",
+        body.stderr
+    );
+    let password = run(&["get", &people, "-a", "kim", "-I"]);
+    assert_eq!(password.code, 1);
+    assert!(
+        password.stderr.contains("--ignore-stdin forbids asking"),
+        "{}",
+        password.stderr
+    );
+    let fine = run(&["get", &people, "-a", "kim:pw", "-I", "-h"]);
+    assert_eq!(fine.code, 0, "{}", fine.stderr);
+}
+
+/// A data directory holding `t.csv` with `rows` rows.
+fn table_dir(rows: usize) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,name,note\n");
+    for n in 1..=rows {
+        csv.push_str(&format!("{n},person {n},a note that takes some room\n"));
+    }
+    std::fs::write(dir.path().join("t.csv"), &csv).unwrap();
+    (dir, csv)
+}
+
+#[test]
+fn output_writes_the_body_to_a_file_as_it_arrives() {
+    let (data, _) = table_dir(300_000);
+    let server = Server::start_in(data.path(), &[]);
+    let expected = server.get("/t.csv").body;
+    assert!(expected.len() > 12 * 1024 * 1024);
+    let out_dir = tempfile::tempdir().unwrap();
+    let file = out_dir.path().join("t.csv");
+    let file_arg = file.to_str().unwrap();
+    std::fs::write(&file, "old contents that are longer than nothing").unwrap();
+    let out = run(&["get", &url(&server, "/t.csv"), "-o", file_arg]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(
+        std::fs::read(&file).unwrap() == expected,
+        "the file is the table"
+    );
+
+    // Held whole, the body alone would take more than the margin.
+    let small = out_dir.path().join("one.csv");
+    let margin_kib = 8 * 1024;
+    let one = url(&server, "/t.csv?_limit=1");
+    if let (Some((big_kib, big)), Some((small_kib, _))) = (
+        peak_rss_kib(&["get", &url(&server, "/t.csv"), "-o", file_arg]),
+        peak_rss_kib(&["get", &one, "-o", small.to_str().unwrap()]),
+    ) {
+        assert_eq!(big.code, 0, "{}", big.stderr);
+        assert!(
+            big_kib < small_kib + margin_kib,
+            "{big_kib} KiB for the table, {small_kib} KiB for one row"
+        );
+    }
+
+    // `-o` is what stdout would have been: `-h` puts the head there.
+    let head = run(&["get", &url(&server, "/t.csv"), "-h", "-o", file_arg]);
+    assert_eq!((head.code, head.stdout.as_str()), (0, ""));
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.starts_with("HTTP/1.1 200 OK\n"), "{written}");
+}
+
+#[test]
+fn download_to_a_redirected_stdout_writes_the_body_there() {
+    let (data, _) = table_dir(3);
+    let server = Server::start_in(data.path(), &[]);
+    let expected = server.get("/t.csv").text();
+    let out = run(&["get", &url(&server, "/t.csv"), "--download", "-h"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, expected);
+    assert!(
+        out.stderr.starts_with("HTTP/1.1 200 OK\n"),
+        "{}",
+        out.stderr
+    );
+    let saved = format!("\n\ncsvd: saved {} B to standard output", expected.len());
+    assert!(out.stderr.contains(&saved), "{}", out.stderr);
+
+    for flags in [&["-d", "-o"][..], &["-o"]] {
+        let mut args = vec!["get", "/t.csv"];
+        let target = url(&server, "/t.csv");
+        args[1] = &target;
+        args.extend_from_slice(flags);
+        args.push("/nonexistent/dir/t.csv");
+        let nowhere = run(&args);
+        assert_eq!(nowhere.code, 1, "{flags:?}");
+        assert_eq!(
+            nowhere.stderr,
+            "csvd: cannot write `/nonexistent/dir/t.csv`: No such file or directory\n"
+        );
+    }
+
+    let missing = run(&["get", &url(&server, "/nobody.csv"), "-d"]);
+    assert_eq!(missing.code, 4);
+    assert_eq!(missing.stdout, "");
+    assert_eq!(missing.stderr, "csvd: warning: HTTP 404 Not Found\n");
+}
+
+/// `csvd ARGS` on a terminal, in `dir`; returns what it showed.
+fn on_terminal(dir: &std::path::Path, args: &[&str], code: i32) -> String {
+    use rexpect::process::wait::WaitStatus;
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm");
+    let mut client = rexpect::session::spawn_command(command, Some(15_000)).unwrap();
+    let seen = client.exp_eof().unwrap();
+    let status = client.process.wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, got) if got == code),
+        "{status:?}: {seen}"
+    );
+    seen
+}
+
+#[test]
+fn download_names_the_file_after_the_url_and_never_overwrites() {
+    let (data, _) = table_dir(3);
+    let server = Server::start_in(data.path(), &[]);
+    let expected = server.get("/t.csv").body;
+    let here = tempfile::tempdir().unwrap();
+    let target = url(&server, "/t.csv");
+    let first = on_terminal(here.path(), &["get", &target, "-d"], 0);
+    assert!(first.contains("HTTP/1.1 200 OK"), "{first}");
+    let saved = format!("csvd: saved {} B to `t.csv`", expected.len());
+    assert!(first.contains(&saved), "{first}");
+    let second = on_terminal(here.path(), &["get", &target, "-d"], 0);
+    assert!(second.contains("to `t.csv-1`"), "{second}");
+    std::fs::write(here.path().join("t.csv"), "mine").unwrap();
+    let third = on_terminal(here.path(), &["get", &target, "-d", "-q"], 0);
+    assert_eq!(third, "");
+    for name in ["t.csv-1", "t.csv-2"] {
+        assert_eq!(std::fs::read(here.path().join(name)).unwrap(), expected);
+    }
+    assert_eq!(std::fs::read(here.path().join("t.csv")).unwrap(), b"mine");
+    on_terminal(here.path(), &["get", &target, "-d", "--overwrite", "-q"], 0);
+    assert_eq!(std::fs::read(here.path().join("t.csv")).unwrap(), expected);
+
+    // A name without an extension gets its content type's; `/` is `index`.
+    let json = on_terminal(here.path(), &["get", &url(&server, "/t"), "-d"], 0);
+    assert!(json.contains("to `t.json`"), "{json}");
+    let index = on_terminal(here.path(), &["get", &url(&server, "/"), "-d", "-q"], 0);
+    assert_eq!(index, "");
+    assert!(here.path().join("index.json").exists() || here.path().join("index.html").exists());
+
+    // Nothing is saved from an error.
+    let missing = on_terminal(here.path(), &["get", &url(&server, "/none.csv"), "-d"], 4);
+    assert!(missing.contains("HTTP/1.1 404"), "{missing}");
+    assert!(!here.path().join("none.csv").exists());
+}
+
+#[test]
+fn download_flags_need_their_companions() {
+    assert_eq!(run(&["get", "/", "-c", "-o", "x"]).code, 2);
+    assert_eq!(run(&["get", "/", "-d", "-c"]).code, 2);
+    assert_eq!(run(&["get", "/", "--overwrite"]).code, 2);
+    assert_eq!(run(&["get", "/", "-d", "--offline"]).code, 2);
 }

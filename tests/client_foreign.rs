@@ -287,3 +287,223 @@ fn raw_mode_shows_the_compressed_bytes() {
     // The body is the gzip stream, magic number first.
     assert_eq!(&out.stdout[end + 4..end + 6], b"\x1f\x8b");
 }
+
+/// Serves one binary body with `Range: bytes=N-` (206, or 416 past the
+/// end), and the ways a server can get a download wrong. `/seen` lists
+/// the requests so far: path, Range and Accept-Encoding.
+const RANGES: &str = r#"
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DATA = bytes((n * 7 + n // 256) % 256 for n in range(300000))
+seen = []
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def send(self, status, body, headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/seen":
+            self.send(200, "\n".join(seen).encode())
+            return
+        asked = self.headers.get("Range", "-")
+        seen.append("%s %s %s" % (self.path, asked, self.headers.get("Accept-Encoding", "-")))
+        if self.path == "/data.bin":
+            if asked.startswith("bytes=") and asked.endswith("-"):
+                start = int(asked[6:-1])
+                if start >= len(DATA):
+                    self.send(416, b"", [("Content-Range", "bytes */%d" % len(DATA))])
+                else:
+                    span = "bytes %d-%d/%d" % (start, len(DATA) - 1, len(DATA))
+                    self.send(206, DATA[start:], [("Content-Range", span)])
+            else:
+                self.send(200, DATA, [("Accept-Ranges", "bytes")])
+        elif self.path == "/moved":
+            self.send(302, b"it moved", [("Location", "/data.bin")])
+        elif self.path == "/whole.bin":
+            self.send(200, DATA)
+        elif self.path == "/wrong.bin":
+            span = "bytes 0-%d/%d" % (len(DATA) - 1, len(DATA))
+            self.send(206, DATA, [("Content-Range", span)])
+        elif self.path == "/named":
+            self.send(200, DATA, [("Content-Disposition", 'attachment; filename="../report.bin"')])
+        elif self.path == "/cut.bin":
+            # Promises the whole body, sends half of it, hangs up.
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(DATA)))
+            self.end_headers()
+            self.wfile.write(DATA[: len(DATA) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+        else:
+            self.send(404, b"")
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+/// The body the Range server serves.
+fn data() -> Vec<u8> {
+    (0..300_000u32)
+        .map(|n| ((n * 7 + n / 256) % 256) as u8)
+        .collect()
+}
+
+fn ranges_server() -> Option<Python> {
+    Python::start(RANGES, "client's download tests against a Range server")
+}
+
+#[test]
+fn continue_resumes_a_cut_download_and_knows_when_it_is_complete() {
+    let Some(python) = ranges_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.bin");
+    let file_arg = file.to_str().unwrap();
+
+    let cut = run(&["get", &python.url("/cut.bin"), "-d", "-o", file_arg]);
+    assert_eq!(cut.code, 1, "{}", cut.stderr);
+    assert!(cut.stderr.starts_with("csvd: "), "{}", cut.stderr);
+    assert!(
+        cut.stderr.ends_with(&format!(
+            "the download stopped after 146.48 KiB, `{file_arg}` holds 146.48 KiB \
+             (`-d -c -o {file_arg}` resumes it)\n"
+        )),
+        "{}",
+        cut.stderr
+    );
+    let half = std::fs::read(&file).unwrap();
+    assert!(!half.is_empty() && half.len() < data().len());
+    assert_eq!(half[..], data()[..half.len()]);
+
+    let resumed = run(&["get", &python.url("/data.bin"), "-d", "-c", "-o", file_arg]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(std::fs::read(&file).unwrap() == data(), "the file is whole");
+    let rest = data().len() - half.len();
+    assert!(
+        resumed.stderr.contains(&format!(
+            "csvd: saved {} to `{file_arg}` (after the {} it had)",
+            indicatif::HumanBytes(rest as u64),
+            indicatif::HumanBytes(half.len() as u64)
+        )),
+        "{}",
+        resumed.stderr
+    );
+
+    let again = run(&["get", &python.url("/data.bin"), "-d", "-c", "-o", file_arg]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again.stderr,
+        format!(
+            "csvd: `{file_arg}` is already complete: the server has nothing after byte {}\n",
+            data().len()
+        )
+    );
+    assert!(std::fs::read(&file).unwrap() == data());
+
+    let seen = run(&["get", &python.url("/seen")]).text();
+    assert_eq!(
+        seen,
+        format!(
+            "/cut.bin - identity\n/data.bin bytes={}- identity\n/data.bin bytes={}- identity",
+            half.len(),
+            data().len()
+        )
+    );
+}
+
+#[test]
+fn continue_starts_again_when_the_server_sends_the_whole_body() {
+    let Some(python) = ranges_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("whole.bin");
+    let file_arg = file.to_str().unwrap();
+    std::fs::write(&file, b"not the start of it").unwrap();
+    let out = run(&["get", &python.url("/whole.bin"), "-d", "-c", "-o", file_arg]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the server sent the whole body, not the rest"),
+        "{}",
+        out.stderr
+    );
+    assert!(std::fs::read(&file).unwrap() == data());
+
+    // A part that starts elsewhere than asked is refused, the file kept.
+    std::fs::write(&file, b"0123456789").unwrap();
+    let wrong = run(&["get", &python.url("/wrong.bin"), "-d", "-c", "-o", file_arg]);
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(
+        wrong
+            .stderr
+            .contains("asked for the rest from byte 10, the server sent a part starting at 0"),
+        "{}",
+        wrong.stderr
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"0123456789");
+}
+
+#[test]
+fn download_takes_the_name_content_disposition_gives() {
+    use rexpect::process::wait::WaitStatus;
+    let Some(python) = ranges_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["get", &python.url("/named"), "--download"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm");
+    let mut client = rexpect::session::spawn_command(command, Some(15_000)).unwrap();
+    let seen = client.exp_eof().unwrap();
+    assert!(matches!(
+        client.process.wait().unwrap(),
+        WaitStatus::Exited(_, 0)
+    ));
+    assert!(seen.contains("downloading report.bin"), "{seen}");
+    assert!(seen.contains("to `report.bin`"), "{seen}");
+    // The name is the file's alone: `../` is dropped.
+    assert!(std::fs::read(dir.path().join("report.bin")).unwrap() == data());
+}
+
+#[test]
+fn download_follows_redirects_and_saves_the_last_answer() {
+    let Some(python) = ranges_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for verbose in [false, true] {
+        let file = dir.path().join(format!("moved-{verbose}.bin"));
+        let file_arg = file.to_str().unwrap();
+        let mut args = vec!["get", "", "-d", "-o", file_arg];
+        let target = python.url("/moved");
+        args[1] = &target;
+        if verbose {
+            args.push("-v");
+        }
+        let out = run(&args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stdout, b"");
+        assert!(
+            std::fs::read(&file).unwrap() == data(),
+            "verbose: {verbose}"
+        );
+        assert_eq!(out.stderr.contains("302 Found"), verbose, "{}", out.stderr);
+    }
+}

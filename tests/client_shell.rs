@@ -201,6 +201,18 @@ fn an_unreachable_base_is_reported_and_the_shell_stays() {
         .exp_string("`--offline`: only the one-shot commands")
         .unwrap();
     shell.exp_string("> ").unwrap();
+    for flag in ["--download", "-o x.csv", "--ignore-stdin"] {
+        shell.send_line(&format!("get /people {flag}")).unwrap();
+        let name = if flag.starts_with("-o") {
+            "--output"
+        } else {
+            flag
+        };
+        shell
+            .exp_string(&format!("`{name}`: only the one-shot commands"))
+            .unwrap();
+        shell.exp_string("> ").unwrap();
+    }
     leave(shell);
 }
 

@@ -49,6 +49,9 @@ pub enum ClientError {
     #[error("cannot write the output: {}", describe_io(error))]
     Output { error: io::Error },
 
+    #[error("cannot write `{path}`: {}", describe_io(error))]
+    Unwritable { path: String, error: io::Error },
+
     #[error("too many redirects: more than {max} (--max-redirects)")]
     TooManyRedirects { max: usize },
 

@@ -280,10 +280,41 @@ async fn print_response(
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .map(str::to_string);
+    if let Some(download) = printer.download.as_mut() {
+        let status = response.status();
+        let wanted = *method != Method::HEAD
+            && download
+                .start(status, response.headers())
+                .map_err(Failure::Fatal)?;
+        if wanted {
+            if printer.sections.response_head {
+                // The head, then an empty line, then the bar.
+                complain!();
+            }
+            let codings = codings_of(response.headers());
+            let read = read_body(response, &codings, &mut *download, tap, timeout, peer).await;
+            if let Some(error) = download.failed.take() {
+                return Err(Failure::Fatal(error));
+            }
+            if let Err(Failure::Fatal(error) | Failure::Stale(error)) = read {
+                return Err(Failure::Fatal(download.interrupted(error)));
+            }
+        }
+        download.finish().map_err(Failure::Fatal)?;
+        return printer.end().map_err(output);
+    }
     if *method == Method::HEAD || !printer.sections.response_body {
         return printer.end().map_err(output);
     }
-    let codings = match Codings::of(response.headers()) {
+    let codings = codings_of(response.headers());
+    printer.start_body(content_type.as_deref());
+    read_body(response, &codings, BodyOut(printer), tap, timeout, peer).await?;
+    printer.finish_body().map_err(output)
+}
+
+/// The codings to undo, or none (with a warning) when one is unknown.
+fn codings_of(headers: &hyper::HeaderMap) -> Vec<super::decode::Coding> {
+    match Codings::of(headers) {
         Codings::Known(codings) => codings,
         Codings::Unknown(coding) => {
             complain!(
@@ -292,7 +323,19 @@ async fn print_response(
             );
             Vec::new()
         }
-    };
+    }
+}
+
+/// Reads the body, decoded, into `out`.
+async fn read_body(
+    response: Response<hyper::body::Incoming>,
+    codings: &[super::decode::Coding],
+    out: impl io::Write,
+    tap: &Tap,
+    timeout: Option<Duration>,
+    peer: &str,
+) -> Result<(), Failure> {
+    let output = |error| Failure::Fatal(ClientError::Output { error });
     let failed = |error: BodyError| match error {
         BodyError::Output(error) => output(error),
         BodyError::Invalid(reason) => Failure::Fatal(ClientError::Http {
@@ -300,8 +343,7 @@ async fn print_response(
             reason,
         }),
     };
-    printer.start_body(content_type.as_deref());
-    let mut decoder = Decoder::new(&codings, BodyOut(printer));
+    let mut decoder = Decoder::new(codings, out);
     let mut body = response.into_body();
     while let Some(frame) = quiet_for(tap, timeout, "waiting for the response body", body.frame())
         .await
@@ -312,8 +354,7 @@ async fn print_response(
             decoder.push(&data).map_err(failed)?;
         }
     }
-    decoder.finish().map_err(failed)?;
-    printer.finish_body().map_err(output)
+    decoder.finish().map_err(failed)
 }
 
 /// The printer as the end of the decoders' chain.

@@ -26,6 +26,7 @@ macro_rules! complain {
 
 mod connection;
 mod decode;
+mod download;
 mod error;
 mod exchange;
 mod items;
@@ -44,6 +45,7 @@ mod tls;
 mod upload;
 mod url;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use hyper::{Method, StatusCode};
@@ -52,6 +54,7 @@ use crate::cli::{Command, RequestArgs, RequestOptions};
 
 pub use error::ClientError;
 
+use download::Download;
 use exchange::Client;
 use items::Item;
 use print::{Printer, Sections};
@@ -130,6 +133,9 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
             prepared.set_accept_json();
         }
     }
+    if args.transfer.ignore_stdin {
+        refuse_stdin(&items, &args.hops)?;
+    }
     redirect::authorize(&mut prepared, &items, &args.hops)?;
     if args.offline || args.curl {
         let out = if args.curl {
@@ -150,13 +156,52 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
             _ => Ok(ExitCode::SUCCESS),
         };
     }
-    let style = Style::detect(args.options.pretty);
-    let sections = Sections::choose(&args.options, style.terminal);
-    let mut printer = Printer::stdout(style, sections);
+    let transfer = &args.transfer;
+    let download = Download::prepare(transfer, args.options.quiet, &items, &mut prepared)?;
+    let mut hops = args.hops.clone();
+    // What would go to stdout goes to stderr while the body is saved, or
+    // to the file of `-o` otherwise.
+    let (mut printer, terminal) = if download.is_some() {
+        hops.follow = true;
+        let terminal = std::io::stderr().is_terminal();
+        let style = Style::for_output(args.options.pretty, terminal);
+        let mut sections = Sections::choose(&args.options, terminal);
+        sections.response_body = false;
+        let printer = Printer::new(Box::new(std::io::stderr()), style, sections);
+        (printer, terminal)
+    } else if let Some(path) = &transfer.output {
+        let file = std::fs::File::create(path).map_err(|error| ClientError::Unwritable {
+            path: path.display().to_string(),
+            error,
+        })?;
+        let style = Style::for_output(args.options.pretty, false);
+        let sections = Sections::choose(&args.options, false);
+        (Printer::new(Box::new(file), style, sections), false)
+    } else {
+        let style = Style::detect(args.options.pretty);
+        let sections = Sections::choose(&args.options, style.terminal);
+        (Printer::stdout(style, sections), style.terminal)
+    };
+    printer.download = download;
     let mut client = Client::new(args.options.timeout, tls);
     // Only the last answer is printed, unless -v asks for every hop.
-    client.quiet_redirects = args.hops.follow && !args.options.verbose;
-    match follow(&mut client, prepared, &mut printer, &args.hops).await {
+    client.quiet_redirects = hops.follow && !args.options.verbose;
+    let judged = Judged {
+        check: args.options.check_status || printer.download.is_some(),
+        // A download that ends on a 3xx saved nothing: that is a failure.
+        follow: hops.follow && printer.download.is_none(),
+        quiet: args.options.quiet,
+        terminal,
+    };
+    match follow(&mut client, prepared, &mut printer, &hops).await {
+        Ok(_)
+            if printer
+                .download
+                .as_ref()
+                .is_some_and(|download| download.outcome == download::Outcome::AlreadyComplete) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
         Ok(status) => {
             // A refused upload is said by its answer, not summed up.
             let summed = !args.options.quiet && status.is_success();
@@ -166,7 +211,7 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
                     upload::summary(&uploaded.tally, uploaded.server_rows, uploaded.elapsed)
                 );
             }
-            Ok(exit_code(status, &args.options))
+            Ok(judged.exit_code(status))
         }
         // The reader went away (`| head`): nothing left to tell anyone.
         Err(ClientError::Output { error }) if error.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -176,6 +221,11 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
         Err(error @ ClientError::TooManyRedirects { .. }) => {
             complain!("csvd: {error}");
             Ok(ExitCode::from(6))
+        }
+        // As HTTPie: exit 2.
+        Err(error @ ClientError::Timeout { .. }) => {
+            complain!("csvd: {error}");
+            Ok(ExitCode::from(2))
         }
         Err(error) => Err(error.into()),
     }
@@ -227,25 +277,66 @@ pub(crate) fn encoding(options: &RequestOptions) -> Encoding {
     }
 }
 
-/// With `--check-status`, 3xx, 4xx and 5xx exit with 3, 4 and 5 and a
-/// warning on stderr (as xh and HTTPie do); otherwise any answer is a
-/// success.
-fn exit_code(status: StatusCode, options: &RequestOptions) -> ExitCode {
-    let code = match status.as_u16() {
-        300..=399 => 3,
-        400..=499 => 4,
-        500..=599 => 5,
-        _ => 0,
-    };
-    if !options.check_status || code == 0 {
-        return ExitCode::SUCCESS;
+/// `--ignore-stdin`: nothing may read standard input.
+fn refuse_stdin(items: &[Item], hops: &crate::cli::HopOptions) -> Result<(), ClientError> {
+    if items
+        .iter()
+        .any(|item| matches!(item, Item::BodyFile(path) if path.as_os_str() == "-"))
+    {
+        return Err(ClientError::item(
+            "@-",
+            "--ignore-stdin: standard input is not read (give the body as @FILE or --raw)",
+        ));
     }
-    if !options.quiet {
-        complain!(
-            "csvd: warning: HTTP {} {}",
-            status.as_str(),
-            status.canonical_reason().unwrap_or("")
-        );
+    let asks = hops.auth_type != Some(crate::cli::AuthType::Bearer)
+        && hops.auth.as_ref().is_some_and(|auth| !auth.contains(':'));
+    let explicit = items.iter().any(
+        |item| matches!(item, Item::Header { name, .. } if *name == hyper::header::AUTHORIZATION),
+    );
+    match &hops.auth {
+        Some(user) if asks && !explicit => Err(ClientError::Auth {
+            flag: "--auth",
+            reason: format!(
+                "no password for `{user}`, and --ignore-stdin forbids asking for one: use \
+                 --auth {user}:PASSWORD"
+            ),
+        }),
+        _ => Ok(()),
     }
-    ExitCode::from(code)
+}
+
+/// How an answer's status becomes the exit code.
+struct Judged {
+    /// `--check-status` (or `--download`, which implies it).
+    check: bool,
+    /// With `--follow`, a 3xx that was not followed is no failure.
+    follow: bool,
+    quiet: bool,
+    /// The output goes to a terminal, where the status was seen.
+    terminal: bool,
+}
+
+impl Judged {
+    /// When checked, 3xx, 4xx and 5xx exit with 3, 4 and 5, as xh and
+    /// HTTPie do, with a warning on stderr unless the status line went to
+    /// a terminal; otherwise any answer is a success.
+    fn exit_code(&self, status: StatusCode) -> ExitCode {
+        let code = match status.as_u16() {
+            300..=399 if !self.follow => 3,
+            400..=499 => 4,
+            500..=599 => 5,
+            _ => 0,
+        };
+        if !self.check || code == 0 {
+            return ExitCode::SUCCESS;
+        }
+        if self.quiet || !self.terminal {
+            complain!(
+                "csvd: warning: HTTP {} {}",
+                status.as_str(),
+                status.canonical_reason().unwrap_or("")
+            );
+        }
+        ExitCode::from(code)
+    }
 }

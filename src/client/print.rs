@@ -121,6 +121,8 @@ pub struct Printer {
     at_line_start: bool,
     body: BodyMode,
     body_started: bool,
+    /// `--download`: the response body goes there, not to `out`.
+    pub download: Option<super::download::Download>,
 }
 
 impl Printer {
@@ -133,6 +135,7 @@ impl Printer {
             at_line_start: true,
             body: BodyMode::Discard,
             body_started: false,
+            download: None,
         }
     }
 

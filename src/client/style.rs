@@ -70,7 +70,12 @@ impl Style {
     /// Decides from `--pretty`, whether stdout is a terminal, and `NO_COLOR`
     /// (which an explicit `--pretty` overrides).
     pub fn detect(pretty: Option<Pretty>) -> Style {
-        let terminal = std::io::stdout().is_terminal();
+        Style::for_output(pretty, std::io::stdout().is_terminal())
+    }
+
+    /// As [`Style::detect`], for an output that is a terminal or not
+    /// (stderr while a download goes to a file; the file of `-o`).
+    pub fn for_output(pretty: Option<Pretty>, terminal: bool) -> Style {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
         Style::choose(pretty, terminal, no_color)
     }

@@ -67,6 +67,7 @@ impl Shell<'_> {
             options: Default::default(),
             tls: TlsOptions::default(),
             hops: Default::default(),
+            transfer: Default::default(),
             help: None,
         };
         match body::parse(&body) {
@@ -124,6 +125,9 @@ impl Shell<'_> {
             (request.raw.is_some(), "--raw"),
             (request.offline, "--offline"),
             (request.curl, "--curl"),
+            (request.transfer.output.is_some(), "--output"),
+            (request.transfer.download, "--download"),
+            (request.transfer.ignore_stdin, "--ignore-stdin"),
         ];
         if let Some((_, flag)) = one_shot_only.iter().find(|(given, _)| *given) {
             return Err(ClientError::item(
