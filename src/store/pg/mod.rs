@@ -502,10 +502,22 @@ const META_COLUMNS: &str =
 impl Meta {
     fn from_row(row: &tokio_postgres::Row) -> Result<Meta> {
         let id_col: i32 = row.try_get(2).map_err(db)?;
+        let columns: Vec<String> = row.try_get(1).map_err(db)?;
+        // Only a hand edit of csvd's tables could break this.
+        let id_col = usize::try_from(id_col)
+            .ok()
+            .filter(|&at| at < columns.len())
+            .ok_or_else(|| {
+                Error::Io(std::io::Error::other(format!(
+                    "csvd_tables names id column {id_col} of {} columns: the table's row was \
+                     changed by hand",
+                    columns.len()
+                )))
+            })?;
         Ok(Meta {
             key: row.try_get(0).map_err(db)?,
-            columns: row.try_get(1).map_err(db)?,
-            id_col: usize::try_from(id_col).unwrap_or(0),
+            columns,
+            id_col,
             version: row.try_get(3).map_err(db)?,
             modified: row.try_get(4).map_err(db)?,
             row_count: row.try_get(5).map_err(db)?,
@@ -692,10 +704,11 @@ impl Store for PgStore {
             let columns: Vec<String> = found.try_get(0).map_err(db)?;
             let id_col: i32 = found.try_get(1).map_err(db)?;
             let row = Arc::new(cells.0);
+            let id_col = usize::try_from(id_col).ok().filter(|&at| at < columns.len());
             Ok(RowView {
                 version: super::table::row_version(&columns, &row),
                 columns: Arc::new(columns),
-                id_col: usize::try_from(id_col).ok(),
+                id_col,
                 row,
                 modified: found.try_get(2).map_err(db)?,
             })
