@@ -13,6 +13,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// HTTP client to talk to it (or to any other server).
 #[derive(Debug, Parser)]
 #[command(name = "csvd", version, about, long_about = None)]
+// A flag given twice takes the later value (typed options after a
+// configuration file's defaults).
+#[command(args_override_self = true)]
 #[command(
     after_help = "Examples:\n  csvd serve                      # serve ./data on 127.0.0.1:8080\n  csvd post :8080/people name=kim age:=30\n  csvd get :8080/people name==kim\n  csvd shell"
 )]
@@ -365,6 +368,11 @@ pub struct RequestArgs {
     /// Print an equivalent curl command and send nothing.
     #[arg(long, conflicts_with = "offline")]
     pub curl: bool,
+
+    /// Ignore the configuration files (`~/.config/csvd/config.toml`,
+    /// `.csvd.toml`).
+    #[arg(long)]
+    pub no_config: bool,
 
     #[command(flatten)]
     pub options: RequestOptions,

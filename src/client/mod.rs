@@ -24,6 +24,7 @@ macro_rules! complain {
     }};
 }
 
+pub mod config;
 mod connection;
 mod decode;
 mod download;
@@ -61,7 +62,6 @@ use print::{Printer, Sections};
 use request::{Encoding, Prepared};
 use style::Style;
 use tls::Tls;
-use url::Url;
 
 /// Runs a client command and returns the process exit code.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -102,9 +102,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// `csvd get|head|post|put|patch|delete URL [items…]`.
 async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode> {
-    let url = Url::parse(&args.url)?;
+    let config = config::current();
+    let url = config.url(&args.url)?;
     let tls = Tls::new(&args.tls)?;
-    let items = parse_items(&args.items)?;
+    let items = config.items(parse_items(&args.items)?);
     let encoding = encoding(&args.options);
     let mut prepared = Prepared::new(method, url, &items, encoding)?;
     if let Some(raw) = &args.raw {

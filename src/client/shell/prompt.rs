@@ -64,6 +64,7 @@ impl Shell<'_> {
             raw: None,
             offline: false,
             curl: false,
+            no_config: false,
             options: Default::default(),
             tls: TlsOptions::default(),
             hops: Default::default(),
