@@ -419,6 +419,12 @@ pub struct HopOptions {
     #[arg(short = 'a', long, value_name = "USER[:PASS]|TOKEN")]
     pub auth: Option<String>,
 
+    /// Send a GET, HEAD, PUT, DELETE or OPTIONS again, up to N times, when
+    /// connecting fails or the answer is 502, 503 or 504; waits 0.5 s, then
+    /// 1 s, 2 s… or the answer's Retry-After, at most 30 s each time.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry: u32,
+
     /// How --auth is sent: basic (the default) or bearer.
     #[arg(short = 'A', long, value_enum, value_name = "TYPE", requires = "auth")]
     pub auth_type: Option<AuthType>,

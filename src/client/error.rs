@@ -64,6 +64,17 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Connecting failed, or the connection broke before an answer: what
+    /// `--retry` tries again.
+    pub fn is_connection_failure(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Refused { .. }
+                | ClientError::Unreachable { .. }
+                | ClientError::Http { .. }
+        )
+    }
+
     pub fn item(item: &str, reason: impl Into<String>) -> ClientError {
         ClientError::InvalidItem {
             item: item.to_string(),

@@ -48,6 +48,7 @@ mod url;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 
@@ -242,7 +243,7 @@ async fn follow(
 ) -> Result<StatusCode, ClientError> {
     let mut followed = 0;
     loop {
-        let answer = client.exchange(&prepared, printer).await?;
+        let answer = send(client, &prepared, printer, hops.retry).await?;
         let location = match answer.location {
             Some(location) if hops.follow && redirect::is_redirect(answer.status) => location,
             _ => return Ok(answer.status),
@@ -257,6 +258,61 @@ async fn follow(
             .between_exchanges()
             .map_err(|error| ClientError::Output { error })?;
         prepared = redirect::next(&prepared, answer.status, &location)?;
+    }
+}
+
+/// The longest `--retry` waits between two attempts.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+/// Sends the request; with `--retry N`, an idempotent one is sent again,
+/// up to N times, after a failure to connect (or a connection lost before
+/// any answer) or a 502, 503 or 504 answer (printed only when it is the
+/// last). The waits double from 0.5 s, or follow the answer's
+/// `Retry-After`, capped at [`MAX_RETRY_WAIT`].
+async fn send(
+    client: &mut Client,
+    prepared: &Prepared,
+    printer: &mut Printer,
+    retries: u32,
+) -> Result<exchange::Answer, ClientError> {
+    let idempotent = [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]
+    .contains(&prepared.method);
+    let retries = if idempotent { retries } else { 0 };
+    let mut attempt = 0;
+    loop {
+        let left = attempt < retries;
+        client.quiet_retryable = left;
+        let backoff = Duration::from_millis(500)
+            .saturating_mul(1 << attempt.min(16))
+            .min(MAX_RETRY_WAIT);
+        let (wait, why) = match client.exchange(prepared, printer).await {
+            Ok(answer) if answer.retryable => (
+                answer
+                    .retry_after
+                    .map_or(backoff, |wait| wait.min(MAX_RETRY_WAIT)),
+                format!(
+                    "HTTP {} {}",
+                    answer.status.as_str(),
+                    answer.status.canonical_reason().unwrap_or("")
+                ),
+            ),
+            Err(error) if left && !client.answered && error.is_connection_failure() => {
+                (backoff, error.to_string())
+            }
+            other => return other,
+        };
+        attempt += 1;
+        complain!(
+            "csvd: {why}; trying again in {} ({attempt} of {retries})",
+            humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
+        );
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -124,6 +124,7 @@ impl Shell<'_> {
         }
         let one_shot_only = [
             (request.raw.is_some(), "--raw"),
+            (request.hops.retry > 0, "--retry"),
             (request.offline, "--offline"),
             (request.curl, "--curl"),
             (request.transfer.output.is_some(), "--output"),
