@@ -419,6 +419,16 @@ pub struct HopOptions {
     #[arg(short = 'a', long, value_name = "USER[:PASS]|TOKEN")]
     pub auth: Option<String>,
 
+    /// Send the headers and cookies kept in session NAME
+    /// (`sessions/<host>/NAME.json` in the configuration directory) or the
+    /// file PATH, and keep this request's headers and the cookies set.
+    #[arg(long, value_name = "NAME|PATH", conflicts_with = "session_read_only")]
+    pub session: Option<String>,
+
+    /// As --session, without saving anything into the session.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub session_read_only: Option<String>,
+
     /// Send a GET, HEAD, PUT, DELETE or OPTIONS again, up to N times, when
     /// connecting fails or the answer is 502, 503 or 504; waits 0.5 s, then
     /// 1 s, 2 s… or the answer's Retry-After, at most 30 s each time.

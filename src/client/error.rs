@@ -52,6 +52,9 @@ pub enum ClientError {
     #[error("cannot write `{path}`: {}", describe_io(error))]
     Unwritable { path: String, error: io::Error },
 
+    #[error("session `{}`: {reason}", path.display())]
+    Session { path: PathBuf, reason: String },
+
     #[error("too many redirects: more than {max} (--max-redirects)")]
     TooManyRedirects { max: usize },
 

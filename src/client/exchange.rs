@@ -55,6 +55,8 @@ pub struct Answer {
     pub retryable: bool,
     /// The answer's `Retry-After`, from now.
     pub retry_after: Option<Duration>,
+    /// Its `Set-Cookie` headers.
+    pub set_cookies: Vec<String>,
 }
 
 /// A file body that went whole and was answered.
@@ -239,6 +241,12 @@ impl Client {
             unread: skipped,
             retryable,
             retry_after: retry_after(response.headers()),
+            set_cookies: response
+                .headers()
+                .get_all(hyper::header::SET_COOKIE)
+                .iter()
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+                .collect(),
         };
         if skipped {
             return Ok(answer);

@@ -38,6 +38,7 @@ mod print;
 mod raw;
 mod redirect;
 mod request;
+mod session;
 mod shell;
 mod style;
 mod table;
@@ -106,7 +107,19 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     let config = config::current();
     let url = config.url(&args.url)?;
     let tls = Tls::new(&args.tls)?;
-    let items = config.items(parse_items(&args.items)?);
+    let typed = parse_items(&args.items)?;
+    let auth_given = args.hops.auth.is_some();
+    let mut session = match (&args.hops.session, &args.hops.session_read_only) {
+        (Some(name), _) | (None, Some(name)) => Some(session::Session::open(
+            session::Session::path_of(name, url.socket_host().0)?,
+            args.hops.session.is_none(),
+        )?),
+        (None, None) => None,
+    };
+    let items = config.items(match &session {
+        Some(session) => session.items(typed.clone(), auth_given)?,
+        None => typed.clone(),
+    });
     let encoding = encoding(&args.options);
     let mut prepared = Prepared::new(method, url, &items, encoding)?;
     if let Some(raw) = &args.raw {
@@ -139,6 +152,13 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
         refuse_stdin(&items, &args.hops)?;
     }
     redirect::authorize(&mut prepared, &items, &args.hops)?;
+    let cookie_typed = items
+        .iter()
+        .any(|item| matches!(item, Item::Header { name, .. } if *name == hyper::header::COOKIE));
+    if let Some(session) = session.as_mut() {
+        session.remember(&typed, &prepared, auth_given);
+        session.add_cookies(&mut prepared, cookie_typed);
+    }
     if args.offline || args.curl {
         let out = if args.curl {
             let mut line = offline::curl(&prepared)?;
@@ -195,7 +215,19 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
         quiet: args.options.quiet,
         terminal,
     };
-    match follow(&mut client, prepared, &mut printer, &hops).await {
+    let followed = follow(
+        &mut client,
+        prepared,
+        &mut printer,
+        &hops,
+        session.as_mut().map(|session| (session, cookie_typed)),
+    )
+    .await;
+    // Only what an answer came back for is kept.
+    if let Some(session) = session.as_ref().filter(|_| followed.is_ok()) {
+        session.save()?;
+    }
+    match followed {
         Ok(_)
             if printer
                 .download
@@ -240,10 +272,14 @@ async fn follow(
     mut prepared: Prepared,
     printer: &mut Printer,
     hops: &crate::cli::HopOptions,
+    mut session: Option<(&mut session::Session, bool)>,
 ) -> Result<StatusCode, ClientError> {
     let mut followed = 0;
     loop {
         let answer = send(client, &prepared, printer, hops.retry).await?;
+        if let Some((session, _)) = session.as_mut() {
+            session.store_cookies(&prepared, &answer.set_cookies);
+        }
         let location = match answer.location {
             Some(location) if hops.follow && redirect::is_redirect(answer.status) => location,
             _ => return Ok(answer.status),
@@ -258,6 +294,9 @@ async fn follow(
             .between_exchanges()
             .map_err(|error| ClientError::Output { error })?;
         prepared = redirect::next(&prepared, answer.status, &location)?;
+        if let Some((session, typed)) = session.as_ref() {
+            session.add_cookies(&mut prepared, *typed);
+        }
     }
 }
 
