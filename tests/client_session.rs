@@ -30,6 +30,13 @@ class Handler(BaseHTTPRequestHandler):
             cookies = ["sid=abc; Path=/", "theme=dark; Path=/prefs", "lasting=1; Max-Age=3600"]
         if self.path == "/expire":
             cookies = ["sid=gone; Path=/; Max-Age=0"]
+        if self.path == "/login":
+            self.send_response(302)
+            self.send_header("Location", "/echo")
+            self.send_header("Set-Cookie", "sid=fresh; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         seen = {name: self.headers.get(name) for name in ("Cookie", "X-Token", "Authorization")}
         body = json.dumps(seen).encode()
         self.send_response(200)
@@ -92,6 +99,20 @@ fn cookies_are_kept_and_sent_by_their_path_and_expiry() {
     assert_eq!(seen["Cookie"], Value::Null);
     let seen = run(home, &["get", &python.url("/echo")]);
     assert_eq!(seen["Cookie"], Value::Null);
+}
+
+#[test]
+fn a_cookie_set_by_a_redirect_goes_to_the_next_hop() {
+    let Some(python) = Python::start(HANDLER, "--session tests") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let seen = run(
+        home,
+        &["get", &python.url("/login"), "--follow", "--session", "s"],
+    );
+    assert_eq!(seen["Cookie"], json!("sid=fresh"), "{seen}");
 }
 
 #[test]
