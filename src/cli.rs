@@ -13,6 +13,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// HTTP client to talk to it (or to any other server).
 #[derive(Debug, Parser)]
 #[command(name = "csvd", version, about, long_about = None)]
+// A flag given twice takes the later value (typed options after a
+// configuration file's defaults).
+#[command(args_override_self = true)]
 #[command(
     after_help = "Examples:\n  csvd serve                      # serve ./data on 127.0.0.1:8080\n  csvd post :8080/people name=kim age:=30\n  csvd get :8080/people name==kim\n  csvd shell"
 )]
@@ -366,6 +369,11 @@ pub struct RequestArgs {
     #[arg(long, conflicts_with = "offline")]
     pub curl: bool,
 
+    /// Ignore the configuration files (`~/.config/csvd/config.toml`,
+    /// `.csvd.toml`).
+    #[arg(long)]
+    pub no_config: bool,
+
     #[command(flatten)]
     pub options: RequestOptions,
 
@@ -410,6 +418,22 @@ pub struct HopOptions {
     /// a terminal), or the token of `--auth-type bearer`.
     #[arg(short = 'a', long, value_name = "USER[:PASS]|TOKEN")]
     pub auth: Option<String>,
+
+    /// Send the headers and cookies kept in session NAME
+    /// (`sessions/<host>/NAME.json` in the configuration directory) or the
+    /// file PATH, and keep this request's headers and the cookies set.
+    #[arg(long, value_name = "NAME|PATH", conflicts_with = "session_read_only")]
+    pub session: Option<String>,
+
+    /// As --session, without saving anything into the session.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub session_read_only: Option<String>,
+
+    /// Send a GET, HEAD, PUT, DELETE or OPTIONS again, up to N times, when
+    /// connecting fails or the answer is 502, 503 or 504; waits 0.5 s, then
+    /// 1 s, 2 s… or the answer's Retry-After, at most 30 s each time.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry: u32,
 
     /// How --auth is sent: basic (the default) or bearer.
     #[arg(short = 'A', long, value_enum, value_name = "TYPE", requires = "auth")]

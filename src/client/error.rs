@@ -52,6 +52,9 @@ pub enum ClientError {
     #[error("cannot write `{path}`: {}", describe_io(error))]
     Unwritable { path: String, error: io::Error },
 
+    #[error("session `{}`: {reason}", path.display())]
+    Session { path: PathBuf, reason: String },
+
     #[error("too many redirects: more than {max} (--max-redirects)")]
     TooManyRedirects { max: usize },
 
@@ -64,6 +67,17 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Connecting failed, or the connection broke before an answer: what
+    /// `--retry` tries again.
+    pub fn is_connection_failure(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Refused { .. }
+                | ClientError::Unreachable { .. }
+                | ClientError::Http { .. }
+        )
+    }
+
     pub fn item(item: &str, reason: impl Into<String>) -> ClientError {
         ClientError::InvalidItem {
             item: item.to_string(),

@@ -37,6 +37,12 @@ pub struct Client {
     pub quiet_redirects: bool,
     /// The last `@file` body sent and answered, for the summary line.
     pub uploaded: Option<Uploaded>,
+    /// Print nothing of a 502, 503 or 504 answer: it will be asked again
+    /// (`--retry`).
+    pub quiet_retryable: bool,
+    /// The last exchange got the head of an answer (so a failure after it
+    /// is not one of connecting).
+    pub answered: bool,
 }
 
 /// What came back, besides what was printed.
@@ -45,6 +51,12 @@ pub struct Answer {
     pub location: Option<String>,
     /// The body was left unread: the connection cannot be used again.
     unread: bool,
+    /// A 502, 503 or 504 left unprinted for `--retry`.
+    pub retryable: bool,
+    /// The answer's `Retry-After`, from now.
+    pub retry_after: Option<Duration>,
+    /// Its `Set-Cookie` headers.
+    pub set_cookies: Vec<String>,
 }
 
 /// A file body that went whole and was answered.
@@ -73,6 +85,8 @@ impl Client {
             tls,
             quiet_redirects: false,
             uploaded: None,
+            quiet_retryable: false,
+            answered: false,
         }
     }
 
@@ -95,6 +109,7 @@ impl Client {
     ) -> Result<Answer, ClientError> {
         printer.begin();
         self.uploaded = None;
+        self.answered = false;
         let answered = self.attempt_twice(prepared, printer).await;
         if answered.as_ref().is_ok_and(|answer| answer.unread) {
             self.connection = None;
@@ -200,6 +215,7 @@ impl Client {
         };
 
         let status = response.status();
+        self.answered = true;
         if let Some(tally) = tally.and_then(|tally| tally.lock().ok().map(|tally| tally.clone())) {
             let server_rows = response
                 .headers()
@@ -216,12 +232,21 @@ impl Client {
             .headers()
             .get(hyper::header::LOCATION)
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-        let skipped =
-            self.quiet_redirects && super::redirect::is_redirect(status) && location.is_some();
+        let retryable = self.quiet_retryable && is_retryable(status);
+        let skipped = retryable
+            || self.quiet_redirects && super::redirect::is_redirect(status) && location.is_some();
         let answer = Answer {
             status,
             location,
             unread: skipped,
+            retryable,
+            retry_after: retry_after(response.headers()),
+            set_cookies: response
+                .headers()
+                .get_all(hyper::header::SET_COOKIE)
+                .iter()
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+                .collect(),
         };
         if skipped {
             return Ok(answer);
@@ -250,6 +275,28 @@ impl Client {
             Ok(()) => Ok(answer),
         }
     }
+}
+
+/// 502, 503 and 504: a server in the way, or one that says to come back.
+pub fn is_retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 502..=504)
+}
+
+/// `Retry-After`: seconds, or an HTTP date (none when it is past).
+fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+    let text = headers
+        .get(hyper::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(text).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 fn print_request(

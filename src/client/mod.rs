@@ -24,6 +24,7 @@ macro_rules! complain {
     }};
 }
 
+pub mod config;
 mod connection;
 mod decode;
 mod download;
@@ -37,6 +38,7 @@ mod print;
 mod raw;
 mod redirect;
 mod request;
+mod session;
 mod shell;
 mod style;
 mod table;
@@ -47,6 +49,7 @@ mod url;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 
@@ -61,7 +64,6 @@ use print::{Printer, Sections};
 use request::{Encoding, Prepared};
 use style::Style;
 use tls::Tls;
-use url::Url;
 
 /// Runs a client command and returns the process exit code.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -102,9 +104,22 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// `csvd get|head|post|put|patch|delete URL [items…]`.
 async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode> {
-    let url = Url::parse(&args.url)?;
+    let config = config::current();
+    let url = config.url(&args.url)?;
     let tls = Tls::new(&args.tls)?;
-    let items = parse_items(&args.items)?;
+    let typed = parse_items(&args.items)?;
+    let auth_given = args.hops.auth.is_some();
+    let mut session = match (&args.hops.session, &args.hops.session_read_only) {
+        (Some(name), _) | (None, Some(name)) => Some(session::Session::open(
+            session::Session::path_of(name, url.socket_host().0)?,
+            args.hops.session.is_none(),
+        )?),
+        (None, None) => None,
+    };
+    let items = config.items(match &session {
+        Some(session) => session.items(typed.clone(), auth_given)?,
+        None => typed.clone(),
+    });
     let encoding = encoding(&args.options);
     let mut prepared = Prepared::new(method, url, &items, encoding)?;
     if let Some(raw) = &args.raw {
@@ -137,6 +152,13 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
         refuse_stdin(&items, &args.hops)?;
     }
     redirect::authorize(&mut prepared, &items, &args.hops)?;
+    let cookie_typed = items
+        .iter()
+        .any(|item| matches!(item, Item::Header { name, .. } if *name == hyper::header::COOKIE));
+    if let Some(session) = session.as_mut() {
+        session.remember(&typed, &prepared, auth_given);
+        session.add_cookies(&mut prepared, cookie_typed);
+    }
     if args.offline || args.curl {
         let out = if args.curl {
             let mut line = offline::curl(&prepared)?;
@@ -193,7 +215,19 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
         quiet: args.options.quiet,
         terminal,
     };
-    match follow(&mut client, prepared, &mut printer, &hops).await {
+    let followed = follow(
+        &mut client,
+        prepared,
+        &mut printer,
+        &hops,
+        session.as_mut().map(|session| (session, cookie_typed)),
+    )
+    .await;
+    // Only what an answer came back for is kept.
+    if let Some(session) = session.as_ref().filter(|_| followed.is_ok()) {
+        session.save()?;
+    }
+    match followed {
         Ok(_)
             if printer
                 .download
@@ -238,10 +272,14 @@ async fn follow(
     mut prepared: Prepared,
     printer: &mut Printer,
     hops: &crate::cli::HopOptions,
+    mut session: Option<(&mut session::Session, bool)>,
 ) -> Result<StatusCode, ClientError> {
     let mut followed = 0;
     loop {
-        let answer = client.exchange(&prepared, printer).await?;
+        let answer = send(client, &prepared, printer, hops.retry).await?;
+        if let Some((session, _)) = session.as_mut() {
+            session.store_cookies(&prepared, &answer.set_cookies);
+        }
         let location = match answer.location {
             Some(location) if hops.follow && redirect::is_redirect(answer.status) => location,
             _ => return Ok(answer.status),
@@ -256,6 +294,64 @@ async fn follow(
             .between_exchanges()
             .map_err(|error| ClientError::Output { error })?;
         prepared = redirect::next(&prepared, answer.status, &location)?;
+        if let Some((session, typed)) = session.as_ref() {
+            session.add_cookies(&mut prepared, *typed);
+        }
+    }
+}
+
+/// The longest `--retry` waits between two attempts.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+/// Sends the request; with `--retry N`, an idempotent one is sent again,
+/// up to N times, after a failure to connect (or a connection lost before
+/// any answer) or a 502, 503 or 504 answer (printed only when it is the
+/// last). The waits double from 0.5 s, or follow the answer's
+/// `Retry-After`, capped at [`MAX_RETRY_WAIT`].
+async fn send(
+    client: &mut Client,
+    prepared: &Prepared,
+    printer: &mut Printer,
+    retries: u32,
+) -> Result<exchange::Answer, ClientError> {
+    let idempotent = [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]
+    .contains(&prepared.method);
+    let retries = if idempotent { retries } else { 0 };
+    let mut attempt = 0;
+    loop {
+        let left = attempt < retries;
+        client.quiet_retryable = left;
+        let backoff = Duration::from_millis(500)
+            .saturating_mul(1 << attempt.min(16))
+            .min(MAX_RETRY_WAIT);
+        let (wait, why) = match client.exchange(prepared, printer).await {
+            Ok(answer) if answer.retryable => (
+                answer
+                    .retry_after
+                    .map_or(backoff, |wait| wait.min(MAX_RETRY_WAIT)),
+                format!(
+                    "HTTP {} {}",
+                    answer.status.as_str(),
+                    answer.status.canonical_reason().unwrap_or("")
+                ),
+            ),
+            Err(error) if left && !client.answered && error.is_connection_failure() => {
+                (backoff, error.to_string())
+            }
+            other => return other,
+        };
+        attempt += 1;
+        complain!(
+            "csvd: {why}; trying again in {} ({attempt} of {retries})",
+            humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
+        );
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -127,7 +127,7 @@ impl Url {
     }
 
     /// A path under this URL's path: the base's path is a prefix.
-    fn join(&self, path: &str) -> Result<Url, ClientError> {
+    pub(crate) fn join(&self, path: &str) -> Result<Url, ClientError> {
         let base_path = self.target.split('?').next().unwrap_or("");
         let joined = format!(
             "{}/{}",

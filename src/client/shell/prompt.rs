@@ -64,6 +64,7 @@ impl Shell<'_> {
             raw: None,
             offline: false,
             curl: false,
+            no_config: false,
             options: Default::default(),
             tls: TlsOptions::default(),
             hops: Default::default(),
@@ -123,6 +124,11 @@ impl Shell<'_> {
         }
         let one_shot_only = [
             (request.raw.is_some(), "--raw"),
+            (request.hops.retry > 0, "--retry"),
+            (
+                request.hops.session.is_some() || request.hops.session_read_only.is_some(),
+                "--session",
+            ),
             (request.offline, "--offline"),
             (request.curl, "--curl"),
             (request.transfer.output.is_some(), "--output"),
