@@ -704,7 +704,9 @@ impl Store for PgStore {
             let columns: Vec<String> = found.try_get(0).map_err(db)?;
             let id_col: i32 = found.try_get(1).map_err(db)?;
             let row = Arc::new(cells.0);
-            let id_col = usize::try_from(id_col).ok().filter(|&at| at < columns.len());
+            let id_col = usize::try_from(id_col)
+                .ok()
+                .filter(|&at| at < columns.len());
             Ok(RowView {
                 version: super::table::row_version(&columns, &row),
                 columns: Arc::new(columns),
