@@ -527,6 +527,12 @@ pub struct RequestOptions {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Print the response body line by line as it arrives, each JSON line
+    /// formatted on its own, never gathered whole first (NDJSON and other
+    /// bodies that are not JSON or CSV stream without it).
+    #[arg(short = 'S', long)]
+    pub stream: bool,
+
     /// Exit with 3, 4 or 5 when the status is 3xx, 4xx or 5xx (a 3xx is
     /// no failure with --follow); a warning says so on stderr when stdout
     /// is not a terminal, or with --quiet.

@@ -205,6 +205,7 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
         (Printer::stdout(style, sections), style.terminal)
     };
     printer.download = download;
+    printer.stream = args.options.stream;
     let mut client = Client::new(args.options.timeout, tls);
     // Only the last answer is printed, unless -v asks for every hop.
     client.quiet_redirects = hops.follow && !args.options.verbose;

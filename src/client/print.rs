@@ -103,8 +103,9 @@ enum BodyMode {
     Discard,
     /// Gathered whole, then reformatted.
     Whole(Kind, Vec<u8>),
-    /// Printed line by line (NDJSON), the unfinished line kept back.
-    Lines(Vec<u8>),
+    /// Printed line by line (NDJSON, `--stream`), the unfinished line
+    /// kept back; each line that is JSON is laid out so.
+    Lines(Vec<u8>, Layout),
     /// Written as it arrives; `checked` once the first chunk has been
     /// looked at for binary data.
     Stream { checked: bool },
@@ -123,6 +124,9 @@ pub struct Printer {
     body_started: bool,
     /// `--download`: the response body goes there, not to `out`.
     pub download: Option<super::download::Download>,
+    /// `--stream`: every body is printed line by line as it arrives, never
+    /// gathered whole.
+    pub stream: bool,
 }
 
 impl Printer {
@@ -136,6 +140,7 @@ impl Printer {
             body: BodyMode::Discard,
             body_started: false,
             download: None,
+            stream: false,
         }
     }
 
@@ -247,9 +252,10 @@ impl Printer {
         }
         let pretty = self.style.format || self.style.colors;
         self.body = match Kind::of(content_type) {
+            _ if self.stream && pretty => BodyMode::Lines(Vec::new(), self.layout()),
             Kind::Json if pretty => BodyMode::Whole(Kind::Json, Vec::new()),
             Kind::Csv if self.style.format => BodyMode::Whole(Kind::Csv, Vec::new()),
-            Kind::Ndjson if pretty => BodyMode::Lines(Vec::new()),
+            Kind::Ndjson if pretty => BodyMode::Lines(Vec::new(), Layout::Preserve),
             _ => BodyMode::Stream { checked: false },
         };
     }
@@ -264,14 +270,15 @@ impl Printer {
                 gathered.extend_from_slice(chunk);
                 Ok(())
             }
-            BodyMode::Lines(pending) => {
+            BodyMode::Lines(pending, layout) => {
+                let layout = *layout;
                 pending.extend_from_slice(chunk);
                 let Some(last_newline) = pending.iter().rposition(|byte| *byte == b'\n') else {
                     return Ok(());
                 };
                 let complete: Vec<u8> = pending.drain(..=last_newline).collect();
                 self.separate_body()?;
-                self.ndjson(&complete)
+                self.lines(&complete, layout)
             }
             BodyMode::Stream { checked } => {
                 let first = !std::mem::replace(checked, true);
@@ -305,9 +312,9 @@ impl Printer {
                     None => self.stream(&gathered)?,
                 }
             }
-            BodyMode::Lines(rest) if !rest.is_empty() => {
+            BodyMode::Lines(rest, layout) if !rest.is_empty() => {
                 self.separate_body()?;
-                self.ndjson(&rest)?;
+                self.lines(&rest, layout)?;
             }
             _ => {}
         }
@@ -343,7 +350,9 @@ impl Printer {
         }
     }
 
-    fn ndjson(&mut self, lines: &[u8]) -> io::Result<()> {
+    /// Complete lines, each JSON one rendered on its own (compact for
+    /// NDJSON, indented under `--stream`), others as they are.
+    fn lines(&mut self, lines: &[u8], layout: Layout) -> io::Result<()> {
         let text = String::from_utf8_lossy(lines);
         let mut out = String::with_capacity(text.len());
         for line in text.split_inclusive('\n') {
@@ -351,7 +360,11 @@ impl Printer {
                 Some(content) => (content, "\n"),
                 None => (line, ""),
             };
-            out.push_str(&json::render_line(content, &self.style));
+            out.push_str(&match layout {
+                Layout::Preserve => json::render_line(content, &self.style),
+                Layout::Indent => json::render(content.as_bytes(), layout, &self.style)
+                    .unwrap_or_else(|| content.to_string()),
+            });
             out.push_str(newline);
         }
         self.stream(out.as_bytes())
