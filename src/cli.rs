@@ -533,6 +533,15 @@ pub struct RequestOptions {
     #[arg(short = 'S', long)]
     pub stream: bool,
 
+    /// Print headers sorted by name and JSON objects' keys sorted.
+    #[arg(long, overrides_with = "unsorted")]
+    pub sorted: bool,
+
+    /// Print headers and JSON keys in the order received (the default;
+    /// undoes an earlier --sorted).
+    #[arg(long, overrides_with = "sorted")]
+    pub unsorted: bool,
+
     /// Exit with 3, 4 or 5 when the status is 3xx, 4xx or 5xx (a 3xx is
     /// no failure with --follow); a warning says so on stderr when stdout
     /// is not a terminal, or with --quiet.

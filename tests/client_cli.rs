@@ -1354,3 +1354,38 @@ fn stream_prints_each_line_before_the_body_ends() {
         );
     }
 }
+
+#[test]
+fn sorted_orders_headers_and_json_keys() {
+    let body = br#"{"b":1,"a":{"z":[{"y":2,"x":12345678901234567890}],"c":null}}"#;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nX-Zeta: 1\r\nContent-Type: application/json\r\nx-alpha: 2\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let printed = |options: &[&str]| {
+        let (port, _server) = answering(&head, body);
+        let mut args = vec!["get", "--print", "hb", "--pretty", "format"];
+        args.extend(options);
+        let address = format!("127.0.0.1:{port}/");
+        args.push(&address);
+        let out = run(&args);
+        assert_eq!(out.code, 0, "{options:?}: {}", out.stderr);
+        out.stdout
+    };
+    let sorted = printed(&["--sorted"]);
+    let expected = "http/1.1 200 ok\ncontent-length: 61\ncontent-type: application/json\nx-alpha: 2\nx-zeta: 1\n\n{\n    \"a\": {\n        \"c\": null,\n        \"z\": [\n            {\n                \"x\": 12345678901234567890,\n                \"y\": 2\n            }\n        ]\n    },\n    \"b\": 1\n}";
+    assert_eq!(body.len(), 61);
+    assert_eq!(sorted.to_ascii_lowercase(), expected, "{sorted}");
+    // --unsorted (the default) keeps the order received; the last one given wins.
+    for options in [&[][..], &["--unsorted"], &["--sorted", "--unsorted"]] {
+        let out = printed(options);
+        assert!(out.contains("\"b\": 1,\n    \"a\""), "{options:?}: {out}");
+        let zeta = out.to_ascii_lowercase().find("x-zeta").unwrap();
+        let alpha = out.to_ascii_lowercase().find("x-alpha").unwrap();
+        assert!(zeta < alpha, "{options:?}: {out}");
+    }
+    assert_eq!(
+        printed(&["--unsorted", "--sorted"]).to_ascii_lowercase(),
+        expected
+    );
+}

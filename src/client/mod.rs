@@ -206,6 +206,7 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     };
     printer.download = download;
     printer.stream = args.options.stream;
+    printer.sorted = args.options.sorted;
     let mut client = Client::new(args.options.timeout, tls);
     // Only the last answer is printed, unless -v asks for every hop.
     client.quiet_redirects = hops.follow && !args.options.verbose;

@@ -127,6 +127,8 @@ pub struct Printer {
     /// `--stream`: every body is printed line by line as it arrives, never
     /// gathered whole.
     pub stream: bool,
+    /// `--sorted`: headers by name, and the keys of JSON bodies, sorted.
+    pub sorted: bool,
 }
 
 impl Printer {
@@ -141,6 +143,7 @@ impl Printer {
             body_started: false,
             download: None,
             stream: false,
+            sorted: false,
         }
     }
 
@@ -160,7 +163,8 @@ impl Printer {
         }
         self.separate()?;
         let text = String::from_utf8_lossy(head);
-        let mut lines = head_lines(&text);
+        let lines = self.ordered(head_lines(&text).collect());
+        let mut lines = lines.into_iter();
         if let Some(first) = lines.next() {
             let mut parts = first.splitn(3, ' ');
             let method = parts.next().unwrap_or_default();
@@ -220,7 +224,7 @@ impl Printer {
         self.separate()?;
         let text = String::from_utf8_lossy(head);
         let mut status_line_next = true;
-        for line in head_lines(&text) {
+        for line in self.ordered(head_lines(&text).collect()) {
             if line.is_empty() {
                 self.line("")?;
                 status_line_next = true;
@@ -301,8 +305,13 @@ impl Printer {
     /// terminal.
     pub fn finish_body(&mut self) -> io::Result<()> {
         match std::mem::replace(&mut self.body, BodyMode::Discard) {
-            BodyMode::Whole(kind, gathered) if !gathered.is_empty() => {
+            BodyMode::Whole(kind, mut gathered) if !gathered.is_empty() => {
                 self.separate_body()?;
+                if kind == Kind::Json && self.sorted {
+                    if let Some(sorted) = json::sort_keys(&gathered) {
+                        gathered = sorted.into_bytes();
+                    }
+                }
                 let rendered = match kind {
                     Kind::Csv => table::render(&gathered, &self.style),
                     _ => json::render(&gathered, self.layout(), &self.style),
@@ -360,6 +369,11 @@ impl Printer {
                 Some(content) => (content, "\n"),
                 None => (line, ""),
             };
+            let sorted = self
+                .sorted
+                .then(|| json::sort_keys(content.as_bytes()))
+                .flatten();
+            let content = sorted.as_deref().unwrap_or(content);
             out.push_str(&match layout {
                 Layout::Preserve => json::render_line(content, &self.style),
                 Layout::Indent => json::render(content.as_bytes(), layout, &self.style)
@@ -368,6 +382,25 @@ impl Printer {
             out.push_str(newline);
         }
         self.stream(out.as_bytes())
+    }
+
+    /// A head's lines; under `--sorted` the headers after each start line
+    /// (a head follows an empty line) sorted by name, stably.
+    fn ordered<'a>(&self, mut lines: Vec<&'a str>) -> Vec<&'a str> {
+        if self.sorted {
+            let name = |line: &&str| {
+                line.split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            };
+            for head in lines.split_mut(|line| line.is_empty()) {
+                if let Some((_, headers)) = head.split_first_mut() {
+                    headers.sort_by_cached_key(name);
+                }
+            }
+        }
+        lines
     }
 
     fn header_line(&mut self, line: &str) -> io::Result<()> {
