@@ -542,6 +542,10 @@ pub struct RequestOptions {
     #[arg(long, overrides_with = "sorted")]
     pub unsorted: bool,
 
+    /// Colour theme: auto (the default), bright, solarized or mono.
+    #[arg(long, value_enum, value_name = "THEME", default_value = "auto")]
+    pub style: Theme,
+
     /// Exit with 3, 4 or 5 when the status is 3xx, 4xx or 5xx (a 3xx is
     /// no failure with --follow); a warning says so on stderr when stdout
     /// is not a terminal, or with --quiet.
@@ -572,6 +576,20 @@ pub struct TlsOptions {
     /// is not authenticated (a warning says so on stderr). Wins over --ca.
     #[arg(short = 'k', long, help_heading = "HTTPS")]
     pub insecure: bool,
+}
+
+/// The colours of `--style`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Theme {
+    /// The 16 basic terminal colours (the default).
+    #[default]
+    Auto,
+    /// Their bright variants, for dark backgrounds.
+    Bright,
+    /// Solarized accents (256-colour terminals).
+    Solarized,
+    /// No colour: bold, underline and dim only.
+    Mono,
 }
 
 /// Output styling, as HTTPie's `--pretty`.

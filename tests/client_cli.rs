@@ -1389,3 +1389,37 @@ fn sorted_orders_headers_and_json_keys() {
         expected
     );
 }
+
+#[test]
+fn style_chooses_the_colours() {
+    let body = br#"{"k":1}"#;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let coloured = |style: &str| {
+        let (port, _server) = answering(&head, body);
+        let out = run(&[
+            "get",
+            "--pretty",
+            "colors",
+            "--style",
+            style,
+            &format!("127.0.0.1:{port}/"),
+        ]);
+        assert_eq!(out.code, 0, "{style}: {}", out.stderr);
+        out.stdout
+    };
+    assert_eq!(
+        coloured("auto"),
+        "{\x1b[1;34m\"k\"\x1b[0m:\x1b[36m1\x1b[0m}"
+    );
+    assert_eq!(coloured("mono"), "{\x1b[1m\"k\"\x1b[0m:\x1b[0m1\x1b[0m}");
+    assert_eq!(
+        coloured("solarized"),
+        "{\x1b[38;5;33m\"k\"\x1b[0m:\x1b[38;5;125m1\x1b[0m}"
+    );
+    let out = run(&["get", "--style", "neon", "127.0.0.1:9/"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("bright"), "{}", out.stderr);
+}

@@ -307,6 +307,7 @@ mod tests {
             colors: true,
             format: true,
             terminal: true,
+            theme: crate::cli::Theme::Auto,
         };
         let out = render(br#"{"k":"v","n":null}"#, Layout::Preserve, &style).unwrap();
         assert!(out.contains("\x1b[1;34m\"k\"\x1b[0m"));

@@ -509,6 +509,7 @@ mod tests {
             colors: false,
             format: true,
             terminal: true,
+            theme: crate::cli::Theme::Auto,
         }
     }
 
