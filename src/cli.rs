@@ -527,6 +527,25 @@ pub struct RequestOptions {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Print the response body line by line as it arrives, each JSON line
+    /// formatted on its own, never gathered whole first (NDJSON and other
+    /// bodies that are not JSON or CSV stream without it).
+    #[arg(short = 'S', long)]
+    pub stream: bool,
+
+    /// Print headers sorted by name and JSON objects' keys sorted.
+    #[arg(long, overrides_with = "unsorted")]
+    pub sorted: bool,
+
+    /// Print headers and JSON keys in the order received (the default;
+    /// undoes an earlier --sorted).
+    #[arg(long, overrides_with = "sorted")]
+    pub unsorted: bool,
+
+    /// Colour theme: auto (the default), bright, solarized or mono.
+    #[arg(long, value_enum, value_name = "THEME", default_value = "auto")]
+    pub style: Theme,
+
     /// Exit with 3, 4 or 5 when the status is 3xx, 4xx or 5xx (a 3xx is
     /// no failure with --follow); a warning says so on stderr when stdout
     /// is not a terminal, or with --quiet.
@@ -557,6 +576,20 @@ pub struct TlsOptions {
     /// is not authenticated (a warning says so on stderr). Wins over --ca.
     #[arg(short = 'k', long, help_heading = "HTTPS")]
     pub insecure: bool,
+}
+
+/// The colours of `--style`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Theme {
+    /// The 16 basic terminal colours (the default).
+    #[default]
+    Auto,
+    /// Their bright variants, for dark backgrounds.
+    Bright,
+    /// Solarized accents (256-colour terminals).
+    Solarized,
+    /// No colour: bold, underline and dim only.
+    Mono,
 }
 
 /// Output styling, as HTTPie's `--pretty`.

@@ -1267,3 +1267,159 @@ fn download_flags_need_their_companions() {
     assert_eq!(run(&["get", "/", "--overwrite"]).code, 2);
     assert_eq!(run(&["get", "/", "-d", "--offline"]).code, 2);
 }
+
+/// Sends `Content-Type: TYPE` (from `?type=`), a first line, then waits
+/// until the test creates the file named by the path (at most 20 s) and
+/// sends a last line saying whether it saw the file or gave up.
+const STREAM_HANDLER: &str = r#"
+import os, sys, time, urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DIR = sys.argv[1] if len(sys.argv) > 1 else os.environ["SIGNAL_DIR"]
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        kind = urllib.parse.parse_qs(url.query)["type"][0]
+        signal = os.path.join(DIR, url.path.strip("/"))
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.end_headers()
+        prefix = b"data: " if kind == "text/event-stream" else b""
+        self.wfile.write(prefix + b'{"n":1}\n')
+        self.wfile.flush()
+        deadline = time.monotonic() + 20
+        while not os.path.exists(signal) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen = b"signal" if os.path.exists(signal) else b"timeout"
+        self.wfile.write(prefix + b'{"seen":"' + seen + b'"}\n')
+        self.wfile.flush()
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+#[test]
+fn stream_prints_each_line_before_the_body_ends() {
+    let signals = tempfile::tempdir().unwrap();
+    let handler = STREAM_HANDLER.replace(
+        "sys.argv[1] if len(sys.argv) > 1 else os.environ[\"SIGNAL_DIR\"]",
+        &format!("{:?}", signals.path().display().to_string()),
+    );
+    let Some(python) = common::python::Python::start(&handler, "streaming test") else {
+        return;
+    };
+    // (content type, options, what the first line looks like once printed)
+    let cases: [(&str, &[&str], &str); 5] = [
+        ("application/json", &["--stream"], "\"n\": 1"),
+        ("application/json", &["-S", "--pretty", "none"], "{\"n\":1}"),
+        ("application/x-ndjson", &[], "{\"n\":1}"),
+        ("text/event-stream", &[], "data: {\"n\":1}"),
+        // A CSV body, else gathered whole to be aligned as a table.
+        ("text/csv", &["--stream"], "\"n\": 1"),
+    ];
+    for (number, (kind, options, first)) in cases.iter().enumerate() {
+        let what = format!("{kind} {options:?}");
+        let name = format!("s{number}");
+        let mut child = Command::new(BIN)
+            .args(["get", &python.url(&format!("/{name}?type={kind}"))])
+            .args(["--pretty", "format"])
+            .args(*options)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains(first) {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            seen.push_str(&line);
+        }
+        std::fs::write(signals.path().join(&name), "").unwrap();
+        stdout.read_to_string(&mut seen).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{what}: {status}");
+        assert!(seen.contains(first), "{what}: {seen:?}");
+        assert!(
+            seen.contains("signal\"") && !seen.contains("timeout"),
+            "{what}: the first line came only with the last: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn sorted_orders_headers_and_json_keys() {
+    let body = br#"{"b":1,"a":{"z":[{"y":2,"x":12345678901234567890}],"c":null}}"#;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nX-Zeta: 1\r\nContent-Type: application/json\r\nx-alpha: 2\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let printed = |options: &[&str]| {
+        let (port, _server) = answering(&head, body);
+        let mut args = vec!["get", "--print", "hb", "--pretty", "format"];
+        args.extend(options);
+        let address = format!("127.0.0.1:{port}/");
+        args.push(&address);
+        let out = run(&args);
+        assert_eq!(out.code, 0, "{options:?}: {}", out.stderr);
+        out.stdout
+    };
+    let sorted = printed(&["--sorted"]);
+    let expected = "http/1.1 200 ok\ncontent-length: 61\ncontent-type: application/json\nx-alpha: 2\nx-zeta: 1\n\n{\n    \"a\": {\n        \"c\": null,\n        \"z\": [\n            {\n                \"x\": 12345678901234567890,\n                \"y\": 2\n            }\n        ]\n    },\n    \"b\": 1\n}";
+    assert_eq!(body.len(), 61);
+    assert_eq!(sorted.to_ascii_lowercase(), expected, "{sorted}");
+    // --unsorted (the default) keeps the order received; the last one given wins.
+    for options in [&[][..], &["--unsorted"], &["--sorted", "--unsorted"]] {
+        let out = printed(options);
+        assert!(out.contains("\"b\": 1,\n    \"a\""), "{options:?}: {out}");
+        let zeta = out.to_ascii_lowercase().find("x-zeta").unwrap();
+        let alpha = out.to_ascii_lowercase().find("x-alpha").unwrap();
+        assert!(zeta < alpha, "{options:?}: {out}");
+    }
+    assert_eq!(
+        printed(&["--unsorted", "--sorted"]).to_ascii_lowercase(),
+        expected
+    );
+}
+
+#[test]
+fn style_chooses_the_colours() {
+    let body = br#"{"k":1}"#;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let coloured = |style: &str| {
+        let (port, _server) = answering(&head, body);
+        let out = run(&[
+            "get",
+            "--pretty",
+            "colors",
+            "--style",
+            style,
+            &format!("127.0.0.1:{port}/"),
+        ]);
+        assert_eq!(out.code, 0, "{style}: {}", out.stderr);
+        out.stdout
+    };
+    assert_eq!(
+        coloured("auto"),
+        "{\x1b[1;34m\"k\"\x1b[0m:\x1b[36m1\x1b[0m}"
+    );
+    assert_eq!(coloured("mono"), "{\x1b[1m\"k\"\x1b[0m:\x1b[0m1\x1b[0m}");
+    assert_eq!(
+        coloured("solarized"),
+        "{\x1b[38;5;33m\"k\"\x1b[0m:\x1b[38;5;125m1\x1b[0m}"
+    );
+    let out = run(&["get", "--style", "neon", "127.0.0.1:9/"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("bright"), "{}", out.stderr);
+}

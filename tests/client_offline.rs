@@ -92,14 +92,41 @@ fn files() -> tempfile::TempDir {
     dir
 }
 
-/// What a case expects of the body.
+/// What a case expects of the body (and, for `Request`, of the head).
 enum Expect {
     Json(Value),
     Exact(&'static str),
     Error(&'static str),
+    /// The request line, headers that must be there with this value (or,
+    /// with `None`, must not be there), and the exact body.
+    Request {
+        line: &'static str,
+        headers: &'static [(&'static str, Option<&'static str>)],
+        body: &'static str,
+    },
 }
 
-/// Items, and what they make. Each runs as `csvd post URL items --offline`.
+/// A case's method, when its first item is one (`GET`, `PUT`, …), and the
+/// rest of its items; else `POST` and all of them.
+fn method<'a>(items: &'a [&'static str]) -> (&'static str, &'a [&'static str]) {
+    match items.first() {
+        Some(first) if !first.is_empty() && first.bytes().all(|b| b.is_ascii_uppercase()) => {
+            (first, &items[1..])
+        }
+        _ => ("POST", items),
+    }
+}
+
+/// The arguments of `csvd` for a case.
+fn csvd_args<'a>(url: &'a str, items: &'a [&'static str]) -> Vec<&'a str> {
+    let (method, rest) = method(items);
+    let mut args = vec!["request", method, url];
+    args.extend(rest);
+    args
+}
+
+/// Items, and what they make. Each runs as `csvd request METHOD URL items
+/// --offline` (see `method`).
 fn cases() -> Vec<(Vec<&'static str>, Expect)> {
     use Expect::*;
     vec![
@@ -185,6 +212,181 @@ fn cases() -> Vec<(Vec<&'static str>, Expect)> {
             Exact("name,age\nkim,30\n"),
         ),
         (vec!["@people.csv"], Exact("name\nkim\n")),
+        // `:=` with every JSON type.
+        (
+            vec!["n:=-1.5e3", "i:=0", "t:=true", "f:=false", "z:=null"],
+            Json(json!({"n": -1500.0, "i": 0, "t": true, "f": false, "z": null})),
+        ),
+        (vec![r#"s:="quoted""#], Json(json!({"s": "quoted"}))),
+        (vec!["o:={}", "l:=[]"], Json(json!({"o": {}, "l": []}))),
+        (
+            vec![r#"deep:=[[1,[2]],{"k":[null,"é"]}]"#],
+            Json(json!({"deep": [[1, [2]], {"k": [null, "é"]}]})),
+        ),
+        // Nested paths mixing arrays and objects.
+        (
+            vec!["a[b][]:=1", "a[b][]:=2"],
+            Json(json!({"a": {"b": [1, 2]}})),
+        ),
+        (vec!["a[0][b][0]=x"], Json(json!({"a": [{"b": ["x"]}]}))),
+        (
+            vec!["[0][a][]=x", "[0][a][]=y"],
+            Json(json!([{"a": ["x", "y"]}])),
+        ),
+        (
+            vec!["a[1][b]=2", "a[0][b]=1"],
+            Json(json!({"a": [{"b": "1"}, {"b": "2"}]})),
+        ),
+        (
+            vec!["x[y][z][w]:=true"],
+            Json(json!({"x": {"y": {"z": {"w": true}}}})),
+        ),
+        (
+            vec!["a[b]=1", "a[c][]=2", "a[c][]:=3"],
+            Json(json!({"a": {"b": "1", "c": ["2", 3]}})),
+        ),
+        (vec!["a[0]=x", "a[]=y"], Json(json!({"a": ["x", "y"]}))),
+        // Escapes, and separators inside values.
+        (vec![r"a\=b=c"], Json(json!({"a=b": "c"}))),
+        (vec![r"a\:b=c"], Json(json!({"a:b": "c"}))),
+        (
+            vec!["url=http://x/?a=b", "note=a:=b"],
+            Json(json!({"url": "http://x/?a=b", "note": "a:=b"})),
+        ),
+        (vec!["a=", "név=ő"], Json(json!({"a": "", "név": "ő"}))),
+        // Files in nested paths.
+        (
+            vec!["x[0]=@bio.txt", "x[1]:=@meta.json"],
+            Json(json!({"x": ["likes tea\n", {"a": [1, 2]}]})),
+        ),
+        (vec!["[]:=@meta.json"], Json(json!([{"a": [1, 2]}]))),
+        (
+            vec!["a[b][c]=@bio.txt"],
+            Json(json!({"a": {"b": {"c": "likes tea\n"}}})),
+        ),
+        // Forms: the values of a repeated key go together; reserved bytes are escaped.
+        (vec!["-f", "a=1", "b=2", "a=3"], Exact("a=1&a=3&b=2")),
+        (vec!["-f", "k=a&b=c"], Exact("k=a%26b%3Dc")),
+        (vec!["-f", "ü=ö", "e="], Exact("%C3%BC=%C3%B6&e=")),
+        // CSV bodies.
+        (
+            vec!["--csv", "a=x,y", "b=q\"uote"],
+            Exact("a,b\n\"x,y\",\"q\"\"uote\"\n"),
+        ),
+        // Headers, queries and methods: the whole request.
+        (
+            vec!["GET", "X-A:1", "X-B:two words"],
+            Request {
+                line: "GET /p HTTP/1.1",
+                headers: &[
+                    ("x-a", Some("1")),
+                    ("x-b", Some("two words")),
+                    ("accept", Some("*/*")),
+                    ("content-type", None),
+                ],
+                body: "",
+            },
+        ),
+        (
+            vec!["GET", "Accept:", "User-Agent:"],
+            Request {
+                line: "GET /p HTTP/1.1",
+                headers: &[("accept", None), ("user-agent", None)],
+                body: "",
+            },
+        ),
+        (
+            vec!["GET", "X-Empty;", "User-Agent:bot/1"],
+            Request {
+                line: "GET /p HTTP/1.1",
+                headers: &[("x-empty", Some("")), ("user-agent", Some("bot/1"))],
+                body: "",
+            },
+        ),
+        (
+            vec!["GET", "X-Note:a=b:c"],
+            Request {
+                line: "GET /p HTTP/1.1",
+                headers: &[("x-note", Some("a=b:c"))],
+                body: "",
+            },
+        ),
+        (
+            vec!["GET", "q==1", "q==2", "r==a b"],
+            Request {
+                line: "GET /p?q=1&q=2&r=a+b HTTP/1.1",
+                headers: &[],
+                body: "",
+            },
+        ),
+        (
+            vec!["GET", "q==1", "r==2", "q==3"],
+            Request {
+                line: "GET /p?q=1&q=3&r=2 HTTP/1.1",
+                headers: &[],
+                body: "",
+            },
+        ),
+        (
+            vec!["GET", "q==", "x==&="],
+            Request {
+                line: "GET /p?q=&x=%26%3D HTTP/1.1",
+                headers: &[],
+                body: "",
+            },
+        ),
+        (
+            vec!["q==1", "a=2", "X-Api-Key:k"],
+            Request {
+                line: "POST /p?q=1 HTTP/1.1",
+                headers: &[
+                    ("x-api-key", Some("k")),
+                    ("content-type", Some("application/json")),
+                    ("content-length", Some("9")),
+                ],
+                body: r#"{"a":"2"}"#,
+            },
+        ),
+        (
+            vec!["PUT", "a=1"],
+            Request {
+                line: "PUT /p HTTP/1.1",
+                headers: &[("content-type", Some("application/json"))],
+                body: r#"{"a":"1"}"#,
+            },
+        ),
+        (
+            vec!["PATCH", "a:=1"],
+            Request {
+                line: "PATCH /p HTTP/1.1",
+                headers: &[("content-type", Some("application/json"))],
+                body: r#"{"a":1}"#,
+            },
+        ),
+        (
+            vec!["DELETE", "id==7"],
+            Request {
+                line: "DELETE /p?id=7 HTTP/1.1",
+                headers: &[("content-type", None)],
+                body: "",
+            },
+        ),
+        (
+            vec!["GET", "a=1"],
+            Request {
+                line: "GET /p HTTP/1.1",
+                headers: &[("content-type", Some("application/json"))],
+                body: r#"{"a":"1"}"#,
+            },
+        ),
+        (
+            vec!["PUT", "-f", "a=1", "q==x"],
+            Request {
+                line: "PUT /p?q=x HTTP/1.1",
+                headers: &[("content-type", Some("application/x-www-form-urlencoded"))],
+                body: "a=1",
+            },
+        ),
     ]
 }
 
@@ -193,13 +395,23 @@ fn request_items_make_the_bodies_they_should() {
     let dir = files();
     let url = "http://127.0.0.1:9/p";
     let cases = cases();
-    assert!(cases.len() >= 30);
+    assert!(cases.len() >= 60, "{} cases", cases.len());
     for (items, expect) in &cases {
-        let mut args = vec!["post", url];
-        args.extend(items);
-        let built = offline(dir.path(), &args);
+        let built = offline(dir.path(), &csvd_args(url, items));
         let what = format!("{items:?}");
         match expect {
+            Expect::Request {
+                line,
+                headers,
+                body,
+            } => {
+                assert_eq!(built.code, 0, "{what}: {}", built.stderr);
+                assert_eq!(built.request_line, *line, "{what}");
+                for (name, value) in *headers {
+                    assert_eq!(built.header(name), *value, "{what}: {name}");
+                }
+                assert_eq!(String::from_utf8_lossy(&built.body), *body, "{what}");
+            }
             Expect::Json(value) => {
                 assert_eq!(built.code, 0, "{what}: {}", built.stderr);
                 assert_eq!(built.request_line, "POST /p HTTP/1.1", "{what}");
@@ -536,9 +748,8 @@ fn the_bodies_are_those_httpie_builds() {
         if differs {
             continue;
         }
-        let mut args = vec!["post", url];
-        args.extend(&items);
-        let ours = offline(dir.path(), &args);
+        let ours = offline(dir.path(), &csvd_args(url, &items));
+        let (method, items) = method(&items);
         // HTTPie's options go before the method.
         let (flags, rest): (Vec<&str>, Vec<&str>) = {
             let mut flags = Vec::new();
@@ -559,7 +770,7 @@ fn the_bodies_are_those_httpie_builds() {
         let theirs = Command::new(&http)
             .args(["--offline", "--ignore-stdin", "--print=HB"])
             .args(&flags)
-            .args(["POST", url])
+            .args([method, url])
             .args(&rest)
             .current_dir(dir.path())
             .output()
@@ -609,8 +820,26 @@ fn the_bodies_are_those_httpie_builds() {
             "{what}"
         );
         assert_eq!(ours.header("accept"), header("accept").as_deref(), "{what}");
-        if matches!(expect, Expect::Json(_)) {
-            let theirs: Value = serde_json::from_slice(body).unwrap();
+        if let Expect::Request { headers, .. } = &expect {
+            // HTTPie spaces its JSON, so the lengths differ.
+            for (name, value) in headers.iter().filter(|(name, _)| *name != "content-length") {
+                if *name == "content-type" {
+                    assert_eq!(essence(header(name).as_deref()), essence(*value), "{what}");
+                } else {
+                    assert_eq!(header(name).as_deref(), *value, "{what}: {name}");
+                }
+            }
+        }
+        let json_body = matches!(expect, Expect::Request { .. })
+            && ours.header("content-type") == Some("application/json")
+            && !body.is_empty();
+        if matches!(expect, Expect::Json(_)) || json_body {
+            let theirs: Value = serde_json::from_slice(body).unwrap_or_else(|error| {
+                panic!(
+                    "{what}: HTTPie's body {:?}: {error}",
+                    String::from_utf8_lossy(&out)
+                )
+            });
             assert_eq!(ours.json(), theirs, "{what}");
         } else {
             assert_eq!(
@@ -621,5 +850,5 @@ fn the_bodies_are_those_httpie_builds() {
         }
         compared += 1;
     }
-    assert!(compared >= 25, "only {compared} cases compared");
+    assert!(compared >= 45, "only {compared} cases compared");
 }

@@ -158,6 +158,98 @@ fn string_len(text: &str) -> usize {
     text.len()
 }
 
+/// `bytes` as compact JSON with the keys of every object sorted (by their
+/// text, escapes undone), numbers and strings kept exactly; `None` when
+/// they are not one valid JSON document.
+pub fn sort_keys(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    let tokens: Vec<Token> = Tokens { text, at: 0 }
+        .filter(|token| !matches!(token, Token::Space(_)))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    write_node(&node(&tokens, &mut 0)?, &mut out);
+    Some(out)
+}
+
+/// A JSON value as its tokens' text.
+enum Node<'a> {
+    Scalar(&'a str),
+    Array(Vec<Node<'a>>),
+    Object(Vec<(&'a str, Node<'a>)>),
+}
+
+/// The value whose tokens start at `at`, which moves past them.
+fn node<'a>(tokens: &[Token<'a>], at: &mut usize) -> Option<Node<'a>> {
+    let mut next = || {
+        let token = tokens.get(*at).copied();
+        *at += 1;
+        token
+    };
+    Some(match next()? {
+        Token::Text(text) | Token::Scalar(text) => Node::Scalar(text),
+        Token::Open(open) => {
+            let close = if open == '[' { ']' } else { '}' };
+            let mut items = Vec::new();
+            if tokens.get(*at) == Some(&Token::Close(close)) {
+                *at += 1;
+            } else {
+                loop {
+                    if open == '[' {
+                        items.push(("", node(tokens, at)?));
+                    } else {
+                        let Some(Token::Text(key)) = tokens.get(*at).copied() else {
+                            return None;
+                        };
+                        *at += 2; // the key and its colon
+                        items.push((key, node(tokens, at)?));
+                    }
+                    *at += 1;
+                    if tokens.get(*at - 1) != Some(&Token::Comma) {
+                        break;
+                    }
+                }
+            }
+            if open == '[' {
+                Node::Array(items.into_iter().map(|(_, item)| item).collect())
+            } else {
+                let text = |key: &str| serde_json::from_str::<String>(key).unwrap_or_default();
+                items.sort_by_cached_key(|(key, _)| text(key));
+                Node::Object(items)
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn write_node(node: &Node, out: &mut String) {
+    match node {
+        Node::Scalar(text) => out.push_str(text),
+        Node::Array(items) => {
+            out.push('[');
+            for (at, item) in items.iter().enumerate() {
+                if at > 0 {
+                    out.push(',');
+                }
+                write_node(item, out);
+            }
+            out.push(']');
+        }
+        Node::Object(entries) => {
+            out.push('{');
+            for (at, (key, value)) in entries.iter().enumerate() {
+                if at > 0 {
+                    out.push(',');
+                }
+                out.push_str(key);
+                out.push(':');
+                write_node(value, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
 /// Renders one NDJSON line (without its newline); lines that are not JSON
 /// come back as they were.
 pub fn render_line(line: &str, style: &Style) -> String {
@@ -170,6 +262,19 @@ mod tests {
 
     fn plain() -> Style {
         Style::plain()
+    }
+
+    #[test]
+    fn sorts_keys_at_every_depth_keeping_numbers() {
+        let text =
+            br#" {"b": [ {"z":1,"a":12345678901234567890123} , [] ], "a\u0062":{}, "a":"x"} "#;
+        assert_eq!(
+            sort_keys(text).unwrap(),
+            r#"{"a":"x","a\u0062":{},"b":[{"a":12345678901234567890123,"z":1},[]]}"#
+        );
+        assert_eq!(sort_keys(b"[1,2]").unwrap(), "[1,2]");
+        assert_eq!(sort_keys(b"7").unwrap(), "7");
+        assert_eq!(sort_keys(b"{\"a\":"), None);
     }
 
     #[test]
@@ -202,6 +307,7 @@ mod tests {
             colors: true,
             format: true,
             terminal: true,
+            theme: crate::cli::Theme::Auto,
         };
         let out = render(br#"{"k":"v","n":null}"#, Layout::Preserve, &style).unwrap();
         assert!(out.contains("\x1b[1;34m\"k\"\x1b[0m"));

@@ -186,7 +186,7 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     let (mut printer, terminal) = if download.is_some() {
         hops.follow = true;
         let terminal = std::io::stderr().is_terminal();
-        let style = Style::for_output(args.options.pretty, terminal);
+        let style = Style::for_output(args.options.pretty, terminal).themed(args.options.style);
         let mut sections = Sections::choose(&args.options, terminal);
         sections.response_body = false;
         let printer = Printer::new(Box::new(std::io::stderr()), style, sections);
@@ -196,15 +196,17 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
             path: path.display().to_string(),
             error,
         })?;
-        let style = Style::for_output(args.options.pretty, false);
+        let style = Style::for_output(args.options.pretty, false).themed(args.options.style);
         let sections = Sections::choose(&args.options, false);
         (Printer::new(Box::new(file), style, sections), false)
     } else {
-        let style = Style::detect(args.options.pretty);
+        let style = Style::detect(args.options.pretty).themed(args.options.style);
         let sections = Sections::choose(&args.options, style.terminal);
         (Printer::stdout(style, sections), style.terminal)
     };
     printer.download = download;
+    printer.stream = args.options.stream;
+    printer.sorted = args.options.sorted;
     let mut client = Client::new(args.options.timeout, tls);
     // Only the last answer is printed, unless -v asks for every hop.
     client.quiet_redirects = hops.follow && !args.options.verbose;

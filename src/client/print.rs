@@ -103,8 +103,9 @@ enum BodyMode {
     Discard,
     /// Gathered whole, then reformatted.
     Whole(Kind, Vec<u8>),
-    /// Printed line by line (NDJSON), the unfinished line kept back.
-    Lines(Vec<u8>),
+    /// Printed line by line (NDJSON, `--stream`), the unfinished line
+    /// kept back; each line that is JSON is laid out so.
+    Lines(Vec<u8>, Layout),
     /// Written as it arrives; `checked` once the first chunk has been
     /// looked at for binary data.
     Stream { checked: bool },
@@ -123,6 +124,11 @@ pub struct Printer {
     body_started: bool,
     /// `--download`: the response body goes there, not to `out`.
     pub download: Option<super::download::Download>,
+    /// `--stream`: every body is printed line by line as it arrives, never
+    /// gathered whole.
+    pub stream: bool,
+    /// `--sorted`: headers by name, and the keys of JSON bodies, sorted.
+    pub sorted: bool,
 }
 
 impl Printer {
@@ -136,6 +142,8 @@ impl Printer {
             body: BodyMode::Discard,
             body_started: false,
             download: None,
+            stream: false,
+            sorted: false,
         }
     }
 
@@ -155,7 +163,8 @@ impl Printer {
         }
         self.separate()?;
         let text = String::from_utf8_lossy(head);
-        let mut lines = head_lines(&text);
+        let lines = self.ordered(head_lines(&text).collect());
+        let mut lines = lines.into_iter();
         if let Some(first) = lines.next() {
             let mut parts = first.splitn(3, ' ');
             let method = parts.next().unwrap_or_default();
@@ -215,7 +224,7 @@ impl Printer {
         self.separate()?;
         let text = String::from_utf8_lossy(head);
         let mut status_line_next = true;
-        for line in head_lines(&text) {
+        for line in self.ordered(head_lines(&text).collect()) {
             if line.is_empty() {
                 self.line("")?;
                 status_line_next = true;
@@ -247,9 +256,10 @@ impl Printer {
         }
         let pretty = self.style.format || self.style.colors;
         self.body = match Kind::of(content_type) {
+            _ if self.stream && pretty => BodyMode::Lines(Vec::new(), self.layout()),
             Kind::Json if pretty => BodyMode::Whole(Kind::Json, Vec::new()),
             Kind::Csv if self.style.format => BodyMode::Whole(Kind::Csv, Vec::new()),
-            Kind::Ndjson if pretty => BodyMode::Lines(Vec::new()),
+            Kind::Ndjson if pretty => BodyMode::Lines(Vec::new(), Layout::Preserve),
             _ => BodyMode::Stream { checked: false },
         };
     }
@@ -264,14 +274,15 @@ impl Printer {
                 gathered.extend_from_slice(chunk);
                 Ok(())
             }
-            BodyMode::Lines(pending) => {
+            BodyMode::Lines(pending, layout) => {
+                let layout = *layout;
                 pending.extend_from_slice(chunk);
                 let Some(last_newline) = pending.iter().rposition(|byte| *byte == b'\n') else {
                     return Ok(());
                 };
                 let complete: Vec<u8> = pending.drain(..=last_newline).collect();
                 self.separate_body()?;
-                self.ndjson(&complete)
+                self.lines(&complete, layout)
             }
             BodyMode::Stream { checked } => {
                 let first = !std::mem::replace(checked, true);
@@ -294,8 +305,13 @@ impl Printer {
     /// terminal.
     pub fn finish_body(&mut self) -> io::Result<()> {
         match std::mem::replace(&mut self.body, BodyMode::Discard) {
-            BodyMode::Whole(kind, gathered) if !gathered.is_empty() => {
+            BodyMode::Whole(kind, mut gathered) if !gathered.is_empty() => {
                 self.separate_body()?;
+                if kind == Kind::Json && self.sorted {
+                    if let Some(sorted) = json::sort_keys(&gathered) {
+                        gathered = sorted.into_bytes();
+                    }
+                }
                 let rendered = match kind {
                     Kind::Csv => table::render(&gathered, &self.style),
                     _ => json::render(&gathered, self.layout(), &self.style),
@@ -305,9 +321,9 @@ impl Printer {
                     None => self.stream(&gathered)?,
                 }
             }
-            BodyMode::Lines(rest) if !rest.is_empty() => {
+            BodyMode::Lines(rest, layout) if !rest.is_empty() => {
                 self.separate_body()?;
-                self.ndjson(&rest)?;
+                self.lines(&rest, layout)?;
             }
             _ => {}
         }
@@ -343,7 +359,9 @@ impl Printer {
         }
     }
 
-    fn ndjson(&mut self, lines: &[u8]) -> io::Result<()> {
+    /// Complete lines, each JSON one rendered on its own (compact for
+    /// NDJSON, indented under `--stream`), others as they are.
+    fn lines(&mut self, lines: &[u8], layout: Layout) -> io::Result<()> {
         let text = String::from_utf8_lossy(lines);
         let mut out = String::with_capacity(text.len());
         for line in text.split_inclusive('\n') {
@@ -351,10 +369,38 @@ impl Printer {
                 Some(content) => (content, "\n"),
                 None => (line, ""),
             };
-            out.push_str(&json::render_line(content, &self.style));
+            let sorted = self
+                .sorted
+                .then(|| json::sort_keys(content.as_bytes()))
+                .flatten();
+            let content = sorted.as_deref().unwrap_or(content);
+            out.push_str(&match layout {
+                Layout::Preserve => json::render_line(content, &self.style),
+                Layout::Indent => json::render(content.as_bytes(), layout, &self.style)
+                    .unwrap_or_else(|| content.to_string()),
+            });
             out.push_str(newline);
         }
         self.stream(out.as_bytes())
+    }
+
+    /// A head's lines; under `--sorted` the headers after each start line
+    /// (a head follows an empty line) sorted by name, stably.
+    fn ordered<'a>(&self, mut lines: Vec<&'a str>) -> Vec<&'a str> {
+        if self.sorted {
+            let name = |line: &&str| {
+                line.split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            };
+            for head in lines.split_mut(|line| line.is_empty()) {
+                if let Some((_, headers)) = head.split_first_mut() {
+                    headers.sort_by_cached_key(name);
+                }
+            }
+        }
+        lines
     }
 
     fn header_line(&mut self, line: &str) -> io::Result<()> {
@@ -463,6 +509,7 @@ mod tests {
             colors: false,
             format: true,
             terminal: true,
+            theme: crate::cli::Theme::Auto,
         }
     }
 

@@ -71,13 +71,10 @@ impl Prepared {
         items: &[Item],
         encoding: Encoding,
     ) -> Result<Prepared, ClientError> {
-        let queries: Vec<(String, String)> = items
-            .iter()
-            .filter_map(|item| match item {
-                Item::Query { name, value } => Some((name.clone(), value.clone())),
-                _ => None,
-            })
-            .collect();
+        let queries = grouped(items.iter().filter_map(|item| match item {
+            Item::Query { name, value } => Some((name.clone(), value.clone())),
+            _ => None,
+        }));
         url.append_query(&queries);
 
         let (payload, content_type) = body(items, encoding)?;
@@ -338,12 +335,29 @@ fn text_fields(items: &[Item]) -> Result<Vec<(String, String)>, ClientError> {
     Ok(fields)
 }
 
+/// A urlencoded form, its repeated names grouped (see [`grouped`]).
 fn form(items: &[Item]) -> Result<Vec<u8>, ClientError> {
     let mut form = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in text_fields(items)? {
+    for (name, value) in grouped(text_fields(items)?) {
         form.append_pair(&name, &value);
     }
     Ok(form.finish().into_bytes())
+}
+
+/// Pairs in the order their names first appear, the values of a repeated
+/// name together in the order given (`a=1 b=2 a=3` is `a=1&a=3&b=2`).
+fn grouped(pairs: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, value) in pairs {
+        match groups.iter_mut().find(|(have, _)| *have == name) {
+            Some((_, values)) => values.push(value),
+            None => groups.push((name, vec![value])),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|(name, values)| values.into_iter().map(move |value| (name.clone(), value)))
+        .collect()
 }
 
 /// A multipart/form-data body: text fields and file parts in the order

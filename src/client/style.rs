@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::io::IsTerminal;
 
-use crate::cli::Pretty;
+use crate::cli::{Pretty, Theme};
 
 /// What a piece of output is, which decides its colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,59 @@ pub enum Paint {
 }
 
 impl Paint {
-    fn code(self) -> &'static str {
+    /// The SGR code of this paint in a theme.
+    fn code(self, theme: Theme) -> &'static str {
+        match theme {
+            Theme::Auto => self.auto(),
+            Theme::Bright => self.bright(),
+            Theme::Solarized => self.solarized(),
+            Theme::Mono => self.mono(),
+        }
+    }
+
+    /// The bright variants of the 16 colours.
+    fn bright(self) -> &'static str {
+        match self {
+            Paint::Protocol => "94",
+            Paint::Method | Paint::Success => "1;92",
+            Paint::Redirect => "1;93",
+            Paint::Failure => "1;91",
+            Paint::HeaderName | Paint::Number => "96",
+            Paint::Key => "1;94",
+            Paint::Text => "93",
+            Paint::Literal => "95",
+            Paint::Faint => "2",
+        }
+    }
+
+    /// Solarized accents, from the 256-colour palette.
+    fn solarized(self) -> &'static str {
+        match self {
+            Paint::Protocol => "38;5;33",
+            Paint::Method | Paint::Success => "1;38;5;64",
+            Paint::Redirect => "1;38;5;136",
+            Paint::Failure => "1;38;5;160",
+            Paint::HeaderName => "38;5;37",
+            Paint::Key => "38;5;33",
+            Paint::Text => "38;5;37",
+            Paint::Number => "38;5;125",
+            Paint::Literal => "38;5;166",
+            Paint::Faint => "38;5;244",
+        }
+    }
+
+    /// No colour: bold, underline and dim only.
+    fn mono(self) -> &'static str {
+        match self {
+            Paint::Method | Paint::Success | Paint::Redirect | Paint::Key => "1",
+            Paint::Failure => "1;4",
+            Paint::HeaderName | Paint::Literal => "4",
+            Paint::Protocol | Paint::Text | Paint::Number => "0",
+            Paint::Faint => "2",
+        }
+    }
+
+    fn auto(self) -> &'static str {
         match self {
             Paint::Protocol => "34",
             Paint::Method => "1;32",
@@ -64,6 +116,8 @@ pub struct Style {
     pub format: bool,
     /// Standard output is a terminal: binary bodies are not shown.
     pub terminal: bool,
+    /// `--style`: the colours used.
+    pub theme: Theme,
 }
 
 impl Style {
@@ -87,7 +141,13 @@ impl Style {
                 && (pretty.is_some() || !no_color),
             format: matches!(chosen, Pretty::All | Pretty::Format),
             terminal,
+            theme: Theme::Auto,
         }
+    }
+
+    /// The same, in the colours of `theme`.
+    pub fn themed(self, theme: Theme) -> Style {
+        Style { theme, ..self }
     }
 
     /// No colours, no formatting: bytes as they are.
@@ -96,12 +156,13 @@ impl Style {
             colors: false,
             format: false,
             terminal: false,
+            theme: Theme::Auto,
         }
     }
 
     pub fn paint<'a>(&self, paint: Paint, text: &'a str) -> Cow<'a, str> {
         if self.colors && !text.is_empty() {
-            Cow::Owned(format!("\x1b[{}m{text}\x1b[0m", paint.code()))
+            Cow::Owned(format!("\x1b[{}m{text}\x1b[0m", paint.code(self.theme)))
         } else {
             Cow::Borrowed(text)
         }
@@ -133,5 +194,18 @@ mod tests {
         let on = Style::choose(Some(Pretty::All), false, false);
         assert_eq!(on.paint(Paint::Number, "30"), "\x1b[36m30\x1b[0m");
         assert_eq!(Style::plain().paint(Paint::Number, "30"), "30");
+        let mono = Style {
+            theme: Theme::Mono,
+            ..on
+        };
+        assert_eq!(mono.paint(Paint::Key, "k"), "\x1b[1mk\x1b[0m");
+        let solarized = Style {
+            theme: Theme::Solarized,
+            ..on
+        };
+        assert_eq!(
+            solarized.paint(Paint::Number, "1"),
+            "\x1b[38;5;125m1\x1b[0m"
+        );
     }
 }
