@@ -21,7 +21,7 @@ mod window;
 pub use compare::{sort_number, typed_number, Op, Operand};
 pub use filter::{Filter, Search, Test};
 pub use params::{parse, Query, QueryError, RESERVED};
-pub use select::{select, Picked, Selection};
+pub use select::{select, select_apart, Picked, Selection};
 pub use sort::SortKey;
 pub use view::{Snapshots, TableView, Views};
 pub use window::{links, Window};

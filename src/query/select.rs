@@ -51,6 +51,21 @@ pub struct Selection {
     pub total: usize,
 }
 
+/// [`select`] on a blocking thread, off the async workers: for queries
+/// that may read every row of a large table. Hands the query back with
+/// what it selected.
+pub async fn select_apart(
+    query: Query,
+    view: Arc<TableView>,
+) -> std::io::Result<(Query, Selection)> {
+    tokio::task::spawn_blocking(move || {
+        let selection = select(&query, &view);
+        (query, selection)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(format!("a query task failed: {e}")))
+}
+
 /// Runs a query: filters (through an index when one is ready), sorts only
 /// as far as the window needs, and cuts the window. Its cost is one pass
 /// over the candidate rows; positions are `u32`, as a table holds fewer

@@ -234,13 +234,7 @@ impl Views {
             // Filtering and sorting may read every row: off the async
             // workers, a few at a time.
             let _turn = self.turn().await;
-            let view = view.clone();
-            tokio::task::spawn_blocking(move || {
-                let selection = super::select(&query, &view);
-                (query, selection)
-            })
-            .await
-            .map_err(|e| std::io::Error::other(format!("a query task failed: {e}")))?
+            super::select_apart(query, view.clone()).await?
         };
         let snapshot = &view.snapshot;
         let head = Head {

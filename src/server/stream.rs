@@ -183,43 +183,13 @@ impl Rows {
 
 /// The rows a write created, as its answer: streamed like any other
 /// answer of many rows, so a bulk write's answer is never held whole.
-pub fn written(format: Format, title: &str, written: Written, csv_safe: bool) -> Body {
-    let mut writer = Writer::new(format, written.columns, written.id_col, title, csv_safe);
-    let rows = written.rows;
-    if rows.len() <= STREAM_ABOVE_ROWS {
-        let mut out = Vec::new();
-        writer.begin(&mut out);
-        for row in &rows {
-            writer.row(&mut out, row);
-        }
-        writer.end(&mut out);
-        return Body::from(out);
-    }
-    let state = (rows, writer, 0usize);
-    let chunks = futures_util::stream::unfold(state, |(rows, mut writer, next)| async move {
-        if next > rows.len() {
-            return None;
-        }
-        let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
-        if next == 0 {
-            writer.begin(&mut chunk);
-        }
-        let mut at = next;
-        while at < rows.len() && chunk.len() < CHUNK_BYTES {
-            writer.row(&mut chunk, &rows[at]);
-            at += 1;
-        }
-        if at == rows.len() {
-            writer.end(&mut chunk);
-            // Past the end: the next call ends the stream.
-            at += 1;
-        }
-        Some((
-            Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
-            (rows, writer, at),
-        ))
-    });
-    Body::from_stream(chunks.fuse())
+pub async fn written(format: Format, title: &str, written: Written, csv_safe: bool) -> Body {
+    let rows = futures_util::stream::iter(written.rows.into_iter().map(Ok));
+    let rows = Rows::new(written.columns, written.id_col, Box::pin(rows), None);
+    // Rows already in memory: nothing can fail while they are rendered.
+    rows.into_body(format, title, csv_safe)
+        .await
+        .unwrap_or_else(|_| Body::empty())
 }
 
 /// A row with only the chosen cells, in the chosen order.

@@ -38,7 +38,7 @@ pub(super) async fn post_rows(state: AppState, name: String, request: Request) -
         row_location(&name, &written, 0)
     };
     let mut response = if many {
-        let body = stream::written(format, &name, written, state.csv_safe);
+        let body = stream::written(format, &name, written, state.csv_safe).await;
         (StatusCode::CREATED, body).into_response()
     } else {
         written_row(format, &name, &written, StatusCode::CREATED, state.csv_safe)

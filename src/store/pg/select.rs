@@ -264,15 +264,7 @@ async fn read(
             modified: head.modified,
         };
         let view = Arc::new(TableView::new(snapshot));
-        let (query, selection) = {
-            let view = view.clone();
-            tokio::task::spawn_blocking(move || {
-                let selection = query::select(&query, &view);
-                (query, selection)
-            })
-            .await
-            .map_err(|e| std::io::Error::other(format!("a query task failed: {e}")))?
-        };
+        let (query, selection) = query::select_apart(query, view.clone()).await?;
         if !open(opening, query, selection.total) {
             return Ok(());
         }

@@ -31,6 +31,32 @@ async fn begin(
         .await
 }
 
+/// Runs a statement of a write's transaction, prepared once per connection.
+async fn exec(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    let statement = tx.prepare_cached(sql).await.map_err(db)?;
+    tx.execute(&statement, params).await.map_err(db)
+}
+
+/// The one row a statement of a write's transaction answers.
+async fn one(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<tokio_postgres::Row> {
+    let statement = tx.prepare_cached(sql).await.map_err(db)?;
+    tx.query_one(&statement, params).await.map_err(db)
+}
+
+/// The row, if any, a statement of a write's transaction answers.
+async fn maybe(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<tokio_postgres::Row>> {
+    let statement = tx.prepare_cached(sql).await.map_err(db)?;
+    tx.query_opt(&statement, params).await.map_err(db)
+}
+
 /// Rows written with one `INSERT` each below this; by `COPY` from it on.
 const COPY_FROM_ROWS: usize = 8;
 
@@ -43,11 +69,7 @@ async fn lock(
     create: Option<&str>,
 ) -> Result<Option<(Meta, bool)>> {
     let select = format!("SELECT {META_COLUMNS} FROM csvd_tables WHERE name = $1 FOR UPDATE");
-    if let Some(row) = tx
-        .query_opt(&tx.prepare_cached(&select).await.map_err(db)?, &[&table])
-        .await
-        .map_err(db)?
-    {
+    if let Some(row) = maybe(tx, &select, &[&table]).await? {
         return Ok(Some((Meta::from_row(&row)?, false)));
     }
     let Some(id_column) = create else {
@@ -60,17 +82,8 @@ async fn lock(
         modified, row_count, max_int_id, next_seq) \
         VALUES ($1, nextval('csvd_keys'), $2, 0, 0, now(), 0, 0, 1) \
         ON CONFLICT (name) DO NOTHING";
-    let made = tx
-        .execute(
-            &tx.prepare_cached(MAKE).await.map_err(db)?,
-            &[&table, &columns],
-        )
-        .await
-        .map_err(db)?;
-    let row = tx
-        .query_one(&tx.prepare_cached(&select).await.map_err(db)?, &[&table])
-        .await
-        .map_err(db)?;
+    let made = exec(tx, MAKE, &[&table, &columns]).await?;
+    let row = one(tx, &select, &[&table]).await?;
     Ok(Some((Meta::from_row(&row)?, made == 1)))
 }
 
@@ -91,20 +104,19 @@ async fn touch(
     const TOUCH: &str = "UPDATE csvd_tables SET columns = $2, id_col = $3, row_count = $4, \
         max_int_id = $5, next_seq = $6, version = nextval('csvd_versions'), modified = now() \
         WHERE key = $1 RETURNING version, modified";
-    let row = tx
-        .query_one(
-            &tx.prepare_cached(TOUCH).await.map_err(db)?,
-            &[
-                &meta.key,
-                &meta.columns,
-                &id_col,
-                &meta.row_count,
-                &(meta.max_int_id as i64),
-                &meta.next_seq,
-            ],
-        )
-        .await
-        .map_err(db)?;
+    let row = one(
+        tx,
+        TOUCH,
+        &[
+            &meta.key,
+            &meta.columns,
+            &id_col,
+            &meta.row_count,
+            &(meta.max_int_id as i64),
+            &meta.next_seq,
+        ],
+    )
+    .await?;
     Ok((
         store.version(row.try_get(0).map_err(db)?),
         row.try_get(1).map_err(db)?,
@@ -149,17 +161,13 @@ async fn append(tx: &Transaction<'_>, meta: &mut Meta, rows: &[(String, Arc<Row>
             let (nums, sorts) = numbers(&given);
             let kept: Vec<_> = given.iter().map(|c| stored(c)).collect();
             let cells: Vec<&str> = kept.iter().map(|c| c.as_ref()).collect();
-            tx.execute(
-                &tx.prepare_cached(
-                    "INSERT INTO csvd_rows (tab, id, seq, cells, nums, sorts) \
+            exec(
+                tx,
+                "INSERT INTO csvd_rows (tab, id, seq, cells, nums, sorts) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .await
-                .map_err(db)?,
                 &[&meta.key, id, &meta.next_seq, &cells, &nums, &sorts],
             )
-            .await
-            .map_err(db)?;
+            .await?;
             meta.next_seq += 1;
         }
         return Ok(());
@@ -199,19 +207,14 @@ async fn taken(tx: &Transaction<'_>, key: i64, ids: &[&str]) -> Result<Option<St
     if ids.is_empty() {
         return Ok(None);
     }
-    let row = tx
-        .query_opt(
-            &tx.prepare_cached(
-                "SELECT g.id FROM unnest($2::text[]) WITH ORDINALITY AS g(id, n) \
+    let row = maybe(
+        tx,
+        "SELECT g.id FROM unnest($2::text[]) WITH ORDINALITY AS g(id, n) \
                  WHERE EXISTS (SELECT 1 FROM csvd_rows r WHERE r.tab = $1 AND r.id = g.id) \
                  ORDER BY g.n LIMIT 1",
-            )
-            .await
-            .map_err(db)?,
-            &[&key, &ids],
-        )
-        .await
-        .map_err(db)?;
+        &[&key, &ids],
+    )
+    .await?;
     row.map(|r| r.try_get(0).map_err(db)).transpose()
 }
 
@@ -435,15 +438,12 @@ async fn locked_row(
     let (meta, _) = lock(tx, table, create)
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
-    let found = tx
-        .query_opt(
-            &tx.prepare_cached("SELECT cells FROM csvd_rows WHERE tab = $1 AND id = $2")
-                .await
-                .map_err(db)?,
-            &[&meta.key, &id],
-        )
-        .await
-        .map_err(db)?;
+    let found = maybe(
+        tx,
+        "SELECT cells FROM csvd_rows WHERE tab = $1 AND id = $2",
+        &[&meta.key, &id],
+    )
+    .await?;
     let row = found.map(|row| row_of(&row, 0)).transpose()?;
     expect.check(row.as_ref().map(|row| row_version(&meta.columns, row)))?;
     Ok((meta, row))
@@ -498,16 +498,12 @@ pub(super) async fn put_row(
         let (nums, sorts) = numbers(&cells);
         let kept: Vec<_> = cells.iter().map(|c| stored(c)).collect();
         let cells: Vec<&str> = kept.iter().map(|c| c.as_ref()).collect();
-        tx.execute(
-            &tx.prepare_cached(
-                "UPDATE csvd_rows SET cells = $3, nums = $4, sorts = $5 WHERE tab = $1 AND id = $2",
-            )
-            .await
-            .map_err(db)?,
+        exec(
+            &tx,
+            "UPDATE csvd_rows SET cells = $3, nums = $4, sorts = $5 WHERE tab = $1 AND id = $2",
             &[&meta.key, &id, &cells, &nums, &sorts],
         )
-        .await
-        .map_err(db)?;
+        .await?;
     }
     touch(store, &tx, &meta).await?;
     tx.commit().await.map_err(commit_failed)?;
@@ -534,14 +530,12 @@ pub(super) async fn delete_row(
     if base.is_none() {
         return Err(Error::NoRow(id.to_string()));
     }
-    tx.execute(
-        &tx.prepare_cached("DELETE FROM csvd_rows WHERE tab = $1 AND id = $2")
-            .await
-            .map_err(db)?,
+    exec(
+        &tx,
+        "DELETE FROM csvd_rows WHERE tab = $1 AND id = $2",
         &[&meta.key, &id],
     )
-    .await
-    .map_err(db)?;
+    .await?;
     meta.row_count -= 1;
     touch(store, &tx, &meta).await?;
     tx.commit().await.map_err(commit_failed)?;
@@ -564,14 +558,7 @@ pub(super) async fn replace_table(
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
     expect.check(current(store, &meta, created))?;
-    tx.execute(
-        &tx.prepare_cached("DELETE FROM csvd_rows WHERE tab = $1")
-            .await
-            .map_err(db)?,
-        &[&meta.key],
-    )
-    .await
-    .map_err(db)?;
+    exec(&tx, "DELETE FROM csvd_rows WHERE tab = $1", &[&meta.key]).await?;
     meta.columns = built.columns().to_vec();
     meta.id_col = built.id_col().unwrap_or(0);
     meta.next_seq = 1;
@@ -609,22 +596,8 @@ pub(super) async fn delete_table(store: &Shared, table: &str, expect: &Expect) -
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
     expect.check(current(store, &meta, false))?;
-    tx.execute(
-        &tx.prepare_cached("DELETE FROM csvd_rows WHERE tab = $1")
-            .await
-            .map_err(db)?,
-        &[&meta.key],
-    )
-    .await
-    .map_err(db)?;
-    tx.execute(
-        &tx.prepare_cached("DELETE FROM csvd_tables WHERE key = $1")
-            .await
-            .map_err(db)?,
-        &[&meta.key],
-    )
-    .await
-    .map_err(db)?;
+    exec(&tx, "DELETE FROM csvd_rows WHERE tab = $1", &[&meta.key]).await?;
+    exec(&tx, "DELETE FROM csvd_tables WHERE key = $1", &[&meta.key]).await?;
     tx.commit().await.map_err(commit_failed)?;
     Ok(())
 }
