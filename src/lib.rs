@@ -11,6 +11,7 @@ pub mod client;
 pub mod codec;
 pub mod compose;
 pub mod copy;
+pub mod feed;
 pub mod page;
 pub mod query;
 pub mod server;

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::feed::Feed;
 use crate::query::{Query, QueryError};
 
 pub use dir::{DirStore, Options};
@@ -26,6 +27,7 @@ pub use disk::{Call, Disk, Fault, Faults};
 pub use file::{check_header, parse as parse_csv, write_csv, Layout};
 pub use pg::{is_url as is_postgres_url, redact as pg_redacted, PgOptions, PgStore};
 pub use row::Row;
+pub use table::row_version;
 pub use wal::{decode as decode_log, Decoded};
 
 /// The fields of one record as given by a client, in the order given.
@@ -406,6 +408,9 @@ pub trait Store: Send + Sync + 'static {
     async fn flush(&self) -> Result<()>;
     /// Counters for monitoring.
     async fn stats(&self) -> StoreStats;
+    /// The change feed: every acknowledged write, numbered, published in
+    /// order once durable (on a shared backend, every instance's writes).
+    fn feed(&self) -> &Arc<Feed>;
 }
 
 /// Checks a table name before it can touch the disk.

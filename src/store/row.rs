@@ -110,6 +110,11 @@ impl Row {
     }
 
     /// Number of cells stored (trailing empty cells may be omitted).
+    /// Bytes the row holds.
+    pub fn size(&self) -> usize {
+        self.data.len()
+    }
+
     pub fn len(&self) -> usize {
         self.word(0)
     }

@@ -25,10 +25,11 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::disk::Disk;
 use super::row::Row;
+use crate::feed::{Batch, Feed};
 
 /// Frames larger than this are taken as corruption, not as data: no single
 /// change is near it (bodies are limited far below).
@@ -68,6 +69,10 @@ pub enum Op {
     /// A checkpoint is about to put a file with this content hash in place:
     /// a file with this hash is the engine's own, not a hand edit.
     Written { table: String, hash: u64 },
+    /// The change feed's next sequence number is at least `next`: logged
+    /// with every write that makes changes, and first in every segment, so
+    /// numbers never repeat across restarts. Names no table.
+    Seq { next: u64 },
 }
 
 impl Op {
@@ -80,6 +85,7 @@ impl Op {
             | Op::Drop { table }
             | Op::Base { table, .. }
             | Op::Written { table, .. } => table,
+            Op::Seq { .. } => "",
         }
     }
 }
@@ -182,6 +188,7 @@ fn encode_head(op: &Op, out: &mut Vec<u8>) {
         Op::Drop { .. } => 5,
         Op::Base { .. } => 6,
         Op::Written { .. } => 7,
+        Op::Seq { .. } => 8,
     };
     out.push(kind);
     put_str(out, op.table());
@@ -204,6 +211,7 @@ fn encode_head(op: &Op, out: &mut Vec<u8>) {
             None => out.push(0),
         },
         Op::Written { hash, .. } => out.extend_from_slice(&hash.to_le_bytes()),
+        Op::Seq { next } => out.extend_from_slice(&next.to_le_bytes()),
     }
 }
 
@@ -397,6 +405,7 @@ fn decode_payload(payload: &[u8]) -> Result<Op, String> {
             _ => None,
         },
         7 => r.u64().map(|hash| Op::Written { table, hash }),
+        8 if table.is_empty() => r.u64().map(|next| Op::Seq { next }),
         other => {
             return Err(format!(
                 "a record of unknown kind {other} (written by a newer csvd?)"
@@ -490,6 +499,9 @@ impl std::fmt::Display for Damage {
 #[derive(Debug, Default)]
 pub struct Recovered {
     pub ops: Vec<Op>,
+    /// The change feed's next sequence number (1 for a new log). The
+    /// [`Op::Seq`] records it was read from are not in `ops`.
+    pub next_seq: u64,
     /// What `salvage` set aside and could not apply, one line each.
     pub salvaged: Vec<String>,
 }
@@ -520,6 +532,8 @@ pub struct Wal {
     /// Totals for monitoring: bytes written and fsyncs.
     written: AtomicU64,
     syncs: AtomicU64,
+    /// Where changes are published once durable.
+    feed: OnceLock<Arc<Feed>>,
 }
 
 /// A claim on a batch of records: resolves once they are durable.
@@ -570,6 +584,11 @@ struct State {
     /// Opened to read only: every append is refused.
     read_only: bool,
     closing: bool,
+    /// The change feed's next sequence number.
+    next_seq: u64,
+    /// Changes appended since the last batch was taken, to publish once
+    /// that batch is durable.
+    changes: Vec<Batch>,
 }
 
 impl State {
@@ -601,7 +620,8 @@ impl Wal {
         salvage: bool,
     ) -> io::Result<(Arc<Wal>, Recovered)> {
         disk.create_dir_all(dir)?;
-        let (recovered, last) = read_segments(&disk, dir, salvage, true)?;
+        let (mut recovered, last) = read_segments(&disk, dir, salvage, true)?;
+        take_seq(&mut recovered);
         // Numbers never repeat: the next segment is past every one seen.
         let (file, segment, len) = match create_segment(&disk, dir, last + 1) {
             Ok(file) => (file, last + 1, SEGMENT_HEADER as u64),
@@ -622,6 +642,7 @@ impl Wal {
         let wal = Wal::new(dir, sync, disk, Some(file), segment);
         {
             let mut state = wal.lock();
+            state.next_seq = recovered.next_seq;
             state.durable_len = len;
             state.segment_bytes = len.saturating_sub(SEGMENT_HEADER as u64);
             // Its records are older than this start: a checkpoint may rotate.
@@ -639,13 +660,15 @@ impl Wal {
     /// server, possibly on a read-only file system): a torn tail is left as
     /// it is, and salvage moves nothing. The log returned refuses appends.
     pub fn read_only(dir: &Path, disk: Disk, salvage: bool) -> io::Result<(Arc<Wal>, Recovered)> {
-        let (recovered, last) = if dir.is_dir() {
+        let (mut recovered, last) = if dir.is_dir() {
             read_segments(&disk, dir, salvage, false)?
         } else {
             (Recovered::default(), 0)
         };
+        take_seq(&mut recovered);
         let wal = Wal::new(dir, false, disk, None, last);
         wal.lock().read_only = true;
+        wal.lock().next_seq = recovered.next_seq;
         Ok((Arc::new(wal), recovered))
     }
 
@@ -669,6 +692,8 @@ impl Wal {
                 cut: false,
                 read_only: false,
                 closing: false,
+                next_seq: 1,
+                changes: Vec::new(),
             }),
             work: Condvar::new(),
             synced: Condvar::new(),
@@ -677,7 +702,18 @@ impl Wal {
             failures: AtomicU64::new(0),
             written: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            feed: OnceLock::new(),
         }
+    }
+
+    /// Publishes every change to `feed` once it is durable, from now on.
+    pub fn attach(&self, feed: Arc<Feed>) {
+        let _ = self.feed.set(feed);
+    }
+
+    /// The sequence number the next change will get.
+    pub fn next_seq(&self) -> u64 {
+        self.lock().next_seq
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -708,12 +744,33 @@ impl Wal {
     /// Queues records; they are durable once [`Wal::wait`] returns for the
     /// returned position.
     pub fn append(&self, ops: &[Op]) -> io::Result<Lsn> {
+        self.append_changes(ops, Vec::new())
+    }
+
+    /// Queues records and the changes they make for the feed: the changes
+    /// are numbered here, in log order, and published once the records are
+    /// durable (never if they fail).
+    pub fn append_changes(&self, ops: &[Op], mut changes: Vec<Batch>) -> io::Result<Lsn> {
         let mut state = self.lock();
         if let Some(failure) = &state.failed {
             return Err(io::Error::other(failure.clone()));
         }
         if state.read_only {
             return Err(io::Error::other("the data directory is open read-only"));
+        }
+        changes.retain(|batch| !batch.is_empty());
+        if !changes.is_empty() {
+            for batch in &mut changes {
+                batch.first = state.next_seq;
+                state.next_seq += batch.len();
+            }
+            encode(
+                &Op::Seq {
+                    next: state.next_seq,
+                },
+                &mut state.pending,
+            );
+            state.changes.append(&mut changes);
         }
         for op in ops {
             if op_rows(op).len() > STREAM_ROWS {
@@ -783,12 +840,24 @@ impl Wal {
         }
         if state.segment_changes {
             let next = state.segment + 1;
-            let file = create_segment(&self.disk, &self.dir, next)?;
+            let mut file = create_segment(&self.disk, &self.dir, next)?;
+            // The feed's numbering must outlive the segments about to go.
+            let mut seq = Vec::new();
+            encode(
+                &Op::Seq {
+                    next: state.next_seq,
+                },
+                &mut seq,
+            );
+            self.disk.write_all(&mut file, &seq)?;
+            if self.sync {
+                self.disk.sync_data(&file)?;
+            }
             state.file = Some(file);
             state.segment = next;
             state.segment_bytes = 0;
             state.segment_changes = false;
-            state.durable_len = SEGMENT_HEADER as u64;
+            state.durable_len = SEGMENT_HEADER as u64 + seq.len() as u64;
         }
         let current = state.segment;
         drop(state);
@@ -869,7 +938,12 @@ impl Wal {
                     problem.offset + start
                 )));
             }
-            ops.extend(decoded.ops);
+            ops.extend(
+                decoded
+                    .ops
+                    .into_iter()
+                    .filter(|op| !matches!(op, Op::Seq { .. })),
+            );
         }
         Ok(ops)
     }
@@ -938,6 +1012,7 @@ impl Wal {
             }
             let batch = std::mem::take(&mut state.pending);
             let streamed = std::mem::take(&mut state.streamed);
+            let changes = std::mem::take(&mut state.changes);
             let upto = state.appended;
             let Some(mut file) = state.file.take() else {
                 return;
@@ -965,6 +1040,11 @@ impl Wal {
                     state.durable_len += total;
                     state.segment_bytes += total;
                     state.decided = upto;
+                    // Durable: subscribers may hear of it, before its
+                    // writers are answered.
+                    if let Some(feed) = self.feed.get() {
+                        feed.publish(changes);
+                    }
                 }
                 Err(err) => {
                     tracing::error!(
@@ -996,6 +1076,19 @@ impl Wal {
             self.synced.notify_all();
         }
     }
+}
+
+/// Takes the feed's numbering out of recovered records.
+fn take_seq(recovered: &mut Recovered) {
+    let mut next = 1;
+    recovered.ops.retain(|op| match op {
+        Op::Seq { next: n } => {
+            next = next.max(*n);
+            false
+        }
+        _ => true,
+    });
+    recovered.next_seq = next;
 }
 
 /// Reads every segment in `dir`, in order, applying the recovery policy:

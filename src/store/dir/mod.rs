@@ -40,6 +40,7 @@ mod writes;
 
 use checkpoint::{checkpointer, Retry};
 use state::{broken_or_missing, loaded, loaded_mut, Content, TableState};
+use writes::change;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
@@ -55,9 +56,10 @@ use super::names::{self, Names};
 use super::table::{validate_id, Table};
 use super::wal::{Op, Wal};
 use super::{
-    validate_table_name, Error, Expect, Fields, Records, Result, RowView, Selected, Snapshot,
-    Store, StoreStats, TableInfo, Written,
+    validate_table_name, Error, Expect, Fields, Records, Result, Row, RowView, Selected,
+    Snapshot, Store, StoreStats, TableInfo, Written,
 };
+use crate::feed::{Feed, Op as FeedOp, Retention, RowChange, What};
 use crate::query::{Snapshots, Views};
 
 /// How the store makes writes durable.
@@ -76,6 +78,8 @@ pub struct Options {
     /// Serve without writing anything to the directory (not even the lock
     /// or the log), as a read-only server on a read-only mount must.
     pub read_only: bool,
+    /// How much of the change feed is kept.
+    pub changes: Retention,
 }
 
 impl Default for Options {
@@ -89,6 +93,7 @@ impl Default for Options {
             max_log_bytes: 64 << 20,
             salvage: false,
             read_only: false,
+            changes: Retention::default(),
         }
     }
 }
@@ -134,6 +139,8 @@ pub struct DirStore {
     bases: Mutex<HashSet<(String, u64)>>,
     /// The tables as queries see them, kept between reads.
     views: Views,
+    /// Every change, once durable (published by the log).
+    feed: Arc<Feed>,
     /// Holds the data directory against a second server (shared by
     /// read-only servers, when the lock file can be opened at all).
     _lock: Option<File>,
@@ -269,8 +276,11 @@ impl DirStore {
         wal: Arc<Wal>,
         lock: Option<File>,
     ) -> Arc<DirStore> {
+        let feed = Feed::new(options.changes, wal.next_seq() - 1);
+        wal.attach(feed.clone());
         Arc::new(DirStore {
             views: Views::default(),
+            feed,
             dir: dir.to_path_buf(),
             id_column: id_column.to_string(),
             options,
@@ -458,6 +468,23 @@ impl DirStore {
 /// Runs work that may take long (loading a large file) so that, on an async
 /// worker thread, the runtime first hands that worker's other tasks to
 /// another thread. Elsewhere it just runs it.
+/// The feed's record of a row written by `put_row` or `patch_row`.
+fn row_change(
+    name: &str,
+    state: &TableState,
+    written: &Written,
+    before: Option<Arc<Row>>,
+) -> crate::feed::Batch {
+    let op = if before.is_some() {
+        FeedOp::Update
+    } else {
+        FeedOp::Insert
+    };
+    let after = written.rows.first().cloned();
+    let table = loaded(name, state).ok();
+    change(name, table, What::Rows(vec![RowChange { op, before, after }]))
+}
+
 fn slow<T>(work: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
@@ -536,16 +563,19 @@ impl Store for DirStore {
     }
 
     async fn insert(&self, name: &str, records: Records, expect: &Expect) -> Result<Written> {
-        self.write(name, true, |state, ops| {
+        self.write(name, true, |state, ops, changes| {
             let version = match &state.content {
                 Content::Loaded(table) => Some(table.version),
                 Content::Absent => None,
                 Content::Broken(_) => return Err(broken_or_missing(name, &state.content)),
             };
             expect.check(version)?;
-            self.change_rows(name, state, ops, |table, id_column| {
+            let written = self.change_rows(name, state, ops, |table, id_column| {
                 table.insert(records, id_column)
-            })
+            })?;
+            let table = loaded(name, state).ok();
+            changes.push(change(name, table, What::Inserted(written.rows.clone())));
+            Ok(written)
         })?
         .durable()
         .await
@@ -559,16 +589,22 @@ impl Store for DirStore {
         expect: &Expect,
     ) -> Result<Written> {
         validate_id(id)?;
-        self.write(name, true, |state, ops| {
-            let current = match &state.content {
-                Content::Loaded(table) => table.get(id).map(|row| table.row_version(row)),
+        self.write(name, true, |state, ops, changes| {
+            let before = match &state.content {
+                Content::Loaded(table) => table.get(id).cloned(),
                 Content::Absent => None,
                 Content::Broken(_) => return Err(broken_or_missing(name, &state.content)),
             };
+            let current = match &state.content {
+                Content::Loaded(table) => before.as_ref().map(|row| table.row_version(row)),
+                _ => None,
+            };
             expect.check(current)?;
-            self.change_rows(name, state, ops, |table, id_column| {
+            let written = self.change_rows(name, state, ops, |table, id_column| {
                 table.put(id, &record, id_column)
-            })
+            })?;
+            changes.push(row_change(name, state, &written, before));
+            Ok(written)
         })?
         .durable()
         .await
@@ -581,25 +617,35 @@ impl Store for DirStore {
         record: Fields,
         expect: &Expect,
     ) -> Result<Written> {
-        self.write(name, false, |state, ops| {
+        self.write(name, false, |state, ops, changes| {
             let table = loaded_mut(name, state)?;
             let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
             expect.check(Some(table.row_version(row)))?;
-            self.change_rows(name, state, ops, |table, id_column| {
+            let before = Some(row.clone());
+            let written = self.change_rows(name, state, ops, |table, id_column| {
                 table.patch(id, &record, id_column)
-            })
+            })?;
+            changes.push(row_change(name, state, &written, before));
+            Ok(written)
         })?
         .durable()
         .await
     }
 
     async fn delete_row(&self, name: &str, id: &str, expect: &Expect) -> Result<()> {
-        self.write(name, false, |state, ops| {
+        self.write(name, false, |state, ops, changes| {
             let table = loaded_mut(name, state)?;
             let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
             expect.check(Some(table.row_version(row)))?;
             self.prepare(name, table, ops);
+            let before = table.get(id).cloned();
             table.delete(id)?;
+            let gone = RowChange {
+                op: FeedOp::Delete,
+                before,
+                after: None,
+            };
+            changes.push(change(name, Some(table), What::Rows(vec![gone])));
             ops.push(Op::Delete {
                 table: name.to_string(),
                 ids: vec![id.to_string()],
@@ -616,7 +662,7 @@ impl Store for DirStore {
         records: Records,
         expect: &Expect,
     ) -> Result<(TableInfo, bool)> {
-        self.write(name, true, |state, ops| {
+        self.write(name, true, |state, ops, changes| {
             // A broken file may be replaced: that is how a user repairs it.
             let current = match &state.content {
                 Content::Loaded(table) => Some(table.version),
@@ -630,6 +676,7 @@ impl Store for DirStore {
                 columns: table.columns().to_vec(),
                 rows: table.rows(),
             });
+            changes.push(change(name, Some(&table), What::Replaced));
             state.content = Content::Loaded(table);
             let info = self
                 .info(name, state)
@@ -641,13 +688,14 @@ impl Store for DirStore {
     }
 
     async fn delete_table(&self, name: &str, expect: &Expect) -> Result<()> {
-        self.write(name, false, |state, ops| {
+        self.write(name, false, |state, ops, changes| {
             let current = match &state.content {
                 Content::Loaded(table) => Some(table.version),
                 Content::Broken(_) => Some(0),
                 Content::Absent => return Err(Error::NoTable(name.to_string())),
             };
             expect.check(current)?;
+            changes.push(change(name, None, What::Dropped));
             ops.push(Op::Drop {
                 table: name.to_string(),
             });
@@ -660,6 +708,10 @@ impl Store for DirStore {
 
     async fn flush(&self) -> Result<()> {
         slow(|| self.flush_now())
+    }
+
+    fn feed(&self) -> &Arc<Feed> {
+        &self.feed
     }
 
     async fn stats(&self) -> StoreStats {

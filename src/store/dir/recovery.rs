@@ -278,7 +278,7 @@ impl DirStore {
 
 /// Whether a replayed record changes what a table holds.
 fn changes_content(op: &Op) -> bool {
-    !matches!(op, Op::Base { .. } | Op::Written { .. })
+    !matches!(op, Op::Base { .. } | Op::Written { .. } | Op::Seq { .. })
 }
 
 /// A record in a few words, for messages.
@@ -290,6 +290,7 @@ fn describe(op: &Op) -> String {
         Op::Replace { rows, .. } => format!("replaced by {} rows", rows.len()),
         Op::Drop { .. } => "table deleted".into(),
         Op::Base { .. } | Op::Written { .. } => "file named".into(),
+        Op::Seq { .. } => "changes numbered".into(),
     }
 }
 

@@ -19,7 +19,9 @@ use crate::store::table::Table;
 use crate::store::wal::Op;
 use crate::store::{Error, Result, TableInfo};
 
+use super::writes::change;
 use super::{disk_stamp, read, slow, write, DirStore};
+use crate::feed::What;
 
 #[derive(Default)]
 pub(super) struct TableState {
@@ -70,15 +72,30 @@ impl DirStore {
         }
         // A log that cannot be written (reads still served) cannot name the
         // new file; recovery then treats it as an edit made while down.
-        let known = state.logged && !self.options.read_only && !self.wal.is_failed();
+        let writable = !self.options.read_only && !self.wal.is_failed();
+        let known = state.logged && writable;
+        // A file we had read changed (not a first load): the feed says so.
+        let edited = state.stamp.is_some() && writable;
         self.reload(name, state);
+        let mut ops = Vec::new();
         if known {
             // The table's logged changes are all in the file the person
             // replaced: from here on, their file is what the log builds on.
-            let lsn = self.wal.append(&[Op::Base {
+            ops.push(Op::Base {
                 table: name.to_string(),
                 hash: state.file_hash,
-            }])?;
+            });
+        }
+        let mut changes = Vec::new();
+        if edited {
+            let what = match &state.content {
+                Content::Absent => What::Dropped,
+                _ => What::Replaced,
+            };
+            changes.push(change(name, loaded(name, state).ok(), what));
+        }
+        if !ops.is_empty() || !changes.is_empty() {
+            let lsn = self.wal.append_changes(&ops, changes)?;
             slow(|| self.wal.wait(lsn))?;
         }
         Ok(())

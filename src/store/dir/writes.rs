@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use crate::store::table::{Applied, Table};
 use crate::store::wal::Op;
 use crate::store::wal::Ticket;
+use crate::feed::{Batch, What};
 use crate::store::{Error, Result, Row, Written};
 
 use super::{loaded_mut, read, slow, write, Content, DirStore, TableState};
@@ -52,7 +53,7 @@ impl DirStore {
         &self,
         name: &str,
         create: bool,
-        change: impl FnOnce(&mut TableState, &mut Vec<Op>) -> Result<T>,
+        change: impl FnOnce(&mut TableState, &mut Vec<Op>, &mut Vec<Batch>) -> Result<T>,
     ) -> Result<Pending<T>> {
         if self.options.read_only {
             return Err(Error::Io(io::Error::other(
@@ -63,13 +64,17 @@ impl DirStore {
         self.available()?;
         let slot = self.slot(name, create)?;
         let mut ops = Vec::new();
+        let mut changes = Vec::new();
         let (result, lsn) = {
             let mut state = write(&slot.state);
             self.refresh(name, &mut state)?;
             if !state.dirty {
                 self.ensure_base(name, &state);
             }
-            let result = change(&mut state, &mut ops);
+            let result = change(&mut state, &mut ops, &mut changes);
+            if result.is_err() {
+                changes.clear();
+            }
             let lsn = if ops.is_empty() {
                 None
             } else {
@@ -87,7 +92,7 @@ impl DirStore {
                 state.dirty = true;
                 state.logged = true;
                 state.generation += 1;
-                match self.wal.append(&ops) {
+                match self.wal.append_changes(&ops, changes) {
                     Ok(lsn) => Some(lsn),
                     Err(err) => {
                         // Memory now holds a change that can never be
@@ -178,6 +183,17 @@ impl DirStore {
             0,
             SystemTime::now(),
         )
+    }
+}
+
+/// The feed's record of a write to table `name`, numbered by the log.
+pub(super) fn change(name: &str, table: Option<&Table>, what: What) -> Batch {
+    Batch {
+        first: 0,
+        table: Arc::from(name),
+        columns: table.map(|t| t.columns().clone()).unwrap_or_default(),
+        id_col: table.and_then(Table::id_col),
+        what,
     }
 }
 

@@ -25,6 +25,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
 
+use crate::feed::{Feed, Retention};
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
@@ -51,6 +53,8 @@ pub struct PgOptions {
     pub deadline: Duration,
     /// Refuse every write.
     pub read_only: bool,
+    /// How much of the change feed is kept.
+    pub changes: Retention,
 }
 
 impl Default for PgOptions {
@@ -60,6 +64,7 @@ impl Default for PgOptions {
             wait: Duration::from_secs(5),
             deadline: Duration::from_secs(30),
             read_only: false,
+            changes: Retention::default(),
         }
     }
 }
@@ -69,6 +74,8 @@ pub struct PgStore {
     shared: Arc<Shared>,
     /// Inserts waiting to be written, by table.
     queues: Mutex<HashMap<String, Arc<Mutex<Queue>>>>,
+    /// Every instance's changes, once committed.
+    feed: Arc<Feed>,
 }
 
 /// What a store's requests, and the tasks that write batches, share.
@@ -227,6 +234,7 @@ impl PgStore {
                 batches: AtomicU64::new(0),
             }),
             queues: Mutex::default(),
+            feed: Feed::new(options.changes, 0),
         }))
     }
 
@@ -642,6 +650,10 @@ impl<'a> tokio_postgres::types::FromSql<'a> for Cells {
 
 #[async_trait::async_trait]
 impl Store for PgStore {
+    fn feed(&self) -> &Arc<Feed> {
+        &self.feed
+    }
+
     async fn tables(&self) -> Result<Vec<TableInfo>> {
         self.within(false, async {
             let client = self.client().await?;
