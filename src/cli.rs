@@ -225,6 +225,37 @@ pub struct ServeArgs {
     )]
     pub max_connections: usize,
 
+    /// Most change-feed streams open at once (SSE, NDJSON and long polls;
+    /// each also counts against --max-connections); beyond it a new one
+    /// gets 503 with Retry-After.
+    #[arg(
+        long,
+        env = "CSVD_MAX_SUBSCRIBERS",
+        default_value_t = 1000,
+        help_heading = "Limits"
+    )]
+    pub max_subscribers: usize,
+
+    /// Changes the feed (/_changes) keeps at least, for subscribers to
+    /// resume from; older positions are answered 410 Gone.
+    #[arg(
+        long,
+        env = "CSVD_CHANGES_KEEP",
+        default_value_t = 10_000,
+        help_heading = "Change feed"
+    )]
+    pub changes_keep: usize,
+
+    /// MiB of rows the feed may hold beyond --changes-keep for subscribers
+    /// that lag behind; one that falls further is told so and disconnected.
+    #[arg(
+        long,
+        env = "CSVD_CHANGES_MEMORY",
+        default_value_t = 64,
+        help_heading = "Change feed"
+    )]
+    pub changes_memory: usize,
+
     /// Refuse every write (405 with Allow), and write nothing to the data
     /// directory either (no lock file, no log): serves a read-only mount.
     #[arg(long, env = "CSVD_READ_ONLY", help_heading = "Access")]

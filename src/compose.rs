@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::{ServeArgs, Source, SyncMode};
+use crate::feed::Retention;
 use crate::server::{Access, Config, Server, TlsFiles};
 use crate::store::{DirStore, Options, PgOptions, PgStore, Store};
 
@@ -42,16 +43,24 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         settle: Duration::from_secs(args.checkpoint_after),
         salvage: args.salvage,
         read_only: args.read_only,
-        ..Options::default()
+        changes: retention(&args),
     };
     let pg = PgOptions {
         connections: args.db_connections as usize,
         deadline: Duration::from_secs(args.db_timeout),
         read_only: args.read_only,
+        changes: retention(&args),
         ..PgOptions::default()
     };
     let store = open_store(&args.source(), &args.id_column, options, pg).await?;
     server.run(store).await
+}
+
+fn retention(args: &ServeArgs) -> Retention {
+    Retention {
+        keep: args.changes_keep.max(1),
+        memory: args.changes_memory.saturating_mul(1 << 20),
+    }
 }
 
 /// Opens the store a source names: a data directory, or a database.
@@ -98,6 +107,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<Config> {
         max_header_bytes: args.max_header_bytes,
         max_headers: args.max_headers,
         max_connections: args.max_connections,
+        max_subscribers: args.max_subscribers,
         header_timeout: Duration::from_secs(args.header_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         body_timeout: Duration::from_secs(args.body_timeout),

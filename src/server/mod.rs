@@ -75,6 +75,8 @@ pub struct Config {
     pub max_headers: usize,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Most change-feed streams open at once.
+    pub max_subscribers: usize,
     /// Time a client has to send a request head.
     pub header_timeout: Duration,
     /// Time a connection may stay silent.

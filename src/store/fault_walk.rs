@@ -27,6 +27,7 @@ fn options() -> Options {
         max_log_bytes: u64::MAX,
         salvage: false,
         read_only: false,
+        changes: Default::default(),
     }
 }
 
