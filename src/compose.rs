@@ -44,6 +44,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         salvage: args.salvage,
         read_only: args.read_only,
         changes: retention(&args),
+        ..Options::default()
     };
     let pg = PgOptions {
         connections: args.db_connections as usize,
