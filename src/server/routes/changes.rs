@@ -584,8 +584,15 @@ impl Stream {
     fn render(&mut self, batches: &[Arc<Batch>], sent: &mut usize) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
         let mut one = Vec::new();
+        let mut looked = 0;
         for batch in batches {
             for change in batch.after(self.subscription.position()) {
+                // A chunk at a time: a subscriber's position moves only as
+                // fast as it reads, so one that lags falls behind visibly.
+                if looked == READ {
+                    return (out, false);
+                }
+                looked += 1;
                 one.clear();
                 if self.selector.render(&change, &mut one) {
                     self.framing
