@@ -13,9 +13,6 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// HTTP client to talk to it (or to any other server).
 #[derive(Debug, Parser)]
 #[command(name = "csvd", version, about, long_about = None)]
-// A flag given twice takes the later value (typed options after a
-// configuration file's defaults).
-#[command(args_override_self = true)]
 #[command(
     after_help = "Examples:\n  csvd serve                      # serve ./data on 127.0.0.1:8080\n  csvd post :8080/people name=kim age:=30\n  csvd get :8080/people name==kim\n  csvd shell"
 )]
@@ -326,6 +323,9 @@ pub enum SyncMode {
 /// `--help` alone here.
 #[derive(Debug, Clone, Args)]
 #[command(disable_help_flag = true)]
+// A flag given twice takes the later value (typed options after a
+// configuration file's defaults); other commands refuse a repeated flag.
+#[command(args_override_self = true)]
 #[command(after_help = "Request items:
   name=kim           string field in the JSON (or form, or CSV) body
   age:=30            raw JSON field (number, true, null, [..], {..})

@@ -1423,3 +1423,43 @@ fn style_chooses_the_colours() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("bright"), "{}", out.stderr);
 }
+
+#[test]
+fn a_server_flag_given_twice_is_refused_while_client_flags_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", dir.path().to_str().unwrap()])
+        .args(["--bind", "127.0.0.1:0", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run csvd serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`csvd serve --bind a --bind b` started serving instead of refusing");
+        }
+        thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'--bind <BIND>' cannot be used multiple times"),
+        "{stderr}"
+    );
+    // The request commands still take the later of two values.
+    let out = run(&["get", "/", "--timeout", "1", "--timeout", "2", "--offline"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&["get", "/", "-p", "b", "-p", "H", "--offline"]);
+    assert!(
+        out.stdout.starts_with("GET / HTTP/1.1\r\n"),
+        "{}",
+        out.stdout
+    );
+}
