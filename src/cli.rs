@@ -542,9 +542,11 @@ pub struct RequestOptions {
     #[arg(long, overrides_with = "sorted")]
     pub unsorted: bool,
 
-    /// Colour theme: auto (the default), bright, solarized or mono.
-    #[arg(long, value_enum, value_name = "THEME", default_value = "auto")]
-    pub style: Theme,
+    /// Colour theme: auto (the default), bright, solarized or mono; HTTPie's
+    /// style names (monokai, fruity, native, solarized-light, bw, …) pick
+    /// the nearest of these.
+    #[arg(long, value_name = "THEME", value_parser = crate::client::parse_style)]
+    pub style: Option<Theme>,
 
     /// Exit with 3, 4 or 5 when the status is 3xx, 4xx or 5xx (a 3xx is
     /// no failure with --follow); a warning says so on stderr when stdout
@@ -579,7 +581,7 @@ pub struct TlsOptions {
 }
 
 /// The colours of `--style`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Theme {
     /// The 16 basic terminal colours (the default).
     #[default]

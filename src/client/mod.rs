@@ -56,6 +56,7 @@ use hyper::{Method, StatusCode};
 use crate::cli::{Command, RequestArgs, RequestOptions};
 
 pub use error::ClientError;
+pub use style::parse_theme as parse_style;
 
 use download::Download;
 use exchange::Client;
@@ -186,7 +187,8 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     let (mut printer, terminal) = if download.is_some() {
         hops.follow = true;
         let terminal = std::io::stderr().is_terminal();
-        let style = Style::for_output(args.options.pretty, terminal).themed(args.options.style);
+        let style = Style::for_output(args.options.pretty, terminal)
+            .themed(args.options.style.unwrap_or_default());
         let mut sections = Sections::choose(&args.options, terminal);
         sections.response_body = false;
         let printer = Printer::new(Box::new(std::io::stderr()), style, sections);
@@ -196,11 +198,13 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
             path: path.display().to_string(),
             error,
         })?;
-        let style = Style::for_output(args.options.pretty, false).themed(args.options.style);
+        let style = Style::for_output(args.options.pretty, false)
+            .themed(args.options.style.unwrap_or_default());
         let sections = Sections::choose(&args.options, false);
         (Printer::new(Box::new(file), style, sections), false)
     } else {
-        let style = Style::detect(args.options.pretty).themed(args.options.style);
+        let style =
+            Style::detect(args.options.pretty).themed(args.options.style.unwrap_or_default());
         let sections = Sections::choose(&args.options, style.terminal);
         (Printer::stdout(style, sections), style.terminal)
     };

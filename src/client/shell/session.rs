@@ -12,7 +12,7 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use tokio::runtime::Runtime;
 
-use crate::cli::{Pretty, TlsOptions};
+use crate::cli::{Pretty, Theme, TlsOptions};
 
 use super::super::error::ClientError;
 use super::super::exchange::Client;
@@ -37,6 +37,11 @@ pub(super) struct Shell<'a> {
     pub(super) tls: Tls,
     pub(super) verbose: bool,
     pub(super) pretty: Option<Pretty>,
+    /// `:stream`, `:sorted` and `:style`: how every answer is printed
+    /// unless a line's own flags say otherwise.
+    pub(super) stream: bool,
+    pub(super) sorted: bool,
+    pub(super) theme: Theme,
     /// Header items sent with every request (`:headers`).
     pub(super) headers: Vec<Item>,
     /// The last table list request got no answer at all.
