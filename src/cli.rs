@@ -386,6 +386,9 @@ pub struct RequestArgs {
     #[command(flatten)]
     pub transfer: TransferOptions,
 
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
+
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -474,6 +477,21 @@ pub struct TransferOptions {
     /// not ask for a password.
     #[arg(short = 'I', long)]
     pub ignore_stdin: bool,
+}
+
+/// Which proxy requests go through (the one-shot commands).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ProxyOptions {
+    /// Send http:// (or https://, or all) requests through the HTTP proxy
+    /// at URL (`http://[USER:PASS@]HOST:PORT`); repeatable. Without it,
+    /// http_proxy, https_proxy and all_proxy (or in capitals) say, minus
+    /// the hosts of no_proxy.
+    #[arg(long, value_name = "PROTOCOL:URL", value_parser = crate::client::parse_proxy, help_heading = "Proxies")]
+    pub proxy: Vec<crate::client::ProxyRule>,
+
+    /// Go directly to the server: no --proxy, no proxy variable.
+    #[arg(long, help_heading = "Proxies")]
+    pub no_proxy: bool,
 }
 
 /// The `Authorization` scheme of `--auth`.

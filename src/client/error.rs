@@ -37,6 +37,14 @@ pub enum ClientError {
     #[error("{addr}: {reason}")]
     Http { addr: String, reason: String },
 
+    /// A proxy that cannot be used, or that refused.
+    #[error("proxy {proxy}: {reason}")]
+    Proxy { proxy: String, reason: String },
+
+    /// `--proxy` or a proxy variable that does not name a usable proxy.
+    #[error("{from}: {reason}")]
+    BadProxy { from: String, reason: String },
+
     #[error("HTTPS to {addr}: {reason}")]
     Tls { addr: String, reason: String },
 
@@ -75,6 +83,7 @@ impl ClientError {
             ClientError::Refused { .. }
                 | ClientError::Unreachable { .. }
                 | ClientError::Http { .. }
+                | ClientError::Proxy { .. }
         )
     }
 

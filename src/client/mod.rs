@@ -35,6 +35,7 @@ mod json;
 mod nested;
 mod offline;
 mod print;
+mod proxy;
 mod raw;
 mod redirect;
 mod request;
@@ -56,6 +57,7 @@ use hyper::{Method, StatusCode};
 use crate::cli::{Command, RequestArgs, RequestOptions};
 
 pub use error::ClientError;
+pub use proxy::{parse_rule as parse_proxy, ProxyRule};
 pub use style::parse_theme as parse_style;
 
 use download::Download;
@@ -160,15 +162,19 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
         session.remember(&typed, &prepared, auth_given);
         session.add_cookies(&mut prepared, cookie_typed);
     }
+    let proxies = proxy::Proxies::new(&args.proxy.proxy, args.proxy.no_proxy, |name| {
+        std::env::var(name).ok()
+    });
     if args.offline || args.curl {
+        let proxy = proxies.for_url(&prepared.url)?;
         let out = if args.curl {
-            let mut line = offline::curl(&prepared)?;
+            let mut line = offline::curl(&prepared, proxy, args.proxy.no_proxy)?;
             line.push('\n');
             line.into_bytes()
         } else {
             let print = args.options.print.as_deref().unwrap_or("HB");
             let print = if args.options.quiet { "" } else { print };
-            offline::render(&prepared, print.contains('H'), print.contains('B'))?
+            offline::render(&prepared, proxy, print.contains('H'), print.contains('B'))?
         };
         use std::io::Write as _;
         let mut stdout = std::io::stdout();
@@ -212,6 +218,7 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     printer.stream = args.options.stream;
     printer.sorted = args.options.sorted;
     let mut client = Client::new(args.options.timeout, tls);
+    client.proxies = proxies;
     // Only the last answer is printed, unless -v asks for every hop.
     client.quiet_redirects = hops.follow && !args.options.verbose;
     let judged = Judged {

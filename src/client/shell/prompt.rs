@@ -69,6 +69,7 @@ impl Shell<'_> {
             tls: TlsOptions::default(),
             hops: Default::default(),
             transfer: Default::default(),
+            proxy: Default::default(),
             help: None,
         };
         match body::parse(&body) {
@@ -134,6 +135,8 @@ impl Shell<'_> {
             (request.transfer.output.is_some(), "--output"),
             (request.transfer.download, "--download"),
             (request.transfer.ignore_stdin, "--ignore-stdin"),
+            (!request.proxy.proxy.is_empty(), "--proxy"),
+            (request.proxy.no_proxy, "--no-proxy"),
         ];
         if let Some((_, flag)) = one_shot_only.iter().find(|(given, _)| *given) {
             return Err(ClientError::item(
