@@ -27,7 +27,7 @@ use super::proxy::{Proxies, Proxy};
 use super::request::{Payload, Prepared};
 use super::tap::Tap;
 use super::tls::{is_tls_record, Tls};
-use super::upload::{Tally, Upload};
+use super::upload::{Parts, Tally, Upload};
 
 /// Sends requests, reusing its connection when it can.
 pub struct Client {
@@ -480,6 +480,13 @@ async fn build(prepared: &Prepared, proxy: Option<&Proxy>) -> Result<Built, Clie
             progress = Some(upload.progress());
             tally = Some(upload.tally());
             upload.boxed()
+        }
+        Payload::Parts { parts, .. } => {
+            let parts = Parts::open(parts)
+                .await
+                .map_err(|(path, error)| ClientError::file(path, error))?;
+            progress = Some(parts.progress());
+            parts.boxed()
         }
     };
     let target = match proxy {

@@ -11,6 +11,7 @@ use hyper::Method;
 use super::error::ClientError;
 use super::proxy::Proxy;
 use super::request::{Payload, Prepared};
+use super::upload::Part;
 
 /// The body bytes, files read.
 fn body(prepared: &Prepared) -> Result<Vec<u8>, ClientError> {
@@ -19,6 +20,18 @@ fn body(prepared: &Prepared) -> Result<Vec<u8>, ClientError> {
         Payload::Bytes(bytes) => bytes.to_vec(),
         Payload::File { path, .. } => {
             std::fs::read(path).map_err(|error| ClientError::file(path, error))?
+        }
+        Payload::Parts { parts, .. } => {
+            let mut body = Vec::new();
+            for part in parts {
+                match part {
+                    Part::Bytes(bytes) => body.extend_from_slice(bytes),
+                    Part::File { path, .. } => body.extend_from_slice(
+                        &std::fs::read(path).map_err(|error| ClientError::file(path, error))?,
+                    ),
+                }
+            }
+            body
         }
     })
 }
@@ -39,6 +52,8 @@ fn headers(prepared: &Prepared, forward: Option<&Proxy>) -> Vec<(HeaderName, Str
         Payload::Empty => 0,
         Payload::Bytes(bytes) => bytes.len() as u64,
         Payload::File { len, .. } => *len,
+        // Unknown: it would go chunked.
+        Payload::Parts { len, .. } => len.unwrap_or(0),
     };
     if len > 0 && prepared.header(&header::CONTENT_LENGTH).is_none() {
         headers.push((header::CONTENT_LENGTH, len.to_string()));
@@ -131,8 +146,8 @@ pub fn curl(
     }
     match &prepared.payload {
         Payload::Empty => {}
-        Payload::Bytes(bytes) => {
-            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+        Payload::Bytes(_) | Payload::Parts { .. } => {
+            let text = String::from_utf8(body(prepared)?).map_err(|_| {
                 ClientError::item(
                     "--curl",
                     "the body is not text and cannot be written in a command",
