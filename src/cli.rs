@@ -479,7 +479,7 @@ pub struct TransferOptions {
     pub ignore_stdin: bool,
 }
 
-/// Which proxy requests go through (the one-shot commands).
+/// Which proxy requests go through (the one-shot commands and the shell).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct ProxyOptions {
     /// Send http:// (or https://, or all) requests through the HTTP proxy
@@ -643,6 +643,9 @@ pub struct ShellArgs {
 
     #[command(flatten)]
     pub tls: TlsOptions,
+
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
 
     /// Start with verbose output on (`:verbose off` turns it off).
     #[arg(short, long)]

@@ -619,3 +619,56 @@ fn offline_and_curl_show_the_proxy() {
     );
     assert!(out.stdout.starts_with("curl http://"), "{}", out.stdout);
 }
+
+#[test]
+fn the_shell_goes_through_its_proxy_and_a_line_can_choose_another() {
+    use rexpect::session::spawn_command;
+    let server = Server::start();
+    let proxy = Proxy::start(None);
+    let other = Proxy::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "shell",
+            &server.base(),
+            "--proxy",
+            &format!("http:{}", proxy.url()),
+        ])
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("CSVD_HISTORY", dir.path().join("history"));
+    for name in PROXY_VARS {
+        command.env_remove(name);
+    }
+    let mut shell = spawn_command(command, Some(15_000)).expect("start csvd shell");
+    let prompt = format!("{}> ", server.addr);
+    shell
+        .exp_string("It is a csvd server with no tables yet.")
+        .unwrap();
+    shell.exp_string(&prompt).unwrap();
+    assert_eq!(proxy.lines(), [format!("GET {}/ HTTP/1.1", server.base())]);
+    shell.send_line("post /people name=kim").unwrap();
+    shell.exp_string("HTTP/1.1 201 Created").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    assert_eq!(
+        proxy.lines()[1],
+        format!("POST {}/people HTTP/1.1", server.base())
+    );
+    let seen = proxy.lines().len();
+    shell.send_line("get /people/1 --no-proxy").unwrap();
+    shell.exp_string("\"name\": \"kim\"").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell
+        .send_line(&format!("get /people/1 --proxy all:{}", other.url()))
+        .unwrap();
+    shell.exp_string("\"name\": \"kim\"").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    assert_eq!(proxy.lines().len(), seen, "{:?}", proxy.lines());
+    assert_eq!(
+        other.lines(),
+        [format!("GET {}/people/1 HTTP/1.1", server.base())]
+    );
+    shell.send_control('d').unwrap();
+    shell.exp_eof().unwrap();
+}

@@ -197,6 +197,7 @@ fn unreachable_proxy(proxy: &Proxy, error: ClientError) -> ClientError {
     ClientError::Proxy {
         proxy: proxy.addr(),
         reason,
+        retryable: true,
     }
 }
 

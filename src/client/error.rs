@@ -39,7 +39,13 @@ pub enum ClientError {
 
     /// A proxy that cannot be used, or that refused.
     #[error("proxy {proxy}: {reason}")]
-    Proxy { proxy: String, reason: String },
+    Proxy {
+        proxy: String,
+        reason: String,
+        /// Worth another try (`--retry`): it could not be reached, or it
+        /// failed (5xx), rather than refused.
+        retryable: bool,
+    },
 
     /// `--proxy` or a proxy variable that does not name a usable proxy.
     #[error("{from}: {reason}")]
@@ -83,7 +89,10 @@ impl ClientError {
             ClientError::Refused { .. }
                 | ClientError::Unreachable { .. }
                 | ClientError::Http { .. }
-                | ClientError::Proxy { .. }
+                | ClientError::Proxy {
+                    retryable: true,
+                    ..
+                }
         )
     }
 

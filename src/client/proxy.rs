@@ -160,6 +160,7 @@ impl Proxy {
         let failed = |reason: String| ClientError::Proxy {
             proxy: self.addr(),
             reason,
+            retryable: true,
         };
         let head = self.connect_head(target);
         within(timeout, "sending CONNECT to the proxy", async {
@@ -215,11 +216,16 @@ impl Proxy {
             407 => " (the credentials of the proxy URL were refused)",
             _ => "",
         };
-        Err(failed(format!(
-            "it refused to open a tunnel to {}: {code} {}{hint}",
-            target.host_and_port(),
-            response.reason.unwrap_or("")
-        )))
+        Err(ClientError::Proxy {
+            proxy: self.addr(),
+            reason: format!(
+                "it refused to open a tunnel to {}: {code} {}{hint}",
+                target.host_and_port(),
+                response.reason.unwrap_or("")
+            ),
+            // A proxy that cannot reach the server (502, 504) may later.
+            retryable: code >= 500,
+        })
     }
 }
 

@@ -27,7 +27,8 @@ Requests
   patch /people/3 age:=31 -v
   Items and flags are those of `csvd get --help`: name=text, age:=30, q==kim,
   Header:value, bio=@file, @file.csv; -v, --csv, --form, -h, -b, --print;
-  --ca FILE or -k for that request's https:// connection.
+  --ca FILE or -k for that request's https:// connection, --proxy PROTOCOL:URL or
+  --no-proxy for its proxy.
   At the body question, type fields (name:kim age:30, or name=kim, age=30; quote
   values with spaces), items (age:=30, bio=@file) or JSON ({\"name\": \"kim\"}).
 

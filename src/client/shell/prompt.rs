@@ -135,8 +135,6 @@ impl Shell<'_> {
             (request.transfer.output.is_some(), "--output"),
             (request.transfer.download, "--download"),
             (request.transfer.ignore_stdin, "--ignore-stdin"),
-            (!request.proxy.proxy.is_empty(), "--proxy"),
-            (request.proxy.no_proxy, "--no-proxy"),
         ];
         if let Some((_, flag)) = one_shot_only.iter().find(|(given, _)| *given) {
             return Err(ClientError::item(
@@ -181,7 +179,8 @@ impl Shell<'_> {
         printer.sorted = options.sorted || self.sorted && !options.unsorted;
         let tls = self.tls_for(&request.tls)?;
         let timeout = options.timeout.or(self.timeout);
-        let status = self.execute(&prepared, &mut printer, timeout, tls)?;
+        let proxies = self.proxies_for(&request.proxy);
+        let status = self.execute_via(&prepared, &mut printer, timeout, tls, proxies)?;
         let write = method != Method::GET && method != Method::HEAD;
         // A write may have made a table or a column; a server that did not
         // answer at the start may have come up since.
