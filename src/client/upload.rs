@@ -358,7 +358,7 @@ impl Body for Parts {
                 continue;
             }
             if let Some(remaining) = this.remaining.as_mut() {
-                *remaining -= data.len() as u64;
+                *remaining = remaining.saturating_sub(data.len() as u64);
             }
             this.progress.inc(data.len() as u64);
             if this.pending.is_empty() {
