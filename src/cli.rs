@@ -13,9 +13,6 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// HTTP client to talk to it (or to any other server).
 #[derive(Debug, Parser)]
 #[command(name = "csvd", version, about, long_about = None)]
-// A flag given twice takes the later value (typed options after a
-// configuration file's defaults).
-#[command(args_override_self = true)]
 #[command(
     after_help = "Examples:\n  csvd serve                      # serve ./data on 127.0.0.1:8080\n  csvd post :8080/people name=kim age:=30\n  csvd get :8080/people name==kim\n  csvd shell"
 )]
@@ -357,6 +354,9 @@ pub enum SyncMode {
 /// `--help` alone here.
 #[derive(Debug, Clone, Args)]
 #[command(disable_help_flag = true)]
+// A flag given twice takes the later value (typed options after a
+// configuration file's defaults); other commands refuse a repeated flag.
+#[command(args_override_self = true)]
 #[command(after_help = "Request items:
   name=kim           string field in the JSON (or form, or CSV) body
   age:=30            raw JSON field (number, true, null, [..], {..})
@@ -416,6 +416,9 @@ pub struct RequestArgs {
 
     #[command(flatten)]
     pub transfer: TransferOptions,
+
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
 
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
@@ -507,6 +510,21 @@ pub struct TransferOptions {
     pub ignore_stdin: bool,
 }
 
+/// Which proxy requests go through (the one-shot commands and the shell).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ProxyOptions {
+    /// Send http:// (or https://, or all) requests through the HTTP proxy
+    /// at URL (`http://[USER:PASS@]HOST:PORT`); repeatable. Without it,
+    /// http_proxy, https_proxy and all_proxy (or in capitals) say, minus
+    /// the hosts of no_proxy.
+    #[arg(long, value_name = "PROTOCOL:URL", value_parser = crate::client::parse_proxy, help_heading = "Proxies")]
+    pub proxy: Vec<crate::client::ProxyRule>,
+
+    /// Go directly to the server: no --proxy, no proxy variable.
+    #[arg(long, help_heading = "Proxies")]
+    pub no_proxy: bool,
+}
+
 /// The `Authorization` scheme of `--auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthType {
@@ -573,9 +591,11 @@ pub struct RequestOptions {
     #[arg(long, overrides_with = "sorted")]
     pub unsorted: bool,
 
-    /// Colour theme: auto (the default), bright, solarized or mono.
-    #[arg(long, value_enum, value_name = "THEME", default_value = "auto")]
-    pub style: Theme,
+    /// Colour theme: auto (the default), bright, solarized or mono; HTTPie's
+    /// style names (monokai, fruity, native, solarized-light, bw, …) pick
+    /// the nearest of these.
+    #[arg(long, value_name = "THEME", value_parser = crate::client::parse_style)]
+    pub style: Option<Theme>,
 
     /// Exit with 3, 4 or 5 when the status is 3xx, 4xx or 5xx (a 3xx is
     /// no failure with --follow); a warning says so on stderr when stdout
@@ -610,7 +630,7 @@ pub struct TlsOptions {
 }
 
 /// The colours of `--style`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Theme {
     /// The 16 basic terminal colours (the default).
     #[default]
@@ -654,6 +674,9 @@ pub struct ShellArgs {
 
     #[command(flatten)]
     pub tls: TlsOptions,
+
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
 
     /// Start with verbose output on (`:verbose off` turns it off).
     #[arg(short, long)]

@@ -4,14 +4,18 @@
 //! A command never sends a request of the person's own: at most it asks
 //! the server for its table list.
 
+use crate::cli::Theme;
+
 use super::super::items::Item;
+use super::super::style::parse_theme;
 use super::super::url::Url;
 use super::session::Shell;
 use super::words;
 
 /// The shell's own commands, for completion.
-pub const COMMANDS: [&str; 7] = [
-    ":help", ":verbose", ":base", ":headers", ":tables", "exit", "quit",
+pub const COMMANDS: [&str; 10] = [
+    ":help", ":verbose", ":stream", ":sorted", ":style", ":base", ":headers", ":tables", "exit",
+    "quit",
 ];
 
 const HELP: &str = "\
@@ -23,12 +27,17 @@ Requests
   patch /people/3 age:=31 -v
   Items and flags are those of `csvd get --help`: name=text, age:=30, q==kim,
   Header:value, bio=@file, @file.csv; -v, --csv, --form, -h, -b, --print;
-  --ca FILE or -k for that request's https:// connection.
+  --ca FILE or -k for that request's https:// connection, --proxy PROTOCOL:URL or
+  --no-proxy for its proxy.
   At the body question, type fields (name:kim age:30, or name=kim, age=30; quote
   values with spaces), items (age:=30, bio=@file) or JSON ({\"name\": \"kim\"}).
 
 Commands
   :verbose on|off           show each request as sent, too
+  :stream on|off            print every body line by line as it arrives (-S)
+  :sorted on|off            sort headers and JSON keys (--sorted)
+  :style [NAME]             show or change the colours (those of --style)
+  A line's own -S, --sorted, --unsorted or --style wins for that request.
   :base [URL]               show or change where paths point (http:// or https://)
   :headers [Name:value …]   show or set headers sent with every request
                             (`Name:` removes one, `:headers clear` all;
@@ -38,6 +47,26 @@ Commands
   exit, quit, Ctrl-D        leave
 
 Tab completes methods, commands, and on a csvd server tables and columns.";
+
+/// `:stream on`, `:sorted off`, or the name alone to see the setting.
+fn on_off(setting: &mut bool, name: &str, words: &[&str]) {
+    match words {
+        ["on"] => *setting = true,
+        ["off"] => *setting = false,
+        _ => {}
+    }
+    say!("{name} is {}", if *setting { "on" } else { "off" });
+}
+
+/// The theme a `:style` name chose, as `--style` names it.
+fn style_name(theme: Theme) -> &'static str {
+    match theme {
+        Theme::Auto => "auto",
+        Theme::Bright => "bright",
+        Theme::Solarized => "solarized",
+        Theme::Mono => "mono",
+    }
+}
 
 impl Shell<'_> {
     /// A `:command`, its words split as request lines are (so
@@ -57,6 +86,17 @@ impl Shell<'_> {
             ("verbose", ["on"]) => self.verbose = true,
             ("verbose", ["off"]) => self.verbose = false,
             ("verbose", _) => complain!("csvd: use `:verbose on` or `:verbose off`"),
+            ("stream", [] | ["on"] | ["off"]) => on_off(&mut self.stream, "stream", rest),
+            ("sorted", [] | ["on"] | ["off"]) => on_off(&mut self.sorted, "sorted", rest),
+            ("stream" | "sorted", _) => complain!("csvd: use `:{name} on` or `:{name} off`"),
+            ("style", []) => say!("style is {}", style_name(self.theme)),
+            ("style", [theme]) => match parse_theme(theme) {
+                Ok(theme) => {
+                    self.theme = theme;
+                    say!("style is {}", style_name(theme));
+                }
+                Err(reason) => complain!("csvd: {reason}"),
+            },
             ("base", []) => say!("{}", self.base),
             ("base", [url]) => match Url::parse(url) {
                 Ok(base) => {
@@ -72,7 +112,8 @@ impl Shell<'_> {
             ("tables", []) => self.show_tables(),
             _ => {
                 return complain!(
-                "csvd: `:{name}` is not a shell command: :help, :verbose, :base, :headers, :tables"
+                "csvd: `:{name}` is not a shell command: :help, :verbose, :stream, :sorted, :style, \
+                 :base, :headers, :tables"
             )
             }
         }
