@@ -472,3 +472,22 @@ fn ctrl_c_exits_0() {
     assert!(interrupted.success());
     assert_eq!(watch.exit_code(), 0);
 }
+
+#[test]
+fn a_server_not_listening_yet_is_waited_for() {
+    // A port nothing listens on (until the fake takes it again below).
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let watch = Watch::start(&[&format!("http://127.0.0.1:{port}/people")]);
+    let said = watch.says("reconnecting in");
+    assert!(said.contains("connection refused"), "{said}");
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("take the port again");
+    let (stream, _) = listener.accept().expect("the client connects once it can");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    assert_eq!(line, "GET /_changes/people?since=now HTTP/1.1\r\n");
+}

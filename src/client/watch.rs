@@ -229,9 +229,7 @@ pub struct Feed {
     /// The last change printed (or the position to resume from).
     position: Option<u64>,
     printed: u64,
-    /// The server's `retry:`: the first wait after a good connection.
-    first_delay: Duration,
-    delay: Duration,
+    backoff: Backoff,
     /// The current connection delivered a change.
     delivered: bool,
 }
@@ -248,8 +246,7 @@ impl Feed {
             timeout: None,
             position: None,
             printed: 0,
-            first_delay: FIRST_DELAY,
-            delay: FIRST_DELAY,
+            backoff: Backoff::default(),
             delivered: false,
         }
     }
@@ -277,10 +274,9 @@ impl Feed {
                 return Ok(ExitCode::FAILURE);
             }
             if self.delivered {
-                self.delay = self.first_delay;
+                self.backoff.reset();
             }
-            let wait = wait.unwrap_or(self.delay).min(MAX_DELAY);
-            self.delay = self.delay.saturating_mul(2).min(MAX_DELAY);
+            let wait = self.backoff.next(wait);
             complain!(
                 "csvd: {why}; reconnecting in {}",
                 humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
@@ -380,13 +376,8 @@ impl Feed {
                 .push(&data)
                 .map_err(|error| bad(body_error(error)))?;
             let events = parser.feed(&decoded.take()).map_err(bad)?;
-            // A new `retry:` is the wait from now on (servers repeat the
-            // same one on every connection: that changes nothing).
-            if let Some(retry) = parser.retry.map(Duration::from_millis) {
-                if retry != self.first_delay {
-                    self.first_delay = retry;
-                    self.delay = retry;
-                }
+            if let Some(retry) = parser.retry {
+                self.backoff.server_says(Duration::from_millis(retry));
             }
             for event in events {
                 if let Some(stopped) = self.event(&event)? {
@@ -588,6 +579,47 @@ impl Feed {
                     }
                 )
             }
+        }
+    }
+}
+
+/// The waits between connections: from the first (250 ms, or the
+/// server's `retry:`) doubling up to [`MAX_DELAY`], and back to the first
+/// after a connection that delivered a change.
+#[derive(Debug)]
+struct Backoff {
+    first: Duration,
+    upcoming: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff {
+            first: FIRST_DELAY,
+            upcoming: FIRST_DELAY,
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before the next connection (the server's own, such as a
+    /// `Retry-After`, when it gave one), and doubles the one after it.
+    fn next(&mut self, server: Option<Duration>) -> Duration {
+        let wait = server.unwrap_or(self.upcoming).min(MAX_DELAY);
+        self.upcoming = self.upcoming.saturating_mul(2).min(MAX_DELAY);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.upcoming = self.first;
+    }
+
+    /// A `retry:` field: the first wait from now on. Servers repeat the
+    /// same one on every connection, which changes nothing.
+    fn server_says(&mut self, retry: Duration) {
+        if retry != self.first {
+            self.first = retry.min(MAX_DELAY);
+            self.upcoming = self.first;
         }
     }
 }
@@ -858,6 +890,30 @@ mod tests {
         let value: Value = serde_json::from_str(data).unwrap();
         assert_eq!(plain.render(data, Some(&value)), "  13 delete_table people");
         assert_eq!(Output::Ndjson.render(data, Some(&value)), data);
+    }
+
+    #[test]
+    fn waits_double_to_30_s_and_start_over_after_a_change() {
+        let mut backoff = Backoff::default();
+        let waits: Vec<u128> = (0..9).map(|_| backoff.next(None).as_millis()).collect();
+        assert_eq!(
+            waits,
+            [250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]
+        );
+        backoff.reset();
+        assert_eq!(backoff.next(None), FIRST_DELAY);
+        assert_eq!(
+            backoff.next(Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        backoff.server_says(Duration::from_secs(2));
+        assert_eq!(backoff.next(None), Duration::from_secs(2));
+        assert_eq!(backoff.next(None), Duration::from_secs(4));
+        // The same `retry:` again on the next connection: the waits go on.
+        backoff.server_says(Duration::from_secs(2));
+        assert_eq!(backoff.next(None), Duration::from_secs(8));
+        backoff.reset();
+        assert_eq!(backoff.next(None), Duration::from_secs(2));
     }
 
     #[test]
