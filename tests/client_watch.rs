@@ -491,3 +491,51 @@ fn a_server_not_listening_yet_is_waited_for() {
     BufReader::new(stream).read_line(&mut line).unwrap();
     assert_eq!(line, "GET /_changes/people?since=now HTTP/1.1\r\n");
 }
+
+#[test]
+fn the_shell_watches_until_ctrl_c_and_returns_to_the_prompt() {
+    use rexpect::session::spawn_command;
+
+    let fake = Fake::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["shell", &format!("http://127.0.0.1:{}", fake.port)])
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("CSVD_HISTORY", dir.path().join("history"));
+    let mut shell =
+        spawn_command(command, Some(WAIT.as_millis() as u64)).expect("start csvd shell");
+    // The shell asks for the table list first: this is no csvd server.
+    let mut conn = fake.next();
+    assert_eq!(conn.request_line(), "GET / HTTP/1.1");
+    conn.answer("404 Not Found", "text/plain", "no");
+    let prompt = format!("127.0.0.1:{}> ", fake.port);
+    shell.exp_string(&prompt).unwrap();
+
+    shell.send_line(":watch /people city==Seoul").unwrap();
+    let mut conn = fake.next();
+    assert_eq!(
+        conn.request_line(),
+        "GET /_changes/people?city=Seoul&since=now HTTP/1.1"
+    );
+    shell.exp_string("watching http://127.0.0.1:").unwrap();
+    conn.start_stream();
+    conn.event(1);
+    shell
+        .exp_string(r#"   1 insert people/1 {"id":1,"name":"p1"}"#)
+        .unwrap();
+    shell.send_control('c').unwrap();
+    shell.exp_string("(stopped watching)").unwrap();
+    shell.exp_string(&prompt).unwrap();
+
+    // Without a path, every table's feed; the shell is still there.
+    shell.send_line(":watch --since 9").unwrap();
+    let conn = fake.next();
+    assert_eq!(conn.request_line(), "GET /_changes?since=9 HTTP/1.1");
+    shell.send_control('c').unwrap();
+    shell.exp_string("(stopped watching)").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_control('d').unwrap();
+    shell.exp_eof().unwrap();
+}

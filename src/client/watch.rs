@@ -57,30 +57,19 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         )?),
         None => None,
     };
-    let auth_given = args.auth.is_some();
     let items = match &session {
-        Some(session) => session.items(typed.clone(), auth_given)?,
-        None => typed.clone(),
+        Some(session) => session.items(typed, args.auth.is_some())?,
+        None => typed,
     };
-    let hops = HopOptions {
-        auth: args.auth.clone(),
-        auth_type: args.auth_type,
-        ..HopOptions::default()
-    };
-    let mut request = feed_request(url, &items)?;
-    super::redirect::authorize(&mut request, &items, &hops)?;
+    let style = Style::detect(args.pretty).themed(args.style);
+    let tls = Tls::new(&args.tls)?;
+    let mut feed = Feed::from_args(&args, url, &items, tls, Output::choose(style))?;
     if let Some(session) = &session {
         let cookie_typed = items
             .iter()
             .any(|item| matches!(item, Item::Header { name, .. } if *name == header::COOKIE));
-        session.add_cookies(&mut request, cookie_typed);
+        session.add_cookies(&mut feed.request, cookie_typed);
     }
-    let style = Style::detect(args.pretty).themed(args.style);
-    let mut feed = Feed::new(request, Tls::new(&args.tls)?, Output::choose(style));
-    feed.since = args.since;
-    feed.count = args.count;
-    feed.reconnect = !args.no_reconnect;
-    feed.timeout = args.timeout;
     let followed = tokio::select! {
         followed = feed.follow() => followed,
         _ = tokio::signal::ctrl_c() => Ok(ExitCode::SUCCESS),
@@ -235,6 +224,31 @@ pub struct Feed {
 }
 
 impl Feed {
+    /// The feed at `url` (see [`feed_url`]) as `csvd watch` (or the
+    /// shell's `:watch`) asks for it: `items` are the request's, the
+    /// credentials and the start from `args`.
+    pub fn from_args(
+        args: &WatchArgs,
+        url: Url,
+        items: &[Item],
+        tls: Tls,
+        output: Output,
+    ) -> Result<Feed, ClientError> {
+        let mut request = feed_request(url, items)?;
+        let hops = HopOptions {
+            auth: args.auth.clone(),
+            auth_type: args.auth_type,
+            ..HopOptions::default()
+        };
+        super::redirect::authorize(&mut request, items, &hops)?;
+        let mut feed = Feed::new(request, tls, output);
+        feed.since = args.since;
+        feed.count = args.count;
+        feed.reconnect = !args.no_reconnect;
+        feed.timeout = args.timeout;
+        Ok(feed)
+    }
+
     pub fn new(request: Prepared, tls: Tls, output: Output) -> Feed {
         Feed {
             request,
@@ -249,6 +263,11 @@ impl Feed {
             backoff: Backoff::default(),
             delivered: false,
         }
+    }
+
+    /// Where the feed is (without its start position).
+    pub fn url(&self) -> &Url {
+        &self.request.url
     }
 
     /// Follows the feed until `--count` changes were printed, the server
