@@ -539,3 +539,18 @@ fn the_shell_watches_until_ctrl_c_and_returns_to_the_prompt() {
     shell.send_control('d').unwrap();
     shell.exp_eof().unwrap();
 }
+
+#[test]
+fn an_answer_that_is_not_a_stream_exits_1() {
+    let fake = Fake::start();
+    let mut watch = Watch::start(&[&format!(":{}/people", fake.port)]);
+    let mut conn = fake.next();
+    conn.answer("200 OK", "application/json", "[]");
+    assert_eq!(watch.exit_code(), 1);
+    let stderr = watch.stderr();
+    assert!(
+        stderr.contains("the answer is not an event stream (Content-Type: application/json)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("HTTP 200"), "{stderr}");
+}

@@ -18,7 +18,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::cli::{HopOptions, Since, WatchArgs};
+use crate::cli::{HopOptions, Pretty, Since, Theme, WatchArgs};
 
 use super::connection::{http_error, within, Connection};
 use super::decode::{Codings, Decoder};
@@ -215,6 +215,10 @@ pub struct Feed {
     pub count: Option<u64>,
     pub reconnect: bool,
     pub timeout: Option<Duration>,
+    /// How an answer that is not a stream is printed (`--pretty`,
+    /// `--style`).
+    pub pretty: Option<Pretty>,
+    pub theme: Theme,
     /// The last change printed (or the position to resume from).
     position: Option<u64>,
     printed: u64,
@@ -246,6 +250,8 @@ impl Feed {
         feed.count = args.count;
         feed.reconnect = !args.no_reconnect;
         feed.timeout = args.timeout;
+        feed.pretty = args.pretty;
+        feed.theme = args.style;
         Ok(feed)
     }
 
@@ -258,6 +264,8 @@ impl Feed {
             count: None,
             reconnect: true,
             timeout: None,
+            pretty: None,
+            theme: Theme::Auto,
             position: None,
             printed: 0,
             backoff: Backoff::default(),
@@ -527,10 +535,7 @@ impl Feed {
         // The answer as the request commands print it, on stderr: stdout
         // is for changes.
         let terminal = std::io::stderr().is_terminal();
-        let style = match &self.output {
-            Output::Lines(style) => Style::for_output(None, terminal).themed(style.theme),
-            Output::Ndjson => Style::for_output(None, terminal),
-        };
+        let style = Style::for_output(self.pretty, terminal).themed(self.theme);
         let letters = if terminal { "hb" } else { "b" };
         let mut printer = Printer::new(
             Box::new(std::io::stderr()),
@@ -547,29 +552,28 @@ impl Feed {
         if let Err(error) = printed {
             return Err(ClientError::Output { error });
         }
-        if !terminal {
-            if !body.is_empty() && !body.ends_with(b"\n") {
-                complain!();
-            }
-            complain!("csvd: {reason}");
+        if !terminal && !body.is_empty() && !body.ends_with(b"\n") {
+            complain!();
         }
         let code = match status.as_u16() {
             300..=399 => 3,
             400..=499 => 4,
             500..=599 => 5,
-            _ => {
-                complain!(
-                    "csvd: the answer is not an event stream (Content-Type: {}): is this a \
-                     csvd change feed (…/_changes)?",
-                    if content_type.is_empty() {
-                        "none"
-                    } else {
-                        content_type
-                    }
-                );
-                1
-            }
+            _ => 1,
         };
+        if code == 1 {
+            complain!(
+                "csvd: the answer is not an event stream (Content-Type: {}): is this a csvd \
+                 change feed (…/_changes)?",
+                if content_type.is_empty() {
+                    "none"
+                } else {
+                    content_type
+                }
+            );
+        } else if !terminal {
+            complain!("csvd: {reason}");
+        }
         Ok(Stopped::Exit(ExitCode::from(code)))
     }
 

@@ -185,6 +185,7 @@ impl Shell<'_> {
             style.format |= args.pretty.or(self.pretty) != Some(crate::cli::Pretty::None);
             let mut feed = Feed::from_args(&args, url, &items, tls, Output::choose(style))?;
             feed.timeout = args.timeout.or(self.timeout);
+            feed.pretty = args.pretty.or(self.pretty);
             Ok::<_, super::super::error::ClientError>(feed)
         })();
         let mut feed = match prepared {
