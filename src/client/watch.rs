@@ -133,6 +133,41 @@ pub fn feed_request(url: Url, items: &[Item]) -> Result<Prepared, ClientError> {
     Prepared::new(Method::GET, url, &all, Encoding::Auto)
 }
 
+/// A feed's request has no body, and its start is `--since`'s.
+fn check_items(items: &[Item]) -> Result<(), ClientError> {
+    for item in items {
+        match item {
+            Item::Query { name, value } if name == "since" => {
+                return Err(ClientError::item(
+                    &format!("since=={value}"),
+                    "the start is given with --since N (or --since now)",
+                ))
+            }
+            Item::Header { .. } | Item::Query { .. } => {}
+            Item::Field { name, .. }
+            | Item::FieldFile { name, .. }
+            | Item::Json { name, .. }
+            | Item::JsonFile { name, .. }
+            | Item::Upload { name, .. } => {
+                return Err(ClientError::item(
+                    name,
+                    format!(
+                        "a watch sends no body: filter with query items (`{name}==value`) or \
+                         set a header (`Name:value`)"
+                    ),
+                ))
+            }
+            Item::BodyFile(path) => {
+                return Err(ClientError::item(
+                    &format!("@{}", path.display()),
+                    "a watch sends no body",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How changes are printed.
 pub enum Output {
     /// Each change's JSON on a line of its own, as received.
@@ -238,6 +273,7 @@ impl Feed {
         tls: Tls,
         output: Output,
     ) -> Result<Feed, ClientError> {
+        check_items(items)?;
         let mut request = feed_request(url, items)?;
         let hops = HopOptions {
             auth: args.auth.clone(),
@@ -937,6 +973,23 @@ mod tests {
         assert_eq!(backoff.next(None), Duration::from_secs(8));
         backoff.reset();
         assert_eq!(backoff.next(None), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn body_items_and_since_items_are_refused() {
+        for text in ["name=kim", "age:=3", "@people.csv", "since==4"] {
+            let items = [Item::parse(text).unwrap()];
+            let error = check_items(&items).unwrap_err().to_string();
+            assert!(
+                error.contains("--since") || error.contains("no body"),
+                "{error}"
+            );
+        }
+        let items = [
+            Item::parse("city==Seoul").unwrap(),
+            Item::parse("X-A:b").unwrap(),
+        ];
+        assert!(check_items(&items).is_ok());
     }
 
     #[test]
