@@ -401,12 +401,11 @@ impl Feed {
         let codings = match Codings::of(response.headers()) {
             Codings::Known(codings) => codings,
             Codings::Unknown(coding) => {
-                return Err(ClientError::Http {
-                    addr: peer,
-                    reason: format!(
-                        "the stream is encoded with `{coding}`, which csvd does not decode"
-                    ),
-                })
+                complain!(
+                    "csvd: {peer}: the stream is encoded with `{coding}`, which csvd does not \
+                     decode (ask for another with an Accept-Encoding: item)"
+                );
+                return Ok(Stopped::Exit(ExitCode::FAILURE));
             }
         };
         let decoded = Collected::default();
