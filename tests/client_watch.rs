@@ -554,3 +554,24 @@ fn an_answer_that_is_not_a_stream_exits_1() {
     );
     assert!(!stderr.contains("HTTP 200"), "{stderr}");
 }
+
+#[test]
+fn a_silent_stream_times_out() {
+    let fake = Fake::start();
+    let mut watch = Watch::start(&[
+        &format!(":{}/people", fake.port),
+        "--timeout",
+        "0.2",
+        "--no-reconnect",
+    ]);
+    let mut conn = fake.next();
+    conn.start_stream();
+    // Nothing more is sent, not even a heartbeat.
+    assert_eq!(watch.exit_code(), 2);
+    let stderr = watch.stderr();
+    assert!(
+        stderr.contains("timed out after 0.2 s waiting for the stream"),
+        "{stderr}"
+    );
+    drop(conn);
+}
