@@ -293,7 +293,7 @@ pub fn is_retryable(status: StatusCode) -> bool {
 }
 
 /// `Retry-After`: seconds, or an HTTP date (none when it is past).
-fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+pub(super) fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
     let text = headers
         .get(hyper::header::RETRY_AFTER)?
         .to_str()
@@ -462,7 +462,10 @@ type Built = (
 /// The hyper request for a prepared one; files are opened anew each time.
 /// Handed to a proxy, its target is the whole URL and the proxy's
 /// credentials go with it.
-async fn build(prepared: &Prepared, proxy: Option<&Proxy>) -> Result<Built, ClientError> {
+pub(super) async fn build(
+    prepared: &Prepared,
+    proxy: Option<&Proxy>,
+) -> Result<Built, ClientError> {
     let mut progress = None;
     let mut tally = None;
     let body: RequestBody = match &prepared.payload {

@@ -47,6 +47,7 @@ mod tap;
 mod tls;
 mod upload;
 mod url;
+mod watch;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -97,6 +98,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Shell(args) => shell::run(args, &runtime),
         Command::Raw(args) => runtime.block_on(raw::run(args)),
+        Command::Watch(args) => runtime.block_on(watch::run(args)),
         Command::Serve(_) | Command::Copy(_) => anyhow::bail!("not a client command"),
     };
     // Standard input may still be read by a blocking thread (raw mode):
