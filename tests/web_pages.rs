@@ -27,12 +27,61 @@ fn people() -> Server {
     s
 }
 
-/// The body rows of a table page (`<tr>`s after the header's two).
+/// The body rows of a table page (`<tr`s after the header's two).
 fn body_rows(html: &str) -> usize {
     html.split("<tbody>")
         .nth(1)
         .and_then(|rest| rest.split("</tbody>").next())
-        .map_or(0, |body| body.matches("<tr>").count())
+        .map_or(0, |body| body.matches("<tr").count())
+}
+
+/// The value of the first `name="…"` attribute in a page.
+fn attribute(html: &str, name: &str) -> String {
+    html.split(&format!(" {name}=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn pages_name_the_change_feed_of_their_view_from_before_their_rows() {
+    let s = people();
+    // Two writes so far: the page follows the changes after the second.
+    let html = page(&s, "/people").text();
+    assert_eq!(attribute(&html, "data-feed"), "/_changes/people?since=2");
+    assert!(html.contains("<tr data-id=\"1\">"), "{html}");
+    // The view's filters, search and fields are kept; order and window are not.
+    let html = page(
+        &s,
+        "/people?city=Seoul&_sort=-age&_order=desc&_page=1&_limit=10&q=k&_fields=name,city",
+    )
+    .text();
+    assert_eq!(
+        attribute(&html, "data-feed"),
+        "/_changes/people?since=2&city=Seoul&q=k&_fields=name%2Ccity"
+    );
+    assert!(html.contains(" data-filtered"), "{html}");
+    assert!(
+        !html.contains(" data-end"),
+        "sorted: new rows have no place"
+    );
+    assert!(page(&s, "/people?_limit=10").text().contains(" data-end"));
+
+    assert_eq!(
+        s.send_json("PATCH", "/people/2", r#"{"age": 28}"#).status,
+        200
+    );
+    let html = page(&s, "/people?_start=1&_end=2&age_gt=20").text();
+    assert_eq!(
+        attribute(&html, "data-feed"),
+        "/_changes/people?since=3&age_gt=20"
+    );
+    let html = page(&s, "/people/2").text();
+    assert_eq!(
+        attribute(&html, "data-row-feed"),
+        "/_changes/people/2?since=3"
+    );
 }
 
 #[test]

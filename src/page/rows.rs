@@ -11,8 +11,9 @@ use crate::store::Row;
 
 /// Appends one row of `table` (its first `width` cells) to `out`.
 pub fn write(out: &mut Vec<u8>, table: &str, width: usize, id_col: Option<usize>, row: &Row) {
+    let id = id_col.map(|c| row.get(c)).filter(|id| !id.is_empty());
     let markup = html! {
-        tr {
+        tr data-id=[id] {
             @for (i, cell) in row.cells(width).enumerate() {
                 @if Some(i) == id_col && !cell.is_empty() {
                     td {

@@ -63,6 +63,8 @@ pub(super) async fn get_table(
         Format::Html => Address::paged(raw_query),
         _ => raw_query.to_string(),
     };
+    // Read before the rows, so that the page's feed starts no later than them.
+    let since = state.store.feed().last_seq();
     let selected = state.store.select(&name, &asked).await?;
     let head = &selected.head;
     let query = &selected.query;
@@ -100,6 +102,7 @@ pub(super) async fn get_table(
             matching: selected.total,
             modified: head.modified,
             query: &asked,
+            since,
             viewer: &viewer,
         }
         .frame()
@@ -127,6 +130,8 @@ pub(super) async fn get_row(
 ) -> Answer {
     let title = table.clone();
     let store = state.store.as_ref();
+    // Read before the row, so that its page's feed starts no later than it.
+    let since = store.feed().last_seq();
     let (view, suffix) = match store.row(&table, &id).await {
         // `/people/3.csv`: a format suffix on an id that does not exist as written.
         Err(crate::store::Error::NoRow(_)) => {
@@ -163,6 +168,7 @@ pub(super) async fn get_row(
                 id_col: view.id_col,
                 row: &view.row,
                 tag: &tag,
+                since,
                 viewer,
             },
             state.csv_safe,
