@@ -386,6 +386,10 @@
       });
     }
     window.addEventListener('pagehide', () => source.close());
+    // A page brought back from the browser's history missed changes.
+    window.addEventListener('pageshow', (event) => {
+      if (event.persisted) window.location.reload();
+    });
   }
 
   // A notice that the page is behind, with a link that reloads it.
@@ -435,6 +439,7 @@
 
     // The view's filters, as the API takes them (no position, no fields).
     const view = new URLSearchParams(new URL(data.feed, window.location.href).search);
+    const picked = view.has('_fields');
     view.delete('since');
     view.delete('_fields');
 
@@ -524,6 +529,9 @@
 
     function apply(op, change) {
       const tr = rowOf(change.id);
+      if (change.row && !picked && Object.keys(change.row).some((c) => !columns.includes(c))) {
+        why = why || 'the table has new columns';
+      }
       if (op === 'insert' && change.row) {
         if (tr) {
           draw(tr, change.row);
