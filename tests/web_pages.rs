@@ -82,6 +82,24 @@ fn pages_name_the_change_feed_of_their_view_from_before_their_rows() {
         attribute(&html, "data-row-feed"),
         "/_changes/people/2?since=3"
     );
+
+    // The feed moves on with changes elsewhere: a page is drawn again,
+    // never answered 304 with the position of an older copy.
+    for (path, feed) in [("/people", "data-feed"), ("/people/2", "data-row-feed")] {
+        let first = page(&s, path);
+        let tag = first.header("etag").unwrap().to_string();
+        assert_eq!(s.post_json("/other", "{}").status, 201);
+        let again = s.get_with(path, &[("Accept", BROWSER), ("If-None-Match", &tag)]);
+        assert_eq!(again.status, 200, "{path}");
+        assert_ne!(
+            attribute(&again.text(), feed),
+            attribute(&first.text(), feed)
+        );
+        // The API's representations still are.
+        let json = s.get(path);
+        let tag = json.header("etag").unwrap().to_string();
+        assert_eq!(s.get_with(path, &[("If-None-Match", &tag)]).status, 304);
+    }
 }
 
 #[test]
