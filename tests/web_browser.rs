@@ -416,7 +416,7 @@ async fn cells(b: &Browser, id: &str) -> Vec<String> {
 /// shows each change in place, without reloading, and says it is live.
 #[tokio::test(flavor = "current_thread")]
 async fn an_open_table_page_shows_changes_as_they_happen() {
-    let s = people();
+    let mut s = people();
     let Some(b) = Browser::start(&s.base(), true).await else {
         return;
     };
@@ -511,6 +511,11 @@ async fn an_open_table_page_shows_changes_as_they_happen() {
     assert_eq!(s.request("DELETE", "/people/1", &[], b"").status, 204);
     b.wait_for_text(".live-notice", "This row was deleted — reload")
         .await;
+
+    // The server goes away: the browser keeps trying, and the sign says so.
+    assert!(s.stop().success());
+    b.find(".live[data-state='reconnecting']").await;
+    assert_eq!(b.text(".live").await, "reconnecting…");
     b.stop().await;
 }
 

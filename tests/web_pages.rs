@@ -67,6 +67,17 @@ fn pages_name_the_change_feed_of_their_view_from_before_their_rows() {
         "sorted: new rows have no place"
     );
     assert!(page(&s, "/people?_limit=10").text().contains(" data-end"));
+    // The feed takes what the page names, even a form's empty filters.
+    let html = page(
+        &s,
+        "/people?q=&name_like=&city_like=se&_sort=name&_limit=10&_page=1",
+    )
+    .text();
+    let feed = attribute(&html, "data-feed");
+    assert_eq!(feed, "/_changes/people?since=2&q=&name_like=&city_like=se");
+    let r = s.get_with(&feed, &[("Accept", "application/json")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["last_seq"], json!(2), "{}", r.text());
 
     assert_eq!(
         s.send_json("PATCH", "/people/2", r#"{"age": 28}"#).status,
