@@ -357,35 +357,60 @@
   }
 
   // Follows a feed: `apply` gets each change; `gone` is called when the
-  // browser stops trying (the position is too old, or the feed is away).
+  // browser stops trying (the position is too old, or the feed refused).
+  // A page hidden for a while lets its connection go (a browser has few
+  // per server) and, shown again, resumes from the last change it took.
   function follow(url, apply, gone) {
     if (typeof EventSource !== 'function') return;
     const show = liveSign();
-    show('connecting');
-    const source = new EventSource(url);
-    source.addEventListener('open', () => show('live'));
-    source.addEventListener('error', () => {
-      if (source.readyState === EventSource.CLOSED) {
-        show('offline');
-        gone();
-      } else {
-        show('reconnecting');
+    const address = new URL(url, window.location.href);
+    let source = null;
+    let away = null;
+
+    function open() {
+      show('connecting');
+      const current = new EventSource(address.href);
+      source = current;
+      current.addEventListener('open', () => show('live'));
+      current.addEventListener('error', () => {
+        if (current.readyState === EventSource.CLOSED) {
+          show('offline');
+          gone();
+        } else {
+          show('reconnecting');
+        }
+      });
+      // The server ends this stream; the browser comes back where it left.
+      current.addEventListener('end', () => show('reconnecting'));
+      for (const op of ['insert', 'update', 'delete', 'replace_table', 'delete_table']) {
+        current.addEventListener(op, (event) => {
+          if (event.lastEventId) address.searchParams.set('since', event.lastEventId);
+          let change;
+          try {
+            change = parseChange(event.data);
+          } catch (e) {
+            return;
+          }
+          apply(op, change);
+        });
+      }
+    }
+
+    function close() {
+      if (source) source.close();
+      source = null;
+    }
+
+    open();
+    document.addEventListener('visibilitychange', () => {
+      clearTimeout(away);
+      if (document.visibilityState === 'hidden') {
+        away = setTimeout(close, 30000);
+      } else if (!source) {
+        open();
       }
     });
-    // The server ends this stream; the browser comes back where it left.
-    source.addEventListener('end', () => show('reconnecting'));
-    for (const op of ['insert', 'update', 'delete', 'replace_table', 'delete_table']) {
-      source.addEventListener(op, (event) => {
-        let change;
-        try {
-          change = parseChange(event.data);
-        } catch (e) {
-          return;
-        }
-        apply(op, change);
-      });
-    }
-    window.addEventListener('pagehide', () => source.close());
+    window.addEventListener('pagehide', close);
     // A page brought back from the browser's history missed changes.
     window.addEventListener('pageshow', (event) => {
       if (event.persisted) window.location.reload();
