@@ -468,3 +468,82 @@ fn a_hand_edit_of_a_table_file_is_announced_as_a_replacement() {
     let (changes, _) = results(&server, "/_changes?since=1");
     assert_eq!(ops(&changes), ["replace_table"]);
 }
+
+/// A server on a fixed port, so that a client can find it again after a
+/// restart.
+fn serve_at(dir: &std::path::Path, port: u16) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(common::BIN)
+        .arg("serve")
+        .arg(dir)
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--log-level",
+            "warn",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start csvd");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("listening"), "{first}");
+    child
+}
+
+fn stop(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn csvd_watch_follows_the_feed_across_a_restart_without_repeating_a_change() {
+    use std::io::BufRead;
+    use std::sync::mpsc;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut server = serve_at(dir.path(), port);
+    common::exchange(addr, "POST", "/people", Some(r#"{"name":"kim"}"#));
+    let mut watch = std::process::Command::new(common::BIN)
+        .args(["watch", &format!(":{port}/people"), "--since", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || -> Value {
+        let line = lines
+            .recv_timeout(PATIENCE)
+            .expect("a change from csvd watch");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    assert_eq!(next()["seq"], 1, "piped, each change is its JSON line");
+    common::exchange(addr, "POST", "/people", Some(r#"{"name":"lee"}"#));
+    assert_eq!(next()["row"]["name"], "lee");
+    stop(&mut server);
+    let mut server = serve_at(dir.path(), port);
+    common::exchange(addr, "PATCH", "/people/1", Some(r#"{"name":"kim2"}"#));
+    let after = next();
+    assert_eq!(after["seq"], 3, "resumed after 2: {after}");
+    assert_eq!(after["op"], "update");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    stop(&mut server);
+}

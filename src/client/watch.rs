@@ -445,6 +445,14 @@ impl Feed {
             if let Some(retry) = parser.retry {
                 self.backoff.server_says(Duration::from_millis(retry));
             }
+            if self.position.is_none() {
+                // The server names where the stream starts (an `id:` with no
+                // data): a reconnect before any change resumes from there.
+                self.position = parser
+                    .last_id
+                    .as_deref()
+                    .and_then(|id| id.trim().parse().ok());
+            }
             for event in events {
                 if let Some(stopped) = self.event(&event)? {
                     return Ok(stopped);

@@ -174,6 +174,12 @@ impl Subscriber {
         loop {
             let line = self.line()?;
             if line.is_empty() {
+                // As a browser does: an event without data is not one.
+                if any && event.data.is_empty() && event.event.is_empty() {
+                    any = false;
+                    event = Event::default();
+                    continue;
+                }
                 if any {
                     if event.event.is_empty() {
                         event.event = "message".into();

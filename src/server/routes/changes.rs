@@ -513,8 +513,10 @@ impl Stream {
     async fn run(mut self, tx: mpsc::Sender<Chunk>) {
         let mut sent = 0usize;
         let opening = match self.framing {
+            // `id:` alone sets where a client resumes (EventSource's last
+            // event ID) before any change came, and dispatches nothing.
             Framing::Sse => format!(
-                "retry: {RETRY_MS}\n: csvd change feed after {}\n\n",
+                "retry: {RETRY_MS}\nid: {}\n: csvd change feed\n\n",
                 self.subscription.position()
             )
             .into_bytes(),
