@@ -92,6 +92,9 @@ fn every_write_is_a_numbered_change_in_order() {
     assert_eq!(ops(&changes), ["replace_table", "delete_table"]);
     assert!(changes[0].get("id").is_none());
     assert_eq!(last, 9);
+    let metrics = server.get("/_metrics").text();
+    assert!(metrics.contains("csvd_changes_last_seq 9"), "{metrics}");
+    assert!(metrics.contains("csvd_feed_subscribers 0"), "{metrics}");
 }
 
 #[test]
@@ -546,4 +549,15 @@ fn csvd_watch_follows_the_feed_across_a_restart_without_repeating_a_change() {
     let _ = watch.kill();
     let _ = watch.wait();
     stop(&mut server);
+}
+
+#[test]
+fn a_stop_right_after_the_address_is_printed_is_graceful() {
+    // The signal handlers are in place before the address is printed: a
+    // SIGTERM at once still ends the feed's streams and exits 0.
+    for _ in 0..5 {
+        let mut server = Server::start();
+        let status = server.stop();
+        assert!(status.success(), "{status:?}");
+    }
 }

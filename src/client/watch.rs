@@ -445,13 +445,12 @@ impl Feed {
             if let Some(retry) = parser.retry {
                 self.backoff.server_says(Duration::from_millis(retry));
             }
-            if self.position.is_none() {
+            if let Some(id) = parser.announced.take() {
                 // The server names where the stream starts (an `id:` with no
                 // data): a reconnect before any change resumes from there.
-                self.position = parser
-                    .last_id
-                    .as_deref()
-                    .and_then(|id| id.trim().parse().ok());
+                if self.position.is_none() {
+                    self.position = id.trim().parse().ok();
+                }
             }
             for event in events {
                 if let Some(stopped) = self.event(&event)? {
@@ -733,6 +732,11 @@ pub mod sse {
         kind: String,
         data: String,
         has_data: bool,
+        /// The event being read has an `id:` line.
+        has_id: bool,
+        /// The id of the last event that had an `id:` but no data: where
+        /// the server says the stream starts.
+        pub announced: Option<String>,
         pub last_id: Option<String>,
         /// The latest `retry:` the server sent, in milliseconds.
         pub retry: Option<u64>,
@@ -794,7 +798,10 @@ pub mod sse {
                     self.data.push_str(value);
                     self.has_data = true;
                 }
-                "id" if !value.contains('\0') => self.last_id = Some(value.to_string()),
+                "id" if !value.contains('\0') => {
+                    self.last_id = Some(value.to_string());
+                    self.has_id = true;
+                }
                 "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                     self.retry = value.parse().ok();
                 }
@@ -807,7 +814,11 @@ pub mod sse {
         fn dispatch(&mut self) -> Option<Event> {
             let kind = std::mem::take(&mut self.kind);
             let data = std::mem::take(&mut self.data);
+            let has_id = std::mem::take(&mut self.has_id);
             if !std::mem::take(&mut self.has_data) {
+                if has_id {
+                    self.announced = self.last_id.clone();
+                }
                 return None;
             }
             Some(Event {
@@ -890,6 +901,8 @@ pub mod sse {
         fn an_id_without_data_dispatches_nothing_but_is_kept() {
             let (all, parser) = events(&[b"id: 5\n\n", b"data: x\n\n"]);
             assert_eq!(parser.last_id.as_deref(), Some("5"));
+            // An id with no data names a position, and dispatches nothing.
+            assert_eq!(parser.announced.as_deref(), Some("5"));
             assert_eq!(all, [event("message", "x", Some("5"))]);
         }
 
