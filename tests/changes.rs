@@ -242,8 +242,12 @@ fn ndjson_streams_one_change_per_line() {
     let mut sub = Subscriber::open(
         server.addr,
         "/_changes/t",
-        &[("Accept", "application/x-ndjson")],
+        &[
+            ("Accept", "application/x-ndjson"),
+            ("Accept-Encoding", "gzip, br"),
+        ],
     );
+    assert_eq!(sub.header("content-encoding"), None, "never compressed");
     assert_eq!(sub.json_line().unwrap()["seq"], 1);
     server.send_json("PATCH", "/t/1", r#"{"a":2}"#);
     let line = sub.json_line().unwrap();
