@@ -394,6 +394,10 @@ fn gather(feed: &Feed, collected: &mut Collected, limit: Option<usize>) -> Resul
         }
         let mut one = Vec::new();
         for batch in &batches {
+            if !collected.selector.wants_table(&batch.table) {
+                collected.last = collected.last.max(batch.last());
+                continue;
+            }
             for change in batch.after(collected.last) {
                 if collected.count >= limit {
                     return Ok(());
@@ -588,6 +592,11 @@ impl Stream {
         let mut one = Vec::new();
         let mut looked = 0;
         for batch in batches {
+            if !self.selector.wants_table(&batch.table) {
+                // Another table's write: passed over whole.
+                self.subscription.advance(batch.last());
+                continue;
+            }
             for change in batch.after(self.subscription.position()) {
                 // A chunk at a time: a subscriber's position moves only as
                 // fast as it reads, so one that lags falls behind visibly.
