@@ -313,6 +313,17 @@ fn positions_older_than_what_is_kept_are_gone() {
         &[("Accept", "text/event-stream"), ("Last-Event-ID", "1")],
     );
     assert_eq!(sse.status, 410);
+    // A table's feed is gone only when a change to that table is: writes
+    // to other tables that were let go cost its subscribers nothing.
+    server.post_json("/quiet", r#"{"n":0}"#);
+    for i in 0..6 {
+        server.post_json("/t", &format!(r#"{{"n":{i}}}"#));
+    }
+    assert_eq!(server.get("/_changes?since=7").status, 410);
+    let (changes, last) = results(&server, "/_changes/quiet?since=7");
+    assert!(changes.is_empty());
+    assert_eq!(last, 13);
+    assert_eq!(server.get("/_changes/quiet?since=6").status, 410);
 }
 
 #[test]

@@ -16,7 +16,7 @@
 
 pub mod render;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
@@ -229,6 +229,12 @@ struct Ring {
     oldest: u64,
     /// The last sequence number published (0: none yet).
     last: u64,
+    /// Nothing before this was ever kept by this feed (changes from before
+    /// a restart): a position before it is gone whatever its table.
+    floor: u64,
+    /// For each table, the last sequence number of its changes let go: a
+    /// subscriber of that table at or after it has lost nothing.
+    let_go: HashMap<Arc<str>, u64>,
 }
 
 /// What subscribers wait on: the last sequence number, and whether the
@@ -239,13 +245,23 @@ struct Signal {
     closed: bool,
 }
 
+/// A connected subscriber, as the feed sees it: what it follows, and the
+/// last change it took.
+struct Place {
+    table: Option<Arc<str>>,
+    position: Weak<AtomicU64>,
+}
+
 /// The feed of one store.
 pub struct Feed {
     retention: Retention,
     ring: Mutex<Ring>,
+    /// Wakes the subscribers of every table.
     signal: watch::Sender<Signal>,
-    /// Each connected subscriber's position (the last change it took).
-    positions: Mutex<Vec<Weak<AtomicU64>>>,
+    /// Wakes the subscribers of one table only, so that a write wakes no
+    /// one who follows another table.
+    tables: Mutex<HashMap<Arc<str>, watch::Sender<Signal>>>,
+    places: Mutex<Vec<Place>>,
 }
 
 impl std::fmt::Debug for Feed {
@@ -254,6 +270,21 @@ impl std::fmt::Debug for Feed {
             .field("last", &self.last_seq())
             .finish()
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Batches holding changes after a position, and how far they reach.
+#[derive(Debug, Default)]
+pub struct Read {
+    /// The batches of the followed table (or all) with changes after the
+    /// position, in order; skip each one's changes at or before it.
+    pub batches: Vec<Arc<Batch>>,
+    /// Every change up to here was looked at: those of other tables were
+    /// passed over, those of `batches` are in them.
+    pub upto: u64,
 }
 
 impl Feed {
@@ -268,17 +299,20 @@ impl Feed {
                 bytes: 0,
                 oldest: last + 1,
                 last,
+                floor: last + 1,
+                let_go: HashMap::new(),
             }),
             signal: watch::Sender::new(Signal {
                 last,
                 closed: false,
             }),
-            positions: Mutex::new(Vec::new()),
+            tables: Mutex::new(HashMap::new()),
+            places: Mutex::new(Vec::new()),
         })
     }
 
     fn ring(&self) -> MutexGuard<'_, Ring> {
-        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.ring)
     }
 
     pub fn retention(&self) -> Retention {
@@ -301,63 +335,74 @@ impl Feed {
     /// one twice).
     pub fn publish(&self, batches: impl IntoIterator<Item = Batch>) {
         let mut ring = self.ring();
-        let mut any = false;
+        let mut touched: Vec<Arc<str>> = Vec::new();
         for batch in batches {
             if batch.is_empty() || batch.first <= ring.last {
                 continue;
             }
             if ring.batches.is_empty() && ring.changes == 0 && batch.first > ring.last + 1 {
-                // Numbers in between were never published: nothing to keep.
+                // Numbers in between were never published here: nothing
+                // from before can be kept.
                 ring.oldest = batch.first;
+                ring.floor = batch.first;
             }
             ring.last = batch.last();
             ring.changes += batch.len() as usize;
             ring.bytes += batch.weight();
+            if !touched.contains(&batch.table) {
+                touched.push(batch.table.clone());
+            }
             ring.batches.push_back(Arc::new(batch));
-            any = true;
         }
-        if !any {
+        if touched.is_empty() {
             return;
         }
         self.trim(&mut ring);
         let last = ring.last;
         drop(ring);
         self.signal.send_modify(|s| s.last = last);
+        let mut tables = lock(&self.tables);
+        for table in touched {
+            if let Some(sender) = tables.get(&table) {
+                if sender.receiver_count() == 0 {
+                    tables.remove(&table);
+                } else {
+                    sender.send_modify(|s| s.last = last);
+                }
+            }
+        }
     }
 
     /// Lets go of the oldest batches nobody needs any more.
     fn trim(&self, ring: &mut Ring) {
-        let mut needed = None;
         while ring.batches.len() > 1 {
             let front = &ring.batches[0];
             let without = ring.changes - front.len() as usize;
             if without < self.retention.keep {
                 break;
             }
-            let wanted = *needed.get_or_insert_with(|| self.slowest());
-            let still_needed = wanted.is_some_and(|at| at < front.last());
-            if still_needed && ring.bytes <= self.retention.memory {
+            if ring.bytes <= self.retention.memory && self.needed(front) {
                 break;
             }
             let front = ring.batches.pop_front().expect("more than one batch");
             ring.changes -= front.len() as usize;
             ring.bytes -= front.weight();
             ring.oldest = ring.batches[0].first;
+            ring.let_go.insert(front.table.clone(), front.last());
         }
     }
 
-    /// The position of the slowest connected subscriber.
-    fn slowest(&self) -> Option<u64> {
-        let mut positions = self
-            .positions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        positions.retain(|p| p.strong_count() > 0);
-        positions
-            .iter()
-            .filter_map(Weak::upgrade)
-            .map(|p| p.load(Ordering::Acquire))
-            .min()
+    /// Whether a connected subscriber has yet to read part of `batch`.
+    fn needed(&self, batch: &Batch) -> bool {
+        let mut places = lock(&self.places);
+        places.retain(|p| p.position.strong_count() > 0);
+        places.iter().any(|place| {
+            place.table.as_ref().is_none_or(|t| *t == batch.table)
+                && place
+                    .position
+                    .upgrade()
+                    .is_some_and(|p| p.load(Ordering::Acquire) < batch.last())
+        })
     }
 
     /// Where a reader that gives no position starts: before the oldest
@@ -366,63 +411,89 @@ impl Feed {
         self.ring().oldest - 1
     }
 
-    /// Checks that changes after `since` are all kept.
-    pub fn check(&self, since: u64) -> Result<(), Gone> {
-        let ring = self.ring();
-        check(&ring, since)
+    /// Checks that every change after `since` (of `table`, or of every
+    /// table) is still kept.
+    pub fn check(&self, since: u64, table: Option<&str>) -> Result<(), Gone> {
+        check(&self.ring(), since, table)
     }
 
-    /// The batches holding changes after `since`, up to about `max`
-    /// changes (at least one batch when there is any).
-    pub fn read(&self, since: u64, max: usize) -> Result<Vec<Arc<Batch>>, Gone> {
+    /// The batches holding changes after `since` (of `table`, or of every
+    /// table), up to about `max` changes (at least one batch when there is
+    /// any).
+    pub fn read(&self, since: u64, max: usize, table: Option<&str>) -> Result<Read, Gone> {
         let ring = self.ring();
-        check(&ring, since)?;
+        check(&ring, since, table)?;
         let from = ring.batches.partition_point(|b| b.last() <= since);
-        let mut out = Vec::new();
+        let mut read = Read {
+            batches: Vec::new(),
+            upto: since,
+        };
         let mut taken = 0u64;
         for batch in ring.batches.range(from..) {
-            if !out.is_empty() && taken >= max as u64 {
+            if table.is_some_and(|t| *t != *batch.table) {
+                read.upto = batch.last();
+                continue;
+            }
+            if !read.batches.is_empty() && taken >= max as u64 {
                 break;
             }
             taken += batch.last() - batch.first.max(since + 1) + 1;
-            out.push(batch.clone());
+            read.upto = batch.last();
+            read.batches.push(batch.clone());
         }
-        Ok(out)
+        Ok(read)
     }
 
-    /// A subscriber at `since`, whose position holds changes after it for
-    /// it (within the memory bound).
-    pub fn subscribe(self: &Arc<Feed>, since: u64) -> Result<Subscription, Gone> {
+    /// A subscriber at `since` to `table` (or every table): the feed keeps
+    /// the changes after its position for it (within the memory bound),
+    /// and it is woken only by the writes it follows.
+    pub fn subscribe(
+        self: &Arc<Feed>,
+        since: u64,
+        table: Option<&str>,
+    ) -> Result<Subscription, Gone> {
         let position = Arc::new(AtomicU64::new(since));
-        {
+        let table: Option<Arc<str>> = table.map(Arc::from);
+        let signal = {
             let ring = self.ring();
-            check(&ring, since)?;
-            self.positions
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(Arc::downgrade(&position));
-        }
+            check(&ring, since, table.as_deref())?;
+            lock(&self.places).push(Place {
+                table: table.clone(),
+                position: Arc::downgrade(&position),
+            });
+            match &table {
+                None => self.signal.subscribe(),
+                Some(name) => {
+                    let now = *self.signal.borrow();
+                    lock(&self.tables)
+                        .entry(name.clone())
+                        .or_insert_with(|| watch::Sender::new(now))
+                        .subscribe()
+                }
+            }
+        };
         Ok(Subscription {
             feed: self.clone(),
+            table,
             position,
-            signal: self.signal.subscribe(),
+            signal,
         })
     }
 
     /// Connected subscribers.
     pub fn subscribers(&self) -> usize {
-        let mut positions = self
-            .positions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        positions.retain(|p| p.strong_count() > 0);
-        positions.len()
+        let mut places = lock(&self.places);
+        places.retain(|p| p.position.strong_count() > 0);
+        places.len()
     }
 
     /// Ends every subscription once it has read what was published (the
     /// server is shutting down).
     pub fn close(&self) {
         self.signal.send_modify(|s| s.closed = true);
+        for sender in lock(&self.tables).values() {
+            sender.send_modify(|s| s.closed = true);
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -430,22 +501,35 @@ impl Feed {
     }
 }
 
-fn check(ring: &Ring, since: u64) -> Result<(), Gone> {
-    if since.saturating_add(1) < ring.oldest {
-        return Err(Gone {
-            since,
-            oldest: ring.oldest,
-            last: ring.last,
-        });
+fn check(ring: &Ring, since: u64, table: Option<&str>) -> Result<(), Gone> {
+    let next = since.saturating_add(1);
+    if next >= ring.oldest {
+        return Ok(());
     }
-    Ok(())
+    let gone = |oldest: u64| Gone {
+        since,
+        oldest,
+        last: ring.last,
+    };
+    if next < ring.floor {
+        return Err(gone(ring.oldest));
+    }
+    match table {
+        // A table's subscriber lost nothing if none of its table's
+        // changes after its position was let go.
+        Some(table) => match ring.let_go.get(table) {
+            Some(&last) if last > since => Err(gone(last + 1)),
+            _ => Ok(()),
+        },
+        None => Err(gone(ring.oldest)),
+    }
 }
 
 /// What a subscriber gets next.
 #[derive(Debug)]
 pub enum Next {
     /// Batches with changes after the position (skip those at or before it).
-    Batches(Vec<Arc<Batch>>),
+    Batches(Read),
     /// The subscriber fell behind what is kept.
     Gone(Gone),
     /// The feed closed and everything published was read.
@@ -456,6 +540,7 @@ pub enum Next {
 /// changes it held.
 pub struct Subscription {
     feed: Arc<Feed>,
+    table: Option<Arc<str>>,
     position: Arc<AtomicU64>,
     signal: watch::Receiver<Signal>,
 }
@@ -472,17 +557,18 @@ impl Subscription {
     }
 
     /// Batches after the position, as soon as there are any, up to about
-    /// `max` changes. Cancel-safe.
+    /// `max` changes. Changes of other tables are passed over (the
+    /// position moves past them). Cancel-safe.
     pub async fn next(&mut self, max: usize) -> Next {
         loop {
             let position = self.position();
-            match self.feed.read(position, max) {
+            match self.feed.read(position, max, self.table.as_deref()) {
                 Err(gone) => return Next::Gone(gone),
-                Ok(batches) if !batches.is_empty() => return Next::Batches(batches),
-                Ok(_) => {}
+                Ok(read) if !read.batches.is_empty() => return Next::Batches(read),
+                Ok(read) => self.advance(read.upto),
             }
             let signal = *self.signal.borrow_and_update();
-            if signal.last > position {
+            if signal.last > self.position() {
                 // Published after the read, before the borrow: read again.
                 continue;
             }
@@ -493,12 +579,6 @@ impl Subscription {
                 return Next::Closed;
             }
         }
-    }
-
-    /// Like [`Subscription::next`], but the position is not advanced when
-    /// nothing new came: the caller may read without waiting.
-    pub fn try_next(&self, max: usize) -> Result<Vec<Arc<Batch>>, Gone> {
-        self.feed.read(self.position(), max)
     }
 
     pub fn feed(&self) -> &Arc<Feed> {
@@ -514,14 +594,18 @@ mod tests {
         Arc::new(Row::from_cells(cells.iter().copied()))
     }
 
-    fn inserted(first: u64, n: usize) -> Batch {
+    fn inserted_in(table: &str, first: u64, n: usize) -> Batch {
         Batch {
             first,
-            table: Arc::from("t"),
+            table: Arc::from(table),
             columns: Arc::new(vec!["id".into()]),
             id_col: Some(0),
             what: What::Inserted((0..n).map(|i| row(&[&i.to_string()])).collect()),
         }
+    }
+
+    fn inserted(first: u64, n: usize) -> Batch {
+        inserted_in("t", first, n)
     }
 
     fn retention(keep: usize) -> Retention {
@@ -531,39 +615,68 @@ mod tests {
         }
     }
 
+    fn seqs(read: &Read, since: u64) -> Vec<u64> {
+        read.batches
+            .iter()
+            .flat_map(|b| b.after(since).map(|c| c.seq).collect::<Vec<_>>())
+            .collect()
+    }
+
     #[test]
     fn numbers_follow_and_old_positions_are_gone() {
         let feed = Feed::new(retention(3), 10);
         assert_eq!(feed.start(), 10);
-        assert!(feed.check(10).is_ok());
-        assert!(feed.check(9).is_err());
+        assert!(feed.check(10, None).is_ok());
+        assert!(feed.check(9, None).is_err(), "before the restart");
+        assert!(feed.check(9, Some("t")).is_err(), "whatever the table");
         feed.publish([inserted(11, 2), inserted(13, 2), inserted(15, 1)]);
         assert_eq!(feed.last_seq(), 15);
         // 13..15 are the last three: 11 and 12 may go.
         assert_eq!(feed.oldest_seq(), 13);
         assert_eq!(
-            feed.check(11),
+            feed.check(11, None),
             Err(Gone {
                 since: 11,
                 oldest: 13,
                 last: 15
             })
         );
-        let batches = feed.read(13, 10).unwrap();
-        let seqs: Vec<u64> = batches
-            .iter()
-            .flat_map(|b| b.after(13).map(|c| c.seq).collect::<Vec<_>>())
-            .collect();
-        assert_eq!(seqs, [14, 15]);
+        let read = feed.read(13, 10, None).unwrap();
+        assert_eq!(seqs(&read, 13), [14, 15]);
+        assert_eq!(read.upto, 15);
         // A batch published again is skipped.
         feed.publish([inserted(15, 1)]);
         assert_eq!(feed.last_seq(), 15);
     }
 
     #[test]
+    fn a_tables_subscriber_loses_only_its_tables_changes() {
+        let feed = Feed::new(retention(1), 0);
+        feed.publish([inserted_in("a", 1, 1), inserted_in("b", 2, 1)]);
+        feed.publish([inserted_in("b", 3, 1)]);
+        assert_eq!(feed.oldest_seq(), 3);
+        // a's change 1 went: a subscriber of a at 0 lost it, one of b did not.
+        assert!(feed.check(0, Some("a")).is_err());
+        assert!(feed.check(1, Some("a")).is_ok());
+        assert_eq!(
+            feed.check(0, Some("b")),
+            Err(Gone {
+                since: 0,
+                oldest: 3,
+                last: 3
+            })
+        );
+        assert!(feed.check(2, Some("b")).is_ok());
+        // Reading a table passes over the others' batches.
+        let read = feed.read(2, 10, Some("a")).unwrap();
+        assert!(read.batches.is_empty());
+        assert_eq!(read.upto, 3);
+    }
+
+    #[test]
     fn a_lagging_subscriber_keeps_what_it_needs_within_memory() {
         let feed = Feed::new(retention(1), 0);
-        let sub = feed.subscribe(0).unwrap();
+        let sub = feed.subscribe(0, None).unwrap();
         for first in 1..=5 {
             feed.publish([inserted(first, 1)]);
         }
@@ -574,6 +687,11 @@ mod tests {
         drop(sub);
         feed.publish([inserted(7, 1)]);
         assert_eq!(feed.oldest_seq(), 7);
+        // A subscriber of another table holds nothing back.
+        let other = feed.subscribe(7, Some("quiet")).unwrap();
+        feed.publish([inserted(8, 1)]);
+        assert_eq!(feed.oldest_seq(), 8);
+        assert!(feed.check(other.position(), Some("quiet")).is_ok());
         // Over the memory bound, a lagging subscriber loses its place.
         let small = Feed::new(
             Retention {
@@ -582,30 +700,33 @@ mod tests {
             },
             0,
         );
-        let sub = small.subscribe(0).unwrap();
+        let sub = small.subscribe(0, None).unwrap();
         for first in 1..=5 {
             small.publish([inserted(first, 1)]);
         }
-        assert!(small.check(sub.position()).is_err());
+        assert!(small.check(sub.position(), None).is_err());
     }
 
     #[tokio::test]
-    async fn subscribers_wake_for_new_changes_and_end_on_close() {
+    async fn subscribers_wake_for_their_changes_and_end_on_close() {
         let feed = Feed::new(retention(100), 0);
-        let mut sub = feed.subscribe(0).unwrap();
+        let mut sub = feed.subscribe(0, Some("t")).unwrap();
         let waiter = tokio::spawn(async move {
-            let Next::Batches(batches) = sub.next(10).await else {
+            let Next::Batches(read) = sub.next(10).await else {
                 panic!("expected changes");
             };
-            sub.advance(batches.last().unwrap().last());
+            sub.advance(read.upto);
             let end = sub.next(10).await;
-            (batches.len(), matches!(end, Next::Closed))
+            (seqs(&read, 0), matches!(end, Next::Closed), sub.position())
         });
         tokio::task::yield_now().await;
-        feed.publish([inserted(1, 3)]);
+        feed.publish([inserted_in("other", 1, 2)]);
+        feed.publish([inserted(3, 3)]);
+        feed.publish([inserted_in("other", 6, 1)]);
         feed.close();
-        let (batches, closed) = waiter.await.unwrap();
-        assert_eq!(batches, 1);
+        let (seqs, closed, position) = waiter.await.unwrap();
+        assert_eq!(seqs, [3, 4, 5], "only its table's changes");
         assert!(closed);
+        assert_eq!(position, 6, "and past the others'");
     }
 }

@@ -74,6 +74,11 @@ impl Selector {
         Ok(selector)
     }
 
+    /// The table followed (`None`: every table).
+    pub fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
     /// Whether the selector looks at `table` at all (a cheap test before a
     /// batch is opened).
     pub fn wants_table(&self, table: &str) -> bool {

@@ -210,9 +210,8 @@ async fn serve(
         &config,
         access,
     )?;
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let listener =
+        listen(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // The first line on stdout names the address (tests and scripts read it).
@@ -267,6 +266,23 @@ async fn serve(
     store.flush().await.context("the final flush failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connections the kernel queues for accepting: enough for a burst of a
+/// thousand clients (a page's subscribers reconnecting after a restart)
+/// to wait rather than be dropped.
+const BACKLOG: u32 = 1024;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's listeners do: a restart may bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Ends the change feed's streams, once the writes in flight are answered:

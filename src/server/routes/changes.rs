@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::{options, Answer, AppState};
 use crate::feed::render::Selector;
-use crate::feed::{Batch, Feed, Gone, Next, Subscription};
+use crate::feed::{Feed, Gone, Next, Read, Subscription};
 use crate::server::problem::Problem;
 use crate::store::{self, validate_table_name};
 
@@ -271,7 +271,7 @@ async fn answer(
     };
     let selector =
         Selector::new(table, id, params.rest.clone(), columns).map_err(Problem::bad_request)?;
-    feed.check(since).map_err(gone)?;
+    feed.check(since, selector.table()).map_err(gone)?;
     let head = request.method() == Method::HEAD;
     match style {
         Style::Json => Ok(json_answer(collect(&feed, selector, since, params.limit)?)),
@@ -297,7 +297,7 @@ async fn answer(
             let mut response = if head {
                 Response::new(Body::empty())
             } else {
-                let subscription = feed.subscribe(since).map_err(gone)?;
+                let subscription = feed.subscribe(since, selector.table()).map_err(gone)?;
                 let heartbeat = params.heartbeat.unwrap_or(DEFAULT_HEARTBEAT);
                 let stream = Stream {
                     subscription,
@@ -388,16 +388,15 @@ fn collect(
 fn gather(feed: &Feed, collected: &mut Collected, limit: Option<usize>) -> Result<(), Problem> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     loop {
-        let batches = feed.read(collected.last, READ).map_err(gone)?;
-        if batches.is_empty() {
+        let read = feed
+            .read(collected.last, READ, collected.selector.table())
+            .map_err(gone)?;
+        if read.batches.is_empty() {
+            collected.last = collected.last.max(read.upto);
             return Ok(());
         }
         let mut one = Vec::new();
-        for batch in &batches {
-            if !collected.selector.wants_table(&batch.table) {
-                collected.last = collected.last.max(batch.last());
-                continue;
-            }
+        for batch in &read.batches {
             for change in batch.after(collected.last) {
                 if collected.count >= limit {
                     return Ok(());
@@ -413,6 +412,7 @@ fn gather(feed: &Feed, collected: &mut Collected, limit: Option<usize>) -> Resul
                 collected.last = change.seq;
             }
         }
+        collected.last = collected.last.max(read.upto);
     }
 }
 
@@ -423,7 +423,9 @@ async fn poll(
     wait: Duration,
     limit: Option<usize>,
 ) -> Result<Collected, Problem> {
-    let mut subscription = feed.subscribe(collected.last).map_err(gone)?;
+    let mut subscription = feed
+        .subscribe(collected.last, collected.selector.table())
+        .map_err(gone)?;
     let deadline = tokio::time::Instant::now() + wait;
     while collected.count == 0 {
         tokio::select! {
@@ -531,11 +533,22 @@ impl Stream {
         if tx.send(Ok(Bytes::from(opening))).await.is_err() {
             return;
         }
-        let beat = (!self.heartbeat.is_zero()).then_some(self.heartbeat);
+        // One timer for the stream's life, not one per event: a heartbeat
+        // every so often, busy or not (harmless, and cheap to keep).
+        let mut beats = (!self.heartbeat.is_zero()).then(|| {
+            let mut beats = tokio::time::interval_at(
+                tokio::time::Instant::now() + self.heartbeat,
+                self.heartbeat,
+            );
+            beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            beats
+        });
         loop {
             let silence = async {
-                match beat {
-                    Some(beat) => tokio::time::sleep(beat).await,
+                match beats.as_mut() {
+                    Some(beats) => {
+                        beats.tick().await;
+                    }
                     None => std::future::pending().await,
                 }
             };
@@ -584,19 +597,14 @@ impl Stream {
         }
     }
 
-    /// The changes of `batches` this subscriber wants, framed; advances
-    /// its position past every change looked at. `done` once the limit
-    /// was reached.
-    fn render(&mut self, batches: &[Arc<Batch>], sent: &mut usize) -> (Vec<u8>, bool) {
+    /// The changes of `read` this subscriber wants, framed; advances its
+    /// position past every change looked at. `done` once the limit was
+    /// reached.
+    fn render(&mut self, read: &Read, sent: &mut usize) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
         let mut one = Vec::new();
         let mut looked = 0;
-        for batch in batches {
-            if !self.selector.wants_table(&batch.table) {
-                // Another table's write: passed over whole.
-                self.subscription.advance(batch.last());
-                continue;
-            }
+        for batch in &read.batches {
             for change in batch.after(self.subscription.position()) {
                 // A chunk at a time: a subscriber's position moves only as
                 // fast as it reads, so one that lags falls behind visibly.
@@ -616,6 +624,7 @@ impl Stream {
                 }
             }
         }
+        self.subscription.advance(read.upto);
         (out, false)
     }
 }
