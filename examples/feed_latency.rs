@@ -193,19 +193,10 @@ fn subscribe(
 ) -> Result<Vec<(u32, u32, Instant)>> {
     let mut reader = BufReader::with_capacity(1 << 16, stream);
     let mut line = String::new();
-    reader.read_line(&mut line)?;
-    if !line.starts_with("HTTP/1.1 200") {
-        return Err(format!("the feed answered {:?}", line.trim_end()).into());
-    }
-    loop {
-        line.clear();
-        reader.read_line(&mut line)?;
-        if line == "\r\n" {
-            break;
-        }
-        if line.is_empty() {
-            return Err("the feed closed in its headers".into());
-        }
+    if let Err(err) = read_head(&mut reader, &mut line) {
+        // The writers wait for every subscriber, this one included.
+        ready.wait();
+        return Err(err);
     }
     let mut events = Vec::with_capacity(1 << 18);
     let mut chunk = Vec::new();
@@ -250,6 +241,24 @@ fn subscribe(
     }
     result?;
     Ok(events)
+}
+
+/// Reads the stream's status line and headers; it must be a 200.
+fn read_head(reader: &mut BufReader<TcpStream>, line: &mut String) -> Result<()> {
+    reader.read_line(line)?;
+    if !line.starts_with("HTTP/1.1 200") {
+        return Err(format!("the feed answered {:?}", line.trim_end()).into());
+    }
+    loop {
+        line.clear();
+        reader.read_line(line)?;
+        if line == "\r\n" {
+            return Ok(());
+        }
+        if line.is_empty() {
+            return Err("the feed closed in its headers".into());
+        }
+    }
 }
 
 /// The `"m":"<writer>-<n>"` of an event's row.
