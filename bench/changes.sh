@@ -7,7 +7,7 @@
 #
 #   bench/changes.sh                                  # prints markdown tables
 #   DURATION=3 SUBSCRIBERS=1 HOLD=200 bench/changes.sh   # a quick run
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 SUBSCRIBERS=${SUBSCRIBERS:-"1 10"}
@@ -33,6 +33,7 @@ cleanup() {
   wait 2>/dev/null; rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "bench/changes.sh: failed at line $LINENO" >&2' ERR
 
 # start DIR [FLAGS…]: starts csvd, sets PID, URL and ADDR once it listens.
 start() {
@@ -67,7 +68,9 @@ hold() {
 # unhold: stops the helper; sets held_events and held_ended.
 unhold() {
   kill -TERM "$HPID"; wait "$HPID" || true; HPID=
-  read -r _ held_events _ _ _ held_ended < <(grep '^events' "$work/hold")
+  held_events=0; held_ended='?'
+  read -r _ held_events _ _ _ held_ended < <(grep '^events' "$work/hold") \
+    || { echo "the helper holding the streams said nothing at its end:" >&2; cat "$work/hold.err" >&2; }
 }
 
 # rate: durable POSTs per second from wrk, 16 connections, to /p.

@@ -346,6 +346,9 @@ fn hold(addr: &str, path: &str, count: usize) -> Result<()> {
         .build()?;
     runtime.block_on(async {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Listening before `ready`, so that a SIGTERM right after it is
+        // answered with the tally rather than the default death.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let tally = Arc::new(Tally::default());
         let (opened_tx, mut opened_rx) = tokio::sync::mpsc::channel::<bool>(count.max(1));
         let started = Instant::now();
@@ -435,7 +438,6 @@ fn hold(addr: &str, path: &str, count: usize) -> Result<()> {
             tally.failed.load(Ordering::Relaxed)
         );
         std::io::stdout().flush()?;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         term.recv().await;
         // An event is counted by its `event:` line; the stream's end is one.
         println!(
