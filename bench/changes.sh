@@ -38,6 +38,7 @@ trap 'echo "bench/changes.sh: failed at line $LINENO" >&2' ERR
 # start DIR [FLAGS…]: starts csvd, sets PID, URL and ADDR once it listens.
 start() {
   local dir=$1; shift
+  rm -f "$work/stdout"   # not the previous server's address
   "$BIN" serve "$dir" --bind 127.0.0.1:0 --log-level error "$@" >"$work/stdout" &
   PID=$!
   for _ in $(seq 200); do
@@ -55,14 +56,17 @@ post() { curl -sf -X POST -H 'Content-Type: application/json' -d '{"name":"first
 # hold PATH: HOLD SSE streams on PATH, held by a helper; waits until every
 # one has its opening and sets HPID.
 hold() {
+  # Not the previous helper's words: the new one may not have begun.
+  rm -f "$work/hold"
   "$MEASURE" hold "$ADDR" "$1" "$HOLD" >"$work/hold" 2>"$work/hold.err" &
   HPID=$!
   for _ in $(seq 600); do
-    grep -q '^ready' "$work/hold" && break
+    grep -qs '^ready' "$work/hold" && break
     kill -0 "$HPID" 2>/dev/null || { cat "$work/hold.err" >&2; exit 1; }
     sleep 0.05
   done
-  read -r _ held_open held_secs held_failed < <(grep '^ready' "$work/hold")
+  read -r _ held_open held_secs held_failed < <(grep '^ready' "$work/hold") \
+    || { echo "the helper did not open its $HOLD streams in 30 s" >&2; cat "$work/hold.err" >&2; exit 1; }
   [ "$held_open" = "$HOLD" ] || { echo "only $held_open of $HOLD streams opened ($held_failed failed)" >&2; cat "$work/hold.err" >&2; }
 }
 # unhold: stops the helper; sets held_events and held_ended.
