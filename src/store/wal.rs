@@ -1020,6 +1020,14 @@ impl Wal {
                     }
                 })
                 .and_then(|()| check_linked(&file));
+            if result.is_ok() {
+                // Durable: subscribers may hear of it, before its writers
+                // are answered (they learn of it below), and without the
+                // log's lock, so appends go on meanwhile.
+                if let Some(feed) = self.feed.get() {
+                    feed.publish(changes);
+                }
+            }
             let mut state = self.lock();
             state.file = Some(file);
             match result {
@@ -1031,11 +1039,6 @@ impl Wal {
                     state.durable_len += total;
                     state.segment_bytes += total;
                     state.decided = upto;
-                    // Durable: subscribers may hear of it, before its
-                    // writers are answered.
-                    if let Some(feed) = self.feed.get() {
-                        feed.publish(changes);
-                    }
                 }
                 Err(err) => {
                     tracing::error!(
@@ -1050,6 +1053,9 @@ impl Wal {
                     state.decided = state.appended;
                     state.pending.clear();
                     state.streamed.clear();
+                    // Changes of the writes refused with it are never
+                    // published (their numbers are never seen).
+                    state.changes.clear();
                     state.failed = Some(format!(
                         "the write-ahead log failed ({err}); the write was not made durable and was undone"
                     ));
@@ -1513,5 +1519,64 @@ mod tests {
         wal.close();
         let (_wal, recovered) = open(dir.path(), false).unwrap();
         assert_eq!(recovered.ops, [sample()[0].clone(), sample()[2].clone()]);
+    }
+
+    fn change(table: &str) -> Batch {
+        Batch {
+            first: 0,
+            table: Arc::from(table),
+            columns: Arc::new(vec!["id".into()]),
+            id_col: Some(0),
+            what: crate::feed::What::Replaced,
+        }
+    }
+
+    #[test]
+    fn changes_are_published_once_durable_and_never_when_refused() {
+        use super::super::disk::{Fault, Faults};
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::new();
+        let (wal, recovered) =
+            Wal::open(dir.path(), true, Disk::with_faults(faults.clone()), false).unwrap();
+        assert_eq!(recovered.next_seq, 1);
+        let feed = Feed::new(Default::default(), 0);
+        wal.attach(feed.clone());
+        let first = wal
+            .append_changes(&sample()[..1], vec![change("a")])
+            .unwrap();
+        wal.wait(first).unwrap();
+        assert_eq!(feed.last_seq(), 1, "published by the time it is durable");
+        let at = faults.calls() + 1;
+        faults.fail_at(at, Fault::Io, false);
+        let second = wal
+            .append_changes(&sample()[1..2], vec![change("b")])
+            .unwrap();
+        assert!(wal.wait(second).is_err());
+        assert_eq!(feed.last_seq(), 1, "a refused write is never published");
+        wal.repair().unwrap();
+        let third = wal
+            .append_changes(&sample()[2..3], vec![change("c")])
+            .unwrap();
+        wal.wait(third).unwrap();
+        let read = feed.read(1, 10, None).unwrap();
+        let tables: Vec<&str> = read.batches.iter().map(|b| &*b.table).collect();
+        assert_eq!(tables, ["c"]);
+        assert_eq!(
+            read.batches[0].first, 3,
+            "the refused number is not given again"
+        );
+        wal.close();
+        drop(wal);
+        // Numbers go on after a restart, and after a checkpoint's rotation
+        // deletes the segments that held them.
+        let (wal, recovered) = open(dir.path(), false).unwrap();
+        assert_eq!(recovered.next_seq, 4);
+        for old in wal.rotate().unwrap() {
+            std::fs::remove_file(old).unwrap();
+        }
+        wal.close();
+        drop(wal);
+        let (_wal, recovered) = open(dir.path(), false).unwrap();
+        assert_eq!(recovered.next_seq, 4);
     }
 }
