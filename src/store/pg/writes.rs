@@ -11,7 +11,9 @@ use futures_util::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
+use super::feed::{self, batch};
 use super::{commit_failed, db, row_of, stored, Meta, Shared, META_COLUMNS};
+use crate::feed::{Batch, Op as FeedOp, RowChange, What};
 use crate::store::table::rules::{
     check_body_id, int_id, validate_columns, validate_fields, validate_id, without,
 };
@@ -55,6 +57,21 @@ async fn maybe(
 ) -> Result<Option<tokio_postgres::Row>> {
     let statement = tx.prepare_cached(sql).await.map_err(db)?;
     tx.query_opt(&statement, params).await.map_err(db)
+}
+
+/// How long a write's answer waits, at most, for its changes to reach this
+/// instance's feed (they are committed already: only the feed lags).
+const FEED_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ends a write's transaction: records its changes (the last statement, so
+/// the feed's counter is locked for as short a time as can be), commits,
+/// then waits until this instance's feed has them, so that a client reads
+/// its own write in the feed of the instance it wrote through.
+async fn commit(store: &Shared, tx: Transaction<'_>, changes: &Batch) -> Result<()> {
+    let last = feed::record(&tx, changes).await?;
+    tx.commit().await.map_err(commit_failed)?;
+    store.follower.wait_for(last, FEED_PATIENCE).await;
+    Ok(())
 }
 
 /// Rows written with one `INSERT` each below this; by `COPY` from it on.
@@ -347,7 +364,14 @@ pub(super) async fn insert(
     let made = insert_rows(&tx, id_column, &mut meta, records, &mut HashSet::new()).await?;
     append(&tx, &mut meta, &made).await?;
     touch(store, &tx, &meta).await?;
-    tx.commit().await.map_err(commit_failed)?;
+    let rows = made.iter().map(|(_, row)| row.clone()).collect();
+    let changes = batch(
+        table,
+        &meta.columns,
+        Some(meta.id_col),
+        What::Inserted(rows),
+    );
+    commit(store, tx, &changes).await?;
     Ok(inserted(&meta.columns, meta.id_col, &made))
 }
 
@@ -401,8 +425,15 @@ pub(super) async fn insert_batch(
     if let Err(err) = touch(store, &tx, &meta).await {
         return failed(err);
     }
-    if let Err(err) = tx.commit().await {
-        return failed(commit_failed(err));
+    let made = rows.into_iter().map(|(_, row)| row).collect();
+    let changes = feed::batch(
+        table,
+        &meta.columns,
+        Some(meta.id_col),
+        What::Inserted(made),
+    );
+    if let Err(err) = commit(store, tx, &changes).await {
+        return failed(err);
     }
     answers
 }
@@ -490,6 +521,15 @@ pub(super) async fn put_row(
     }
     let row = Arc::new(Row::from_cells(&cells));
     let created = base.is_none();
+    let change = RowChange {
+        op: if created {
+            FeedOp::Insert
+        } else {
+            FeedOp::Update
+        },
+        before: base.clone(),
+        after: Some(row.clone()),
+    };
     if created {
         note_id(&mut meta, id);
         append(&tx, &mut meta, &[(id.to_string(), row.clone())]).await?;
@@ -506,7 +546,13 @@ pub(super) async fn put_row(
         .await?;
     }
     touch(store, &tx, &meta).await?;
-    tx.commit().await.map_err(commit_failed)?;
+    let changes = batch(
+        table,
+        &meta.columns,
+        Some(meta.id_col),
+        What::Rows(vec![change]),
+    );
+    commit(store, tx, &changes).await?;
     let columns = Arc::new(meta.columns);
     let version = row_version(&columns, &row);
     Ok(Written {
@@ -538,7 +584,18 @@ pub(super) async fn delete_row(
     .await?;
     meta.row_count -= 1;
     touch(store, &tx, &meta).await?;
-    tx.commit().await.map_err(commit_failed)?;
+    let gone = RowChange {
+        op: FeedOp::Delete,
+        before: base,
+        after: None,
+    };
+    let changes = batch(
+        table,
+        &meta.columns,
+        Some(meta.id_col),
+        What::Rows(vec![gone]),
+    );
+    commit(store, tx, &changes).await?;
     Ok(())
 }
 
@@ -574,7 +631,8 @@ pub(super) async fn replace_table(
     append(&tx, &mut meta, &rows).await?;
     meta.row_count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
     let (version, modified) = touch(store, &tx, &meta).await?;
-    tx.commit().await.map_err(commit_failed)?;
+    let changes = batch(table, &meta.columns, Some(meta.id_col), What::Replaced);
+    commit(store, tx, &changes).await?;
     Ok((
         TableInfo {
             name: table.to_string(),
@@ -598,6 +656,6 @@ pub(super) async fn delete_table(store: &Shared, table: &str, expect: &Expect) -
     expect.check(current(store, &meta, false))?;
     exec(&tx, "DELETE FROM csvd_rows WHERE tab = $1", &[&meta.key]).await?;
     exec(&tx, "DELETE FROM csvd_tables WHERE key = $1", &[&meta.key]).await?;
-    tx.commit().await.map_err(commit_failed)?;
+    commit(store, tx, &batch(table, &[], None, What::Dropped)).await?;
     Ok(())
 }
