@@ -24,7 +24,7 @@ use tokio::sync::{watch, Notify};
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 use crate::feed::{Batch, Feed, Op, Retention, RowChange, What};
-use crate::store::{Error, Result, Row};
+use crate::store::{Result, Row};
 
 use super::{db, describe};
 
@@ -286,23 +286,49 @@ impl Follower {
     }
 }
 
-/// A batch read back from `csvd_changes`.
-fn read_row(row: &tokio_postgres::Row) -> Result<Batch> {
+/// A row of `csvd_changes`: its numbers, and its batch unless it cannot
+/// be read (written by a later csvd, or damaged by hand: passed over).
+struct Recorded {
+    first: u64,
+    n: u64,
+    batch: std::result::Result<Batch, String>,
+}
+
+impl Recorded {
+    fn last(&self) -> u64 {
+        self.first + self.n.max(1) - 1
+    }
+
+    /// The batch, or `None` after a warning that it is passed over.
+    fn take(self) -> Option<Batch> {
+        let last = self.last();
+        match self.batch {
+            Ok(batch) => Some(batch),
+            Err(why) => {
+                tracing::warn!(
+                    "the change feed passes over changes {} to {}: they cannot be read ({why})",
+                    self.first,
+                    last
+                );
+                None
+            }
+        }
+    }
+}
+
+fn read_row(row: &tokio_postgres::Row) -> Result<Recorded> {
     let first: i64 = row.try_get(0).map_err(db)?;
     let n: i64 = row.try_get(1).map_err(db)?;
     let payload: &[u8] = row.try_get(2).map_err(db)?;
-    let batch = decode(first as u64, payload).map_err(|why| {
-        Error::Io(std::io::Error::other(format!(
-            "change {first} of csvd_changes cannot be read: {why}"
-        )))
-    })?;
-    if batch.len() != n as u64 {
-        return Err(Error::Io(std::io::Error::other(format!(
-            "change {first} of csvd_changes holds {} changes, not {n}",
-            batch.len()
-        ))));
-    }
-    Ok(batch)
+    let (first, n) = (first.max(0) as u64, n.max(0) as u64);
+    let batch = decode(first, payload).and_then(|batch| {
+        if batch.len() == n {
+            Ok(batch)
+        } else {
+            Err(format!("{} changes where {n} were recorded", batch.len()))
+        }
+    });
+    Ok(Recorded { first, n, batch })
 }
 
 /// The feed an instance starts with: the last `keep` changes recorded,
@@ -317,18 +343,18 @@ pub(super) async fn load(client: &Client, retention: Retention) -> Result<Arc<Fe
     let keep = i64::try_from(retention.keep).unwrap_or(i64::MAX);
     let rows = client
         .query(
-            "SELECT first, n::bigint, payload FROM csvd_changes WHERE first + n > $1::bigint - $2::bigint \
-             ORDER BY first",
+            "SELECT first, n::bigint, payload FROM csvd_changes \
+             WHERE first + n > $1::bigint - $2::bigint ORDER BY first",
             &[&next, &keep],
         )
         .await
         .map_err(db)?;
-    let batches = rows.iter().map(read_row).collect::<Result<Vec<_>>>()?;
-    let start = batches
+    let recorded = rows.iter().map(read_row).collect::<Result<Vec<_>>>()?;
+    let start = recorded
         .first()
-        .map_or((next - 1).max(0) as u64, |b| b.first - 1);
+        .map_or((next - 1).max(0) as u64, |r| r.first - 1);
     let feed = Feed::new(retention, start);
-    feed.publish(batches);
+    feed.publish(recorded.into_iter().filter_map(Recorded::take));
     Ok(feed)
 }
 
@@ -341,6 +367,7 @@ pub(super) async fn listen(config: Config, follower: Arc<Follower>, retention: R
         changes: 0,
         last: tokio::time::Instant::now(),
         keep: retention.keep,
+        position: follower.feed.last_seq(),
     };
     loop {
         if *stop.borrow() {
@@ -364,10 +391,14 @@ pub(super) async fn listen(config: Config, follower: Arc<Follower>, retention: R
     }
 }
 
+/// What the listener keeps across connections.
 struct Prune {
+    /// Changes read since the last pruning, and when that was.
     changes: u64,
     last: tokio::time::Instant,
     keep: usize,
+    /// The last change read (published, or passed over).
+    position: u64,
 }
 
 /// One connection's worth of following; returns why it ended.
@@ -412,7 +443,7 @@ async fn follow(
         // Read everything after the last published (after connecting, too:
         // what was committed while away).
         loop {
-            let last = follower.feed.last_seq();
+            let last = prune.position.max(follower.feed.last_seq());
             let rows = client
                 .query(&read, &[&(last as i64), &READ_ROWS])
                 .await
@@ -420,9 +451,10 @@ async fn follow(
             let full = rows.len() as i64 == READ_ROWS;
             let mut batches = Vec::with_capacity(rows.len());
             let mut expected = last + 1;
+            let mut taken = 0;
             for row in &rows {
-                let batch = read_row(row).map_err(|e| e.to_string())?;
-                if batch.first != expected {
+                let recorded = read_row(row).map_err(|e| e.to_string())?;
+                if recorded.first != expected {
                     // Impossible by construction (see the module's
                     // comment), or pruned while this instance was away:
                     // waited for a while, then passed over.
@@ -432,19 +464,21 @@ async fn follow(
                     }
                     tracing::warn!(
                         "the change feed has no changes {expected} to {}; going on without them",
-                        batch.first - 1
+                        recorded.first - 1
                     );
                 }
                 gap_since = None;
-                expected = batch.last() + 1;
-                batches.push(batch);
+                expected = recorded.last() + 1;
+                prune.position = recorded.last();
+                prune.changes += recorded.n;
+                taken += 1;
+                batches.extend(recorded.take());
             }
-            let published = batches.len();
-            let got = batches.iter().map(Batch::len).sum::<u64>();
             follower.feed.publish(batches);
-            follower.published.send_replace(follower.feed.last_seq());
-            prune.changes += got;
-            if !full || published < rows.len() {
+            follower
+                .published
+                .send_replace(prune.position.max(follower.feed.last_seq()));
+            if !full || taken < rows.len() {
                 break;
             }
         }
