@@ -348,7 +348,10 @@ impl Feed {
 
     /// The position of the slowest connected subscriber.
     fn slowest(&self) -> Option<u64> {
-        let mut positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut positions = self
+            .positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         positions.retain(|p| p.strong_count() > 0);
         positions
             .iter()
@@ -408,7 +411,10 @@ impl Feed {
 
     /// Connected subscribers.
     pub fn subscribers(&self) -> usize {
-        let mut positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut positions = self
+            .positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         positions.retain(|p| p.strong_count() > 0);
         positions.len()
     }

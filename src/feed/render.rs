@@ -155,10 +155,8 @@ fn write(change: &Change<'_>, fields: Option<&[usize]>, out: &mut Vec<u8>) {
         match fields {
             None => repr::json_object(out, change.columns, row),
             Some(fields) => {
-                let names: Vec<String> = fields
-                    .iter()
-                    .map(|&c| change.columns[c].clone())
-                    .collect();
+                let names: Vec<String> =
+                    fields.iter().map(|&c| change.columns[c].clone()).collect();
                 let picked = Row::from_cells(fields.iter().map(|&c| row.get(c)));
                 repr::json_object(out, &names, &picked);
             }
@@ -259,8 +257,8 @@ mod tests {
         assert_eq!(out.len(), 2, "{out:?}");
         assert!(out[0].contains(r#""row":{"name":"kim"}"#), "{}", out[0]);
         assert!(out[1].contains(r#""op":"delete""#));
-        let mut one = Selector::new(Some("people".into()), Some("5".into()), String::new(), None)
-            .unwrap();
+        let mut one =
+            Selector::new(Some("people".into()), Some("5".into()), String::new(), None).unwrap();
         assert_eq!(rendered(&mut one, &b).len(), 1);
     }
 

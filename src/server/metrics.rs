@@ -19,6 +19,8 @@ pub struct Metrics {
     count: AtomicU64,
     sum_micros: AtomicU64,
     open_connections: AtomicI64,
+    /// Requests whose answer has not begun.
+    unanswered: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -29,6 +31,7 @@ impl Default for Metrics {
             count: AtomicU64::new(0),
             sum_micros: AtomicU64::new(0),
             open_connections: AtomicI64::new(0),
+            unanswered: AtomicI64::new(0),
         }
     }
 }
@@ -47,6 +50,20 @@ impl Metrics {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_micros
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// A request came in; [`Metrics::answering`] once its answer begins.
+    pub fn received(&self) {
+        self.unanswered.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn answering(&self) {
+        self.unanswered.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Requests whose answer has not begun (writes being made durable…).
+    pub fn unanswered(&self) -> i64 {
+        self.unanswered.load(Ordering::Acquire)
     }
 
     pub fn connection_opened(&self) {

@@ -51,7 +51,10 @@ pub async fn edge(State(metrics): State<Arc<Metrics>>, request: Request, next: N
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    metrics.received();
+    let answered = Answered(&metrics);
     let mut response = next.run(request).await;
+    drop(answered);
     tag_encoding(&mut response);
     response.headers_mut().insert(
         header::SERVER,
@@ -73,6 +76,16 @@ pub async fn edge(State(metrics): State<Arc<Metrics>>, request: Request, next: N
         },
     };
     Response::from_parts(parts, Body::new(sent))
+}
+
+/// Counts a request as answered when dropped (also when its handler is
+/// cancelled or panics).
+struct Answered<'a>(&'a Metrics);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.0.answering();
+    }
 }
 
 /// A response body on its way out: counts its bytes, and turns a panic

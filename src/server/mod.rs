@@ -37,6 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceBuilder;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -152,11 +153,22 @@ pub fn app(state: AppState, config: &Config, access: Access) -> anyhow::Result<R
             config.request_timeout,
         ))
         .layer(from_fn_with_state(gate, middleware::gate))
-        .layer(CompressionLayer::new());
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(not_live)));
     if !config.cors.is_empty() {
         router = access::with_cors(router, &config.cors)?;
     }
     Ok(middleware::outer(router, metrics))
+}
+
+/// A live stream (the change feed) is never compressed: a compressor
+/// holds bytes back, and each event must leave as it is produced.
+fn not_live(
+    _: StatusCode,
+    _: axum::http::Version,
+    _: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> bool {
+    extensions.get::<routes::Live>().is_none()
 }
 
 /// What every connection needs.
@@ -179,6 +191,10 @@ async fn serve(
     store: Arc<dyn Store>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
+    let streams = Arc::new(routes::Streams::new(
+        config.max_subscribers,
+        config.request_timeout,
+    ));
     let access = std::mem::take(&mut config.access);
     let router = app(
         AppState {
@@ -189,6 +205,7 @@ async fn serve(
             body_timeout: config.body_timeout,
             metrics: metrics.clone(),
             csv_safe: config.csv_safe,
+            streams: streams.clone(),
         },
         &config,
         access,
@@ -205,7 +222,7 @@ async fn serve(
     let connections = Connections {
         router,
         tls,
-        metrics,
+        metrics: metrics.clone(),
         greeting: config.greeting.as_deref().map(Arc::from),
         dump: config.dump,
         header_timeout: config.header_timeout,
@@ -240,6 +257,7 @@ async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: finishing requests in flight");
+    end_feeds(&store, &metrics, &streams, config.shutdown_timeout).await;
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(config.shutdown_timeout) => {
@@ -249,6 +267,23 @@ async fn serve(
     store.flush().await.context("the final flush failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Ends the change feed's streams, once the writes in flight are answered:
+/// a subscriber hears of every change acknowledged before its stream ends.
+async fn end_feeds(
+    store: &Arc<dyn Store>,
+    metrics: &Metrics,
+    streams: &routes::Streams,
+    limit: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + limit / 2;
+    // Requests whose answer has not begun, other than long polls waiting.
+    while metrics.unanswered() > streams.waiting() as i64 && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    store.feed().close();
 }
 
 /// One connection, from accept to close; holds its slot until it ends.

@@ -26,6 +26,8 @@ pub struct Problem {
     /// What happened in the words for a person at a web page, when the
     /// detail gives advice only an HTTP client can follow.
     pub page_detail: Option<String>,
+    /// Members of the document beyond RFC 9457's (`oldest_seq` of a 410).
+    pub members: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl Problem {
@@ -46,6 +48,7 @@ impl Problem {
             allow: None,
             challenge: false,
             page_detail: None,
+            members: Vec::new(),
         }
     }
 
@@ -94,12 +97,16 @@ impl Problem {
 
     /// The JSON document of this problem.
     pub fn body(&self) -> serde_json::Value {
-        json!({
+        let mut body = json!({
             "type": format!("urn:csvd:problem:{}", self.kind),
             "title": self.title(),
             "status": self.status.as_u16(),
             "detail": self.detail,
-        })
+        });
+        for (name, value) in &self.members {
+            body[*name] = value.clone();
+        }
+        body
     }
 }
 

@@ -7,6 +7,7 @@
 //! reads a body nor calls the store itself; that is the handlers' work.
 
 mod bodies;
+mod changes;
 mod formats;
 mod reads;
 mod service;
@@ -21,6 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 
+use self::changes::{all_changes, row_changes, table_changes};
+pub use self::changes::{Live, Streams};
 use self::formats::{split_suffix, Browser};
 use self::reads::{get_row, get_table, list_tables};
 use self::service::{asset, health, metrics};
@@ -49,6 +52,8 @@ pub struct AppState {
     /// Neutralise CSV cells that spreadsheets would run as formulas
     /// (`--csv-safe`).
     pub csv_safe: bool,
+    /// Open change-feed requests (`--max-subscribers`).
+    pub streams: Arc<Streams>,
 }
 
 type Answer = Result<Response, Problem>;
@@ -60,6 +65,10 @@ pub fn router(state: AppState) -> Router {
         .route("/_health", get(health))
         .route("/_assets/{name}", get(asset))
         .route("/_metrics", get(metrics))
+        .route("/_changes", any(all_changes))
+        .route("/_changes/", any(all_changes))
+        .route("/_changes/{table}", any(table_changes))
+        .route("/_changes/{table}/{id}", any(row_changes))
         .route("/{table}", any(table))
         // `/people/` is `/people`, as json-server users type it.
         .route("/{table}/", any(table))
@@ -70,7 +79,7 @@ pub fn router(state: AppState) -> Router {
 
 async fn no_route(request: Request) -> Problem {
     Problem::not_found(format!(
-        "no resource at {}; the routes are /, /<table> and /<table>/<id>",
+        "no resource at {}; the routes are /, /<table>, /<table>/<id> and /_changes[/<table>[/<id>]]",
         request.uri().path()
     ))
 }

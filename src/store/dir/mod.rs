@@ -56,8 +56,8 @@ use super::names::{self, Names};
 use super::table::{validate_id, Table};
 use super::wal::{Op, Wal};
 use super::{
-    validate_table_name, Error, Expect, Fields, Records, Result, Row, RowView, Selected,
-    Snapshot, Store, StoreStats, TableInfo, Written,
+    validate_table_name, Error, Expect, Fields, Records, Result, Row, RowView, Selected, Snapshot,
+    Store, StoreStats, TableInfo, Written,
 };
 use crate::feed::{Feed, Op as FeedOp, Retention, RowChange, What};
 use crate::query::{Snapshots, Views};
@@ -482,7 +482,11 @@ fn row_change(
     };
     let after = written.rows.first().cloned();
     let table = loaded(name, state).ok();
-    change(name, table, What::Rows(vec![RowChange { op, before, after }]))
+    change(
+        name,
+        table,
+        What::Rows(vec![RowChange { op, before, after }]),
+    )
 }
 
 fn slow<T>(work: impl FnOnce() -> T) -> T {

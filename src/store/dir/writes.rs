@@ -12,10 +12,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::feed::{Batch, What};
 use crate::store::table::{Applied, Table};
 use crate::store::wal::Op;
 use crate::store::wal::Ticket;
-use crate::feed::{Batch, What};
 use crate::store::{Error, Result, Row, Written};
 
 use super::{loaded_mut, read, slow, write, Content, DirStore, TableState};
