@@ -345,10 +345,16 @@ async fn write_batches(shared: Arc<Shared>, table: String, queue: Arc<Mutex<Queu
         shared
             .batched
             .fetch_add(records.len() as u64, Ordering::Relaxed);
-        let answers = writes::insert_batch(&shared, &table, records).await;
-        for (reply, answer) in replies.into_iter().zip(answers) {
-            let _ = reply.send(answer);
-        }
+        let (answers, last) = writes::insert_batch(&shared, &table, records).await;
+        // Answered once the changes are in this instance's feed; meanwhile
+        // the next batch is written.
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            writes::seen(&shared, last).await;
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(answer);
+            }
+        });
     }
 }
 

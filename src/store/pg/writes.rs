@@ -68,10 +68,22 @@ const FEED_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 /// then waits until this instance's feed has them, so that a client reads
 /// its own write in the feed of the instance it wrote through.
 async fn commit(store: &Shared, tx: Transaction<'_>, changes: &Batch) -> Result<()> {
-    let last = feed::record(&tx, changes).await?;
-    tx.commit().await.map_err(commit_failed)?;
+    let last = commit_unseen(tx, changes).await?;
     store.follower.wait_for(last, FEED_PATIENCE).await;
     Ok(())
+}
+
+/// [`commit`] without the wait; returns the last sequence number to wait for.
+async fn commit_unseen(tx: Transaction<'_>, changes: &Batch) -> Result<u64> {
+    let last = feed::record(&tx, changes).await?;
+    tx.commit().await.map_err(commit_failed)?;
+    Ok(last)
+}
+
+/// Waits until this instance's feed has the change numbered `last` (see
+/// [`commit`]).
+pub(super) async fn seen(store: &Shared, last: u64) {
+    store.follower.wait_for(last, FEED_PATIENCE).await;
 }
 
 /// Rows written with one `INSERT` each below this; by `COPY` from it on.
@@ -379,14 +391,15 @@ pub(super) async fn insert(
 /// one transaction: one lock, one commit, each insert checked on its own.
 /// An insert refused (a taken id, a bad field) is answered so and writes
 /// nothing; the others are applied as if one after another. A failure of
-/// the database fails them all.
+/// the database fails them all. Returns the answers and the last sequence
+/// number of the batch's changes, which the answers wait for ([`seen`]).
 pub(super) async fn insert_batch(
     store: &Shared,
     table: &str,
     batch: Vec<Records>,
-) -> Vec<Result<Written>> {
+) -> (Vec<Result<Written>>, u64) {
     let n = batch.len();
-    let failed = |err: Error| (0..n).map(|_| Err(again(&err))).collect();
+    let failed = |err: Error| ((0..n).map(|_| Err(again(&err))).collect(), 0);
     let id_column = store.id_column.as_str();
     let mut client = match store.client().await {
         Ok(client) => client,
@@ -416,7 +429,7 @@ pub(super) async fn insert_batch(
     }
     if rows.is_empty() {
         // Nothing to commit (and a table made for them is not kept).
-        return answers;
+        return (answers, 0);
     }
     // Every row of the batch in one statement (or one COPY).
     if let Err(err) = append(&tx, &mut meta, &rows).await {
@@ -432,10 +445,10 @@ pub(super) async fn insert_batch(
         Some(meta.id_col),
         What::Inserted(made),
     );
-    if let Err(err) = commit(store, tx, &changes).await {
-        return failed(err);
+    match commit_unseen(tx, &changes).await {
+        Ok(last) => (answers, last),
+        Err(err) => failed(err),
     }
-    answers
 }
 
 /// Whether an error refuses one write, leaving its transaction usable:
