@@ -16,6 +16,10 @@
 //! it published whenever a write commits (its `NOTIFY`), every few seconds
 //! anyway, and after reconnecting, and publishes them to the instance's
 //! [`Feed`] in order. It also prunes old rows, one instance at a time.
+//! A write of this instance, once committed, publishes its own batch when
+//! it is the next of the feed (saving the listener's round trip), or else
+//! waits for the listener: publishing is one at a time and in order, so
+//! neither way can skip a change the other has not published yet.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -234,6 +238,19 @@ pub(super) fn batch(table: &str, columns: &[String], id_col: Option<usize>, what
     }
 }
 
+/// [`record`] after the write's update of its table's row (`$1` to `$6`:
+/// see `writes::touch`), in one statement: answers the table's version,
+/// its time and the last number taken.
+pub(super) const TOUCH_AND_RECORD: &str = "WITH t AS (UPDATE csvd_tables SET columns = $2, \
+    id_col = $3, row_count = $4, max_int_id = $5, next_seq = $6, \
+    version = nextval('csvd_versions'), modified = now() WHERE key = $1 \
+    RETURNING version, modified), \
+    s AS (UPDATE csvd_feed SET next = next + $7::bigint RETURNING next - $7::bigint AS first), \
+    c AS (INSERT INTO csvd_changes (first, n, payload) SELECT first, $7::bigint, $8 FROM s \
+    RETURNING first) \
+    SELECT t.version, t.modified, c.first + $7::bigint - 1, \
+    pg_notify('csvd_changes', (c.first + $7::bigint - 1)::text) FROM t, c";
+
 /// Records a write's changes in its transaction, as its last statement
 /// before the commit: takes the numbers (and with them the lock of the
 /// counter's row, held until the commit), keeps the batch and notifies the
@@ -270,9 +287,56 @@ pub(super) struct Follower {
     pub stop: watch::Sender<bool>,
     /// Wakes the listener: a write of this instance committed.
     pub poke: Notify,
+    /// Held while publishing: a batch is published only right after the
+    /// one before it, by the listener or by the write that made it.
+    pub publishing: std::sync::Mutex<()>,
 }
 
 impl Follower {
+    /// Publishes what was read from `csvd_changes`.
+    fn publish(&self, batches: Vec<Batch>, position: u64) {
+        let _turn = self.turn();
+        self.feed.publish(batches);
+        let last = position.max(self.feed.last_seq());
+        self.published.send_if_modified(|at| {
+            let newer = last > *at;
+            *at = (*at).max(last);
+            newer
+        });
+    }
+
+    fn turn(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.publishing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// After a write of this instance committed its `batch`, numbered up
+    /// to `last`: publishes it at once when it is the next change of the
+    /// feed (nothing committed in between by another instance is still
+    /// unread), else waits until the listener published it, at most
+    /// `patience`. Either way the write is answered with its change in
+    /// this instance's feed.
+    pub async fn committed(&self, mut batch: Batch, last: u64, patience: Duration) {
+        if last == 0 || batch.is_empty() {
+            return;
+        }
+        batch.first = last + 1 - batch.len();
+        {
+            let _turn = self.turn();
+            if self.feed.last_seq() + 1 == batch.first {
+                self.feed.publish([batch]);
+                self.published.send_if_modified(|at| {
+                    let newer = last > *at;
+                    *at = (*at).max(last);
+                    newer
+                });
+                return;
+            }
+        }
+        self.wait_for(last, patience).await;
+    }
+
     /// Waits until the listener published the change numbered `last` (a
     /// write's own changes are in this instance's feed when it is
     /// answered), at most `patience`.
@@ -409,14 +473,15 @@ async fn follow(
     backoff: &mut Duration,
 ) -> std::result::Result<(), String> {
     let (mut client, mut connection) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
-    let (told, mut notices) = tokio::sync::mpsc::unbounded_channel::<()>();
+    // Each notification's number (0 when unreadable).
+    let (told, mut notices) = tokio::sync::mpsc::unbounded_channel::<u64>();
     // The connection's messages: notifications wake the loop below; its
     // end (the channel closing) ends this round.
     let driver = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(_))) => {
-                    if told.send(()).is_err() {
+                Some(Ok(AsyncMessage::Notification(note))) => {
+                    if told.send(note.payload().parse().unwrap_or(0)).is_err() {
                         return;
                     }
                 }
@@ -439,10 +504,11 @@ async fn follow(
         .map_err(|e| describe(&e))?;
     *backoff = Duration::from_millis(100);
     let mut gap_since: Option<tokio::time::Instant> = None;
+    let mut wanted = true;
     loop {
         // Read everything after the last published (after connecting, too:
         // what was committed while away).
-        loop {
+        while wanted {
             let last = prune.position.max(follower.feed.last_seq());
             let rows = client
                 .query(&read, &[&(last as i64), &READ_ROWS])
@@ -474,13 +540,8 @@ async fn follow(
                 taken += 1;
                 batches.extend(recorded.take());
             }
-            follower.feed.publish(batches);
-            follower
-                .published
-                .send_replace(prune.position.max(follower.feed.last_seq()));
-            if !full || taken < rows.len() {
-                break;
-            }
+            follower.publish(batches, prune.position);
+            wanted = full && taken == rows.len();
         }
         if prune.changes >= PRUNE_CHANGES || prune.last.elapsed() >= PRUNE_EVERY {
             prune.changes = 0;
@@ -496,14 +557,19 @@ async fn follow(
         };
         tokio::select! {
             told = notices.recv() => {
-                if told.is_none() {
+                let Some(mut newest) = told else {
                     return Err("the connection closed".into());
+                };
+                // Every notification waiting is answered by one read, and
+                // none is needed for changes published already (a write
+                // of this instance publishes its own when it can).
+                while let Ok(seq) = notices.try_recv() {
+                    newest = newest.max(seq);
                 }
-                // Every notification waiting is answered by one read.
-                while notices.try_recv().is_ok() {}
+                wanted = newest == 0 || newest > prune.position.max(follower.feed.last_seq());
             }
-            () = follower.poke.notified() => {}
-            () = tokio::time::sleep(wait) => {}
+            () = follower.poke.notified() => wanted = true,
+            () = tokio::time::sleep(wait) => wanted = true,
         }
     }
 }

@@ -236,6 +236,7 @@ impl PgStore {
             feed: feed.clone(),
             stop: tokio::sync::watch::Sender::new(false),
             poke: tokio::sync::Notify::new(),
+            publishing: Mutex::new(()),
         });
         tokio::spawn(feed::listen(
             listener_config,
@@ -345,12 +346,14 @@ async fn write_batches(shared: Arc<Shared>, table: String, queue: Arc<Mutex<Queu
         shared
             .batched
             .fetch_add(records.len() as u64, Ordering::Relaxed);
-        let (answers, last) = writes::insert_batch(&shared, &table, records).await;
+        let (answers, committed) = writes::insert_batch(&shared, &table, records).await;
         // Answered once the changes are in this instance's feed; meanwhile
         // the next batch is written.
         let shared = shared.clone();
         tokio::spawn(async move {
-            writes::seen(&shared, last).await;
+            if let Some((changes, last)) = committed {
+                writes::seen(&shared, changes, last).await;
+            }
             for (reply, answer) in replies.into_iter().zip(answers) {
                 let _ = reply.send(answer);
             }

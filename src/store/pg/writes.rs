@@ -63,27 +63,20 @@ async fn maybe(
 /// instance's feed (they are committed already: only the feed lags).
 const FEED_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Ends a write's transaction: records its changes (the last statement, so
-/// the feed's counter is locked for as short a time as can be), commits,
-/// then waits until this instance's feed has them, so that a client reads
-/// its own write in the feed of the instance it wrote through.
-async fn commit(store: &Shared, tx: Transaction<'_>, changes: &Batch) -> Result<()> {
-    let last = commit_unseen(tx, changes).await?;
-    store.follower.wait_for(last, FEED_PATIENCE).await;
+/// Ends a write's transaction whose changes [`touch`] recorded (numbered
+/// up to `last`): commits, then returns once this instance's feed has
+/// them, so that a client reads its own write in the feed of the instance
+/// it wrote through.
+async fn commit(store: &Shared, tx: Transaction<'_>, changes: Batch, last: u64) -> Result<()> {
+    tx.commit().await.map_err(commit_failed)?;
+    seen(store, changes, last).await;
     Ok(())
 }
 
-/// [`commit`] without the wait; returns the last sequence number to wait for.
-async fn commit_unseen(tx: Transaction<'_>, changes: &Batch) -> Result<u64> {
-    let last = feed::record(&tx, changes).await?;
-    tx.commit().await.map_err(commit_failed)?;
-    Ok(last)
-}
-
-/// Waits until this instance's feed has the change numbered `last` (see
-/// [`commit`]).
-pub(super) async fn seen(store: &Shared, last: u64) {
-    store.follower.wait_for(last, FEED_PATIENCE).await;
+/// Returns once this instance's feed has a write's committed `changes`,
+/// numbered up to `last` (see [`commit`]).
+pub(super) async fn seen(store: &Shared, changes: Batch, last: u64) {
+    store.follower.committed(changes, last, FEED_PATIENCE).await;
 }
 
 /// Rows written with one `INSERT` each below this; by `COPY` from it on.
@@ -122,34 +115,58 @@ fn current(store: &Shared, meta: &Meta, created: bool) -> Option<u64> {
     (!created).then(|| store.version(meta.version))
 }
 
-/// Saves the table's row after a write: new columns, a new version, the
-/// counters. Returns the version and time clients see.
+/// What [`touch`] answers: the version and time clients see, and the
+/// last sequence number of the write's changes (0: none).
+struct Touched {
+    version: u64,
+    modified: std::time::SystemTime,
+    last: u64,
+}
+
+/// Saves the table's row after a write (new columns, a new version, the
+/// counters) and records the write's changes for the feed, in one
+/// statement: the write's last before its commit, so the feed's counter is
+/// locked for as short a time as can be (see `feed.rs`).
 async fn touch(
     store: &Shared,
     tx: &Transaction<'_>,
     meta: &Meta,
-) -> Result<(u64, std::time::SystemTime)> {
+    changes: &Batch,
+) -> Result<Touched> {
     let id_col = i32::try_from(meta.id_col).unwrap_or(i32::MAX);
     const TOUCH: &str = "UPDATE csvd_tables SET columns = $2, id_col = $3, row_count = $4, \
         max_int_id = $5, next_seq = $6, version = nextval('csvd_versions'), modified = now() \
         WHERE key = $1 RETURNING version, modified";
-    let row = one(
-        tx,
-        TOUCH,
-        &[
-            &meta.key,
-            &meta.columns,
-            &id_col,
-            &meta.row_count,
-            &(meta.max_int_id as i64),
-            &meta.next_seq,
-        ],
-    )
-    .await?;
-    Ok((
-        store.version(row.try_get(0).map_err(db)?),
-        row.try_get(1).map_err(db)?,
-    ))
+    let n = i64::try_from(changes.len()).unwrap_or(i64::MAX);
+    let max_int_id = meta.max_int_id as i64;
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &meta.key,
+        &meta.columns,
+        &id_col,
+        &meta.row_count,
+        &max_int_id,
+        &meta.next_seq,
+    ];
+    let payload;
+    let sql = if n == 0 {
+        TOUCH
+    } else {
+        payload = feed::encode(changes);
+        params.push(&n);
+        params.push(&payload);
+        feed::TOUCH_AND_RECORD
+    };
+    let row = one(tx, sql, &params).await?;
+    let last = if n == 0 {
+        0
+    } else {
+        row.try_get::<_, i64>(2).map_err(db)?.max(0) as u64
+    };
+    Ok(Touched {
+        version: store.version(row.try_get(0).map_err(db)?),
+        modified: row.try_get(1).map_err(db)?,
+        last,
+    })
 }
 
 /// Where a column is, added at the end when new.
@@ -375,7 +392,6 @@ pub(super) async fn insert(
     expect.check(current(store, &meta, created))?;
     let made = insert_rows(&tx, id_column, &mut meta, records, &mut HashSet::new()).await?;
     append(&tx, &mut meta, &made).await?;
-    touch(store, &tx, &meta).await?;
     let rows = made.iter().map(|(_, row)| row.clone()).collect();
     let changes = batch(
         table,
@@ -383,7 +399,8 @@ pub(super) async fn insert(
         Some(meta.id_col),
         What::Inserted(rows),
     );
-    commit(store, tx, &changes).await?;
+    let touched = touch(store, &tx, &meta, &changes).await?;
+    commit(store, tx, changes, touched.last).await?;
     Ok(inserted(&meta.columns, meta.id_col, &made))
 }
 
@@ -397,9 +414,9 @@ pub(super) async fn insert_batch(
     store: &Shared,
     table: &str,
     batch: Vec<Records>,
-) -> (Vec<Result<Written>>, u64) {
+) -> (Vec<Result<Written>>, Option<(Batch, u64)>) {
     let n = batch.len();
-    let failed = |err: Error| ((0..n).map(|_| Err(again(&err))).collect(), 0);
+    let failed = |err: Error| ((0..n).map(|_| Err(again(&err))).collect(), None);
     let id_column = store.id_column.as_str();
     let mut client = match store.client().await {
         Ok(client) => client,
@@ -429,13 +446,10 @@ pub(super) async fn insert_batch(
     }
     if rows.is_empty() {
         // Nothing to commit (and a table made for them is not kept).
-        return (answers, 0);
+        return (answers, None);
     }
     // Every row of the batch in one statement (or one COPY).
     if let Err(err) = append(&tx, &mut meta, &rows).await {
-        return failed(err);
-    }
-    if let Err(err) = touch(store, &tx, &meta).await {
         return failed(err);
     }
     let made = rows.into_iter().map(|(_, row)| row).collect();
@@ -445,9 +459,13 @@ pub(super) async fn insert_batch(
         Some(meta.id_col),
         What::Inserted(made),
     );
-    match commit_unseen(tx, &changes).await {
-        Ok(last) => (answers, last),
-        Err(err) => failed(err),
+    let last = match touch(store, &tx, &meta, &changes).await {
+        Ok(touched) => touched.last,
+        Err(err) => return failed(err),
+    };
+    match tx.commit().await {
+        Ok(()) => (answers, Some((changes, last))),
+        Err(err) => failed(commit_failed(err)),
     }
 }
 
@@ -558,14 +576,14 @@ pub(super) async fn put_row(
         )
         .await?;
     }
-    touch(store, &tx, &meta).await?;
     let changes = batch(
         table,
         &meta.columns,
         Some(meta.id_col),
         What::Rows(vec![change]),
     );
-    commit(store, tx, &changes).await?;
+    let touched = touch(store, &tx, &meta, &changes).await?;
+    commit(store, tx, changes, touched.last).await?;
     let columns = Arc::new(meta.columns);
     let version = row_version(&columns, &row);
     Ok(Written {
@@ -596,7 +614,6 @@ pub(super) async fn delete_row(
     )
     .await?;
     meta.row_count -= 1;
-    touch(store, &tx, &meta).await?;
     let gone = RowChange {
         op: FeedOp::Delete,
         before: base,
@@ -608,7 +625,8 @@ pub(super) async fn delete_row(
         Some(meta.id_col),
         What::Rows(vec![gone]),
     );
-    commit(store, tx, &changes).await?;
+    let touched = touch(store, &tx, &meta, &changes).await?;
+    commit(store, tx, changes, touched.last).await?;
     Ok(())
 }
 
@@ -643,9 +661,13 @@ pub(super) async fn replace_table(
     }
     append(&tx, &mut meta, &rows).await?;
     meta.row_count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    let (version, modified) = touch(store, &tx, &meta).await?;
     let changes = batch(table, &meta.columns, Some(meta.id_col), What::Replaced);
-    commit(store, tx, &changes).await?;
+    let Touched {
+        version,
+        modified,
+        last,
+    } = touch(store, &tx, &meta, &changes).await?;
+    commit(store, tx, changes, last).await?;
     Ok((
         TableInfo {
             name: table.to_string(),
@@ -669,6 +691,10 @@ pub(super) async fn delete_table(store: &Shared, table: &str, expect: &Expect) -
     expect.check(current(store, &meta, false))?;
     exec(&tx, "DELETE FROM csvd_rows WHERE tab = $1", &[&meta.key]).await?;
     exec(&tx, "DELETE FROM csvd_tables WHERE key = $1", &[&meta.key]).await?;
-    commit(store, tx, &batch(table, &[], None, What::Dropped)).await?;
+    // No table row left to touch: the changes are recorded on their own,
+    // as the last statement.
+    let changes = batch(table, &[], None, What::Dropped);
+    let last = feed::record(&tx, &changes).await?;
+    commit(store, tx, changes, last).await?;
     Ok(())
 }
