@@ -491,3 +491,58 @@ fn the_feed_survives_the_database_restarting() {
     assert_eq!(feed_until(b.addr, "people", 0, total), streamed);
     assert_eq!(feed_until(a.addr, "people", 0, total), streamed);
 }
+
+#[test]
+fn old_changes_are_pruned_beyond_the_newest_kept() {
+    let Some((url, _cluster)) = database() else {
+        return;
+    };
+    let pg = pg::available().unwrap();
+    let a = Server::start_source(&url, &["--changes-keep", "10"]);
+    let b = Server::start_source(&url, &["--changes-keep", "10"]);
+    for i in 0..5 {
+        let made = request(
+            a.addr,
+            "PUT",
+            &format!("/people/{i}"),
+            &[],
+            Some(r#"{"n":"1"}"#),
+        );
+        assert_eq!(made.status, 201);
+    }
+    // As if written long ago; the newest changes are kept however old.
+    pg.psql(
+        &url,
+        "UPDATE csvd_changes SET at = now() - interval '1 hour'",
+    );
+    let rows: Vec<String> = (0..1000).map(|i| format!(r#"{{"name":"n{i}"}}"#)).collect();
+    let bulk = request(
+        a.addr,
+        "POST",
+        "/people",
+        &[],
+        Some(&format!("[{}]", rows.join(","))),
+    );
+    assert_eq!(bulk.status, 201, "{}", bulk.text());
+    // A thousand changes read by the other instance's listener: it prunes.
+    assert_eq!(feed_until(b.addr, "people", 5, 1000).len(), 1000);
+    let start = Instant::now();
+    loop {
+        let left = recorded(&url);
+        if left.len() == 1 {
+            assert_eq!(left, [(6, 1000)]);
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "not pruned: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A new instance starts from what is kept, numbering on.
+    let c = Server::start_source(&url, &["--changes-keep", "10"]);
+    let made = request(c.addr, "PUT", "/people/late", &[], Some(r#"{"n":"2"}"#));
+    assert_eq!(made.status, 201);
+    let (latest, last) = feed_once(c.addr, "people", 1005);
+    assert_eq!(last, 1006);
+    assert_eq!(ops(&latest), [("insert".to_string(), "late".to_string())]);
+    let gone = request(c.addr, "GET", "/_changes/people?since=0", &[], None);
+    assert_eq!(gone.status, 410, "{}", gone.text());
+}
