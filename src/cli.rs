@@ -13,9 +13,6 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// HTTP client to talk to it (or to any other server).
 #[derive(Debug, Parser)]
 #[command(name = "csvd", version, about, long_about = None)]
-// A flag given twice takes the later value (typed options after a
-// configuration file's defaults).
-#[command(args_override_self = true)]
 #[command(
     after_help = "Examples:\n  csvd serve                      # serve ./data on 127.0.0.1:8080\n  csvd post :8080/people name=kim age:=30\n  csvd get :8080/people name==kim\n  csvd shell"
 )]
@@ -55,6 +52,9 @@ pub enum Command {
     Shell(ShellArgs),
     /// Send bytes verbatim to HOST:PORT and print what comes back.
     Raw(RawArgs),
+    /// Follow a csvd server's change feed, printing each change as it
+    /// happens.
+    Watch(WatchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -357,6 +357,9 @@ pub enum SyncMode {
 /// `--help` alone here.
 #[derive(Debug, Clone, Args)]
 #[command(disable_help_flag = true)]
+// A flag given twice takes the later value (typed options after a
+// configuration file's defaults); other commands refuse a repeated flag.
+#[command(args_override_self = true)]
 #[command(after_help = "Request items:
   name=kim           string field in the JSON (or form, or CSV) body
   age:=30            raw JSON field (number, true, null, [..], {..})
@@ -416,6 +419,9 @@ pub struct RequestArgs {
 
     #[command(flatten)]
     pub transfer: TransferOptions,
+
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
 
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
@@ -507,6 +513,21 @@ pub struct TransferOptions {
     pub ignore_stdin: bool,
 }
 
+/// Which proxy requests go through (the one-shot commands and the shell).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ProxyOptions {
+    /// Send http:// (or https://, or all) requests through the HTTP proxy
+    /// at URL (`http://[USER:PASS@]HOST:PORT`); repeatable. Without it,
+    /// http_proxy, https_proxy and all_proxy (or in capitals) say, minus
+    /// the hosts of no_proxy.
+    #[arg(long, value_name = "PROTOCOL:URL", value_parser = crate::client::parse_proxy, help_heading = "Proxies")]
+    pub proxy: Vec<crate::client::ProxyRule>,
+
+    /// Go directly to the server: no --proxy, no proxy variable.
+    #[arg(long, help_heading = "Proxies")]
+    pub no_proxy: bool,
+}
+
 /// The `Authorization` scheme of `--auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthType {
@@ -573,9 +594,11 @@ pub struct RequestOptions {
     #[arg(long, overrides_with = "sorted")]
     pub unsorted: bool,
 
-    /// Colour theme: auto (the default), bright, solarized or mono.
-    #[arg(long, value_enum, value_name = "THEME", default_value = "auto")]
-    pub style: Theme,
+    /// Colour theme: auto (the default), bright, solarized or mono; HTTPie's
+    /// style names (monokai, fruity, native, solarized-light, bw, …) pick
+    /// the nearest of these.
+    #[arg(long, value_name = "THEME", value_parser = crate::client::parse_style)]
+    pub style: Option<Theme>,
 
     /// Exit with 3, 4 or 5 when the status is 3xx, 4xx or 5xx (a 3xx is
     /// no failure with --follow); a warning says so on stderr when stdout
@@ -610,7 +633,7 @@ pub struct TlsOptions {
 }
 
 /// The colours of `--style`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Theme {
     /// The 16 basic terminal colours (the default).
     #[default]
@@ -655,6 +678,9 @@ pub struct ShellArgs {
     #[command(flatten)]
     pub tls: TlsOptions,
 
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
+
     /// Start with verbose output on (`:verbose off` turns it off).
     #[arg(short, long)]
     pub verbose: bool,
@@ -672,6 +698,106 @@ pub struct ShellArgs {
     /// $XDG_STATE_HOME/csvd/history, or ~/.local/state/csvd/history).
     #[arg(long, env = "CSVD_HISTORY", value_name = "FILE")]
     pub history: Option<PathBuf>,
+}
+
+/// `csvd watch URL [items…]`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "A table or row URL means its feed: :8080/people watches /_changes/people,
+:8080/people/3 watches /_changes/people/3, :8080 (or :8080/) watches /_changes.
+
+Output: on a terminal, one line per change (seq, op, table/id, row); piped (or
+--pretty none), each change's JSON as one line (NDJSON), written as it comes.
+
+Lost connections, and streams the server ends, are resumed from the last change
+received (Last-Event-ID), waiting 0.25 s (or the server's `retry:`) doubling to
+30 s; a change is never printed twice. Ctrl-C stops.
+
+Exit codes: 0 after --count changes, Ctrl-C, or a stream the server ended at its
+`limit`; 1 when the stream ended with --no-reconnect, or on errors; 2 --timeout;
+3, 4, 5 for a 3xx, 4xx or 5xx answer; 4 also when the changes after the position
+asked for are no longer kept (410: reload the table, or watch again with
+--since now).
+
+Examples:
+  csvd watch :8080/people
+  csvd watch :8080/people city==Seoul --since 120
+  csvd watch :8080 --count 1 | jq .op"
+)]
+pub struct WatchArgs {
+    /// The feed (`:8080/_changes`, `…/_changes/people`), or a table or row
+    /// URL standing for its feed (`:8080/people`, `:8080/people/3`).
+    pub url: String,
+
+    /// Request items: `city==Seoul`, `age_gt==30`, `_fields==a,b`,
+    /// `limit==N`, `heartbeat==MS` query parameters; `Header:value`.
+    pub items: Vec<String>,
+
+    /// Where to start: `now` (only changes from now on; the default) or a
+    /// sequence number N (the changes after N).
+    #[arg(long, value_name = "N|now", default_value = "now", value_parser = parse_since)]
+    pub since: Since,
+
+    /// Exit (0) after printing N changes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Exit when the stream ends instead of reconnecting (1 unless the
+    /// server ended it at its `limit`).
+    #[arg(long)]
+    pub no_reconnect: bool,
+
+    /// Credentials: `user:password` (`user` alone asks for the password on
+    /// a terminal), or the token of `--auth-type bearer`.
+    #[arg(short = 'a', long, value_name = "USER[:PASS]|TOKEN")]
+    pub auth: Option<String>,
+
+    /// How --auth is sent: basic (the default) or bearer.
+    #[arg(short = 'A', long, value_enum, value_name = "TYPE", requires = "auth")]
+    pub auth_type: Option<AuthType>,
+
+    /// Send the headers and cookies kept in session NAME or the file PATH
+    /// (nothing is saved into it).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub session: Option<String>,
+
+    /// Give up on a connection (and reconnect, or exit 2 with
+    /// --no-reconnect) when connecting, or waiting for the answer or the
+    /// next bytes of the stream, takes longer than this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+
+    /// Colours and formatting: all, colors, format or none (none: NDJSON
+    /// even on a terminal; NO_COLOR turns colours off).
+    #[arg(long, value_enum, value_name = "STYLE")]
+    pub pretty: Option<Pretty>,
+
+    /// Colour theme: auto (the default), bright, solarized or mono, or one
+    /// of HTTPie's style names (as --style of `csvd get`).
+    #[arg(long, value_name = "THEME", default_value = "auto", value_parser = crate::client::parse_style)]
+    pub style: Theme,
+
+    #[command(flatten)]
+    pub tls: TlsOptions,
+}
+
+/// Where `csvd watch` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    Now,
+    /// The changes after this sequence number.
+    Seq(u64),
+}
+
+/// `now` or a sequence number.
+pub fn parse_since(text: &str) -> Result<Since, String> {
+    match text {
+        "now" => Ok(Since::Now),
+        _ => text
+            .parse()
+            .map(Since::Seq)
+            .map_err(|_| format!("`{text}` is neither `now` nor a sequence number (0, 1, 2, …)")),
+    }
 }
 
 #[derive(Debug, Clone, Args)]

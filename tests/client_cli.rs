@@ -1423,3 +1423,239 @@ fn style_chooses_the_colours() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("bright"), "{}", out.stderr);
 }
+
+#[test]
+fn a_server_flag_given_twice_is_refused_while_client_flags_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", dir.path().to_str().unwrap()])
+        .args(["--bind", "127.0.0.1:0", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run csvd serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`csvd serve --bind a --bind b` started serving instead of refusing");
+        }
+        thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'--bind <BIND>' cannot be used multiple times"),
+        "{stderr}"
+    );
+    // The request commands still take the later of two values.
+    let out = run(&["get", "/", "--timeout", "1", "--timeout", "2", "--offline"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&["get", "/", "-p", "b", "-p", "H", "--offline"]);
+    assert!(
+        out.stdout.starts_with("GET / HTTP/1.1\r\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Takes one request per connection and sends each back (its head and its
+/// body, chunked bodies decoded) on the channel; answers 200.
+fn sink() -> (u16, mpsc::Receiver<(String, Vec<u8>)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .unwrap();
+            let mut writer = stream.try_clone().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let lower = head.to_ascii_lowercase();
+            let mut body = Vec::new();
+            if lower.contains("transfer-encoding: chunked") {
+                loop {
+                    let mut size = String::new();
+                    reader.read_line(&mut size).unwrap();
+                    let size = usize::from_str_radix(size.trim(), 16).unwrap();
+                    let mut chunk = vec![0; size + 2];
+                    reader.read_exact(&mut chunk).unwrap();
+                    if size == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&chunk[..size]);
+                }
+            } else if let Some(length) = lower
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+            {
+                body = vec![0; length.trim().parse().unwrap()];
+                reader.read_exact(&mut body).unwrap();
+            }
+            let _ = writer
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let _ = tx.send((head, body));
+        }
+    });
+    (port, rx)
+}
+
+/// The content of the part named `name` of a multipart body.
+fn part<'a>(body: &'a [u8], name: &str) -> &'a [u8] {
+    let marker = format!("name=\"{name}\"");
+    let at = body
+        .windows(marker.len())
+        .position(|window| window == marker.as_bytes())
+        .unwrap_or_else(|| panic!("no part {name}"));
+    let start = at
+        + body[at..]
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .unwrap()
+        + 4;
+    let boundary_line = body.split(|byte| *byte == b'\r').next().unwrap();
+    let mut end_marker = b"\r\n".to_vec();
+    end_marker.extend_from_slice(boundary_line);
+    let end = start
+        + body[start..]
+            .windows(end_marker.len())
+            .position(|window| window == end_marker)
+            .unwrap();
+    &body[start..end]
+}
+
+#[test]
+fn multipart_file_parts_are_streamed_with_their_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.bin");
+    let size = 40 * 1024 * 1024;
+    let mut random = common::Lcg(7);
+    let bytes: Vec<u8> = (0..size).map(|_| random.next(256) as u8).collect();
+    std::fs::write(&big, &bytes).unwrap();
+    let small = dir.path().join("small.bin");
+    std::fs::write(&small, b"tiny").unwrap();
+    let (port, received) = sink();
+    let url = format!("http://127.0.0.1:{port}/upload");
+    let upload = |file: &std::path::Path| {
+        let photo = format!("photo@{}", file.display());
+        let args = [
+            "post",
+            url.as_str(),
+            "-f",
+            "name=kim",
+            photo.as_str(),
+            "--timeout",
+            "30",
+        ];
+        let measured = peak_rss_kib(&args);
+        let run = match &measured {
+            Some((_, run)) => Run {
+                code: run.code,
+                stdout: run.stdout.clone(),
+                stderr: run.stderr.clone(),
+            },
+            None => run(&args),
+        };
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let got = received
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the sink got the upload");
+        (measured.map(|(kib, _)| kib), got)
+    };
+    let (tiny, _) = upload(&small);
+    let (peak, (head, body)) = upload(&big);
+    // The length was known up front: no chunks.
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains(&format!("content-length: {}\r\n", body.len())),
+        "{head}"
+    );
+    assert!(!lower.contains("transfer-encoding"), "{head}");
+    assert_eq!(part(&body, "name"), b"kim");
+    let sent = part(&body, "photo");
+    assert_eq!(sent.len(), bytes.len());
+    assert_eq!(
+        xxhash_rust::xxh3::xxh3_64(sent),
+        xxhash_rust::xxh3::xxh3_64(&bytes)
+    );
+    assert!(
+        body.windows(22).any(|w| w == b"filename=\"big.bin\"\r\nCo"),
+        "the part names its file"
+    );
+    if let (Some(tiny), Some(peak)) = (tiny, peak) {
+        eprintln!("client peak memory: {peak} KiB (tiny file part: {tiny} KiB)");
+        let file_kib = size as u64 / 1024;
+        assert!(
+            peak < tiny + file_kib / 4,
+            "the client peaked at {peak} KiB sending {file_kib} KiB (a tiny part: {tiny} KiB)"
+        );
+    }
+
+    // A part from a pipe has no size to tell: the body goes chunked.
+    let mut child = Command::new(BIN)
+        .args(["post", &url, "-f", "photo@/dev/stdin", "--timeout", "30"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&bytes[..300_000])
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (head, body) = received
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    assert_eq!(part(&body, "photo"), &bytes[..300_000]);
+
+    // -v shows the text of the body and a note for the file.
+    let out = run(&[
+        "post",
+        &url,
+        "-f",
+        "name=kim",
+        &format!("photo@{}", small.display()),
+        "-v",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("form-data; name=\"name\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("[4 bytes streamed from {}]", small.display())),
+        "{}",
+        out.stdout
+    );
+    let _ = received.recv_timeout(std::time::Duration::from_secs(30));
+}

@@ -200,3 +200,38 @@ fn a_bad_file_is_named_with_its_line_and_nothing_is_sent() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+#[test]
+fn a_default_option_the_command_refuses_names_the_file_and_the_option() {
+    let home = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let user = home.path().join(".config/csvd/config.toml");
+    write(&user, "default_options = [\"--colour\"]\n");
+    let out = run_in(project.path(), home.path(), &["get", "/people"], &[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let expected = format!(
+        "csvd: {}: line 1: default_options: unknown option --colour",
+        user.display()
+    );
+    assert!(out.stderr.starts_with(&expected), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    // The project's file replaces the user's options, and is the one named.
+    let path = project.path().join(".csvd.toml");
+    write(
+        &path,
+        "# defaults\ndefault_options = [\"--timeout\", \"soon\"]\n",
+    );
+    let out = run_in(project.path(), home.path(), &["post", "/people"], &[]);
+    assert_eq!(out.code, 1);
+    let expected = format!("csvd: {}: line 2: default_options: ", path.display());
+    assert!(out.stderr.starts_with(&expected), "{}", out.stderr);
+    assert!(out.stderr.contains("'soon'"), "{}", out.stderr);
+    write(&path, "default_options = [\"--offline\", \"-p\", \"H\"]\n");
+    let out = run_in(project.path(), home.path(), &["get", "/people"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("GET /people HTTP/1.1"),
+        "{}",
+        out.stdout
+    );
+}

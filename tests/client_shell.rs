@@ -388,3 +388,145 @@ fn the_body_question_takes_pairs_json_and_items() {
     assert_eq!(row(3, "age"), 41);
     assert_eq!(row(4, "name"), "choi");
 }
+
+/// A server for the printing settings: `/json` answers an object whose
+/// keys are not in order; `/held` sends the first line of a JSON body and
+/// the rest only once the test says so (or after a bound).
+fn printing_server() -> (u16, std::sync::mpsc::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (go, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(held));
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let held = held.clone();
+            thread::spawn(move || answer_printing(stream, &held));
+        }
+    });
+    (port, go)
+}
+
+fn answer_printing(stream: TcpStream, held: &std::sync::Mutex<std::sync::mpsc::Receiver<()>>) {
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(TIMEOUT_MS)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let path = request_line.split(' ').nth(1).unwrap_or("/");
+        let written = match path {
+            "/json" => {
+                let body = r#"{"zeta":1,"alpha":2}"#;
+                writer.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+            }
+            "/held" => {
+                let first = "{\"n\":1}\n";
+                let started = writer.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n",
+                        first.len()
+                    )
+                    .as_bytes(),
+                );
+                let timeout = std::time::Duration::from_millis(TIMEOUT_MS);
+                let last = match held.lock().unwrap().recv_timeout(timeout) {
+                    Ok(()) => "{\"n\":2}\n",
+                    Err(_) => "{\"timeout\":1}\n",
+                };
+                started.and_then(|()| {
+                    writer.write_all(format!("{:x}\r\n{last}\r\n0\r\n\r\n", last.len()).as_bytes())
+                })
+            }
+            _ => writer.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn stream_sorted_and_style_work_per_line_and_as_settings() {
+    let (port, go) = printing_server();
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = format!("127.0.0.1:{port}> ");
+    let mut shell = spawn_shell(
+        &format!("http://127.0.0.1:{port}"),
+        &dir.path().join("history"),
+    );
+    shell.exp_string(&prompt).unwrap();
+    let unsorted = r#""zeta": 1,\s+"alpha": 2"#;
+    let sorted = r#""alpha": 2,\s+"zeta": 1"#;
+
+    shell.send_line("get /json --sorted").unwrap();
+    shell.exp_regex(sorted).unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line("get /json").unwrap();
+    shell.exp_regex(unsorted).unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line(":sorted on").unwrap();
+    shell.exp_string("sorted is on").unwrap();
+    shell.send_line("get /json").unwrap();
+    shell.exp_regex(sorted).unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line("get /json --unsorted").unwrap();
+    shell.exp_regex(unsorted).unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line(":sorted off").unwrap();
+    shell.exp_string("sorted is off").unwrap();
+
+    // --style on a line, then as the session's (an HTTPie name).
+    shell
+        .send_line("get /json -b --pretty colors --style bw")
+        .unwrap();
+    shell.exp_string("\x1b[1m\"zeta\"\x1b[0m").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line(":style monokai").unwrap();
+    shell.exp_string("style is bright").unwrap();
+    shell.send_line("get /json -b --pretty colors").unwrap();
+    shell.exp_string("\x1b[1;94m\"zeta\"\x1b[0m").unwrap();
+    shell.exp_string(&prompt).unwrap();
+    shell.send_line(":style plaid").unwrap();
+    shell
+        .exp_string("`plaid` is not a style: use one of auto, bright")
+        .unwrap();
+    shell.send_line(":style").unwrap();
+    shell.exp_string("style is bright").unwrap();
+
+    // The first line of a held body is printed before the rest comes:
+    // with -S on the line, then with :stream on.
+    for (line, setting) in [("get /held -S", None), ("get /held", Some(":stream on"))] {
+        if let Some(setting) = setting {
+            shell.send_line(setting).unwrap();
+            shell.exp_string("stream is on").unwrap();
+        }
+        shell.send_line(line).unwrap();
+        shell.exp_string("\"n\": 1").unwrap();
+        go.send(()).unwrap();
+        shell.exp_string("\"n\": 2").unwrap();
+        shell.exp_string(&prompt).unwrap();
+    }
+    leave(shell);
+}

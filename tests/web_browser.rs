@@ -1,13 +1,16 @@
 //! The web page in a real browser (headless Chromium), used as a person
 //! would: open the list and a table, sort, search, filter, add a row with a
 //! new column, edit it, meet a stale edit, delete it, create, upload,
-//! replace and delete tables, on a desktop and a phone-width screen.
+//! replace and delete tables, on a desktop and a phone-width screen, and
+//! see others' changes show on an open page without a reload.
 //! Each page is saved as a screenshot in `target/screenshots/`.
 
 mod browser;
 mod common;
 
-use browser::Browser;
+use std::time::Instant;
+
+use browser::{Browser, PATIENCE};
 use common::Server;
 use serde_json::json;
 
@@ -391,5 +394,191 @@ async fn a_person_signs_in_to_change_a_server_with_a_token() {
         401,
         "signing out left nothing open"
     );
+    b.stop().await;
+}
+
+/// Waits until `condition` (a script's expression) is true in the page.
+async fn wait_until(b: &Browser, what: &str, condition: &str) {
+    let started = Instant::now();
+    let code = format!("return Boolean({condition})");
+    while b.script(&code).await != json!(true) {
+        assert!(started.elapsed() < PATIENCE, "the page never showed {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The texts of a row's cells, found by its id.
+async fn cells(b: &Browser, id: &str) -> Vec<String> {
+    b.texts(&format!("tr[data-id='{id}'] td")).await
+}
+
+/// Others write through the API while a table's page is open: the page
+/// shows each change in place, without reloading, and says it is live.
+#[tokio::test(flavor = "current_thread")]
+async fn an_open_table_page_shows_changes_as_they_happen() {
+    let mut s = people();
+    let Some(b) = Browser::start(&s.base(), true).await else {
+        return;
+    };
+    b.open("/people").await;
+    b.wait_for_count(ROWS, 4).await;
+    b.find(".live[data-state='live']").await;
+    assert_eq!(b.text(".live").await, "live");
+    // Gone if the page were reloaded.
+    b.script("window.marker = 'kept'; return true").await;
+
+    // A change to a row on the page: its cells, drawn as the server draws them.
+    let r = s.send_json("PATCH", "/people/2", r#"{"city": "Jeju", "age": 28}"#);
+    assert_eq!(r.status, 200);
+    b.wait_for_text("tr[data-id='2']", "Jeju").await;
+    assert_eq!(
+        cells(&b, "2").await,
+        ["2", "Lee Jun", "jun@example.com", "Jeju", "28"]
+    );
+    let link = b.find("tr[data-id='2'] td a").await.attr("href").await;
+    assert_eq!(link.unwrap().as_deref(), Some("/people/2"));
+    wait_until(
+        &b,
+        "the age as a number",
+        "document.querySelector(\"tr[data-id='2'] td:nth-child(5)\").className === 'num'",
+    )
+    .await;
+
+    // A new row joins the end of the table; its text is only text.
+    let evil = "<script>window.owned=1</script><img src=x onerror=\"window.owned=2\">";
+    let body = json!({"name": evil, "city": "Incheon", "age": 52}).to_string();
+    assert_eq!(s.post_json("/people", &body).status, 201);
+    b.wait_for_count(ROWS, 5).await;
+    assert_eq!(cells(&b, "5").await[1], evil);
+    b.wait_for_text("[data-range]", "Rows 1–5 of 5").await;
+    assert_eq!(b.text("[data-count='rows']").await, "5 rows");
+    assert_eq!(
+        b.script("return window.owned === undefined && !document.querySelector('tbody img, tbody script')")
+            .await,
+        json!(true)
+    );
+
+    // A deleted row goes.
+    assert_eq!(s.request("DELETE", "/people/1", &[], b"").status, 204);
+    b.wait_for_count(ROWS, 4).await;
+    assert!(b.find_all("tr[data-id='1']").await.is_empty());
+    b.wait_for_text("[data-range]", "Rows 1–4 of 4").await;
+    assert_eq!(b.text("[data-count='rows']").await, "4 rows");
+    b.screenshot("14-live-table").await;
+    assert_eq!(b.script("return window.marker").await, json!("kept"));
+    assert_eq!(b.text(".live").await, "live");
+
+    // A filtered view: a row that leaves it goes.
+    b.open("/people?city=Seoul").await;
+    b.wait_for_count(ROWS, 1).await;
+    b.find(".live[data-state='live']").await;
+    let r = s.send_json("PATCH", "/people/4", r#"{"city": "Daejeon"}"#);
+    assert_eq!(r.status, 200);
+    b.wait_for_count(ROWS, 0).await;
+    b.wait_for_text("[data-range]", "No rows").await;
+
+    // A sorted view has no place for new rows: it says there are some.
+    b.open("/people?_sort=name").await;
+    b.wait_for_count(ROWS, 4).await;
+    b.find(".live[data-state='live']").await;
+    assert_eq!(
+        s.post_json("/people", r#"{"name": "Jung Woo"}"#).status,
+        201
+    );
+    b.wait_for_text(".live-notice", "1 new row — reload").await;
+    let r = s.request(
+        "PUT",
+        "/people",
+        &[("Content-Type", "text/csv")],
+        b"id,name\n1,Someone\n",
+    );
+    assert!(r.status == 200 || r.status == 201, "{}", r.status);
+    b.wait_for_text(".live-notice", "The table was replaced")
+        .await;
+    b.click("main .live-notice a").await;
+    b.wait_for_count(ROWS, 1).await;
+
+    // A row's page says when its row changed, and when it went.
+    b.open("/people/1").await;
+    b.find(".live[data-state='live']").await;
+    assert_eq!(
+        s.send_json("PATCH", "/people/1", r#"{"name": "Other"}"#)
+            .status,
+        200
+    );
+    b.wait_for_text(".live-notice", "This row was changed — reload")
+        .await;
+    assert_eq!(s.request("DELETE", "/people/1", &[], b"").status, 204);
+    b.wait_for_text(".live-notice", "This row was deleted — reload")
+        .await;
+
+    // The server goes away: the browser keeps trying, and the sign says so.
+    assert!(s.stop().success());
+    b.find(".live[data-state='reconnecting']").await;
+    assert_eq!(b.text(".live").await, "reconnecting…");
+    b.stop().await;
+}
+
+/// A page opened again after the feed has moved on far past it starts
+/// from where the table is now: the browser's copy is never reused with
+/// an old position (which the feed could no longer resume from).
+#[tokio::test(flavor = "current_thread")]
+async fn a_page_opened_again_follows_from_now() {
+    let s = Server::start_with(&["--changes-keep", "1", "--changes-memory", "0"]);
+    assert_eq!(s.post_json("/people", r#"{"name": "Kim"}"#).status, 201);
+    let Some(b) = Browser::start(&s.base(), true).await else {
+        return;
+    };
+    b.open("/people").await;
+    b.find(".live[data-state='live']").await;
+    b.open("/").await;
+    // Changes elsewhere: the table (and its tag) stay as they were.
+    for n in 0..3 {
+        let body = json!({ "n": n }).to_string();
+        assert_eq!(s.post_json("/other", &body).status, 201);
+    }
+    b.open("/people").await;
+    b.find(".live[data-state='live']").await;
+    assert!(b.find_all(".live-notice:not([hidden])").await.is_empty());
+    assert_eq!(s.post_json("/people", r#"{"name": "Lee"}"#).status, 201);
+    b.wait_for_count(ROWS, 2).await;
+    b.stop().await;
+}
+
+/// When the feed refuses the page (here: it takes no more subscribers),
+/// the sign says offline and the page offers a reload.
+#[tokio::test(flavor = "current_thread")]
+async fn a_page_the_feed_refuses_says_it_is_offline() {
+    use std::io::{Read, Write};
+    let s = Server::start_with(&["--max-subscribers", "1"]);
+    assert_eq!(s.post_json("/people", r#"{"name": "Kim"}"#).status, 201);
+    // Someone else holds the only place.
+    let mut other = std::net::TcpStream::connect(s.addr).expect("connect");
+    other
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    other
+        .write_all(b"GET /_changes/people HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .expect("ask for the feed");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(other.read(&mut byte).expect("the feed answers"), 1);
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let Some(b) = Browser::start(&s.base(), true).await else {
+        return;
+    };
+    b.open("/people").await;
+    b.find(".live[data-state='offline']").await;
+    assert_eq!(b.text(".live").await, "offline");
+    b.wait_for_text(".live-notice", "Live changes stopped — reload")
+        .await;
+    b.screenshot("15-live-offline").await;
     b.stop().await;
 }

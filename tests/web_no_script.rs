@@ -1,6 +1,7 @@
 //! The web page in a browser with JavaScript turned off: reading, sorting,
 //! searching, paging and adding rows work with plain links and forms; the
-//! controls that need the script say so instead of failing.
+//! controls that need the script say so instead of failing, and a page
+//! does not follow changes (it shows the table as it was when loaded).
 
 mod browser;
 mod common;
@@ -33,6 +34,8 @@ async fn reading_and_adding_need_no_script() {
     b.wait_for_path("/stock").await;
     b.wait_for_count(ROWS, 25).await;
     assert!(b.text(".pager").await.contains("Page 1 of 2"));
+    // Nothing follows the changes: no live sign, no notice.
+    assert!(b.find_all(".live, .live-notice").await.is_empty());
 
     b.click("a[rel=next]").await;
     b.wait_for_address("page 2", |a| a.contains("_page=2"))

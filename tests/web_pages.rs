@@ -27,12 +27,90 @@ fn people() -> Server {
     s
 }
 
-/// The body rows of a table page (`<tr>`s after the header's two).
+/// The body rows of a table page (`<tr`s after the header's two).
 fn body_rows(html: &str) -> usize {
     html.split("<tbody>")
         .nth(1)
         .and_then(|rest| rest.split("</tbody>").next())
-        .map_or(0, |body| body.matches("<tr>").count())
+        .map_or(0, |body| body.matches("<tr").count())
+}
+
+/// The value of the first `name="…"` attribute in a page.
+fn attribute(html: &str, name: &str) -> String {
+    html.split(&format!(" {name}=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn pages_name_the_change_feed_of_their_view_from_before_their_rows() {
+    let s = people();
+    // Two writes so far: the page follows the changes after the second.
+    let html = page(&s, "/people").text();
+    assert_eq!(attribute(&html, "data-feed"), "/_changes/people?since=2");
+    assert!(html.contains("<tr data-id=\"1\">"), "{html}");
+    // The view's filters, search and fields are kept; order and window are not.
+    let html = page(
+        &s,
+        "/people?city=Seoul&_sort=-age&_order=desc&_page=1&_limit=10&q=k&_fields=name,city",
+    )
+    .text();
+    assert_eq!(
+        attribute(&html, "data-feed"),
+        "/_changes/people?since=2&city=Seoul&q=k&_fields=name%2Ccity"
+    );
+    assert!(html.contains(" data-filtered"), "{html}");
+    assert!(
+        !html.contains(" data-end"),
+        "sorted: new rows have no place"
+    );
+    assert!(page(&s, "/people?_limit=10").text().contains(" data-end"));
+    // The feed takes what the page names, even a form's empty filters.
+    let html = page(
+        &s,
+        "/people?q=&name_like=&city_like=se&_sort=name&_limit=10&_page=1",
+    )
+    .text();
+    let feed = attribute(&html, "data-feed");
+    assert_eq!(feed, "/_changes/people?since=2&q=&name_like=&city_like=se");
+    let r = s.get_with(&feed, &[("Accept", "application/json")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["last_seq"], json!(2), "{}", r.text());
+
+    assert_eq!(
+        s.send_json("PATCH", "/people/2", r#"{"age": 28}"#).status,
+        200
+    );
+    let html = page(&s, "/people?_start=1&_end=2&age_gt=20").text();
+    assert_eq!(
+        attribute(&html, "data-feed"),
+        "/_changes/people?since=3&age_gt=20"
+    );
+    let html = page(&s, "/people/2").text();
+    assert_eq!(
+        attribute(&html, "data-row-feed"),
+        "/_changes/people/2?since=3"
+    );
+
+    // The feed moves on with changes elsewhere: a page is drawn again,
+    // never answered 304 with the position of an older copy.
+    for (path, feed) in [("/people", "data-feed"), ("/people/2", "data-row-feed")] {
+        let first = page(&s, path);
+        let tag = first.header("etag").unwrap().to_string();
+        assert_eq!(s.post_json("/other", "{}").status, 201);
+        let again = s.get_with(path, &[("Accept", BROWSER), ("If-None-Match", &tag)]);
+        assert_eq!(again.status, 200, "{path}");
+        assert_ne!(
+            attribute(&again.text(), feed),
+            attribute(&first.text(), feed)
+        );
+        // The API's representations still are.
+        let json = s.get(path);
+        let tag = json.header("etag").unwrap().to_string();
+        assert_eq!(s.get_with(path, &[("If-None-Match", &tag)]).status, 304);
+    }
 }
 
 #[test]

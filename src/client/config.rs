@@ -45,6 +45,8 @@ struct File {
 pub struct Config {
     /// Put before the command line's own options.
     pub default_options: Vec<String>,
+    /// The file and line `default_options` came from, for messages.
+    options_from: Option<(PathBuf, usize)>,
     /// What a URL that is a path (`/people`, `:/people`) is under.
     pub base_url: Option<Url>,
     /// Sent unless the command line names the same header.
@@ -87,6 +89,8 @@ pub fn with_defaults(mut args: Vec<OsString>) -> Result<Vec<OsString>, ConfigErr
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     let config = Config::load(user_file().as_deref(), project_file(&cwd).as_deref())?;
+    let command = args[1].to_str().unwrap_or_default().to_string();
+    config.check_options(&command)?;
     let defaults = config.default_options.iter().map(OsString::from);
     args.splice(2..2, defaults);
     let _ = CURRENT.set(config);
@@ -146,6 +150,7 @@ impl Config {
             )
         })?;
         if let Some(options) = file.default_options {
+            self.options_from = Some((path.to_path_buf(), line_of(options.span().start)));
             self.default_options = options.into_inner();
         }
         if let Some(base) = file.base_url {
@@ -180,6 +185,52 @@ impl Config {
             self.headers.push((header, value));
         }
         Ok(())
+    }
+
+    /// Refuses default options that `command` would not take, naming the
+    /// file they came from and the option: parsed as the command line is,
+    /// with only a URL (and a method for `request`) after them.
+    fn check_options(&self, command: &str) -> Result<(), ConfigError> {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        use clap::CommandFactory as _;
+        let Some((path, line)) = &self.options_from else {
+            return Ok(());
+        };
+        let mut args = vec!["csvd", command];
+        args.extend(self.default_options.iter().map(String::as_str));
+        if command == "request" {
+            args.push("GET");
+        }
+        args.push("http://localhost/");
+        let Err(error) = crate::cli::Cli::command().try_get_matches_from(args) else {
+            return Ok(());
+        };
+        let text = |kind| match error.get(kind) {
+            Some(ContextValue::String(text)) => Some(text.clone()),
+            _ => None,
+        };
+        let reason = match error.kind() {
+            ErrorKind::UnknownArgument => {
+                let option = text(ContextKind::InvalidArg).unwrap_or_default();
+                match text(ContextKind::SuggestedArg) {
+                    Some(like) => format!("unknown option {option} (did you mean {like}?)"),
+                    None => format!("unknown option {option} (see `csvd {command} --help`)"),
+                }
+            }
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                "--help and --version cannot be default options".to_string()
+            }
+            _ => {
+                let rendered = error.render().to_string();
+                let first = rendered.lines().next().unwrap_or_default();
+                first.trim_start_matches("error: ").to_string()
+            }
+        };
+        Err(ConfigError {
+            path: path.clone(),
+            line: Some(*line),
+            reason: format!("default_options: {reason}"),
+        })
     }
 
     /// The URL of a command line: a path (`/people`, `:/people`) goes
@@ -264,6 +315,25 @@ mod tests {
         assert!(error.to_string().contains("needs a scheme"), "{error}");
         let error = merged(&["default_options = \"--follow\"\n"]).unwrap_err();
         assert_eq!(error.line, Some(1), "{error}");
+    }
+
+    #[test]
+    fn default_options_the_command_would_refuse_are_named() {
+        let config = merged(&["\ndefault_options = [\"--colour\"]\n"]).unwrap();
+        let error = config.check_options("get").unwrap_err().to_string();
+        assert!(
+            error.starts_with("file0.toml: line 2: default_options: unknown option --colour"),
+            "{error}"
+        );
+        let config = merged(&["default_options = [\"--style\", \"plaid\"]\n"]).unwrap();
+        let error = config.check_options("post").unwrap_err().to_string();
+        assert!(
+            error.contains("default_options: invalid value 'plaid'"),
+            "{error}"
+        );
+        let config = merged(&["default_options = [\"--follow\", \"-p\", \"hb\"]\n"]).unwrap();
+        config.check_options("request").unwrap();
+        config.check_options("get").unwrap();
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! One HTTP/1.1 connection to one server: resolve, connect, speak TLS for
 //! `https://`, hand the stream to hyper, and keep the connection for the
-//! next request (keep-alive) until the server closes it.
+//! next request (keep-alive) until the server closes it. Through a proxy,
+//! the connection is to the proxy: `http://` requests are handed to it,
+//! `https://` ones go through a `CONNECT` tunnel ([`proxy`](super::proxy)).
 //!
 //! Every failure becomes a [`ClientError`] that names the host and what
 //! went wrong in words; hyper's own error text never reaches a person
@@ -20,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::error::{describe_io, ClientError};
+use super::proxy::Proxy;
 use super::tap::{Tap, TappedStream};
 use super::tls::Tls;
 use super::url::Url;
@@ -34,22 +37,38 @@ pub struct Connection {
     /// `host:port`, for messages.
     peer: String,
     origin: Url,
+    /// The proxy it goes through, if any.
+    proxy: Option<Proxy>,
     /// Whether a response has already come back on it: only a reused
     /// connection can have been closed by the server while idle.
     reused: bool,
 }
 
 impl Connection {
-    /// Connects, runs the TLS handshake for `https://`, and hands the
+    /// Connects (to the proxy, when there is one; through its tunnel for
+    /// `https://`), runs the TLS handshake for `https://`, and hands the
     /// stream to hyper.
     pub async fn open(
         url: &Url,
         timeout: Option<Duration>,
         tls: &Tls,
+        proxy: Option<&Proxy>,
     ) -> Result<Connection, ClientError> {
-        let (stream, peer) = connect(url, timeout).await?;
+        let (mut stream, peer) = match proxy {
+            None => connect(url, timeout).await?,
+            Some(proxy) => {
+                let (stream, _) = connect(&proxy.url, timeout)
+                    .await
+                    .map_err(|error| unreachable_proxy(proxy, error))?;
+                let peer = format!("{} (through proxy {})", url.host_and_port(), proxy.addr());
+                (stream, peer)
+            }
+        };
         // Requests are small and interactive: send them now, not in 40 ms.
         let _ = stream.set_nodelay(true);
+        if let (Some(proxy), true) = (proxy, url.is_https()) {
+            proxy.tunnel(&mut stream, url, timeout).await?;
+        }
         let tap = Tap::default();
         let sender = if url.is_https() {
             let stream = tls.handshake(stream, url, timeout).await?;
@@ -62,13 +81,22 @@ impl Connection {
             tap,
             peer,
             origin: url.clone(),
+            proxy: proxy.cloned(),
             reused: false,
         })
     }
 
-    /// Whether the connection can take another request to `url`.
-    pub fn serves(&self, url: &Url) -> bool {
-        self.origin.same_origin(url) && !self.sender.is_closed()
+    /// Whether the connection can take another request to `url` (through
+    /// `proxy`).
+    pub fn serves(&self, url: &Url, proxy: Option<&Proxy>) -> bool {
+        self.origin.same_origin(url) && self.proxy.as_ref() == proxy && !self.sender.is_closed()
+    }
+
+    /// The proxy plain `http://` requests are handed to on this
+    /// connection (their target in absolute form); `None` when they go to
+    /// the server itself, or inside a tunnel.
+    pub fn forwards_to(&self) -> Option<&Proxy> {
+        self.proxy.as_ref().filter(|_| !self.origin.is_https())
     }
 
     pub fn reused(&self) -> bool {
@@ -152,6 +180,25 @@ pub async fn connect(
             reason: "it has no addresses".to_string(),
         },
     })
+}
+
+/// A failure to reach the proxy, said as one.
+fn unreachable_proxy(proxy: &Proxy, error: ClientError) -> ClientError {
+    let reason = match error {
+        ClientError::Refused { .. } => {
+            "it refused the connection: nothing is listening there".to_string()
+        }
+        ClientError::Unreachable { error, .. } => {
+            format!("cannot reach it: {}", describe_io(&error))
+        }
+        ClientError::Dns { reason, .. } => format!("cannot resolve its host: {reason}"),
+        other => return other,
+    };
+    ClientError::Proxy {
+        proxy: proxy.addr(),
+        reason,
+        retryable: true,
+    }
 }
 
 /// Runs `future`, giving up after `timeout` (if any).

@@ -37,6 +37,20 @@ pub enum ClientError {
     #[error("{addr}: {reason}")]
     Http { addr: String, reason: String },
 
+    /// A proxy that cannot be used, or that refused.
+    #[error("proxy {proxy}: {reason}")]
+    Proxy {
+        proxy: String,
+        reason: String,
+        /// Worth another try (`--retry`): it could not be reached, or it
+        /// failed (5xx), rather than refused.
+        retryable: bool,
+    },
+
+    /// `--proxy` or a proxy variable that does not name a usable proxy.
+    #[error("{from}: {reason}")]
+    BadProxy { from: String, reason: String },
+
     #[error("HTTPS to {addr}: {reason}")]
     Tls { addr: String, reason: String },
 
@@ -75,6 +89,10 @@ impl ClientError {
             ClientError::Refused { .. }
                 | ClientError::Unreachable { .. }
                 | ClientError::Http { .. }
+                | ClientError::Proxy {
+                    retryable: true,
+                    ..
+                }
         )
     }
 

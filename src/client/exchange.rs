@@ -23,16 +23,20 @@ use super::connection::{http_error, Connection, RequestBody};
 use super::decode::{BodyError, Codings, Decoder};
 use super::error::ClientError;
 use super::print::Printer;
+use super::proxy::{Proxies, Proxy};
 use super::request::{Payload, Prepared};
 use super::tap::Tap;
 use super::tls::{is_tls_record, Tls};
-use super::upload::{Tally, Upload};
+use super::upload::{Parts, Tally, Upload};
 
 /// Sends requests, reusing its connection when it can.
 pub struct Client {
     connection: Option<Connection>,
     pub timeout: Option<Duration>,
     tls: Tls,
+    /// The proxies requests go through (the environment's unless the
+    /// command says otherwise).
+    pub proxies: Proxies,
     /// Print nothing of a redirect's answer (`--follow` without `-v`).
     pub quiet_redirects: bool,
     /// The last `@file` body sent and answered, for the summary line.
@@ -83,6 +87,7 @@ impl Client {
             connection: None,
             timeout,
             tls,
+            proxies: Proxies::from_env(),
             quiet_redirects: false,
             uploaded: None,
             quiet_retryable: false,
@@ -144,17 +149,19 @@ impl Client {
         &mut self,
         prepared: &Prepared,
     ) -> Result<&mut Connection, ClientError> {
+        let proxy = self.proxies.for_url(&prepared.url)?;
         let reusable = self
             .connection
             .as_ref()
-            .is_some_and(|connection| connection.serves(&prepared.url));
+            .is_some_and(|connection| connection.serves(&prepared.url, proxy));
         if !reusable {
             self.connection = None;
         }
         match &mut self.connection {
             Some(connection) => Ok(connection),
             slot => {
-                let opened = Connection::open(&prepared.url, self.timeout, &self.tls).await?;
+                let opened =
+                    Connection::open(&prepared.url, self.timeout, &self.tls, proxy).await?;
                 Ok(slot.insert(opened))
             }
         }
@@ -171,7 +178,10 @@ impl Client {
             .await
             .map_err(Failure::Fatal)?;
         let reused = connection.reused();
-        let (request, progress, tally) = build(prepared).await.map_err(Failure::Fatal)?;
+        let forward = connection.forwards_to().cloned();
+        let (request, progress, tally) = build(prepared, forward.as_ref())
+            .await
+            .map_err(Failure::Fatal)?;
         let mut request_head = connection.tap().start();
         let mut request_printed = !printer.sections.shows_request();
         let tap = connection.tap().clone();
@@ -283,7 +293,7 @@ pub fn is_retryable(status: StatusCode) -> bool {
 }
 
 /// `Retry-After`: seconds, or an HTTP date (none when it is past).
-fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+pub(super) fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
     let text = headers
         .get(hyper::header::RETRY_AFTER)?
         .to_str()
@@ -450,7 +460,12 @@ type Built = (
 );
 
 /// The hyper request for a prepared one; files are opened anew each time.
-async fn build(prepared: &Prepared) -> Result<Built, ClientError> {
+/// Handed to a proxy, its target is the whole URL and the proxy's
+/// credentials go with it.
+pub(super) async fn build(
+    prepared: &Prepared,
+    proxy: Option<&Proxy>,
+) -> Result<Built, ClientError> {
     let mut progress = None;
     let mut tally = None;
     let body: RequestBody = match &prepared.payload {
@@ -469,13 +484,27 @@ async fn build(prepared: &Prepared) -> Result<Built, ClientError> {
             tally = Some(upload.tally());
             upload.boxed()
         }
+        Payload::Parts { parts, .. } => {
+            let parts = Parts::open(parts)
+                .await
+                .map_err(|(path, error)| ClientError::file(path, error))?;
+            progress = Some(parts.progress());
+            parts.boxed()
+        }
+    };
+    let target = match proxy {
+        Some(_) => prepared.url.to_string(),
+        None => prepared.url.target().to_string(),
     };
     let mut request = Request::builder()
         .method(prepared.method.clone())
-        .uri(prepared.url.target())
+        .uri(target)
         .version(Version::HTTP_11);
     for (name, value) in &prepared.headers {
         request = request.header(name, value);
+    }
+    if let Some(authorization) = proxy.and_then(|proxy| proxy.authorization.as_ref()) {
+        request = request.header(hyper::header::PROXY_AUTHORIZATION, authorization);
     }
     let request = request
         .body(body)

@@ -35,6 +35,7 @@ mod json;
 mod nested;
 mod offline;
 mod print;
+mod proxy;
 mod raw;
 mod redirect;
 mod request;
@@ -46,6 +47,7 @@ mod tap;
 mod tls;
 mod upload;
 mod url;
+mod watch;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -56,6 +58,8 @@ use hyper::{Method, StatusCode};
 use crate::cli::{Command, RequestArgs, RequestOptions};
 
 pub use error::ClientError;
+pub use proxy::{parse_rule as parse_proxy, ProxyRule};
+pub use style::parse_theme as parse_style;
 
 use download::Download;
 use exchange::Client;
@@ -94,6 +98,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Shell(args) => shell::run(args, &runtime),
         Command::Raw(args) => runtime.block_on(raw::run(args)),
+        Command::Watch(args) => runtime.block_on(watch::run(args)),
         Command::Serve(_) | Command::Copy(_) => anyhow::bail!("not a client command"),
     };
     // Standard input may still be read by a blocking thread (raw mode):
@@ -159,15 +164,19 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
         session.remember(&typed, &prepared, auth_given);
         session.add_cookies(&mut prepared, cookie_typed);
     }
+    let proxies = proxy::Proxies::new(&args.proxy.proxy, args.proxy.no_proxy, |name| {
+        std::env::var(name).ok()
+    });
     if args.offline || args.curl {
+        let proxy = proxies.for_url(&prepared.url)?;
         let out = if args.curl {
-            let mut line = offline::curl(&prepared)?;
+            let mut line = offline::curl(&prepared, proxy, args.proxy.no_proxy)?;
             line.push('\n');
             line.into_bytes()
         } else {
             let print = args.options.print.as_deref().unwrap_or("HB");
             let print = if args.options.quiet { "" } else { print };
-            offline::render(&prepared, print.contains('H'), print.contains('B'))?
+            offline::render(&prepared, proxy, print.contains('H'), print.contains('B'))?
         };
         use std::io::Write as _;
         let mut stdout = std::io::stdout();
@@ -186,7 +195,8 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     let (mut printer, terminal) = if download.is_some() {
         hops.follow = true;
         let terminal = std::io::stderr().is_terminal();
-        let style = Style::for_output(args.options.pretty, terminal).themed(args.options.style);
+        let style = Style::for_output(args.options.pretty, terminal)
+            .themed(args.options.style.unwrap_or_default());
         let mut sections = Sections::choose(&args.options, terminal);
         sections.response_body = false;
         let printer = Printer::new(Box::new(std::io::stderr()), style, sections);
@@ -196,11 +206,13 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
             path: path.display().to_string(),
             error,
         })?;
-        let style = Style::for_output(args.options.pretty, false).themed(args.options.style);
+        let style = Style::for_output(args.options.pretty, false)
+            .themed(args.options.style.unwrap_or_default());
         let sections = Sections::choose(&args.options, false);
         (Printer::new(Box::new(file), style, sections), false)
     } else {
-        let style = Style::detect(args.options.pretty).themed(args.options.style);
+        let style =
+            Style::detect(args.options.pretty).themed(args.options.style.unwrap_or_default());
         let sections = Sections::choose(&args.options, style.terminal);
         (Printer::stdout(style, sections), style.terminal)
     };
@@ -208,6 +220,7 @@ async fn one_shot(method: Method, args: RequestArgs) -> anyhow::Result<ExitCode>
     printer.stream = args.options.stream;
     printer.sorted = args.options.sorted;
     let mut client = Client::new(args.options.timeout, tls);
+    client.proxies = proxies;
     // Only the last answer is printed, unless -v asks for every hop.
     client.quiet_redirects = hops.follow && !args.options.verbose;
     let judged = Judged {

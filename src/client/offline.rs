@@ -1,12 +1,17 @@
 //! Requests shown instead of sent: `--offline` prints the bytes the
 //! request would be (what `csvd raw` could send), `--curl` an equivalent
-//! curl command.
+//! curl command. Through a proxy, `--offline` shows what the proxy gets
+//! (the whole URL as the target and its credentials, or the `CONNECT`
+//! before the request that goes inside the tunnel) and `--curl` names it
+//! with `-x`.
 
 use hyper::header::{self, HeaderName};
 use hyper::Method;
 
 use super::error::ClientError;
+use super::proxy::Proxy;
 use super::request::{Payload, Prepared};
+use super::upload::Part;
 
 /// The body bytes, files read.
 fn body(prepared: &Prepared) -> Result<Vec<u8>, ClientError> {
@@ -16,11 +21,23 @@ fn body(prepared: &Prepared) -> Result<Vec<u8>, ClientError> {
         Payload::File { path, .. } => {
             std::fs::read(path).map_err(|error| ClientError::file(path, error))?
         }
+        Payload::Parts { parts, .. } => {
+            let mut body = Vec::new();
+            for part in parts {
+                match part {
+                    Part::Bytes(bytes) => body.extend_from_slice(bytes),
+                    Part::File { path, .. } => body.extend_from_slice(
+                        &std::fs::read(path).map_err(|error| ClientError::file(path, error))?,
+                    ),
+                }
+            }
+            body
+        }
     })
 }
 
 /// The headers as they go, with the `Content-Length` the body adds.
-fn headers(prepared: &Prepared) -> Vec<(HeaderName, String)> {
+fn headers(prepared: &Prepared, forward: Option<&Proxy>) -> Vec<(HeaderName, String)> {
     let mut headers: Vec<(HeaderName, String)> = prepared
         .headers
         .iter()
@@ -35,22 +52,42 @@ fn headers(prepared: &Prepared) -> Vec<(HeaderName, String)> {
         Payload::Empty => 0,
         Payload::Bytes(bytes) => bytes.len() as u64,
         Payload::File { len, .. } => *len,
+        // Unknown: it would go chunked.
+        Payload::Parts { len, .. } => len.unwrap_or(0),
     };
     if len > 0 && prepared.header(&header::CONTENT_LENGTH).is_none() {
         headers.push((header::CONTENT_LENGTH, len.to_string()));
+    }
+    if let Some(authorization) = forward.and_then(|proxy| proxy.authorization.as_ref()) {
+        headers.push((
+            header::PROXY_AUTHORIZATION,
+            String::from_utf8_lossy(authorization.as_bytes()).into(),
+        ));
     }
     headers
 }
 
 /// The request as bytes: the head (request line, headers, CRLF line ends)
-/// when `head`, the body when `with_body`.
-pub fn render(prepared: &Prepared, head: bool, with_body: bool) -> Result<Vec<u8>, ClientError> {
+/// when `head`, the body when `with_body`; through `proxy`, as the proxy
+/// would get it.
+pub fn render(
+    prepared: &Prepared,
+    proxy: Option<&Proxy>,
+    head: bool,
+    with_body: bool,
+) -> Result<Vec<u8>, ClientError> {
     let mut out = Vec::new();
+    let forward = proxy.filter(|_| !prepared.url.is_https());
     if head {
-        out.extend_from_slice(
-            format!("{} {} HTTP/1.1\r\n", prepared.method, prepared.url.target()).as_bytes(),
-        );
-        for (name, value) in headers(prepared) {
+        if let (Some(proxy), true) = (proxy, prepared.url.is_https()) {
+            out.extend_from_slice(proxy.connect_head(&prepared.url).as_bytes());
+        }
+        let target = match forward {
+            Some(_) => prepared.url.to_string(),
+            None => prepared.url.target().to_string(),
+        };
+        out.extend_from_slice(format!("{} {target} HTTP/1.1\r\n", prepared.method).as_bytes());
+        for (name, value) in headers(prepared, forward) {
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }
         out.extend_from_slice(b"\r\n");
@@ -76,9 +113,21 @@ fn quote(word: &str) -> String {
 }
 
 /// An equivalent curl command. Host and Content-Length are left to curl;
-/// a file body is named (`--data-binary @file`), not copied in.
-pub fn curl(prepared: &Prepared) -> Result<String, ClientError> {
+/// a file body is named (`--data-binary @file`), not copied in. The proxy
+/// is `-x URL`; `--no-proxy` is `--noproxy '*'`.
+pub fn curl(
+    prepared: &Prepared,
+    proxy: Option<&Proxy>,
+    no_proxy: bool,
+) -> Result<String, ClientError> {
     let mut words = vec!["curl".to_string()];
+    if let Some(proxy) = proxy {
+        words.push("-x".into());
+        words.push(quote(&proxy.given));
+    } else if no_proxy {
+        words.push("--noproxy".into());
+        words.push(quote("*"));
+    }
     match prepared.method {
         Method::GET => {}
         Method::HEAD => words.push("--head".into()),
@@ -88,7 +137,7 @@ pub fn curl(prepared: &Prepared) -> Result<String, ClientError> {
         }
     }
     words.push(quote(&prepared.url.to_string()));
-    for (name, value) in headers(prepared) {
+    for (name, value) in headers(prepared, None) {
         if name == header::HOST || name == header::CONTENT_LENGTH {
             continue;
         }
@@ -97,8 +146,8 @@ pub fn curl(prepared: &Prepared) -> Result<String, ClientError> {
     }
     match &prepared.payload {
         Payload::Empty => {}
-        Payload::Bytes(bytes) => {
-            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+        Payload::Bytes(_) | Payload::Parts { .. } => {
+            let text = String::from_utf8(body(prepared)?).map_err(|_| {
                 ClientError::item(
                     "--curl",
                     "the body is not text and cannot be written in a command",

@@ -212,6 +212,26 @@ impl Printer {
                 let note = self.style.paint(Paint::Faint, &note).into_owned();
                 self.line(&note)
             }
+            // The text of a multipart body as sent, each file as a note.
+            Payload::Parts { parts, .. } => {
+                self.separate()?;
+                for part in parts {
+                    match part {
+                        super::upload::Part::Bytes(bytes) => self.stream(bytes)?,
+                        super::upload::Part::File { path, len } => {
+                            let note = match len {
+                                Some(len) => {
+                                    format!("[{len} bytes streamed from {}]", path.display())
+                                }
+                                None => format!("[streamed from {}]", path.display()),
+                            };
+                            let note = self.style.paint(Paint::Faint, &note).into_owned();
+                            self.write(note.as_bytes())?;
+                        }
+                    }
+                }
+                Ok(())
+            }
         }
     }
 

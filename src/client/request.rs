@@ -19,6 +19,7 @@ use super::decode::ACCEPT_ENCODING;
 use super::error::ClientError;
 use super::items::{parse_json, plain, Item};
 use super::nested;
+use super::upload::Part;
 use super::url::Url;
 
 pub const USER_AGENT: &str = concat!("csvd/", env!("CARGO_PKG_VERSION"));
@@ -52,6 +53,12 @@ pub enum Payload {
         path: PathBuf,
         len: u64,
     },
+    /// A multipart body with file parts, streamed when sent; `len` when
+    /// every part's size is known (else it goes chunked).
+    Parts {
+        parts: Vec<Part>,
+        len: Option<u64>,
+    },
 }
 
 /// A request with everything decided.
@@ -80,7 +87,8 @@ impl Prepared {
         let (payload, content_type) = body(items, encoding)?;
         let accept = match (encoding, &payload) {
             (Encoding::Csv, _) => ACCEPT_CSV,
-            (Encoding::Json, _) | (Encoding::Auto, Payload::Bytes(_) | Payload::File { .. }) => {
+            (Encoding::Json, _)
+            | (Encoding::Auto, Payload::Bytes(_) | Payload::File { .. } | Payload::Parts { .. }) => {
                 ACCEPT_JSON
             }
             _ => "*/*",
@@ -361,7 +369,8 @@ fn grouped(pairs: impl IntoIterator<Item = (String, String)>) -> Vec<(String, St
 }
 
 /// A multipart/form-data body: text fields and file parts in the order
-/// given, between a random boundary.
+/// given, between a random boundary. Files are not read here: the body
+/// streams them when it is sent, its length known from their sizes.
 fn multipart(items: &[Item]) -> Result<(Payload, Option<HeaderValue>), ClientError> {
     let mut random = [0u8; 16];
     getrandom::getrandom(&mut random).map_err(|error| {
@@ -369,6 +378,7 @@ fn multipart(items: &[Item]) -> Result<(Payload, Option<HeaderValue>), ClientErr
     })?;
     let boundary: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
     let mut body = Vec::new();
+    let mut parts = Vec::new();
     let quoted = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
     let mut texts = text_fields(items)?.into_iter();
     for item in items {
@@ -390,7 +400,7 @@ fn multipart(items: &[Item]) -> Result<(Payload, Option<HeaderValue>), ClientErr
                 path,
                 content_type,
             } => {
-                let bytes = std::fs::read(path).map_err(|error| ClientError::file(path, error))?;
+                let len = part_size(path)?;
                 let filename = path
                     .file_name()
                     .map(|name| name.to_string_lossy().into_owned())
@@ -407,7 +417,11 @@ fn multipart(items: &[Item]) -> Result<(Payload, Option<HeaderValue>), ClientErr
                     )
                     .as_bytes(),
                 );
-                body.extend_from_slice(&bytes);
+                parts.push(Part::Bytes(Bytes::from(std::mem::take(&mut body))));
+                parts.push(Part::File {
+                    path: path.clone(),
+                    len,
+                });
                 body.extend_from_slice(b"\r\n");
             }
             _ => {}
@@ -416,7 +430,27 @@ fn multipart(items: &[Item]) -> Result<(Payload, Option<HeaderValue>), ClientErr
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     let content_type = HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
         .expect("hex is a valid header value");
-    Ok((Payload::Bytes(Bytes::from(body)), Some(content_type)))
+    if parts.is_empty() {
+        return Ok((Payload::Bytes(Bytes::from(body)), Some(content_type)));
+    }
+    parts.push(Part::Bytes(Bytes::from(body)));
+    let len = super::upload::parts_len(&parts);
+    Ok((Payload::Parts { parts, len }, Some(content_type)))
+}
+
+/// A file part's size, `None` when it has none to tell (a pipe, a
+/// terminal); opened now so that a file that cannot be read is said
+/// before anything is sent.
+fn part_size(path: &Path) -> Result<Option<u64>, ClientError> {
+    let meta = std::fs::metadata(path).map_err(|error| ClientError::file(path, error))?;
+    if meta.is_dir() {
+        return Err(ClientError::file(
+            path,
+            std::io::Error::other("it is a directory"),
+        ));
+    }
+    std::fs::File::open(path).map_err(|error| ClientError::file(path, error))?;
+    Ok(meta.is_file().then_some(meta.len()))
 }
 
 /// The content type of a file part, by its extension.

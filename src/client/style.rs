@@ -109,6 +109,84 @@ impl Paint {
     }
 }
 
+/// The names `--style` takes: csvd's four themes, and each of HTTPie 3's
+/// style names (Pygments' styles and HTTPie's own `pie` ones) mapped onto
+/// the theme nearest to it: dark-background styles onto `bright`, the
+/// Solarized ones onto `solarized`, black-and-white onto `mono`, and the
+/// light-background and default ones onto `auto`.
+const NAMES: [(&str, Theme); 57] = [
+    ("auto", Theme::Auto),
+    ("bright", Theme::Bright),
+    ("solarized", Theme::Solarized),
+    ("mono", Theme::Mono),
+    ("abap", Theme::Auto),
+    ("algol", Theme::Mono),
+    ("algol_nu", Theme::Mono),
+    ("arduino", Theme::Auto),
+    ("autumn", Theme::Auto),
+    ("borland", Theme::Auto),
+    ("bw", Theme::Mono),
+    ("colorful", Theme::Auto),
+    ("default", Theme::Auto),
+    ("dracula", Theme::Bright),
+    ("emacs", Theme::Auto),
+    ("friendly", Theme::Auto),
+    ("friendly_grayscale", Theme::Mono),
+    ("fruity", Theme::Bright),
+    ("github-dark", Theme::Bright),
+    ("gruvbox-dark", Theme::Bright),
+    ("gruvbox-light", Theme::Auto),
+    ("igor", Theme::Auto),
+    ("inkpot", Theme::Bright),
+    ("lightbulb", Theme::Bright),
+    ("lilypond", Theme::Auto),
+    ("lovelace", Theme::Auto),
+    ("manni", Theme::Auto),
+    ("material", Theme::Bright),
+    ("monokai", Theme::Bright),
+    ("murphy", Theme::Auto),
+    ("native", Theme::Bright),
+    ("nord", Theme::Bright),
+    ("nord-darker", Theme::Bright),
+    ("one-dark", Theme::Bright),
+    ("paraiso-dark", Theme::Bright),
+    ("paraiso-light", Theme::Auto),
+    ("pastie", Theme::Auto),
+    ("perldoc", Theme::Auto),
+    ("pie", Theme::Auto),
+    ("pie-dark", Theme::Bright),
+    ("pie-light", Theme::Auto),
+    ("rainbow_dash", Theme::Auto),
+    ("rrt", Theme::Bright),
+    ("sas", Theme::Auto),
+    ("solarized-dark", Theme::Solarized),
+    ("solarized-light", Theme::Solarized),
+    ("staroffice", Theme::Auto),
+    ("stata", Theme::Auto),
+    ("stata-dark", Theme::Bright),
+    ("stata-light", Theme::Auto),
+    ("tango", Theme::Auto),
+    ("trac", Theme::Auto),
+    ("vim", Theme::Bright),
+    ("vs", Theme::Auto),
+    ("xcode", Theme::Auto),
+    ("zenburn", Theme::Bright),
+    ("coffee", Theme::Bright),
+];
+
+/// `--style NAME`: one of [`NAMES`], in any case; an unknown name is an
+/// error that lists them all.
+pub fn parse_theme(text: &str) -> Result<Theme, String> {
+    NAMES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(text.trim()))
+        .map(|(_, theme)| *theme)
+        .ok_or_else(|| {
+            let names: Vec<&str> = NAMES.iter().map(|(name, _)| *name).collect();
+            format!("`{text}` is not a style: use one of {}", names.join(", "))
+        })
+}
+
 /// Whether to colour, and whether to reformat (indent JSON, align CSV).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
@@ -187,6 +265,22 @@ mod tests {
         assert!(!style.colors && style.format);
         assert!(Style::choose(Some(Pretty::Colors), true, true).colors);
         assert!(!Style::choose(Some(Pretty::Format), false, false).colors);
+    }
+
+    #[test]
+    fn httpie_style_names_map_onto_the_themes() {
+        assert_eq!(parse_theme("monokai"), Ok(Theme::Bright));
+        assert_eq!(parse_theme("Solarized-Light"), Ok(Theme::Solarized));
+        assert_eq!(parse_theme("bw"), Ok(Theme::Mono));
+        assert_eq!(parse_theme("pie-light"), Ok(Theme::Auto));
+        assert_eq!(parse_theme("mono"), Ok(Theme::Mono));
+        let error = parse_theme("neon").unwrap_err();
+        assert!(
+            error.contains("auto, bright, solarized, mono, abap"),
+            "{error}"
+        );
+        let names: std::collections::HashSet<&str> = NAMES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names.len(), NAMES.len(), "a name is listed twice");
     }
 
     #[test]

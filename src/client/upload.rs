@@ -2,10 +2,14 @@
 //! connection can take them, never whole into memory, with a progress bar
 //! on stderr for files big enough to wait for, and a tally of what went
 //! (bytes, and the rows of a CSV or NDJSON body) for the summary line.
+//!
+//! A multipart body with file parts ([`Parts`]) is streamed the same way:
+//! its text in memory, each file read in chunks when its turn comes.
 
+use std::collections::VecDeque;
 use std::io;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
@@ -123,16 +127,16 @@ impl Upload {
             file,
             remaining: len,
             buffer: BytesMut::new(),
-            progress: progress_bar(path, len),
+            progress: progress_bar(path, Some(len)),
             tally: Arc::new(Mutex::new(Tally::new(content_type))),
         })
     }
 }
 
-fn progress_bar(path: &Path, len: u64) -> ProgressBar {
-    if len < BAR_FROM || !io::stderr().is_terminal() {
+fn progress_bar(path: &Path, len: Option<u64>) -> ProgressBar {
+    let Some(len) = len.filter(|len| *len >= BAR_FROM && io::stderr().is_terminal()) else {
         return ProgressBar::hidden();
-    }
+    };
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
         "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",
@@ -215,6 +219,164 @@ impl Body for Upload {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// A piece of a multipart body: text (boundaries, part headers, text
+/// fields) or a file's bytes, read when sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Bytes(Bytes),
+    /// `len` is the file's size when the request was prepared; `None`
+    /// when it has none to know (a pipe), and the body is then chunked.
+    File {
+        path: PathBuf,
+        len: Option<u64>,
+    },
+}
+
+impl Part {
+    fn len(&self) -> Option<u64> {
+        match self {
+            Part::Bytes(bytes) => Some(bytes.len() as u64),
+            Part::File { len, .. } => *len,
+        }
+    }
+}
+
+/// The length of a body made of `parts`, when every part has one.
+pub fn parts_len(parts: &[Part]) -> Option<u64> {
+    parts.iter().map(Part::len).sum()
+}
+
+/// A multipart body being sent: each file is opened when the body is
+/// built (so a missing one is reported before anything goes) and read in
+/// chunks when its turn comes.
+pub struct Parts {
+    pending: VecDeque<Pending>,
+    buffer: BytesMut,
+    /// What is left to send, when it is known.
+    remaining: Option<u64>,
+    progress: ProgressBar,
+}
+
+enum Pending {
+    Bytes(Bytes),
+    File {
+        file: tokio::fs::File,
+        /// `None`: until the end of the file.
+        left: Option<u64>,
+    },
+}
+
+impl Parts {
+    pub async fn open(parts: &[Part]) -> Result<Parts, (PathBuf, io::Error)> {
+        let mut pending = VecDeque::new();
+        for part in parts {
+            pending.push_back(match part {
+                Part::Bytes(bytes) => Pending::Bytes(bytes.clone()),
+                Part::File { path, len } => Pending::File {
+                    file: tokio::fs::File::open(path)
+                        .await
+                        .map_err(|error| (path.clone(), error))?,
+                    left: *len,
+                },
+            });
+        }
+        let remaining = parts_len(parts);
+        let first_file = parts.iter().find_map(|part| match part {
+            Part::File { path, .. } => Some(path.as_path()),
+            Part::Bytes(_) => None,
+        });
+        let progress = match first_file {
+            Some(path) => progress_bar(path, remaining),
+            None => ProgressBar::hidden(),
+        };
+        Ok(Parts {
+            pending,
+            buffer: BytesMut::new(),
+            remaining,
+            progress,
+        })
+    }
+
+    pub fn progress(&self) -> ProgressBar {
+        self.progress.clone()
+    }
+}
+
+impl Body for Parts {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        let this = &mut *self;
+        loop {
+            let Some(next) = this.pending.front_mut() else {
+                return Poll::Ready(None);
+            };
+            let data = match next {
+                Pending::Bytes(bytes) => {
+                    let bytes = std::mem::take(bytes);
+                    this.pending.pop_front();
+                    bytes
+                }
+                Pending::File { left: Some(0), .. } => {
+                    this.pending.pop_front();
+                    continue;
+                }
+                Pending::File { file, left } => {
+                    let want = left.map_or(CHUNK, |left| {
+                        usize::try_from(left).map_or(CHUNK, |left| left.min(CHUNK))
+                    });
+                    this.buffer.resize(want, 0);
+                    let mut read = ReadBuf::new(&mut this.buffer[..]);
+                    ready!(Pin::new(file).poll_read(cx, &mut read))?;
+                    let got = read.filled().len();
+                    match (got, left.as_mut()) {
+                        (0, None) => {
+                            this.pending.pop_front();
+                            continue;
+                        }
+                        (0, Some(_)) => {
+                            this.progress.abandon();
+                            return Poll::Ready(Some(Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "a file part got shorter while it was being sent",
+                            ))));
+                        }
+                        (got, Some(left)) => *left -= got as u64,
+                        (_, None) => {}
+                    }
+                    this.buffer.split_to(got).freeze()
+                }
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if let Some(remaining) = this.remaining.as_mut() {
+                *remaining = remaining.saturating_sub(data.len() as u64);
+            }
+            this.progress.inc(data.len() as u64);
+            if this.pending.is_empty() {
+                waiting(&this.progress);
+            }
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.remaining {
+            Some(remaining) => SizeHint::with_exact(remaining),
+            None => SizeHint::default(),
+        }
     }
 }
 

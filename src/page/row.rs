@@ -20,6 +20,9 @@ pub struct RowPage<'a> {
     pub row: &'a Row,
     /// The row's entity tag, sent as `If-Match` by saves and deletes.
     pub tag: &'a str,
+    /// The change feed's last sequence number, read before the row: the
+    /// page follows the row's changes after it.
+    pub since: u64,
     pub viewer: &'a Viewer,
 }
 
@@ -50,8 +53,14 @@ impl RowPage<'_> {
     }
 
     fn main(&self, id: &str, table_path: &str, url: &str) -> Markup {
+        let feed = format!(
+            "/_changes/{}/{}?since={}",
+            encode_segment(self.table),
+            encode_segment(id),
+            self.since
+        );
         html! {
-            div.heading {
+            div.heading data-row-feed=(feed) {
                 h1 { (self.table) " " span.id { (id) } }
                 p.downloads {
                     "Download "
@@ -119,6 +128,7 @@ mod tests {
                 id_col: Some(0),
                 row: &row,
                 tag: "\"00000000000000ff\"",
+                since: 9,
                 viewer: &Viewer::default(),
             }
             .render(),
@@ -126,6 +136,7 @@ mod tests {
         .unwrap();
         assert!(!page.contains("<script>x"), "{page}");
         assert!(page.contains("data-edit=\"/t/a%20b\""), "{page}");
+        assert!(page.contains("data-row-feed=\"/_changes/t/a%20b?since=9\""));
         assert!(page.contains("data-tag=\"&quot;00000000000000ff&quot;\""));
         assert!(
             page.contains("name=\"id\" value=\"a b\" readonly"),

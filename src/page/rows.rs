@@ -1,5 +1,6 @@
 //! The rows of a table page, each a `<tr>`: every cell escaped, numbers
-//! aligned as numbers, the id a link to the row's own page. Rows are
+//! aligned as numbers, the id a link to the row's own page (and the row's
+//! `data-id`, by which the page's script redraws it when it changes). Rows are
 //! written one at a time into the chunk being streamed, so a page of any
 //! number of rows is never built whole.
 
@@ -11,8 +12,9 @@ use crate::store::Row;
 
 /// Appends one row of `table` (its first `width` cells) to `out`.
 pub fn write(out: &mut Vec<u8>, table: &str, width: usize, id_col: Option<usize>, row: &Row) {
+    let id = id_col.map(|c| row.get(c)).filter(|id| !id.is_empty());
     let markup = html! {
-        tr {
+        tr data-id=[id] {
             @for (i, cell) in row.cells(width).enumerate() {
                 @if Some(i) == id_col && !cell.is_empty() {
                     td {
@@ -48,6 +50,8 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("<a href=\"/t/a%2Fb\">a/b</a>"), "{html}");
+        // The page's script finds a row by its id to redraw it.
+        assert!(html.starts_with("<tr data-id=\"a/b\">"), "{html}");
         assert!(html.contains("<td class=\"num\">30</td>"), "{html}");
         assert!(html.contains("<td>&lt;script&gt;"), "{html}");
     }

@@ -28,6 +28,17 @@ const ROWS: &str = "<!--rows-->";
 /// search is cleared.
 const VIEW: [&str; 5] = ["_sort", "_order", "_limit", "_per_page", "_fields"];
 
+/// Parameters that order or window a list, which a change feed refuses.
+const LIST_ONLY: [&str; 7] = [
+    "_sort",
+    "_order",
+    "_page",
+    "_limit",
+    "_per_page",
+    "_start",
+    "_end",
+];
+
 /// What a table's page shows besides its rows.
 pub struct TablePage<'a> {
     /// The table's name.
@@ -48,6 +59,9 @@ pub struct TablePage<'a> {
     pub modified: SystemTime,
     /// The query string the rows were selected by.
     pub query: &'a str,
+    /// The change feed's last sequence number, read before the rows: the
+    /// page follows the changes after it.
+    pub since: u64,
     pub viewer: &'a Viewer,
 }
 
@@ -69,23 +83,53 @@ impl TablePage<'_> {
         format!("/{}", encode_segment(self.name))
     }
 
+    /// The change feed of this view: its filters, search and `_fields`,
+    /// from the position read before its rows.
+    fn feed(&self, address: &Address) -> String {
+        let kept = address.without(&LIST_ONLY);
+        let mut url = format!(
+            "/_changes/{}?since={}",
+            encode_segment(self.name),
+            self.since
+        );
+        if kept.params().next().is_some() {
+            url.push('&');
+            url.push_str(&kept.query());
+        }
+        url
+    }
+
     fn main(&self) -> Markup {
         let address = Address::parse(self.query);
         let window = address.window(self.matching);
+        // The rows shown end the table in its own order: new rows join them.
+        let end = address.sort().is_empty()
+            && window.start < self.matching.max(1)
+            && window.start.saturating_add(window.size) >= self.matching;
+        let filtered = address
+            .without(&LIST_ONLY)
+            .params()
+            .any(|(key, _)| key != "_fields");
+        let id_shown = self
+            .id_column
+            .filter(|id| self.shown.iter().any(|c| c == id));
         html! {
             div.heading {
                 h1 { (self.name) }
                 (self.downloads(&address))
             }
             p.meta {
-                (plural(self.rows, "row", "rows")) " · "
+                span data-count="rows" { (plural(self.rows, "row", "rows")) } " · "
                 (plural(self.columns.len(), "column", "columns")) " · changed "
                 (layout::moment(self.modified))
             }
             (self.search(&address))
             (self.chips(&address))
             div.scroll {
-                table.rows {
+                table.rows data-feed=(self.feed(&address)) data-table=(self.path())
+                    data-id-column=[id_shown] data-start=(window.start) data-size=(window.size)
+                    data-rows=(self.rows) data-matching=(self.matching)
+                    data-end[end] data-filtered[filtered] {
                     caption.visually-hidden { "Rows of " (self.name) }
                     thead {
                         tr { @for column in self.shown { (self.header(column, &address)) } }
@@ -241,7 +285,7 @@ impl TablePage<'_> {
             None => (None, ""),
         };
         html! {
-            th scope="col" aria-sort=[aria] {
+            th scope="col" aria-sort=[aria] data-column=(column) {
                 a.sort href=(href) title=(format!("Sort by {column}")) {
                     (column)
                     @if !arrow.is_empty() { span.arrow aria-hidden="true" { (arrow) } }
@@ -281,7 +325,7 @@ impl TablePage<'_> {
         let last = window.start.saturating_add(window.size).min(self.matching);
         html! {
             nav.pager aria-label="Pages" {
-                p.range {
+                p.range data-range {
                     @if first == last { "No rows" }
                     @else { "Rows " (count(first + 1)) "–" (count(last)) " of " (count(self.matching)) }
                     @if self.matching != self.rows { " (of " (count(self.rows)) " in the table)" }
@@ -425,6 +469,7 @@ mod tests {
             matching,
             modified: SystemTime::UNIX_EPOCH,
             query,
+            since: 7,
             viewer: &Viewer::default(),
         };
         let (head, tail) = page.frame();
@@ -469,6 +514,33 @@ mod tests {
         assert!(page.contains("Page 9 of 4"));
         assert!(page.contains("href=\"/people?_page=1&amp;_limit=10\">Go to the first page"));
         assert!(page.contains("href=\"/people?_page=4&amp;_limit=10\" rel=\"prev\""));
+    }
+
+    #[test]
+    fn the_feed_follows_the_view_without_its_order_or_window() {
+        let page = frame(
+            "city=Seoul&_sort=-name&_page=2&_limit=10&q=k+m&_fields=id,name",
+            40,
+        );
+        assert!(
+            page.contains("data-feed=\"/_changes/people?since=7&amp;city=Seoul&amp;q=k+m&amp;_fields=id%2Cname\""),
+            "{page}"
+        );
+        assert!(
+            page.contains("data-filtered") && !page.contains("data-end"),
+            "{page}"
+        );
+        let page = frame("_page=4&_limit=10", 40);
+        assert!(
+            page.contains("data-feed=\"/_changes/people?since=7\""),
+            "{page}"
+        );
+        assert!(
+            page.contains("data-end") && !page.contains("data-filtered"),
+            "{page}"
+        );
+        assert!(page.contains("data-id-column=\"id\""));
+        assert!(!frame("_page=3&_limit=10", 40).contains("data-end"));
     }
 
     #[test]

@@ -43,6 +43,9 @@ const MAGIC: &[u8; 8] = b"csvd-log";
 const VERSION: u32 = 1;
 /// magic, version u32, segment number u64, CRC-32C of those 20 bytes.
 const SEGMENT_HEADER: usize = 24;
+/// A new segment's length: its header and its [`Op::Seq`] record (frame
+/// header, kind, empty table name, u64).
+const SEGMENT_START: u64 = (SEGMENT_HEADER + HEADER + 1 + 4 + 8) as u64;
 
 /// One logged change. Row changes are logged as their result (the whole
 /// new row), so replaying a record is idempotent: it sets a state.
@@ -623,8 +626,8 @@ impl Wal {
         let (mut recovered, last) = read_segments(&disk, dir, salvage, true)?;
         take_seq(&mut recovered);
         // Numbers never repeat: the next segment is past every one seen.
-        let (file, segment, len) = match create_segment(&disk, dir, last + 1) {
-            Ok(file) => (file, last + 1, SEGMENT_HEADER as u64),
+        let (file, segment, len) = match create_segment(&disk, dir, last + 1, recovered.next_seq) {
+            Ok(file) => (file, last + 1, SEGMENT_START),
             // A full disk: go on appending to the newest segment (its torn
             // tail, if any, was just cut off), so that the server starts and
             // serves what it has; writes wait for space like any other.
@@ -644,9 +647,9 @@ impl Wal {
             let mut state = wal.lock();
             state.next_seq = recovered.next_seq;
             state.durable_len = len;
-            state.segment_bytes = len.saturating_sub(SEGMENT_HEADER as u64);
+            state.segment_bytes = len.saturating_sub(SEGMENT_START);
             // Its records are older than this start: a checkpoint may rotate.
-            state.segment_changes = len > SEGMENT_HEADER as u64;
+            state.segment_changes = len > SEGMENT_START;
         }
         let wal = Arc::new(wal);
         let worker = wal.clone();
@@ -840,24 +843,12 @@ impl Wal {
         }
         if state.segment_changes {
             let next = state.segment + 1;
-            let mut file = create_segment(&self.disk, &self.dir, next)?;
-            // The feed's numbering must outlive the segments about to go.
-            let mut seq = Vec::new();
-            encode(
-                &Op::Seq {
-                    next: state.next_seq,
-                },
-                &mut seq,
-            );
-            self.disk.write_all(&mut file, &seq)?;
-            if self.sync {
-                self.disk.sync_data(&file)?;
-            }
+            let file = create_segment(&self.disk, &self.dir, next, state.next_seq)?;
             state.file = Some(file);
             state.segment = next;
             state.segment_bytes = 0;
             state.segment_changes = false;
-            state.durable_len = SEGMENT_HEADER as u64 + seq.len() as u64;
+            state.durable_len = SEGMENT_START;
         }
         let current = state.segment;
         drop(state);
@@ -1213,11 +1204,16 @@ fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("wal-{number:010}.log"))
 }
 
-fn create_segment(disk: &Disk, dir: &Path, number: u64) -> io::Result<File> {
+/// Creates segment `number` with its header and a first record: the feed's
+/// next sequence number, which must outlive the older segments.
+fn create_segment(disk: &Disk, dir: &Path, number: u64, next_seq: u64) -> io::Result<File> {
     let path = segment_path(dir, number);
     let mut file = disk.append(&path)?;
+    let mut start = segment_header(number).to_vec();
+    encode(&Op::Seq { next: next_seq }, &mut start);
+    debug_assert_eq!(start.len() as u64, SEGMENT_START);
     let written = disk
-        .write_all(&mut file, &segment_header(number))
+        .write_all(&mut file, &start)
         .and_then(|()| disk.sync_all(&file))
         .and_then(|()| disk.sync_dir(dir));
     if let Err(err) = written {

@@ -5,6 +5,7 @@
 //! fails the test that ran it, when the server is stopped or dropped.
 #![allow(dead_code)]
 
+pub mod feed;
 pub mod load;
 pub mod pg;
 pub mod python;

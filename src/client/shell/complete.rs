@@ -112,6 +112,8 @@ impl Knowledge {
             (Prompt::Body { path }, _) => self.fields(path, true),
             (Prompt::Command, []) => commands(&word),
             (Prompt::Command, [":verbose"]) => vec!["on".to_string(), "off".to_string()],
+            (Prompt::Command, [":watch"]) => self.paths(),
+            (Prompt::Command, [":watch", path, ..]) => self.fields(path, false),
             (Prompt::Command, [method]) if is_method(method) => self.paths(),
             (Prompt::Command, [method, path, ..]) if is_method(method) => {
                 let writes =
@@ -288,6 +290,14 @@ mod tests {
             (9, vec!["age=".to_string()])
         );
         assert!(complete(Prompt::Command, "nonsense /pe").1.is_empty());
+        assert_eq!(
+            complete(Prompt::Command, ":watch /pe"),
+            (7, vec!["/people".into(), "/pets".into()])
+        );
+        assert_eq!(
+            complete(Prompt::Command, ":watch /people na"),
+            (15, vec!["name==".to_string()])
+        );
     }
 
     #[test]

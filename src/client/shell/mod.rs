@@ -60,14 +60,24 @@ pub fn run(args: ShellArgs, runtime: &Runtime) -> anyhow::Result<ExitCode> {
         // A first session has no history yet.
         let _ = editor.load_history(path);
     }
+    let proxies = super::proxy::Proxies::new(&args.proxy.proxy, args.proxy.no_proxy, |name| {
+        std::env::var(name).ok()
+    });
+    let mut client = Client::new(args.timeout, tls.clone());
+    client.proxies = proxies.clone();
     let mut shell = Shell {
         base,
-        client: Client::new(args.timeout, tls.clone()),
+        client,
+        proxy_options: args.proxy.clone(),
+        proxies,
         timeout: args.timeout,
         tls_options: args.tls.clone(),
         tls,
         verbose: args.verbose,
         pretty: args.pretty,
+        stream: false,
+        sorted: false,
+        theme: Default::default(),
         headers: Vec::new(),
         unanswered: false,
         helper,

@@ -69,6 +69,7 @@ impl Shell<'_> {
             tls: TlsOptions::default(),
             hops: Default::default(),
             transfer: Default::default(),
+            proxy: Default::default(),
             help: None,
         };
         match body::parse(&body) {
@@ -163,7 +164,8 @@ impl Shell<'_> {
         if let Some(json) = json {
             prepared = prepared.with_body(json, "application/json");
         }
-        let mut style = Style::detect(options.pretty.or(self.pretty));
+        let mut style = Style::detect(options.pretty.or(self.pretty))
+            .themed(options.style.unwrap_or(self.theme));
         if let (true, Payload::Bytes(sent)) = (fields, &prepared.payload) {
             say!("{}", style.paint(Paint::Faint, &sending(sent)));
         }
@@ -173,9 +175,12 @@ impl Shell<'_> {
         // The shell always shows status and headers, as a terminal would.
         let sections = Sections::choose_with(options, options.verbose || self.verbose, true);
         let mut printer = Printer::stdout(style, sections);
+        printer.stream = options.stream || self.stream;
+        printer.sorted = options.sorted || self.sorted && !options.unsorted;
         let tls = self.tls_for(&request.tls)?;
         let timeout = options.timeout.or(self.timeout);
-        let status = self.execute(&prepared, &mut printer, timeout, tls)?;
+        let proxies = self.proxies_for(&request.proxy);
+        let status = self.execute_via(&prepared, &mut printer, timeout, tls, proxies)?;
         let write = method != Method::GET && method != Method::HEAD;
         // A write may have made a table or a column; a server that did not
         // answer at the start may have come up since.

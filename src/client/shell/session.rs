@@ -12,12 +12,13 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use tokio::runtime::Runtime;
 
-use crate::cli::{Pretty, TlsOptions};
+use crate::cli::{Pretty, ProxyOptions, Theme, TlsOptions};
 
 use super::super::error::ClientError;
 use super::super::exchange::Client;
 use super::super::items::Item;
 use super::super::print::{Collected, Printer, Sections};
+use super::super::proxy::Proxies;
 use super::super::request::{Encoding, Prepared};
 use super::super::style::Style;
 use super::super::tls::Tls;
@@ -35,8 +36,16 @@ pub(super) struct Shell<'a> {
     /// The session's trust settings, and what they built.
     pub(super) tls_options: TlsOptions,
     pub(super) tls: Tls,
+    /// The session's `--proxy` and `--no-proxy`, and what they chose.
+    pub(super) proxy_options: ProxyOptions,
+    pub(super) proxies: Proxies,
     pub(super) verbose: bool,
     pub(super) pretty: Option<Pretty>,
+    /// `:stream`, `:sorted` and `:style`: how every answer is printed
+    /// unless a line's own flags say otherwise.
+    pub(super) stream: bool,
+    pub(super) sorted: bool,
+    pub(super) theme: Theme,
     /// Header items sent with every request (`:headers`).
     pub(super) headers: Vec<Item>,
     /// The last table list request got no answer at all.
@@ -89,6 +98,26 @@ impl Shell<'_> {
         }
     }
 
+    /// The proxies a line's own `--proxy` or `--no-proxy` ask for (its
+    /// rules instead of the session's), when it gives any; `None` for the
+    /// session's own.
+    pub(super) fn proxies_for(&self, line: &ProxyOptions) -> Option<Proxies> {
+        if line.proxy.is_empty() && !line.no_proxy {
+            return None;
+        }
+        let none = line.no_proxy || self.proxy_options.no_proxy && line.proxy.is_empty();
+        Some(Proxies::new(&line.proxy, none, |name| {
+            std::env::var(name).ok()
+        }))
+    }
+
+    /// A client with the session's proxies.
+    pub(super) fn new_client(&self, timeout: Option<Duration>, tls: Tls) -> Client {
+        let mut client = Client::new(timeout, tls);
+        client.proxies = self.proxies.clone();
+        client
+    }
+
     /// Sends a request on the shell's connection, or on a connection of
     /// its own when the line asked for other TLS trust; Ctrl-C abandons
     /// it, and the connection with it (an answer may still be on its way).
@@ -99,15 +128,31 @@ impl Shell<'_> {
         timeout: Option<Duration>,
         tls: Option<Tls>,
     ) -> Result<StatusCode, ClientError> {
+        self.execute_via(prepared, printer, timeout, tls, None)
+    }
+
+    /// As [`Shell::execute`], on a connection of its own also when the
+    /// line asked for other proxies.
+    pub(super) fn execute_via(
+        &mut self,
+        prepared: &Prepared,
+        printer: &mut Printer,
+        timeout: Option<Duration>,
+        tls: Option<Tls>,
+        proxies: Option<Proxies>,
+    ) -> Result<StatusCode, ClientError> {
         let mut one_off;
-        let client = match tls {
-            Some(tls) => {
-                one_off = Client::new(timeout, tls);
-                &mut one_off
-            }
-            None => {
+        let client = match (tls, proxies) {
+            (None, None) => {
                 self.client.timeout = timeout;
                 &mut self.client
+            }
+            (tls, proxies) => {
+                one_off = self.new_client(timeout, tls.unwrap_or_else(|| self.tls.clone()));
+                if let Some(proxies) = proxies {
+                    one_off.proxies = proxies;
+                }
+                &mut one_off
             }
         };
         let outcome = self.runtime.block_on(async {
@@ -117,7 +162,7 @@ impl Shell<'_> {
             }
         });
         outcome.unwrap_or_else(|| {
-            self.client = Client::new(self.timeout, self.tls.clone());
+            self.client = self.new_client(self.timeout, self.tls.clone());
             Err(ClientError::Cancelled)
         })
     }

@@ -3,8 +3,9 @@
 // made on a copy someone else has changed since is refused, not lost, and
 // with the page's CSRF token when signed in),
 // names new columns, uploads CSV files, says a failed write's reason on
-// the page, and keeps search addresses free of empty filters. Reading,
-// searching and adding rows work without it.
+// the page, and keeps search addresses free of empty filters. It also
+// follows the table's change feed, so that a table's page shows changes
+// as they happen. Reading, searching and adding rows work without it.
 'use strict';
 
 (function () {
@@ -298,5 +299,321 @@
   document.querySelectorAll('[data-new-columns]').forEach((fieldset) => {
     fieldset.hidden = false;
   });
+  // Live pages: a table's page and a row's page follow the change feed
+  // (Server-Sent Events). Nothing a change holds is ever read as HTML:
+  // every text goes in through textContent.
+  const STATES = {
+    connecting: 'connecting…',
+    live: 'live',
+    reconnecting: 'reconnecting…',
+    offline: 'offline',
+  };
+
+  // The "live" sign in the page's header; returns what sets its state.
+  function liveSign() {
+    const header = document.querySelector('header.top');
+    if (!header) return () => {};
+    const sign = document.createElement('p');
+    sign.className = 'live';
+    sign.setAttribute('aria-live', 'polite');
+    sign.title = 'Changes show on this page as they happen';
+    const dot = document.createElement('span');
+    dot.className = 'dot';
+    dot.setAttribute('aria-hidden', 'true');
+    const words = document.createElement('span');
+    sign.append(dot, words);
+    header.insertBefore(sign, header.querySelector('.account'));
+    return (state) => {
+      sign.dataset.state = state;
+      words.textContent = STATES[state];
+    };
+  }
+
+  // A number as the feed wrote it (`1.50` stays `1.50`).
+  class Num {
+    constructor(text) {
+      this.text = text;
+    }
+  }
+
+  // A change's JSON, its numbers kept as written where the browser can.
+  function parseChange(data) {
+    return JSON.parse(data, (key, value, context) => {
+      if (typeof value !== 'number') return value;
+      return new Num(context && typeof context.source === 'string' ? context.source : String(value));
+    });
+  }
+
+  // A cell's text as the table shows it.
+  function cellText(value) {
+    if (value === undefined || value === null) return '';
+    if (value instanceof Num) return value.text;
+    return String(value);
+  }
+
+  // A path segment as the server writes it in links.
+  function segment(text) {
+    return encodeURIComponent(text).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+  }
+
+  // Follows a feed: `apply` gets each change; `gone` is called when the
+  // browser stops trying (the position is too old, or the feed refused).
+  // A page hidden for a while lets its connection go (a browser has few
+  // per server) and, shown again, resumes from the last change it took.
+  function follow(url, apply, gone) {
+    if (typeof EventSource !== 'function') return;
+    const show = liveSign();
+    const address = new URL(url, window.location.href);
+    let source = null;
+    let away = null;
+
+    function open() {
+      show('connecting');
+      const current = new EventSource(address.href);
+      source = current;
+      current.addEventListener('open', () => show('live'));
+      current.addEventListener('error', () => {
+        if (current.readyState === EventSource.CLOSED) {
+          show('offline');
+          gone();
+        } else {
+          show('reconnecting');
+        }
+      });
+      // The server ends this stream; the browser comes back where it left.
+      current.addEventListener('end', () => show('reconnecting'));
+      for (const op of ['insert', 'update', 'delete', 'replace_table', 'delete_table']) {
+        current.addEventListener(op, (event) => {
+          if (event.lastEventId) address.searchParams.set('since', event.lastEventId);
+          let change;
+          try {
+            change = parseChange(event.data);
+          } catch (e) {
+            return;
+          }
+          apply(op, change);
+        });
+      }
+    }
+
+    function close() {
+      if (source) source.close();
+      source = null;
+    }
+
+    open();
+    document.addEventListener('visibilitychange', () => {
+      clearTimeout(away);
+      if (document.visibilityState === 'hidden') {
+        away = setTimeout(close, 30000);
+      } else if (!source) {
+        open();
+      }
+    });
+    window.addEventListener('pagehide', close);
+    // A page brought back from the browser's history missed changes.
+    window.addEventListener('pageshow', (event) => {
+      if (event.persisted) window.location.reload();
+    });
+  }
+
+  // A notice that the page is behind, with a link that reloads it.
+  function behind(before) {
+    const notice = document.createElement('p');
+    notice.className = 'live-notice';
+    notice.setAttribute('role', 'status');
+    notice.hidden = true;
+    before.before(notice);
+    return (text) => {
+      const reload = document.createElement('a');
+      reload.href = window.location.href;
+      reload.textContent = 'reload';
+      notice.replaceChildren(text + ' — ', reload);
+      notice.hidden = false;
+    };
+  }
+
+  function plural(n, one, many) {
+    return n.toLocaleString('en-US') + ' ' + (n === 1 ? one : many);
+  }
+
+  // How many rows an address of the API selects (its X-Total-Count).
+  async function total(url) {
+    try {
+      const response = await fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
+      const n = parseInt(response.headers.get('X-Total-Count'), 10);
+      return response.ok && n >= 0 ? n : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // A table's page: changes to its rows show in place.
+  function liveTable(table) {
+    const tbody = table.tBodies[0];
+    const data = table.dataset;
+    const columns = Array.from(table.querySelectorAll('thead th[data-column]'), (th) => th.dataset.column);
+    const filtered = 'filtered' in data;
+    const start = Number(data.start);
+    const size = Number(data.size);
+    const count = { rows: Number(data.rows), matching: Number(data.matching) };
+    const say = behind(table.closest('.scroll') || table);
+    let fresh = 0;
+    let changed = false;
+    let why = null;
+
+    // The view's filters, as the API takes them (no position, no fields).
+    const view = new URLSearchParams(new URL(data.feed, window.location.href).search);
+    const picked = view.has('_fields');
+    view.delete('since');
+    view.delete('_fields');
+
+    function tell() {
+      const parts = [];
+      if (why) parts.push(why);
+      if (fresh > 0) parts.push(plural(fresh, 'new row', 'new rows'));
+      if (changed) parts.push('rows of this view changed');
+      if (parts.length === 0) return;
+      const text = parts.join('; ');
+      say(text.charAt(0).toUpperCase() + text.slice(1));
+    }
+
+    function showCounts() {
+      const rows = document.querySelector('[data-count="rows"]');
+      if (rows) rows.textContent = plural(count.rows, 'row', 'rows');
+      const range = document.querySelector('[data-range]');
+      if (!range) return;
+      const shown = tbody.rows.length;
+      const first = Math.min(start, count.matching);
+      let text = shown === 0 ? 'No rows'
+        : 'Rows ' + (first + 1).toLocaleString('en-US') + '–' + (first + shown).toLocaleString('en-US')
+          + ' of ' + count.matching.toLocaleString('en-US');
+      if (count.matching !== count.rows) text += ' (of ' + count.rows.toLocaleString('en-US') + ' in the table)';
+      range.textContent = text;
+    }
+
+    // The counts, asked again once a burst of changes is over.
+    let recounting = null;
+    function recount() {
+      clearTimeout(recounting);
+      recounting = setTimeout(async () => {
+        const limited = new URLSearchParams(view);
+        limited.set('_limit', '1');
+        const matching = await total(data.table + '?' + limited);
+        const rows = filtered ? await total(data.table + '?_limit=1') : matching;
+        if (matching !== null) count.matching = matching;
+        if (rows !== null) count.rows = rows;
+        showCounts();
+      }, 150);
+    }
+
+    function rowOf(id) {
+      return id === undefined ? null : tbody.querySelector('tr[data-id="' + CSS.escape(id) + '"]');
+    }
+
+    // A row's cells, drawn as the server draws them.
+    function cells(row) {
+      return columns.map((column) => {
+        const value = row[column];
+        const text = cellText(value);
+        const td = document.createElement('td');
+        if (column === data.idColumn && text !== '') {
+          const link = document.createElement('a');
+          link.href = data.table + '/' + segment(text);
+          link.textContent = text;
+          td.append(link);
+        } else {
+          if (value instanceof Num) td.className = 'num';
+          td.textContent = text;
+        }
+        return td;
+      });
+    }
+
+    function flash(tr) {
+      tr.classList.add('changed');
+      setTimeout(() => tr.classList.remove('changed'), 1200);
+    }
+
+    function draw(tr, row) {
+      tr.replaceChildren(...cells(row));
+      flash(tr);
+    }
+
+    // In a filtered view, whether a changed row still belongs to it.
+    async function check(tr, id) {
+      if (!data.idColumn) return;
+      const one = new URLSearchParams(view);
+      one.append(data.idColumn, id);
+      one.set('_limit', '1');
+      if ((await total(data.table + '?' + one)) === 0) {
+        tr.remove();
+        showCounts();
+      }
+    }
+
+    function apply(op, change) {
+      const tr = rowOf(change.id);
+      if (change.row && !picked && Object.keys(change.row).some((c) => !columns.includes(c))) {
+        why = why || 'the table has new columns';
+      }
+      if (op === 'insert' && change.row) {
+        if (tr) {
+          draw(tr, change.row);
+        } else if ('end' in data && tbody.rows.length < size) {
+          const added = document.createElement('tr');
+          if (change.id !== undefined) added.dataset.id = change.id;
+          tbody.append(added);
+          draw(added, change.row);
+          document.querySelectorAll('p.empty').forEach((p) => {
+            p.hidden = true;
+          });
+        } else {
+          fresh += 1;
+        }
+      } else if (op === 'update' && change.row) {
+        if (tr) {
+          draw(tr, change.row);
+          if (filtered) check(tr, change.id);
+        } else if (filtered || data.idColumn === undefined) {
+          changed = true;
+        }
+      } else if (op === 'delete') {
+        if (tr) {
+          tr.remove();
+        } else if (data.idColumn === undefined) {
+          changed = true;
+        }
+      } else if (op === 'replace_table') {
+        why = 'the table was replaced';
+      } else if (op === 'delete_table') {
+        why = 'the table was deleted';
+      }
+      tell();
+      if (op !== 'delete_table') recount();
+      showCounts();
+    }
+
+    follow(data.feed, apply, () => {
+      why = why || 'live changes stopped';
+      tell();
+    });
+  }
+
+  // A row's page: says when the row changes, since its form is then stale.
+  function liveRow(heading) {
+    const say = behind(heading.nextElementSibling || heading);
+    const words = {
+      insert: 'This row was changed',
+      update: 'This row was changed',
+      delete: 'This row was deleted',
+      replace_table: 'The table was replaced',
+      delete_table: 'The table was deleted',
+    };
+    follow(heading.dataset.rowFeed, (op) => say(words[op]), () => {});
+  }
+
+  document.querySelectorAll('table[data-feed]').forEach(liveTable);
+  document.querySelectorAll('[data-row-feed]').forEach(liveRow);
   showNotice();
 }());

@@ -394,6 +394,10 @@ fn gather(feed: &Feed, collected: &mut Collected, limit: Option<usize>) -> Resul
         }
         let mut one = Vec::new();
         for batch in &batches {
+            if !collected.selector.wants_table(&batch.table) {
+                collected.last = collected.last.max(batch.last());
+                continue;
+            }
             for change in batch.after(collected.last) {
                 if collected.count >= limit {
                     return Ok(());
@@ -513,8 +517,10 @@ impl Stream {
     async fn run(mut self, tx: mpsc::Sender<Chunk>) {
         let mut sent = 0usize;
         let opening = match self.framing {
+            // `id:` alone sets where a client resumes (EventSource's last
+            // event ID) before any change came, and dispatches nothing.
             Framing::Sse => format!(
-                "retry: {RETRY_MS}\n: csvd change feed after {}\n\n",
+                "retry: {RETRY_MS}\nid: {}\n: csvd change feed\n\n",
                 self.subscription.position()
             )
             .into_bytes(),
@@ -584,8 +590,20 @@ impl Stream {
     fn render(&mut self, batches: &[Arc<Batch>], sent: &mut usize) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
         let mut one = Vec::new();
+        let mut looked = 0;
         for batch in batches {
+            if !self.selector.wants_table(&batch.table) {
+                // Another table's write: passed over whole.
+                self.subscription.advance(batch.last());
+                continue;
+            }
             for change in batch.after(self.subscription.position()) {
+                // A chunk at a time: a subscriber's position moves only as
+                // fast as it reads, so one that lags falls behind visibly.
+                if looked == READ {
+                    return (out, false);
+                }
+                looked += 1;
                 one.clear();
                 if self.selector.render(&change, &mut one) {
                     self.framing

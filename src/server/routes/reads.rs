@@ -63,6 +63,8 @@ pub(super) async fn get_table(
         Format::Html => Address::paged(raw_query),
         _ => raw_query.to_string(),
     };
+    // Read before the rows, so that the page's feed starts no later than them.
+    let since = state.store.feed().last_seq();
     let selected = state.store.select(&name, &asked).await?;
     let head = &selected.head;
     let query = &selected.query;
@@ -72,7 +74,9 @@ pub(super) async fn get_table(
     vary_by_viewer(&mut headers, format, &viewer);
     last_modified(&mut headers, head.modified);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if not_modified(request.headers(), &tag, Some(head.modified)) {
+    // A page names the change feed's position it was drawn at, which moves
+    // with every change to any table: a browser's copy is never reused.
+    if format != Format::Html && not_modified(request.headers(), &tag, Some(head.modified)) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     if let Ok(value) = HeaderValue::from_str(&selected.total.to_string()) {
@@ -100,6 +104,7 @@ pub(super) async fn get_table(
             matching: selected.total,
             modified: head.modified,
             query: &asked,
+            since,
             viewer: &viewer,
         }
         .frame()
@@ -127,6 +132,8 @@ pub(super) async fn get_row(
 ) -> Answer {
     let title = table.clone();
     let store = state.store.as_ref();
+    // Read before the row, so that its page's feed starts no later than it.
+    let since = store.feed().last_seq();
     let (view, suffix) = match store.row(&table, &id).await {
         // `/people/3.csv`: a format suffix on an id that does not exist as written.
         Err(crate::store::Error::NoRow(_)) => {
@@ -149,7 +156,8 @@ pub(super) async fn get_row(
     let mut headers = content(format, suffix.is_none(), &tag);
     vary_by_viewer(&mut headers, format, viewer);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if not_modified(request_headers, &tag, None) {
+    // A page names the feed's position it was drawn at: never reused.
+    if format != Format::Html && not_modified(request_headers, &tag, None) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     Ok((
@@ -163,6 +171,7 @@ pub(super) async fn get_row(
                 id_col: view.id_col,
                 row: &view.row,
                 tag: &tag,
+                since,
                 viewer,
             },
             state.csv_safe,

@@ -5,6 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::fmt::Write;
 
 use super::super::conditional::not_modified;
 use super::super::problem::Problem;
@@ -13,7 +14,20 @@ use crate::page;
 
 pub(super) async fn metrics(State(state): State<AppState>) -> Answer {
     let tables = state.store.tables().await?;
-    let text = state.metrics.render(&tables, state.store.stats().await);
+    let mut text = state.metrics.render(&tables, state.store.stats().await);
+    let feed = state.store.feed();
+    let _ = write!(
+        text,
+        "# HELP csvd_changes_last_seq The change feed's last sequence number.\n\
+         # TYPE csvd_changes_last_seq gauge\ncsvd_changes_last_seq {}\n\
+         # HELP csvd_changes_oldest_seq The oldest change the feed keeps.\n\
+         # TYPE csvd_changes_oldest_seq gauge\ncsvd_changes_oldest_seq {}\n\
+         # HELP csvd_feed_subscribers Change-feed streams and long polls open now.\n\
+         # TYPE csvd_feed_subscribers gauge\ncsvd_feed_subscribers {}\n",
+        feed.last_seq(),
+        feed.oldest_seq(),
+        state.streams.open()
+    );
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -84,6 +84,7 @@ fn written_row(
             row: row.as_ref() as &Row,
             tag: &tag,
             // Never drawn: a write's answer is never a page.
+            since: 0,
             viewer: &Viewer::default(),
         },
         csv_safe,
