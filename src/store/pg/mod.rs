@@ -13,7 +13,11 @@
 //!
 //! Queries are pushed down to SQL where SQL gives exactly the file store's
 //! answer (`select`); the rest is evaluated here on the rows SQL narrowed.
+//!
+//! Every write also records its changes, numbered in one order for every
+//! instance, and every instance follows them into its change feed (`feed`).
 
+mod feed;
 mod select;
 mod writes;
 
@@ -78,6 +82,12 @@ pub struct PgStore {
     feed: Arc<Feed>,
 }
 
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.follower.stop.send_replace(true);
+    }
+}
+
 /// What a store's requests, and the tasks that write batches, share.
 pub struct Shared {
     pool: Pool,
@@ -97,6 +107,8 @@ pub struct Shared {
     /// Inserts written in a batch with others, and the batches.
     batched: AtomicU64,
     batches: AtomicU64,
+    /// The change feed and its listener.
+    follower: Arc<feed::Follower>,
 }
 
 impl std::ops::Deref for PgStore {
@@ -159,6 +171,7 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("csvd");
         }
+        let listener_config = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -214,7 +227,22 @@ impl PgStore {
             .await?
             .try_get(0)?;
         tx.commit().await?;
+        let feed = feed::load(&client, options.changes)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the change feed: {e}"))?;
         drop(client);
+        let follower = Arc::new(feed::Follower {
+            published: tokio::sync::watch::Sender::new(feed.last_seq()),
+            feed: feed.clone(),
+            stop: tokio::sync::watch::Sender::new(false),
+            poke: tokio::sync::Notify::new(),
+            publishing: Mutex::new(()),
+        });
+        tokio::spawn(feed::listen(
+            listener_config,
+            follower.clone(),
+            options.changes,
+        ));
         Ok(Arc::new(PgStore {
             shared: Arc::new(Shared {
                 pool,
@@ -232,9 +260,10 @@ impl PgStore {
                 failures: AtomicU64::new(0),
                 batched: AtomicU64::new(0),
                 batches: AtomicU64::new(0),
+                follower,
             }),
             queues: Mutex::default(),
-            feed: Feed::new(options.changes, 0),
+            feed,
         }))
     }
 
@@ -317,10 +346,18 @@ async fn write_batches(shared: Arc<Shared>, table: String, queue: Arc<Mutex<Queu
         shared
             .batched
             .fetch_add(records.len() as u64, Ordering::Relaxed);
-        let answers = writes::insert_batch(&shared, &table, records).await;
-        for (reply, answer) in replies.into_iter().zip(answers) {
-            let _ = reply.send(answer);
-        }
+        let (answers, committed) = writes::insert_batch(&shared, &table, records).await;
+        // Answered once the changes are in this instance's feed; meanwhile
+        // the next batch is written.
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Some((changes, last)) = committed {
+                writes::seen(&shared, changes, last).await;
+            }
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(answer);
+            }
+        });
     }
 }
 
@@ -796,7 +833,9 @@ impl Store for PgStore {
     }
 
     async fn flush(&self) -> Result<()> {
-        // Every acknowledged write is committed already.
+        // Every acknowledged write is committed already; the feed's
+        // listener stops (the server is shutting down).
+        self.follower.stop.send_replace(true);
         Ok(())
     }
 

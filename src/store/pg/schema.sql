@@ -17,8 +17,10 @@ CREATE TABLE IF NOT EXISTS csvd_meta (
 );
 INSERT INTO csvd_meta (key, value)
 VALUES ('epoch', md5(random()::text || clock_timestamp()::text)),
-       ('schema', '1')
+       ('schema', '2')
 ON CONFLICT (key) DO NOTHING;
+-- Schema 2 added the change feed's tables (below), to databases of 1 too.
+UPDATE csvd_meta SET value = '2' WHERE key = 'schema' AND value = '1';
 
 -- Table versions: every write takes the next value.
 CREATE SEQUENCE IF NOT EXISTS csvd_versions;
@@ -60,3 +62,23 @@ CREATE TABLE IF NOT EXISTS csvd_rows (
     PRIMARY KEY (tab, id)
 );
 CREATE INDEX IF NOT EXISTS csvd_rows_order ON csvd_rows (tab, seq);
+
+-- The change feed, one order for every instance (`pg/feed.rs`). The one
+-- row of `csvd_feed` holds the next sequence number to give: a write's
+-- transaction takes its numbers with an `UPDATE` of it just before its
+-- commit, so the row's lock hands numbers out in commit order, and a
+-- transaction rolled back gives its numbers back.
+CREATE TABLE IF NOT EXISTS csvd_feed (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    next bigint NOT NULL
+);
+INSERT INTO csvd_feed (one, next) VALUES (true, 1) ON CONFLICT (one) DO NOTHING;
+-- One row per write: its changes, numbered `first` to `first + n - 1`,
+-- encoded by csvd (table, columns, each row before and after). Rows older
+-- than the feed's retention are pruned from time to time.
+CREATE TABLE IF NOT EXISTS csvd_changes (
+    first bigint PRIMARY KEY,
+    n integer NOT NULL,
+    payload bytea NOT NULL,
+    at timestamptz NOT NULL DEFAULT now()
+);

@@ -11,7 +11,9 @@ use futures_util::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
+use super::feed::{self, batch};
 use super::{commit_failed, db, row_of, stored, Meta, Shared, META_COLUMNS};
+use crate::feed::{Batch, Op as FeedOp, RowChange, What};
 use crate::store::table::rules::{
     check_body_id, int_id, validate_columns, validate_fields, validate_id, without,
 };
@@ -57,6 +59,26 @@ async fn maybe(
     tx.query_opt(&statement, params).await.map_err(db)
 }
 
+/// How long a write's answer waits, at most, for its changes to reach this
+/// instance's feed (they are committed already: only the feed lags).
+const FEED_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ends a write's transaction whose changes [`touch`] recorded (numbered
+/// up to `last`): commits, then returns once this instance's feed has
+/// them, so that a client reads its own write in the feed of the instance
+/// it wrote through.
+async fn commit(store: &Shared, tx: Transaction<'_>, changes: Batch, last: u64) -> Result<()> {
+    tx.commit().await.map_err(commit_failed)?;
+    seen(store, changes, last).await;
+    Ok(())
+}
+
+/// Returns once this instance's feed has a write's committed `changes`,
+/// numbered up to `last` (see [`commit`]).
+pub(super) async fn seen(store: &Shared, changes: Batch, last: u64) {
+    store.follower.committed(changes, last, FEED_PATIENCE).await;
+}
+
 /// Rows written with one `INSERT` each below this; by `COPY` from it on.
 const COPY_FROM_ROWS: usize = 8;
 
@@ -93,34 +115,58 @@ fn current(store: &Shared, meta: &Meta, created: bool) -> Option<u64> {
     (!created).then(|| store.version(meta.version))
 }
 
-/// Saves the table's row after a write: new columns, a new version, the
-/// counters. Returns the version and time clients see.
+/// What [`touch`] answers: the version and time clients see, and the
+/// last sequence number of the write's changes (0: none).
+struct Touched {
+    version: u64,
+    modified: std::time::SystemTime,
+    last: u64,
+}
+
+/// Saves the table's row after a write (new columns, a new version, the
+/// counters) and records the write's changes for the feed, in one
+/// statement: the write's last before its commit, so the feed's counter is
+/// locked for as short a time as can be (see `feed.rs`).
 async fn touch(
     store: &Shared,
     tx: &Transaction<'_>,
     meta: &Meta,
-) -> Result<(u64, std::time::SystemTime)> {
+    changes: &Batch,
+) -> Result<Touched> {
     let id_col = i32::try_from(meta.id_col).unwrap_or(i32::MAX);
     const TOUCH: &str = "UPDATE csvd_tables SET columns = $2, id_col = $3, row_count = $4, \
         max_int_id = $5, next_seq = $6, version = nextval('csvd_versions'), modified = now() \
         WHERE key = $1 RETURNING version, modified";
-    let row = one(
-        tx,
-        TOUCH,
-        &[
-            &meta.key,
-            &meta.columns,
-            &id_col,
-            &meta.row_count,
-            &(meta.max_int_id as i64),
-            &meta.next_seq,
-        ],
-    )
-    .await?;
-    Ok((
-        store.version(row.try_get(0).map_err(db)?),
-        row.try_get(1).map_err(db)?,
-    ))
+    let n = i64::try_from(changes.len()).unwrap_or(i64::MAX);
+    let max_int_id = meta.max_int_id as i64;
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &meta.key,
+        &meta.columns,
+        &id_col,
+        &meta.row_count,
+        &max_int_id,
+        &meta.next_seq,
+    ];
+    let payload;
+    let sql = if n == 0 {
+        TOUCH
+    } else {
+        payload = feed::encode(changes);
+        params.push(&n);
+        params.push(&payload);
+        feed::TOUCH_AND_RECORD
+    };
+    let row = one(tx, sql, &params).await?;
+    let last = if n == 0 {
+        0
+    } else {
+        row.try_get::<_, i64>(2).map_err(db)?.max(0) as u64
+    };
+    Ok(Touched {
+        version: store.version(row.try_get(0).map_err(db)?),
+        modified: row.try_get(1).map_err(db)?,
+        last,
+    })
 }
 
 /// Where a column is, added at the end when new.
@@ -346,8 +392,15 @@ pub(super) async fn insert(
     expect.check(current(store, &meta, created))?;
     let made = insert_rows(&tx, id_column, &mut meta, records, &mut HashSet::new()).await?;
     append(&tx, &mut meta, &made).await?;
-    touch(store, &tx, &meta).await?;
-    tx.commit().await.map_err(commit_failed)?;
+    let rows = made.iter().map(|(_, row)| row.clone()).collect();
+    let changes = batch(
+        table,
+        &meta.columns,
+        Some(meta.id_col),
+        What::Inserted(rows),
+    );
+    let touched = touch(store, &tx, &meta, &changes).await?;
+    commit(store, tx, changes, touched.last).await?;
     Ok(inserted(&meta.columns, meta.id_col, &made))
 }
 
@@ -355,14 +408,15 @@ pub(super) async fn insert(
 /// one transaction: one lock, one commit, each insert checked on its own.
 /// An insert refused (a taken id, a bad field) is answered so and writes
 /// nothing; the others are applied as if one after another. A failure of
-/// the database fails them all.
+/// the database fails them all. Returns the answers and the last sequence
+/// number of the batch's changes, which the answers wait for ([`seen`]).
 pub(super) async fn insert_batch(
     store: &Shared,
     table: &str,
     batch: Vec<Records>,
-) -> Vec<Result<Written>> {
+) -> (Vec<Result<Written>>, Option<(Batch, u64)>) {
     let n = batch.len();
-    let failed = |err: Error| (0..n).map(|_| Err(again(&err))).collect();
+    let failed = |err: Error| ((0..n).map(|_| Err(again(&err))).collect(), None);
     let id_column = store.id_column.as_str();
     let mut client = match store.client().await {
         Ok(client) => client,
@@ -392,19 +446,27 @@ pub(super) async fn insert_batch(
     }
     if rows.is_empty() {
         // Nothing to commit (and a table made for them is not kept).
-        return answers;
+        return (answers, None);
     }
     // Every row of the batch in one statement (or one COPY).
     if let Err(err) = append(&tx, &mut meta, &rows).await {
         return failed(err);
     }
-    if let Err(err) = touch(store, &tx, &meta).await {
-        return failed(err);
+    let made = rows.into_iter().map(|(_, row)| row).collect();
+    let changes = feed::batch(
+        table,
+        &meta.columns,
+        Some(meta.id_col),
+        What::Inserted(made),
+    );
+    let last = match touch(store, &tx, &meta, &changes).await {
+        Ok(touched) => touched.last,
+        Err(err) => return failed(err),
+    };
+    match tx.commit().await {
+        Ok(()) => (answers, Some((changes, last))),
+        Err(err) => failed(commit_failed(err)),
     }
-    if let Err(err) = tx.commit().await {
-        return failed(commit_failed(err));
-    }
-    answers
 }
 
 /// Whether an error refuses one write, leaving its transaction usable:
@@ -490,6 +552,15 @@ pub(super) async fn put_row(
     }
     let row = Arc::new(Row::from_cells(&cells));
     let created = base.is_none();
+    let change = RowChange {
+        op: if created {
+            FeedOp::Insert
+        } else {
+            FeedOp::Update
+        },
+        before: base.clone(),
+        after: Some(row.clone()),
+    };
     if created {
         note_id(&mut meta, id);
         append(&tx, &mut meta, &[(id.to_string(), row.clone())]).await?;
@@ -505,8 +576,14 @@ pub(super) async fn put_row(
         )
         .await?;
     }
-    touch(store, &tx, &meta).await?;
-    tx.commit().await.map_err(commit_failed)?;
+    let changes = batch(
+        table,
+        &meta.columns,
+        Some(meta.id_col),
+        What::Rows(vec![change]),
+    );
+    let touched = touch(store, &tx, &meta, &changes).await?;
+    commit(store, tx, changes, touched.last).await?;
     let columns = Arc::new(meta.columns);
     let version = row_version(&columns, &row);
     Ok(Written {
@@ -537,8 +614,19 @@ pub(super) async fn delete_row(
     )
     .await?;
     meta.row_count -= 1;
-    touch(store, &tx, &meta).await?;
-    tx.commit().await.map_err(commit_failed)?;
+    let gone = RowChange {
+        op: FeedOp::Delete,
+        before: base,
+        after: None,
+    };
+    let changes = batch(
+        table,
+        &meta.columns,
+        Some(meta.id_col),
+        What::Rows(vec![gone]),
+    );
+    let touched = touch(store, &tx, &meta, &changes).await?;
+    commit(store, tx, changes, touched.last).await?;
     Ok(())
 }
 
@@ -573,8 +661,13 @@ pub(super) async fn replace_table(
     }
     append(&tx, &mut meta, &rows).await?;
     meta.row_count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    let (version, modified) = touch(store, &tx, &meta).await?;
-    tx.commit().await.map_err(commit_failed)?;
+    let changes = batch(table, &meta.columns, Some(meta.id_col), What::Replaced);
+    let Touched {
+        version,
+        modified,
+        last,
+    } = touch(store, &tx, &meta, &changes).await?;
+    commit(store, tx, changes, last).await?;
     Ok((
         TableInfo {
             name: table.to_string(),
@@ -598,6 +691,10 @@ pub(super) async fn delete_table(store: &Shared, table: &str, expect: &Expect) -
     expect.check(current(store, &meta, false))?;
     exec(&tx, "DELETE FROM csvd_rows WHERE tab = $1", &[&meta.key]).await?;
     exec(&tx, "DELETE FROM csvd_tables WHERE key = $1", &[&meta.key]).await?;
-    tx.commit().await.map_err(commit_failed)?;
+    // No table row left to touch: the changes are recorded on their own,
+    // as the last statement.
+    let changes = batch(table, &[], None, What::Dropped);
+    let last = feed::record(&tx, &changes).await?;
+    commit(store, tx, changes, last).await?;
     Ok(())
 }
