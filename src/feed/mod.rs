@@ -245,12 +245,9 @@ struct Signal {
     closed: bool,
 }
 
-/// A connected subscriber, as the feed sees it: what it follows, and the
-/// last change it took.
-struct Place {
-    table: Option<Arc<str>>,
-    position: Weak<AtomicU64>,
-}
+/// Connected subscribers' positions (the last change each took), by the
+/// table they follow (`None`: every table).
+type Places = HashMap<Option<Arc<str>>, Vec<Weak<AtomicU64>>>;
 
 /// The feed of one store.
 pub struct Feed {
@@ -261,7 +258,7 @@ pub struct Feed {
     /// Wakes the subscribers of one table only, so that a write wakes no
     /// one who follows another table.
     tables: Mutex<HashMap<Arc<str>, watch::Sender<Signal>>>,
-    places: Mutex<Vec<Place>>,
+    places: Mutex<Places>,
 }
 
 impl std::fmt::Debug for Feed {
@@ -307,7 +304,7 @@ impl Feed {
                 closed: false,
             }),
             tables: Mutex::new(HashMap::new()),
-            places: Mutex::new(Vec::new()),
+            places: Mutex::new(HashMap::new()),
         })
     }
 
@@ -392,17 +389,25 @@ impl Feed {
         }
     }
 
-    /// Whether a connected subscriber has yet to read part of `batch`.
+    /// Whether a connected subscriber has yet to read part of `batch`:
+    /// only those of every table and of the batch's table are looked at.
     fn needed(&self, batch: &Batch) -> bool {
         let mut places = lock(&self.places);
-        places.retain(|p| p.position.strong_count() > 0);
-        places.iter().any(|place| {
-            place.table.as_ref().is_none_or(|t| *t == batch.table)
-                && place
-                    .position
-                    .upgrade()
-                    .is_some_and(|p| p.load(Ordering::Acquire) < batch.last())
-        })
+        let mut behind = |key: Option<Arc<str>>| {
+            let Some(list) = places.get_mut(&key) else {
+                return false;
+            };
+            list.retain(|p| p.strong_count() > 0);
+            let any = list
+                .iter()
+                .filter_map(Weak::upgrade)
+                .any(|p| p.load(Ordering::Acquire) < batch.last());
+            if list.is_empty() {
+                places.remove(&key);
+            }
+            any
+        };
+        behind(None) || behind(Some(batch.table.clone()))
     }
 
     /// Where a reader that gives no position starts: before the oldest
@@ -457,10 +462,10 @@ impl Feed {
         let signal = {
             let ring = self.ring();
             check(&ring, since, table.as_deref())?;
-            lock(&self.places).push(Place {
-                table: table.clone(),
-                position: Arc::downgrade(&position),
-            });
+            lock(&self.places)
+                .entry(table.clone())
+                .or_default()
+                .push(Arc::downgrade(&position));
             match &table {
                 None => self.signal.subscribe(),
                 Some(name) => {
@@ -483,8 +488,11 @@ impl Feed {
     /// Connected subscribers.
     pub fn subscribers(&self) -> usize {
         let mut places = lock(&self.places);
-        places.retain(|p| p.position.strong_count() > 0);
-        places.len()
+        places.retain(|_, list| {
+            list.retain(|p| p.strong_count() > 0);
+            !list.is_empty()
+        });
+        places.values().map(Vec::len).sum()
     }
 
     /// Ends every subscription once it has read what was published (the
