@@ -6,6 +6,7 @@
 use regex::{Regex, RegexBuilder};
 
 use super::compare::{holds, Op, Operand};
+use crate::codec::cell;
 use crate::store::Row;
 
 /// Largest compiled size of one `_like` or `q` expression: enough for any
@@ -30,6 +31,17 @@ pub enum Test {
     Compare(Op, Vec<Operand>),
     /// One of these expressions matches somewhere in the cell.
     Like(Vec<Regex>),
+    /// The cell is text (not a number or a boolean by the typing rule)
+    /// and, ignoring case, holds this lower-cased text where `TextOp` says.
+    Text(TextOp, String),
+}
+
+/// Where `contains`, `startsWith` and `endsWith` look for their text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextOp {
+    Contains,
+    StartsWith,
+    EndsWith,
 }
 
 impl Filter {
@@ -40,6 +52,17 @@ impl Filter {
             Test::NotEquals(values) => values.iter().all(|v| v != cell),
             Test::Compare(op, operands) => operands.iter().any(|o| holds(cell, *op, o)),
             Test::Like(patterns) => patterns.iter().any(|p| p.is_match(cell)),
+            Test::Text(op, needle) => {
+                if !matches!(cell::classify(cell), cell::Typed::Text(_)) {
+                    return false;
+                }
+                let cell = cell.to_lowercase();
+                match op {
+                    TextOp::Contains => cell.contains(needle.as_str()),
+                    TextOp::StartsWith => cell.starts_with(needle.as_str()),
+                    TextOp::EndsWith => cell.ends_with(needle.as_str()),
+                }
+            }
         }
     }
 }

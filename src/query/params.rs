@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 
 use super::compare::{Op, Operand};
-use super::filter::{like, Filter, Search, Test};
+use super::filter::{like, Filter, Search, Test, TextOp};
 use super::sort::SortKey;
 use super::window::Window;
 
 /// The parameters that are not column names (the page reads them too).
-pub const RESERVED: [&str; 9] = [
+pub const RESERVED: [&str; 11] = [
     "q",
     "_sort",
     "_order",
@@ -19,16 +19,37 @@ pub const RESERVED: [&str; 9] = [
     "_start",
     "_end",
     "_fields",
+    // Read by the server, which joins related tables around the rows.
+    "_embed",
+    "_expand",
 ];
 
 /// Operator suffixes of column parameters, and what they mean.
-const SUFFIXES: [(&str, Kind); 6] = [
+const SUFFIXES: [(&str, Kind); 9] = [
     ("_ne", Kind::NotEquals),
     ("_lt", Kind::Compare(Op::Lt)),
     ("_lte", Kind::Compare(Op::Lte)),
     ("_gt", Kind::Compare(Op::Gt)),
     ("_gte", Kind::Compare(Op::Gte)),
     ("_like", Kind::Like),
+    // The later spelling of some of the `field:op` operators.
+    ("_eq", Kind::V1(V1::Eq)),
+    ("_in", Kind::V1(V1::In)),
+    ("_contains", Kind::V1(V1::Text(TextOp::Contains))),
+];
+
+/// The operators of the `field:op=value` (or `field[op]=value`) form.
+const OPERATORS: [(&str, V1); 10] = [
+    ("eq", V1::Eq),
+    ("ne", V1::Ne),
+    ("lt", V1::Compare(Op::Lt)),
+    ("lte", V1::Compare(Op::Lte)),
+    ("gt", V1::Compare(Op::Gt)),
+    ("gte", V1::Compare(Op::Gte)),
+    ("in", V1::In),
+    ("contains", V1::Text(TextOp::Contains)),
+    ("startsWith", V1::Text(TextOp::StartsWith)),
+    ("endsWith", V1::Text(TextOp::EndsWith)),
 ];
 
 /// A parsed query: which rows, in which order, which part, which columns.
@@ -41,6 +62,9 @@ pub struct Query {
     pub window: Window,
     /// The columns to show, in this order; `None` for all.
     pub fields: Option<Vec<usize>>,
+    /// Pages were asked with `_per_page`: a JSON answer is one object
+    /// naming the neighbouring pages around the rows (`data`).
+    pub envelope: bool,
 }
 
 impl Query {
@@ -61,6 +85,17 @@ enum Kind {
     NotEquals,
     Compare(Op),
     Like,
+    /// `field:op=value`: the last value given counts.
+    V1(V1),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum V1 {
+    Eq,
+    Ne,
+    Compare(Op),
+    In,
+    Text(TextOp),
 }
 
 /// Parses the raw query string of `GET /<table>?…` (percent-encoded, `+`
@@ -81,6 +116,9 @@ pub fn parse(raw: &str, columns: &[String]) -> Result<Query, QueryError> {
         }
         let target = resolve(&key, columns)?;
         match groups.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, values)) if matches!(target.1, Kind::V1(_)) => {
+                *values = vec![value.into_owned()]
+            }
             Some((_, values)) => values.push(value.into_owned()),
             None => groups.push((target, vec![value.into_owned()])),
         }
@@ -99,8 +137,13 @@ pub fn parse(raw: &str, columns: &[String]) -> Result<Query, QueryError> {
         // `_order` alone changes nothing, but a wrong one is still wrong.
         super::sort::directions(order).map_err(QueryError)?;
     }
+    query.envelope = single("_per_page")?.is_some();
+    let page = match single("_page")? {
+        None if query.envelope => Some("1"),
+        page => page,
+    };
     query.window = Window::from_params(
-        single("_page")?,
+        page,
         match (single("_limit")?, single("_per_page")?) {
             (Some(_), Some(_)) => {
                 return Err(QueryError(
@@ -141,6 +184,9 @@ fn resolve(key: &str, columns: &[String]) -> Result<(usize, Kind), QueryError> {
     if let Some(i) = position(columns, key) {
         return Ok((i, Kind::Equals));
     }
+    if let Some(found) = operator_form(key, columns)? {
+        return Ok(found);
+    }
     let suffixed = SUFFIXES
         .iter()
         .find_map(|(suffix, kind)| Some((key.strip_suffix(suffix)?, *kind)));
@@ -153,11 +199,40 @@ fn resolve(key: &str, columns: &[String]) -> Result<(usize, Kind), QueryError> {
     if key.starts_with('_') {
         return Err(QueryError(format!(
             "unknown parameter {key:?}; the parameters are q, _sort, _order, _page, _limit \
-             (or _per_page), _start, _end, _fields, and a column name alone or with \
-             _ne, _lt, _lte, _gt, _gte or _like"
+             (or _per_page), _start, _end, _fields, _embed, _expand, and a column name \
+             alone, with _ne, _lt, _lte, _gt, _gte or _like, or as column:op with op one of \
+             {}",
+            operator_names()
         )));
     }
     Err(no_column(key, None, columns))
+}
+
+/// `age:gt` or `age[gt]`: a column and an operator of the `field:op`
+/// form; `None` when the key has neither shape.
+fn operator_form(key: &str, columns: &[String]) -> Result<Option<(usize, Kind)>, QueryError> {
+    let split = match key.strip_suffix(']').and_then(|k| k.rsplit_once('[')) {
+        Some(parts) => Some(parts),
+        None => key.rsplit_once(':'),
+    };
+    let Some((stem, op)) = split.filter(|(stem, _)| !stem.is_empty()) else {
+        return Ok(None);
+    };
+    let known = OPERATORS.iter().find(|(name, _)| *name == op);
+    match (position(columns, stem), known) {
+        (Some(i), Some(&(_, v1))) => Ok(Some((i, Kind::V1(v1)))),
+        (Some(_), None) => Err(QueryError(format!(
+            "{key}: unknown operator {op:?}; use one of {}",
+            operator_names()
+        ))),
+        (None, Some(_)) => Err(no_column(stem, Some(key), columns)),
+        // Not this form: a column name nobody has.
+        (None, None) => Ok(None),
+    }
+}
+
+fn operator_names() -> String {
+    OPERATORS.map(|(name, _)| name).join(", ")
 }
 
 fn position(columns: &[String], name: &str) -> Option<usize> {
@@ -198,6 +273,17 @@ fn filter(
                 })
                 .collect::<Result<_, _>>()?,
         ),
+        Kind::V1(op) => {
+            // The last value given counts, as with one JSON object's key.
+            let value = values.into_iter().next_back().unwrap_or_default();
+            match op {
+                V1::Eq => Test::Equals(vec![value]),
+                V1::Ne => Test::NotEquals(vec![value]),
+                V1::Compare(op) => Test::Compare(op, vec![Operand::new(value)]),
+                V1::In => Test::Equals(value.split(',').map(|v| v.trim().to_string()).collect()),
+                V1::Text(op) => Test::Text(op, value.to_lowercase()),
+            }
+        }
     };
     Ok(Filter { column, test })
 }
@@ -270,7 +356,10 @@ mod tests {
             "no column \"nme\"; columns are id, name, age, price_lt, first_name"
         );
         assert!(err("nme_like=k").starts_with("no column \"nme\" (in nme_like);"));
-        assert!(err("_embed=posts").contains("unknown parameter \"_embed\""));
+        assert!(err("_nope=posts").contains("unknown parameter \"_nope\""));
+        assert!(err("age:gtt=1").starts_with("age:gtt: unknown operator \"gtt\"; use one of eq,"));
+        assert!(err("nme:gt=1").starts_with("no column \"nme\" (in nme:gt);"));
+        assert!(err("a:b=1").starts_with("no column \"a:b\";"));
         assert!(err("_fields=id,nope").starts_with("no column \"nope\" (in _fields)"));
         assert!(err("_sort=nope").starts_with("no column \"nope\" (in _sort)"));
     }
@@ -289,6 +378,49 @@ mod tests {
         let q = parse("_fields=age,id,age", &cols()).unwrap();
         assert_eq!(q.fields, Some(vec![2, 0]));
         assert!(err("_fields=").contains("names no column"));
+    }
+
+    #[test]
+    fn operator_forms_become_filters() {
+        let q = parse(
+            "age:gt=5&age[lte]=30&name:in=kim,+lee&name:startsWith=K&id:ne=1&id:ne=2&id_eq=3",
+            &cols(),
+        )
+        .unwrap();
+        assert_eq!(q.filters.len(), 6);
+        assert!(matches!(&q.filters[0].test, Test::Compare(Op::Gt, o) if o[0].text == "5"));
+        assert!(matches!(&q.filters[1].test, Test::Compare(Op::Lte, o) if o[0].text == "30"));
+        assert!(matches!(&q.filters[2].test, Test::Equals(v) if v == &["kim", "lee"]));
+        assert!(matches!(&q.filters[3].test, Test::Text(TextOp::StartsWith, t) if t == "k"));
+        // As with a key of one JSON object, the last value counts.
+        assert!(matches!(&q.filters[4].test, Test::NotEquals(v) if v == &["2"]));
+        assert!(matches!(&q.filters[5].test, Test::Equals(v) if v == &["3"]));
+        let text = Filter {
+            column: 1,
+            test: Test::Text(TextOp::Contains, "im".into()),
+        };
+        assert!(text.accepts("KIM"));
+        assert!(!text.accepts("30"));
+        assert!(!text.accepts("true"));
+        let ends = Filter {
+            column: 1,
+            test: Test::Text(TextOp::EndsWith, "7".into()),
+        };
+        assert!(ends.accepts("007"));
+        assert!(!ends.accepts("17"));
+    }
+
+    #[test]
+    fn per_page_asks_for_an_envelope() {
+        let q = parse("_per_page=2", &cols()).unwrap();
+        assert!(q.envelope);
+        assert_eq!(q.window, Window::Page { number: 1, size: 2 });
+        let q = parse("_page=3&_per_page=2", &cols()).unwrap();
+        assert_eq!(q.window, Window::Page { number: 3, size: 2 });
+        assert!(!parse("_page=3&_limit=2", &cols()).unwrap().envelope);
+        assert!(parse("_embed=comments&_expand=post", &cols())
+            .unwrap()
+            .is_plain());
     }
 
     #[test]

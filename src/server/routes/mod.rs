@@ -10,7 +10,9 @@ mod bodies;
 mod changes;
 mod formats;
 mod reads;
+mod relations;
 mod service;
+mod statics;
 mod validators;
 mod writes;
 
@@ -54,13 +56,62 @@ pub struct AppState {
     pub csv_safe: bool,
     /// Open change-feed requests (`--max-subscribers`).
     pub streams: Arc<Streams>,
+    pub json_server: JsonServer,
 }
+
+// ---- json-server compatibility: options
+
+/// What makes csvd answer as json-server does.
+#[derive(Debug, Clone)]
+pub struct JsonServer {
+    /// `postId` names a row of `posts` (`--foreign-key-suffix`).
+    pub foreign_key_suffix: String,
+    /// Waited before every answer (`--delay`).
+    pub delay: std::time::Duration,
+    /// Where the front end's files are (`--static`, or `./public`).
+    pub static_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for JsonServer {
+    fn default() -> JsonServer {
+        JsonServer {
+            foreign_key_suffix: "Id".into(),
+            delay: std::time::Duration::ZERO,
+            static_dir: None,
+        }
+    }
+}
+
+impl JsonServer {
+    /// From the command line; a `--static` that is not a directory is an error.
+    pub fn of(args: &crate::cli::ServeArgs) -> anyhow::Result<JsonServer> {
+        let public = std::path::Path::new("public");
+        if let Some(dir) = &args.static_dir {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "--static {}: not a directory of files to serve",
+                dir.display()
+            );
+        }
+        Ok(JsonServer {
+            foreign_key_suffix: args.foreign_key_suffix.clone(),
+            delay: std::time::Duration::from_millis(args.delay),
+            static_dir: match &args.static_dir {
+                Some(dir) => Some(dir.clone()),
+                None if !args.no_static && public.is_dir() => Some(public.to_path_buf()),
+                None => None,
+            },
+        })
+    }
+}
+
+// ---- end of json-server compatibility: options
 
 type Answer = Result<Response, Problem>;
 
 /// The router of the whole API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", any(root))
         .route("/_health", get(health))
         .route("/_assets/{name}", get(asset))
@@ -73,9 +124,76 @@ pub fn router(state: AppState) -> Router {
         // `/people/` is `/people`, as json-server users type it.
         .route("/{table}/", any(table))
         .route("/{table}/{id}", any(row))
-        .fallback(no_route)
-        .with_state(state)
+        // json-server's nested routes: `/posts/1/comments`.
+        .route("/{table}/{id}/{child}", any(nested))
+        .fallback(no_route);
+    // ---- json-server compatibility: static files and delay
+    let router = match state.json_server.static_dir.clone() {
+        Some(dir) => router.layer(axum::middleware::from_fn_with_state(
+            (state.clone(), Arc::new(dir)),
+            statics::serve,
+        )),
+        None => router,
+    };
+    let delay = state.json_server.delay;
+    let router = if delay.is_zero() {
+        router
+    } else {
+        router.layer(axum::middleware::from_fn(
+            move |request: Request, next: axum::middleware::Next| async move {
+                tokio::time::sleep(delay).await;
+                next.run(request).await
+            },
+        ))
+    };
+    // ---- end of json-server compatibility
+    router.with_state(state)
 }
+
+// ---- json-server compatibility: nested routes
+
+const ALLOW_NESTED: &str = "GET, HEAD, POST, OPTIONS";
+
+/// `/posts/1/comments`: the rows of `comments` whose `postId` is 1
+/// (`GET`, with any query), or a new one with that `postId` (`POST`).
+async fn nested(
+    State(state): State<AppState>,
+    Path((parent, id, segment)): Path<(String, String, String)>,
+    mut request: Request,
+) -> Answer {
+    let (child, suffix) = split_suffix(&segment)?;
+    let key = format!(
+        "{}{}",
+        relations::singular(&parent),
+        state.json_server.foreign_key_suffix
+    );
+    let method = request.method().clone();
+    match method {
+        Method::GET | Method::HEAD => {
+            // An operator form of its own, so a filter on the same column
+            // in the query narrows rather than widens.
+            let mut query = form_urlencoded::Serializer::new(String::new())
+                .append_pair(&format!("{key}:eq"), &id)
+                .finish();
+            if let Some(rest) = request.uri().query().filter(|q| !q.is_empty()) {
+                query = format!("{query}&{rest}");
+            }
+            // Links lead to the child table's own address, with the filter.
+            let uri = format!("/{}?{query}", encode_segment(&segment));
+            *request.uri_mut() = uri
+                .parse()
+                .map_err(|_| Problem::bad_request("this nested address cannot be read"))?;
+            get_table(state, child, suffix, request).await
+        }
+        Method::POST => post_rows(state, child, request, Some((key, id)))
+            .await
+            .map_err(Problem::for_write),
+        Method::OPTIONS => Ok(options(ALLOW_NESTED)),
+        _ => Err(not_allowed(&method, ALLOW_NESTED)),
+    }
+}
+
+// ---- end of json-server compatibility: nested routes
 
 async fn no_route(request: Request) -> Problem {
     Problem::not_found(format!(
@@ -105,7 +223,7 @@ async fn table(
     let table_page = format!("/{name}");
     match method {
         Method::GET | Method::HEAD => get_table(state, name, suffix, request).await,
-        Method::POST => post_rows(state, name, request)
+        Method::POST => post_rows(state, name, request, None)
             .await
             .map_err(Problem::for_write)
             .map(|answer| browser.see(answer, &table_page)),
@@ -133,7 +251,8 @@ async fn row(
     match method {
         Method::GET | Method::HEAD => {
             let viewer = viewer_of(&request);
-            get_row(state, table, id, request.headers(), &viewer).await
+            let raw_query = request.uri().query().unwrap_or_default();
+            get_row(state, table, id, request.headers(), raw_query, &viewer).await
         }
         Method::PUT | Method::PATCH => write_row(state, table, id, request)
             .await

@@ -3,8 +3,9 @@
 //!
 //! What is pushed down to SQL: equality and `_ne` filters, comparisons
 //! (`_lt`, `_lte`, `_gt`, `_gte`), the count, `_sort`/`_order` and the
-//! window. `_like` (a regular expression in the file store's syntax) and
-//! `q` (case folded as JavaScript folds it) are evaluated here, on the rows
+//! window. `_like` (a regular expression in the file store's syntax),
+//! `q` and the text operators (`:contains`, `:startsWith`, `:endsWith`;
+//! case folded as JavaScript folds it) are evaluated here, on the rows
 //! the other filters let through; the sort and window then follow them
 //! here too, since which columns sort as numbers depends on every filter.
 
@@ -92,7 +93,9 @@ impl Plan {
                     }
                     format!("({})", any.join(" OR "))
                 }
-                Test::Like(_) => {
+                // `contains`, `startsWith`, `endsWith` fold case as
+                // JavaScript does, and look only at cells typed as text.
+                Test::Like(_) | Test::Text(..) => {
                     plan.residual = true;
                     continue;
                 }
