@@ -279,3 +279,35 @@ fn static_files_never_shadow_the_api() {
     assert_ne!(s.get("/nothing.js").status, 200);
     let _ = std::fs::remove_file(outside);
 }
+
+// ----------------------------------------------------------- the database
+
+#[test]
+fn db_is_every_table_at_once() {
+    let s = Server::start();
+    assert_eq!(s.get("/db").json(), json!({}));
+    put_csv(&s, "/posts", "id,title\n1,hello\n");
+    put_csv(&s, "/comments", "id,postId\n1,1\n2,1\n");
+    let r = s.get("/db");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.json(),
+        json!({
+            "comments": [{"id": 1, "postId": 1}, {"id": 2, "postId": 1}],
+            "posts": [{"id": 1, "title": "hello"}],
+        })
+    );
+    // Large tables stream inside it.
+    let big: String = std::iter::once("id,n\n".to_string())
+        .chain((1..=2500).map(|i| format!("{i},{}\n", i * 2)))
+        .collect();
+    put_csv(&s, "/big", &big);
+    let v = s.get("/db").json();
+    assert_eq!(v["big"].as_array().unwrap().len(), 2500);
+    assert_eq!(v["big"][2499], json!({"id": 2500, "n": 5000}));
+    assert_eq!(v["posts"][0]["title"], json!("hello"));
+    // A table named `db` is a table like any other.
+    put_csv(&s, "/db", "id,x\n1,y\n");
+    assert_eq!(s.get("/db").json(), json!([{"id": 1, "x": "y"}]));
+}

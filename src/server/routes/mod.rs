@@ -120,6 +120,8 @@ pub fn router(state: AppState) -> Router {
         .route("/_changes/", any(all_changes))
         .route("/_changes/{table}", any(table_changes))
         .route("/_changes/{table}/{id}", any(row_changes))
+        // json-server's whole database, unless a table is named `db`.
+        .route("/db", any(database))
         .route("/{table}", any(table))
         // `/people/` is `/people`, as json-server users type it.
         .route("/{table}/", any(table))
@@ -191,6 +193,16 @@ async fn nested(
         Method::OPTIONS => Ok(options(ALLOW_NESTED)),
         _ => Err(not_allowed(&method, ALLOW_NESTED)),
     }
+}
+
+/// `GET /db`: the whole database as one JSON object; a table named `db`
+/// is answered as any table.
+async fn database(state: State<AppState>, request: Request) -> Answer {
+    let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
+    if is_read && !state.store.tables().await?.iter().any(|t| t.name == "db") {
+        return reads::whole_database(state.0).await;
+    }
+    table(state, Path("db".to_string()), request).await
 }
 
 // ---- end of json-server compatibility: nested routes

@@ -346,3 +346,60 @@ impl Envelope {
         Body::from_stream(parts)
     }
 }
+
+// ---- json-server compatibility: the whole database
+
+/// `GET /db`: every table as one JSON object, table name → its rows,
+/// streamed table after table (each read at its own version).
+pub(super) async fn whole_database(state: AppState) -> Answer {
+    let tables = state.store.tables().await?;
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    if tables.is_empty() {
+        return Ok((headers, "{}\n").into_response());
+    }
+    let store = state.store.clone();
+    let csv_safe = state.csv_safe;
+    let parts = futures_util::stream::iter(tables.into_iter().enumerate())
+        .then(move |(i, info)| {
+            let store = store.clone();
+            async move {
+                let mut open = vec![if i == 0 { b'{' } else { b',' }];
+                crate::codec::cell::write_json_string(&mut open, &info.name);
+                open.push(b':');
+                let rows: futures_util::stream::BoxStream<'static, Result<Bytes, axum::Error>> =
+                    match store.select(&info.name, "").await {
+                        Ok(selected) => {
+                            let rows = Rows::new(
+                                selected.head.columns.clone(),
+                                selected.head.id_col,
+                                selected.rows,
+                                None,
+                            );
+                            match rows.into_body(Format::Json, &info.name, csv_safe).await {
+                                Ok(body) => body.into_data_stream().boxed(),
+                                Err(err) => {
+                                    futures_util::stream::iter([Err(axum::Error::new(err))]).boxed()
+                                }
+                            }
+                        }
+                        // Deleted since it was listed.
+                        Err(crate::store::Error::NoTable(_)) => {
+                            futures_util::stream::iter([Ok(Bytes::from_static(b"[]\n"))]).boxed()
+                        }
+                        Err(err) => {
+                            futures_util::stream::iter([Err(axum::Error::new(err))]).boxed()
+                        }
+                    };
+                futures_util::stream::iter([Ok(Bytes::from(open))]).chain(rows)
+            }
+        })
+        .flatten()
+        .chain(futures_util::stream::iter([Ok(Bytes::from_static(b"}\n"))]));
+    Ok((headers, Body::from_stream(parts)).into_response())
+}
