@@ -120,6 +120,7 @@ conformance!(
     v1_text_operators,
     v1_page_envelopes,
     relations_across_tables,
+    paths_into_json_cells,
     // Entity tags and preconditions
     row_etags_and_if_none_match,
     table_etags_and_if_none_match,
@@ -320,6 +321,38 @@ fn relations_across_tables(b: Backend) {
     let r = send(&s, "POST", "/posts/2/comments", &[], r#"{"body":"more"}"#);
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(get_ids(&s, "/posts/2/comments"), [3, 4]);
+}
+
+fn paths_into_json_cells(b: Backend) {
+    let Some(s) = b.start() else { return };
+    let r = send(
+        &s,
+        "POST",
+        "/books",
+        &[],
+        r#"[{"id":1,"author":{"name":"kim","age":30},"tags":["a","b"]},
+            {"id":2,"author":{"name":"Lee","age":9},"tags":["b"]},
+            {"id":3,"author":"nobody","tags":[]},
+            {"id":4,"author":{"name":"park","age":41,"home":{"city":"Seoul"}},"tags":["c"]}]"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(get_ids(&s, "/books?author.name=kim"), [1]);
+    assert_eq!(get_ids(&s, "/books?author.age_gte=10"), [1, 4]);
+    assert_eq!(get_ids(&s, "/books?author.age:lt=30"), [2]);
+    assert_eq!(get_ids(&s, "/books?author.name:startsWith=L"), [2]);
+    assert_eq!(get_ids(&s, "/books?author.home.city=Seoul"), [4]);
+    assert_eq!(get_ids(&s, "/books?tags.0=b"), [2]);
+    assert_eq!(get_ids(&s, "/books?author.name_ne=kim"), [2, 4]);
+    assert_eq!(get_ids(&s, "/books?_sort=author.name"), [3, 2, 1, 4]);
+    assert_eq!(get_ids(&s, "/books?_sort=-author.age&id:ne=3"), [4, 1, 2]);
+    assert_eq!(
+        get_ids(
+            &s,
+            "/books?_sort=author.age&author.age:gt=0&_page=1&_limit=2"
+        ),
+        [2, 1]
+    );
+    assert!(problem(&s.get("/books?writer.name=kim"), 400).starts_with("no column \"writer.name\""));
 }
 
 // ------------------------------------------------------- tables and rows

@@ -34,6 +34,9 @@ pub enum Test {
     /// The cell is text (not a number or a boolean by the typing rule)
     /// and, ignoring case, holds this lower-cased text where `TextOp` says.
     Text(TextOp, String),
+    /// The test holds for the value at this path of keys inside the JSON
+    /// object (or array) the cell holds; never when there is none.
+    Path(Vec<String>, Box<Test>),
 }
 
 /// Where `contains`, `startsWith` and `endsWith` look for their text.
@@ -47,7 +50,15 @@ pub enum TextOp {
 impl Filter {
     /// Whether the filter accepts a row whose cell in its column is `cell`.
     pub fn accepts(&self, cell: &str) -> bool {
-        match &self.test {
+        self.test.accepts(cell)
+    }
+}
+
+impl Test {
+    /// Whether a cell passes the test.
+    pub fn accepts(&self, cell: &str) -> bool {
+        match self {
+            Test::Path(path, test) => reach(cell, path).is_some_and(|value| test.accepts(&value)),
             Test::Equals(values) => values.iter().any(|v| v == cell),
             Test::NotEquals(values) => values.iter().all(|v| v != cell),
             Test::Compare(op, operands) => operands.iter().any(|o| holds(cell, *op, o)),
@@ -65,6 +76,30 @@ impl Filter {
             }
         }
     }
+}
+
+/// The value at `path` inside a cell that holds a JSON object or array,
+/// as a cell's text (a string's text, a number or boolean as JSON writes
+/// it, `null` as the empty cell, an object or array as its JSON); `None`
+/// when the cell holds none or the path leads nowhere.
+pub fn reach(cell: &str, path: &[String]) -> Option<String> {
+    if !cell.trim_start().starts_with(['{', '[']) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(cell).ok()?;
+    let mut at = &value;
+    for key in path {
+        at = match at {
+            serde_json::Value::Object(fields) => fields.get(key)?,
+            serde_json::Value::Array(items) => items.get(key.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(match at {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    })
 }
 
 /// Compiles a `_like` pattern: a regular expression, matched anywhere in

@@ -103,7 +103,7 @@ enum V1 {
 pub fn parse(raw: &str, columns: &[String]) -> Result<Query, QueryError> {
     let mut query = Query::default();
     // Column parameters in the order first given, with their values.
-    let mut groups: Vec<((usize, Kind), Vec<String>)> = Vec::new();
+    let mut groups: Vec<((Target, Kind), Vec<String>)> = Vec::new();
     let mut reserved: HashMap<&'static str, Vec<String>> = HashMap::new();
     for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
         if key.is_empty() || key == "_" {
@@ -123,8 +123,12 @@ pub fn parse(raw: &str, columns: &[String]) -> Result<Query, QueryError> {
             None => groups.push((target, vec![value.into_owned()])),
         }
     }
-    for ((column, kind), values) in groups {
-        query.filters.push(filter(column, kind, values, columns)?);
+    for (((column, path), kind), values) in groups {
+        let mut filter = filter(column, kind, values, columns)?;
+        if !path.is_empty() {
+            filter.test = Test::Path(path, Box::new(filter.test));
+        }
+        query.filters.push(filter);
     }
     // Like json-server, the first `q` counts.
     if let Some(text) = reserved.get("q").and_then(|v| v.first()) {
@@ -180,9 +184,9 @@ fn once<'a>(
 
 /// Which column and operator a parameter names. A column whose name ends
 /// like an operator (`price_lt`) is taken as the column.
-fn resolve(key: &str, columns: &[String]) -> Result<(usize, Kind), QueryError> {
+fn resolve(key: &str, columns: &[String]) -> Result<(Target, Kind), QueryError> {
     if let Some(i) = position(columns, key) {
-        return Ok((i, Kind::Equals));
+        return Ok(((i, Vec::new()), Kind::Equals));
     }
     if let Some(found) = operator_form(key, columns)? {
         return Ok(found);
@@ -191,10 +195,14 @@ fn resolve(key: &str, columns: &[String]) -> Result<(usize, Kind), QueryError> {
         .iter()
         .find_map(|(suffix, kind)| Some((key.strip_suffix(suffix)?, *kind)));
     if let Some((stem, kind)) = suffixed {
-        return match position(columns, stem) {
-            Some(i) => Ok((i, kind)),
+        return match locate(columns, stem) {
+            Some(target) => Ok((target, kind)),
             None => Err(no_column(stem, Some(key), columns)),
         };
+    }
+    // Last, a path into a column's JSON objects: `author.name`.
+    if let Some(target) = locate(columns, key) {
+        return Ok((target, Kind::Equals));
     }
     if key.starts_with('_') {
         return Err(QueryError(format!(
@@ -210,7 +218,7 @@ fn resolve(key: &str, columns: &[String]) -> Result<(usize, Kind), QueryError> {
 
 /// `age:gt` or `age[gt]`: a column and an operator of the `field:op`
 /// form; `None` when the key has neither shape.
-fn operator_form(key: &str, columns: &[String]) -> Result<Option<(usize, Kind)>, QueryError> {
+fn operator_form(key: &str, columns: &[String]) -> Result<Option<(Target, Kind)>, QueryError> {
     let split = match key.strip_suffix(']').and_then(|k| k.rsplit_once('[')) {
         Some(parts) => Some(parts),
         None => key.rsplit_once(':'),
@@ -219,8 +227,8 @@ fn operator_form(key: &str, columns: &[String]) -> Result<Option<(usize, Kind)>,
         return Ok(None);
     };
     let known = OPERATORS.iter().find(|(name, _)| *name == op);
-    match (position(columns, stem), known) {
-        (Some(i), Some(&(_, v1))) => Ok(Some((i, Kind::V1(v1)))),
+    match (locate(columns, stem), known) {
+        (Some(target), Some(&(_, v1))) => Ok(Some((target, Kind::V1(v1)))),
         (Some(_), None) => Err(QueryError(format!(
             "{key}: unknown operator {op:?}; use one of {}",
             operator_names()
@@ -233,6 +241,23 @@ fn operator_form(key: &str, columns: &[String]) -> Result<Option<(usize, Kind)>,
 
 fn operator_names() -> String {
     OPERATORS.map(|(name, _)| name).join(", ")
+}
+
+/// A column, and a path of keys into the JSON object its cells hold
+/// (empty for the cell itself).
+type Target = (usize, Vec<String>);
+
+/// The column a name names (`author`), or a path into a column's JSON
+/// objects (`author.name`, `tags.0`); a column named with dots wins.
+pub(super) fn locate(columns: &[String], name: &str) -> Option<Target> {
+    if let Some(i) = position(columns, name) {
+        return Some((i, Vec::new()));
+    }
+    name.match_indices('.').find_map(|(dot, _)| {
+        let column = position(columns, &name[..dot])?;
+        let path: Vec<String> = name[dot + 1..].split('.').map(str::to_string).collect();
+        (!path.iter().any(String::is_empty)).then_some((column, path))
+    })
 }
 
 fn position(columns: &[String], name: &str) -> Option<usize> {
@@ -408,6 +433,45 @@ mod tests {
         };
         assert!(ends.accepts("007"));
         assert!(!ends.accepts("17"));
+    }
+
+    #[test]
+    fn paths_reach_into_json_cells() {
+        let cols: Vec<String> = ["id", "author", "a.b"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let q = parse(
+            "author.name=kim&author.age_gt=3&a.b=1&author.x:in=1,2",
+            &cols,
+        )
+        .unwrap();
+        assert!(matches!(&q.filters[0].test, Test::Path(p, t)
+            if p == &["name"] && matches!(**t, Test::Equals(_))));
+        assert!(matches!(&q.filters[1].test, Test::Path(p, t)
+            if p == &["age"] && matches!(**t, Test::Compare(Op::Gt, _))));
+        // A column named with a dot is the column.
+        assert_eq!(q.filters[2].column, 2);
+        assert!(matches!(q.filters[2].test, Test::Equals(_)));
+        let cell = r#"{"name":"kim","age":30,"tags":["x",null,true]}"#;
+        assert!(q.filters[0].accepts(cell));
+        assert!(q.filters[1].accepts(cell));
+        assert!(!q.filters[0].accepts("kim"));
+        assert!(!q.filters[0].accepts("{not json"));
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        use super::super::filter::reach;
+        assert_eq!(reach(cell, &path(&["tags", "0"])), Some("x".into()));
+        assert_eq!(reach(cell, &path(&["tags", "1"])), Some(String::new()));
+        assert_eq!(reach(cell, &path(&["tags", "2"])), Some("true".into()));
+        assert_eq!(
+            reach(cell, &path(&["tags"])),
+            Some(r#"["x",null,true]"#.into())
+        );
+        assert_eq!(reach(cell, &path(&["nope"])), None);
+        assert!(parse("author.=1", &cols).is_err());
+        let sort = parse("_sort=-author.age", &cols).unwrap().sort;
+        assert_eq!((sort[0].column, sort[0].descending), (1, true));
+        assert_eq!(sort[0].path, ["age"]);
     }
 
     #[test]

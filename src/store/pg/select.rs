@@ -61,7 +61,8 @@ impl Plan {
         let mut plan = Plan {
             condition: String::new(),
             params: Vec::new(),
-            residual: query.search.is_some(),
+            // A sort by a path into cells' JSON objects is made here too.
+            residual: query.search.is_some() || query.sort.iter().any(|k| !k.path.is_empty()),
         };
         for filter in &query.filters {
             let cell = cell(filter.column);
@@ -95,7 +96,8 @@ impl Plan {
                 }
                 // `contains`, `startsWith`, `endsWith` fold case as
                 // JavaScript does, and look only at cells typed as text.
-                Test::Like(_) | Test::Text(..) => {
+                // A path into cells' JSON objects is read here too.
+                Test::Like(_) | Test::Text(..) | Test::Path(..) => {
                     plan.residual = true;
                     continue;
                 }
