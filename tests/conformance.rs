@@ -121,6 +121,7 @@ conformance!(
     v1_page_envelopes,
     relations_across_tables,
     paths_into_json_cells,
+    v1_where_filters,
     // Entity tags and preconditions
     row_etags_and_if_none_match,
     table_etags_and_if_none_match,
@@ -321,6 +322,61 @@ fn relations_across_tables(b: Backend) {
     let r = send(&s, "POST", "/posts/2/comments", &[], r#"{"body":"more"}"#);
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(get_ids(&s, "/posts/2/comments"), [3, 4]);
+}
+
+/// `_where` as a query parameter, percent-encoded.
+fn where_query(json: &str) -> String {
+    let encoded: String = json
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("/people?_where={encoded}")
+}
+
+fn v1_where_filters(b: Backend) {
+    let Some(s) = people(b) else { return };
+    let w = |json: &str| get_ids(&s, &where_query(json));
+    assert_eq!(w(r#"{"age":{"gte":30,"lt":41}}"#), [1, 5]);
+    assert_eq!(
+        w(r#"{"city":{"in":["Seoul","Lima"]},"id":{"ne":3}}"#),
+        [1, 4]
+    );
+    // "n/a" > "40" as text, by the comparison rule.
+    assert_eq!(
+        w(r#"{"or":[{"city":{"eq":"Oslo"}},{"age":{"gt":40}}]}"#),
+        [3, 5, 8]
+    );
+    assert_eq!(
+        w(r#"{"or":[{"city":{"eq":"Paris"}},{"name":{"startsWith":"K"}}],"id":{"lt":6}}"#),
+        [1, 2]
+    );
+    assert_eq!(w(r#"{"or":[]}"#), Vec::<i64>::new());
+    assert_eq!(w(r#"{"zip":{"eq":"007"}}"#), [1]);
+    assert_eq!(w(r#"{"age":{"eq":30}}"#), [1, 5]);
+    // With the other parameters: all must hold.
+    assert_eq!(
+        get_ids(
+            &s,
+            &format!(
+                "{}&_sort=-id&city=Seoul",
+                where_query(r#"{"or":[{"id":{"eq":1}},{"id":{"eq":3}},{"id":{"eq":5}}]}"#)
+            )
+        ),
+        [3, 1]
+    );
+    for (bad, said) in [
+        (r#"{"age":30}"#, "_where: age: give operators"),
+        ("[1]", "_where: expected a JSON object"),
+        ("{nope", "_where: expected a JSON object"),
+        (r#"{"nope":{"eq":1}}"#, "no column \"nope\" (in _where)"),
+        (r#"{"id":{"gt":[1]}}"#, "_where: id: gt takes one value"),
+    ] {
+        let detail = problem(&s.get(&where_query(bad)), 400);
+        assert!(detail.starts_with(said), "{bad}: {detail}");
+    }
 }
 
 fn paths_into_json_cells(b: Backend) {

@@ -9,7 +9,7 @@ use super::sort::SortKey;
 use super::window::Window;
 
 /// The parameters that are not column names (the page reads them too).
-pub const RESERVED: [&str; 11] = [
+pub const RESERVED: [&str; 12] = [
     "q",
     "_sort",
     "_order",
@@ -22,6 +22,8 @@ pub const RESERVED: [&str; 11] = [
     // Read by the server, which joins related tables around the rows.
     "_embed",
     "_expand",
+    // json-server v1's filter as one JSON object.
+    "_where",
 ];
 
 /// Operator suffixes of column parameters, and what they mean.
@@ -65,12 +67,27 @@ pub struct Query {
     /// Pages were asked with `_per_page`: a JSON answer is one object
     /// naming the neighbouring pages around the rows (`data`).
     pub envelope: bool,
+    /// `_where`'s `or`s: each holds when all the filters of one of its
+    /// alternatives accept the row.
+    pub or: Vec<Vec<Vec<Filter>>>,
 }
 
 impl Query {
     /// Whether the answer is the table as it is (only a window, at most).
     pub fn is_plain(&self) -> bool {
-        self.filters.is_empty() && self.search.is_none() && self.sort.is_empty()
+        self.filters.is_empty()
+            && self.search.is_none()
+            && self.sort.is_empty()
+            && self.or.is_empty()
+    }
+
+    /// Whether `_where`'s `or`s accept a row.
+    pub fn or_accepts(&self, row: &crate::store::Row) -> bool {
+        self.or.iter().all(|alternatives| {
+            alternatives
+                .iter()
+                .any(|all| all.iter().all(|f| f.accepts(row.get(f.column))))
+        })
     }
 }
 
@@ -129,6 +146,11 @@ pub fn parse(raw: &str, columns: &[String]) -> Result<Query, QueryError> {
             filter.test = Test::Path(path, Box::new(filter.test));
         }
         query.filters.push(filter);
+    }
+    if let Some(json) = once(&reserved, "_where")? {
+        let (filters, or) = where_filters(json, columns)?;
+        query.filters.extend(filters);
+        query.or = or;
     }
     // Like json-server, the first `q` counts.
     if let Some(text) = reserved.get("q").and_then(|v| v.first()) {
@@ -207,7 +229,7 @@ fn resolve(key: &str, columns: &[String]) -> Result<(Target, Kind), QueryError> 
     if key.starts_with('_') {
         return Err(QueryError(format!(
             "unknown parameter {key:?}; the parameters are q, _sort, _order, _page, _limit \
-             (or _per_page), _start, _end, _fields, _embed, _expand, and a column name \
+             (or _per_page), _start, _end, _fields, _embed, _expand, _where, and a column name \
              alone, with _ne, _lt, _lte, _gt, _gte or _like, or as column:op with op one of \
              {}",
             operator_names()
@@ -311,6 +333,121 @@ fn filter(
         }
     };
     Ok(Filter { column, test })
+}
+
+/// `_where={"age":{"gt":30},"or":[{"city":{"eq":"Oslo"}},…]}`, json-server
+/// v1's filter: the filters that must all hold, and the `or`s.
+#[allow(clippy::type_complexity)]
+fn where_filters(
+    json: &str,
+    columns: &[String],
+) -> Result<(Vec<Filter>, Vec<Vec<Vec<Filter>>>), QueryError> {
+    let bad = |why: String| QueryError(format!("_where: {why}"));
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+        bad(format!(
+            "expected a JSON object, like {{\"age\":{{\"gt\":30}}}}: {e}"
+        ))
+    })?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(bad(
+            "expected a JSON object, like {\"age\":{\"gt\":30}}".into()
+        ));
+    };
+    let mut all = Vec::new();
+    let mut or = Vec::new();
+    for (key, value) in fields {
+        if key == "or" {
+            let serde_json::Value::Array(alternatives) = value else {
+                return Err(bad("\"or\" takes an array of objects".into()));
+            };
+            let mut group = Vec::new();
+            for alternative in alternatives {
+                let serde_json::Value::Object(fields) = alternative else {
+                    return Err(bad("\"or\" takes an array of objects".into()));
+                };
+                let mut filters = Vec::new();
+                for (key, value) in fields {
+                    if key == "or" {
+                        return Err(bad("an \"or\" inside an \"or\" is not supported".into()));
+                    }
+                    where_field(&key, Vec::new(), &value, columns, &mut filters)?;
+                }
+                group.push(filters);
+            }
+            // v1: an empty `or` holds for no row.
+            or.push(group);
+            continue;
+        }
+        where_field(&key, Vec::new(), &value, columns, &mut all)?;
+    }
+    Ok((all, or))
+}
+
+/// One field of `_where`: `{"gt":30,"lt":40}` (operators, all must hold)
+/// or an object naming fields inside the cells' JSON objects.
+fn where_field(
+    key: &str,
+    mut path: Vec<String>,
+    value: &serde_json::Value,
+    columns: &[String],
+    out: &mut Vec<Filter>,
+) -> Result<(), QueryError> {
+    let bad = |why: String| QueryError(format!("_where: {why}"));
+    let serde_json::Value::Object(ops) = value else {
+        return Err(bad(format!(
+            "{key}: give operators, like {{\"{key}\":{{\"eq\":{value}}}}}"
+        )));
+    };
+    let known: Vec<(&String, V1, &serde_json::Value)> = ops
+        .iter()
+        .filter_map(|(name, v)| {
+            OPERATORS
+                .iter()
+                .find(|(op, _)| op == name)
+                .map(|(_, op)| (name, *op, v))
+        })
+        .collect();
+    if known.is_empty() {
+        // Keys inside the cell's JSON object.
+        if locate(columns, key).is_none() {
+            return Err(no_column(key, Some("_where"), columns));
+        }
+        for (inner, value) in ops {
+            let mut deeper = path.clone();
+            deeper.push(inner.clone());
+            where_field(key, deeper, value, columns, out)?;
+        }
+        return Ok(());
+    }
+    let (column, mut full) =
+        locate(columns, key).ok_or_else(|| no_column(key, Some("_where"), columns))?;
+    full.append(&mut path);
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    for (name, op, operand) in known {
+        let mut filter = match (op, operand) {
+            (V1::In, serde_json::Value::Array(values)) => Filter {
+                column,
+                test: Test::Equals(values.iter().map(text).collect()),
+            },
+            (V1::In, value) => Filter {
+                column,
+                test: Test::Equals(vec![text(value)]),
+            },
+            (_, serde_json::Value::Array(_) | serde_json::Value::Object(_)) => {
+                return Err(bad(format!("{key}: {name} takes one value, not {operand}")))
+            }
+            (op, value) => filter(column, Kind::V1(op), vec![text(value)], columns)?,
+        };
+        if !full.is_empty() {
+            filter.test = Test::Path(full.clone(), Box::new(filter.test));
+        }
+        out.push(filter);
+    }
+    Ok(())
 }
 
 /// `_fields=name,age` → column positions, each once, in the order given.

@@ -118,6 +118,7 @@ pub fn select(query: &Query, view: &Arc<TableView>) -> Selection {
                 .search
                 .as_ref()
                 .is_none_or(|s| s.accepts(&rows[*position as usize], width))
+            && query.or_accepts(&rows[*position as usize])
     };
     let mut matched: Vec<u32> = match candidates {
         Some(positions) => positions.into_iter().filter(accepts).collect(),

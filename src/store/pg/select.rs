@@ -62,7 +62,10 @@ impl Plan {
             condition: String::new(),
             params: Vec::new(),
             // A sort by a path into cells' JSON objects is made here too.
-            residual: query.search.is_some() || query.sort.iter().any(|k| !k.path.is_empty()),
+            // So are `_where`'s `or`s.
+            residual: query.search.is_some()
+                || !query.or.is_empty()
+                || query.sort.iter().any(|k| !k.path.is_empty()),
         };
         for filter in &query.filters {
             let cell = cell(filter.column);
