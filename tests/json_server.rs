@@ -311,3 +311,16 @@ fn db_is_every_table_at_once() {
     put_csv(&s, "/db", "id,x\n1,y\n");
     assert_eq!(s.get("/db").json(), json!([{"id": 1, "x": "y"}]));
 }
+
+#[test]
+fn three_segments_that_name_no_tables_are_no_route() {
+    let s = blog();
+    for path in ["/_assets/../posts", "/a%2Fb/1/comments", "/posts/1/_x"] {
+        let r = s.get(path);
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+        assert!(r.text().contains("/<table>/<id>/<table>"), "{path}");
+    }
+    let put = s.send_json("PUT", "/posts/1/comments", "{}");
+    assert_eq!(put.status, 405);
+    assert_eq!(put.header("allow"), Some("GET, HEAD, POST, OPTIONS"));
+}

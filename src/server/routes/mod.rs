@@ -163,7 +163,16 @@ async fn nested(
     Path((parent, id, segment)): Path<(String, String, String)>,
     mut request: Request,
 ) -> Answer {
-    let (child, suffix) = split_suffix(&segment)?;
+    // Three segments that do not name two tables are no route at all.
+    let (child, suffix) = match split_suffix(&segment) {
+        Ok((child, suffix))
+            if crate::store::validate_table_name(&parent).is_ok()
+                && crate::store::validate_table_name(&child).is_ok() =>
+        {
+            (child, suffix)
+        }
+        _ => return Err(no_route(request).await),
+    };
     let key = format!(
         "{}{}",
         relations::singular(&parent),
@@ -209,7 +218,8 @@ async fn database(state: State<AppState>, request: Request) -> Answer {
 
 async fn no_route(request: Request) -> Problem {
     Problem::not_found(format!(
-        "no resource at {}; the routes are /, /<table>, /<table>/<id> and /_changes[/<table>[/<id>]]",
+        "no resource at {}; the routes are /, /db, /<table>, /<table>/<id>, /<table>/<id>/<table> \
+         and /_changes[/<table>[/<id>]]",
         request.uri().path()
     ))
 }
