@@ -324,3 +324,13 @@ fn three_segments_that_name_no_tables_are_no_route() {
     assert_eq!(put.status, 405);
     assert_eq!(put.header("allow"), Some("GET, HEAD, POST, OPTIONS"));
 }
+
+#[test]
+fn delay_may_be_asked_per_request() {
+    let s = people();
+    let started = Instant::now();
+    assert_eq!(ids(&s, "/people?_delay=250&id=1"), [1]);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(problem(&s.get("/people?_delay=soon"), 400).starts_with("_delay: expected"));
+    assert!(problem(&s.get("/people?_delay=600000"), 400).contains("60000"));
+}

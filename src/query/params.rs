@@ -9,7 +9,7 @@ use super::sort::SortKey;
 use super::window::Window;
 
 /// The parameters that are not column names (the page reads them too).
-pub const RESERVED: [&str; 12] = [
+pub const RESERVED: [&str; 13] = [
     "q",
     "_sort",
     "_order",
@@ -24,6 +24,8 @@ pub const RESERVED: [&str; 12] = [
     "_expand",
     // json-server v1's filter as one JSON object.
     "_where",
+    // Read by the server: a wait before the answer.
+    "_delay",
 ];
 
 /// Operator suffixes of column parameters, and what they mean.

@@ -138,18 +138,42 @@ pub fn router(state: AppState) -> Router {
         None => router,
     };
     let delay = state.json_server.delay;
-    let router = if delay.is_zero() {
-        router
-    } else {
-        router.layer(axum::middleware::from_fn(
-            move |request: Request, next: axum::middleware::Next| async move {
-                tokio::time::sleep(delay).await;
-                next.run(request).await
-            },
-        ))
-    };
+    let router = router.layer(axum::middleware::from_fn(
+        move |request: Request, next: axum::middleware::Next| async move {
+            match asked_delay(request.uri().query().unwrap_or_default()) {
+                Ok(asked) => {
+                    let wait = asked.unwrap_or(delay);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    next.run(request).await
+                }
+                Err(problem) => problem.into_response(),
+            }
+        },
+    ));
     // ---- end of json-server compatibility
     router.with_state(state)
+}
+
+// ---- json-server compatibility: delay
+
+/// Longest wait a request may ask for with `_delay`.
+const MAX_ASKED_DELAY_MS: u64 = 60_000;
+
+/// `_delay=MS` in a query: this request's wait instead of `--delay`.
+fn asked_delay(raw_query: &str) -> Result<Option<std::time::Duration>, Problem> {
+    let Some((_, value)) =
+        form_urlencoded::parse(raw_query.as_bytes()).find(|(k, _)| k == "_delay")
+    else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(ms) if ms <= MAX_ASKED_DELAY_MS => Ok(Some(std::time::Duration::from_millis(ms))),
+        _ => Err(Problem::bad_request(format!(
+            "_delay: expected a number of milliseconds from 0 to {MAX_ASKED_DELAY_MS}, got {value:?}"
+        ))),
+    }
 }
 
 // ---- json-server compatibility: nested routes

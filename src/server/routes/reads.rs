@@ -1,29 +1,28 @@
 //! The reads: the list of tables, a table's rows as a query selects them,
-//! and one row, in any representation, answered `304` when unchanged.
+//! and one row, in any representation, answered `304` when unchanged;
+//! with json-server's relations, v1's page envelope and `/db`.
 //! They never change the store.
 
+use std::sync::Arc;
+
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::super::conditional::{etag, not_modified};
+use super::super::problem::Problem;
 use super::super::stream::Rows;
 use super::formats::{choose, content, vary_by_viewer};
+use super::relations::{self, Joined, Relations};
 use super::validators::{last_modified, page_tag};
 use super::{row_body, viewer_of, Answer, AppState};
 use crate::codec::repr::{self, Format};
 use crate::page::{self, Address, RowPage, TablePage, Viewer};
 use crate::query;
 use crate::store::{Row, TableInfo};
-
-use std::sync::Arc;
-
-use axum::body::Body;
-use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
-
-use super::super::problem::Problem;
-use super::relations::{self, Joined, Relations};
 
 pub(super) async fn list_tables(
     state: AppState,
