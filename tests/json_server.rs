@@ -334,3 +334,75 @@ fn delay_may_be_asked_per_request() {
     assert!(problem(&s.get("/people?_delay=soon"), 400).starts_with("_delay: expected"));
     assert!(problem(&s.get("/people?_delay=600000"), 400).contains("60000"));
 }
+
+/// `csvd serve DATA FLAGS` started in `cwd`; killed when dropped.
+struct InDir(std::process::Child, std::net::SocketAddr);
+
+impl InDir {
+    fn start(cwd: &std::path::Path, data: &str, flags: &[&str]) -> InDir {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(common::BIN)
+            .current_dir(cwd)
+            .args([
+                "serve",
+                data,
+                "--bind",
+                "127.0.0.1:0",
+                "--log-level",
+                "warn",
+            ])
+            .args(flags)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start csvd");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .rsplit("://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        InDir(child, addr)
+    }
+}
+
+impl Drop for InDir {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn public_is_served_when_it_exists() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join("public")).unwrap();
+    std::fs::write(cwd.path().join("public/hello.txt"), "hi").unwrap();
+    let served = InDir::start(cwd.path(), "data", &[]);
+    let r = common::exchange(served.1, "GET", "/hello.txt", None);
+    assert_eq!((r.status, r.text().as_str()), (200, "hi"));
+    let plain = InDir::start(cwd.path(), "other", &["--no-static"]);
+    assert_ne!(
+        common::exchange(plain.1, "GET", "/hello.txt", None).status,
+        200
+    );
+    // A --static that is not a directory stops the start.
+    let status = std::process::Command::new(common::BIN)
+        .current_dir(cwd.path())
+        .args([
+            "serve",
+            "data",
+            "--bind",
+            "127.0.0.1:0",
+            "--static",
+            "nowhere",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+}
