@@ -390,19 +390,19 @@ fn public_is_served_when_it_exists() {
         200
     );
     // A --static that is not a directory stops the start.
-    let status = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(common::BIN)
         .current_dir(cwd.path())
         .args([
             "serve",
-            "data",
+            "third",
             "--bind",
             "127.0.0.1:0",
             "--static",
             "nowhere",
         ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
+        .output()
         .unwrap();
-    assert!(!status.success());
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("--static nowhere: not a directory"), "{said}");
 }
