@@ -176,6 +176,8 @@ fn embed_children_on_lists_rows_and_pages() {
     assert_eq!(s.get("/posts/1?_embed=tags").json()["tags"], json!([]));
     assert!(problem(&s.get("/posts.csv?_embed=comments"), 400).contains("JSON"));
     assert!(problem(&s.get("/posts?_embed=posts"), 400).contains("postId"));
+    assert!(problem(&s.get("/posts?_embed=a%20b"), 400)
+        .starts_with("_embed: \"a b\" is not a table name"));
 }
 
 #[test]

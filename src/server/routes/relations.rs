@@ -211,7 +211,13 @@ async fn fetch(
     };
     let selected = match state.store.select(table, &query).await {
         Ok(selected) => selected,
-        Err(Error::NoTable(_) | Error::InvalidTableName(_)) => return Ok(None),
+        Err(Error::NoTable(_)) => return Ok(None),
+        Err(Error::InvalidTableName(name)) => {
+            return Err(Problem::bad_request(format!(
+                "{param}: {name:?} is not a table name (1 to 64 letters, digits, '_' or '-', \
+                 starting with a letter or digit)"
+            )))
+        }
         Err(Error::Query(err)) => {
             return Err(Problem::bad_request(format!(
                 "{param}: table {table:?} cannot be joined by {column:?}: {err}"
