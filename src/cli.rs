@@ -316,6 +316,48 @@ pub struct ServeArgs {
     #[arg(long, env = "CSVD_CSV_SAFE", help_heading = "Access")]
     pub csv_safe: bool,
 
+    // ---- json-server compatibility
+    /// The ending of a foreign-key column after the singular name of the
+    /// table it points into (`postId` names a row of `posts`), for
+    /// `_embed`, `_expand` and nested routes.
+    #[arg(
+        long,
+        env = "CSVD_FOREIGN_KEY_SUFFIX",
+        default_value = "Id",
+        help_heading = "json-server"
+    )]
+    pub foreign_key_suffix: String,
+
+    /// Wait this many milliseconds before every answer (a slow network,
+    /// for trying a front end against).
+    #[arg(
+        long,
+        env = "CSVD_DELAY",
+        value_name = "MS",
+        default_value_t = 0,
+        help_heading = "json-server"
+    )]
+    pub delay: u64,
+
+    /// Serve the files in DIR at paths that are not tables nor routes of
+    /// the API (default: ./public when it is a directory).
+    #[arg(
+        long = "static",
+        env = "CSVD_STATIC",
+        value_name = "DIR",
+        help_heading = "json-server"
+    )]
+    pub static_dir: Option<PathBuf>,
+
+    /// Serve no files, even when ./public exists.
+    #[arg(
+        long,
+        env = "CSVD_NO_STATIC",
+        conflicts_with = "static_dir",
+        help_heading = "json-server"
+    )]
+    pub no_static: bool,
+    // ---- end of json-server compatibility
     /// When to fsync the write-ahead log: `always` (before every write is
     /// acknowledged) or `never` (UNSAFE: a crash may lose acknowledged
     /// writes; for measuring what durability costs).

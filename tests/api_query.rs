@@ -161,8 +161,16 @@ fn pages_carry_total_count_and_links() {
     let last = s.get("/people?city_ne=Oslo&_page=3&_limit=2");
     assert_eq!(ids(&last), [6]);
     assert!(!last.header("link").unwrap().contains("rel=\"next\""));
-    // `_per_page` is `_limit`; `_limit` defaults to 10 with `_page`.
-    assert_eq!(get_ids(&s, "/people?_page=2&_per_page=4"), [5, 6]);
+    // `_per_page` is v1's: the page's rows come in an envelope.
+    let envelope = s.get("/people?_page=2&_per_page=4").json();
+    assert_eq!(envelope["items"], json!(6));
+    let data: Vec<i64> = envelope["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(data, [5, 6]);
     // One page that holds every row is the first and the last page.
     let one = s.get("/people?_page=1&_limit=20");
     assert_eq!(ids(&one), [1, 2, 3, 4, 5, 6]);
@@ -262,9 +270,9 @@ fn mistakes_are_precise_400s() {
     assert!(
         detail(&s.get("/people?height_gte=2")).starts_with("no column \"height\" (in height_gte)")
     );
-    let unknown = detail(&s.get("/people?_embed=posts"));
+    let unknown = detail(&s.get("/people?_embeds=posts"));
     assert!(
-        unknown.starts_with("unknown parameter \"_embed\""),
+        unknown.starts_with("unknown parameter \"_embeds\""),
         "{unknown}"
     );
     assert!(

@@ -115,6 +115,13 @@ conformance!(
     head_of_a_query,
     answers_follow_writes,
     a_column_named_like_an_operator,
+    // json-server v1's forms and relations
+    v1_operator_filters,
+    v1_text_operators,
+    v1_page_envelopes,
+    relations_across_tables,
+    paths_into_json_cells,
+    v1_where_filters,
     // Entity tags and preconditions
     row_etags_and_if_none_match,
     table_etags_and_if_none_match,
@@ -213,6 +220,195 @@ fn table_entry(s: &Server, name: &str) -> Value {
         .find(|t| t["name"] == json!(name))
         .cloned()
         .unwrap_or_else(|| panic!("no table {name} in {list}"))
+}
+
+// ------------------------------------------- json-server v1 and relations
+
+fn v1_operator_filters(b: Backend) {
+    let Some(s) = people(b) else { return };
+    assert_eq!(get_ids(&s, "/people?age:gte=30&age:ne=n%2Fa"), [1, 3, 5]);
+    assert_eq!(get_ids(&s, "/people?age[gt]=25&age[lt]=41"), [1, 5]);
+    assert_eq!(get_ids(&s, "/people?zip:lt=1"), [1, 4, 7]);
+    assert_eq!(get_ids(&s, "/people?city:eq=Seoul"), [1, 3]);
+    assert_eq!(
+        get_ids(&s, "/people?city:ne=Paris&city:ne=Seoul"),
+        [2, 4, 5, 6, 7, 8]
+    );
+    assert_eq!(get_ids(&s, "/people?city:in=Seoul,Lima"), [1, 3, 4]);
+    assert_eq!(get_ids(&s, "/people?zip:in=007,7"), [1, 6]);
+    assert_eq!(get_ids(&s, "/people?note_eq=&age:lt=26"), [2, 6]);
+    // Last value counts; different forms must all hold.
+    assert_eq!(get_ids(&s, "/people?id:gt=1&id:gt=6"), [7, 8]);
+    assert_eq!(
+        get_ids(&s, "/people?city=Seoul&city:ne=Seoul"),
+        Vec::<i64>::new()
+    );
+    assert_eq!(get_ids(&s, "/people?_sort=-age&city=Seoul"), [3, 1]);
+    assert_eq!(
+        get_ids(&s, "/people?_sort=city,-id&city:in=Paris,Seoul"),
+        [6, 2, 3, 1]
+    );
+    assert!(problem(&s.get("/people?age:big=1"), 400).contains("unknown operator"));
+}
+
+fn v1_text_operators(b: Backend) {
+    let Some(s) = people(b) else { return };
+    // Case is ignored (Unicode too); cells typed as numbers or booleans
+    // are not text and never match.
+    assert_eq!(get_ids(&s, "/people?note:contains=TEA"), [1, 3]);
+    assert_eq!(get_ids(&s, "/people?name:contains=%C3%89"), [7]);
+    assert_eq!(get_ids(&s, "/people?city:startsWith=s"), [1, 3, 8]);
+    assert_eq!(get_ids(&s, "/people?city:endsWith=RICH"), [7]);
+    assert_eq!(get_ids(&s, "/people?zip:endsWith=7"), [1]);
+    assert_eq!(get_ids(&s, "/people?note:contains=0"), Vec::<i64>::new());
+    assert_eq!(get_ids(&s, "/people?note:contains=als"), Vec::<i64>::new());
+    assert_eq!(get_ids(&s, "/people?note_contains=a&age:gt=29"), [1, 3]);
+    // With pushed-down filters, a sort and a window around them.
+    let r = s.get("/people?city:startsWith=s&age:ne=n%2Fa&_sort=-id&_page=1&_limit=1");
+    assert_eq!(ids(&r), [3]);
+    assert_eq!(r.header("x-total-count"), Some("2"));
+}
+
+fn v1_page_envelopes(b: Backend) {
+    let Some(s) = people(b) else { return };
+    let v = s.get("/people?_page=2&_per_page=3&_sort=-id").json();
+    assert_eq!(
+        (
+            &v["first"],
+            &v["prev"],
+            &v["next"],
+            &v["last"],
+            &v["pages"],
+            &v["items"]
+        ),
+        (
+            &json!(1),
+            &json!(1),
+            &json!(3),
+            &json!(3),
+            &json!(3),
+            &json!(8)
+        )
+    );
+    let data: Vec<i64> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(data, [5, 4, 3]);
+    let v = s.get("/people?_page=7&_per_page=3&city:contains=o").json();
+    assert_eq!(
+        (&v["items"], &v["pages"], &v["next"]),
+        (&json!(4), &json!(2), &json!(null))
+    );
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+}
+
+fn relations_across_tables(b: Backend) {
+    let Some(s) = b.start() else { return };
+    put_csv(&s, "/posts", "id,title\n1,hello\n2,again\n");
+    put_csv(
+        &s,
+        "/comments",
+        "id,body,postId\n1,nice,1\n2,meh,1\n3,wow,2\n",
+    );
+    let v = s.get("/posts?_embed=comments&_sort=-id").json();
+    assert_eq!(v[0]["comments"][0]["body"], json!("wow"));
+    assert_eq!(v[1]["comments"].as_array().unwrap().len(), 2);
+    let v = s.get("/comments/2?_expand=post").json();
+    assert_eq!(v["post"], json!({"id": 1, "title": "hello"}));
+    assert_eq!(get_ids(&s, "/posts/1/comments?_sort=-id"), [2, 1]);
+    let r = send(&s, "POST", "/posts/2/comments", &[], r#"{"body":"more"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(get_ids(&s, "/posts/2/comments"), [3, 4]);
+}
+
+/// `_where` as a query parameter, percent-encoded.
+fn where_query(json: &str) -> String {
+    let encoded: String = json
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("/people?_where={encoded}")
+}
+
+fn v1_where_filters(b: Backend) {
+    let Some(s) = people(b) else { return };
+    let w = |json: &str| get_ids(&s, &where_query(json));
+    assert_eq!(w(r#"{"age":{"gte":30,"lt":41}}"#), [1, 5]);
+    assert_eq!(
+        w(r#"{"city":{"in":["Seoul","Lima"]},"id":{"ne":3}}"#),
+        [1, 4]
+    );
+    // "n/a" > "40" as text, by the comparison rule.
+    assert_eq!(
+        w(r#"{"or":[{"city":{"eq":"Oslo"}},{"age":{"gt":40}}]}"#),
+        [3, 5, 8]
+    );
+    assert_eq!(
+        w(r#"{"or":[{"city":{"eq":"Paris"}},{"name":{"startsWith":"K"}}],"id":{"lt":6}}"#),
+        [1, 2]
+    );
+    assert_eq!(w(r#"{"or":[]}"#), Vec::<i64>::new());
+    assert_eq!(w(r#"{"zip":{"eq":"007"}}"#), [1]);
+    assert_eq!(w(r#"{"age":{"eq":30}}"#), [1, 5]);
+    // With the other parameters: all must hold.
+    assert_eq!(
+        get_ids(
+            &s,
+            &format!(
+                "{}&_sort=-id&city=Seoul",
+                where_query(r#"{"or":[{"id":{"eq":1}},{"id":{"eq":3}},{"id":{"eq":5}}]}"#)
+            )
+        ),
+        [3, 1]
+    );
+    for (bad, said) in [
+        (r#"{"age":30}"#, "_where: age: give operators"),
+        ("[1]", "_where: expected a JSON object"),
+        ("{nope", "_where: expected a JSON object"),
+        (r#"{"nope":{"eq":1}}"#, "no column \"nope\" (in _where)"),
+        (r#"{"id":{"gt":[1]}}"#, "_where: id: gt takes one value"),
+    ] {
+        let detail = problem(&s.get(&where_query(bad)), 400);
+        assert!(detail.starts_with(said), "{bad}: {detail}");
+    }
+}
+
+fn paths_into_json_cells(b: Backend) {
+    let Some(s) = b.start() else { return };
+    let r = send(
+        &s,
+        "POST",
+        "/books",
+        &[],
+        r#"[{"id":1,"author":{"name":"kim","age":30},"tags":["a","b"]},
+            {"id":2,"author":{"name":"Lee","age":9},"tags":["b"]},
+            {"id":3,"author":"nobody","tags":[]},
+            {"id":4,"author":{"name":"park","age":41,"home":{"city":"Seoul"}},"tags":["c"]}]"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(get_ids(&s, "/books?author.name=kim"), [1]);
+    assert_eq!(get_ids(&s, "/books?author.age_gte=10"), [1, 4]);
+    assert_eq!(get_ids(&s, "/books?author.age:lt=30"), [2]);
+    assert_eq!(get_ids(&s, "/books?author.name:startsWith=L"), [2]);
+    assert_eq!(get_ids(&s, "/books?author.home.city=Seoul"), [4]);
+    assert_eq!(get_ids(&s, "/books?tags.0=b"), [2]);
+    assert_eq!(get_ids(&s, "/books?author.name_ne=kim"), [2, 4]);
+    assert_eq!(get_ids(&s, "/books?_sort=author.name"), [3, 2, 1, 4]);
+    assert_eq!(get_ids(&s, "/books?_sort=-author.age&id:ne=3"), [4, 1, 2]);
+    assert_eq!(
+        get_ids(
+            &s,
+            "/books?_sort=author.age&author.age:gt=0&_page=1&_limit=2"
+        ),
+        [2, 1]
+    );
+    assert!(problem(&s.get("/books?writer.name=kim"), 400).starts_with("no column \"writer.name\""));
 }
 
 // ------------------------------------------------------- tables and rows
@@ -1394,7 +1590,9 @@ fn pages_with_total_and_links(b: Backend) {
     let last = s.get("/people?city_ne=Oslo&_page=4&_limit=2");
     assert_eq!(ids(&last), [8]);
     assert!(!last.header("link").unwrap().contains("rel=\"next\""));
-    assert_eq!(get_ids(&s, "/people?_page=2&_per_page=3"), [4, 5, 6]);
+    let envelope = s.get("/people?_page=2&_per_page=3").json();
+    assert_eq!(envelope["data"].as_array().unwrap().len(), 3);
+    assert_eq!(envelope["data"][0]["id"], json!(4));
     assert_eq!(get_ids(&s, "/people?_page=1"), [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(get_ids(&s, "/people?_page=2"), Vec::<i64>::new());
     let one = s.get("/people?_page=1&_limit=20");
@@ -1511,9 +1709,9 @@ fn query_mistakes_are_precise_400s(b: Backend) {
     );
     assert!(problem(&s.get("/people?height_gte=2"), 400)
         .starts_with("no column \"height\" (in height_gte)"));
-    let unknown = problem(&s.get("/people?_embed=posts"), 400);
+    let unknown = problem(&s.get("/people?_embeds=posts"), 400);
     assert!(
-        unknown.starts_with("unknown parameter \"_embed\""),
+        unknown.starts_with("unknown parameter \"_embeds\""),
         "{unknown}"
     );
     for page in ["two", "0", "-1"] {

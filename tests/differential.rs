@@ -6,7 +6,8 @@
 //! Tables hold cells chosen to be hard: numbers that are and are not
 //! canonical (`7`, `-2.5`, `007`, `1e3`, ` 5`), booleans, empty cells, text
 //! in mixed case and beyond ASCII (`école`, `Zoë`, `İstanbul`, `ß`), commas,
-//! quotes and newlines. Queries use every filter operator (repeated too),
+//! quotes and newlines. Queries use every filter operator, json-server v1's
+//! `col:op` forms among them (repeated too),
 //! `q`, `_sort` on one or two columns with `_order`, every kind of window,
 //! `_fields`, the three representations, and mistakes.
 //!
@@ -706,11 +707,47 @@ fn query(rng: &mut Rng, columns: &[(String, Vec<String>)], big: bool) -> String 
     for _ in 0..rng.below(if big { 3 } else { 4 }) {
         let (column, cells) = pick_column(rng);
         let op = *rng.pick(&[
-            "", "", "_ne", "_lt", "_lte", "_gt", "_gte", "_like", "_like",
+            "",
+            "",
+            "_ne",
+            "_lt",
+            "_lte",
+            "_gt",
+            "_gte",
+            "_like",
+            "_like",
+            // json-server v1's operators.
+            ":eq",
+            ":ne",
+            ":gte",
+            "[lt]",
+            ":in",
+            ":contains",
+            ":startsWith",
+            ":endsWith",
         ]);
         let repeats = if rng.chance(25) { 2 } else { 1 };
         for _ in 0..repeats {
-            let value = if op == "_like" {
+            let value = if op == ":in" {
+                format!("{},{}", operand(rng, &cells), operand(rng, &cells))
+            } else if matches!(op, ":contains" | ":startsWith" | ":endsWith") {
+                let sample = if cells.is_empty() {
+                    rng.pick(WORDS).to_string()
+                } else {
+                    rng.pick(&cells).clone()
+                };
+                let chars: Vec<char> = sample.chars().collect();
+                let len = rng.below(chars.len() + 1);
+                let text: String = match op {
+                    ":endsWith" => chars[chars.len() - len..].iter().collect(),
+                    _ => chars[..len].iter().collect(),
+                };
+                if rng.chance(50) {
+                    text.to_uppercase()
+                } else {
+                    text
+                }
+            } else if op == "_like" {
                 let sample = if cells.is_empty() {
                     rng.pick(WORDS).to_string()
                 } else {

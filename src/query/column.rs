@@ -53,6 +53,22 @@ impl Column {
         copies
     }
 
+    /// The values at `path` inside the JSON objects a column's cells hold
+    /// (empty where there is none), as a column; `None` past 4 GiB.
+    pub fn reached(rows: &[Arc<Row>], column: usize, path: &[String]) -> Option<Column> {
+        let mut copy = Column {
+            text: String::new(),
+            ends: Vec::with_capacity(rows.len()),
+        };
+        for row in rows {
+            if let Some(value) = super::filter::reach(row.get(column), path) {
+                copy.text.push_str(&value);
+            }
+            copy.ends.push(u32::try_from(copy.text.len()).ok()?);
+        }
+        Some(copy)
+    }
+
     fn get(&self, position: usize) -> &str {
         let end = self.ends[position] as usize;
         let start = match position {

@@ -6,6 +6,7 @@
 use regex::{Regex, RegexBuilder};
 
 use super::compare::{holds, Op, Operand};
+use crate::codec::cell;
 use crate::store::Row;
 
 /// Largest compiled size of one `_like` or `q` expression: enough for any
@@ -30,18 +31,75 @@ pub enum Test {
     Compare(Op, Vec<Operand>),
     /// One of these expressions matches somewhere in the cell.
     Like(Vec<Regex>),
+    /// The cell is text (not a number or a boolean by the typing rule)
+    /// and, ignoring case, holds this lower-cased text where `TextOp` says.
+    Text(TextOp, String),
+    /// The test holds for the value at this path of keys inside the JSON
+    /// object (or array) the cell holds; never when there is none.
+    Path(Vec<String>, Box<Test>),
+}
+
+/// Where `contains`, `startsWith` and `endsWith` look for their text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextOp {
+    Contains,
+    StartsWith,
+    EndsWith,
 }
 
 impl Filter {
     /// Whether the filter accepts a row whose cell in its column is `cell`.
     pub fn accepts(&self, cell: &str) -> bool {
-        match &self.test {
+        self.test.accepts(cell)
+    }
+}
+
+impl Test {
+    /// Whether a cell passes the test.
+    pub fn accepts(&self, cell: &str) -> bool {
+        match self {
+            Test::Path(path, test) => reach(cell, path).is_some_and(|value| test.accepts(&value)),
             Test::Equals(values) => values.iter().any(|v| v == cell),
             Test::NotEquals(values) => values.iter().all(|v| v != cell),
             Test::Compare(op, operands) => operands.iter().any(|o| holds(cell, *op, o)),
             Test::Like(patterns) => patterns.iter().any(|p| p.is_match(cell)),
+            Test::Text(op, needle) => {
+                if !matches!(cell::classify(cell), cell::Typed::Text(_)) {
+                    return false;
+                }
+                let cell = cell.to_lowercase();
+                match op {
+                    TextOp::Contains => cell.contains(needle.as_str()),
+                    TextOp::StartsWith => cell.starts_with(needle.as_str()),
+                    TextOp::EndsWith => cell.ends_with(needle.as_str()),
+                }
+            }
         }
     }
+}
+
+/// The value at `path` inside a cell that holds a JSON object or array,
+/// as a cell's text (a string's text, a number or boolean as JSON writes
+/// it, `null` as the empty cell, an object or array as its JSON); `None`
+/// when the cell holds none or the path leads nowhere.
+pub fn reach(cell: &str, path: &[String]) -> Option<String> {
+    if !cell.trim_start().starts_with(['{', '[']) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(cell).ok()?;
+    let mut at = &value;
+    for key in path {
+        at = match at {
+            serde_json::Value::Object(fields) => fields.get(key)?,
+            serde_json::Value::Array(items) => items.get(key.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(match at {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    })
 }
 
 /// Compiles a `_like` pattern: a regular expression, matched anywhere in

@@ -19,9 +19,9 @@ mod view;
 mod window;
 
 pub use compare::{sort_number, typed_number, Op, Operand};
-pub use filter::{Filter, Search, Test};
+pub use filter::{Filter, Search, Test, TextOp};
 pub use params::{parse, Query, QueryError, RESERVED};
 pub use select::{select, select_apart, Picked, Selection};
 pub use sort::SortKey;
 pub use view::{Snapshots, TableView, Views};
-pub use window::{links, Window};
+pub use window::{links, with_params, Window};

@@ -4,6 +4,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use super::column::{Cells, Column};
 use super::filter::Test;
 use super::params::Query;
 use super::sort::sort;
@@ -117,6 +118,7 @@ pub fn select(query: &Query, view: &Arc<TableView>) -> Selection {
                 .search
                 .as_ref()
                 .is_none_or(|s| s.accepts(&rows[*position as usize], width))
+            && query.or_accepts(&rows[*position as usize])
     };
     let mut matched: Vec<u32> = match candidates {
         Some(positions) => positions.into_iter().filter(accepts).collect(),
@@ -128,7 +130,21 @@ pub fn select(query: &Query, view: &Arc<TableView>) -> Selection {
     let total = matched.len();
     let range = query.window.range(total);
     if !query.sort.is_empty() {
-        let columns: Vec<_> = query.sort.iter().map(|k| cells(k.column)).collect();
+        // A path into cells' JSON objects sorts by the values it reaches.
+        let reached: Vec<Option<Column>> = query
+            .sort
+            .iter()
+            .map(|k| (!k.path.is_empty()).then(|| Column::reached(rows, k.column, &k.path))?)
+            .collect();
+        let columns: Vec<_> = query
+            .sort
+            .iter()
+            .zip(&reached)
+            .map(|(k, reached)| match reached {
+                Some(column) => Cells::Copied(column),
+                None => cells(k.column),
+            })
+            .collect();
         sort(&mut matched, &query.sort, &columns, range.end);
     }
     matched.truncate(range.end);

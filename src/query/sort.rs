@@ -10,13 +10,16 @@ use std::cmp::Ordering;
 
 use super::column::Cells;
 use super::compare::{sort_key, sort_order, typed_number, Class};
-use super::params::no_column;
+use super::params::{locate, no_column};
 
 /// One column of `_sort`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortKey {
     pub column: usize,
     pub descending: bool,
+    /// A path into the JSON objects the column's cells hold
+    /// (`_sort=author.name`); empty for the cells themselves.
+    pub path: Vec<String>,
 }
 
 /// `_sort=a,-b` with `_order=desc,asc`: a `-` before a name, or the
@@ -33,20 +36,22 @@ pub fn keys(sort: &str, order: Option<&str>, columns: &[String]) -> Result<Vec<S
     }
     let mut keys = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        let (column, minus) = match columns.iter().position(|c| c == name) {
-            Some(column) => (column, false),
+        let ((column, path), minus) = match locate(columns, name) {
+            Some(target) => (target, false),
             None => {
                 let bare = name.strip_prefix('-').unwrap_or(name);
-                let column = columns
-                    .iter()
-                    .position(|c| c == bare)
+                let target = locate(columns, bare)
                     .filter(|_| bare != *name)
                     .ok_or_else(|| no_column(bare, Some("_sort"), columns).to_string())?;
-                (column, true)
+                (target, true)
             }
         };
         let descending = minus || directions.get(i).copied().unwrap_or(false);
-        keys.push(SortKey { column, descending });
+        keys.push(SortKey {
+            column,
+            descending,
+            path,
+        });
     }
     Ok(keys)
 }
@@ -165,11 +170,13 @@ mod tests {
             [
                 SortKey {
                     column: 1,
-                    descending: true
+                    descending: true,
+                    path: Vec::new(),
                 },
                 SortKey {
                     column: 0,
-                    descending: true
+                    descending: true,
+                    path: Vec::new(),
                 },
             ]
         );
@@ -178,7 +185,8 @@ mod tests {
             k,
             [SortKey {
                 column: 2,
-                descending: false
+                descending: false,
+                path: Vec::new(),
             }]
         );
         // Either way of asking for descending order is enough.
@@ -209,21 +217,25 @@ mod tests {
         let by_first = [SortKey {
             column: 0,
             descending: false,
+            path: Vec::new(),
         }];
         assert_eq!(sorted(&rows, &by_first, 5), [2, 1, 4, 0, 3]);
         let desc = [SortKey {
             column: 0,
             descending: true,
+            path: Vec::new(),
         }];
         assert_eq!(sorted(&rows, &desc, 5), [3, 0, 1, 4, 2]);
         let two = [
             SortKey {
                 column: 1,
                 descending: false,
+                path: Vec::new(),
             },
             SortKey {
                 column: 0,
                 descending: true,
+                path: Vec::new(),
             },
         ];
         assert_eq!(sorted(&rows, &two, 5), [3, 1, 0, 2, 4]);
@@ -241,6 +253,7 @@ mod tests {
         let keys = [SortKey {
             column: 0,
             descending: false,
+            path: Vec::new(),
         }];
         assert_eq!(sorted(&rows, &keys, 5), [4, 2, 3, 1, 0]);
     }
@@ -255,10 +268,12 @@ mod tests {
             SortKey {
                 column: 1,
                 descending: true,
+                path: Vec::new(),
             },
             SortKey {
                 column: 0,
                 descending: false,
+                path: Vec::new(),
             },
         ];
         let full = sorted(&rows, &keys, 500);

@@ -141,7 +141,7 @@ pub fn links(path: &str, raw_query: &str, window: Window, total: usize) -> Optio
 
 /// The raw query with these parameters set (in place when present, else
 /// appended); other parameters are kept byte for byte.
-fn with_params(raw_query: &str, set: &[(&str, usize)]) -> String {
+pub fn with_params(raw_query: &str, set: &[(&str, usize)]) -> String {
     let mut done = vec![false; set.len()];
     let mut parts: Vec<String> = Vec::new();
     for part in raw_query.split('&').filter(|p| !p.is_empty()) {

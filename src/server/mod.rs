@@ -45,7 +45,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::store::Store;
 pub use access::Access;
 pub use metrics::Metrics;
-pub use routes::AppState;
+pub use routes::{AppState, JsonServer};
 
 /// What the server is told at start, by whoever read the command line.
 #[derive(Debug)]
@@ -90,6 +90,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// In CSV answers, neutralise cells spreadsheets would run as formulas.
     pub csv_safe: bool,
+    /// What makes csvd answer as json-server does (`--delay`, `--static`…).
+    pub json_server: JsonServer,
     /// Text sent to every new connection before HTTP starts.
     pub greeting: Option<String>,
     /// Print every connection's bytes.
@@ -206,6 +208,7 @@ async fn serve(
             metrics: metrics.clone(),
             csv_safe: config.csv_safe,
             streams: streams.clone(),
+            json_server: config.json_server.clone(),
         },
         &config,
         access,

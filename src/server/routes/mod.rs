@@ -10,7 +10,9 @@ mod bodies;
 mod changes;
 mod formats;
 mod reads;
+mod relations;
 mod service;
+mod statics;
 mod validators;
 mod writes;
 
@@ -54,13 +56,62 @@ pub struct AppState {
     pub csv_safe: bool,
     /// Open change-feed requests (`--max-subscribers`).
     pub streams: Arc<Streams>,
+    pub json_server: JsonServer,
 }
+
+// ---- json-server compatibility: options
+
+/// What makes csvd answer as json-server does.
+#[derive(Debug, Clone)]
+pub struct JsonServer {
+    /// `postId` names a row of `posts` (`--foreign-key-suffix`).
+    pub foreign_key_suffix: String,
+    /// Waited before every answer (`--delay`).
+    pub delay: std::time::Duration,
+    /// Where the front end's files are (`--static`, or `./public`).
+    pub static_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for JsonServer {
+    fn default() -> JsonServer {
+        JsonServer {
+            foreign_key_suffix: "Id".into(),
+            delay: std::time::Duration::ZERO,
+            static_dir: None,
+        }
+    }
+}
+
+impl JsonServer {
+    /// From the command line; a `--static` that is not a directory is an error.
+    pub fn of(args: &crate::cli::ServeArgs) -> anyhow::Result<JsonServer> {
+        let public = std::path::Path::new("public");
+        if let Some(dir) = &args.static_dir {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "--static {}: not a directory of files to serve",
+                dir.display()
+            );
+        }
+        Ok(JsonServer {
+            foreign_key_suffix: args.foreign_key_suffix.clone(),
+            delay: std::time::Duration::from_millis(args.delay),
+            static_dir: match &args.static_dir {
+                Some(dir) => Some(dir.clone()),
+                None if !args.no_static && public.is_dir() => Some(public.to_path_buf()),
+                None => None,
+            },
+        })
+    }
+}
+
+// ---- end of json-server compatibility: options
 
 type Answer = Result<Response, Problem>;
 
 /// The router of the whole API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", any(root))
         .route("/_health", get(health))
         .route("/_assets/{name}", get(asset))
@@ -69,17 +120,130 @@ pub fn router(state: AppState) -> Router {
         .route("/_changes/", any(all_changes))
         .route("/_changes/{table}", any(table_changes))
         .route("/_changes/{table}/{id}", any(row_changes))
+        // json-server's whole database, unless a table is named `db`.
+        .route("/db", any(database))
         .route("/{table}", any(table))
         // `/people/` is `/people`, as json-server users type it.
         .route("/{table}/", any(table))
         .route("/{table}/{id}", any(row))
-        .fallback(no_route)
-        .with_state(state)
+        // json-server's nested routes: `/posts/1/comments`.
+        .route("/{table}/{id}/{child}", any(nested))
+        .fallback(no_route);
+    // ---- json-server compatibility: static files and delay
+    let router = match state.json_server.static_dir.clone() {
+        Some(dir) => router.layer(axum::middleware::from_fn_with_state(
+            (state.clone(), Arc::new(dir)),
+            statics::serve,
+        )),
+        None => router,
+    };
+    let delay = state.json_server.delay;
+    let router = router.layer(axum::middleware::from_fn(
+        move |request: Request, next: axum::middleware::Next| async move {
+            match asked_delay(request.uri().query().unwrap_or_default()) {
+                Ok(asked) => {
+                    let wait = asked.unwrap_or(delay);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    next.run(request).await
+                }
+                Err(problem) => problem.into_response(),
+            }
+        },
+    ));
+    // ---- end of json-server compatibility
+    router.with_state(state)
 }
+
+// ---- json-server compatibility: delay
+
+/// Longest wait a request may ask for with `_delay`.
+const MAX_ASKED_DELAY_MS: u64 = 60_000;
+
+/// `_delay=MS` in a query: this request's wait instead of `--delay`.
+fn asked_delay(raw_query: &str) -> Result<Option<std::time::Duration>, Problem> {
+    let Some((_, value)) =
+        form_urlencoded::parse(raw_query.as_bytes()).find(|(k, _)| k == "_delay")
+    else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(ms) if ms <= MAX_ASKED_DELAY_MS => Ok(Some(std::time::Duration::from_millis(ms))),
+        _ => Err(Problem::bad_request(format!(
+            "_delay: expected a number of milliseconds from 0 to {MAX_ASKED_DELAY_MS}, got {value:?}"
+        ))),
+    }
+}
+
+// ---- json-server compatibility: nested routes
+
+const ALLOW_NESTED: &str = "GET, HEAD, POST, OPTIONS";
+
+/// `/posts/1/comments`: the rows of `comments` whose `postId` is 1
+/// (`GET`, with any query), or a new one with that `postId` (`POST`).
+async fn nested(
+    State(state): State<AppState>,
+    Path((parent, id, segment)): Path<(String, String, String)>,
+    mut request: Request,
+) -> Answer {
+    // Three segments that do not name two tables are no route at all.
+    let (child, suffix) = match split_suffix(&segment) {
+        Ok((child, suffix))
+            if crate::store::validate_table_name(&parent).is_ok()
+                && crate::store::validate_table_name(&child).is_ok() =>
+        {
+            (child, suffix)
+        }
+        _ => return Err(no_route(request).await),
+    };
+    let key = format!(
+        "{}{}",
+        relations::singular(&parent),
+        state.json_server.foreign_key_suffix
+    );
+    let method = request.method().clone();
+    match method {
+        Method::GET | Method::HEAD => {
+            // An operator form of its own, so a filter on the same column
+            // in the query narrows rather than widens.
+            let mut query = form_urlencoded::Serializer::new(String::new())
+                .append_pair(&format!("{key}:eq"), &id)
+                .finish();
+            if let Some(rest) = request.uri().query().filter(|q| !q.is_empty()) {
+                query = format!("{query}&{rest}");
+            }
+            // Links lead to the child table's own address, with the filter.
+            let uri = format!("/{}?{query}", encode_segment(&segment));
+            *request.uri_mut() = uri
+                .parse()
+                .map_err(|_| Problem::bad_request("this nested address cannot be read"))?;
+            get_table(state, child, suffix, request).await
+        }
+        Method::POST => post_rows(state, child, request, Some((key, id)))
+            .await
+            .map_err(Problem::for_write),
+        Method::OPTIONS => Ok(options(ALLOW_NESTED)),
+        _ => Err(not_allowed(&method, ALLOW_NESTED)),
+    }
+}
+
+/// `GET /db`: the whole database as one JSON object; a table named `db`
+/// is answered as any table.
+async fn database(state: State<AppState>, request: Request) -> Answer {
+    let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
+    if is_read && !state.store.tables().await?.iter().any(|t| t.name == "db") {
+        return reads::whole_database(state.0).await;
+    }
+    table(state, Path("db".to_string()), request).await
+}
+
+// ---- end of json-server compatibility: nested routes
 
 async fn no_route(request: Request) -> Problem {
     Problem::not_found(format!(
-        "no resource at {}; the routes are /, /<table>, /<table>/<id> and /_changes[/<table>[/<id>]]",
+        "no resource at {}; the routes are /, /db, /<table>, /<table>/<id>, /<table>/<id>/<table> \
+         and /_changes[/<table>[/<id>]]",
         request.uri().path()
     ))
 }
@@ -105,7 +269,7 @@ async fn table(
     let table_page = format!("/{name}");
     match method {
         Method::GET | Method::HEAD => get_table(state, name, suffix, request).await,
-        Method::POST => post_rows(state, name, request)
+        Method::POST => post_rows(state, name, request, None)
             .await
             .map_err(Problem::for_write)
             .map(|answer| browser.see(answer, &table_page)),
@@ -133,7 +297,8 @@ async fn row(
     match method {
         Method::GET | Method::HEAD => {
             let viewer = viewer_of(&request);
-            get_row(state, table, id, request.headers(), &viewer).await
+            let raw_query = request.uri().query().unwrap_or_default();
+            get_row(state, table, id, request.headers(), raw_query, &viewer).await
         }
         Method::PUT | Method::PATCH => write_row(state, table, id, request)
             .await

@@ -1,20 +1,28 @@
 //! The reads: the list of tables, a table's rows as a query selects them,
-//! and one row, in any representation, answered `304` when unchanged.
+//! and one row, in any representation, answered `304` when unchanged;
+//! with json-server's relations, v1's page envelope and `/db`.
 //! They never change the store.
 
+use std::sync::Arc;
+
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::super::conditional::{etag, not_modified};
+use super::super::problem::Problem;
 use super::super::stream::Rows;
 use super::formats::{choose, content, vary_by_viewer};
+use super::relations::{self, Joined, Relations};
 use super::validators::{last_modified, page_tag};
 use super::{row_body, viewer_of, Answer, AppState};
 use crate::codec::repr::{self, Format};
 use crate::page::{self, Address, RowPage, TablePage, Viewer};
 use crate::query;
-use crate::store::TableInfo;
+use crate::store::{Row, TableInfo};
 
 pub(super) async fn list_tables(
     state: AppState,
@@ -59,13 +67,30 @@ pub(super) async fn get_table(
     let format = choose(request.headers(), suffix)?;
     let raw_query = request.uri().query().unwrap_or_default();
     // A browser's page holds one page of rows unless its address names a window.
-    let asked = match format {
+    let mut asked = match format {
         Format::Html => Address::paged(raw_query),
         _ => raw_query.to_string(),
     };
+    // A page shows the table's own columns; data formats join relations.
+    let relations = match format {
+        Format::Html => Relations::default(),
+        _ => Relations::of(raw_query),
+    };
+    if !relations.is_empty() && format == Format::Csv {
+        return Err(joined_in_json_only());
+    }
     // Read before the rows, so that the page's feed starts no later than them.
     let since = state.store.feed().last_seq();
-    let selected = state.store.select(&name, &asked).await?;
+    let mut selected = state.store.select(&name, &asked).await?;
+    // Past the last page, json-server's envelope answers the last page.
+    if let Some(last) = envelope(&selected.query, format, selected.total)
+        .filter(|e| e.page > e.pages && selected.total > 0)
+        .map(|e| e.pages)
+    {
+        asked = query::with_params(&asked, &[("_page", last)]);
+        selected = state.store.select(&name, &asked).await?;
+    }
+    let joined = !relations.is_empty();
     let head = &selected.head;
     let query = &selected.query;
     let viewer = viewer_of(&request);
@@ -76,14 +101,20 @@ pub(super) async fn get_table(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // A page names the change feed's position it was drawn at, which moves
     // with every change to any table: a browser's copy is never reused.
-    if format != Format::Html && not_modified(request.headers(), &tag, Some(head.modified)) {
+    if joined {
+        // The answer holds other tables' rows too: no tag of this table's.
+        headers.remove(header::ETAG);
+        headers.remove(header::LAST_MODIFIED);
+    } else if format != Format::Html && not_modified(request.headers(), &tag, Some(head.modified)) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     if let Ok(value) = HeaderValue::from_str(&selected.total.to_string()) {
         headers.insert("x-total-count", value);
     }
+    let enveloped = envelope(query, format, selected.total);
     let path = request.uri().path();
     if let Some(value) = query::links(path, &asked, query.window, selected.total)
+        .filter(|_| enveloped.is_none())
         .and_then(|links| HeaderValue::from_str(&links).ok())
     {
         headers.insert(header::LINK, value);
@@ -109,14 +140,41 @@ pub(super) async fn get_table(
         }
         .frame()
     });
-    let rows = Rows::new(
-        head.columns.clone(),
-        head.id_col,
-        selected.rows,
-        selected.query.fields,
-    )
-    .into_body(format, &name, state.csv_safe)
-    .await?;
+    let rows = if joined {
+        if query.window.range(selected.total).len() > relations::MAX_ROWS {
+            return Err(Problem::bad_request(format!(
+                "_embed and _expand join at most {} rows in one answer, and this one has {}; \
+                 ask for pages (_page and _limit or _per_page)",
+                relations::MAX_ROWS,
+                query.window.range(selected.total).len()
+            )));
+        }
+        let columns = head.columns.clone();
+        let id_col = head.id_col;
+        let fields = selected.query.fields.clone();
+        let rows: Vec<Arc<Row>> = selected.rows.try_collect().await?;
+        let related = relations::gather(&state, &name, &columns, id_col, &rows, &relations).await?;
+        let joined = Joined {
+            columns,
+            fields,
+            rows,
+            related,
+        };
+        Body::from(render_joined(&joined, format))
+    } else {
+        Rows::new(
+            head.columns.clone(),
+            head.id_col,
+            selected.rows,
+            selected.query.fields,
+        )
+        .into_body(format, &name, state.csv_safe)
+        .await?
+    };
+    let rows = match enveloped {
+        Some(envelope) => envelope.around(rows),
+        None => rows,
+    };
     match frame {
         Some(frame) => Ok((headers, page::table_body(frame, rows)).into_response()),
         None => Ok((headers, rows).into_response()),
@@ -128,6 +186,7 @@ pub(super) async fn get_row(
     table: String,
     id: String,
     request_headers: &HeaderMap,
+    raw_query: &str,
     viewer: &Viewer,
 ) -> Answer {
     let title = table.clone();
@@ -156,6 +215,36 @@ pub(super) async fn get_row(
     let mut headers = content(format, suffix.is_none(), &tag);
     vary_by_viewer(&mut headers, format, viewer);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let relations = match format {
+        Format::Html => Relations::default(),
+        _ => Relations::of(raw_query),
+    };
+    if !relations.is_empty() {
+        if format == Format::Csv {
+            return Err(joined_in_json_only());
+        }
+        headers.remove(header::ETAG);
+        let rows = vec![view.row.clone()];
+        let related = relations::gather(
+            &state,
+            &table,
+            &view.columns,
+            view.id_col,
+            &rows,
+            &relations,
+        )
+        .await?;
+        let joined = Joined {
+            columns: view.columns.clone(),
+            fields: None,
+            rows,
+            related,
+        };
+        let mut out = Vec::new();
+        joined.object(&mut out, 0);
+        out.push(b'\n');
+        return Ok((headers, out).into_response());
+    }
     // A page names the feed's position it was drawn at: never reused.
     if format != Format::Html && not_modified(request_headers, &tag, None) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
@@ -178,4 +267,138 @@ pub(super) async fn get_row(
         ),
     )
         .into_response())
+}
+
+// ---- json-server compatibility: relations and v1's page envelope
+
+fn joined_in_json_only() -> Problem {
+    Problem::bad_request(
+        "_embed and _expand are answered in JSON or NDJSON only (related rows do not fit in \
+         CSV's columns); ask with Accept: application/json",
+    )
+}
+
+/// Rows with their relations, as a JSON array or NDJSON lines.
+fn render_joined(joined: &Joined, format: Format) -> Vec<u8> {
+    let mut out = Vec::new();
+    let json = format == Format::Json;
+    if json {
+        out.push(b'[');
+    }
+    for at in 0..joined.rows.len() {
+        if json {
+            out.extend_from_slice(if at == 0 { b"\n" } else { b",\n" });
+        }
+        joined.object(&mut out, at);
+        if !json {
+            out.push(b'\n');
+        }
+    }
+    if json {
+        out.extend_from_slice(if joined.rows.is_empty() {
+            b"]\n"
+        } else {
+            b"\n]\n"
+        });
+    }
+    out
+}
+
+/// v1's answer to `_per_page`: the page's rows (`data`) in an object
+/// naming the pages around it.
+struct Envelope {
+    page: usize,
+    pages: usize,
+    items: usize,
+}
+
+/// The envelope of a JSON answer to `_per_page`, with the page asked for
+/// (which may be past the last), or `None`.
+fn envelope(query: &query::Query, format: Format, total: usize) -> Option<Envelope> {
+    let query::Window::Page { number, size } = query.window else {
+        return None;
+    };
+    (query.envelope && format == Format::Json).then(|| Envelope {
+        page: number,
+        pages: total.div_ceil(size).max(1),
+        items: total,
+    })
+}
+
+impl Envelope {
+    fn around(self, rows: Body) -> Body {
+        let page = self.page.clamp(1, self.pages);
+        let link = |n: Option<usize>| n.map_or("null".to_string(), |n| n.to_string());
+        let open = format!(
+            "{{\"first\":1,\"prev\":{},\"next\":{},\"last\":{},\"pages\":{},\"items\":{},\"data\":",
+            link((page > 1).then(|| page - 1)),
+            link((page < self.pages).then_some(page + 1)),
+            self.pages,
+            self.pages,
+            self.items
+        );
+        let parts = futures_util::stream::once(async move { Ok(Bytes::from(open)) })
+            .chain(rows.into_data_stream())
+            .chain(futures_util::stream::once(async {
+                Ok::<_, axum::Error>(Bytes::from_static(b"}\n"))
+            }));
+        Body::from_stream(parts)
+    }
+}
+
+// ---- json-server compatibility: the whole database
+
+/// `GET /db`: every table as one JSON object, table name → its rows,
+/// streamed table after table (each read at its own version).
+pub(super) async fn whole_database(state: AppState) -> Answer {
+    let tables = state.store.tables().await?;
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    if tables.is_empty() {
+        return Ok((headers, "{}\n").into_response());
+    }
+    let store = state.store.clone();
+    let csv_safe = state.csv_safe;
+    let parts = futures_util::stream::iter(tables.into_iter().enumerate())
+        .then(move |(i, info)| {
+            let store = store.clone();
+            async move {
+                let mut open = vec![if i == 0 { b'{' } else { b',' }];
+                crate::codec::cell::write_json_string(&mut open, &info.name);
+                open.push(b':');
+                let rows: futures_util::stream::BoxStream<'static, Result<Bytes, axum::Error>> =
+                    match store.select(&info.name, "").await {
+                        Ok(selected) => {
+                            let rows = Rows::new(
+                                selected.head.columns.clone(),
+                                selected.head.id_col,
+                                selected.rows,
+                                None,
+                            );
+                            match rows.into_body(Format::Json, &info.name, csv_safe).await {
+                                Ok(body) => body.into_data_stream().boxed(),
+                                Err(err) => {
+                                    futures_util::stream::iter([Err(axum::Error::new(err))]).boxed()
+                                }
+                            }
+                        }
+                        // Deleted since it was listed.
+                        Err(crate::store::Error::NoTable(_)) => {
+                            futures_util::stream::iter([Ok(Bytes::from_static(b"[]\n"))]).boxed()
+                        }
+                        Err(err) => {
+                            futures_util::stream::iter([Err(axum::Error::new(err))]).boxed()
+                        }
+                    };
+                futures_util::stream::iter([Ok(Bytes::from(open))]).chain(rows)
+            }
+        })
+        .flatten()
+        .chain(futures_util::stream::iter([Ok(Bytes::from_static(b"}\n"))]));
+    Ok((headers, Body::from_stream(parts)).into_response())
 }

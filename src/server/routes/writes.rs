@@ -16,11 +16,21 @@ use super::validators::write;
 use super::{row_body, Answer, AppState};
 use crate::codec::repr::{self, encode_segment, Format};
 use crate::page::{RowPage, Viewer};
-use crate::store::{Row, Written};
+use crate::store::{Records, Row, Written};
 
-pub(super) async fn post_rows(state: AppState, name: String, request: Request) -> Answer {
+/// `POST /<table>`; `parent`, for `POST /posts/1/comments`, is the
+/// foreign key and id every row gets (`postId` 1).
+pub(super) async fn post_rows(
+    state: AppState,
+    name: String,
+    request: Request,
+    parent: Option<(String, String)>,
+) -> Answer {
     crate::store::validate_table_name(&name)?;
-    let (headers, parsed, _claim) = read_body(&state, request, true).await?;
+    let (headers, mut parsed, _claim) = read_body(&state, request, true).await?;
+    if let Some((column, id)) = &parent {
+        set_field(&mut parsed.records, column, id)?;
+    }
     if parsed.records.is_empty() {
         return Err(Problem::bad_request("the body holds no rows to create"));
     }
@@ -184,4 +194,31 @@ pub(super) async fn delete_row(
     };
     write(target, state.store.delete_row(&table, &id, &expect)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---- json-server compatibility: nested routes
+
+/// Gives every record `column` = `value` (the parent a nested route
+/// names); a record that names another value is refused.
+fn set_field(records: &mut Records, column: &str, value: &str) -> Result<(), Problem> {
+    let at = match records.columns.iter().position(|c| c == column) {
+        Some(at) => at,
+        None => {
+            records.columns.push(column.to_string());
+            records.columns.len() - 1
+        }
+    };
+    let width = records.columns.len();
+    for row in &mut records.rows {
+        let given = row.get(at);
+        if !given.is_empty() && given != value {
+            return Err(Problem::bad_request(format!(
+                "the body's {column} {given:?} does not match the URL's {value:?}; leave it out \
+                 or give the same"
+            )));
+        }
+        let cells = (0..width).map(|i| if i == at { value } else { row.get(i) });
+        *row = std::sync::Arc::new(Row::from_cells(cells));
+    }
+    Ok(())
 }

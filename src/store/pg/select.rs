@@ -3,8 +3,9 @@
 //!
 //! What is pushed down to SQL: equality and `_ne` filters, comparisons
 //! (`_lt`, `_lte`, `_gt`, `_gte`), the count, `_sort`/`_order` and the
-//! window. `_like` (a regular expression in the file store's syntax) and
-//! `q` (case folded as JavaScript folds it) are evaluated here, on the rows
+//! window. `_like` (a regular expression in the file store's syntax),
+//! `q` and the text operators (`:contains`, `:startsWith`, `:endsWith`;
+//! case folded as JavaScript folds it) are evaluated here, on the rows
 //! the other filters let through; the sort and window then follow them
 //! here too, since which columns sort as numbers depends on every filter.
 
@@ -60,7 +61,11 @@ impl Plan {
         let mut plan = Plan {
             condition: String::new(),
             params: Vec::new(),
-            residual: query.search.is_some(),
+            // A sort by a path into cells' JSON objects is made here too.
+            // So are `_where`'s `or`s.
+            residual: query.search.is_some()
+                || !query.or.is_empty()
+                || query.sort.iter().any(|k| !k.path.is_empty()),
         };
         for filter in &query.filters {
             let cell = cell(filter.column);
@@ -92,7 +97,10 @@ impl Plan {
                     }
                     format!("({})", any.join(" OR "))
                 }
-                Test::Like(_) => {
+                // `contains`, `startsWith`, `endsWith` fold case as
+                // JavaScript does, and look only at cells typed as text.
+                // A path into cells' JSON objects is read here too.
+                Test::Like(_) | Test::Text(..) | Test::Path(..) => {
                     plan.residual = true;
                     continue;
                 }
