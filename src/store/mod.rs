@@ -4,6 +4,7 @@
 //! versions — never a path or a file. Every method is async; a write's
 //! future resolves only once the write is durable.
 
+pub mod dialect;
 mod dir;
 mod disk;
 #[cfg(test)]
@@ -165,6 +166,9 @@ pub enum Error {
     InvalidField(String),
     #[error("the precondition failed: {0}")]
     PreconditionFailed(Unmet),
+    /// A value the table's file cannot hold in its encoding.
+    #[error("{0}")]
+    Unencodable(String),
     /// A query string that cannot be answered, said so a person can fix it.
     #[error("{0}")]
     Query(#[from] QueryError),
