@@ -115,6 +115,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<Config> {
         request_timeout: Duration::from_secs(args.request_timeout),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         csv_safe: args.csv_safe,
+        csv_bom: args.csv_bom,
         greeting: args.greeting.clone(),
         dump: args.dump,
     })

@@ -316,3 +316,64 @@ fn bodies_in_tabs_and_other_charsets_are_read() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("Shift_JIS"), "{}", r.text());
 }
+
+#[test]
+fn csv_downloads_for_excel() {
+    let s = Server::start();
+    let mut rows = vec![json!({"id": 1, "name": "김민준", "city": "a;b"})];
+    for i in 2..=1500 {
+        rows.push(json!({"id": i, "name": "이서연", "city": "서울"}));
+    }
+    let body = serde_json::Value::Array(rows).to_string();
+    assert_eq!(s.send_json("PUT", "/t", &body).status, 201);
+    let plain = s.get("/t.csv");
+    assert!(plain.body.starts_with(b"id,name,city\r\n1,"));
+    // A byte-order mark, asked for: another representation, another tag.
+    let bom = s.get("/t.csv?bom=1");
+    assert_eq!(bom.status, 200);
+    assert!(bom.body.starts_with(b"\xEF\xBB\xBFid,name,city\r\n"));
+    assert_eq!(&bom.body[3..], &plain.body[..]);
+    assert_ne!(bom.header("etag"), plain.header("etag"));
+    // Another delimiter.
+    let semi = s.get("/t.csv?delimiter=;");
+    assert!(semi
+        .text()
+        .starts_with("id;name;city\r\n1;김민준;\"a;b\"\r\n"));
+    assert_ne!(semi.header("etag"), plain.header("etag"));
+    assert_eq!(s.get("/t.csv?delimiter=x").status, 400);
+    // Another charset, streamed (more than 1,000 rows) all the same.
+    let cp949 = s.get_with("/t", &[("Accept", "text/csv; charset=cp949")]);
+    assert_eq!(cp949.status, 200, "{}", cp949.text());
+    assert_eq!(
+        cp949.header("content-type"),
+        Some("text/csv; charset=EUC-KR")
+    );
+    assert_eq!(cp949.body, encode(encoding_rs::EUC_KR, &plain.text()));
+    assert_ne!(cp949.header("etag"), plain.header("etag"));
+    let r = s.get_with("/t", &[("Accept", "text/csv; charset=klingon")]);
+    assert_eq!(r.status, 406, "{}", r.text());
+    // A cell the charset has not: a clear refusal, before the answer.
+    assert_eq!(s.send_json("PATCH", "/t/1", r#"{"city":"🎉"}"#).status, 200);
+    let r = s.get_with("/t", &[("Accept", "text/csv; charset=cp949")]);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("EUC-KR"), "{}", r.text());
+    // UTF-16 with its mark.
+    let r = s.get_with(
+        "/t.csv?bom=1&_limit=1",
+        &[("Accept", "text/csv; charset=utf-16le")],
+    );
+    assert_eq!(r.body, utf16(true, "id,name,city\r\n1,김민준,🎉\r\n"));
+    // The table page offers it.
+    let page = s.get_with("/t", &[("Accept", "text/html")]).text();
+    assert!(page.contains("href=\"/t.csv?bom=1\""), "{page}");
+}
+
+#[test]
+fn a_server_default_byte_order_mark() {
+    let s = Server::start_with(&["--csv-bom"]);
+    assert_eq!(s.post_json("/t", r#"{"name":"kim"}"#).status, 201);
+    assert!(s.get("/t.csv").body.starts_with(b"\xEF\xBB\xBFid,name\r\n"));
+    assert!(s.get("/t.csv?bom=0").body.starts_with(b"id,name\r\n"));
+    // JSON is never given one.
+    assert!(s.get("/t").body.starts_with(b"["));
+}

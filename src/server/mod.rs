@@ -90,6 +90,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// In CSV answers, neutralise cells spreadsheets would run as formulas.
     pub csv_safe: bool,
+    /// Start CSV downloads with a byte-order mark.
+    pub csv_bom: bool,
     /// Text sent to every new connection before HTTP starts.
     pub greeting: Option<String>,
     /// Print every connection's bytes.
@@ -205,6 +207,7 @@ async fn serve(
             body_timeout: config.body_timeout,
             metrics: metrics.clone(),
             csv_safe: config.csv_safe,
+            csv_bom: config.csv_bom,
             streams: streams.clone(),
         },
         &config,

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 
 use super::super::conditional::{etag, not_modified};
-use super::super::stream::Rows;
+use super::super::stream::{CsvOut, Rows};
 use super::formats::{choose, content, vary_by_viewer};
 use super::validators::{last_modified, page_tag};
 use super::{row_body, viewer_of, Answer, AppState};
@@ -38,6 +38,76 @@ pub(super) async fn list_tables(
     Ok((headers, body).into_response())
 }
 
+/// A CSV answer's options, from the query (`bom=1`, `delimiter=;`), the
+/// server's `--csv-bom` and `Accept`'s `charset=`; and the query without
+/// them, for the store.
+fn csv_out(
+    raw_query: &str,
+    headers: &HeaderMap,
+    default_bom: bool,
+) -> Result<(CsvOut, String), super::super::problem::Problem> {
+    let bad = |detail: String| super::super::problem::Problem::bad_request(detail);
+    let mut out = CsvOut {
+        bom: default_bom,
+        ..CsvOut::default()
+    };
+    let mut rest = Vec::new();
+    for piece in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = form_urlencoded::parse(piece.as_bytes())
+            .next()
+            .unwrap_or_default();
+        match &*key {
+            "bom" => {
+                out.bom = match &*value {
+                    "1" | "true" | "yes" | "" => true,
+                    "0" | "false" | "no" => false,
+                    other => return Err(bad(format!("bom={other:?}: use bom=1 or bom=0"))),
+                }
+            }
+            "delimiter" => {
+                out.delimiter = match &*value {
+                    "," => b',',
+                    ";" => b';',
+                    "\t" | "tab" => b'\t',
+                    "|" => b'|',
+                    other => {
+                        return Err(bad(format!(
+                            "delimiter={other:?}: use one of , ; | or tab (%09)"
+                        )))
+                    }
+                }
+            }
+            _ => rest.push(piece),
+        }
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if let Some(label) = accept.and_then(csv_charset) {
+        out.encoding = crate::store::dialect::charset(&label).ok_or_else(|| {
+            super::super::problem::Problem::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "not-acceptable",
+                format!("cannot answer in charset {label:?}: csvd does not know it; ask for utf-8, or a charset such as cp949, shift_jis, windows-1252"),
+            )
+        })?;
+    }
+    Ok((out, rest.join("&")))
+}
+
+/// The `charset=` an `Accept` header gives `text/csv` (or `text/*`).
+fn csv_charset(accept: &str) -> Option<String> {
+    accept.split(',').find_map(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next()?.trim().to_ascii_lowercase();
+        if media != "text/csv" && media != "text/*" {
+            return None;
+        }
+        parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+            .map(|(_, v)| v.trim().trim_matches('"').to_string())
+    })
+}
+
 fn list_version(tables: &[TableInfo]) -> u64 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for info in tables {
@@ -58,10 +128,14 @@ pub(super) async fn get_table(
 ) -> Answer {
     let format = choose(request.headers(), suffix)?;
     let raw_query = request.uri().query().unwrap_or_default();
+    let (csv, rest) = match format {
+        Format::Csv => csv_out(raw_query, request.headers(), state.csv_bom)?,
+        _ => (CsvOut::default(), raw_query.to_string()),
+    };
     // A browser's page holds one page of rows unless its address names a window.
     let asked = match format {
         Format::Html => Address::paged(raw_query),
-        _ => raw_query.to_string(),
+        _ => rest,
     };
     // Read before the rows, so that the page's feed starts no later than them.
     let since = state.store.feed().last_seq();
@@ -69,8 +143,20 @@ pub(super) async fn get_table(
     let head = &selected.head;
     let query = &selected.query;
     let viewer = viewer_of(&request);
-    let tag = page_tag(etag(head.version, Some(raw_query), format), format, &viewer);
+    // Another delimiter, mark or charset is another representation.
+    let tagged = match csv == CsvOut::default() {
+        true => raw_query.to_string(),
+        false => format!("{raw_query}\0{csv:?}"),
+    };
+    let tag = page_tag(etag(head.version, Some(&tagged), format), format, &viewer);
     let mut headers = content(format, suffix.is_none(), &tag);
+    if csv.encoding != encoding_rs::UTF_8 {
+        let value = format!("text/csv; charset={}", csv.encoding.name());
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
     vary_by_viewer(&mut headers, format, &viewer);
     last_modified(&mut headers, head.modified);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -115,7 +201,7 @@ pub(super) async fn get_table(
         selected.rows,
         selected.query.fields,
     )
-    .into_body(format, &name, state.csv_safe)
+    .into_csv_body(format, &name, state.csv_safe, csv)
     .await?;
     match frame {
         Some(frame) => Ok((headers, page::table_body(frame, rows)).into_response()),
