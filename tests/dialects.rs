@@ -341,12 +341,21 @@ fn csv_downloads_for_excel() {
         .starts_with("id;name;city\r\n1;김민준;\"a;b\"\r\n"));
     assert_ne!(semi.header("etag"), plain.header("etag"));
     assert_eq!(s.get("/t.csv?delimiter=x").status, 400);
+    // Tab-separated values, by suffix or by Accept.
+    let tsv = s.get("/t.tsv?_limit=1");
+    assert_eq!(
+        tsv.header("content-type"),
+        Some("text/tab-separated-values; charset=utf-8")
+    );
+    assert_eq!(tsv.text(), "id\tname\tcity\r\n1\t김민준\ta;b\r\n");
+    let by_accept = s.get_with("/t?_limit=1", &[("Accept", "text/tab-separated-values")]);
+    assert_eq!(by_accept.body, tsv.body);
     // Another charset, streamed (more than 1,000 rows) all the same.
     let cp949 = s.get_with("/t", &[("Accept", "text/csv; charset=cp949")]);
     assert_eq!(cp949.status, 200, "{}", cp949.text());
     assert_eq!(
         cp949.header("content-type"),
-        Some("text/csv; charset=EUC-KR")
+        Some("text/csv; charset=euc-kr")
     );
     assert_eq!(cp949.body, encode(encoding_rs::EUC_KR, &plain.text()));
     assert_ne!(cp949.header("etag"), plain.header("etag"));

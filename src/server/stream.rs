@@ -24,6 +24,8 @@ pub struct CsvOut {
     pub delimiter: u8,
     pub bom: bool,
     pub encoding: &'static encoding_rs::Encoding,
+    /// Labelled `text/tab-separated-values` (`/t.tsv`).
+    pub tsv: bool,
 }
 
 impl Default for CsvOut {
@@ -32,6 +34,7 @@ impl Default for CsvOut {
             delimiter: b',',
             bom: false,
             encoding: encoding_rs::UTF_8,
+            tsv: false,
         }
     }
 }

@@ -45,10 +45,13 @@ fn csv_out(
     raw_query: &str,
     headers: &HeaderMap,
     default_bom: bool,
+    tsv: bool,
 ) -> Result<(CsvOut, String), super::super::problem::Problem> {
     let bad = |detail: String| super::super::problem::Problem::bad_request(detail);
     let mut out = CsvOut {
         bom: default_bom,
+        delimiter: if tsv { b'\t' } else { b',' },
+        tsv,
         ..CsvOut::default()
     };
     let mut rest = Vec::new();
@@ -93,12 +96,23 @@ fn csv_out(
     Ok((out, rest.join("&")))
 }
 
-/// The `charset=` an `Accept` header gives `text/csv` (or `text/*`).
+/// Whether `Accept` asks for tab-separated values rather than CSV.
+fn wants_tsv(headers: &HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let accept = accept.unwrap_or_default().to_ascii_lowercase();
+    accept.contains("text/tab-separated-values") && !accept.contains("text/csv")
+}
+
+/// The `charset=` an `Accept` header gives `text/csv` (or `text/*`, or
+/// `text/tab-separated-values`).
 fn csv_charset(accept: &str) -> Option<String> {
     accept.split(',').find_map(|range| {
         let mut parts = range.split(';');
         let media = parts.next()?.trim().to_ascii_lowercase();
-        if media != "text/csv" && media != "text/*" {
+        if !matches!(
+            media.as_str(),
+            "text/csv" | "text/*" | "text/tab-separated-values"
+        ) {
             return None;
         }
         parts
@@ -129,7 +143,13 @@ pub(super) async fn get_table(
     let format = choose(request.headers(), suffix)?;
     let raw_query = request.uri().query().unwrap_or_default();
     let (csv, rest) = match format {
-        Format::Csv => csv_out(raw_query, request.headers(), state.csv_bom)?,
+        Format::Csv => {
+            let tsv = match suffix {
+                Some(_) => request.uri().path().to_ascii_lowercase().ends_with(".tsv"),
+                None => wants_tsv(request.headers()),
+            };
+            csv_out(raw_query, request.headers(), state.csv_bom, tsv)?
+        }
         _ => (CsvOut::default(), raw_query.to_string()),
     };
     // A browser's page holds one page of rows unless its address names a window.
@@ -150,8 +170,15 @@ pub(super) async fn get_table(
     };
     let tag = page_tag(etag(head.version, Some(&tagged), format), format, &viewer);
     let mut headers = content(format, suffix.is_none(), &tag);
-    if csv.encoding != encoding_rs::UTF_8 {
-        let value = format!("text/csv; charset={}", csv.encoding.name());
+    let media = match csv.tsv {
+        true => "text/tab-separated-values",
+        false => "text/csv",
+    };
+    if csv.encoding != encoding_rs::UTF_8 || csv.tsv {
+        let value = format!(
+            "{media}; charset={}",
+            csv.encoding.name().to_ascii_lowercase()
+        );
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(header::CONTENT_TYPE, value);
         }
