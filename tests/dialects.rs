@@ -386,3 +386,12 @@ fn a_server_default_byte_order_mark() {
     // JSON is never given one.
     assert!(s.get("/t").body.starts_with(b"["));
 }
+
+#[test]
+fn files_that_quote_every_field_keep_doing_so() {
+    let text = "\"id\",\"name\"\r\n\"1\",\"kim\"\r\n";
+    let mut s = serve("t.csv", text.as_bytes());
+    assert_eq!(s.post_json("/t", r#"{"name":"lee"}"#).status, 201);
+    let after = String::from_utf8(bytes_after_stop(&mut s, "t.csv")).unwrap();
+    assert_eq!(after, format!("{text}\"2\",\"lee\"\r\n"));
+}

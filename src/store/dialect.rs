@@ -250,6 +250,75 @@ pub fn sniff(text: &[u8]) -> Sniffed {
     }
 }
 
+/// Which fields a file quotes, kept so that a rewrite quotes the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Quoting {
+    /// Only fields that need it (a delimiter, quote or line end inside).
+    #[default]
+    Needed,
+    /// Every field.
+    All,
+    /// Every field that is not a number.
+    NonNumeric,
+}
+
+/// How the header and first row of `text` quote their fields: every
+/// field of both quoted is [`Quoting::All`]; every field of the header
+/// and every one of the row but its numbers is [`Quoting::NonNumeric`];
+/// anything else quotes only what it must.
+pub fn quoting(text: &[u8], delimiter: u8, quote: u8) -> Quoting {
+    let mut records: Vec<Vec<(bool, bool)>> = Vec::new();
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while i < text.len() && records.len() < 2 {
+        // One field: quoted or not, and whether it reads as a number.
+        let quoted = text[i] == quote;
+        let start = i;
+        if quoted {
+            i += 1;
+            while i < text.len() {
+                if text[i] == quote {
+                    if text.get(i + 1) == Some(&quote) {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+        }
+        while i < text.len() && !matches!(text[i], b'\r' | b'\n') && text[i] != delimiter {
+            i += 1;
+        }
+        let cell = std::str::from_utf8(&text[start..i]).unwrap_or_default();
+        let numeric = !quoted && !cell.is_empty() && cell.parse::<f64>().is_ok();
+        fields.push((quoted, numeric));
+        match text.get(i) {
+            Some(&b) if b == delimiter => i += 1,
+            _ => {
+                while i < text.len() && matches!(text[i], b'\r' | b'\n') {
+                    i += 1;
+                }
+                records.push(std::mem::take(&mut fields));
+            }
+        }
+    }
+    let [header, row] = &records[..] else {
+        return Quoting::Needed;
+    };
+    if !header.iter().all(|&(quoted, _)| quoted) {
+        return Quoting::Needed;
+    }
+    if row.iter().all(|&(quoted, _)| quoted) {
+        Quoting::All
+    } else if row.iter().all(|&(quoted, numeric)| quoted || numeric) {
+        Quoting::NonNumeric
+    } else {
+        Quoting::Needed
+    }
+}
+
 /// Whether every character of `text` can be written in `encoding`; the
 /// first that cannot.
 pub fn unencodable(encoding: &'static Encoding, text: &str) -> Option<char> {
@@ -393,6 +462,24 @@ mod tests {
         );
         // Rows decide.
         assert_eq!(sniff(b"a;b,c\n1;2\n"), Sniffed::Delimiter(b';'));
+    }
+
+    #[test]
+    fn quoting_is_told_from_the_header_and_first_row() {
+        assert_eq!(
+            quoting(b"\"id\",\"name\"\n\"1\",\"kim\"\n", b',', b'"'),
+            Quoting::All
+        );
+        assert_eq!(
+            quoting(b"\"id\";\"name\"\r\n1;\"a;\"\"b\"\"\"\r\n", b';', b'"'),
+            Quoting::NonNumeric
+        );
+        assert_eq!(quoting(b"id,name\n1,kim\n", b',', b'"'), Quoting::Needed);
+        assert_eq!(
+            quoting(b"\"id\",name\n\"1\",kim\n", b',', b'"'),
+            Quoting::Needed
+        );
+        assert_eq!(quoting(b"\"id\"\n", b',', b'"'), Quoting::Needed);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Layout {
     pub quote: u8,
     /// A `sep=<delimiter>` first line, as spreadsheets write.
     pub sep_line: bool,
+    /// Which fields are quoted.
+    pub quoting: dialect::Quoting,
     pub encoding: &'static encoding_rs::Encoding,
 }
 
@@ -58,6 +60,7 @@ impl Default for Layout {
             delimiter: b',',
             quote: b'"',
             sep_line: false,
+            quoting: dialect::Quoting::Needed,
             encoding: encoding_rs::UTF_8,
         }
     }
@@ -290,6 +293,7 @@ fn parse_with(
             (text, 0)
         }
     };
+    layout.quoting = dialect::quoting(body, layout.delimiter, layout.quote);
     layout.crlf = body
         .iter()
         .position(|&b| b == b'\n')
@@ -478,10 +482,16 @@ fn csv_writer<W: Write>(out: W, layout: Layout) -> csv::Writer<W> {
     } else {
         csv::Terminator::Any(b'\n')
     };
+    let style = match layout.quoting {
+        dialect::Quoting::Needed => csv::QuoteStyle::Necessary,
+        dialect::Quoting::All => csv::QuoteStyle::Always,
+        dialect::Quoting::NonNumeric => csv::QuoteStyle::NonNumeric,
+    };
     csv::WriterBuilder::new()
         .terminator(terminator)
         .delimiter(layout.delimiter)
         .quote(layout.quote)
+        .quote_style(style)
         .from_writer(out)
 }
 
@@ -766,6 +776,8 @@ mod tests {
             (b"id|name\n1|\"a|b\"\n", b'|'),
             (b"id,name\n1,kim\n", b','),
             (b"id;price\n1;2,5\n2;\"a;b\"\n", b';'),
+            (b"\"id\",\"name\"\r\n\"1\",\"kim\"\r\n\"2\",\"\"\r\n", b','),
+            (b"\"id\";\"name\"\n1;\"kim\"\n2.5;\"lee\"\n", b';'),
         ] {
             let layout = same_bytes(text);
             assert_eq!(layout.delimiter, delimiter, "{text:?}");
