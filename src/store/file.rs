@@ -263,6 +263,15 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
     parse_with(bytes, None, None)
 }
 
+/// Reads a file csvd wrote in `layout` (as loading does with the
+/// encoding it noted): what a rewrite reads back as.
+pub fn parse_written(
+    bytes: &[u8],
+    layout: Layout,
+) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
+    parse_with(bytes, None, Some(layout.encoding))
+}
+
 /// [`parse`], with the delimiter given unless a `sep=` line says another
 /// (a `.tsv` file's tab), and the encoding given unless a byte-order mark
 /// says another (the one csvd wrote the file in).
