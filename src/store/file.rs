@@ -43,6 +43,8 @@ impl Stamp {
 pub struct Layout {
     pub bom: bool,
     pub crlf: bool,
+    /// Lines end with a lone CR (as old Mac files do).
+    pub cr: bool,
     pub delimiter: u8,
     pub quote: u8,
     /// A `sep=<delimiter>` first line, as spreadsheets write.
@@ -57,6 +59,7 @@ impl Default for Layout {
         Layout {
             bom: false,
             crlf: false,
+            cr: false,
             delimiter: b',',
             quote: b'"',
             sep_line: false,
@@ -307,6 +310,10 @@ fn parse_with(
         .iter()
         .position(|&b| b == b'\n')
         .is_some_and(|i| i > 0 && body[i - 1] == b'\r');
+    layout.cr = body
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .is_some_and(|i| body[i] == b'\r' && body.get(i + 1) != Some(&b'\n'));
     let (columns, rows) = parse_body(body, lines_before, layout)?;
     Ok((columns, rows, layout))
 }
@@ -440,7 +447,11 @@ fn write_text<W: Write>(
     if layout.bom {
         out.write_all(dialect::bom_of(encoding_rs::UTF_8))?;
     }
-    let end: &[u8] = if layout.crlf { b"\r\n" } else { b"\n" };
+    let end: &[u8] = match (layout.crlf, layout.cr) {
+        (true, _) => b"\r\n",
+        (false, true) => b"\r",
+        (false, false) => b"\n",
+    };
     if columns.is_empty() {
         if layout.sep_line {
             out.write_all(b"sep=")?;
@@ -486,10 +497,10 @@ fn write_text<W: Write>(
 }
 
 fn csv_writer<W: Write>(out: W, layout: Layout) -> csv::Writer<W> {
-    let terminator = if layout.crlf {
-        csv::Terminator::CRLF
-    } else {
-        csv::Terminator::Any(b'\n')
+    let terminator = match (layout.crlf, layout.cr) {
+        (true, _) => csv::Terminator::CRLF,
+        (false, true) => csv::Terminator::Any(b'\r'),
+        (false, false) => csv::Terminator::Any(b'\n'),
     };
     let style = match layout.quoting {
         dialect::Quoting::Needed => csv::QuoteStyle::Necessary,
@@ -784,6 +795,7 @@ mod tests {
             (b"id\tname\n1\tkim\n", b'\t'),
             (b"id|name\n1|\"a|b\"\n", b'|'),
             (b"id,name\n1,kim\n", b','),
+            (b"id;name\r1;kim\r2;\"a\rb\"\r", b';'),
             (b"id;price\n1;2,5\n2;\"a;b\"\n", b';'),
             (b"\"id\",\"name\"\r\n\"1\",\"kim\"\r\n\"2\",\"\"\r\n", b','),
             (b"\"id\";\"name\"\n1;\"kim\"\n2.5;\"lee\"\n", b';'),
