@@ -214,6 +214,13 @@ fn legacy_encodings_are_read_and_kept() {
             "{}",
             encoding.name()
         );
+        // The encoding it was written in is noted, and read again so.
+        assert!(s.dir.join(".t.csv.encoding").exists());
+        s.restart_after_crash();
+        let again = s.get("/t").json();
+        let last = again.as_array().unwrap().len() - 1;
+        assert_eq!(again[last][header[1]], json!(new));
+        assert_eq!(again[0], rows[0]);
     }
 }
 
