@@ -358,6 +358,11 @@ pub struct ServeArgs {
     )]
     pub no_static: bool,
     // ---- end of json-server compatibility
+    /// Start CSV downloads of tables with a UTF-8 byte-order mark, so that
+    /// Excel reads them as UTF-8 (`?bom=0` on a request turns it off).
+    #[arg(long, env = "CSVD_CSV_BOM")]
+    pub csv_bom: bool,
+
     /// When to fsync the write-ahead log: `always` (before every write is
     /// acknowledged) or `never` (UNSAFE: a crash may lose acknowledged
     /// writes; for measuring what durability costs).

@@ -116,6 +116,7 @@ fn config(args: &ServeArgs) -> anyhow::Result<Config> {
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         csv_safe: args.csv_safe,
         json_server: crate::server::JsonServer::of(args)?,
+        csv_bom: args.csv_bom,
         greeting: args.greeting.clone(),
         dump: args.dump,
     })

@@ -46,6 +46,7 @@ fn csv_body(bytes: usize) -> Vec<u8> {
         Layout {
             bom: false,
             crlf: true,
+            ..Layout::default()
         },
     )
     .unwrap();

@@ -18,6 +18,8 @@ pub enum BodyKind {
     Json,
     Ndjson,
     Csv,
+    /// `text/tab-separated-values`: CSV with tabs (quoted as in CSV).
+    Tsv,
     Form,
     /// `key:value` (or `key=value`) lines, the seed client's format.
     KeyValue,
@@ -27,7 +29,7 @@ pub enum BodyKind {
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     /// The media type is not one we read (415).
-    #[error("cannot read a body of type {0:?}; send application/json, application/x-ndjson, text/csv, application/x-www-form-urlencoded, or key:value lines as text/plain")]
+    #[error("cannot read a body of type {0:?}; send application/json, application/x-ndjson, text/csv, text/tab-separated-values, application/x-www-form-urlencoded, or key:value lines as text/plain")]
     Unsupported(String),
     /// The body does not parse (400).
     #[error("{0}")]
@@ -44,35 +46,81 @@ pub struct Parsed {
     pub many: bool,
 }
 
-/// Picks the parser for a `Content-Type` (absent: `key:value` lines).
-pub fn kind_of(content_type: Option<&str>) -> Result<BodyKind, BodyError> {
+/// A body's format and the character set it is in (`None`: UTF-8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyType {
+    pub kind: BodyKind,
+    pub charset: Option<&'static encoding_rs::Encoding>,
+}
+
+impl From<BodyKind> for BodyType {
+    fn from(kind: BodyKind) -> BodyType {
+        BodyType {
+            kind,
+            charset: None,
+        }
+    }
+}
+
+impl PartialEq<BodyKind> for BodyType {
+    fn eq(&self, kind: &BodyKind) -> bool {
+        self.charset.is_none() && self.kind == *kind
+    }
+}
+
+/// Picks the parser for a `Content-Type` (absent: `key:value` lines), and
+/// the character set its `charset=` names (any the WHATWG Encoding
+/// Standard knows; another is refused).
+pub fn kind_of(content_type: Option<&str>) -> Result<BodyType, BodyError> {
     let Some(content_type) = content_type else {
-        return Ok(BodyKind::KeyValue);
+        return Ok(BodyKind::KeyValue.into());
     };
     let mut parts = content_type.split(';');
     let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let mut charset = None;
     for param in parts {
         if let Some((key, value)) = param.split_once('=') {
             let value = value.trim().trim_matches('"').to_ascii_lowercase();
-            if key.trim().eq_ignore_ascii_case("charset")
-                && !matches!(value.as_str(), "utf-8" | "utf8" | "us-ascii")
-            {
-                return Err(BodyError::Unsupported(format!(
-                    "{essence}; charset={value} (only UTF-8 is read)"
-                )));
+            if key.trim().eq_ignore_ascii_case("charset") {
+                match crate::store::dialect::charset(&value) {
+                    Some(e) if e == encoding_rs::UTF_8 => {}
+                    Some(e) => charset = Some(e),
+                    None => {
+                        return Err(BodyError::Unsupported(format!(
+                            "{essence}; charset={value} (a character set csvd does not know; send UTF-8)"
+                        )))
+                    }
+                }
             }
         }
     }
-    Ok(match essence.as_str() {
+    let kind = match essence.as_str() {
         "application/json" => BodyKind::Json,
         e if e.starts_with("application/") && e.ends_with("+json") => BodyKind::Json,
         "application/x-ndjson" | "application/jsonl" | "application/json-seq" => BodyKind::Ndjson,
         "text/csv" | "application/csv" => BodyKind::Csv,
+        "text/tab-separated-values" => BodyKind::Tsv,
         "application/x-www-form-urlencoded" => BodyKind::Form,
         "" => BodyKind::KeyValue,
         e if e.starts_with("text/") => BodyKind::KeyValue,
         _ => return Err(BodyError::Unsupported(essence)),
-    })
+    };
+    Ok(BodyType { kind, charset })
+}
+
+/// A body in another character set, as UTF-8 (a mark of its own dropped).
+fn decode_charset(
+    encoding: &'static encoding_rs::Encoding,
+    bytes: &[u8],
+) -> Result<String, BodyError> {
+    let (text, had_errors) = encoding.decode_with_bom_removal(bytes);
+    if had_errors {
+        return Err(BodyError::Invalid(format!(
+            "the body is not valid {}, as its Content-Type's charset says",
+            encoding.name()
+        )));
+    }
+    Ok(text.into_owned())
 }
 
 /// A body read piece by piece as it arrives. A CSV body is parsed as it
@@ -80,17 +128,24 @@ pub fn kind_of(content_type: Option<&str>) -> Result<BodyKind, BodyError> {
 /// gathered whole, then parsed, and its bytes dropped.
 pub enum Reader {
     Csv(Box<CsvReader>),
-    Whole { kind: BodyKind, bytes: Vec<u8> },
+    Whole { kind: BodyType, bytes: Vec<u8> },
 }
 
 impl Reader {
     /// `expected`: the body's declared length, to gather it without copies.
     /// `numbering`: the id column, when a CSV body without it is to have
     /// its rows numbered in it (see [`Records::numbered`]).
-    pub fn new(kind: BodyKind, expected: usize, numbering: Option<&str>) -> Reader {
-        match kind {
-            BodyKind::Csv => Reader::Csv(Box::new(CsvReader::numbering(numbering))),
-            kind => Reader::Whole {
+    pub fn new(kind: impl Into<BodyType>, expected: usize, numbering: Option<&str>) -> Reader {
+        let kind = kind.into();
+        match (kind.kind, kind.charset) {
+            (BodyKind::Csv, None) => Reader::Csv(Box::new(CsvReader::numbering(numbering))),
+            (BodyKind::Tsv, None) => Reader::Csv(Box::new(CsvReader {
+                core: tabs(),
+                delimiter: b'\t',
+                ..CsvReader::numbering(numbering)
+            })),
+            // Other character sets are decoded whole, then read as UTF-8.
+            _ => Reader::Whole {
                 kind,
                 bytes: Vec::with_capacity(expected),
             },
@@ -112,7 +167,10 @@ impl Reader {
     pub fn finish(self) -> Result<Parsed, BodyError> {
         match self {
             Reader::Csv(reader) => reader.finish(),
-            Reader::Whole { kind, bytes } => parse(kind, &bytes),
+            Reader::Whole { kind, bytes } => match kind.charset {
+                None => parse(kind.kind, &bytes),
+                Some(encoding) => parse(kind.kind, decode_charset(encoding, &bytes)?.as_bytes()),
+            },
         }
     }
 }
@@ -122,8 +180,15 @@ pub fn parse(kind: BodyKind, bytes: &[u8]) -> Result<Parsed, BodyError> {
     Ok(match kind {
         // The CSV reader says on which line and in which field a byte is
         // not UTF-8, which tells more than an offset.
-        BodyKind::Csv => {
-            let mut reader = CsvReader::default();
+        BodyKind::Csv | BodyKind::Tsv => {
+            let mut reader = match kind {
+                BodyKind::Tsv => CsvReader {
+                    core: tabs(),
+                    delimiter: b'\t',
+                    ..CsvReader::default()
+                },
+                _ => CsvReader::default(),
+            };
             reader.feed(bytes)?;
             reader.finish()?
         }
@@ -142,6 +207,11 @@ pub fn parse(kind: BodyKind, bytes: &[u8]) -> Result<Parsed, BodyError> {
             }
         }
     })
+}
+
+/// The CSV parser, reading tabs as delimiters.
+fn tabs() -> csv_core::Reader {
+    csv_core::ReaderBuilder::new().delimiter(b'\t').build()
 }
 
 /// A text body's text: UTF-8, without a byte-order mark, not empty.
@@ -333,6 +403,7 @@ fn describe(value: &Value) -> &'static str {
 /// that are not UTF-8 refused, each with its line).
 pub struct CsvReader {
     core: csv_core::Reader,
+    delimiter: u8,
     /// The first bytes, until it is known whether they are a byte-order mark.
     start: Vec<u8>,
     started: bool,
@@ -361,6 +432,7 @@ impl Default for CsvReader {
     fn default() -> CsvReader {
         CsvReader {
             core: csv_core::Reader::new(),
+            delimiter: b',',
             start: Vec::new(),
             started: false,
             blank: Blank::default(),
@@ -542,7 +614,8 @@ impl CsvReader {
                 name
             })
             .collect();
-        crate::store::check_header(&mut columns, self.record_line).map_err(invalid_csv)?;
+        crate::store::check_header(&mut columns, self.record_line, self.delimiter)
+            .map_err(invalid_csv)?;
         if let Some(empty) = columns.iter().position(String::is_empty) {
             return Err(invalid_csv(format!(
                 "line {}: column {} of the header has no name",
@@ -726,8 +799,19 @@ mod tests {
             kind_of(Some("application/xml")),
             Err(BodyError::Unsupported(_))
         ));
+        assert_eq!(
+            kind_of(Some("text/csv; charset=latin1")).unwrap(),
+            BodyType {
+                kind: BodyKind::Csv,
+                charset: Some(encoding_rs::WINDOWS_1252)
+            }
+        );
+        assert_eq!(
+            kind_of(Some("text/tab-separated-values")).unwrap(),
+            BodyKind::Tsv
+        );
         assert!(matches!(
-            kind_of(Some("text/csv; charset=latin1")),
+            kind_of(Some("text/csv; charset=klingon")),
             Err(BodyError::Unsupported(_))
         ));
     }
@@ -891,6 +975,10 @@ mod tests {
         if std::str::from_utf8(bytes).is_ok_and(|t| t.trim().is_empty()) {
             return Err(empty().to_string());
         }
+        // A file may be in another encoding; a body is UTF-8.
+        if std::str::from_utf8(bytes).is_err() {
+            return Err("not valid UTF-8".to_string());
+        }
         let (columns, rows, _) =
             crate::store::parse_csv(bytes).map_err(|e| format!("invalid CSV: {e}"))?;
         if let Some(at) = columns.iter().position(String::is_empty) {
@@ -929,6 +1017,7 @@ mod tests {
                 // A header without a name is now told as soon as it is
                 // read, before any later row's error.
                 (Err(a), Err(b)) if a.contains("has no name") || b.contains("has no name") => {}
+                (Err(a), Err(_)) if a == "not valid UTF-8" => {}
                 (Err(a), Err(b)) => assert_eq!(a, b, "{input:?} in pieces of {size}"),
                 // Nothing but byte-order marks is an empty body, not a
                 // table without columns.

@@ -82,6 +82,8 @@ pub struct RowWriter {
     written: usize,
     /// Neutralise formula-like CSV cells ([`neutralise`]).
     csv_safe: bool,
+    /// The CSV delimiter (`,` unless an answer asks for another).
+    delimiter: u8,
 }
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,
@@ -103,14 +105,20 @@ impl RowWriter {
             columns,
             written: 0,
             csv_safe,
+            delimiter: b',',
         }
+    }
+
+    /// The same writer, separating CSV cells by `delimiter`.
+    pub fn delimited(self, delimiter: u8) -> RowWriter {
+        RowWriter { delimiter, ..self }
     }
 
     pub fn begin(&mut self, out: &mut Vec<u8>) {
         match self.data {
             Data::Json => out.push(b'['),
             Data::Csv if !self.columns.is_empty() => {
-                csv_record(out, self.columns.iter().map(String::as_str));
+                csv_record(out, self.columns.iter().map(String::as_str), self.delimiter);
             }
             Data::Csv | Data::Ndjson => {}
         }
@@ -127,9 +135,13 @@ impl RowWriter {
                 out.push(b'\n');
             }
             Data::Csv if self.csv_safe => {
-                csv_record(out, row.cells(self.columns.len()).map(neutralise));
+                csv_record(
+                    out,
+                    row.cells(self.columns.len()).map(neutralise),
+                    self.delimiter,
+                );
             }
-            Data::Csv => csv_record(out, row.cells(self.columns.len())),
+            Data::Csv => csv_record(out, row.cells(self.columns.len()), self.delimiter),
         }
         self.written += 1;
     }
@@ -144,20 +156,20 @@ impl RowWriter {
 }
 
 /// Appends one CSV record, quoting exactly the fields the `csv` crate
-/// quotes (those holding a comma, a quote, CR or LF, and the empty field
+/// quotes (those holding the delimiter, a quote, CR or LF, and the empty field
 /// of a record that has no other), ended by CRLF. Streaming a large table is mostly this,
 /// so it writes plain fields straight through rather than through a
 /// `csv::Writer` per row.
-fn csv_record<S: AsRef<str>>(out: &mut Vec<u8>, fields: impl Iterator<Item = S>) {
+fn csv_record<S: AsRef<str>>(out: &mut Vec<u8>, fields: impl Iterator<Item = S>, delimiter: u8) {
     let start = out.len();
     for (i, field) in fields.enumerate() {
         let field = field.as_ref();
         if i > 0 {
-            out.push(b',');
+            out.push(delimiter);
         }
         if field
             .bytes()
-            .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+            .any(|b| b == delimiter || matches!(b, b'"' | b'\r' | b'\n'))
         {
             out.push(b'"');
             for (j, part) in field.split('"').enumerate() {
@@ -351,7 +363,7 @@ mod tests {
         ];
         for fields in records {
             let mut ours = Vec::new();
-            csv_record(&mut ours, fields.iter().copied());
+            csv_record(&mut ours, fields.iter().copied(), b',');
             let mut theirs = Vec::new();
             let mut writer = csv_writer(&mut theirs);
             writer.write_record(fields).unwrap();

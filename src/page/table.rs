@@ -190,6 +190,9 @@ impl TablePage<'_> {
                 " "
                 a href=(all.href(&format!("{}.json", self.path())))
                     download=(format!("{}.json", self.name)) { "JSON" }
+                " "
+                a href=(excel(&all.href(&format!("{}.csv", self.path()))))
+                    download=(format!("{}.csv", self.name)) { "CSV for Excel" }
             }
         }
     }
@@ -449,6 +452,13 @@ pub fn body((head, tail): (Bytes, Bytes), rows: Body) -> Body {
     Body::from_stream(head.chain(rows.into_data_stream()).chain(tail))
 }
 
+/// A CSV download's address, as UTF-8 with a byte-order mark (which
+/// Excel needs to read it as UTF-8).
+fn excel(href: &str) -> String {
+    let join = if href.contains('?') { '&' } else { '?' };
+    format!("{href}{join}bom=1")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,6 +557,10 @@ mod tests {
     fn downloads_take_every_matching_row() {
         let page = frame("q=kim&_page=2&_limit=10", 40);
         assert!(page.contains("href=\"/people.csv?q=kim\""), "{page}");
+        assert!(
+            page.contains("href=\"/people.csv?q=kim&amp;bom=1\""),
+            "{page}"
+        );
         assert!(page.contains("href=\"/people.json?q=kim\""));
     }
 }

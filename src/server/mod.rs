@@ -92,6 +92,8 @@ pub struct Config {
     pub csv_safe: bool,
     /// What makes csvd answer as json-server does (`--delay`, `--static`…).
     pub json_server: JsonServer,
+    /// Start CSV downloads with a byte-order mark.
+    pub csv_bom: bool,
     /// Text sent to every new connection before HTTP starts.
     pub greeting: Option<String>,
     /// Print every connection's bytes.
@@ -207,6 +209,7 @@ async fn serve(
             body_timeout: config.body_timeout,
             metrics: metrics.clone(),
             csv_safe: config.csv_safe,
+            csv_bom: config.csv_bom,
             streams: streams.clone(),
             json_server: config.json_server.clone(),
         },

@@ -44,6 +44,8 @@ fn matches(media: &str) -> Vec<(Format, u8)> {
         "text/*" => vec![(Format::Csv, 1)],
         "application/xhtml+xml" => vec![(Format::Html, 2)],
         "application/jsonl" => vec![(Format::Ndjson, 2)],
+        // Tab-separated CSV: the table's read tells it by `Accept`.
+        "text/tab-separated-values" => vec![(Format::Csv, 2)],
         _ => Format::ALL
             .into_iter()
             .filter(|f| f.media_type() == media)

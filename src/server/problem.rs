@@ -155,6 +155,7 @@ impl From<store::Error> for Problem {
             E::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid-id"),
             E::InvalidField(_) => (StatusCode::BAD_REQUEST, "invalid-field"),
             E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
+            E::Unencodable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unencodable"),
             E::Query(_) => (StatusCode::BAD_REQUEST, "bad-request"),
             E::BrokenTable { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "broken-table"),
             E::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),

@@ -13,7 +13,50 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::codec::repr::{Format, RowWriter};
+use crate::store::dialect;
 use crate::store::{Row, RowStream, Written};
+
+/// How a CSV answer is written for the client that asked: its delimiter,
+/// a byte-order mark, and its character set (`?delimiter=`, `?bom=1`,
+/// `Accept: text/csv; charset=…`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CsvOut {
+    pub delimiter: u8,
+    pub bom: bool,
+    pub encoding: &'static encoding_rs::Encoding,
+    /// Labelled `text/tab-separated-values` (`/t.tsv`).
+    pub tsv: bool,
+}
+
+impl Default for CsvOut {
+    fn default() -> CsvOut {
+        CsvOut {
+            delimiter: b',',
+            bom: false,
+            encoding: encoding_rs::UTF_8,
+            tsv: false,
+        }
+    }
+}
+
+impl CsvOut {
+    /// A piece of the answer, rendered as UTF-8, in the answer's charset;
+    /// a character the charset has not is a 422.
+    fn encode(&self, text: Vec<u8>) -> crate::store::Result<Vec<u8>> {
+        if self.encoding == encoding_rs::UTF_8 {
+            return Ok(text);
+        }
+        let mut out = Vec::with_capacity(text.len() * 2);
+        let mut encoder = dialect::Encode::new(&mut out, self.encoding);
+        std::io::Write::write_all(&mut encoder, &text).map_err(|err| {
+            crate::store::Error::Unencodable(format!(
+                "the answer cannot be sent in {}: {err}; ask for UTF-8 (Accept: text/csv) instead",
+                self.encoding.name()
+            ))
+        })?;
+        Ok(out)
+    }
+}
 
 /// Renders rows piece by piece: a page's rows by the page, the other
 /// formats by the codec.
@@ -118,12 +161,31 @@ impl Rows {
     /// streamed as they arrive. A store error before the first byte is
     /// the answer's error; after it, it ends the stream.
     pub async fn into_body(
-        mut self,
+        self,
         format: Format,
         title: &str,
         csv_safe: bool,
     ) -> crate::store::Result<Body> {
+        self.into_csv_body(format, title, csv_safe, CsvOut::default())
+            .await
+    }
+
+    /// [`Rows::into_body`], a CSV answer written as `csv` says.
+    pub async fn into_csv_body(
+        mut self,
+        format: Format,
+        title: &str,
+        csv_safe: bool,
+        csv: CsvOut,
+    ) -> crate::store::Result<Body> {
         let mut writer = self.writer(format, title, csv_safe);
+        if let Writer::Data(data) = writer {
+            writer = Writer::Data(data.delimited(csv.delimiter));
+        }
+        let csv = match format {
+            Format::Csv => csv,
+            _ => CsvOut::default(),
+        };
         let fields = self.fields.take();
         let mut first = Vec::new();
         let mut ended = false;
@@ -141,15 +203,25 @@ impl Rows {
         for row in &first {
             writer.row(&mut out, &project(row, fields.as_deref()));
         }
+        let mut bom = if csv.bom {
+            dialect::bom_of(csv.encoding).to_vec()
+        } else {
+            Vec::new()
+        };
         if ended {
             writer.end(&mut out);
-            return Ok(Body::from(out));
+            bom.extend(csv.encode(out)?);
+            return Ok(Body::from(bom));
         }
+        // The first rows are checked before the answer begins; a later
+        // character the charset has not cuts the answer short.
+        bom.extend(csv.encode(out)?);
+        let out = bom;
         let head = futures_util::stream::once(async move { Ok(Bytes::from(out)) });
         let state = (self.rows, writer, fields, false);
         let chunks = futures_util::stream::unfold(
             state,
-            |(mut rows, mut writer, fields, done)| async move {
+            move |(mut rows, mut writer, fields, done)| async move {
                 if done {
                     return None;
                 }
@@ -171,7 +243,13 @@ impl Rows {
                 if finished {
                     writer.end(&mut chunk);
                 }
-                Some((Ok(Bytes::from(chunk)), (rows, writer, fields, finished)))
+                match csv.encode(chunk) {
+                    Ok(chunk) => Some((Ok(Bytes::from(chunk)), (rows, writer, fields, finished))),
+                    Err(err) => {
+                        tracing::warn!("an answer was cut short: {err}");
+                        Some((Err(err), (rows, writer, fields, true)))
+                    }
+                }
             },
         );
         // A body may be asked for more after it has ended (the compressor

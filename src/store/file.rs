@@ -11,11 +11,10 @@ use std::time::SystemTime;
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::dialect::{self, Sniffed};
 use super::disk::Disk;
 use super::row::Row;
 use super::table::Table;
-
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// What identifies one version of a file on disk, to notice edits made by
 /// someone else: a rename (our writes) changes the inode, an edit in place
@@ -37,11 +36,49 @@ impl Stamp {
     }
 }
 
-/// How a file is laid out, kept so that our rewrites look like the original.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How a file is laid out, kept so that our rewrites look like the
+/// original: its encoding and byte-order mark, a `sep=` first line, its
+/// delimiter, quote and line ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     pub bom: bool,
     pub crlf: bool,
+    /// Lines end with a lone CR (as old Mac files do).
+    pub cr: bool,
+    pub delimiter: u8,
+    pub quote: u8,
+    /// A `sep=<delimiter>` first line, as spreadsheets write.
+    pub sep_line: bool,
+    /// Which fields are quoted.
+    pub quoting: dialect::Quoting,
+    pub encoding: &'static encoding_rs::Encoding,
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout {
+            bom: false,
+            crlf: false,
+            cr: false,
+            delimiter: b',',
+            quote: b'"',
+            sep_line: false,
+            quoting: dialect::Quoting::Needed,
+            encoding: encoding_rs::UTF_8,
+        }
+    }
+}
+
+impl Layout {
+    /// The first character of `text` this file cannot hold, if any.
+    pub fn unencodable(&self, text: &str) -> Option<char> {
+        dialect::unencodable(self.encoding, text)
+    }
+
+    /// The file's encoding, as a person names it.
+    pub fn encoding_name(&self) -> &'static str {
+        self.encoding.name()
+    }
 }
 
 /// A table file that was read.
@@ -66,6 +103,33 @@ pub enum LoadError {
 /// empty cells; a row longer than the header, a repeated column name or
 /// bytes that are not UTF-8 make the file invalid.
 pub fn load(disk: &Disk, path: &Path, id_column: &str) -> Result<Loaded, LoadError> {
+    if let Some(other) = twin(path).filter(|other| other.exists()) {
+        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        return Err(LoadError::Invalid(format!(
+            "both {:?} and {:?} exist and csvd cannot tell which is the table; rename or remove one (the table is read again when its file changes, or at the next start)",
+            name(path).unwrap_or_default(),
+            name(&other).unwrap_or_default()
+        )));
+    }
+    load_with(disk, path, id_column, path)
+}
+
+/// The delimiter a table file's name says: a tab for `.tsv`.
+fn delimiter_of(path: &Path) -> Option<u8> {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"))
+        .then_some(b'\t')
+}
+
+/// Reads a file as [`load`] does, as the file of the table file `table`
+/// (a copy of a table file is read as its table's: its delimiter, and the
+/// encoding csvd last wrote it in).
+pub fn load_with(
+    disk: &Disk,
+    path: &Path,
+    id_column: &str,
+    table: &Path,
+) -> Result<Loaded, LoadError> {
     let mut file = disk.open(path)?;
     let meta = file.metadata()?;
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
@@ -73,7 +137,9 @@ pub fn load(disk: &Disk, path: &Path, id_column: &str) -> Result<Loaded, LoadErr
     let stamp = Stamp::of(&meta);
     let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
     let hash = xxh3_64(&bytes);
-    let (columns, rows, layout) = parse(&bytes).map_err(LoadError::Invalid)?;
+    let encoding = written_encoding(table, hash);
+    let (columns, rows, layout) =
+        parse_with(&bytes, delimiter_of(table), encoding).map_err(LoadError::Invalid)?;
     let table = Table::new(columns, rows, id_column, hash, modified);
     Ok(Loaded {
         table,
@@ -81,6 +147,54 @@ pub fn load(disk: &Disk, path: &Path, id_column: &str) -> Result<Loaded, LoadErr
         stamp,
         hash,
     })
+}
+
+/// Where csvd notes the legacy encoding it wrote a table file in
+/// (`.people.csv.encoding`): detection reads the bytes, and a file with
+/// little text in it could read as another encoding after a change.
+fn encoding_note(table: &Path) -> PathBuf {
+    let name = table
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("table");
+    table.with_file_name(format!(".{name}.encoding"))
+}
+
+/// The encoding csvd wrote `table` in, if the file is still the one it
+/// wrote (its hash is `hash`).
+fn written_encoding(table: &Path, hash: u64) -> Option<&'static encoding_rs::Encoding> {
+    let note = fs::read_to_string(encoding_note(table)).ok()?;
+    let (noted, label) = note.trim().split_once(' ')?;
+    (u64::from_str_radix(noted, 16).ok()? == hash)
+        .then(|| encoding_rs::Encoding::for_label(label.as_bytes()))
+        .flatten()
+}
+
+/// Notes (or forgets) the encoding a table file was written in. Best
+/// effort: without the note, the encoding is detected again.
+fn note_encoding(table: &Path, hash: u64, encoding: &'static encoding_rs::Encoding) {
+    let note = encoding_note(table);
+    if encoding == encoding_rs::UTF_8 {
+        if note.exists() {
+            let _ = fs::remove_file(note);
+        }
+        return;
+    }
+    let _ = fs::write(note, format!("{hash:016x} {}\n", encoding.name()));
+}
+
+/// The other file a table of this name could be: `t.tsv` for `t.csv`, and
+/// the other way round.
+fn twin(path: &Path) -> Option<PathBuf> {
+    let extension = path.extension()?.to_str()?;
+    let other = match extension {
+        "csv" => "tsv",
+        "tsv" => "csv",
+        "CSV" => "TSV",
+        "TSV" => "CSV",
+        _ => return None,
+    };
+    Some(path.with_extension(other))
 }
 
 /// The hash of a file's bytes, as [`Loaded::hash`] has it; `None` when the
@@ -93,37 +207,49 @@ pub fn hash_of(disk: &Disk, path: &Path) -> Option<u64> {
 /// Excel writes in much of Europe, a tab, `|`) is a file in a dialect not
 /// read yet: refused, so that it is reported and never rewritten with
 /// commas (which would corrupt it).
-fn refuse_other_delimiters(columns: &[String], line: u64) -> Result<(), String> {
+fn refuse_other_delimiters(columns: &[String], line: u64, delimiter: u8) -> Result<(), String> {
     let [only] = columns else { return Ok(()) };
     // Two names at least, so that a stray character is not a dialect.
-    let found = [(';', "semicolons"), ('\t', "tabs"), ('|', "'|'")]
-        .into_iter()
-        .find(|(c, _)| {
-            only.split(*c)
-                .filter(|name| !name.trim().is_empty())
-                .count()
-                >= 2
-        });
+    let found = [
+        (',', "commas"),
+        (';', "semicolons"),
+        ('\t', "tabs"),
+        ('|', "'|'"),
+    ]
+    .into_iter()
+    .filter(|(c, _)| *c != char::from(delimiter))
+    .find(|(c, _)| {
+        only.split(*c)
+            .filter(|name| !name.trim().is_empty())
+            .count()
+            >= 2
+    });
     match found {
         Some((_, name)) => Err(format!(
-            "line {}: the header is separated by {name}, not commas; csvd reads comma-separated CSV only for now (save it as \"CSV UTF-8 (comma delimited)\")",
-            line.max(1)
+            "line {}: the header is separated by {name}, not {}; send comma-separated text/csv, or tab-separated text/tab-separated-values",
+            line.max(1),
+            dialect::delimiter_name(delimiter)
         )),
         None => Ok(()),
     }
 }
 
-/// The rules every header follows, in a file or a body: byte-order marks
-/// are not part of the first name (after blank lines, or repeated: written
-/// back, they would read as a mark), no name appears twice, and a header in
-/// another delimiter is refused. `line` is the header's line.
-pub fn check_header(columns: &mut [String], line: u64) -> Result<(), String> {
+/// The rules every header of a body follows: byte-order marks are not
+/// part of the first name (after blank lines, or repeated: written back,
+/// they would read as a mark), no name appears twice, and a comma-separated
+/// header in another delimiter is refused. `line` is the header's line.
+pub fn check_header(columns: &mut [String], line: u64, delimiter: u8) -> Result<(), String> {
+    check_names(columns, line)?;
+    refuse_other_delimiters(columns, line, delimiter)
+}
+
+/// The rules of a file's header: no mark in the first name, no name twice.
+fn check_names(columns: &mut [String], line: u64) -> Result<(), String> {
     if let Some(first) = columns.first_mut() {
         if first.starts_with('\u{feff}') {
             *first = first.trim_start_matches('\u{feff}').to_string();
         }
     }
-    refuse_other_delimiters(columns, line)?;
     for (i, name) in columns.iter().enumerate() {
         if columns[..i].contains(name) {
             return Err(format!(
@@ -134,20 +260,91 @@ pub fn check_header(columns: &mut [String], line: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses CSV text with a header line into columns and rows.
+/// Parses a table file with a header line into columns and rows, in the
+/// encoding and dialect it is found in (see [`dialect`]).
 pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
-    let (bom, body) = match bytes.strip_prefix(BOM) {
-        Some(rest) => (true, rest),
-        None => (false, bytes),
+    parse_with(bytes, None, None)
+}
+
+/// Reads a file csvd wrote in `layout` (as loading does with the
+/// encoding it noted): what a rewrite reads back as.
+pub fn parse_written(
+    bytes: &[u8],
+    layout: Layout,
+) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
+    parse_with(bytes, None, Some(layout.encoding))
+}
+
+/// [`parse`], with the delimiter given unless a `sep=` line says another
+/// (a `.tsv` file's tab), and the encoding given unless a byte-order mark
+/// says another (the one csvd wrote the file in).
+fn parse_with(
+    bytes: &[u8],
+    delimiter: Option<u8>,
+    encoding: Option<&'static encoding_rs::Encoding>,
+) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
+    let decoded = dialect::decode_as(bytes, encoding)?;
+    let text = decoded.text.as_bytes();
+    let mut layout = Layout {
+        bom: decoded.bom,
+        encoding: decoded.encoding,
+        ..Layout::default()
     };
-    let crlf = body
+    let (body, lines_before) = match dialect::sep_line(&decoded.text) {
+        Some((delimiter, len)) => {
+            layout.sep_line = true;
+            layout.delimiter = delimiter;
+            (&text[len..], 1)
+        }
+        None => {
+            layout.delimiter =
+                match delimiter.map_or_else(|| dialect::sniff(text), Sniffed::Delimiter) {
+                    Sniffed::Delimiter(d) => d,
+                    Sniffed::Ambiguous(seen) => return Err(ambiguous(text, &seen)),
+                };
+            (text, 0)
+        }
+    };
+    layout.quoting = dialect::quoting(body, layout.delimiter, layout.quote);
+    layout.crlf = body
         .iter()
         .position(|&b| b == b'\n')
         .is_some_and(|i| i > 0 && body[i - 1] == b'\r');
+    layout.cr = body
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .is_some_and(|i| body[i] == b'\r' && body.get(i + 1) != Some(&b'\n'));
+    let (columns, rows) = parse_body(body, lines_before, layout)?;
+    Ok((columns, rows, layout))
+}
+
+/// A header more than one delimiter reads, and nothing to tell them by.
+fn ambiguous(text: &[u8], seen: &[u8]) -> String {
+    let header = text
+        .split(|&b| b == b'\n' || b == b'\r')
+        .next()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let ways: Vec<String> = seen.iter().map(|&d| dialect::delimiter_name(d)).collect();
+    let first = char::from(seen[0]).escape_default().to_string();
+    format!(
+        "line 1: the header {header:?} reads as separated by {} alike, and no row tells which; add a first line \"sep={first}\" (or the delimiter meant), or replace the table with PUT; csvd never writes this file until then",
+        ways.join(" or ")
+    )
+}
+
+fn parse_body(
+    body: &[u8],
+    lines_before: u64,
+    layout: Layout,
+) -> Result<(Vec<String>, Vec<Row>), String> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
+        .delimiter(layout.delimiter)
+        .quote(layout.quote)
         .from_reader(body);
+    let line_of = |position: Option<&csv::Position>| line_at(body, position) + lines_before;
     // One record, reused: no allocation per row but the row itself.
     let mut record = csv::StringRecord::new();
     let mut columns: Vec<String> = match reader
@@ -157,23 +354,27 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
         false => Vec::new(),
         true => record.iter().map(str::to_string).collect(),
     };
-    check_header(&mut columns, line_at(body, record.position()))?;
+    check_names(&mut columns, line_of(record.position()))?;
     let mut rows = Vec::new();
     while reader
         .read_record(&mut record)
         .map_err(|e| describe(body, e))?
     {
         if record.len() > columns.len() {
-            let line = line_at(body, record.position());
+            let line = line_of(record.position());
+            let separated = match layout.delimiter {
+                b',' => String::new(),
+                d => format!(" (separated by {})", dialect::delimiter_name(d)),
+            };
             return Err(format!(
-                "line {line}: {} fields, but the header names {}",
+                "line {line}: {} fields, but the header names {}{separated}",
                 record.len(),
-                plural(columns.len(), "column", "columns")
+                plural(columns.len(), "column", "columns"),
             ));
         }
         rows.push(Row::from_record(&record));
     }
-    Ok((columns, rows, Layout { bom, crlf }))
+    Ok((columns, rows))
 }
 
 fn describe(body: &[u8], err: csv::Error) -> String {
@@ -206,8 +407,37 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Writes the table as CSV bytes.
+/// Writes the table as a file in `layout`: its encoding, mark, `sep=`
+/// line, delimiter and line ends. A character the encoding cannot hold is
+/// an error (writes refuse such cells before they get here).
 pub fn write_csv<W: Write>(
+    out: W,
+    columns: &[String],
+    rows: impl Iterator<Item = impl AsRef<Row>>,
+    layout: Layout,
+) -> io::Result<()> {
+    if layout.encoding == encoding_rs::UTF_8 {
+        write_text(out, columns, rows, layout)
+    } else {
+        let mut out = out;
+        if layout.bom {
+            out.write_all(dialect::bom_of(layout.encoding))?;
+        }
+        let encoded = dialect::Encode::new(out, layout.encoding);
+        write_text(
+            encoded,
+            columns,
+            rows,
+            Layout {
+                bom: false,
+                ..layout
+            },
+        )
+    }
+}
+
+/// Writes the table as UTF-8 text in `layout`'s dialect.
+fn write_text<W: Write>(
     out: W,
     columns: &[String],
     rows: impl Iterator<Item = impl AsRef<Row>>,
@@ -215,24 +445,74 @@ pub fn write_csv<W: Write>(
 ) -> io::Result<()> {
     let mut out = out;
     if layout.bom {
-        out.write_all(BOM)?;
+        out.write_all(dialect::bom_of(encoding_rs::UTF_8))?;
     }
-    let terminator = if layout.crlf {
-        csv::Terminator::CRLF
-    } else {
-        csv::Terminator::Any(b'\n')
+    let end: &[u8] = match (layout.crlf, layout.cr) {
+        (true, _) => b"\r\n",
+        (false, true) => b"\r",
+        (false, false) => b"\n",
     };
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(terminator)
-        .from_writer(out);
-    if !columns.is_empty() {
-        writer.write_record(columns)?;
-        for row in rows {
-            writer.write_record(row.as_ref().cells(columns.len()))?;
+    if columns.is_empty() {
+        if layout.sep_line {
+            out.write_all(b"sep=")?;
+            out.write_all(&[layout.delimiter])?;
+            out.write_all(end)?;
         }
+        return out.flush();
+    }
+    // The rows the delimiter is told by when the file is read again.
+    let mut rows = rows;
+    let head: Vec<_> = rows.by_ref().take(dialect::SAMPLE_ROWS).collect();
+    // Written as it is, could the file still be told apart from another
+    // dialect? (A header holding two delimiters, once the rows that told
+    // them apart are gone, could not: it gets a `sep=` line, as
+    // spreadsheets write, rather than become unreadable.)
+    let sep_line = layout.sep_line || {
+        let mut sample = csv_writer(Vec::new(), layout);
+        sample.write_record(columns)?;
+        for row in &head {
+            sample.write_record(row.as_ref().cells(columns.len()))?;
+        }
+        let sample = sample.into_inner().map_err(|e| e.into_error())?;
+        match dialect::sniff(&sample) {
+            Sniffed::Delimiter(d) if d == layout.delimiter => false,
+            // One column reads the same in any delimiter (a `.tsv`
+            // file's name keeps its tabs).
+            Sniffed::Delimiter(b',') => columns.len() > 1,
+            _ => true,
+        }
+    };
+    if sep_line {
+        out.write_all(b"sep=")?;
+        out.write_all(&[layout.delimiter])?;
+        out.write_all(end)?;
+    }
+    let mut writer = csv_writer(out, layout);
+    writer.write_record(columns)?;
+    for row in head.into_iter().chain(rows) {
+        writer.write_record(row.as_ref().cells(columns.len()))?;
     }
     writer.flush()?;
     Ok(())
+}
+
+fn csv_writer<W: Write>(out: W, layout: Layout) -> csv::Writer<W> {
+    let terminator = match (layout.crlf, layout.cr) {
+        (true, _) => csv::Terminator::CRLF,
+        (false, true) => csv::Terminator::Any(b'\r'),
+        (false, false) => csv::Terminator::Any(b'\n'),
+    };
+    let style = match layout.quoting {
+        dialect::Quoting::Needed => csv::QuoteStyle::Necessary,
+        dialect::Quoting::All => csv::QuoteStyle::Always,
+        dialect::Quoting::NonNumeric => csv::QuoteStyle::NonNumeric,
+    };
+    csv::WriterBuilder::new()
+        .terminator(terminator)
+        .delimiter(layout.delimiter)
+        .quote(layout.quote)
+        .quote_style(style)
+        .from_writer(out)
 }
 
 /// A table written to a temporary file beside its own, fsync'd, waiting to
@@ -240,6 +520,7 @@ pub fn write_csv<W: Write>(
 pub struct Staged {
     tmp: PathBuf,
     stamp: Stamp,
+    encoding: &'static encoding_rs::Encoding,
     /// Hash of the bytes written.
     pub hash: u64,
 }
@@ -287,6 +568,7 @@ pub fn stage(
         Ok(Staged {
             tmp: tmp.clone(),
             stamp: Stamp::of(&file.metadata()?),
+            encoding: layout.encoding,
             hash,
         })
     })();
@@ -355,6 +637,7 @@ pub fn commit(
         }
     };
     synced?;
+    note_encoding(path, staged.hash, staged.encoding);
     Ok((staged.stamp, kept))
 }
 
@@ -401,6 +684,7 @@ pub fn set_aside_as(disk: &Disk, from: &Path, table: &Path) -> io::Result<PathBu
 /// Removes a table file durably.
 pub fn remove(disk: &Disk, path: &Path) -> io::Result<()> {
     disk.remove_file(path)?;
+    let _ = fs::remove_file(encoding_note(path));
     sync_dir(disk, path)
 }
 
@@ -468,6 +752,7 @@ mod tests {
             Layout {
                 bom: true,
                 crlf: true,
+                ..Layout::default()
             },
         );
     }
@@ -485,22 +770,147 @@ mod tests {
         assert!(err.contains("line 2") && err.contains("3 fields"), "{err}");
         let err = parse(b"a,a\n").unwrap_err();
         assert!(err.contains("twice"), "{err}");
-        let err = parse(b"a\n\xff\n").unwrap_err();
+        let err = parse(b"a\n\xc3\xbc\n\xff\n").unwrap_err();
         assert!(err.contains("UTF-8"), "{err}");
     }
 
+    /// Parses a file and writes it back in its layout: the same bytes.
+    fn same_bytes(bytes: &[u8]) -> Layout {
+        let (columns, rows, layout) = parse(bytes).unwrap();
+        let mut out = Vec::new();
+        write_csv(&mut out, &columns, rows.iter(), layout).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(bytes),
+            "{layout:?}"
+        );
+        assert_eq!(out, bytes);
+        layout
+    }
+
     #[test]
-    fn other_delimiters_are_refused_not_read_as_one_column() {
-        for (text, word) in [
-            (&b"id;name\r\n1;kim\r\n"[..], "semicolons"),
-            (b"id\tname\n1\tkim\n", "tabs"),
-            (b"id|name\n", "'|'"),
+    fn every_dialect_is_read_and_written_back_as_it_was() {
+        for (text, delimiter) in [
+            (&b"id;name\r\n1;kim\r\n"[..], b';'),
+            (b"id\tname\n1\tkim\n", b'\t'),
+            (b"id|name\n1|\"a|b\"\n", b'|'),
+            (b"id,name\n1,kim\n", b','),
+            (b"id;name\r1;kim\r2;\"a\rb\"\r", b';'),
+            (b"id;price\n1;2,5\n2;\"a;b\"\n", b';'),
+            (b"\"id\",\"name\"\r\n\"1\",\"kim\"\r\n\"2\",\"\"\r\n", b','),
+            (b"\"id\";\"name\"\n1;\"kim\"\n2.5;\"lee\"\n", b';'),
         ] {
-            let err = parse(text).unwrap_err();
-            assert!(err.contains(word) && err.starts_with("line 1:"), "{err}");
+            let layout = same_bytes(text);
+            assert_eq!(layout.delimiter, delimiter, "{text:?}");
         }
+        let (columns, rows, _) = parse(b"id;name\r\n1;kim\r\n").unwrap();
+        assert_eq!(columns, ["id", "name"]);
+        assert_eq!(rows[0].cells(2).collect::<Vec<_>>(), ["1", "kim"]);
+        // A sep= line decides, and is kept.
+        let layout = same_bytes(b"sep=;\r\na,b;c\r\n1;2\r\n");
+        assert!(layout.sep_line && layout.delimiter == b';' && layout.crlf);
+        let layout = same_bytes(b"\xEF\xBB\xBFsep=|\na|b\n");
+        assert!(layout.sep_line && layout.bom);
         // Commas win: a semicolon inside a comma-separated header is a name.
         assert!(parse(b"id,a;b\n1,x\n").is_ok());
+        // A header in two dialects with nothing to tell them by is refused.
+        let err = parse(b"a;b,c\n").unwrap_err();
+        assert!(err.contains("sep=") && err.contains("semicolons"), "{err}");
+        // Its rows gone, a header in two dialects gets a sep= line
+        // rather than become unreadable.
+        let (columns, _, layout) = parse(b"id;b,c\n1;2\n").unwrap();
+        let mut out = Vec::new();
+        write_csv(&mut out, &columns, std::iter::empty::<Row>(), layout).unwrap();
+        assert_eq!(out, b"sep=;\nid;b,c\n");
+        // Too many fields in the dialect the header has: said so.
+        let err = parse(b"id;name\n1;a;b\n").unwrap_err();
+        assert!(
+            err.contains("line 2") && err.contains("semicolons"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_encoding_is_read_and_written_back_as_it_was() {
+        let korean = "이름,도시\r\n김민준,서울특별시\r\n이서연,부산광역시\r\n";
+        for encoding in [
+            encoding_rs::EUC_KR,
+            encoding_rs::SHIFT_JIS,
+            encoding_rs::GBK,
+            encoding_rs::BIG5,
+        ] {
+            let text = match encoding.name() {
+                "EUC-KR" => korean,
+                "Shift_JIS" => "名前,都市\n山田太郎,東京都\n佐藤花子,大阪府\n鈴木一郎,名古屋市\n",
+                "GBK" => "姓名,城市\n张伟,北京市\n王芳,上海市\n李娜,广州市\n刘洋,深圳市\n",
+                _ => "姓名,城市\n陳大文,臺北市\n林小明,高雄市\n黃志強,臺中市\n",
+            };
+            let (bytes, _, errors) = encoding.encode(text);
+            assert!(!errors);
+            let layout = same_bytes(&bytes);
+            assert_eq!(layout.encoding, encoding, "{text}");
+            let (columns, _, _) = parse(&bytes).unwrap();
+            assert_eq!(columns.join(","), text.lines().next().unwrap());
+        }
+        let (bytes, _, _) =
+            encoding_rs::WINDOWS_1252.encode("name;city\nZoë;Zürich\nRenée;Besançon\n");
+        let layout = same_bytes(&bytes);
+        assert_eq!(
+            (layout.encoding, layout.delimiter),
+            (encoding_rs::WINDOWS_1252, b';')
+        );
+        for (bom, le) in [(&b"\xFF\xFE"[..], true), (b"\xFE\xFF", false)] {
+            let mut bytes = bom.to_vec();
+            for unit in korean.encode_utf16() {
+                bytes.extend(if le {
+                    unit.to_le_bytes()
+                } else {
+                    unit.to_be_bytes()
+                });
+            }
+            let layout = same_bytes(&bytes);
+            assert!(layout.bom && layout.crlf);
+        }
+        same_bytes("\u{feff}id,이름\n1,김\n".as_bytes());
+    }
+
+    /// Random bytes: reading never panics and always decides.
+    #[test]
+    fn random_files_always_get_a_decision() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b",;\t|\"\r\n=sepab\xff\xfe\xef\xbb\xbf\xc0\xb0";
+        for _ in 0..3000 {
+            let len = (next() % 80) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r % 4 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    }
+                })
+                .collect();
+            if let Ok((columns, rows, layout)) = parse(&bytes) {
+                let mut out = Vec::new();
+                // Writing may refuse nothing it read, and reads back the same.
+                write_csv(&mut out, &columns, rows.iter(), layout).unwrap();
+                // As the engine reads a file it wrote: in the encoding noted.
+                let (again, _, same) = parse_with(&out, None, Some(layout.encoding))
+                    .unwrap_or_else(|e| panic!("{bytes:?} {out:?} {e}"));
+                assert_eq!(
+                    (again, same.delimiter, same.encoding),
+                    (columns, layout.delimiter, layout.encoding),
+                    "{bytes:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! versions — never a path or a file. Every method is async; a write's
 //! future resolves only once the write is durable.
 
+pub mod dialect;
 mod dir;
 mod disk;
 #[cfg(test)]
@@ -24,7 +25,7 @@ use crate::query::{Query, QueryError};
 
 pub use dir::{DirStore, Options};
 pub use disk::{Call, Disk, Fault, Faults};
-pub use file::{check_header, parse as parse_csv, write_csv, Layout};
+pub use file::{check_header, parse as parse_csv, parse_written, write_csv, Layout};
 pub use pg::{is_url as is_postgres_url, redact as pg_redacted, PgOptions, PgStore};
 pub use row::Row;
 pub use table::row_version;
@@ -165,6 +166,9 @@ pub enum Error {
     InvalidField(String),
     #[error("the precondition failed: {0}")]
     PreconditionFailed(Unmet),
+    /// A value the table's file cannot hold in its encoding.
+    #[error("{0}")]
+    Unencodable(String),
     /// A query string that cannot be answered, said so a person can fix it.
     #[error("{0}")]
     Query(#[from] QueryError),

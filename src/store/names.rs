@@ -1,6 +1,8 @@
 //! Which files in a data directory are tables, and under which names.
 //!
-//! `people.csv` is the table `people`. A CSV file whose name is not a table
+//! `people.csv` is the table `people`, and so is `people.tsv` (a table
+//! whose file is tab-separated) when there is no `people.csv`: with both,
+//! the table is reported as broken until one is renamed or removed. A file whose name is not a table
 //! name (`UPPER.CSV`, `Customers Export.csv`, `2024 données.csv`) is served
 //! under a stable derived name, the same one the web page's upload picks:
 //! the extension dropped, every run of other characters made one `_`,
@@ -41,7 +43,7 @@ struct Inner {
 pub fn derive(file_name: &str) -> Option<String> {
     let dot = file_name.rfind('.')?;
     let (stem, extension) = file_name.split_at(dot);
-    if !extension.eq_ignore_ascii_case(".csv") {
+    if !extension.eq_ignore_ascii_case(".csv") && !extension.eq_ignore_ascii_case(".tsv") {
         return None;
     }
     let mut name = String::new();
@@ -124,7 +126,7 @@ impl Names {
                     let why = if file.contains(".csv.conflict-") {
                         "a hand edit kept aside, not a table"
                     } else {
-                        "not a .csv file"
+                        "not a .csv or .tsv file"
                     };
                     tracing::info!(file = %file, "skipping {file:?}: {why}");
                 }
@@ -166,6 +168,7 @@ mod tests {
         assert_eq!(derive("  --x.Csv").as_deref(), Some("x"));
         assert_eq!(derive("한국.csv"), None);
         assert_eq!(derive("db.json"), None);
+        assert_eq!(derive("My Data.TSV").as_deref(), Some("My_Data"));
         assert_eq!(derive("people.csv.conflict-17"), None);
         let long = format!("{}.csv", "a b".repeat(40));
         assert_eq!(derive(&long).unwrap().len(), 64);

@@ -49,6 +49,10 @@ impl Browser {
 pub(super) fn split_suffix(segment: &str) -> Result<(String, Option<Format>), Problem> {
     match segment.rsplit_once('.') {
         None => Ok((segment.to_string(), None)),
+        // Tab-separated CSV (the table's read tells it by the suffix).
+        Some((name, suffix)) if suffix.eq_ignore_ascii_case("tsv") => {
+            Ok((name.to_string(), Some(Format::Csv)))
+        }
         Some((name, suffix)) => match Format::from_suffix(suffix) {
             Some(format) => Ok((name.to_string(), Some(format))),
             None if crate::store::validate_table_name(name).is_err() || suffix.is_empty() => {
@@ -57,7 +61,9 @@ pub(super) fn split_suffix(segment: &str) -> Result<(String, Option<Format>), Pr
             None => Err(Problem::new(
                 StatusCode::NOT_ACCEPTABLE,
                 "not-acceptable",
-                format!("no representation .{suffix}; available: .json, .csv, .ndjson, .html"),
+                format!(
+                    "no representation .{suffix}; available: .json, .csv, .tsv, .ndjson, .html"
+                ),
             )),
         },
     }

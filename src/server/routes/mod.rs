@@ -54,6 +54,8 @@ pub struct AppState {
     /// Neutralise CSV cells that spreadsheets would run as formulas
     /// (`--csv-safe`).
     pub csv_safe: bool,
+    /// Start CSV downloads with a byte-order mark (`--csv-bom`).
+    pub csv_bom: bool,
     /// Open change-feed requests (`--max-subscribers`).
     pub streams: Arc<Streams>,
     pub json_server: JsonServer,

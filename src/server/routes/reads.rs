@@ -14,7 +14,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::super::conditional::{etag, not_modified};
 use super::super::problem::Problem;
-use super::super::stream::Rows;
+use super::super::stream::{CsvOut, Rows};
 use super::formats::{choose, content, vary_by_viewer};
 use super::relations::{self, Joined, Relations};
 use super::validators::{last_modified, page_tag};
@@ -46,6 +46,90 @@ pub(super) async fn list_tables(
     Ok((headers, body).into_response())
 }
 
+/// A CSV answer's options, from the query (`bom=1`, `delimiter=;`), the
+/// server's `--csv-bom` and `Accept`'s `charset=`; and the query without
+/// them, for the store.
+fn csv_out(
+    raw_query: &str,
+    headers: &HeaderMap,
+    default_bom: bool,
+    tsv: bool,
+) -> Result<(CsvOut, String), super::super::problem::Problem> {
+    let bad = |detail: String| super::super::problem::Problem::bad_request(detail);
+    let mut out = CsvOut {
+        bom: default_bom,
+        delimiter: if tsv { b'\t' } else { b',' },
+        tsv,
+        ..CsvOut::default()
+    };
+    let mut rest = Vec::new();
+    for piece in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = form_urlencoded::parse(piece.as_bytes())
+            .next()
+            .unwrap_or_default();
+        match &*key {
+            "bom" => {
+                out.bom = match &*value {
+                    "1" | "true" | "yes" | "" => true,
+                    "0" | "false" | "no" => false,
+                    other => return Err(bad(format!("bom={other:?}: use bom=1 or bom=0"))),
+                }
+            }
+            "delimiter" => {
+                out.delimiter = match &*value {
+                    "," => b',',
+                    ";" => b';',
+                    "\t" | "tab" => b'\t',
+                    "|" => b'|',
+                    other => {
+                        return Err(bad(format!(
+                            "delimiter={other:?}: use one of , ; | or tab (%09)"
+                        )))
+                    }
+                }
+            }
+            _ => rest.push(piece),
+        }
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if let Some(label) = accept.and_then(csv_charset) {
+        out.encoding = crate::store::dialect::charset(&label).ok_or_else(|| {
+            super::super::problem::Problem::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "not-acceptable",
+                format!("cannot answer in charset {label:?}: csvd does not know it; ask for utf-8, or a charset such as cp949, shift_jis, windows-1252"),
+            )
+        })?;
+    }
+    Ok((out, rest.join("&")))
+}
+
+/// Whether `Accept` asks for tab-separated values rather than CSV.
+fn wants_tsv(headers: &HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let accept = accept.unwrap_or_default().to_ascii_lowercase();
+    accept.contains("text/tab-separated-values") && !accept.contains("text/csv")
+}
+
+/// The `charset=` an `Accept` header gives `text/csv` (or `text/*`, or
+/// `text/tab-separated-values`).
+fn csv_charset(accept: &str) -> Option<String> {
+    accept.split(',').find_map(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next()?.trim().to_ascii_lowercase();
+        if !matches!(
+            media.as_str(),
+            "text/csv" | "text/*" | "text/tab-separated-values"
+        ) {
+            return None;
+        }
+        parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+            .map(|(_, v)| v.trim().trim_matches('"').to_string())
+    })
+}
+
 fn list_version(tables: &[TableInfo]) -> u64 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for info in tables {
@@ -66,10 +150,20 @@ pub(super) async fn get_table(
 ) -> Answer {
     let format = choose(request.headers(), suffix)?;
     let raw_query = request.uri().query().unwrap_or_default();
+    let (csv, rest) = match format {
+        Format::Csv => {
+            let tsv = match suffix {
+                Some(_) => request.uri().path().to_ascii_lowercase().ends_with(".tsv"),
+                None => wants_tsv(request.headers()),
+            };
+            csv_out(raw_query, request.headers(), state.csv_bom, tsv)?
+        }
+        _ => (CsvOut::default(), raw_query.to_string()),
+    };
     // A browser's page holds one page of rows unless its address names a window.
     let mut asked = match format {
         Format::Html => Address::paged(raw_query),
-        _ => raw_query.to_string(),
+        _ => rest,
     };
     // A page shows the table's own columns; data formats join relations.
     let relations = match format {
@@ -94,8 +188,27 @@ pub(super) async fn get_table(
     let head = &selected.head;
     let query = &selected.query;
     let viewer = viewer_of(&request);
-    let tag = page_tag(etag(head.version, Some(raw_query), format), format, &viewer);
+    // Another delimiter, mark or charset is another representation.
+    let tagged = match csv == CsvOut::default() {
+        true => raw_query.to_string(),
+        false => format!("{raw_query}\0{csv:?}"),
+    };
+    let tag = page_tag(etag(head.version, Some(&tagged), format), format, &viewer);
     let mut headers = content(format, suffix.is_none(), &tag);
+    let media = match csv.tsv {
+        true => "text/tab-separated-values",
+        false => "text/csv",
+    };
+    if csv.encoding != encoding_rs::UTF_8 || csv.tsv {
+        let value = format!(
+            "{media}; charset={}",
+            csv.encoding.name().to_ascii_lowercase()
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
     vary_by_viewer(&mut headers, format, &viewer);
     last_modified(&mut headers, head.modified);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -168,7 +281,7 @@ pub(super) async fn get_table(
             selected.rows,
             selected.query.fields,
         )
-        .into_body(format, &name, state.csv_safe)
+        .into_csv_body(format, &name, state.csv_safe, csv)
         .await?
     };
     let rows = match enveloped {

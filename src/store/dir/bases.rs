@@ -106,7 +106,7 @@ impl DirStore {
     /// The engine's copy of a table file with this hash, as a table state.
     pub(super) fn load_base(&self, name: &str, hash: u64) -> Option<TableState> {
         let path = self.base_path(name, hash);
-        let loaded = file::load(&self.disk, &path, &self.id_column).ok()?;
+        let loaded = file::load_with(&self.disk, &path, &self.id_column, &self.path(name)).ok()?;
         (loaded.hash == hash).then(|| TableState {
             content: Content::Loaded(loaded.table),
             layout: loaded.layout,

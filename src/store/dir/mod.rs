@@ -51,7 +51,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGua
 use std::time::{Duration, Instant};
 
 use super::disk::Disk;
-use super::file::{self, Stamp};
+use super::file::{self, Layout, Stamp};
 use super::names::{self, Names};
 use super::table::{validate_id, Table};
 use super::wal::{Op, Wal};
@@ -489,6 +489,33 @@ fn row_change(
     )
 }
 
+/// Refuses a write whose text the table's file cannot hold in its
+/// encoding, before anything changes.
+fn encodable<'a>(
+    name: &str,
+    state: &TableState,
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    if state.layout.encoding == encoding_rs::UTF_8 {
+        return Ok(());
+    }
+    for text in texts {
+        if let Some(c) = state.layout.unencodable(text) {
+            return Err(Error::Unencodable(format!(
+                "the file of table {name:?} is in {}, which has no {c:?} (U+{:04X}): the value {text:?} cannot be written; leave it out, or convert the file to UTF-8",
+                state.layout.encoding_name(),
+                u32::from(c)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The names and values of fields, as text to write.
+fn fields_text(fields: &Fields) -> impl Iterator<Item = &str> {
+    fields.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])
+}
+
 fn slow<T>(work: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
@@ -574,6 +601,13 @@ impl Store for DirStore {
                 Content::Broken(_) => return Err(broken_or_missing(name, &state.content)),
             };
             expect.check(version)?;
+            encodable(name, state, records.columns.iter().map(String::as_str))?;
+            let width = records.columns.len();
+            encodable(
+                name,
+                state,
+                records.rows.iter().flat_map(|r| r.cells(width)),
+            )?;
             let written = self.change_rows(name, state, ops, |table, id_column| {
                 table.insert(records, id_column)
             })?;
@@ -604,6 +638,7 @@ impl Store for DirStore {
                 _ => None,
             };
             expect.check(current)?;
+            encodable(name, state, fields_text(&record))?;
             let written = self.change_rows(name, state, ops, |table, id_column| {
                 table.put(id, &record, id_column)
             })?;
@@ -626,6 +661,7 @@ impl Store for DirStore {
             let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
             expect.check(Some(table.row_version(row)))?;
             let before = Some(row.clone());
+            encodable(name, state, fields_text(&record))?;
             let written = self.change_rows(name, state, ops, |table, id_column| {
                 table.patch(id, &record, id_column)
             })?;
@@ -674,6 +710,18 @@ impl Store for DirStore {
                 Content::Absent => None,
             };
             expect.check(current)?;
+            if matches!(state.content, Content::Loaded(_)) {
+                encodable(name, state, records.columns.iter().map(String::as_str))?;
+                let width = records.columns.len();
+                encodable(
+                    name,
+                    state,
+                    records.rows.iter().flat_map(|r| r.cells(width)),
+                )?;
+            } else {
+                // A new file (or one replacing a broken file): comma-separated UTF-8.
+                state.layout = Layout::default();
+            }
             let table = Table::from_records(records, &self.id_column, current.unwrap_or(0))?;
             ops.push(Op::Replace {
                 table: name.to_string(),
@@ -704,6 +752,7 @@ impl Store for DirStore {
                 table: name.to_string(),
             });
             state.content = Content::Absent;
+            state.layout = Layout::default();
             Ok(())
         })?
         .durable()

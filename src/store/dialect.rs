@@ -1,0 +1,567 @@
+//! How a table file is written: its encoding, byte-order mark, `sep=`
+//! line, delimiter and line ends, detected when it is read so that every
+//! rewrite keeps them.
+//!
+//! The encoding is told from the bytes: a byte-order mark (UTF-8, UTF-16
+//! LE or BE), else valid UTF-8, else the legacy encoding the whole file
+//! reads best in (Windows-1252, CP949/EUC-KR, Shift-JIS, GBK, Big5, …).
+//! The delimiter is a `sep=` first line's, or the one of `,` `;` tab `|`
+//! that the header line and a bounded sample of the rows agree on. Files
+//! that could be read more than one way are refused, never guessed.
+
+use std::borrow::Cow;
+use std::io::{self, Write};
+
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
+
+/// The delimiters a file may use, in the order they are preferred.
+pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// Rows the delimiter is judged on, at most; and bytes, roughly.
+pub const SAMPLE_ROWS: usize = 200;
+const SAMPLE_BYTES: u64 = 64 * 1024;
+
+/// The text of a file and the encoding it was in.
+pub struct Decoded<'a> {
+    pub text: Cow<'a, str>,
+    pub encoding: &'static Encoding,
+    pub bom: bool,
+}
+
+/// The file's bytes as text: a byte-order mark decides, else UTF-8 when the
+/// bytes are UTF-8, else the legacy encoding the whole file reads best in.
+pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, String> {
+    decode_as(bytes, None)
+}
+
+/// [`decode`], in `known` unless a byte-order mark says otherwise or the
+/// bytes are not in it.
+pub fn decode_as<'a>(
+    bytes: &'a [u8],
+    known: Option<&'static Encoding>,
+) -> Result<Decoded<'a>, String> {
+    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        return match std::str::from_utf8(rest) {
+            Ok(text) => Ok(Decoded {
+                text: Cow::Borrowed(text),
+                encoding: UTF_8,
+                bom: true,
+            }),
+            Err(err) => Err(not_utf8(rest, &err)),
+        };
+    }
+    if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
+        return with_bom(UTF_16LE, rest);
+    }
+    if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
+        return with_bom(UTF_16BE, rest);
+    }
+    if let Some(text) = known
+        .filter(|e| !is_unicode(e))
+        .and_then(|e| e.decode_without_bom_handling_and_without_replacement(bytes))
+    {
+        return Ok(Decoded {
+            text,
+            encoding: known.unwrap_or(UTF_8),
+            bom: false,
+        });
+    }
+    let err = match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            return Ok(Decoded {
+                text: Cow::Borrowed(text),
+                encoding: UTF_8,
+                bom: false,
+            })
+        }
+        Err(err) => err,
+    };
+    // UTF-8 characters before a byte that is not: a damaged UTF-8 file,
+    // not a file in another encoding.
+    if !bytes[..err.valid_up_to()].is_ascii() {
+        return Err(not_utf8(bytes, &err));
+    }
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    detector.feed(bytes, true);
+    let encoding = detector.guess(None, chardetng::Utf8Detection::Deny);
+    match encoding.decode_without_bom_handling_and_without_replacement(bytes) {
+        // Only a file that would be written back byte for byte is read:
+        // a rewrite must never change what was not edited.
+        Some(text) if encoding.encode(&text).0 != bytes => Err(format!(
+            "the file is not UTF-8, and reads closest to {} but not in a way it would be written back the same; convert the file to UTF-8",
+            encoding.name()
+        )),
+        Some(text) => Ok(Decoded {
+            text,
+            encoding,
+            bom: false,
+        }),
+        None => Err(format!(
+            "{} (nor {}, which it reads closest to); save the file as UTF-8",
+            not_utf8(bytes, &err).trim_end_matches(" (save the file as UTF-8)"),
+            encoding.name()
+        )),
+    }
+}
+
+fn with_bom<'a>(encoding: &'static Encoding, rest: &'a [u8]) -> Result<Decoded<'a>, String> {
+    match encoding.decode_without_bom_handling_and_without_replacement(rest) {
+        Some(text) => Ok(Decoded {
+            text,
+            encoding,
+            bom: true,
+        }),
+        None => Err(format!(
+            "the file starts with a {} byte-order mark but is not valid {} (save the file as UTF-8)",
+            encoding.name(),
+            encoding.name()
+        )),
+    }
+}
+
+fn not_utf8(bytes: &[u8], err: &std::str::Utf8Error) -> String {
+    let line = bytes[..err.valid_up_to()]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1;
+    format!("line {line}: the file is not valid UTF-8 (save the file as UTF-8)")
+}
+
+/// The encoding a charset label names: the WHATWG Encoding Standard's
+/// labels, and the Windows code page names spreadsheets use (`cp949`,
+/// `cp932`, `cp936`, `cp950`). `None` for one not known (or `replacement`).
+pub fn charset(label: &str) -> Option<&'static Encoding> {
+    let label = label.trim().trim_matches('"').to_ascii_lowercase();
+    let label = match label.as_str() {
+        "cp949" | "ms949" | "uhc" => "euc-kr",
+        "cp932" | "ms932" => "shift_jis",
+        "cp936" | "ms936" => "gbk",
+        "cp950" | "ms950" => "big5",
+        other => other,
+    };
+    Encoding::for_label(label.as_bytes()).filter(|e| *e != encoding_rs::REPLACEMENT)
+}
+
+/// A delimiter as a person reads it.
+pub fn delimiter_name(delimiter: u8) -> String {
+    match delimiter {
+        b',' => "commas".to_string(),
+        b';' => "semicolons".to_string(),
+        b'\t' => "tabs".to_string(),
+        other => format!("{:?}", char::from(other)),
+    }
+}
+
+/// A `sep=X` first line (as spreadsheets write): the delimiter, and the
+/// length of the line with its line end.
+pub fn sep_line(text: &str) -> Option<(u8, usize)> {
+    let rest = text.get(..4)?;
+    if !rest.eq_ignore_ascii_case("sep=") {
+        return None;
+    }
+    let delimiter = *text.as_bytes().get(4)?;
+    if !DELIMITERS.contains(&delimiter) {
+        return None;
+    }
+    let after = &text.as_bytes()[5..];
+    let end = if after.starts_with(b"\r\n") {
+        2
+    } else if after.starts_with(b"\n") || after.starts_with(b"\r") {
+        1
+    } else if after.is_empty() {
+        0
+    } else {
+        return None;
+    };
+    Some((delimiter, 5 + end))
+}
+
+/// What reading a file's header and sample said about its delimiter.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sniffed {
+    /// This one, with the column count it gives the header.
+    Delimiter(u8),
+    /// More than one delimiter reads the header and sample equally well.
+    Ambiguous(Vec<u8>),
+}
+
+/// Picks the delimiter of CSV text (after any mark and `sep=` line): each
+/// candidate splits the whole header line and up to [`SAMPLE_ROWS`] rows;
+/// one that gives the header two columns or more and no row more fields
+/// than the header is possible, and of those the one most rows fit
+/// exactly wins. A tie is ambiguous. No candidate possible: commas (a
+/// one-column file, or one whose rows are too long, as the full read says).
+pub fn sniff(text: &[u8]) -> Sniffed {
+    let mut best: Vec<(u8, usize, usize)> = Vec::new();
+    let mut fallback: Option<(u8, usize)> = None;
+    for &delimiter in &DELIMITERS {
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(text);
+        let mut record = csv::ByteRecord::new();
+        let width = match reader.read_byte_record(&mut record) {
+            Ok(true) => record.len(),
+            _ => continue,
+        };
+        if width < 2 {
+            continue;
+        }
+        let mut exact = 0;
+        let mut fits = true;
+        for _ in 0..SAMPLE_ROWS {
+            match reader.read_byte_record(&mut record) {
+                Ok(true) => {}
+                _ => break,
+            }
+            match record.len() {
+                n if n == width => exact += 1,
+                n if n > width => {
+                    fits = false;
+                    break;
+                }
+                _ => {}
+            }
+            if record.position().is_some_and(|p| p.byte() > SAMPLE_BYTES) {
+                break;
+            }
+        }
+        if !fits {
+            if fallback.is_none_or(|(_, w)| width > w) {
+                fallback = Some((delimiter, width));
+            }
+            continue;
+        }
+        best.push((delimiter, exact, width));
+    }
+    let Some(top) = best.iter().map(|&(_, exact, _)| exact).max() else {
+        return Sniffed::Delimiter(fallback.map_or(b',', |(d, _)| d));
+    };
+    let winners: Vec<u8> = best
+        .iter()
+        .filter(|&&(_, exact, _)| exact == top)
+        .map(|&(d, _, _)| d)
+        .collect();
+    match winners[..] {
+        [one] => Sniffed::Delimiter(one),
+        _ => Sniffed::Ambiguous(winners),
+    }
+}
+
+/// Which fields a file quotes, kept so that a rewrite quotes the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Quoting {
+    /// Only fields that need it (a delimiter, quote or line end inside).
+    #[default]
+    Needed,
+    /// Every field.
+    All,
+    /// Every field that is not a number.
+    NonNumeric,
+}
+
+/// How the header and first row of `text` quote their fields: every
+/// field of both quoted is [`Quoting::All`]; every field of the header
+/// and every one of the row but its numbers is [`Quoting::NonNumeric`];
+/// anything else quotes only what it must.
+pub fn quoting(text: &[u8], delimiter: u8, quote: u8) -> Quoting {
+    let mut records: Vec<Vec<(bool, bool)>> = Vec::new();
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while i < text.len() && records.len() < 2 {
+        // One field: quoted or not, and whether it reads as a number.
+        let quoted = text[i] == quote;
+        let start = i;
+        if quoted {
+            i += 1;
+            while i < text.len() {
+                if text[i] == quote {
+                    if text.get(i + 1) == Some(&quote) {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+        }
+        while i < text.len() && !matches!(text[i], b'\r' | b'\n') && text[i] != delimiter {
+            i += 1;
+        }
+        let cell = std::str::from_utf8(&text[start..i]).unwrap_or_default();
+        let numeric = !quoted && !cell.is_empty() && cell.parse::<f64>().is_ok();
+        fields.push((quoted, numeric));
+        match text.get(i) {
+            Some(&b) if b == delimiter => i += 1,
+            _ => {
+                while i < text.len() && matches!(text[i], b'\r' | b'\n') {
+                    i += 1;
+                }
+                records.push(std::mem::take(&mut fields));
+            }
+        }
+    }
+    let [header, row] = &records[..] else {
+        return Quoting::Needed;
+    };
+    if !header.iter().all(|&(quoted, _)| quoted) {
+        return Quoting::Needed;
+    }
+    if row.iter().all(|&(quoted, _)| quoted) {
+        Quoting::All
+    } else if row.iter().all(|&(quoted, numeric)| quoted || numeric) {
+        Quoting::NonNumeric
+    } else {
+        Quoting::Needed
+    }
+}
+
+/// Whether every character of `text` can be written in `encoding`; the
+/// first that cannot.
+pub fn unencodable(encoding: &'static Encoding, text: &str) -> Option<char> {
+    if is_unicode(encoding) || text.is_ascii() {
+        return None;
+    }
+    let (_, _, errors) = encoding.encode(text);
+    if !errors {
+        return None;
+    }
+    let mut buf = [0u8; 4];
+    text.chars()
+        .find(|c| encoding.encode(c.encode_utf8(&mut buf)).2)
+}
+
+fn is_unicode(encoding: &'static Encoding) -> bool {
+    encoding == UTF_8 || encoding == UTF_16LE || encoding == UTF_16BE
+}
+
+/// A writer that takes UTF-8 and writes it in another encoding; a
+/// character the encoding has not is an error (nothing is replaced).
+pub struct Encode<W: Write> {
+    inner: W,
+    encoding: &'static Encoding,
+    encoder: encoding_rs::Encoder,
+    /// The start of a character split between two writes.
+    pending: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl<W: Write> Encode<W> {
+    pub fn new(inner: W, encoding: &'static Encoding) -> Encode<W> {
+        Encode {
+            inner,
+            encoding,
+            encoder: encoding.new_encoder(),
+            pending: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn encode(&mut self, text: &str) -> io::Result<()> {
+        self.out.clear();
+        if self.encoding == UTF_16LE || self.encoding == UTF_16BE {
+            let le = self.encoding == UTF_16LE;
+            for unit in text.encode_utf16() {
+                let bytes = if le {
+                    unit.to_le_bytes()
+                } else {
+                    unit.to_be_bytes()
+                };
+                self.out.extend_from_slice(&bytes);
+            }
+        } else {
+            let room = self
+                .encoder
+                .max_buffer_length_from_utf8_without_replacement(text.len())
+                .unwrap_or(text.len() * 4 + 16);
+            self.out.resize(room, 0);
+            let (result, _, written) =
+                self.encoder
+                    .encode_from_utf8_without_replacement(text, &mut self.out, false);
+            if let encoding_rs::EncoderResult::Unmappable(c) = result {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{c:?} cannot be written in {}", self.encoding.name()),
+                ));
+            }
+            self.out.truncate(written);
+        }
+        self.inner.write_all(&self.out)
+    }
+}
+
+impl<W: Write> Write for Encode<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.extend_from_slice(buf);
+        let valid = match std::str::from_utf8(&pending) {
+            Ok(_) => pending.len(),
+            Err(err) if err.error_len().is_none() => err.valid_up_to(),
+            Err(_) => return Err(io::Error::new(io::ErrorKind::InvalidData, "not UTF-8")),
+        };
+        let text = std::str::from_utf8(&pending[..valid]).unwrap_or_default();
+        self.encode(text)?;
+        pending.drain(..valid);
+        self.pending = pending;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The byte-order mark of an encoding.
+pub fn bom_of(encoding: &'static Encoding) -> &'static [u8] {
+    if encoding == UTF_16LE {
+        b"\xFF\xFE"
+    } else if encoding == UTF_16BE {
+        b"\xFE\xFF"
+    } else if encoding == UTF_8 {
+        b"\xEF\xBB\xBF"
+    } else {
+        b""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiters_are_told_from_header_and_rows() {
+        assert_eq!(sniff(b"id,name\n1,kim\n"), Sniffed::Delimiter(b','));
+        assert_eq!(sniff(b"id;name\n1;kim\n"), Sniffed::Delimiter(b';'));
+        assert_eq!(sniff(b"id\tname\n1\tkim\n"), Sniffed::Delimiter(b'\t'));
+        assert_eq!(sniff(b"id|name\n1|kim\n"), Sniffed::Delimiter(b'|'));
+        // Decimal commas in a semicolon file; semicolons in comma cells.
+        assert_eq!(sniff(b"id;price\n1;2,5\n2;3,0\n"), Sniffed::Delimiter(b';'));
+        assert_eq!(sniff(b"id,note\n1,a;b\n"), Sniffed::Delimiter(b','));
+        assert_eq!(sniff(b"id,a;b\n1,x\n"), Sniffed::Delimiter(b','));
+        // One column: commas, whatever else is in the name.
+        assert_eq!(sniff(b"name\nkim\n"), Sniffed::Delimiter(b','));
+        assert_eq!(sniff(b""), Sniffed::Delimiter(b','));
+        // Ragged rows still count for the delimiter they fit.
+        assert_eq!(sniff(b"a;b;c\n1;2\n1;2;3\n"), Sniffed::Delimiter(b';'));
+        // Quoted delimiters and newlines are inside cells.
+        assert_eq!(
+            sniff(b"id;text\n1;\"a,b\nc,d\"\n"),
+            Sniffed::Delimiter(b';')
+        );
+    }
+
+    #[test]
+    fn a_header_that_reads_two_ways_with_nothing_to_decide_is_ambiguous() {
+        assert_eq!(sniff(b"a;b,c\n"), Sniffed::Ambiguous(vec![b',', b';']));
+        assert_eq!(
+            sniff(b"a,b;c,d\n1,2;3,4\n"),
+            Sniffed::Ambiguous(vec![b',', b';'])
+        );
+        // Rows decide.
+        assert_eq!(sniff(b"a;b,c\n1;2\n"), Sniffed::Delimiter(b';'));
+    }
+
+    #[test]
+    fn quoting_is_told_from_the_header_and_first_row() {
+        assert_eq!(
+            quoting(b"\"id\",\"name\"\n\"1\",\"kim\"\n", b',', b'"'),
+            Quoting::All
+        );
+        assert_eq!(
+            quoting(b"\"id\";\"name\"\r\n1;\"a;\"\"b\"\"\"\r\n", b';', b'"'),
+            Quoting::NonNumeric
+        );
+        assert_eq!(quoting(b"id,name\n1,kim\n", b',', b'"'), Quoting::Needed);
+        assert_eq!(
+            quoting(b"\"id\",name\n\"1\",kim\n", b',', b'"'),
+            Quoting::Needed
+        );
+        assert_eq!(quoting(b"\"id\"\n", b',', b'"'), Quoting::Needed);
+    }
+
+    #[test]
+    fn sep_lines() {
+        assert_eq!(sep_line("sep=;\r\na;b\r\n"), Some((b';', 7)));
+        assert_eq!(sep_line("SEP=,\na\n"), Some((b',', 6)));
+        assert_eq!(sep_line("sep=\t"), Some((b'\t', 5)));
+        assert_eq!(sep_line("sep=;x\n"), None);
+        assert_eq!(sep_line("sep,x\n"), None);
+        assert_eq!(sep_line("se"), None);
+    }
+
+    #[test]
+    fn encodings_are_told_from_the_bytes() {
+        let d = decode("id,이름\n".as_bytes()).unwrap();
+        assert_eq!((d.encoding, d.bom), (UTF_8, false));
+        let d = decode(b"\xEF\xBB\xBFid\n").unwrap();
+        assert_eq!((d.encoding, d.bom, &*d.text), (UTF_8, true, "id\n"));
+        let d = decode(b"\xFF\xFEi\0d\0").unwrap();
+        assert_eq!((d.encoding, &*d.text), (UTF_16LE, "id"));
+        let d = decode(b"\xFE\xFF\0i\0d").unwrap();
+        assert_eq!((d.encoding, &*d.text), (UTF_16BE, "id"));
+        let korean = "이름,도시\n김민준,서울특별시\n이서연,부산광역시\n박지호,대구광역시\n";
+        let (bytes, _, _) = encoding_rs::EUC_KR.encode(korean);
+        let d = decode(&bytes).unwrap();
+        assert_eq!((d.encoding, &*d.text), (encoding_rs::EUC_KR, korean));
+        let latin = "name,city\nZoë,Zürich\nRenée,Besançon\n";
+        let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(latin);
+        let d = decode(&bytes).unwrap();
+        assert_eq!((d.encoding, &*d.text), (encoding_rs::WINDOWS_1252, latin));
+        // Damaged UTF-8 is not taken for another encoding.
+        let err = decode(b"a\n\xed\x95\x9c\nb\xff").err().unwrap();
+        assert!(err.contains("line 3") && err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn encoding_writes_refuse_what_they_cannot_write() {
+        let mut out = Vec::new();
+        let mut w = Encode::new(&mut out, encoding_rs::EUC_KR);
+        // A character split across writes is kept whole.
+        let bytes = "김,x\n".as_bytes();
+        w.write_all(&bytes[..1]).unwrap();
+        w.write_all(&bytes[1..]).unwrap();
+        assert_eq!(out, encoding_rs::EUC_KR.encode("김,x\n").0.as_ref());
+        let mut w = Encode::new(Vec::new(), encoding_rs::EUC_KR);
+        assert!(w.write_all("🎉".as_bytes()).is_err());
+        assert_eq!(unencodable(encoding_rs::EUC_KR, "a김🎉"), Some('🎉'));
+        assert_eq!(unencodable(encoding_rs::EUC_KR, "a김"), None);
+        assert_eq!(unencodable(UTF_16LE, "🎉"), None);
+    }
+
+    /// Random bytes: detection never panics, and always decides.
+    #[test]
+    fn random_bytes_always_get_a_decision() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b",;\t|\"'\r\n=sepa\xff\xfe\xef\xbb\xbf\xc0\xb0";
+        for _ in 0..2000 {
+            let len = (next() % 64) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r % 3 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    }
+                })
+                .collect();
+            if let Ok(decoded) = decode(&bytes) {
+                let text = decoded.text.as_bytes();
+                let body = match sep_line(&decoded.text) {
+                    Some((_, len)) => &text[len..],
+                    None => text,
+                };
+                let _ = sniff(body);
+            }
+        }
+    }
+}
