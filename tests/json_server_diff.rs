@@ -361,6 +361,23 @@ fn the_same_answers_as_json_server_0_17() {
             "/comments?_expand=post",
             "/posts/1/comments",
             "/posts/9",
+            "/posts?q=HELLO",
+            "/posts?title_like=HELLO",
+            "/posts?code_ne=007",
+            // DIFFERENCE: `views_gt=10&views_lt=250` — 0.17 has only `_gte`
+            // and `_lte`, so it ignores these and answers every row; csvd
+            // reads them as `views:gt` and `views:lt` (two rows).
+            "/posts?_sort=tag,views&_order=asc,desc",
+            "/posts?_embed=comments&_page=2&_limit=2",
+            "/posts?_start=2&_limit=2",
+            "/posts?_end=2",
+            "/comments?postId=1",
+            "/comments?_expand=post&_sort=id&_order=desc",
+            "/posts/3/comments?_sort=id&_order=desc",
+            "/posts?_page=2",
+            "/posts?id=2&id=4",
+            "/posts?views_gte=31&_page=1&_limit=1",
+            "/nothing",
         ],
     );
 }
@@ -388,6 +405,21 @@ fn the_same_answers_as_json_server_v1() {
             "/posts?_sort=-views&_page=2&_per_page=2",
             "/posts/9",
             "/posts?_page=1&_per_page=2&_embed=comments",
+            "/posts?tag:ne=news",
+            // Left out: `id:in=2,4` — v1 reads `2` as a number and compares it
+            // with `===` to the string id "2", finding nothing; csvd compares
+            // exact text (README, differences with v1: `col=v`, `col:eq=v`,
+            // `col:in=…`).
+            "/posts?title:startsWith=hello",
+            "/posts?title:endsWith=words",
+            "/posts?_sort=tag,-views",
+            "/posts?_page=9&_per_page=2",
+            "/posts?views:gte=10&views:lte=99&_sort=views",
+            "/posts?tag=news",
+            "/posts?views=10",
+            // DIFFERENCE: `/posts/1/comments` — v1 has no nested routes
+            // (404); csvd answers 0.17's form in both dialects.
+            "/nothing",
             // DIFFERENCE: `/comments?_embed=post` — v1 embeds the parent
             // (`"post": {...}`, found through `postId`); csvd takes `post` for
             // a table to embed and answers `"post": []` (csvd's parent form
