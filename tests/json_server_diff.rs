@@ -420,10 +420,9 @@ fn the_same_answers_as_json_server_v1() {
             // DIFFERENCE: `/posts/1/comments` — v1 has no nested routes
             // (404); csvd answers 0.17's form in both dialects.
             "/nothing",
-            // DIFFERENCE: `/comments?_embed=post` — v1 embeds the parent
-            // (`"post": {...}`, found through `postId`); csvd takes `post` for
-            // a table to embed and answers `"post": []` (csvd's parent form
-            // is 0.17's `_expand=post`).
+            // v1 embeds a parent the row names (`postId`) with `_embed`.
+            "/comments?_embed=post",
+            "/comments/2?_embed=post",
             "/posts?_sort=-views",
             "/posts?_sort=views",
             "/posts?_page=1&_per_page=2",

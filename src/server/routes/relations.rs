@@ -115,7 +115,18 @@ pub(super) async fn gather(
 ) -> Result<Vec<Vec<(String, Vec<u8>)>>, Problem> {
     let mut related: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new(); rows.len()];
     let suffix = &state.json_server.foreign_key_suffix;
-    for child in &relations.embed {
+    // As json-server v1 does: `_embed=post` on a table whose rows name a
+    // post (`postId`) embeds that parent; any other name, its children.
+    let names_parent = |name: &str| columns.iter().any(|c| *c == format!("{name}{suffix}"));
+    let (parents, children): (Vec<&String>, Vec<&String>) =
+        relations.embed.iter().partition(|name| names_parent(name));
+    let mut expand: Vec<&String> = relations.expand.iter().collect();
+    for parent in parents {
+        if !expand.contains(&parent) {
+            expand.push(parent);
+        }
+    }
+    for child in children {
         let Some(id_col) = id_col else {
             return Err(Problem::bad_request(format!(
                 "_embed={child}: table {table:?} has no id column ({:?}) for its rows' \
@@ -146,7 +157,7 @@ pub(super) async fn gather(
             slot.push((child.clone(), value));
         }
     }
-    for parent in &relations.expand {
+    for parent in expand {
         let key = format!("{parent}{suffix}");
         let Some(at) = columns.iter().position(|c| c == &key) else {
             return Err(Problem::bad_request(format!(
