@@ -162,6 +162,13 @@ fn filters_fields_and_row_feeds() {
     assert!(changes.iter().all(|c| c["id"] == "2"));
     let (changes, _) = results(&server, "/_changes/people?q=jeju");
     assert_eq!(ops(&changes), ["update"]);
+    // The feed selects rows as GET does, `_where`'s `or` included.
+    let (changes, _) = results(
+        &server,
+        "/_changes/people?_where=%7B%22or%22%3A%5B%7B%22city%22%3A%7B%22eq%22%3A%22Jeju%22%7D%7D%5D%7D",
+    );
+    assert_eq!(ops(&changes), ["update"]);
+    assert_eq!(changes[0]["row"]["city"], "Jeju");
     let (changes, _) = results(&server, "/_changes/other");
     assert_eq!(changes.len(), 1);
     // A feed on a table that does not exist yet takes its filters on trust.

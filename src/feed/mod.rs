@@ -312,10 +312,6 @@ impl Feed {
         lock(&self.ring)
     }
 
-    pub fn retention(&self) -> Retention {
-        self.retention
-    }
-
     /// The last sequence number published (0 when there is none).
     pub fn last_seq(&self) -> u64 {
         self.ring().last
@@ -485,16 +481,6 @@ impl Feed {
         })
     }
 
-    /// Connected subscribers.
-    pub fn subscribers(&self) -> usize {
-        let mut places = lock(&self.places);
-        places.retain(|_, list| {
-            list.retain(|p| p.strong_count() > 0);
-            !list.is_empty()
-        });
-        places.values().map(Vec::len).sum()
-    }
-
     /// Ends every subscription once it has read what was published (the
     /// server is shutting down).
     pub fn close(&self) {
@@ -502,10 +488,6 @@ impl Feed {
         for sender in lock(&self.tables).values() {
             sender.send_modify(|s| s.closed = true);
         }
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.signal.borrow().closed
     }
 }
 
@@ -587,10 +569,6 @@ impl Subscription {
                 return Next::Closed;
             }
         }
-    }
-
-    pub fn feed(&self) -> &Arc<Feed> {
-        &self.feed
     }
 }
 

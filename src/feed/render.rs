@@ -79,9 +79,8 @@ impl Selector {
         self.table.as_deref()
     }
 
-    /// Whether the selector looks at `table` at all (a cheap test before a
-    /// batch is opened).
-    pub fn wants_table(&self, table: &str) -> bool {
+    /// Whether the selector looks at `table` at all.
+    fn wants_table(&self, table: &str) -> bool {
         self.table.as_deref().is_none_or(|t| t == table)
     }
 
@@ -122,7 +121,7 @@ impl Selector {
             return true;
         };
         if is_row {
-            let matches = |row: Option<&Row>| row.is_some_and(|row| accepts(query, row, width));
+            let matches = |row: Option<&Row>| row.is_some_and(|row| query.accepts(row, width));
             // A delete whose row before is not known is sent: it may have
             // matched.
             let unknown = change.op == Op::Delete && change.before.is_none();
@@ -134,11 +133,6 @@ impl Selector {
         write(change, fields.as_deref(), out);
         true
     }
-}
-
-fn accepts(query: &Query, row: &Row, width: usize) -> bool {
-    query.filters.iter().all(|f| f.accepts(row.get(f.column)))
-        && query.search.as_ref().is_none_or(|s| s.accepts(row, width))
 }
 
 /// The JSON of a change: `seq`, `table`, `id`, `op`, and for a row that

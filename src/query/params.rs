@@ -83,6 +83,14 @@ impl Query {
             && self.or.is_empty()
     }
 
+    /// Whether a row of a table `width` columns wide is one the query
+    /// selects: every filter, `q` and `_where`'s `or`s accept it.
+    pub fn accepts(&self, row: &crate::store::Row, width: usize) -> bool {
+        self.filters.iter().all(|f| f.accepts(row.get(f.column)))
+            && self.search.as_ref().is_none_or(|s| s.accepts(row, width))
+            && self.or_accepts(row)
+    }
+
     /// Whether `_where`'s `or`s accept a row.
     pub fn or_accepts(&self, row: &crate::store::Row) -> bool {
         self.or.iter().all(|alternatives| {
