@@ -44,6 +44,19 @@ pub struct Parsed {
     pub records: Records,
     /// Whether the body is a collection (array, CSV, NDJSON) rather than one record.
     pub many: bool,
+    /// The fields given a JSON object or array somewhere in the body (each
+    /// once, in order of first appearance): the store records them as
+    /// JSON columns, rendered back as JSON.
+    pub nested: Vec<String>,
+}
+
+/// Notes the fields of one JSON object that hold objects or arrays.
+fn note_nested(nested: &mut Vec<String>, map: &serde_json::Map<String, Value>) {
+    for (key, value) in map {
+        if (value.is_object() || value.is_array()) && !nested.iter().any(|k| k == key) {
+            nested.push(key.clone());
+        }
+    }
 }
 
 /// A body's format and the character set it is in (`None`: UTF-8).
@@ -202,8 +215,8 @@ pub fn parse(kind: BodyKind, bytes: &[u8]) -> Result<Parsed, BodyError> {
                 // bracket, so such a body is read as the JSON it is.
                 _ if looks_like_json(text) => parse_json(text)?,
                 // `curl -d 'name:kim'` sends key:value text labelled as a form.
-                BodyKind::Form if text.contains('=') => one(parse_form(text)?),
-                _ => one(parse_key_values(text)?),
+                BodyKind::Form if text.contains('=') => one(parse_form(text)?, Vec::new()),
+                _ => one(parse_key_values(text)?, Vec::new()),
             }
         }
     })
@@ -251,10 +264,11 @@ fn looks_like_json(text: &str) -> bool {
     text.starts_with('{') || text.starts_with('[')
 }
 
-fn one(record: Fields) -> Parsed {
+fn one(record: Fields, nested: Vec<String>) -> Parsed {
     Parsed {
         records: Records::from_fields(Vec::new(), vec![record]),
         many: false,
+        nested,
     }
 }
 
@@ -267,11 +281,15 @@ fn parse_json(text: &str) -> Result<Parsed, BodyError> {
         return parse_json_array(text);
     }
     let value: Value = serde_json::from_str(text).map_err(invalid_json)?;
-    match value {
-        Value::Object(_) => Ok(one(object_fields(&value, None)?)),
+    match &value {
+        Value::Object(map) => {
+            let mut nested = Vec::new();
+            note_nested(&mut nested, map);
+            Ok(one(object_fields(&value, None)?, nested))
+        }
         other => Err(BodyError::Invalid(format!(
             "expected a JSON object (one row) or an array of objects (many rows), got {}",
-            describe(&other)
+            describe(other)
         ))),
     }
 }
@@ -291,6 +309,7 @@ fn parse_json_array(text: &str) -> Result<Parsed, BodyError> {
     Ok(Parsed {
         records: array.records.finish(),
         many: true,
+        nested: array.nested,
     })
 }
 
@@ -301,6 +320,7 @@ fn parse_json_array(text: &str) -> Result<Parsed, BodyError> {
 struct Array {
     records: RecordsBuilder,
     refused: Option<BodyError>,
+    nested: Vec<String>,
 }
 
 impl<'de> DeserializeSeed<'de> for &mut Array {
@@ -332,9 +352,11 @@ impl<'de> Visitor<'de> for &mut Array {
             };
             count += 1;
             match value {
-                Value::Object(map) => self
-                    .records
-                    .push(map.iter().map(|(k, v)| (k.as_str(), cell::from_json(v)))),
+                Value::Object(map) => {
+                    note_nested(&mut self.nested, &map);
+                    self.records
+                        .push(map.iter().map(|(k, v)| (k.as_str(), cell::from_json(v))))
+                }
                 other => {
                     self.refused = Some(not_an_object(
                         &other,
@@ -348,6 +370,7 @@ impl<'de> Visitor<'de> for &mut Array {
 
 fn parse_ndjson(text: &str) -> Result<Parsed, BodyError> {
     let mut records = RecordsBuilder::default();
+    let mut nested = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -356,6 +379,7 @@ fn parse_ndjson(text: &str) -> Result<Parsed, BodyError> {
             .map_err(|e| BodyError::Invalid(format!("line {}: invalid JSON: {e}", i + 1)))?;
         match &value {
             Value::Object(map) => {
+                note_nested(&mut nested, map);
                 records.push(map.iter().map(|(k, v)| (k.as_str(), cell::from_json(v))))
             }
             other => return Err(not_an_object(other, Some(format!("line {}", i + 1)))),
@@ -364,6 +388,7 @@ fn parse_ndjson(text: &str) -> Result<Parsed, BodyError> {
     Ok(Parsed {
         records: records.finish(),
         many: true,
+        nested,
     })
 }
 
@@ -504,6 +529,7 @@ impl CsvReader {
                 numbered: self.numbered,
             },
             many: true,
+            nested: Vec::new(),
         })
     }
 

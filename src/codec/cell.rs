@@ -9,6 +9,8 @@
 
 use serde_json::Value;
 
+use crate::store::schema::Datatype;
+
 /// Largest integer a JSON reader holds exactly in a double (2^53).
 const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
 
@@ -89,6 +91,74 @@ pub fn write_json(out: &mut Vec<u8>, cell: &str) {
         Typed::Bool(false) => out.extend_from_slice(b"false"),
         Typed::Text(text) => write_json_string(out, text),
     }
+}
+
+/// Writes one cell as a JSON value by its column's declared datatype
+/// (`None`: the typing rule). An empty cell of a declared type other than
+/// `string` is `null`; a cell that is not a value of its type (a hand
+/// edit) is shown as the string it is, never hidden.
+pub fn write_typed(out: &mut Vec<u8>, cell: &str, datatype: Option<Datatype>) {
+    let Some(datatype) = datatype else {
+        return write_json(out, cell);
+    };
+    if cell.is_empty() && datatype != Datatype::String {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    match datatype {
+        Datatype::String | Datatype::Date | Datatype::DateTime => write_json_string(out, cell),
+        Datatype::Boolean => match cell {
+            "true" => out.extend_from_slice(b"true"),
+            "false" => out.extend_from_slice(b"false"),
+            _ => write_json_string(out, cell),
+        },
+        Datatype::Integer | Datatype::Number => match number_value(cell, datatype) {
+            Some(n) => {
+                let _ = serde_json::to_writer(&mut *out, &n);
+            }
+            None => write_json_string(out, cell),
+        },
+        Datatype::Json => match json_value(cell) {
+            Some(value) => {
+                let _ = serde_json::to_writer(&mut *out, &value);
+            }
+            None => write_json(out, cell),
+        },
+    }
+}
+
+/// The JSON value of a cell of a declared datatype, as [`write_typed`]
+/// writes it.
+pub fn to_json_typed(cell: &str, datatype: Option<Datatype>) -> Value {
+    let mut out = Vec::new();
+    write_typed(&mut out, cell, datatype);
+    serde_json::from_slice(&out).unwrap_or_else(|_| Value::String(cell.into()))
+}
+
+/// A cell of an `integer` or `number` column as a JSON number, if it is one.
+fn number_value(cell: &str, datatype: Datatype) -> Option<serde_json::Number> {
+    if !datatype.accepts(cell) {
+        return None;
+    }
+    let text = cell.strip_prefix('+').unwrap_or(cell);
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(i.into());
+    }
+    if let Ok(u) = text.parse::<u64>() {
+        return Some(u.into());
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+}
+
+/// A cell holding a JSON object or array, parsed.
+fn json_value(cell: &str) -> Option<Value> {
+    let first = cell.trim_start().as_bytes().first()?;
+    if *first != b'{' && *first != b'[' {
+        return None;
+    }
+    serde_json::from_str(cell).ok()
 }
 
 /// Writes a JSON string literal.
@@ -213,5 +283,29 @@ mod tests {
             "30 \"007\" true \"a \\\"q\\\"\\n\" "
         );
         assert_eq!(to_json("-2.5"), json!(-2.5));
+    }
+
+    #[test]
+    fn declared_types_render_their_values() {
+        use Datatype::*;
+        for (cell, t, value) in [
+            ("10001", Some(String), json!("10001")),
+            ("", Some(String), json!("")),
+            ("", Some(Integer), json!(null)),
+            ("007", Some(Integer), json!(7)),
+            ("x7", Some(Integer), json!("x7")),
+            ("2.50", Some(Number), json!(2.5)),
+            ("1e3", Some(Number), json!(1000.0)),
+            ("true", Some(Boolean), json!(true)),
+            ("yes", Some(Boolean), json!("yes")),
+            ("2024-01-02", Some(Date), json!("2024-01-02")),
+            (r#"{"name":"kim"}"#, Some(Json), json!({"name": "kim"})),
+            ("[1,2]", Some(Json), json!([1, 2])),
+            ("{oops", Some(Json), json!("{oops")),
+            ("30", Some(Json), json!(30)),
+            (r#"{"a":1}"#, None, json!(r#"{"a":1}"#)),
+        ] {
+            assert_eq!(to_json_typed(cell, t), value, "{cell:?} {t:?}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::cell;
+use crate::store::schema::{Datatype, Types};
 use crate::store::{Row, TableInfo};
 
 /// The representations a table or row can be served as.
@@ -84,6 +85,8 @@ pub struct RowWriter {
     csv_safe: bool,
     /// The CSV delimiter (`,` unless an answer asks for another).
     delimiter: u8,
+    /// Each column's declared datatype (empty: the typing rule for all).
+    types: Vec<Option<Datatype>>,
 }
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,
@@ -106,7 +109,14 @@ impl RowWriter {
             written: 0,
             csv_safe,
             delimiter: b',',
+            types: Vec::new(),
         }
+    }
+
+    /// The same writer, rendering JSON cells by the columns' datatypes.
+    pub fn typed(self, types: &Types) -> RowWriter {
+        let types = types.aligned(&self.columns);
+        RowWriter { types, ..self }
     }
 
     /// The same writer, separating CSV cells by `delimiter`.
@@ -128,10 +138,10 @@ impl RowWriter {
         match self.data {
             Data::Json => {
                 out.extend_from_slice(if self.written == 0 { b"\n" } else { b",\n" });
-                json_object(out, &self.columns, row);
+                json_object_typed(out, &self.columns, &self.types, row);
             }
             Data::Ndjson => {
-                json_object(out, &self.columns, row);
+                json_object_typed(out, &self.columns, &self.types, row);
                 out.push(b'\n');
             }
             Data::Csv if self.csv_safe => {
@@ -206,8 +216,19 @@ pub fn render_rows<'a>(
     csv_safe: bool,
     rows: impl IntoIterator<Item = &'a Row>,
 ) -> Vec<u8> {
+    render_rows_typed(data, columns, &Types::default(), csv_safe, rows)
+}
+
+/// [`render_rows`], JSON cells rendered by the columns' datatypes.
+pub fn render_rows_typed<'a>(
+    data: Data,
+    columns: &Arc<Vec<String>>,
+    types: &Types,
+    csv_safe: bool,
+    rows: impl IntoIterator<Item = &'a Row>,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut writer = RowWriter::new(data, columns.clone(), csv_safe);
+    let mut writer = RowWriter::new(data, columns.clone(), csv_safe).typed(types);
     writer.begin(&mut out);
     for row in rows {
         writer.row(&mut out, row);
@@ -219,19 +240,42 @@ pub fn render_rows<'a>(
 /// Renders one row on its own: a JSON object, one NDJSON line, or a CSV
 /// header and row.
 pub fn render_row(data: Data, columns: &Arc<Vec<String>>, csv_safe: bool, row: &Row) -> Vec<u8> {
+    render_row_typed(data, columns, &Types::default(), csv_safe, row)
+}
+
+/// [`render_row`], JSON cells rendered by the columns' datatypes.
+pub fn render_row_typed(
+    data: Data,
+    columns: &Arc<Vec<String>>,
+    types: &Types,
+    csv_safe: bool,
+    row: &Row,
+) -> Vec<u8> {
     match data {
         Data::Json => {
             let mut out = Vec::new();
-            json_object(&mut out, columns, row);
+            json_object_typed(&mut out, columns, &types.aligned(columns), row);
             out.push(b'\n');
             out
         }
-        Data::Ndjson | Data::Csv => render_rows(data, columns, csv_safe, [row]),
+        Data::Ndjson | Data::Csv => render_rows_typed(data, columns, types, csv_safe, [row]),
     }
 }
 
 /// Writes a row as a JSON object, cells typed by the typing rule.
 pub fn json_object(out: &mut Vec<u8>, columns: &[String], row: &Row) {
+    json_object_typed(out, columns, &[], row);
+}
+
+/// Writes a row as a JSON object, each cell by its column's datatype in
+/// `types` (aligned with `columns`; empty, or `None` for a column: the
+/// typing rule).
+pub fn json_object_typed(
+    out: &mut Vec<u8>,
+    columns: &[String],
+    types: &[Option<Datatype>],
+    row: &Row,
+) {
     out.push(b'{');
     for (i, (name, value)) in columns.iter().zip(row.cells(columns.len())).enumerate() {
         if i > 0 {
@@ -239,7 +283,7 @@ pub fn json_object(out: &mut Vec<u8>, columns: &[String], row: &Row) {
         }
         cell::write_json_string(out, name);
         out.push(b':');
-        cell::write_json(out, value);
+        cell::write_typed(out, value, types.get(i).copied().flatten());
     }
     out.push(b'}');
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::{Change, Op};
 use crate::codec::{cell, repr};
 use crate::query::{self, Query};
+use crate::store::schema::Types;
 use crate::store::{row_version, Row};
 
 /// Query parameters that shape a list, not a feed.
@@ -25,6 +26,17 @@ const LIST_ONLY: [&str; 7] = [
     "_end",
 ];
 
+/// Where a selector finds a table's declared datatypes when it renders a
+/// row (the store's, as they are at that moment).
+#[derive(Clone)]
+pub struct TypesOf(pub Arc<dyn Fn(&str) -> Types + Send + Sync>);
+
+impl std::fmt::Debug for TypesOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TypesOf")
+    }
+}
+
 /// What one subscriber follows: a table or all, a row or all, filtered.
 #[derive(Debug)]
 pub struct Selector {
@@ -35,6 +47,9 @@ pub struct Selector {
     /// The query read against the columns it was last read with; `None`
     /// when it names a column those lack (nothing matches then).
     read: Option<(Arc<Vec<String>>, Option<Query>)>,
+    /// Rows are rendered by their table's datatypes found here (`None`:
+    /// by the typing rule).
+    types: Option<TypesOf>,
 }
 
 impl Selector {
@@ -66,12 +81,21 @@ impl Selector {
             id,
             raw,
             read: None,
+            types: None,
         };
         if let Some(columns) = columns {
             let query = query::parse(&selector.raw, &columns).map_err(|e| e.to_string())?;
             selector.read = Some((columns, Some(query)));
         }
         Ok(selector)
+    }
+
+    /// The same selector, rendering rows by the datatypes `types` gives.
+    pub fn typed(self, types: TypesOf) -> Selector {
+        Selector {
+            types: Some(types),
+            ..self
+        }
     }
 
     /// The table followed (`None`: every table).
@@ -117,7 +141,7 @@ impl Selector {
             if is_row {
                 return false;
             }
-            write(change, None, out);
+            write(change, None, &self.types_of(change.table), out);
             return true;
         };
         if is_row {
@@ -130,14 +154,22 @@ impl Selector {
             }
         }
         let fields = query.fields.clone();
-        write(change, fields.as_deref(), out);
+        let types = self.types_of(change.table);
+        write(change, fields.as_deref(), &types, out);
         true
+    }
+
+    fn types_of(&self, table: &str) -> Types {
+        match &self.types {
+            Some(TypesOf(lookup)) => lookup(table),
+            None => Types::default(),
+        }
     }
 }
 
 /// The JSON of a change: `seq`, `table`, `id`, `op`, and for a row that
 /// exists after it `row` and `etag`.
-fn write(change: &Change<'_>, fields: Option<&[usize]>, out: &mut Vec<u8>) {
+fn write(change: &Change<'_>, fields: Option<&[usize]>, types: &Types, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"seq\":");
     out.extend_from_slice(change.seq.to_string().as_bytes());
     out.extend_from_slice(b",\"table\":");
@@ -152,12 +184,16 @@ fn write(change: &Change<'_>, fields: Option<&[usize]>, out: &mut Vec<u8>) {
     if let Some(row) = change.after {
         out.extend_from_slice(b",\"row\":");
         match fields {
-            None => repr::json_object(out, change.columns, row),
+            None => {
+                let aligned = types.aligned(change.columns);
+                repr::json_object_typed(out, change.columns, &aligned, row)
+            }
             Some(fields) => {
                 let names: Vec<String> =
                     fields.iter().map(|&c| change.columns[c].clone()).collect();
                 let picked = Row::from_cells(fields.iter().map(|&c| row.get(c)));
-                repr::json_object(out, &names, &picked);
+                let aligned = types.aligned(&names);
+                repr::json_object_typed(out, &names, &aligned, &picked);
             }
         }
         let version = row_version(change.columns, row);

@@ -154,6 +154,8 @@ impl From<store::Error> for Problem {
             E::IdMismatch { .. } => (StatusCode::BAD_REQUEST, "id-mismatch"),
             E::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid-id"),
             E::InvalidField(_) => (StatusCode::BAD_REQUEST, "invalid-field"),
+            E::Declared(_) => (StatusCode::BAD_REQUEST, "declared-columns"),
+            E::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "not-implemented"),
             E::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition-failed"),
             E::Unencodable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unencodable"),
             E::Query(_) => (StatusCode::BAD_REQUEST, "bad-request"),

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 
 use crate::codec::repr::{Format, RowWriter};
 use crate::store::dialect;
+use crate::store::schema::Types;
 use crate::store::{Row, RowStream, Written};
 
 /// How a CSV answer is written for the client that asked: its delimiter,
@@ -77,9 +78,10 @@ impl Writer {
         id_col: Option<usize>,
         table: &str,
         csv_safe: bool,
+        types: &Types,
     ) -> Writer {
         match format.data() {
-            Some(data) => Writer::Data(RowWriter::new(data, columns, csv_safe)),
+            Some(data) => Writer::Data(RowWriter::new(data, columns, csv_safe).typed(types)),
             None => Writer::Page {
                 table: table.to_string(),
                 width: columns.len(),
@@ -126,6 +128,7 @@ pub struct Rows {
     id_col: Option<usize>,
     rows: RowStream,
     fields: Option<Vec<usize>>,
+    types: Types,
 }
 
 impl Rows {
@@ -140,17 +143,37 @@ impl Rows {
             id_col,
             rows,
             fields,
+            types: Types::default(),
         }
+    }
+
+    /// The same rows, JSON cells rendered by the columns' datatypes.
+    pub fn typed(self, types: Types) -> Rows {
+        Rows { types, ..self }
     }
 
     /// The writer for these rows: the table's columns, or the chosen ones.
     fn writer(&self, format: Format, title: &str, csv_safe: bool) -> Writer {
         match &self.fields {
-            None => Writer::new(format, self.columns.clone(), self.id_col, title, csv_safe),
+            None => Writer::new(
+                format,
+                self.columns.clone(),
+                self.id_col,
+                title,
+                csv_safe,
+                &self.types,
+            ),
             Some(fields) => {
                 let columns = fields.iter().map(|&c| self.columns[c].clone()).collect();
                 let id_col = fields.iter().position(|&c| Some(c) == self.id_col);
-                Writer::new(format, Arc::new(columns), id_col, title, csv_safe)
+                Writer::new(
+                    format,
+                    Arc::new(columns),
+                    id_col,
+                    title,
+                    csv_safe,
+                    &self.types,
+                )
             }
         }
     }
@@ -261,9 +284,15 @@ impl Rows {
 
 /// The rows a write created, as its answer: streamed like any other
 /// answer of many rows, so a bulk write's answer is never held whole.
-pub async fn written(format: Format, title: &str, written: Written, csv_safe: bool) -> Body {
+pub async fn written(
+    format: Format,
+    title: &str,
+    written: Written,
+    csv_safe: bool,
+    types: Types,
+) -> Body {
     let rows = futures_util::stream::iter(written.rows.into_iter().map(Ok));
-    let rows = Rows::new(written.columns, written.id_col, Box::pin(rows), None);
+    let rows = Rows::new(written.columns, written.id_col, Box::pin(rows), None).typed(types);
     // Rows already in memory: nothing can fail while they are rendered.
     rows.into_body(format, title, csv_safe)
         .await

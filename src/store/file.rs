@@ -103,6 +103,12 @@ pub enum LoadError {
 /// empty cells; a row longer than the header, a repeated column name or
 /// bytes that are not UTF-8 make the file invalid.
 pub fn load(disk: &Disk, path: &Path, id_column: &str) -> Result<Loaded, LoadError> {
+    no_twin(path)?;
+    load_with(disk, path, id_column, path)
+}
+
+/// Refuses a table file whose twin (`t.tsv` for `t.csv`) exists too.
+fn no_twin(path: &Path) -> Result<(), LoadError> {
     if let Some(other) = twin(path).filter(|other| other.exists()) {
         let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
         return Err(LoadError::Invalid(format!(
@@ -111,7 +117,39 @@ pub fn load(disk: &Disk, path: &Path, id_column: &str) -> Result<Loaded, LoadErr
             name(&other).unwrap_or_default()
         )));
     }
-    load_with(disk, path, id_column, path)
+    Ok(())
+}
+
+/// [`load`], with the delimiter and encoding a table's metadata declares
+/// (each `None`: detected, as [`load`] does).
+pub fn load_declared(
+    disk: &Disk,
+    path: &Path,
+    id_column: &str,
+    declared: (Option<u8>, Option<&'static encoding_rs::Encoding>),
+) -> Result<Loaded, LoadError> {
+    if declared == (None, None) {
+        return load(disk, path, id_column);
+    }
+    no_twin(path)?;
+    let mut file = disk.open(path)?;
+    let meta = file.metadata()?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    disk.read_to_end(&mut file, &mut bytes)?;
+    let stamp = Stamp::of(&meta);
+    let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
+    let hash = xxh3_64(&bytes);
+    let delimiter = declared.0.or_else(|| delimiter_of(path));
+    let encoding = declared.1.or_else(|| written_encoding(path, hash));
+    let (columns, rows, layout) =
+        parse_with(&bytes, delimiter, encoding).map_err(LoadError::Invalid)?;
+    let table = Table::new(columns, rows, id_column, hash, modified);
+    Ok(Loaded {
+        table,
+        layout,
+        stamp,
+        hash,
+    })
 }
 
 /// The delimiter a table file's name says: a tab for `.tsv`.

@@ -13,6 +13,7 @@ mod file;
 mod names;
 mod pg;
 mod row;
+pub mod schema;
 mod table;
 mod wal;
 
@@ -22,6 +23,7 @@ use std::time::SystemTime;
 
 use crate::feed::Feed;
 use crate::query::{Query, QueryError};
+use schema::Types;
 
 pub use dir::{DirStore, Options};
 pub use disk::{Call, Disk, Fault, Faults};
@@ -164,6 +166,13 @@ pub enum Error {
     InvalidId(String),
     #[error("invalid field: {0}")]
     InvalidField(String),
+    /// A value that breaks the table's declared columns, or a declaration
+    /// that cannot be used (said with the row and column).
+    #[error("{0}")]
+    Declared(String),
+    /// Something this backend does not do.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("the precondition failed: {0}")]
     PreconditionFailed(Unmet),
     /// A value the table's file cannot hold in its encoding.
@@ -300,6 +309,30 @@ pub struct Head {
     pub modified: SystemTime,
 }
 
+/// What the store believes about a table's columns (`GET /<t>/_schema`):
+/// its declaration, if any, and what it detected.
+#[derive(Clone, Debug)]
+pub struct SchemaView {
+    /// The declared table description (`None`: nothing declared).
+    pub declared: Option<Arc<schema::Schema>>,
+    /// The table's columns, in order.
+    pub columns: Vec<String>,
+    pub id_col: Option<usize>,
+    /// The file's delimiter and encoding, as read.
+    pub delimiter: u8,
+    pub encoding: &'static str,
+    /// The table's file name (`people.csv`), for the document's `url`.
+    pub file: String,
+}
+
+impl SchemaView {
+    /// The version `If-Match` on `/<t>/_schema` compares (`None`:
+    /// nothing declared).
+    pub fn version(&self) -> Option<u64> {
+        self.declared.as_ref().map(|s| s.version())
+    }
+}
+
 /// Rows as they arrive from a backend, in answer order. An error ends the
 /// answer (the connection is closed, so a client never takes a cut answer
 /// for a whole one).
@@ -412,6 +445,54 @@ pub trait Store: Send + Sync + 'static {
     async fn flush(&self) -> Result<()>;
     /// Counters for monitoring.
     async fn stats(&self) -> StoreStats;
+    /// The datatypes the table's columns are rendered by: declared, or
+    /// recorded by the store (columns written as JSON objects or arrays).
+    /// Empty when the table has none (or cannot be read).
+    async fn types(&self, _table: &str) -> Types {
+        Types::default()
+    }
+    /// [`Store::types`] as the store last knew them, without looking at
+    /// anything outside memory (the change feed renders rows by them).
+    fn types_now(&self, _table: &str) -> Types {
+        Types::default()
+    }
+    /// What the store believes about a table's columns.
+    async fn schema(&self, table: &str) -> Result<SchemaView> {
+        let selected = self.select(table, "_limit=0").await?;
+        Ok(SchemaView {
+            declared: None,
+            columns: selected.head.columns.to_vec(),
+            id_col: selected.head.id_col,
+            delimiter: b',',
+            encoding: "UTF-8",
+            file: format!("{table}.csv"),
+        })
+    }
+    /// Declares a table's columns with a CSVW table description, checked
+    /// against the table's rows atomically with them; `expect` against
+    /// the current declaration's version.
+    async fn put_schema(
+        &self,
+        _table: &str,
+        _doc: serde_json::Value,
+        _expect: &Expect,
+    ) -> Result<SchemaView> {
+        Err(Error::Unsupported(
+            "this storage backend does not keep declared columns".into(),
+        ))
+    }
+    /// Removes a table's declaration.
+    async fn delete_schema(&self, _table: &str, _expect: &Expect) -> Result<()> {
+        Err(Error::Unsupported(
+            "this storage backend does not keep declared columns".into(),
+        ))
+    }
+    /// Records that these columns of a table were written JSON objects or
+    /// arrays, so that they are rendered as JSON from then on (columns
+    /// with a declared datatype are left as declared).
+    async fn record_json(&self, _table: &str, _columns: &[String]) -> Result<()> {
+        Ok(())
+    }
     /// The change feed: every acknowledged write, numbered, published in
     /// order once durable (on a shared backend, every instance's writes).
     fn feed(&self) -> &Arc<Feed>;

@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{options, Answer, AppState};
-use crate::feed::render::Selector;
+use crate::feed::render::{Selector, TypesOf};
 use crate::feed::{Feed, Gone, Next, Read, Subscription};
 use crate::server::problem::Problem;
 use crate::store::{self, validate_table_name};
@@ -269,8 +269,11 @@ async fn answer(
         },
         _ => None,
     };
-    let selector =
-        Selector::new(table, id, params.rest.clone(), columns).map_err(Problem::bad_request)?;
+    let store = state.store.clone();
+    let types = TypesOf(Arc::new(move |table: &str| store.types_now(table)));
+    let selector = Selector::new(table, id, params.rest.clone(), columns)
+        .map_err(Problem::bad_request)?
+        .typed(types);
     feed.check(since, selector.table()).map_err(gone)?;
     let head = request.method() == Method::HEAD;
     match style {

@@ -11,6 +11,7 @@ mod changes;
 mod formats;
 mod reads;
 mod relations;
+mod schema;
 mod service;
 mod statics;
 mod validators;
@@ -122,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/_changes/", any(all_changes))
         .route("/_changes/{table}", any(table_changes))
         .route("/_changes/{table}/{id}", any(row_changes))
+        .route("/_schema/{table}", any(schema::table_schema))
         // json-server's whole database, unless a table is named `db`.
         .route("/db", any(database))
         .route("/{table}", any(table))
@@ -244,8 +246,8 @@ async fn database(state: State<AppState>, request: Request) -> Answer {
 
 async fn no_route(request: Request) -> Problem {
     Problem::not_found(format!(
-        "no resource at {}; the routes are /, /db, /<table>, /<table>/<id>, /<table>/<id>/<table> \
-         and /_changes[/<table>[/<id>]]",
+        "no resource at {}; the routes are /, /db, /<table>, /<table>/<id>, /<table>/<id>/<table>, \
+         /_schema/<table> and /_changes[/<table>[/<id>]]",
         request.uri().path()
     ))
 }
@@ -349,11 +351,12 @@ fn viewer_of(request: &Request) -> Viewer {
 fn row_body(
     format: Format,
     columns: &Arc<Vec<String>>,
+    types: &crate::store::schema::Types,
     page: RowPage<'_>,
     csv_safe: bool,
 ) -> Vec<u8> {
     match format.data() {
-        Some(data) => repr::render_row(data, columns, csv_safe, page.row),
+        Some(data) => repr::render_row_typed(data, columns, types, csv_safe, page.row),
         None => page.render(),
     }
 }

@@ -185,14 +185,19 @@ pub(super) async fn get_table(
         selected = state.store.select(&name, &asked).await?;
     }
     let joined = !relations.is_empty();
+    let types = state.store.types(&name).await;
     let head = &selected.head;
     let query = &selected.query;
     let viewer = viewer_of(&request);
     // Another delimiter, mark or charset is another representation.
-    let tagged = match csv == CsvOut::default() {
+    let mut tagged = match csv == CsvOut::default() {
         true => raw_query.to_string(),
         false => format!("{raw_query}\0{csv:?}"),
     };
+    // Other declared types are another representation too.
+    if let Some(types) = types.tag().filter(|_| format != Format::Csv) {
+        tagged = format!("{tagged}\0t{types:x}");
+    }
     let tag = page_tag(etag(head.version, Some(&tagged), format), format, &viewer);
     let mut headers = content(format, suffix.is_none(), &tag);
     let media = match csv.tsv {
@@ -272,6 +277,7 @@ pub(super) async fn get_table(
             fields,
             rows,
             related,
+            types: types.clone(),
         };
         Body::from(render_joined(&joined, format))
     } else {
@@ -281,6 +287,7 @@ pub(super) async fn get_table(
             selected.rows,
             selected.query.fields,
         )
+        .typed(types)
         .into_csv_body(format, &name, state.csv_safe, csv)
         .await?
     };
@@ -324,7 +331,12 @@ pub(super) async fn get_row(
         other => other.map(|view| (view, None))?,
     };
     let format = choose(request_headers, suffix)?;
-    let tag = page_tag(etag(view.version, None, format), format, viewer);
+    let types = store.types(&table).await;
+    let typed = types
+        .tag()
+        .filter(|_| format != Format::Csv)
+        .map(|t| format!("t{t:x}"));
+    let tag = page_tag(etag(view.version, typed.as_deref(), format), format, viewer);
     let mut headers = content(format, suffix.is_none(), &tag);
     vary_by_viewer(&mut headers, format, viewer);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -352,6 +364,7 @@ pub(super) async fn get_row(
             fields: None,
             rows,
             related,
+            types: types.clone(),
         };
         let mut out = Vec::new();
         joined.object(&mut out, 0);
@@ -367,6 +380,7 @@ pub(super) async fn get_row(
         row_body(
             format,
             &view.columns,
+            &types,
             RowPage {
                 table: &title,
                 columns: &view.columns,
@@ -487,12 +501,14 @@ pub(super) async fn whole_database(state: AppState) -> Answer {
                 let rows: futures_util::stream::BoxStream<'static, Result<Bytes, axum::Error>> =
                     match store.select(&info.name, "").await {
                         Ok(selected) => {
+                            let types = store.types(&info.name).await;
                             let rows = Rows::new(
                                 selected.head.columns.clone(),
                                 selected.head.id_col,
                                 selected.rows,
                                 None,
-                            );
+                            )
+                            .typed(types);
                             match rows.into_body(Format::Json, &info.name, csv_safe).await {
                                 Ok(body) => body.into_data_stream().boxed(),
                                 Err(err) => {

@@ -64,6 +64,8 @@ pub(super) struct Joined {
     pub rows: Vec<Arc<Row>>,
     /// Per row, the related values to add: a name and its JSON text.
     pub related: Vec<Vec<(String, Vec<u8>)>>,
+    /// The table's declared datatypes.
+    pub types: crate::store::schema::Types,
 }
 
 impl Joined {
@@ -89,7 +91,7 @@ impl Joined {
             first = false;
             cell::write_json_string(out, name);
             out.push(b':');
-            cell::write_json(out, row.get(c));
+            cell::write_typed(out, row.get(c), self.types.get(name));
         }
         for (key, value) in related {
             if !first {
@@ -138,7 +140,7 @@ pub(super) async fn gather(
         let ids: Vec<&str> = distinct(rows.iter().map(|r| r.get(id_col)));
         let found = fetch(state, "_embed", child, &key, &ids).await?;
         let mut by_parent: HashMap<&str, Vec<u8>> = HashMap::new();
-        if let Some((child_columns, child_rows)) = &found {
+        if let Some((child_columns, child_rows, child_types)) = &found {
             let at = child_columns
                 .iter()
                 .position(|c| c == &key)
@@ -146,7 +148,7 @@ pub(super) async fn gather(
             for row in child_rows {
                 let list = by_parent.entry(row.get(at)).or_default();
                 list.push(if list.is_empty() { b'[' } else { b',' });
-                repr::json_object(list, child_columns, row);
+                repr::json_object_typed(list, child_columns, child_types, row);
             }
         }
         for (slot, row) in related.iter_mut().zip(rows) {
@@ -171,7 +173,7 @@ pub(super) async fn gather(
         let parents = plural(parent);
         let found = fetch(state, "_expand", &parents, &state.id_column, &keys).await?;
         let mut by_id: HashMap<&str, Vec<u8>> = HashMap::new();
-        if let Some((parent_columns, parent_rows)) = &found {
+        if let Some((parent_columns, parent_rows, parent_types)) = &found {
             let id_at = parent_columns
                 .iter()
                 .position(|c| c == &state.id_column)
@@ -179,7 +181,7 @@ pub(super) async fn gather(
             for row in parent_rows {
                 by_id.entry(row.get(id_at)).or_insert_with(|| {
                     let mut out = Vec::new();
-                    repr::json_object(&mut out, parent_columns, row);
+                    repr::json_object_typed(&mut out, parent_columns, parent_types, row);
                     out
                 });
             }
@@ -209,7 +211,7 @@ async fn fetch(
     table: &str,
     column: &str,
     keys: &[&str],
-) -> Result<Option<(Arc<Vec<String>>, Vec<Arc<Row>>)>, Problem> {
+) -> Result<Option<Fetched>, Problem> {
     if keys.is_empty() {
         return Ok(None);
     }
@@ -245,8 +247,16 @@ async fn fetch(
     }
     let columns = selected.head.columns.clone();
     let rows: Vec<Arc<Row>> = selected.rows.try_collect().await?;
-    Ok(Some((columns, rows)))
+    let types = state.store.types(table).await.aligned(&columns);
+    Ok(Some((columns, rows, types)))
 }
+
+/// Related rows: their columns, the rows, and the columns' datatypes.
+type Fetched = (
+    Arc<Vec<String>>,
+    Vec<Arc<Row>>,
+    Vec<Option<crate::store::schema::Datatype>>,
+);
 
 /// Words whose plural is not made by a rule.
 const IRREGULAR: [(&str, &str); 14] = [

@@ -16,6 +16,7 @@ use super::validators::write;
 use super::{row_body, Answer, AppState};
 use crate::codec::repr::{self, encode_segment, Format};
 use crate::page::{RowPage, Viewer};
+use crate::store::schema::Types;
 use crate::store::{Records, Row, Written};
 
 /// `POST /<table>`; `parent`, for `POST /posts/1/comments`, is the
@@ -41,6 +42,7 @@ pub(super) async fn post_rows(
         state.store.insert(&name, parsed.records, &expect),
     )
     .await?;
+    let types = typed_after(&state, &name, &parsed.nested).await;
     let format = answer_format(&headers);
     let location = if many {
         format!("/{name}")
@@ -48,10 +50,17 @@ pub(super) async fn post_rows(
         row_location(&name, &written, 0)
     };
     let mut response = if many {
-        let body = stream::written(format, &name, written, state.csv_safe).await;
+        let body = stream::written(format, &name, written, state.csv_safe, types).await;
         (StatusCode::CREATED, body).into_response()
     } else {
-        written_row(format, &name, &written, StatusCode::CREATED, state.csv_safe)
+        written_row(
+            format,
+            &name,
+            &written,
+            &types,
+            StatusCode::CREATED,
+            state.csv_safe,
+        )
     };
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -61,6 +70,18 @@ pub(super) async fn post_rows(
         response.headers_mut().insert(header::LOCATION, value);
     }
     Ok(response)
+}
+
+/// The datatypes a write's answer is rendered by, once the columns it gave
+/// JSON objects or arrays are recorded as JSON columns (a record that
+/// cannot be made leaves them as they were: the write itself is done).
+async fn typed_after(state: &AppState, table: &str, nested: &[String]) -> Types {
+    if !nested.is_empty() {
+        if let Err(err) = state.store.record_json(table, nested).await {
+            tracing::warn!(table, "cannot record the columns written as JSON: {err}");
+        }
+    }
+    state.store.types(table).await
 }
 
 fn row_location(table: &str, written: &Written, index: usize) -> String {
@@ -77,6 +98,7 @@ fn written_row(
     format: Format,
     table: &str,
     written: &Written,
+    types: &Types,
     status: StatusCode,
     csv_safe: bool,
 ) -> Response {
@@ -87,6 +109,7 @@ fn written_row(
     let body = row_body(
         format,
         &written.columns,
+        types,
         RowPage {
             table,
             columns: &written.columns,
@@ -111,6 +134,7 @@ pub(super) async fn put_table(state: AppState, name: String, request: Request) -
         state.store.replace_table(&name, parsed.records, &expect),
     )
     .await?;
+    typed_after(&state, &name, &parsed.nested).await;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -149,6 +173,7 @@ pub(super) async fn write_row(
     let patch = request.method() == Method::PATCH;
     crate::store::validate_table_name(&table)?;
     let (headers, parsed, _claim) = read_body(&state, request, false).await?;
+    let nested = parsed.nested.clone();
     let record = single(parsed)?;
     let expect = expectations(&headers);
     let target = Target::Row {
@@ -161,6 +186,7 @@ pub(super) async fn write_row(
         state.store.put_row(&table, &id, record, &expect)
     };
     let written = write(target, call).await?;
+    let types = typed_after(&state, &table, &nested).await;
     let status = if written.created {
         StatusCode::CREATED
     } else {
@@ -170,6 +196,7 @@ pub(super) async fn write_row(
         answer_format(&headers),
         &table,
         &written,
+        &types,
         status,
         state.csv_safe,
     );

@@ -35,10 +35,12 @@ mod bases;
 mod checkpoint;
 mod rebuild;
 mod recovery;
+mod schemas;
 mod state;
 mod writes;
 
 use checkpoint::{checkpointer, Retry};
+use schemas::{check_fields, check_records, meta_ok};
 use state::{broken_or_missing, loaded, loaded_mut, Content, TableState};
 use writes::change;
 
@@ -56,11 +58,13 @@ use super::names::{self, Names};
 use super::table::{validate_id, Table};
 use super::wal::{Op, Wal};
 use super::{
-    validate_table_name, Error, Expect, Fields, Records, Result, Row, RowView, Selected, Snapshot,
-    Store, StoreStats, TableInfo, Written,
+    validate_table_name, Error, Expect, Fields, Records, Result, Row, RowView, SchemaView,
+    Selected, Snapshot, Store, StoreStats, TableInfo, Written,
 };
 use crate::feed::{Feed, Op as FeedOp, Retention, RowChange, What};
 use crate::query::{Snapshots, Views};
+use crate::store::schema::Types;
+use serde_json::Value;
 
 /// How the store makes writes durable.
 #[derive(Debug, Clone, Copy)]
@@ -595,6 +599,7 @@ impl Store for DirStore {
 
     async fn insert(&self, name: &str, records: Records, expect: &Expect) -> Result<Written> {
         self.write(name, true, |state, ops, changes| {
+            meta_ok(name, state)?;
             let version = match &state.content {
                 Content::Loaded(table) => Some(table.version),
                 Content::Absent => None,
@@ -608,6 +613,7 @@ impl Store for DirStore {
                 state,
                 records.rows.iter().flat_map(|r| r.cells(width)),
             )?;
+            check_records(state, &records, &self.id_column)?;
             let written = self.change_rows(name, state, ops, |table, id_column| {
                 table.insert(records, id_column)
             })?;
@@ -628,6 +634,7 @@ impl Store for DirStore {
     ) -> Result<Written> {
         validate_id(id)?;
         self.write(name, true, |state, ops, changes| {
+            meta_ok(name, state)?;
             let before = match &state.content {
                 Content::Loaded(table) => table.get(id).cloned(),
                 Content::Absent => None,
@@ -639,6 +646,7 @@ impl Store for DirStore {
             };
             expect.check(current)?;
             encodable(name, state, fields_text(&record))?;
+            check_fields(state, &record, id, true, &self.id_column)?;
             let written = self.change_rows(name, state, ops, |table, id_column| {
                 table.put(id, &record, id_column)
             })?;
@@ -662,6 +670,7 @@ impl Store for DirStore {
             expect.check(Some(table.row_version(row)))?;
             let before = Some(row.clone());
             encodable(name, state, fields_text(&record))?;
+            check_fields(state, &record, id, false, &self.id_column)?;
             let written = self.change_rows(name, state, ops, |table, id_column| {
                 table.patch(id, &record, id_column)
             })?;
@@ -703,6 +712,7 @@ impl Store for DirStore {
         expect: &Expect,
     ) -> Result<(TableInfo, bool)> {
         self.write(name, true, |state, ops, changes| {
+            meta_ok(name, state)?;
             // A broken file may be replaced: that is how a user repairs it.
             let current = match &state.content {
                 Content::Loaded(table) => Some(table.version),
@@ -722,6 +732,7 @@ impl Store for DirStore {
                 // A new file (or one replacing a broken file): comma-separated UTF-8.
                 state.layout = Layout::default();
             }
+            check_records(state, &records, &self.id_column)?;
             let table = Table::from_records(records, &self.id_column, current.unwrap_or(0))?;
             ops.push(Op::Replace {
                 table: name.to_string(),
@@ -747,6 +758,7 @@ impl Store for DirStore {
                 Content::Absent => return Err(Error::NoTable(name.to_string())),
             };
             expect.check(current)?;
+            self.forget_meta(name, state)?;
             changes.push(change(name, None, What::Dropped));
             ops.push(Op::Drop {
                 table: name.to_string(),
@@ -761,6 +773,37 @@ impl Store for DirStore {
 
     async fn flush(&self) -> Result<()> {
         slow(|| self.flush_now())
+    }
+
+    async fn types(&self, name: &str) -> Types {
+        self.types_of(name)
+    }
+
+    fn types_now(&self, name: &str) -> Types {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned();
+        slot.map(|slot| read(&slot.state).meta.types())
+            .unwrap_or_default()
+    }
+
+    async fn schema(&self, name: &str) -> Result<SchemaView> {
+        self.with_read(name, |state| self.view_of(name, state))
+    }
+
+    async fn put_schema(&self, name: &str, doc: Value, expect: &Expect) -> Result<SchemaView> {
+        self.declare(name, doc, expect).await
+    }
+
+    async fn delete_schema(&self, name: &str, expect: &Expect) -> Result<()> {
+        self.undeclare(name, expect).await
+    }
+
+    async fn record_json(&self, name: &str, columns: &[String]) -> Result<()> {
+        self.note_json(name, columns).await
     }
 
     fn feed(&self) -> &Arc<Feed> {

@@ -19,6 +19,7 @@ use crate::store::table::Table;
 use crate::store::wal::Op;
 use crate::store::{Error, Result, TableInfo};
 
+use super::schemas::Meta;
 use super::writes::change;
 use super::{disk_stamp, read, slow, write, DirStore};
 use crate::feed::What;
@@ -44,6 +45,8 @@ pub(super) struct TableState {
     pub(super) imaged: Option<u64>,
     /// The file's modification time, for a file that cannot be read.
     pub(super) file_modified: Option<SystemTime>,
+    /// The table's declared metadata (`<file>-metadata.json`), as last read.
+    pub(super) meta: Meta,
 }
 
 #[derive(Default)]
@@ -57,13 +60,24 @@ pub(super) enum Content {
 impl DirStore {
     /// Whether memory and file agree with what we last knew of the file.
     fn is_fresh(&self, name: &str, state: &TableState) -> bool {
-        let stamp = disk_stamp(&self.path(name));
-        stamp == state.stamp && !(stamp.is_some() && matches!(state.content, Content::Absent))
+        let path = self.path(name);
+        let stamp = disk_stamp(&path);
+        stamp == state.stamp
+            && !(stamp.is_some() && matches!(state.content, Content::Absent))
+            && state.meta.is_fresh(&path)
     }
 
     /// Brings a table's state in line with its file if the file changed.
     /// Callers hold the world lock (shared): this may append to the log.
     pub(super) fn refresh(&self, name: &str, state: &mut TableState) -> Result<()> {
+        if self.is_fresh(name, state) {
+            return Ok(());
+        }
+        if self.refresh_meta(name, state) && !state.dirty {
+            // The declared dialect changed: the file reads anew by it.
+            self.reload(name, state);
+            return Ok(());
+        }
         if self.is_fresh(name, state) {
             return Ok(());
         }
@@ -158,9 +172,13 @@ impl DirStore {
     pub(super) fn reload(&self, name: &str, state: &mut TableState) {
         let path = self.path(name);
         let keep = (state.generation, state.logged, state.notice.take());
+        let meta = Meta::read(&self.disk, &path, &self.id_column);
+        let declared = meta.dialect();
         *state = match disk_stamp(&path) {
             None => TableState::default(),
-            Some(stamp) => match slow(|| file::load(&self.disk, &path, &self.id_column)) {
+            Some(stamp) => match slow(|| {
+                file::load_declared(&self.disk, &path, &self.id_column, declared)
+            }) {
                 Ok(loaded) => {
                     tracing::info!(
                         table = name,
@@ -188,6 +206,7 @@ impl DirStore {
             },
         };
         (state.generation, state.logged, state.notice) = keep;
+        state.meta = meta;
     }
 
     /// Runs `f` on the table's current state under its read lock.
@@ -214,6 +233,15 @@ impl DirStore {
     pub(super) fn info(&self, name: &str, state: &TableState) -> Option<TableInfo> {
         match &state.content {
             Content::Absent => None,
+            _ if state.meta.error.is_some() => Some(TableInfo {
+                name: name.to_string(),
+                rows: 0,
+                columns: Vec::new(),
+                modified: state.file_modified.unwrap_or(SystemTime::UNIX_EPOCH),
+                version: 0,
+                error: state.meta.error.clone(),
+                notice: state.notice.clone(),
+            }),
             Content::Loaded(table) => Some(TableInfo {
                 name: name.to_string(),
                 rows: table.len(),
@@ -254,6 +282,12 @@ pub(super) fn broken_or_missing(name: &str, content: &Content) -> Error {
 }
 
 pub(super) fn loaded<'a>(name: &str, state: &'a TableState) -> Result<&'a Table> {
+    if let Some(reason) = &state.meta.error {
+        return Err(Error::BrokenTable {
+            table: name.to_string(),
+            reason: reason.clone(),
+        });
+    }
     match &state.content {
         Content::Loaded(table) => Ok(table),
         other => Err(broken_or_missing(name, other)),
@@ -261,6 +295,12 @@ pub(super) fn loaded<'a>(name: &str, state: &'a TableState) -> Result<&'a Table>
 }
 
 pub(super) fn loaded_mut<'a>(name: &str, state: &'a mut TableState) -> Result<&'a mut Table> {
+    if let Some(reason) = &state.meta.error {
+        return Err(Error::BrokenTable {
+            table: name.to_string(),
+            reason: reason.clone(),
+        });
+    }
     match &mut state.content {
         Content::Loaded(table) => Ok(table),
         other => Err(broken_or_missing(name, other)),
