@@ -341,6 +341,85 @@ impl Schema {
         Ok(())
     }
 
+    /// Checks the records of a write (every record whole): the error names
+    /// the record (its place in the body, and its id when it gives one)
+    /// and the column.
+    pub fn check_records(
+        &self,
+        records: &crate::store::Records,
+        id_column: &str,
+    ) -> Result<(), String> {
+        let id_at = records.columns.iter().position(|c| c == id_column);
+        let many = records.rows.len() > 1;
+        for (i, row) in records.rows.iter().enumerate() {
+            let cell = |c: &str| {
+                records
+                    .columns
+                    .iter()
+                    .position(|k| k == c)
+                    .map(|at| row.get(at))
+            };
+            self.check(cell, true, Some(id_column)).map_err(|err| {
+                let id = id_at.map(|at| row.get(at));
+                format!("{}: {err}; nothing was written", place(i, many, id))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Checks one record given as fields: a whole row (`PUT`) or the
+    /// fields a patch changes.
+    pub fn check_fields(
+        &self,
+        fields: &crate::store::Fields,
+        id: &str,
+        whole: bool,
+        id_column: &str,
+    ) -> Result<(), String> {
+        let cell = |c: &str| {
+            fields
+                .iter()
+                .rev()
+                .find(|(k, _)| k == c)
+                .map(|(_, v)| v.as_str())
+        };
+        self.check(cell, whole, Some(id_column))
+            .map_err(|err| format!("{}: {err}; nothing was written", place(0, false, Some(id))))
+    }
+
+    /// Checks a table's rows against this description (before it is
+    /// declared): the error names the first row that breaks it.
+    pub fn check_rows<'r>(
+        &self,
+        table: &str,
+        columns: &[String],
+        id_col: Option<usize>,
+        rows: impl IntoIterator<Item = &'r crate::store::Row>,
+        id_column: &str,
+    ) -> Result<(), String> {
+        for (i, row) in rows.into_iter().enumerate() {
+            let cell = |c: &str| columns.iter().position(|k| k == c).map(|at| row.get(at));
+            self.check(cell, true, Some(id_column)).map_err(|err| {
+                let at = match id_col.map(|c| row.get(c)) {
+                    Some(id) => format!("row {} (id {id:?})", i + 1),
+                    None => format!("row {}", i + 1),
+                };
+                format!("{at} of table {table:?} does not hold to the description: {err}; nothing was declared")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A declared primary key must be the id column csvd keys rows by.
+    pub fn primary_key_ok(&self, id_column: &str) -> Result<(), String> {
+        match &self.primary_key {
+            Some(key) if key != id_column => Err(format!(
+                "declares the primary key {key:?}, but csvd keys rows by the column {id_column:?} (--id-column): declare {id_column:?} as the primary key, or serve with --id-column {key}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// A description of `file` with nothing declared in it, for the store
     /// to record what it learned (the columns written as JSON).
     pub fn empty(file: &str) -> Schema {
@@ -380,6 +459,19 @@ impl Schema {
             }
         }
         Schema::parse(doc).unwrap_or_else(|_| self.clone())
+    }
+}
+
+/// "record 2 of the body (id "7")", for a refused write.
+fn place(index: usize, many: bool, id: Option<&str>) -> String {
+    let record = if many {
+        format!("record {} of the body", index + 1)
+    } else {
+        "the record".to_string()
+    };
+    match id.filter(|id| !id.is_empty()) {
+        Some(id) => format!("{record} (id {id:?})"),
+        None => record,
     }
 }
 

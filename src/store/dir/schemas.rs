@@ -104,14 +104,8 @@ impl Meta {
     }
 }
 
-/// A declared primary key must be the id column csvd keys rows by.
-pub(super) fn primary_key_ok(schema: &Schema, id_column: &str) -> std::result::Result<(), String> {
-    match &schema.primary_key {
-        Some(key) if key != id_column => Err(format!(
-            "declares the primary key {key:?}, but csvd keys rows by the column {id_column:?} (--id-column): declare {id_column:?} as the primary key, or serve with --id-column {key}"
-        )),
-        _ => Ok(()),
-    }
+fn primary_key_ok(schema: &Schema, id_column: &str) -> std::result::Result<(), String> {
+    schema.primary_key_ok(id_column)
 }
 
 /// Writes a metadata file durably: a temporary file beside it, fsync'd,
@@ -146,19 +140,6 @@ fn remove_meta(disk: &Disk, table: &Path) -> io::Result<()> {
     }
     disk.remove_file(&path)?;
     disk.sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-/// "record 2 of the body (id "7")", for a refused write.
-fn place(index: usize, many: bool, id: Option<&str>) -> String {
-    let record = if many {
-        format!("record {} of the body", index + 1)
-    } else {
-        "the record".to_string()
-    };
-    match id.filter(|id| !id.is_empty()) {
-        Some(id) => format!("{record} (id {id:?})"),
-        None => record,
-    }
 }
 
 impl DirStore {
@@ -243,23 +224,16 @@ impl DirStore {
                     other => return Err(broken_or_missing(name, other)),
                 },
             };
-            let columns = table.columns();
-            let id_col = table.id_col();
-            for (i, row) in table.rows().iter().enumerate() {
-                let cell = |c: &str| columns.iter().position(|k| k == c).map(|at| row.get(at));
-                schema
-                    .check(cell, true, Some(&self.id_column))
-                    .map_err(|err| {
-                        let id = id_col.map(|c| row.get(c).to_string());
-                        let at = match id {
-                            Some(id) => format!("row {} (id {id:?})", i + 1),
-                            None => format!("row {}", i + 1),
-                        };
-                        Error::Declared(format!(
-                            "{at} of table {name:?} does not hold to the description: {err}; nothing was declared"
-                        ))
-                    })?;
-            }
+            let rows = table.rows();
+            schema
+                .check_rows(
+                    name,
+                    table.columns(),
+                    table.id_col(),
+                    rows.iter().map(|r| r.as_ref()),
+                    &self.id_column,
+                )
+                .map_err(Error::Declared)?;
             let stamp = write_meta(&self.disk, &path, &schema)?;
             state.meta = Meta {
                 schema: Some(Arc::new(schema)),
@@ -348,28 +322,12 @@ pub(super) fn meta_ok(name: &str, state: &TableState) -> Result<()> {
 /// Refuses records that break the table's declared columns, naming the
 /// record and column; nothing of the write happens then.
 pub(super) fn check_records(state: &TableState, records: &Records, id_column: &str) -> Result<()> {
-    let Some(schema) = &state.meta.schema else {
-        return Ok(());
-    };
-    let id_at = records.columns.iter().position(|c| c == id_column);
-    let many = records.rows.len() > 1;
-    for (i, row) in records.rows.iter().enumerate() {
-        let cell = |c: &str| {
-            records
-                .columns
-                .iter()
-                .position(|k| k == c)
-                .map(|at| row.get(at))
-        };
-        schema.check(cell, true, Some(id_column)).map_err(|err| {
-            let id = id_at.map(|at| row.get(at));
-            Error::Declared(format!(
-                "{}: {err}; nothing was written",
-                place(i, many, id)
-            ))
-        })?;
+    match &state.meta.schema {
+        Some(schema) => schema
+            .check_records(records, id_column)
+            .map_err(Error::Declared),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// [`check_records`] for one record given as fields: a whole row (`PUT`)
@@ -381,20 +339,10 @@ pub(super) fn check_fields(
     whole: bool,
     id_column: &str,
 ) -> Result<()> {
-    let Some(schema) = &state.meta.schema else {
-        return Ok(());
-    };
-    let cell = |c: &str| {
-        fields
-            .iter()
-            .rev()
-            .find(|(k, _)| k == c)
-            .map(|(_, v)| v.as_str())
-    };
-    schema.check(cell, whole, Some(id_column)).map_err(|err| {
-        Error::Declared(format!(
-            "{}: {err}; nothing was written",
-            place(0, false, Some(id))
-        ))
-    })
+    match &state.meta.schema {
+        Some(schema) => schema
+            .check_fields(fields, id, whole, id_column)
+            .map_err(Error::Declared),
+        None => Ok(()),
+    }
 }

@@ -18,6 +18,7 @@
 //! instance, and every instance follows them into its change feed (`feed`).
 
 mod feed;
+mod schemas;
 mod select;
 mod writes;
 
@@ -35,9 +36,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use super::{
-    validate_table_name, Counter, Error, Expect, Fields, Records, Result, Row, RowView, Selected,
-    Store, StoreStats, TableInfo, Written,
+    validate_table_name, Counter, Error, Expect, Fields, Records, Result, Row, RowView, SchemaView,
+    Selected, Store, StoreStats, TableInfo, Written,
 };
+use crate::store::schema::Types;
 
 const SCHEMA: &str = include_str!("schema.sql");
 /// The advisory lock instances take while they set the schema up.
@@ -109,6 +111,8 @@ pub struct Shared {
     batches: AtomicU64,
     /// The change feed and its listener.
     follower: Arc<feed::Follower>,
+    /// Each table's declared datatypes as last read, for the change feed.
+    types: Mutex<HashMap<String, Types>>,
 }
 
 impl std::ops::Deref for PgStore {
@@ -261,6 +265,7 @@ impl PgStore {
                 batched: AtomicU64::new(0),
                 batches: AtomicU64::new(0),
                 follower,
+                types: Mutex::default(),
             }),
             queues: Mutex::default(),
             feed,
@@ -830,6 +835,51 @@ impl Store for PgStore {
         self.writable()?;
         self.within(true, writes::delete_table(self, table, expect))
             .await
+    }
+
+    async fn types(&self, table: &str) -> Types {
+        if validate_table_name(table).is_err() {
+            return Types::default();
+        }
+        match self.within(false, self.types_of(table)).await {
+            Ok(types) => types,
+            Err(err) => {
+                tracing::warn!(table, "cannot read the declared columns: {err}");
+                self.types_known(table)
+            }
+        }
+    }
+
+    fn types_now(&self, table: &str) -> Types {
+        self.types_known(table)
+    }
+
+    async fn schema(&self, table: &str) -> Result<SchemaView> {
+        validate_table_name(table)?;
+        self.within(false, self.view(table)).await
+    }
+
+    async fn put_schema(
+        &self,
+        table: &str,
+        doc: serde_json::Value,
+        expect: &Expect,
+    ) -> Result<SchemaView> {
+        validate_table_name(table)?;
+        self.writable()?;
+        self.within(true, self.declare(table, doc, expect)).await
+    }
+
+    async fn delete_schema(&self, table: &str, expect: &Expect) -> Result<()> {
+        validate_table_name(table)?;
+        self.writable()?;
+        self.within(true, self.undeclare(table, expect)).await
+    }
+
+    async fn record_json(&self, table: &str, columns: &[String]) -> Result<()> {
+        validate_table_name(table)?;
+        self.writable()?;
+        self.within(true, self.note_json(table, columns)).await
     }
 
     async fn flush(&self) -> Result<()> {

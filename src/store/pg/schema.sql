@@ -82,3 +82,10 @@ CREATE TABLE IF NOT EXISTS csvd_changes (
     payload bytea NOT NULL,
     at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Declared columns: a table's CSV on the Web table description, as JSON
+-- text, keyed by the table's key (a table made again starts undeclared).
+CREATE TABLE IF NOT EXISTS csvd_schemas (
+    tab bigint PRIMARY KEY,
+    doc text NOT NULL
+);

@@ -12,6 +12,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::feed::{self, batch};
+use super::schemas::declared;
 use super::{commit_failed, db, row_of, stored, Meta, Shared, META_COLUMNS};
 use crate::feed::{Batch, Op as FeedOp, RowChange, What};
 use crate::store::table::rules::{
@@ -23,7 +24,7 @@ use crate::store::{Error, Expect, Fields, Records, Result, Row, TableInfo, Writt
 /// A write's transaction: read committed whatever the database's default
 /// (each write locks its table's row first, which is what serialises
 /// writes; a stricter default would only add refusals to retry).
-async fn begin(
+pub(super) async fn begin(
     client: &mut deadpool_postgres::Object,
 ) -> std::result::Result<Transaction<'_>, tokio_postgres::Error> {
     client
@@ -85,7 +86,7 @@ const COPY_FROM_ROWS: usize = 8;
 /// Locks a table's row for the transaction. With `create`, a table that
 /// does not exist is made (empty, with only its id column) and reported
 /// as created; the transaction's end undoes that if the write fails.
-async fn lock(
+pub(super) async fn lock(
     tx: &Transaction<'_>,
     table: &str,
     create: Option<&str>,
@@ -390,6 +391,11 @@ pub(super) async fn insert(
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
     expect.check(current(store, &meta, created))?;
+    if let Some(schema) = declared(&tx, meta.key).await? {
+        schema
+            .check_records(&records, id_column)
+            .map_err(Error::Declared)?;
+    }
     let made = insert_rows(&tx, id_column, &mut meta, records, &mut HashSet::new()).await?;
     append(&tx, &mut meta, &made).await?;
     let rows = made.iter().map(|(_, row)| row.clone()).collect();
@@ -431,10 +437,21 @@ pub(super) async fn insert_batch(
         Ok(None) => return failed(Error::NoTable(table.to_string())),
         Err(err) => return failed(err),
     };
+    let schema = match declared(&tx, meta.key).await {
+        Ok(schema) => schema,
+        Err(err) => return failed(err),
+    };
     let mut answers = Vec::with_capacity(n);
     let mut rows = Vec::new();
     let mut pending = HashSet::new();
     for records in batch {
+        if let Some(Err(err)) = schema
+            .as_ref()
+            .map(|s| s.check_records(&records, id_column))
+        {
+            answers.push(Err(Error::Declared(err)));
+            continue;
+        }
         match insert_rows(&tx, id_column, &mut meta, records, &mut pending).await {
             Ok(made) => {
                 answers.push(Ok(inserted(&meta.columns, meta.id_col, &made)));
@@ -474,7 +491,7 @@ pub(super) async fn insert_batch(
 fn refused(err: &Error) -> bool {
     matches!(
         err,
-        Error::IdTaken(_) | Error::InvalidId(_) | Error::InvalidField(_)
+        Error::IdTaken(_) | Error::InvalidId(_) | Error::InvalidField(_) | Error::Declared(_)
     )
 }
 
@@ -533,6 +550,11 @@ pub(super) async fn put_row(
     let (mut meta, base) = locked_row(&tx, table, id, create, expect).await?;
     if patch && base.is_none() {
         return Err(Error::NoRow(id.to_string()));
+    }
+    if let Some(schema) = declared(&tx, meta.key).await? {
+        schema
+            .check_fields(&record, id, !patch, id_column)
+            .map_err(Error::Declared)?;
     }
     let mut fields = without(&record, id_column);
     if !patch {
@@ -637,15 +659,20 @@ pub(super) async fn replace_table(
     expect: &Expect,
 ) -> Result<(TableInfo, bool)> {
     let id_column = store.id_column.as_str();
-    // The new table is built by the file store's own rules, in memory (the
-    // records are there already), then copied in.
-    let built = Table::from_records(records, id_column, 0)?;
     let mut client = store.client().await?;
     let tx = begin(&mut client).await.map_err(db)?;
     let (mut meta, created) = lock(&tx, table, Some(id_column))
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
     expect.check(current(store, &meta, created))?;
+    if let Some(schema) = declared(&tx, meta.key).await? {
+        schema
+            .check_records(&records, id_column)
+            .map_err(Error::Declared)?;
+    }
+    // The new table is built by the file store's own rules, in memory (the
+    // records are there already), then copied in.
+    let built = Table::from_records(records, id_column, 0)?;
     exec(&tx, "DELETE FROM csvd_rows WHERE tab = $1", &[&meta.key]).await?;
     meta.columns = built.columns().to_vec();
     meta.id_col = built.id_col().unwrap_or(0);
@@ -691,6 +718,7 @@ pub(super) async fn delete_table(store: &Shared, table: &str, expect: &Expect) -
     expect.check(current(store, &meta, false))?;
     exec(&tx, "DELETE FROM csvd_rows WHERE tab = $1", &[&meta.key]).await?;
     exec(&tx, "DELETE FROM csvd_tables WHERE key = $1", &[&meta.key]).await?;
+    exec(&tx, "DELETE FROM csvd_schemas WHERE tab = $1", &[&meta.key]).await?;
     // No table row left to touch: the changes are recorded on their own,
     // as the last statement.
     let changes = batch(table, &[], None, What::Dropped);
