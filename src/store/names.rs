@@ -125,6 +125,8 @@ impl Names {
                 None if first_time => {
                     let why = if file.contains(".csv.conflict-") {
                         "a hand edit kept aside, not a table"
+                    } else if file.ends_with("-metadata.json") {
+                        "a table's declared columns (CSV on the Web metadata), not a table"
                     } else {
                         "not a .csv or .tsv file"
                     };

@@ -332,10 +332,7 @@ pub(super) async fn get_row(
     };
     let format = choose(request_headers, suffix)?;
     let types = store.types(&table).await;
-    let typed = types
-        .tag()
-        .filter(|_| format != Format::Csv)
-        .map(|t| format!("t{t:x}"));
+    let typed = super::schema::types_tag(&types, format);
     let tag = page_tag(etag(view.version, typed.as_deref(), format), format, viewer);
     let mut headers = content(format, suffix.is_none(), &tag);
     vary_by_viewer(&mut headers, format, viewer);

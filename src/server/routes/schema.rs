@@ -13,7 +13,7 @@ use super::super::problem::Problem;
 use super::validators::write;
 use super::{not_allowed, options, Answer, AppState};
 use crate::codec::repr::Format;
-use crate::store::schema::CONTEXT;
+use crate::store::schema::{Types, CONTEXT};
 use crate::store::SchemaView;
 
 const ALLOW_SCHEMA: &str = "GET, HEAD, PUT, DELETE, OPTIONS";
@@ -62,6 +62,15 @@ pub(super) async fn table_schema(
         Method::OPTIONS => Ok(options(ALLOW_SCHEMA)),
         _ => Err(not_allowed(&method, ALLOW_SCHEMA)),
     }
+}
+
+/// What a row's tag adds for its table's declared datatypes (they change
+/// its JSON, not its version); `None` when there are none, and for CSV.
+pub(super) fn types_tag(types: &Types, format: Format) -> Option<String> {
+    types
+        .tag()
+        .filter(|_| format != Format::Csv)
+        .map(|t| format!("t{t:x}"))
 }
 
 fn tagged(tag: &str) -> HeaderMap {

@@ -105,7 +105,8 @@ fn written_row(
     let (Some(row), Some(version)) = (written.rows.first(), written.versions.first()) else {
         return status.into_response();
     };
-    let tag = etag(*version, None, format);
+    let typed = super::schema::types_tag(types, format);
+    let tag = etag(*version, typed.as_deref(), format);
     let body = row_body(
         format,
         &written.columns,

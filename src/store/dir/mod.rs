@@ -729,8 +729,9 @@ impl Store for DirStore {
                     records.rows.iter().flat_map(|r| r.cells(width)),
                 )?;
             } else {
-                // A new file (or one replacing a broken file): comma-separated UTF-8.
-                state.layout = Layout::default();
+                // A new file (or one replacing a broken file): comma-separated
+                // UTF-8, or as the table's metadata declares.
+                state.layout = state.meta.new_layout();
             }
             check_records(state, &records, &self.id_column)?;
             let table = Table::from_records(records, &self.id_column, current.unwrap_or(0))?;

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::state::{broken_or_missing, Content, TableState};
 use super::{disk_stamp, DirStore};
 use crate::store::disk::Disk;
-use crate::store::file::{self, Stamp};
+use crate::store::file::{self, Layout, Stamp};
 use crate::store::schema::{Schema, Types};
 use crate::store::{Error, Expect, Fields, Records, Result, SchemaView};
 
@@ -96,6 +96,18 @@ impl Meta {
         match &self.schema {
             Some(schema) => (schema.dialect.delimiter, schema.dialect.encoding),
             None => (None, None),
+        }
+    }
+
+    /// How a new file of the table is written: comma-separated UTF-8,
+    /// unless a delimiter or encoding is declared.
+    pub(super) fn new_layout(&self) -> Layout {
+        let (delimiter, encoding) = self.dialect();
+        let default = Layout::default();
+        Layout {
+            delimiter: delimiter.unwrap_or(default.delimiter),
+            encoding: encoding.unwrap_or(default.encoding),
+            ..default
         }
     }
 

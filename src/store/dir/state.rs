@@ -206,6 +206,9 @@ impl DirStore {
             },
         };
         (state.generation, state.logged, state.notice) = keep;
+        if matches!(state.content, Content::Absent) {
+            state.layout = meta.new_layout();
+        }
         state.meta = meta;
     }
 
