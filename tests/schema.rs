@@ -248,7 +248,7 @@ fn an_invalid_metadata_file_makes_the_table_broken() {
     let r = s.get("/t");
     assert_eq!(r.status, 500);
     assert!(r.text().contains("t.csv-metadata.json"), "{}", r.text());
-    assert_ne!(s.post_json("/t", r#"{"n":3}"#).status, 201);
+    assert_eq!(s.post_json("/t", r#"{"n":3}"#).status, 409);
     // Removing the declaration repairs it.
     assert_eq!(s.request("DELETE", "/_schema/t", &[], b"").status, 204);
     assert_eq!(s.get("/t").json(), json!([{"id": 1, "n": 2}]));
@@ -294,6 +294,8 @@ fn the_schema_is_shown_declared_and_removed_and_survives_a_restart() {
         serde_json::from_str(&fs::read_to_string(s.dir.join("zips.csv-metadata.json")).unwrap())
             .unwrap();
     assert_eq!(on_disk, doc);
+    let r = s.get_with("/_schema/zips", &[("If-None-Match", &tag)]);
+    assert_eq!(r.status, 304);
     let row = s.get("/zips/1");
     assert_eq!(row.json()["zip"], json!("00501"));
     // Other types, another representation: another tag, which a write's
