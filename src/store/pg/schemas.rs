@@ -13,7 +13,7 @@ use deadpool_postgres::Transaction;
 use serde_json::Value;
 
 use super::writes::{begin, lock};
-use super::{db, row_of, Shared};
+use super::{db, row_of, Meta, Shared, META_COLUMNS};
 use crate::store::schema::{Schema, Types};
 use crate::store::{Error, Expect, Result, SchemaView};
 
@@ -96,10 +96,22 @@ impl Shared {
 
     pub(super) async fn view(&self, table: &str) -> Result<SchemaView> {
         let mut client = self.client().await?;
-        let tx = begin(&mut client).await.map_err(db)?;
-        let (meta, _) = lock(&tx, table, None)
-            .await?
+        // One snapshot for the table's row and its declaration; no lock.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db)?;
+        let select = format!("SELECT {META_COLUMNS} FROM csvd_tables WHERE name = $1");
+        let statement = tx.prepare_cached(&select).await.map_err(db)?;
+        let row = tx
+            .query_opt(&statement, &[&table])
+            .await
+            .map_err(db)?
             .ok_or_else(|| Error::NoTable(table.to_string()))?;
+        let meta = Meta::from_row(&row)?;
         let schema = declared(&tx, meta.key).await?;
         tx.commit().await.map_err(db)?;
         Ok(SchemaView {
