@@ -396,6 +396,13 @@ impl DirStore {
         Ok(slot)
     }
 
+    fn has_slot(&self, name: &str) -> bool {
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(name)
+    }
+
     /// Refuses while memory may hold a change that was not made durable.
     fn available(&self) -> Result<()> {
         self.readable()?;
@@ -777,7 +784,13 @@ impl Store for DirStore {
     }
 
     async fn types(&self, name: &str) -> Types {
-        self.types_of(name)
+        // Asked for after a read or write of the table, which brought its
+        // metadata up to date; a table not seen yet is looked at now.
+        if self.has_slot(name) {
+            self.types_now(name)
+        } else {
+            self.types_of(name)
+        }
     }
 
     fn types_now(&self, name: &str) -> Types {
