@@ -59,6 +59,13 @@ fn a_declared_string_column_stays_a_string() {
     let zips: Vec<&Value> = rows.as_array().unwrap().iter().map(|r| &r["zip"]).collect();
     assert_eq!(zips, [&json!("00501"), &json!("10001"), &json!("10002")]);
     assert_eq!(s.get("/zips/1").json()["zip"], json!("00501"));
+    // The URL's id is checked against the id column's datatype too.
+    let r = s.send_json("PUT", "/zips/abc", r#"{"zip":"1"}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("column \"id\" is declared integer"));
     // Without a declaration, today's typing rule.
     let r = s.post_json("/plain", r#"{"zip":"10001"}"#);
     assert_eq!(r.json()["zip"], json!(10001));
@@ -142,6 +149,14 @@ fn declared_types_are_rendered_and_checked() {
     // PUT and PATCH of a row are checked too.
     let r = s.send_json("PUT", "/t/1", r#"{"n":"x","name":"kim"}"#);
     assert_eq!(r.status, 400, "{}", r.text());
+    let r = s.send_json("PUT", "/t/x1", r#"{"n":1,"name":"kim"}"#);
+    assert_eq!(
+        r.status,
+        201,
+        "an id column without a datatype takes any id: {}",
+        r.text()
+    );
+    assert_eq!(s.request("DELETE", "/t/x1", &[], b"").status, 204);
     let r = s.send_json("PATCH", "/t/1", r#"{"ok":"maybe"}"#);
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.json()["detail"].as_str().unwrap().contains("id \"1\""));

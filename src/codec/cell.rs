@@ -142,10 +142,11 @@ fn number_value(cell: &str, datatype: Datatype) -> Option<serde_json::Number> {
     }
     let text = cell.strip_prefix('+').unwrap_or(cell);
     if let Ok(i) = text.parse::<i64>() {
-        return Some(i.into());
+        // Beyond 2^53 a JSON reader would round it: shown as its text.
+        return (i.unsigned_abs() <= MAX_EXACT_INT as u64).then(|| i.into());
     }
-    if let Ok(u) = text.parse::<u64>() {
-        return Some(u.into());
+    if datatype == Datatype::Integer {
+        return None;
     }
     text.parse::<f64>()
         .ok()
@@ -293,6 +294,7 @@ mod tests {
             ("", Some(String), json!("")),
             ("", Some(Integer), json!(null)),
             ("007", Some(Integer), json!(7)),
+            ("9007199254740993", Some(Integer), json!("9007199254740993")),
             ("x7", Some(Integer), json!("x7")),
             ("2.50", Some(Number), json!(2.5)),
             ("1e3", Some(Number), json!(1000.0)),

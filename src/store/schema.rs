@@ -377,11 +377,13 @@ impl Schema {
         id_column: &str,
     ) -> Result<(), String> {
         let cell = |c: &str| {
-            fields
+            let given = fields
                 .iter()
                 .rev()
                 .find(|(k, _)| k == c)
-                .map(|(_, v)| v.as_str())
+                .map(|(_, v)| v.as_str());
+            // A whole row's id is the URL's when the body leaves it out.
+            given.or_else(|| (whole && c == id_column).then_some(id))
         };
         self.check(cell, whole, Some(id_column))
             .map_err(|err| format!("{}: {err}; nothing was written", place(0, false, Some(id))))
