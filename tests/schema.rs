@@ -434,3 +434,28 @@ fn the_feed_and_ndjson_render_declared_types() {
         .collect();
     assert_eq!(zips, [json!("00501"), json!("10001")]);
 }
+
+#[test]
+fn a_declaration_survives_a_crash_once_answered() {
+    let (mut s, _tmp) = serve_files(&[("zips.csv", "id,zip\n1,00501\n")]);
+    let doc = json!({"tableSchema": {"columns": [{"name": "zip", "datatype": "string"}]}});
+    assert_eq!(put_schema(&s, "zips", &doc).status, 200);
+    let r = s.post_json("/posts", r#"{"author":{"name":"kim"}}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    s.restart_after_crash();
+    assert_eq!(s.get("/_schema/zips").json()["declared"], json!(true));
+    assert_eq!(
+        s.post_json("/zips", r#"{"zip":10001}"#).json()["zip"],
+        json!("10001")
+    );
+    assert_eq!(s.get("/posts/1").json()["author"], json!({"name": "kim"}));
+    // No temporary file is left beside the table.
+    let left: Vec<String> = fs::read_dir(&s.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
