@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{source_of, CopyArgs, Source};
 use crate::compose::open_store;
-use crate::store::{Expect, Options, PgOptions, Records, Store};
+use crate::store::{Error, Expect, Options, PgOptions, Records, Store};
 
 pub fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -129,6 +129,13 @@ async fn copy_table(
     batch: u32,
     bar: &ProgressBar,
 ) -> anyhow::Result<usize> {
+    // The destination's own declaration goes first: the rows are checked
+    // against what the source declares, not against it.
+    match target.delete_schema(name, &Expect::none()).await {
+        Ok(()) | Err(Error::NoTable(_) | Error::Unsupported(_)) => {}
+        Err(err) => return Err(err.into()),
+    }
+    let declared = source.schema(name).await?.declared;
     let selected = source.select(name, "").await?;
     let columns = selected.head.columns.to_vec();
     let mut stream = selected.rows;
@@ -160,8 +167,28 @@ async fn copy_table(
         total += n;
         bar.inc(n as u64);
         if ended {
+            if let Some(schema) = declared {
+                declare(target, name, &schema.doc).await?;
+            }
             return Ok(total);
         }
+    }
+}
+
+/// Declares at the destination the columns the source declares; its
+/// dialect stays the source's own (the destination writes files its way).
+async fn declare(target: &dyn Store, name: &str, doc: &serde_json::Value) -> anyhow::Result<()> {
+    let mut doc = doc.clone();
+    if let Some(top) = doc.as_object_mut() {
+        top.remove("dialect");
+    }
+    match target.put_schema(name, doc, &Expect::none()).await {
+        Ok(_) => Ok(()),
+        Err(Error::Unsupported(why)) => {
+            eprintln!("csvd copy: the declared columns of {name} were not copied: {why}");
+            Ok(())
+        }
+        Err(err) => Err(err.into()),
     }
 }
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{pg, Server};
+use common::{pg, Server, BIN};
 use serde_json::{json, Value};
 
 fn database() -> Option<String> {
@@ -127,4 +127,51 @@ fn nested_json_is_recorded_in_the_database() {
     let shown = s.get("/_schema/posts").json();
     let author = &shown["tableSchema"]["columns"][2];
     assert_eq!(author, &json!({"name": "author", "datatype": "json"}));
+}
+
+#[test]
+fn copy_carries_declared_columns_both_ways() {
+    let Some(url) = database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("zips.csv"), "id;zip\n1;00501\n").unwrap();
+    let doc = json!({"dialect": {"delimiter": ";"},
+                     "tableSchema": {"columns": [{"name": "zip", "datatype": "string"}]}});
+    std::fs::write(dir.path().join("zips.csv-metadata.json"), doc.to_string()).unwrap();
+    let copy = |from: &str, to: &str| {
+        let out = std::process::Command::new(BIN)
+            .args(["copy", from, to])
+            .output()
+            .expect("csvd copy");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    copy(dir.path().to_str().unwrap(), &url);
+    let s = Server::start_source(&url, &[]);
+    let shown = s.get("/_schema/zips").json();
+    assert_eq!(shown["declared"], json!(true));
+    assert_eq!(
+        shown["tableSchema"]["columns"][1]["datatype"],
+        json!("string")
+    );
+    assert_eq!(
+        s.post_json("/zips", r#"{"zip":10001}"#).json()["zip"],
+        json!("10001")
+    );
+    drop(s);
+    let back = tempfile::tempdir().unwrap();
+    copy(&url, back.path().to_str().unwrap());
+    let meta: Value = serde_json::from_str(
+        &std::fs::read_to_string(back.path().join("zips.csv-metadata.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["tableSchema"], doc["tableSchema"]);
+    // The destination writes its files its own way: no dialect is carried.
+    assert!(meta.get("dialect").is_none(), "{meta}");
+    assert_eq!(
+        std::fs::read_to_string(back.path().join("zips.csv")).unwrap(),
+        "id,zip\n1,00501\n2,10001\n"
+    );
 }
