@@ -358,6 +358,25 @@ fn the_schema_is_shown_declared_and_removed_and_survives_a_restart() {
     s.restart();
     assert_eq!(s.get("/_schema/zips").json()["declared"], json!(false));
     assert_eq!(s.get("/_schema/nope").status, 404);
+    assert_eq!(s.get("/_schema/no.such").status, 400);
+    let r = s.request("POST", "/_schema/zips", &[], b"{}");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, PUT, DELETE, OPTIONS"));
+    let r = s.request(
+        "PUT",
+        "/_schema/zips",
+        &[("Content-Type", "text/csv")],
+        b"id\n",
+    );
+    assert_eq!(r.status, 415, "{}", r.text());
+    let r = s.request(
+        "PUT",
+        "/_schema/zips",
+        &[("Content-Type", "application/json")],
+        b"{oops",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("not JSON"), "{}", r.text());
 }
 
 #[test]
