@@ -241,6 +241,17 @@ fn a_metadata_file_dropped_beside_a_table_wins_over_detection() {
     assert_eq!(s.get("/t/2").json()["b,c"], json!("7"));
     let after = s.file_after_stop("t");
     assert_eq!(after, "id;b,c\r\n1;2,5\r\n2;7\r\n");
+
+    // A table made by the API after its metadata: its file as declared.
+    let (mut s, _tmp) = serve_files(&[(
+        "new.csv-metadata.json",
+        r#"{"dialect": {"delimiter": ";"}, "tableSchema": {"columns": [{"name": "n", "datatype": "integer"}]}}"#,
+    )]);
+    assert_eq!(s.post_json("/new", r#"{"n":"x"}"#).status, 400);
+    let r = s.post_json("/new", r#"{"n":"5","m":"a,b"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["n"], json!(5));
+    assert_eq!(s.file_after_stop("new"), "id;n;m\n1;5;a,b\n");
 }
 
 #[test]
