@@ -481,6 +481,16 @@ fn a_declaration_survives_a_crash_once_answered() {
         json!("10001")
     );
     assert_eq!(s.get("/posts/1").json()["author"], json!({"name": "kim"}));
+    // A table made after its metadata file, then a crash before its
+    // first file: that file is still written as declared.
+    let meta = r#"{"dialect": {"delimiter": ";"}, "tableSchema": {"columns": [{"name": "n", "datatype": "integer"}]}}"#;
+    fs::write(s.dir.join("new.csv-metadata.json"), meta).unwrap();
+    assert_eq!(s.post_json("/new", r#"{"n":"5","m":"a,b"}"#).status, 201);
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    s.restart_after_crash();
+    assert_eq!(s.post_json("/new", r#"{"n":"x"}"#).status, 400);
+    assert_eq!(s.get("/new/1").json(), json!({"id": 1, "n": 5, "m": "a,b"}));
     // No temporary file is left beside the table.
     let left: Vec<String> = fs::read_dir(&s.dir)
         .unwrap()
@@ -488,4 +498,5 @@ fn a_declaration_survives_a_crash_once_answered() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+    assert_eq!(s.file_after_stop("new"), "id;n;m\n1;5;a,b\n");
 }

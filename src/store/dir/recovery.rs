@@ -200,6 +200,15 @@ impl DirStore {
                 state.notice = Some(notice);
             }
         }
+        if state.stamp.is_none() {
+            // No file of the table's yet (or one set aside): the first one
+            // is written as its metadata declares, and it is checked by it.
+            let meta = super::schemas::Meta::read(&self.disk, &path, &self.id_column);
+            if on_disk.stamp.is_none() {
+                state.layout = meta.new_layout();
+            }
+            state.meta = meta;
+        }
         let rest = &ops[start.map_or(0, |i| i + 1)..];
         for op in rest {
             if let Err(what) = self.apply(name, &mut state.content, op) {
