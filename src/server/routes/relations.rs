@@ -61,7 +61,7 @@ pub(super) struct Joined {
     pub columns: Arc<Vec<String>>,
     /// The columns shown (`_fields`), all when `None`.
     pub fields: Option<Vec<usize>>,
-    pub rows: Vec<Arc<Row>>,
+    pub rows: Vec<Row>,
     /// Per row, the related values to add: a name and its JSON text.
     pub related: Vec<Vec<(String, Vec<u8>)>>,
 }
@@ -110,7 +110,7 @@ pub(super) async fn gather(
     table: &str,
     columns: &[String],
     id_col: Option<usize>,
-    rows: &[Arc<Row>],
+    rows: &[Row],
     relations: &Relations,
 ) -> Result<Vec<Vec<(String, Vec<u8>)>>, Problem> {
     let mut related: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new(); rows.len()];
@@ -209,7 +209,7 @@ async fn fetch(
     table: &str,
     column: &str,
     keys: &[&str],
-) -> Result<Option<(Arc<Vec<String>>, Vec<Arc<Row>>)>, Problem> {
+) -> Result<Option<(Arc<Vec<String>>, Vec<Row>)>, Problem> {
     if keys.is_empty() {
         return Ok(None);
     }
@@ -244,7 +244,7 @@ async fn fetch(
         )));
     }
     let columns = selected.head.columns.clone();
-    let rows: Vec<Arc<Row>> = selected.rows.try_collect().await?;
+    let rows: Vec<Row> = selected.rows.try_collect().await?;
     Ok(Some((columns, rows)))
 }
 
