@@ -90,10 +90,34 @@ fn record_len(count: usize, len: usize) -> usize {
     FIXED + long + count * (1 << width_code(len)) + len
 }
 
+/// The LE number of `width` (1, 2, 4 or 8) bytes at the start of `bytes`.
+#[inline]
 fn read(bytes: &[u8], width: usize) -> usize {
-    let mut word = [0u8; 8];
-    word[..width].copy_from_slice(&bytes[..width]);
-    u64::from_le_bytes(word) as usize
+    match width {
+        1 => usize::from(bytes[0]),
+        2 => usize::from(u16::from_le_bytes([bytes[0], bytes[1]])),
+        4 => u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize,
+        _ => u64::from_le_bytes([
+            bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+        ]) as usize,
+    }
+}
+
+/// [`read`] of the `i`th offset of a width code at `ends`.
+///
+/// # Safety
+/// `ends` must point at a record's offsets, of that width, with more than `i`.
+#[inline]
+unsafe fn offset_at(ends: *const u8, code: u8, i: usize) -> usize {
+    // SAFETY: the caller's promise; reads are unaligned.
+    unsafe {
+        match code {
+            0 => usize::from(*ends.add(i)),
+            1 => usize::from(u16::from_le(ends.add(2 * i).cast::<u16>().read_unaligned())),
+            2 => u32::from_le(ends.add(4 * i).cast::<u32>().read_unaligned()) as usize,
+            _ => u64::from_le(ends.add(8 * i).cast::<u64>().read_unaligned()) as usize,
+        }
+    }
 }
 
 /// Writes a record into `out` (exactly [`record_len`] bytes): `ends` are
@@ -120,6 +144,8 @@ fn encode<'a>(
     }
     let mut last = 0;
     for end in ends.take(count) {
+        // What `Row::get` relies on: cells never end before they start.
+        assert!(end >= last, "a row's cell ends go backwards");
         out[at..at + width].copy_from_slice(&(end as u64).to_le_bytes()[..width]);
         at += width;
         last = end;
@@ -305,30 +331,39 @@ impl Row {
         )
     }
 
+    /// The cell count, the offsets' width code and where they start.
+    #[inline]
+    fn head(&self) -> (usize, u8, *const u8) {
+        let p = self.ptr.as_ptr();
+        // SAFETY: `ptr` points at a whole record made by `encode`, in a live
+        // block this handle counts: its tag, then a u32 count when the
+        // tag's count is LONG.
+        unsafe {
+            let tag = *p.add(4);
+            match usize::from(tag >> 2) {
+                LONG => {
+                    let count = u32::from_le(p.add(FIXED).cast::<u32>().read_unaligned());
+                    (count as usize, tag & 3, p.add(FIXED + 4))
+                }
+                n => (n, tag & 3, p.add(FIXED)),
+            }
+        }
+    }
+
     /// The row's record (see the module's layout).
     fn record(&self) -> &[u8] {
+        let (count, code, ends) = self.head();
+        let len = match count {
+            0 => 0,
+            // SAFETY: the record has `count` offsets.
+            n => unsafe { offset_at(ends, code, n - 1) },
+        };
         let p = self.ptr.as_ptr();
-        // SAFETY: `ptr` points at a whole record (made by `encode`) in a
-        // live block this handle counts: its fixed part, then the count,
-        // the offsets and the text they end, all inside the block.
+        // SAFETY: the record runs from `ptr` to the end of its text, whose
+        // length is its last cell end (`encode` checked it is).
         unsafe {
-            let tag = usize::from(*p.add(4));
-            let (count, at) = match tag >> 2 {
-                LONG => {
-                    let b = std::slice::from_raw_parts(p.add(FIXED), 4);
-                    (read(b, 4), FIXED + 4)
-                }
-                n => (n, FIXED),
-            };
-            let width = 1usize << (tag & 3);
-            let len = match count {
-                0 => 0,
-                n => read(
-                    std::slice::from_raw_parts(p.add(at + (n - 1) * width), width),
-                    width,
-                ),
-            };
-            std::slice::from_raw_parts(p, at + count * width + len)
+            let head = ends.offset_from(p) as usize;
+            std::slice::from_raw_parts(p, head + (count << code) + len)
         }
     }
 
@@ -338,7 +373,7 @@ impl Row {
         // and the block lives while this handle does.
         unsafe {
             let p = self.ptr.as_ptr();
-            let back = read(std::slice::from_raw_parts(p, 4), 4);
+            let back = u32::from_le(p.cast::<u32>().read_unaligned()) as usize;
             p.sub(back + HEAD).cast::<Block>()
         }
     }
@@ -388,18 +423,24 @@ impl Row {
     }
 
     /// The cell at `index`, or `""` past the end.
+    #[inline]
     pub fn get(&self, index: usize) -> &str {
-        let record = self.record();
-        let (count, width, at) = Row::shape(record);
+        let (count, code, ends) = self.head();
         if index >= count {
             return "";
         }
-        let start = match index {
-            0 => 0,
-            i => read(&record[at + (i - 1) * width..], width),
+        // SAFETY: `index` is below the count; the text follows the
+        // offsets, and every cell lies inside it (ends grow, and the last
+        // is the text's length: `encode` checked both).
+        let bytes = unsafe {
+            let start = match index {
+                0 => 0,
+                i => offset_at(ends, code, i - 1),
+            };
+            let end = offset_at(ends, code, index);
+            let text = ends.add(count << code);
+            std::slice::from_raw_parts(text.add(start), end - start)
         };
-        let end = read(&record[at + index * width..], width);
-        let bytes = &record[at + count * width..][start..end];
         debug_assert!(std::str::from_utf8(bytes).is_ok());
         // SAFETY: a row's text is the concatenation of `str`s, and every
         // cell end lies on a boundary between them or on a character
@@ -410,7 +451,22 @@ impl Row {
 
     /// The first `width` cells, padding with empty cells.
     pub fn cells(&self, width: usize) -> impl Iterator<Item = &str> + '_ {
-        (0..width).map(move |i| self.get(i))
+        let record = self.record();
+        let (count, width_of, at) = Row::shape(record);
+        let text = &record[at + count * width_of..];
+        let mut start = 0;
+        (0..width).map(move |i| {
+            if i >= count {
+                return "";
+            }
+            let end = read(&record[at + i * width_of..], width_of);
+            let bytes = &text[start..end];
+            start = end;
+            debug_assert!(std::str::from_utf8(bytes).is_ok());
+            // SAFETY: as in `get`: cells are cut from `str`s at character
+            // boundaries.
+            unsafe { std::str::from_utf8_unchecked(bytes) }
+        })
     }
 
     /// A copy with the cell at `index` set, padding with empty cells.
