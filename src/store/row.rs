@@ -130,18 +130,8 @@ fn encode<'a>(
     ends: impl Iterator<Item = usize>,
     texts: impl Iterator<Item = &'a [u8]>,
 ) {
-    let code = width_code(len);
-    let width = 1usize << code;
-    out[..4].copy_from_slice(&back.to_le_bytes());
-    let mut at = FIXED;
-    if count >= LONG {
-        out[4] = ((LONG as u8) << 2) | code;
-        let long = u32::try_from(count).expect("a row of over 4 billion cells");
-        out[at..at + 4].copy_from_slice(&long.to_le_bytes());
-        at += 4;
-    } else {
-        out[4] = ((count as u8) << 2) | code;
-    }
+    let width = 1usize << width_code(len);
+    let mut at = encode_head(out, back, count, len);
     let mut last = 0;
     for end in ends.take(count) {
         // What `Row::get` relies on: cells never end before they start.
@@ -159,6 +149,21 @@ fn encode<'a>(
         at == out.len() && last == len,
         "a row's cell ends do not match its text"
     );
+}
+
+/// Writes a record's `back`, tag and count; where its offsets start.
+fn encode_head(out: &mut [u8], back: u32, count: usize, len: usize) -> usize {
+    let code = width_code(len);
+    out[..4].copy_from_slice(&back.to_le_bytes());
+    if count >= LONG {
+        out[4] = ((LONG as u8) << 2) | code;
+        let long = u32::try_from(count).expect("a row of over 4 billion cells");
+        out[FIXED..FIXED + 4].copy_from_slice(&long.to_le_bytes());
+        FIXED + 4
+    } else {
+        out[4] = ((count as u8) << 2) | code;
+        FIXED
+    }
 }
 
 fn block_layout(size: usize) -> Layout {
@@ -196,6 +201,18 @@ unsafe fn block_bytes<'a>(block: NonNull<Block>) -> &'a mut [u8] {
     unsafe {
         let size = (*block.as_ptr()).size;
         std::slice::from_raw_parts_mut(block.as_ptr().cast::<u8>().add(HEAD), size)
+    }
+}
+
+/// Frees a block.
+///
+/// # Safety
+/// It must come from new_block, and no handle to a row in it may be left.
+unsafe fn free_block(block: *const Block) {
+    // SAFETY: the caller's promise; new_block allocated it with this layout.
+    unsafe {
+        let layout = block_layout((*block).size);
+        alloc::dealloc(block.cast_mut().cast::<u8>(), layout);
     }
 }
 
@@ -275,11 +292,39 @@ impl Row {
         I: Iterator<Item = &'a str> + Clone,
     {
         let (count, len) = cells.clone().fold((0, 0), |(n, l), c| (n + 1, l + c.len()));
-        let ends = cells.clone().scan(0, |end, cell: &str| {
-            *end += cell.len();
-            Some(*end)
-        });
-        Row::alloc(count, len, ends, cells.map(str::as_bytes))
+        let block = new_block(record_len(count, len), 1);
+        // SAFETY: the block was just made; no handle exists.
+        let out = unsafe { block_bytes(block) };
+        let at = encode_head(out, 0, count, len);
+        let width = 1usize << width_code(len);
+        let text = at + count * width;
+        // Each cell's end is written with its text, in one pass: every end
+        // lies between two `str`s even if the second pass reads other
+        // cells than the first measured.
+        let (mut n, mut end) = (0, 0);
+        for cell in cells.clone() {
+            let bytes = cell.as_bytes();
+            if n == count || end + bytes.len() > len {
+                n = count + 1;
+                break;
+            }
+            out[text + end..text + end + bytes.len()].copy_from_slice(bytes);
+            end += bytes.len();
+            out[at + n * width..at + (n + 1) * width]
+                .copy_from_slice(&(end as u64).to_le_bytes()[..width]);
+            n += 1;
+        }
+        if n != count || end != len {
+            // The passes differed: one pass, as `from_cells` makes rows.
+            // SAFETY: no handle to the block was made.
+            unsafe { free_block(block.as_ptr()) };
+            return Row::from_cells(cells);
+        }
+        // SAFETY: the record starts right after the header.
+        let ptr = unsafe { NonNull::new_unchecked(block.as_ptr().cast::<u8>().add(HEAD)) };
+        let row = Row { ptr };
+        row.debug_check();
+        row
     }
 
     /// Packs a parsed CSV record without copying its cells one by one.
@@ -546,12 +591,8 @@ impl Drop for Row {
         // As `Arc` does: every other handle's use of the block happens
         // before it is freed.
         atomic::fence(Ordering::Acquire);
-        // SAFETY: this was the last handle to any row of the block, which
-        // new_block allocated with this very layout.
-        unsafe {
-            let layout = block_layout((*block).size);
-            alloc::dealloc(block.cast_mut().cast::<u8>(), layout);
-        }
+        // SAFETY: this was the last handle to any row of the block.
+        unsafe { free_block(block) };
     }
 }
 
@@ -710,6 +751,36 @@ mod tests {
             assert_eq!(twice, Row::from_cells(&cells));
             assert_eq!(twice.cells(cells.len()).collect::<Vec<_>>(), cells);
         }
+    }
+
+    #[test]
+    fn from_cells_twice_survives_passes_that_differ() {
+        // An iterator whose clones read other cells than the first pass.
+        #[derive(Clone)]
+        struct Shifty<'a>(&'a std::cell::Cell<u32>, usize);
+        impl<'a> Iterator for Shifty<'a> {
+            type Item = &'a str;
+            fn next(&mut self) -> Option<&'a str> {
+                let pass = self.0.get();
+                if self.1 == 2 {
+                    self.0.set(pass + 1);
+                    return None;
+                }
+                self.1 += 1;
+                Some(match (pass, self.1) {
+                    (0, 1) => "é",
+                    (0, _) => "a",
+                    (_, 1) => "a",
+                    _ => "é",
+                })
+            }
+        }
+        let passes = std::cell::Cell::new(0);
+        let row = Row::from_cells_twice(Shifty(&passes, 0));
+        assert_eq!(row.cells(2).collect::<Vec<_>>(), ["a", "é"]);
+        let passes = std::cell::Cell::new(0);
+        let longer = Shifty(&passes, 0).chain(std::iter::once("x"));
+        assert!(Row::from_cells_twice(longer).len() <= 3);
     }
 
     #[test]

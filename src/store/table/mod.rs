@@ -697,6 +697,48 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_of_packed_rows_outlive_writes() {
+        // A table loaded as a file is: its rows packed into shared blocks.
+        let mut packer = crate::store::row::Packer::default();
+        for i in 1..=3000 {
+            let cells = vec![i.to_string(), format!("name {i}"), "é\0".to_string()];
+            packer.push_record(&csv::StringRecord::from(cells));
+        }
+        let columns = ["id", "name", "note"].map(String::from).to_vec();
+        let mut t = Table::new(columns, packer.finish(), "id", 0, SystemTime::now());
+        let before = t.rows();
+        // Writes replace, change and delete rows (compacting the slots),
+        // and add new ones, while the snapshot is held.
+        for i in 1..=3000 {
+            let id = i.to_string();
+            match i % 3 {
+                0 => t.delete(&id).unwrap(),
+                1 => drop(t.put(&id, &rec(&[("name", "new")]), "id").unwrap()),
+                _ => drop(t.patch(&id, &rec(&[("note", "")]), "id").unwrap()),
+            }
+        }
+        let last = t.insert(recs(&[rec(&[("name", "last")])]), "id").unwrap();
+        assert_eq!(before.len(), 3000);
+        for (i, row) in (1..).zip(&before) {
+            let cells: Vec<&str> = row.cells(3).collect();
+            assert_eq!(cells, [i.to_string().as_str(), &format!("name {i}"), "é\0"]);
+        }
+        assert_eq!(t.len(), 2001);
+        assert_eq!(
+            t.get("1").unwrap().cells(3).collect::<Vec<_>>(),
+            ["1", "new", ""]
+        );
+        assert_eq!(
+            t.get("2").unwrap().cells(3).collect::<Vec<_>>(),
+            ["2", "name 2", ""]
+        );
+        assert!(t.get("3").is_none());
+        assert_eq!(t.get(last.rows[0].get(0)).unwrap().get(1), "last");
+        drop(before);
+        assert_eq!(t.get("2999").unwrap().get(1), "name 2999");
+    }
+
+    #[test]
     fn deletes_compact() {
         let rows: Vec<Vec<String>> = (1..=200).map(|i| vec![i.to_string()]).collect();
         let refs: Vec<Vec<&str>> = rows
