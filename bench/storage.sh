@@ -10,8 +10,8 @@ DURATION=${DURATION:-5}
 BIG_ROWS=${BIG_ROWS:-1000000}
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet
-BIN=$PWD/target/release/csvd
+# BIN=path measures another build of csvd (none is built then).
+[ -n "${BIN:-}" ] || { cargo build --release --quiet; BIN=$PWD/target/release/csvd; }
 work=$(mktemp -d)
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }

@@ -9,7 +9,6 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -140,7 +139,7 @@ async fn copy_table(
     let columns = selected.head.columns.to_vec();
     let mut stream = selected.rows;
     let batch = batch as usize;
-    let mut pending: Vec<Arc<crate::store::Row>> = Vec::with_capacity(batch.min(65_536));
+    let mut pending: Vec<crate::store::Row> = Vec::with_capacity(batch.min(65_536));
     let mut first = true;
     let mut total = 0;
     loop {

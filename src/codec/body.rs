@@ -4,8 +4,6 @@
 //! what is wrong and where. A CSV body is parsed as it arrives ([`Reader`]),
 //! so only its rows are held, never its bytes whole.
 
-use std::sync::Arc;
-
 use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
 
@@ -445,7 +443,7 @@ pub struct CsvReader {
     text_len: usize,
     ends_len: usize,
     columns: Option<Vec<String>>,
-    rows: Vec<Arc<Row>>,
+    rows: Vec<Row>,
     /// The id column, to add and number rows in when the header lacks it.
     numbering: Option<String>,
     numbered: bool,
@@ -626,7 +624,7 @@ impl CsvReader {
         } else {
             Row::from_ends(text, ends)
         };
-        self.rows.push(Arc::new(row));
+        self.rows.push(row);
         Ok(())
     }
 

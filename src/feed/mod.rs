@@ -94,8 +94,8 @@ impl Op {
 #[derive(Clone, Debug)]
 pub struct RowChange {
     pub op: Op,
-    pub before: Option<Arc<Row>>,
-    pub after: Option<Arc<Row>>,
+    pub before: Option<Row>,
+    pub after: Option<Row>,
 }
 
 /// What one write changed.
@@ -104,7 +104,7 @@ pub enum What {
     /// Rows inserted, updated or deleted, one change each.
     Rows(Vec<RowChange>),
     /// Rows inserted, one change each (a bulk insert, kept as its rows).
-    Inserted(Vec<Arc<Row>>),
+    Inserted(Vec<Row>),
     /// The whole table replaced (or created by a replacement): one change.
     Replaced,
     /// The table deleted: one change.
@@ -169,9 +169,9 @@ impl Batch {
         let (op, before, after) = match &self.what {
             What::Rows(rows) => {
                 let change = &rows[i];
-                (change.op, change.before.as_deref(), change.after.as_deref())
+                (change.op, change.before.as_ref(), change.after.as_ref())
             }
-            What::Inserted(rows) => (Op::Insert, None, Some(&*rows[i])),
+            What::Inserted(rows) => (Op::Insert, None, Some(&rows[i])),
             What::Replaced => (Op::ReplaceTable, None, None),
             What::Dropped => (Op::DeleteTable, None, None),
         };
@@ -196,7 +196,7 @@ impl Batch {
     /// the table, but the feed may outlive them there).
     fn weight(&self) -> usize {
         const CHANGE: usize = 48;
-        let rows = |row: &Option<Arc<Row>>| row.as_ref().map_or(0, |r| r.size());
+        let rows = |row: &Option<Row>| row.as_ref().map_or(0, |r| r.size());
         match &self.what {
             What::Rows(changes) => changes
                 .iter()
@@ -576,8 +576,8 @@ impl Subscription {
 mod tests {
     use super::*;
 
-    fn row(cells: &[&str]) -> Arc<Row> {
-        Arc::new(Row::from_cells(cells.iter().copied()))
+    fn row(cells: &[&str]) -> Row {
+        Row::from_cells(cells.iter().copied())
     }
 
     fn inserted_in(table: &str, first: u64, n: usize) -> Batch {

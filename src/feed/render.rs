@@ -217,8 +217,8 @@ mod tests {
         }
     }
 
-    fn row(cells: [&str; 3]) -> Option<Arc<Row>> {
-        Some(Arc::new(Row::from_cells(cells)))
+    fn row(cells: [&str; 3]) -> Option<Row> {
+        Some(Row::from_cells(cells))
     }
 
     fn rendered(selector: &mut Selector, batch: &Batch) -> Vec<String> {

@@ -5,8 +5,6 @@
 //! memory in order, several times faster. Filters and sorts read their
 //! columns through [`Cells`], which uses the copy when there is one.
 
-use std::sync::Arc;
-
 use crate::store::Row;
 
 /// The cells of one column, back to back.
@@ -20,14 +18,14 @@ pub struct Column {
 impl Column {
     /// Copies a column; `None` when its text would not fit 32-bit offsets
     /// (4 GiB), in which case it is read from the rows.
-    pub fn copy(rows: &[Arc<Row>], column: usize) -> Option<Column> {
+    pub fn copy(rows: &[Row], column: usize) -> Option<Column> {
         Column::copy_many(rows, &[column]).pop().flatten()
     }
 
     /// Copies several columns in one pass over the rows: reading a row is
     /// the costly part (a cache miss), so a query that needs three columns
     /// pays for one pass, not three.
-    pub fn copy_many(rows: &[Arc<Row>], columns: &[usize]) -> Vec<Option<Column>> {
+    pub fn copy_many(rows: &[Row], columns: &[usize]) -> Vec<Option<Column>> {
         let mut copies: Vec<Option<Column>> = columns
             .iter()
             .map(|_| {
@@ -55,7 +53,7 @@ impl Column {
 
     /// The values at `path` inside the JSON objects a column's cells hold
     /// (empty where there is none), as a column; `None` past 4 GiB.
-    pub fn reached(rows: &[Arc<Row>], column: usize, path: &[String]) -> Option<Column> {
+    pub fn reached(rows: &[Row], column: usize, path: &[String]) -> Option<Column> {
         let mut copy = Column {
             text: String::new(),
             ends: Vec::with_capacity(rows.len()),
@@ -83,7 +81,7 @@ impl Column {
 #[derive(Clone, Copy)]
 pub enum Cells<'a> {
     Copied(&'a Column),
-    Rows(&'a [Arc<Row>], usize),
+    Rows(&'a [Row], usize),
 }
 
 impl<'a> Cells<'a> {
@@ -103,9 +101,9 @@ mod tests {
 
     #[test]
     fn copies_read_like_rows() {
-        let rows: Vec<Arc<Row>> = [vec!["1", "a"], vec!["2"], vec!["3", "é,\n"], vec![]]
+        let rows: Vec<Row> = [vec!["1", "a"], vec!["2"], vec!["3", "é,\n"], vec![]]
             .into_iter()
-            .map(|cells| Arc::new(Row::from_cells(cells)))
+            .map(Row::from_cells)
             .collect();
         let column = Column::copy(&rows, 1).unwrap();
         for position in 0..rows.len() as u32 {

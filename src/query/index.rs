@@ -52,7 +52,6 @@ impl ColumnIndex {
 mod tests {
     use super::*;
     use crate::store::Row;
-    use std::sync::Arc;
 
     #[test]
     fn lookups_find_what_a_scan_finds() {
@@ -66,10 +65,7 @@ mod tests {
             "é",
             "abcdefghij",
         ];
-        let rows: Vec<Arc<Row>> = values
-            .iter()
-            .map(|v| Arc::new(Row::from_cells(["x", v])))
-            .collect();
+        let rows: Vec<Row> = values.iter().map(|v| Row::from_cells(["x", v])).collect();
         let cells = Cells::Rows(&rows, 1);
         let index = ColumnIndex::build(cells, rows.len());
         for wanted in values.iter().chain(&["c", "abcdefgh", "0"]) {

@@ -200,7 +200,7 @@ mod tests {
                     format!("g{}", i % 13),
                     ((i * 7919) % 1009).to_string(),
                 ];
-                Arc::new(Row::from_cells(cells))
+                Row::from_cells(cells)
             })
             .collect();
         Arc::new(TableView::new(Snapshot {

@@ -153,7 +153,6 @@ pub fn sort(positions: &mut [u32], keys: &[SortKey], columns: &[Cells<'_>], need
 mod tests {
     use super::*;
     use crate::store::Row;
-    use std::sync::Arc;
 
     fn cols() -> Vec<String> {
         ["id", "name", "-odd"]
@@ -199,11 +198,11 @@ mod tests {
         assert_eq!(directions("DESC,asc").unwrap(), [true, false]);
     }
 
-    fn table(cells: &[[&str; 2]]) -> Vec<Arc<Row>> {
-        cells.iter().map(|c| Arc::new(Row::from_cells(c))).collect()
+    fn table(cells: &[[&str; 2]]) -> Vec<Row> {
+        cells.iter().map(Row::from_cells).collect()
     }
 
-    fn sorted(rows: &[Arc<Row>], keys: &[SortKey], needed: usize) -> Vec<u32> {
+    fn sorted(rows: &[Row], keys: &[SortKey], needed: usize) -> Vec<u32> {
         let mut positions: Vec<u32> = (0..rows.len() as u32).collect();
         let columns: Vec<Cells> = keys.iter().map(|k| Cells::Rows(rows, k.column)).collect();
         sort(&mut positions, keys, &columns, needed);
@@ -263,7 +262,7 @@ mod tests {
         let cells: Vec<[String; 2]> = (0..500)
             .map(|i| [((i * 7919) % 101).to_string(), (i % 7).to_string()])
             .collect();
-        let rows: Vec<Arc<Row>> = cells.iter().map(|c| Arc::new(Row::from_cells(c))).collect();
+        let rows: Vec<Row> = cells.iter().map(Row::from_cells).collect();
         let keys = [
             SortKey {
                 column: 1,

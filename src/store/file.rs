@@ -6,14 +6,13 @@ use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::dialect::{self, Sniffed};
 use super::disk::Disk;
-use super::row::Row;
+use super::row::{Packer, Row};
 use super::table::Table;
 
 /// What identifies one version of a file on disk, to notice edits made by
@@ -393,7 +392,8 @@ fn parse_body(
         true => record.iter().map(str::to_string).collect(),
     };
     check_names(&mut columns, line_of(record.position()))?;
-    let mut rows = Vec::new();
+    // Rows packed into shared blocks: no allocation per row.
+    let mut rows = Packer::default();
     while reader
         .read_record(&mut record)
         .map_err(|e| describe(body, e))?
@@ -410,9 +410,9 @@ fn parse_body(
                 plural(columns.len(), "column", "columns"),
             ));
         }
-        rows.push(Row::from_record(&record));
+        rows.push_record(&record);
     }
-    Ok((columns, rows))
+    Ok((columns, rows.finish()))
 }
 
 fn describe(body: &[u8], err: csv::Error) -> String {
@@ -587,7 +587,7 @@ pub fn stage(
     disk: &Disk,
     path: &Path,
     columns: &[String],
-    rows: &[Arc<Row>],
+    rows: &[Row],
     layout: Layout,
 ) -> io::Result<Staged> {
     let tmp = temp_path(path);
@@ -598,7 +598,7 @@ pub fn stage(
                 inner: BufWriter::with_capacity(1 << 16, disk.writer(&mut file)),
                 hasher: xxhash_rust::xxh3::Xxh3::new(),
             };
-            write_csv(&mut out, columns, rows.iter().map(|r| r.as_ref()), layout)?;
+            write_csv(&mut out, columns, rows.iter(), layout)?;
             out.inner.flush()?;
             out.hasher.digest()
         };
@@ -959,7 +959,7 @@ mod tests {
         std::fs::write(&path, "id\n1\n").unwrap();
         let seen = Stamp::of(&std::fs::metadata(&path).unwrap());
         let columns = vec!["id".to_string()];
-        let rows = vec![Arc::new(Row::from_cells(["2"]))];
+        let rows = vec![Row::from_cells(["2"])];
         // Nobody else wrote: the old file simply goes.
         let staged = stage(&disk, &path, &columns, &rows, Layout::default()).unwrap();
         let (stamp, kept) = commit(&disk, staged, &path, Some(seen)).unwrap();

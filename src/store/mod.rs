@@ -46,7 +46,7 @@ pub type Fields = Vec<(String, String)>;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Records {
     pub columns: Vec<String>,
-    pub rows: Vec<Arc<Row>>,
+    pub rows: Vec<Row>,
     /// The records named no id column: the first column was added, and
     /// each row numbered in it by its position from 1. The numbers are not
     /// ids given by the client; they are kept as the rows' ids only where
@@ -95,7 +95,7 @@ impl Records {
 pub struct RecordsBuilder {
     columns: Vec<String>,
     positions: HashMap<String, usize>,
-    rows: Vec<Arc<Row>>,
+    rows: Vec<Row>,
     /// One record's cells by column, reused.
     cells: Vec<Option<String>>,
 }
@@ -132,7 +132,7 @@ impl RecordsBuilder {
             cells[at] = Some(value.into());
         }
         let row = Row::from_cells(cells.iter().map(|c| c.as_deref().unwrap_or("")));
-        self.rows.push(Arc::new(row));
+        self.rows.push(row);
         self.cells = cells;
     }
 
@@ -336,7 +336,7 @@ impl SchemaView {
 /// Rows as they arrive from a backend, in answer order. An error ends the
 /// answer (the connection is closed, so a client never takes a cut answer
 /// for a whole one).
-pub type RowStream = futures_util::stream::BoxStream<'static, Result<Arc<Row>>>;
+pub type RowStream = futures_util::stream::BoxStream<'static, Result<Row>>;
 
 /// The rows a query selected from one version of a table.
 pub struct Selected {
@@ -355,7 +355,7 @@ pub struct Selected {
 pub struct Snapshot {
     pub columns: Arc<Vec<String>>,
     pub id_col: Option<usize>,
-    pub rows: Vec<Arc<Row>>,
+    pub rows: Vec<Row>,
     pub version: u64,
     pub modified: SystemTime,
 }
@@ -365,7 +365,7 @@ pub struct Snapshot {
 pub struct Written {
     pub columns: Arc<Vec<String>>,
     pub id_col: Option<usize>,
-    pub rows: Vec<Arc<Row>>,
+    pub rows: Vec<Row>,
     pub versions: Vec<u64>,
     /// True when the write created its target (row or table).
     pub created: bool,
@@ -377,7 +377,7 @@ pub struct RowView {
     pub columns: Arc<Vec<String>>,
     /// The id column (its page shows the id as the row's name, not a field to edit).
     pub id_col: Option<usize>,
-    pub row: Arc<Row>,
+    pub row: Row,
     pub version: u64,
     pub modified: SystemTime,
 }

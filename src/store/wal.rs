@@ -54,14 +54,14 @@ pub enum Op {
     /// The table's header is now `columns`.
     Columns { table: String, columns: Vec<String> },
     /// Each row replaces the row with its id, or is appended.
-    Put { table: String, rows: Vec<Arc<Row>> },
+    Put { table: String, rows: Vec<Row> },
     /// These rows are gone.
     Delete { table: String, ids: Vec<String> },
     /// The table is now exactly this (also: created).
     Replace {
         table: String,
         columns: Vec<String>,
-        rows: Vec<Arc<Row>>,
+        rows: Vec<Row>,
     },
     /// The table is gone.
     Drop { table: String },
@@ -173,7 +173,7 @@ fn encode_row(row: &Row, out: &mut Vec<u8>) {
 }
 
 /// The rows a record carries (written after its head).
-fn op_rows(op: &Op) -> &[Arc<Row>] {
+fn op_rows(op: &Op) -> &[Row] {
     match op {
         Op::Put { rows, .. } | Op::Replace { rows, .. } => rows,
         _ => &[],
@@ -369,13 +369,13 @@ impl<'a> Reader<'a> {
         (0..count).map(|_| self.str()).collect()
     }
 
-    fn rows(&mut self) -> Option<Vec<Arc<Row>>> {
+    fn rows(&mut self) -> Option<Vec<Row>> {
         let count = self.u32()?;
         if count > self.bytes.len() / 4 {
             return None;
         }
         (0..count)
-            .map(|_| self.strs().map(|cells| Arc::new(Row::from_cells(cells))))
+            .map(|_| self.strs().map(Row::from_cells))
             .collect()
     }
 }
@@ -1255,10 +1255,7 @@ mod tests {
             },
             Op::Put {
                 table: "t".into(),
-                rows: vec![
-                    Arc::new(Row::from_cells(["1", "x,\"y\"\n"])),
-                    Arc::new(Row::from_cells(["2"])),
-                ],
+                rows: vec![Row::from_cells(["1", "x,\"y\"\n"]), Row::from_cells(["2"])],
             },
             Op::Delete {
                 table: "t".into(),
@@ -1267,7 +1264,7 @@ mod tests {
             Op::Replace {
                 table: "u".into(),
                 columns: vec!["id".into()],
-                rows: vec![Arc::new(Row::from_cells(["é"]))],
+                rows: vec![Row::from_cells(["é"])],
             },
             Op::Drop { table: "u".into() },
         ]
@@ -1290,7 +1287,7 @@ mod tests {
         let rows = (0..12_000)
             .map(|i| {
                 let note = format!("row {i} with a note long enough to fill pieces, é");
-                Arc::new(Row::from_cells([i.to_string(), String::new(), note]))
+                Row::from_cells([i.to_string(), String::new(), note])
             })
             .collect();
         Op::Replace {

@@ -3,8 +3,6 @@
 //! with json-server's relations, v1's page envelope and `/db`.
 //! They never change the store.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -270,7 +268,7 @@ pub(super) async fn get_table(
         let columns = head.columns.clone();
         let id_col = head.id_col;
         let fields = selected.query.fields.clone();
-        let rows: Vec<Arc<Row>> = selected.rows.try_collect().await?;
+        let rows: Vec<Row> = selected.rows.try_collect().await?;
         let related = relations::gather(&state, &name, &columns, id_col, &rows, &relations).await?;
         let joined = Joined {
             columns,

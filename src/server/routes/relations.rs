@@ -61,7 +61,7 @@ pub(super) struct Joined {
     pub columns: Arc<Vec<String>>,
     /// The columns shown (`_fields`), all when `None`.
     pub fields: Option<Vec<usize>>,
-    pub rows: Vec<Arc<Row>>,
+    pub rows: Vec<Row>,
     /// Per row, the related values to add: a name and its JSON text.
     pub related: Vec<Vec<(String, Vec<u8>)>>,
     /// The table's declared datatypes.
@@ -112,7 +112,7 @@ pub(super) async fn gather(
     table: &str,
     columns: &[String],
     id_col: Option<usize>,
-    rows: &[Arc<Row>],
+    rows: &[Row],
     relations: &Relations,
 ) -> Result<Vec<Vec<(String, Vec<u8>)>>, Problem> {
     let mut related: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new(); rows.len()];
@@ -246,7 +246,7 @@ async fn fetch(
         )));
     }
     let columns = selected.head.columns.clone();
-    let rows: Vec<Arc<Row>> = selected.rows.try_collect().await?;
+    let rows: Vec<Row> = selected.rows.try_collect().await?;
     let types = state.store.types(table).await.aligned(&columns);
     Ok(Some((columns, rows, types)))
 }
@@ -254,7 +254,7 @@ async fn fetch(
 /// Related rows: their columns, the rows, and the columns' datatypes.
 type Fetched = (
     Arc<Vec<String>>,
-    Vec<Arc<Row>>,
+    Vec<Row>,
     Vec<Option<crate::store::schema::Datatype>>,
 );
 

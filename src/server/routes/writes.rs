@@ -115,7 +115,7 @@ fn written_row(
             table,
             columns: &written.columns,
             id_col: written.id_col,
-            row: row.as_ref() as &Row,
+            row,
             tag: &tag,
             // Never drawn: a write's answer is never a page.
             since: 0,
@@ -246,7 +246,7 @@ fn set_field(records: &mut Records, column: &str, value: &str) -> Result<(), Pro
             )));
         }
         let cells = (0..width).map(|i| if i == at { value } else { row.get(i) });
-        *row = std::sync::Arc::new(Row::from_cells(cells));
+        *row = Row::from_cells(cells);
     }
     Ok(())
 }

@@ -33,7 +33,7 @@ pub(super) struct Retry {
 
 /// What a checkpoint writes for one table: its header and rows, or
 /// nothing for a table that was dropped.
-type TableImage = Option<(Arc<Vec<String>>, Vec<Arc<Row>>)>;
+type TableImage = Option<(Arc<Vec<String>>, Vec<Row>)>;
 
 impl DirStore {
     /// Brings every changed table's file up to date, then drops the log

@@ -484,7 +484,7 @@ fn row_change(
     name: &str,
     state: &TableState,
     written: &Written,
-    before: Option<Arc<Row>>,
+    before: Option<Row>,
 ) -> crate::feed::Batch {
     let op = if before.is_some() {
         FeedOp::Update

@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::store::file;
@@ -261,8 +260,7 @@ impl DirStore {
     }
 
     /// A table as a logged image has it.
-    fn image(&self, columns: Vec<String>, rows: Vec<Arc<Row>>) -> Table {
-        let rows = rows.into_iter().map(Arc::unwrap_or_clone).collect();
+    fn image(&self, columns: Vec<String>, rows: Vec<Row>) -> Table {
         Table::new(columns, rows, &self.id_column, 0, SystemTime::now())
     }
 

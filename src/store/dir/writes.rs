@@ -197,7 +197,7 @@ pub(super) fn change(name: &str, table: Option<&Table>, what: What) -> Batch {
     }
 }
 
-pub(super) fn written(table: &Table, rows: Vec<Arc<Row>>, created: bool) -> Written {
+pub(super) fn written(table: &Table, rows: Vec<Row>, created: bool) -> Written {
     Written {
         columns: table.columns().clone(),
         id_col: table.id_col(),

@@ -165,13 +165,13 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    fn row(&mut self) -> std::result::Result<Arc<Row>, String> {
+    fn row(&mut self) -> std::result::Result<Row, String> {
         let n = self.count(4)?;
         let mut cells = Vec::with_capacity(n);
         for _ in 0..n {
             cells.push(self.str()?);
         }
-        Ok(Arc::new(Row::from_cells(cells)))
+        Ok(Row::from_cells(cells))
     }
 }
 
@@ -611,8 +611,8 @@ impl Drop for AbortOnDrop {
 mod tests {
     use super::*;
 
-    fn row(cells: &[&str]) -> Arc<Row> {
-        Arc::new(Row::from_cells(cells.iter().copied()))
+    fn row(cells: &[&str]) -> Row {
+        Row::from_cells(cells.iter().copied())
     }
 
     fn cells(row: &Row) -> Vec<String> {

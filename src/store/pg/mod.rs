@@ -578,9 +578,9 @@ impl Meta {
 }
 
 /// A row's cells from column `at` of a result (`cells text[]`).
-fn row_of(row: &tokio_postgres::Row, at: usize) -> Result<Arc<Row>> {
+fn row_of(row: &tokio_postgres::Row, at: usize) -> Result<Row> {
     let cells: Cells = row.try_get(at).map_err(db)?;
-    Ok(Arc::new(cells.0))
+    Ok(cells.0)
 }
 
 /// A cell as PostgreSQL keeps it. Its `text` cannot hold a NUL, so NUL is
@@ -757,7 +757,7 @@ impl Store for PgStore {
             let cells = cells.ok_or_else(|| Error::NoRow(id.to_string()))?;
             let columns: Vec<String> = found.try_get(0).map_err(db)?;
             let id_col: i32 = found.try_get(1).map_err(db)?;
-            let row = Arc::new(cells.0);
+            let row = cells.0;
             let id_col = usize::try_from(id_col)
                 .ok()
                 .filter(|&at| at < columns.len());

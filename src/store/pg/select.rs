@@ -165,7 +165,7 @@ type Opening = Result<(Head, Query, usize)>;
 pub(super) async fn select(store: &Shared, table: &str, raw: &str) -> Result<Selected> {
     let client = store.client().await?;
     let (opening_tx, opening_rx) = oneshot::channel::<Opening>();
-    let (rows_tx, rows_rx) = mpsc::channel::<Result<Vec<Arc<Row>>>>(IN_FLIGHT);
+    let (rows_tx, rows_rx) = mpsc::channel::<Result<Vec<Row>>>(IN_FLIGHT);
     let epoch = store.epoch;
     let table = table.to_string();
     let raw = raw.to_string();
@@ -209,7 +209,7 @@ async fn read(
     table: &str,
     raw: &str,
     opening: &mut Option<oneshot::Sender<Opening>>,
-    rows: &mpsc::Sender<Result<Vec<Arc<Row>>>>,
+    rows: &mpsc::Sender<Result<Vec<Row>>>,
 ) -> Result<()> {
     let tx = client
         .build_transaction()
@@ -260,7 +260,7 @@ async fn read(
             .query_raw(&sql, params.iter().copied())
             .await
             .map_err(db)?;
-        let candidates: Vec<Arc<Row>> = found
+        let candidates: Vec<Row> = found
             .map(|row| row.map_err(db).and_then(|row| row_of(&row, 0)))
             .try_collect()
             .await?;
@@ -345,7 +345,7 @@ async fn read(
         futures_util::pin_mut!(found);
         while let Some(row) = found.next().await {
             let cells: Cells = row.map_err(db)?.try_get(0).map_err(db)?;
-            batch.push(Arc::new(cells.0));
+            batch.push(cells.0);
             if batch.len() == BATCH && rows.send(Ok(std::mem::take(&mut batch))).await.is_err() {
                 return Ok(());
             }

@@ -200,7 +200,7 @@ fn numbers(cells: &[&str]) -> (Vec<Option<f64>>, Vec<Option<f64>>) {
 }
 
 /// Writes new rows at the end of the table's order.
-async fn append(tx: &Transaction<'_>, meta: &mut Meta, rows: &[(String, Arc<Row>)]) -> Result<()> {
+async fn append(tx: &Transaction<'_>, meta: &mut Meta, rows: &[(String, Row)]) -> Result<()> {
     let width = meta.columns.len();
     if rows.len() < COPY_FROM_ROWS {
         for (id, row) in rows {
@@ -275,7 +275,7 @@ async fn insert_rows(
     meta: &mut Meta,
     records: Records,
     pending: &mut HashSet<String>,
-) -> Result<Vec<(String, Arc<Row>)>> {
+) -> Result<Vec<(String, Row)>> {
     let Records {
         columns,
         rows,
@@ -352,7 +352,7 @@ async fn insert_rows(
                 from[c].map_or("", |j| row.get(j))
             }
         });
-        let built = Arc::new(Row::from_cells(cells));
+        let built = Row::from_cells(cells);
         made.push((id, built));
     }
     pending.extend(made.iter().map(|(id, _)| id.clone()));
@@ -361,7 +361,7 @@ async fn insert_rows(
 }
 
 /// The answer to an insert: the rows made, with the columns after it.
-fn inserted(columns: &[String], id_col: usize, made: &[(String, Arc<Row>)]) -> Written {
+fn inserted(columns: &[String], id_col: usize, made: &[(String, Row)]) -> Written {
     let columns = Arc::new(columns.to_vec());
     let versions = made
         .iter()
@@ -513,7 +513,7 @@ async fn locked_row(
     id: &str,
     create: Option<&str>,
     expect: &Expect,
-) -> Result<(Meta, Option<Arc<Row>>)> {
+) -> Result<(Meta, Option<Row>)> {
     let (meta, _) = lock(tx, table, create)
         .await?
         .ok_or_else(|| Error::NoTable(table.to_string()))?;
@@ -572,7 +572,7 @@ pub(super) async fn put_row(
     for (&at, (_, value)) in positions.iter().zip(&fields) {
         cells[at] = value;
     }
-    let row = Arc::new(Row::from_cells(&cells));
+    let row = Row::from_cells(&cells);
     let created = base.is_none();
     let change = RowChange {
         op: if created {
@@ -678,7 +678,7 @@ pub(super) async fn replace_table(
     meta.id_col = built.id_col().unwrap_or(0);
     meta.next_seq = 1;
     meta.max_int_id = 0;
-    let rows: Vec<(String, Arc<Row>)> = built
+    let rows: Vec<(String, Row)> = built
         .rows()
         .into_iter()
         .map(|row| (row.get(meta.id_col).to_string(), row))

@@ -6,7 +6,6 @@
 //! made to collide (its hasher is keyed per process). No I/O.
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 
 use hashbrown::HashTable;
 
@@ -42,14 +41,14 @@ impl Index {
         u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    fn id_at(slots: &[Option<Arc<Row>>], id_col: usize, slot: u32) -> &str {
+    fn id_at(slots: &[Option<Row>], id_col: usize, slot: u32) -> &str {
         slots
             .get(slot as usize)
             .and_then(Option::as_ref)
             .map_or("", |row| row.get(id_col))
     }
 
-    pub(super) fn get(&self, id: &str, slots: &[Option<Arc<Row>>]) -> Option<usize> {
+    pub(super) fn get(&self, id: &str, slots: &[Option<Row>]) -> Option<usize> {
         let hash = self.hash(id);
         self.entries
             .find(Self::spread(hash), |&(slot, h)| {
@@ -73,7 +72,7 @@ impl Index {
             });
     }
 
-    pub(super) fn remove(&mut self, id: &str, slots: &[Option<Arc<Row>>]) -> Option<usize> {
+    pub(super) fn remove(&mut self, id: &str, slots: &[Option<Row>]) -> Option<usize> {
         let id_col = self.id_col;
         let hash = self.hash(id);
         let entry = self

@@ -31,7 +31,7 @@ pub struct Table {
     columns: Arc<Vec<String>>,
     id_col: Option<usize>,
     /// Rows in file order; `None` marks a deleted row until the next compaction.
-    slots: Vec<Option<Arc<Row>>>,
+    slots: Vec<Option<Row>>,
     /// Id → slot, for the first row holding each id.
     index: Index,
     live: usize,
@@ -48,7 +48,7 @@ pub struct Table {
 /// A write applied to a table, with the rows it produced (for the answer).
 #[derive(Debug)]
 pub struct Applied {
-    pub rows: Vec<Arc<Row>>,
+    pub rows: Vec<Row>,
     pub created: bool,
 }
 
@@ -65,7 +65,7 @@ impl Table {
         let mut table = Table {
             columns: Arc::new(columns),
             id_col,
-            slots: rows.into_iter().map(|r| Some(Arc::new(r))).collect(),
+            slots: rows.into_iter().map(Some).collect(),
             index: Index::default(),
             live: 0,
             ids_ok: true,
@@ -111,11 +111,11 @@ impl Table {
 
     /// Shared handles to every row, in order: cheap to take, and a stable view
     /// while writers go on.
-    pub fn rows(&self) -> Vec<Arc<Row>> {
-        self.slots.iter().flatten().cloned().collect()
+    pub fn rows(&self) -> Vec<Row> {
+        Row::share_all(&self.slots, self.live)
     }
 
-    pub fn get(&self, id: &str) -> Option<&Arc<Row>> {
+    pub fn get(&self, id: &str) -> Option<&Row> {
         let slot = self.index.get(id, &self.slots)?;
         self.slots[slot].as_ref()
     }
@@ -195,7 +195,7 @@ impl Table {
                 for row in self.slots.iter_mut().flatten() {
                     let cells: Vec<&str> =
                         std::iter::once("").chain(row.cells(row.len())).collect();
-                    *row = Arc::new(Row::from_cells(cells));
+                    *row = Row::from_cells(cells);
                 }
                 self.id_col = Some(0);
                 0
@@ -218,7 +218,7 @@ impl Table {
                     .find(|id| self.index.get(id, &self.slots).is_none())
                     .unwrap_or_default(),
             };
-            self.slots[slot] = Some(Arc::new(row.with_cell(id_col, &fresh)));
+            self.slots[slot] = Some(row.with_cell(id_col, &fresh));
             self.index.insert(&fresh, slot);
         }
         self.ids_ok = true;
@@ -346,7 +346,7 @@ impl Table {
         check_body_id(record, id, id_column)?;
         let mut fields = without(record, id_column);
         fields.insert(0, (id_column.to_string(), id.to_string()));
-        let row = Arc::new(self.build_row(&fields, None));
+        let row = self.build_row(&fields, None);
         let created = match self.index.get(id, &self.slots) {
             Some(slot) => {
                 self.slots[slot] = Some(row.clone());
@@ -379,7 +379,7 @@ impl Table {
             .clone()
             .ok_or_else(|| Error::NoRow(id.to_string()))?;
         let fields = without(record, id_column);
-        let row = Arc::new(self.build_row(&fields, Some(&base)));
+        let row = self.build_row(&fields, Some(&base));
         self.slots[slot] = Some(row.clone());
         self.touch();
         Ok(Applied {
@@ -420,7 +420,7 @@ impl Table {
 
     /// Replaces the row with this row's id, or appends it (replaying a
     /// logged row). Rows without an id cell are ignored.
-    pub fn upsert(&mut self, row: Arc<Row>) {
+    pub fn upsert(&mut self, row: Row) {
         let Some(id_col) = self.id_col else { return };
         let id = row.get(id_col);
         if id.is_empty() {
@@ -497,12 +497,7 @@ struct Relaid {
 impl Relaid {
     /// `from` gives, for each column of the table, the record's cell it
     /// takes; `id`, a made id and its column.
-    fn row(
-        &mut self,
-        row: Arc<Row>,
-        from: &[Option<usize>],
-        id: Option<(usize, &str)>,
-    ) -> Arc<Row> {
+    fn row(&mut self, row: Row, from: &[Option<usize>], id: Option<(usize, &str)>) -> Row {
         self.text.clear();
         self.ends.clear();
         for (at, from) in from.iter().enumerate() {
@@ -522,7 +517,7 @@ impl Relaid {
             }
             self.ends.pop();
         }
-        Arc::new(Row::from_ends(&self.text, &self.ends))
+        Row::from_ends(&self.text, &self.ends)
     }
 }
 
@@ -536,7 +531,7 @@ struct Batch {
 
 impl Batch {
     /// Adds row `at`'s id (column `col`); false when an earlier row has it.
-    fn insert(&mut self, rows: &[Arc<Row>], col: usize, at: usize) -> bool {
+    fn insert(&mut self, rows: &[Row], col: usize, at: usize) -> bool {
         let id = rows[at].get(col);
         let hash = self.hasher.hash_one(id);
         let hasher = &self.hasher;
@@ -612,17 +607,14 @@ mod tests {
     fn numbered_rows_keep_their_numbers_only_where_they_are_the_ids_made() {
         let numbered = |rows: &[&[&str]]| Records {
             columns: vec!["id".into(), "name".into()],
-            rows: rows
-                .iter()
-                .map(|r| Arc::new(Row::from_cells(r.iter())))
-                .collect(),
+            rows: rows.iter().map(|r| Row::from_cells(r.iter())).collect(),
             numbered: true,
         };
         // A new table would give them these very ids: the rows are kept.
         let records = numbered(&[&["1", "a"], &["2", "b"]]);
         let first = records.rows[0].clone();
         let t = Table::from_records(records, "id", 0).unwrap();
-        assert!(Arc::ptr_eq(&t.rows()[0], &first));
+        assert!(Row::ptr_eq(&t.rows()[0], &first));
         assert_eq!(t.get("2").unwrap().get(1), "b");
         // A table with ids gives the next ones.
         let mut t = table(&["id", "name"], &[&["5", "x"]]);
@@ -685,8 +677,8 @@ mod tests {
     fn replay_helpers() {
         let mut t = table(&["id", "a"], &[&["1", "x"]]);
         t.set_columns(vec!["id".into(), "a".into(), "b".into()], "id");
-        t.upsert(Arc::new(Row::from_cells(["1", "y", "z"])));
-        t.upsert(Arc::new(Row::from_cells(["2", "w"])));
+        t.upsert(Row::from_cells(["1", "y", "z"]));
+        t.upsert(Row::from_cells(["2", "w"]));
         assert_eq!(t.len(), 2);
         assert_eq!(
             t.get("1").unwrap().cells(3).collect::<Vec<_>>(),
@@ -702,6 +694,48 @@ mod tests {
         let a = t.row_version(&Row::from_cells(["1", "x"]));
         assert_eq!(a, t.row_version(&Row::from_cells(["1", "x"])));
         assert_ne!(a, t.row_version(&Row::from_cells(["1", "y"])));
+    }
+
+    #[test]
+    fn snapshots_of_packed_rows_outlive_writes() {
+        // A table loaded as a file is: its rows packed into shared blocks.
+        let mut packer = crate::store::row::Packer::default();
+        for i in 1..=3000 {
+            let cells = vec![i.to_string(), format!("name {i}"), "é\0".to_string()];
+            packer.push_record(&csv::StringRecord::from(cells));
+        }
+        let columns = ["id", "name", "note"].map(String::from).to_vec();
+        let mut t = Table::new(columns, packer.finish(), "id", 0, SystemTime::now());
+        let before = t.rows();
+        // Writes replace, change and delete rows (compacting the slots),
+        // and add new ones, while the snapshot is held.
+        for i in 1..=3000 {
+            let id = i.to_string();
+            match i % 3 {
+                0 => t.delete(&id).unwrap(),
+                1 => drop(t.put(&id, &rec(&[("name", "new")]), "id").unwrap()),
+                _ => drop(t.patch(&id, &rec(&[("note", "")]), "id").unwrap()),
+            }
+        }
+        let last = t.insert(recs(&[rec(&[("name", "last")])]), "id").unwrap();
+        assert_eq!(before.len(), 3000);
+        for (i, row) in (1..).zip(&before) {
+            let cells: Vec<&str> = row.cells(3).collect();
+            assert_eq!(cells, [i.to_string().as_str(), &format!("name {i}"), "é\0"]);
+        }
+        assert_eq!(t.len(), 2001);
+        assert_eq!(
+            t.get("1").unwrap().cells(3).collect::<Vec<_>>(),
+            ["1", "new", ""]
+        );
+        assert_eq!(
+            t.get("2").unwrap().cells(3).collect::<Vec<_>>(),
+            ["2", "name 2", ""]
+        );
+        assert!(t.get("3").is_none());
+        assert_eq!(t.get(last.rows[0].get(0)).unwrap().get(1), "last");
+        drop(before);
+        assert_eq!(t.get("2999").unwrap().get(1), "name 2999");
     }
 
     #[test]
