@@ -35,6 +35,7 @@ mod bases;
 mod checkpoint;
 mod rebuild;
 mod recovery;
+mod singular;
 mod state;
 mod writes;
 
@@ -141,6 +142,8 @@ pub struct DirStore {
     views: Views,
     /// Every change, once durable (published by the log).
     feed: Arc<Feed>,
+    /// Which tables are kept as one object (`.csvd/singular.json`).
+    singulars: singular::Marks,
     /// Holds the data directory against a second server (shared by
     /// read-only servers, when the lock file can be opened at all).
     _lock: Option<File>,
@@ -299,6 +302,7 @@ impl DirStore {
             retry: Mutex::new(Retry::default()),
             names: Names::default(),
             bases: Mutex::new(HashSet::new()),
+            singulars: singular::Marks::new(dir),
             _lock: lock,
         })
     }
@@ -761,6 +765,22 @@ impl Store for DirStore {
 
     async fn flush(&self) -> Result<()> {
         slow(|| self.flush_now())
+    }
+
+    async fn singular(&self, table: &str) -> Result<Option<super::Singular>> {
+        self.singulars.get(table)
+    }
+
+    async fn singulars(&self) -> Result<Vec<(String, super::Singular)>> {
+        self.singulars.all()
+    }
+
+    async fn set_singular(&self, table: &str, singular: Option<super::Singular>) -> Result<()> {
+        super::validate_table_name(table)?;
+        if self.options.read_only {
+            return Err(Error::Unavailable("the data directory is served read-only".into()));
+        }
+        slow(|| self.singulars.set(table, singular))
     }
 
     fn feed(&self) -> &Arc<Feed> {
