@@ -12,6 +12,7 @@ mod formats;
 mod reads;
 mod relations;
 mod service;
+mod singular;
 mod statics;
 mod validators;
 mod writes;
@@ -266,6 +267,15 @@ async fn table(
     request: Request,
 ) -> Answer {
     let (name, suffix) = split_suffix(&segment)?;
+    // ---- json-server compatibility: singular resources (`/profile`)
+    let request = match suffix {
+        None => match singular::route(&state, &name, request).await? {
+            singular::Routed::Answered(response) => return Ok(response),
+            singular::Routed::Table(request) => request,
+        },
+        Some(_) => request,
+    };
+    // ---- end of json-server compatibility
     let method = request.method().clone();
     let browser = Browser::of(request.headers());
     let table_page = format!("/{name}");
