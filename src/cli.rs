@@ -118,7 +118,10 @@ pub struct ServeArgs {
     /// absent), a PostgreSQL database (`postgres://user@host:port/db`), or
     /// json-server's `db.json` (its data kept in `db.csvd/` beside it).
     /// Without it, `DATABASE_URL` when set, else `data`.
-    #[arg(env = "CSVD_DATA_DIR", value_name = "DATA_DIR | postgres://… | FILE.json")]
+    #[arg(
+        env = "CSVD_DATA_DIR",
+        value_name = "DATA_DIR | postgres://… | FILE.json"
+    )]
     pub data_dir: Option<String>,
 
     /// Connections kept open to a PostgreSQL database, shared by all

@@ -230,8 +230,8 @@ async fn target_store(args: &CopyArgs, to: &Source) -> anyhow::Result<Arc<dyn St
 /// name (an object becomes a singular resource).
 async fn from_json(args: &CopyArgs, file: &Path, to: &Source) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut entries = jsondb::parse(&text, file)?;
     if !args.tables.is_empty() {
         for wanted in &args.tables {

@@ -73,6 +73,8 @@ pub struct JsonServer {
     pub delay: std::time::Duration,
     /// Where the front end's files are (`--static`, or `./public`).
     pub static_dir: Option<std::path::PathBuf>,
+    /// routes.json's rewrite rules (`--routes`).
+    pub routes: Option<Arc<super::rewrite::Rules>>,
 }
 
 impl Default for JsonServer {
@@ -81,6 +83,7 @@ impl Default for JsonServer {
             foreign_key_suffix: "Id".into(),
             delay: std::time::Duration::ZERO,
             static_dir: None,
+            routes: None,
         }
     }
 }
@@ -104,6 +107,10 @@ impl JsonServer {
                 None if !args.no_static && public.is_dir() => Some(public.to_path_buf()),
                 None => None,
             },
+            routes: match &args.routes {
+                Some(path) => Some(super::rewrite::Rules::load(path)?),
+                None => None,
+            },
         })
     }
 }
@@ -125,6 +132,8 @@ pub fn router(state: AppState) -> Router {
         .route("/_changes/{table}/{id}", any(row_changes))
         // json-server's whole database, unless a table is named `db`.
         .route("/db", any(database))
+        // routes.json's rules, as json-server 0.17 shows them.
+        .route("/__rules", get(rules))
         .route("/{table}", any(table))
         // `/people/` is `/people`, as json-server users type it.
         .route("/{table}/", any(table))
@@ -242,6 +251,18 @@ async fn database(state: State<AppState>, request: Request) -> Answer {
 }
 
 // ---- end of json-server compatibility: nested routes
+
+/// `GET /__rules`: the rules of `--routes`, as the file gives them.
+async fn rules(State(state): State<AppState>, request: Request) -> Answer {
+    match &state.json_server.routes {
+        Some(rules) => Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{}\n", rules.source),
+        )
+            .into_response()),
+        None => Err(no_route(request).await),
+    }
+}
 
 async fn no_route(request: Request) -> Problem {
     Problem::not_found(format!(

@@ -51,7 +51,9 @@ pub(super) async fn route(
         None => false,
     };
     if let (Some(mark), true) = (mark, exists) {
-        return answer(state, name, mark, request).await.map(Routed::Answered);
+        return answer(state, name, mark, request)
+            .await
+            .map(Routed::Answered);
     }
     let method = request.method().clone();
     let writes = matches!(method, Method::POST | Method::PUT);

@@ -778,7 +778,9 @@ impl Store for DirStore {
     async fn set_singular(&self, table: &str, singular: Option<super::Singular>) -> Result<()> {
         super::validate_table_name(table)?;
         if self.options.read_only {
-            return Err(Error::Unavailable("the data directory is served read-only".into()));
+            return Err(Error::Unavailable(
+                "the data directory is served read-only".into(),
+            ));
         }
         slow(|| self.singulars.set(table, singular))
     }

@@ -68,7 +68,10 @@ impl Marks {
                 Some(mark) => next.insert(table.to_string(), mark),
                 None => next.remove(table),
             };
-            write_atomically(&self.path, &serde_json::to_vec_pretty(&next).unwrap_or_default())?;
+            write_atomically(
+                &self.path,
+                &serde_json::to_vec_pretty(&next).unwrap_or_default(),
+            )?;
             *marks = next;
             Ok(())
         })
