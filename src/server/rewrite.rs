@@ -232,9 +232,9 @@ mod tests {
             Some("/posts?_page=2")
         );
         assert_eq!(r.rewrite("/posts/1/show").as_deref(), Some("/posts/1"));
-        let r = rules(r#"{"/posts/:category": "/posts?category=:category"}"#);
+        let c = rules(r#"{"/posts/:category": "/posts?category=:category"}"#);
         assert_eq!(
-            r.rewrite("/posts/javascript").as_deref(),
+            c.rewrite("/posts/javascript").as_deref(),
             Some("/posts?category=javascript")
         );
         assert_eq!(r.rewrite("/articles?id=1").as_deref(), Some("/posts/1"));
