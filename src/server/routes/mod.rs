@@ -323,6 +323,15 @@ async fn row(
     Path((table, id)): Path<(String, String)>,
     request: Request,
 ) -> Answer {
+    // ---- json-server compatibility: a singular resource has no rows
+    if crate::store::validate_table_name(&table).is_ok()
+        && state.store.singular(&table).await?.is_some()
+    {
+        return Err(Problem::not_found(format!(
+            "{table} is a singular resource (one object), with no rows by id: use /{table}"
+        )));
+    }
+    // ---- end of json-server compatibility
     let method = request.method().clone();
     let browser = Browser::of(request.headers());
     let table_page = format!("/{table}");
