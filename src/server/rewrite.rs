@@ -211,6 +211,32 @@ fn compile(from: &str, to: &str) -> anyhow::Result<Rule> {
     Ok(Rule { pattern, parts })
 }
 
+/// Rewrites each request's target by `rules` before it is routed (a
+/// target the rules make unreadable is left as it came).
+pub fn layer<B>(
+    rules: Option<Arc<Rules>>,
+) -> impl Fn(axum::http::Request<B>) -> axum::http::Request<B> + Clone {
+    move |mut request| {
+        let Some(rules) = &rules else {
+            return request;
+        };
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string();
+        if let Some(rewritten) = rules.rewrite(&target) {
+            match rewritten.parse::<axum::http::Uri>() {
+                Ok(uri) => *request.uri_mut() = uri,
+                Err(_) => {
+                    tracing::debug!(%target, %rewritten, "a routes.json rule made no valid target")
+                }
+            }
+        }
+        request
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,31 +294,5 @@ mod tests {
         }
         let err = format!("{:#}", Rules::parse(r#"{"/a/*": "/$2"}"#).unwrap_err());
         assert!(err.contains("rule \"/a/*\""), "{err}");
-    }
-}
-
-/// Rewrites each request's target by `rules` before it is routed (a
-/// target the rules make unreadable is left as it came).
-pub fn layer<B>(
-    rules: Option<Arc<Rules>>,
-) -> impl Fn(axum::http::Request<B>) -> axum::http::Request<B> + Clone {
-    move |mut request| {
-        let Some(rules) = &rules else {
-            return request;
-        };
-        let target = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_string();
-        if let Some(rewritten) = rules.rewrite(&target) {
-            match rewritten.parse::<axum::http::Uri>() {
-                Ok(uri) => *request.uri_mut() = uri,
-                Err(_) => {
-                    tracing::debug!(%target, %rewritten, "a routes.json rule made no valid target")
-                }
-            }
-        }
-        request
     }
 }
