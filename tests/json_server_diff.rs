@@ -176,7 +176,12 @@ impl JsonServer {
                 .arg(&db)
                 .args(["--port", &port.to_string(), "--host", "127.0.0.1"]);
         }
+        // v1 reloads db.json when it changes, and a reload that lands
+        // between two writes undoes the second: its file is polled once
+        // an hour instead, so that during a test it holds what it wrote.
         let child = command
+            .env("CHOKIDAR_USEPOLLING", "1")
+            .env("CHOKIDAR_INTERVAL", "3600000")
             .current_dir(tmp.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

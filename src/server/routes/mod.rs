@@ -325,7 +325,11 @@ async fn row(
 ) -> Answer {
     // ---- json-server compatibility: a singular resource has no rows
     if crate::store::validate_table_name(&table).is_ok()
-        && state.store.singular(&table).await?.is_some()
+        && state
+            .store
+            .singular(&table)
+            .await
+            .is_ok_and(|mark| mark.is_some())
     {
         return Err(Problem::not_found(format!(
             "{table} is a singular resource (one object), with no rows by id: use /{table}"

@@ -45,7 +45,14 @@ pub(super) async fn route(
     if crate::store::validate_table_name(name).is_err() {
         return Ok(Routed::Table(request));
     }
-    let mark = state.store.singular(name).await?;
+    let mark = match state.store.singular(name).await {
+        Ok(mark) => mark,
+        // The store cannot say now (a database not answering): the request
+        // goes on as any table's, and answers what its own call meets
+        // (for a write, whether it may have been applied).
+        Err(Error::Unavailable(_) | Error::OutcomeUnknown(_)) => return Ok(Routed::Table(request)),
+        Err(err) => return Err(err.into()),
+    };
     let exists = match mark {
         Some(_) => table_exists(state, name).await?,
         None => false,
