@@ -23,8 +23,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the CSV files of a data directory over HTTP.
-    #[command(after_help = "Example:\n  csvd serve ./data --bind 127.0.0.1:8080")]
+    /// Serve the CSV files of a data directory over HTTP (or json-server's
+    /// db.json, its data kept in db.csvd/ beside it).
+    #[command(
+        after_help = "Examples:\n  csvd serve ./data --bind 127.0.0.1:8080\n  csvd serve db.json --routes routes.json"
+    )]
     Serve(Box<ServeArgs>),
     /// Copy every table from one store to another: a data directory, a
     /// PostgreSQL database (`postgres://…`) or json-server's db.json
