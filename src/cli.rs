@@ -23,13 +23,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the CSV files of a data directory over HTTP.
-    #[command(after_help = "Example:\n  csvd serve ./data --bind 127.0.0.1:8080")]
-    Serve(Box<ServeArgs>),
-    /// Copy every table from one store to another: a data directory or a
-    /// PostgreSQL database (`postgres://…`) on either side.
+    /// Serve the CSV files of a data directory over HTTP (or json-server's
+    /// db.json, its data kept in db.csvd/ beside it).
     #[command(
-        after_help = "Examples:\n  csvd copy ./data postgres://csvd@db.internal/csvd\n  csvd copy postgres://csvd@db.internal/csvd ./backup"
+        after_help = "Examples:\n  csvd serve ./data --bind 127.0.0.1:8080\n  csvd serve db.json --routes routes.json"
+    )]
+    Serve(Box<ServeArgs>),
+    /// Copy every table from one store to another: a data directory, a
+    /// PostgreSQL database (`postgres://…`) or json-server's db.json
+    /// (`FILE.json`) on either side.
+    #[command(
+        after_help = "Examples:\n  csvd copy ./data postgres://csvd@db.internal/csvd\n  csvd copy postgres://csvd@db.internal/csvd ./backup\n  csvd copy db.json ./data\n  csvd copy ./data db.json"
     )]
     Copy(CopyArgs),
     /// Send a GET request.
@@ -59,10 +63,12 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct CopyArgs {
-    /// Where the tables are read: a data directory or `postgres://…`.
+    /// Where the tables are read: a data directory, `postgres://…` or a
+    /// `.json` file.
     pub from: String,
     /// Where they are written (created if absent). A table of the same
-    /// name there is replaced; other tables there are left alone.
+    /// name there is replaced; other tables there are left alone (a
+    /// `.json` file is written whole).
     pub to: String,
     /// Copy only these tables (comma-separated; all when not given).
     #[arg(long, value_delimiter = ',')]
@@ -82,6 +88,8 @@ pub struct CopyArgs {
 pub fn source_of(text: &str) -> Source {
     if crate::store::is_postgres_url(text) {
         Source::Postgres(text.to_string())
+    } else if crate::jsondb::is_json_path(text) {
+        Source::Json(PathBuf::from(text))
     } else {
         Source::Dir(PathBuf::from(text))
     }
@@ -92,6 +100,8 @@ pub fn source_of(text: &str) -> Source {
 pub enum Source {
     Dir(PathBuf),
     Postgres(String),
+    /// json-server's `db.json` (a path ending in `.json`).
+    Json(PathBuf),
 }
 
 impl ServeArgs {
@@ -108,9 +118,13 @@ impl ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Where the tables are: a directory (one `<name>.csv` each; created if
-    /// absent), or a PostgreSQL database (`postgres://user@host:port/db`).
+    /// absent), a PostgreSQL database (`postgres://user@host:port/db`), or
+    /// json-server's `db.json` (its data kept in `db.csvd/` beside it).
     /// Without it, `DATABASE_URL` when set, else `data`.
-    #[arg(env = "CSVD_DATA_DIR", value_name = "DATA_DIR | postgres://…")]
+    #[arg(
+        env = "CSVD_DATA_DIR",
+        value_name = "DATA_DIR | postgres://… | FILE.json"
+    )]
     pub data_dir: Option<String>,
 
     /// Connections kept open to a PostgreSQL database, shared by all
@@ -357,6 +371,20 @@ pub struct ServeArgs {
         help_heading = "json-server"
     )]
     pub no_static: bool,
+    /// json-server 0.17's routes.json: rewrite request paths by its rules
+    /// (`"/api/*": "/$1"`) before they are routed.
+    #[arg(
+        long,
+        env = "CSVD_ROUTES",
+        value_name = "FILE",
+        help_heading = "json-server"
+    )]
+    pub routes: Option<PathBuf>,
+
+    /// Serving a db.json: write the data back into it at shutdown (it is
+    /// never written otherwise).
+    #[arg(long, env = "CSVD_WRITE_JSON", help_heading = "json-server")]
+    pub write_json: bool,
     // ---- end of json-server compatibility
     /// Start CSV downloads of tables with a UTF-8 byte-order mark, so that
     /// Excel reads them as UTF-8 (`?bom=0` on a request turns it off).

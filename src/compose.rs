@@ -53,8 +53,83 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         changes: retention(&args),
         ..PgOptions::default()
     };
-    let store = open_store(&args.source(), &args.id_column, options, pg).await?;
-    server.run(store).await
+    let source = args.source();
+    if args.write_json && !matches!(source, Source::Json(_)) {
+        anyhow::bail!("--write-json writes back a db.json: serve a .json file to use it");
+    }
+    let (store, json) = match &source {
+        Source::Json(path) => {
+            let (store, dir) = open_json(path, &args.id_column, options).await?;
+            (store, Some((path.clone(), dir)))
+        }
+        other => (open_store(other, &args.id_column, options, pg).await?, None),
+    };
+    let kept = store.clone();
+    server.run(store).await?;
+    if let (true, Some((path, dir))) = (args.write_json, json) {
+        let value = crate::jsondb::export(kept.as_ref())
+            .await
+            .with_context(|| format!("cannot write {} back", path.display()))?;
+        crate::jsondb::write_file(&path, &value)?;
+        crate::jsondb::record_synced(&dir, &path)?;
+        tracing::info!(file = %path.display(), "wrote the data back (--write-json)");
+    }
+    Ok(())
+}
+
+/// `csvd serve db.json`: the data directory beside the file (`db.csvd/`),
+/// filled from the file the first time, served as it is afterwards while
+/// the file has not changed (refused, saying what to do, when it has).
+async fn open_json(
+    path: &std::path::Path,
+    id_column: &str,
+    options: Options,
+) -> anyhow::Result<(Arc<dyn Store>, std::path::PathBuf)> {
+    use crate::jsondb::{self, Start};
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let dir = jsondb::data_dir_of(path);
+    let start = jsondb::start_of(path, &dir, &bytes)?;
+    let entries = match start {
+        Start::Import => {
+            if options.read_only {
+                anyhow::bail!(
+                    "{} has no data directory yet ({}), and a read-only server creates none",
+                    path.display(),
+                    dir.display()
+                );
+            }
+            let text = std::str::from_utf8(&bytes)
+                .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+            Some(jsondb::parse(text, path)?)
+        }
+        Start::Serve => None,
+    };
+    let store = open_store(
+        &Source::Dir(dir.clone()),
+        id_column,
+        options,
+        PgOptions::default(),
+    )
+    .await?;
+    if let Some(entries) = entries {
+        let (tables, rows) = jsondb::import(store.as_ref(), &entries, id_column)
+            .await
+            .with_context(|| format!("cannot read {} into {}", path.display(), dir.display()))?;
+        // Each write was durable once answered: the file can say so now.
+        jsondb::record_synced(&dir, path)?;
+        tracing::info!(
+            file = %path.display(),
+            data_dir = %dir.display(),
+            "read {tables} tables ({rows} rows) into the data directory"
+        );
+    } else {
+        tracing::info!(
+            file = %path.display(),
+            data_dir = %dir.display(),
+            "serving the data directory made from the file (unchanged since)"
+        );
+    }
+    Ok((store, dir))
 }
 
 fn retention(args: &ServeArgs) -> Retention {
@@ -80,6 +155,10 @@ pub async fn open_store(
                 .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?
         }
         Source::Postgres(url) => PgStore::open(url, id_column, pg).await?,
+        Source::Json(path) => anyhow::bail!(
+            "{} is a JSON file, not a store to open directly",
+            path.display()
+        ),
     })
 }
 
@@ -90,6 +169,11 @@ fn config(args: &ServeArgs) -> anyhow::Result<Config> {
         source: match args.source() {
             Source::Dir(dir) => dir.display().to_string(),
             Source::Postgres(url) => crate::store::pg_redacted(&url),
+            Source::Json(path) => format!(
+                "{} (data in {})",
+                path.display(),
+                crate::jsondb::data_dir_of(&path).display()
+            ),
         },
         id_column: args.id_column.clone(),
         access: access(args)?,

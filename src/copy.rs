@@ -6,9 +6,14 @@
 //! rows arrive, so a table never needs to fit in memory twice: the first
 //! batch replaces the table at the destination, the next ones add to it,
 //! with ids, columns and row order as they were.
+//!
+//! A `.json` file (json-server's db.json) on either side is read or
+//! written whole ([`jsondb`]).
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -17,6 +22,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{source_of, CopyArgs, Source};
 use crate::compose::open_store;
+use crate::jsondb;
 use crate::store::{Error, Expect, Options, PgOptions, Records, Store};
 
 pub fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
@@ -31,6 +37,14 @@ async fn copy(args: CopyArgs) -> anyhow::Result<ExitCode> {
     let (from, to) = (source_of(&args.from), source_of(&args.to));
     if from == to {
         anyhow::bail!("FROM and TO are the same store: nothing to copy");
+    }
+    match (&from, &to) {
+        (Source::Json(_), Source::Json(_)) => {
+            anyhow::bail!("FROM and TO are both JSON files: copy one into a data directory")
+        }
+        (Source::Json(file), _) => return from_json(&args, file, &to).await,
+        (_, Source::Json(file)) => return to_json(&args, &from, file).await,
+        _ => {}
     }
     let reading = Options {
         read_only: true,
@@ -75,6 +89,16 @@ async fn copy(args: CopyArgs) -> anyhow::Result<ExitCode> {
     for info in &tables {
         if let Some(error) = &info.error {
             eprintln!("csvd copy: skipped {}: {error}", info.name);
+            failed.push(info.name.clone());
+            continue;
+        }
+        // A singular resource stays one (and a table of rows stays one).
+        let marked = match source.singular(&info.name).await {
+            Ok(mark) => target.set_singular(&info.name, mark).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = marked {
+            eprintln!("csvd copy: {} was not copied: {err:#}", info.name);
             failed.push(info.name.clone());
             continue;
         }
@@ -208,7 +232,103 @@ fn progress(show: bool, name: &str, rows: usize) -> ProgressBar {
 
 fn shown(source: &Source) -> String {
     match source {
-        Source::Dir(dir) => dir.display().to_string(),
+        Source::Dir(dir) | Source::Json(dir) => dir.display().to_string(),
         Source::Postgres(url) => crate::store::pg_redacted(url),
     }
+}
+
+/// The store `csvd copy` writes into, a directory created if absent.
+async fn target_store(args: &CopyArgs, to: &Source) -> anyhow::Result<Arc<dyn Store>> {
+    if let Source::Dir(dir) = to {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    open_store(
+        to,
+        &args.id_column,
+        Options::default(),
+        PgOptions::default(),
+    )
+    .await
+    .with_context(|| format!("cannot write {}", args.to))
+}
+
+/// `csvd copy db.json TO`: each key of the file replaces the table of its
+/// name (an object becomes a singular resource).
+async fn from_json(args: &CopyArgs, file: &Path, to: &Source) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut entries = jsondb::parse(&text, file)?;
+    if !args.tables.is_empty() {
+        for wanted in &args.tables {
+            if !entries.iter().any(|(name, _)| name == wanted) {
+                anyhow::bail!("{} has no table {wanted:?}", args.from);
+            }
+        }
+        entries.retain(|(name, _)| args.tables.contains(name));
+    }
+    let target = target_store(args, to).await?;
+    let (tables, rows) = jsondb::import(target.as_ref(), &entries, &args.id_column).await?;
+    target
+        .flush()
+        .await
+        .with_context(|| format!("cannot bring {} up to date", args.to))?;
+    report(tables, rows, &args.from, &shown(to), started);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `csvd copy FROM db.json`: the whole store written as one JSON file
+/// (replaced whole, atomically), as json-server keeps it.
+async fn to_json(args: &CopyArgs, from: &Source, file: &Path) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let source = open_store(
+        from,
+        &args.id_column,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+        PgOptions {
+            read_only: true,
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("cannot read {}", args.from))?;
+    let mut value = jsondb::export(source.as_ref()).await?;
+    if let Some(tables) = value.as_object_mut() {
+        if !args.tables.is_empty() {
+            for wanted in &args.tables {
+                if !tables.contains_key(wanted) {
+                    anyhow::bail!("{} has no table {wanted:?}", args.from);
+                }
+            }
+            tables.retain(|name, _| args.tables.contains(name));
+        }
+    }
+    let (tables, rows) = value.as_object().map_or((0, 0), |tables| {
+        let rows = tables
+            .values()
+            .map(|v| v.as_array().map_or(1, Vec::len))
+            .sum();
+        (tables.len(), rows)
+    });
+    jsondb::write_file(file, &value)?;
+    if let Source::Dir(dir) = from {
+        if args.tables.is_empty() {
+            jsondb::resynced_if_source(dir, file)?;
+        }
+    }
+    report(tables, rows, &shown(from), &args.to, started);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(tables: usize, rows: usize, from: &str, to: &str, started: Instant) {
+    eprintln!(
+        "csvd copy: {tables} table{} ({rows} row{}) from {from} to {to} in {:.1}s",
+        if tables == 1 { "" } else { "s" },
+        if rows == 1 { "" } else { "s" },
+        started.elapsed().as_secs_f64(),
+    );
 }

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod compose;
 pub mod copy;
 pub mod feed;
+pub mod jsondb;
 pub mod page;
 pub mod query;
 pub mod server;

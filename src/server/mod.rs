@@ -14,6 +14,7 @@ mod metrics;
 mod middleware;
 mod negotiate;
 mod problem;
+mod rewrite;
 mod routes;
 mod session;
 mod signin;
@@ -187,6 +188,8 @@ struct Connections {
     idle_timeout: Duration,
     max_header_bytes: usize,
     max_headers: usize,
+    /// routes.json's rules (`--routes`).
+    rewrite: Option<Arc<rewrite::Rules>>,
 }
 
 async fn serve(
@@ -235,6 +238,7 @@ async fn serve(
         idle_timeout: config.idle_timeout,
         max_header_bytes: config.max_header_bytes,
         max_headers: config.max_headers,
+        rewrite: config.json_server.routes.clone(),
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
@@ -362,6 +366,7 @@ where
             request
         })
         .map_request(middleware::seed_path_in_host::<Incoming>)
+        .map_request(rewrite::layer(ctx.rewrite.clone()))
         .service(ctx.router.clone());
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

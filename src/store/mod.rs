@@ -371,6 +371,16 @@ pub struct Written {
     pub created: bool,
 }
 
+/// How a table kept as one object (json-server's singular resource, a
+/// top-level object of db.json such as `"profile": {...}`) is stored: as a
+/// table of one row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Singular {
+    /// The object names its own id (the id column is one of its fields);
+    /// otherwise the id column was added by the store and is not shown.
+    pub own_id: bool,
+}
+
 /// One row and its version.
 #[derive(Clone, Debug)]
 pub struct RowView {
@@ -443,6 +453,15 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_table(&self, table: &str, expect: &Expect) -> Result<()>;
     /// Brings every file up to date before the process exits.
     async fn flush(&self) -> Result<()>;
+    /// Whether a table is kept as one object ([`Singular`]). The mark is
+    /// kept apart from the table's rows: a mark without a table means
+    /// nothing, and a table without a mark is a table of rows.
+    async fn singular(&self, table: &str) -> Result<Option<Singular>>;
+    /// Every mark of [`Store::singular`], by table name.
+    async fn singulars(&self) -> Result<Vec<(String, Singular)>>;
+    /// Marks a table as kept as one object, or (`None`) as a table of rows;
+    /// durable once it returns.
+    async fn set_singular(&self, table: &str, singular: Option<Singular>) -> Result<()>;
     /// Counters for monitoring.
     async fn stats(&self) -> StoreStats;
     /// The datatypes the table's columns are rendered by: declared, or

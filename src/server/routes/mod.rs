@@ -13,6 +13,7 @@ mod reads;
 mod relations;
 mod schema;
 mod service;
+mod singular;
 mod statics;
 mod validators;
 mod writes;
@@ -73,6 +74,8 @@ pub struct JsonServer {
     pub delay: std::time::Duration,
     /// Where the front end's files are (`--static`, or `./public`).
     pub static_dir: Option<std::path::PathBuf>,
+    /// routes.json's rewrite rules (`--routes`).
+    pub routes: Option<Arc<super::rewrite::Rules>>,
 }
 
 impl Default for JsonServer {
@@ -81,6 +84,7 @@ impl Default for JsonServer {
             foreign_key_suffix: "Id".into(),
             delay: std::time::Duration::ZERO,
             static_dir: None,
+            routes: None,
         }
     }
 }
@@ -102,6 +106,10 @@ impl JsonServer {
             static_dir: match &args.static_dir {
                 Some(dir) => Some(dir.clone()),
                 None if !args.no_static && public.is_dir() => Some(public.to_path_buf()),
+                None => None,
+            },
+            routes: match &args.routes {
+                Some(path) => Some(super::rewrite::Rules::load(path)?),
                 None => None,
             },
         })
@@ -126,6 +134,8 @@ pub fn router(state: AppState) -> Router {
         .route("/_schema/{table}", any(schema::table_schema))
         // json-server's whole database, unless a table is named `db`.
         .route("/db", any(database))
+        // routes.json's rules, as json-server 0.17 shows them.
+        .route("/__rules", get(rules))
         .route("/{table}", any(table))
         // `/people/` is `/people`, as json-server users type it.
         .route("/{table}/", any(table))
@@ -244,6 +254,18 @@ async fn database(state: State<AppState>, request: Request) -> Answer {
 
 // ---- end of json-server compatibility: nested routes
 
+/// `GET /__rules`: the rules of `--routes`, as the file gives them.
+async fn rules(State(state): State<AppState>, request: Request) -> Answer {
+    match &state.json_server.routes {
+        Some(rules) => Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{}\n", rules.source),
+        )
+            .into_response()),
+        None => Err(no_route(request).await),
+    }
+}
+
 async fn no_route(request: Request) -> Problem {
     Problem::not_found(format!(
         "no resource at {}; the routes are /, /db, /<table>, /<table>/<id>, /<table>/<id>/<table>, \
@@ -268,6 +290,15 @@ async fn table(
     request: Request,
 ) -> Answer {
     let (name, suffix) = split_suffix(&segment)?;
+    // ---- json-server compatibility: singular resources (`/profile`)
+    let request = match suffix {
+        None => match singular::route(&state, &name, request).await? {
+            singular::Routed::Answered(response) => return Ok(response),
+            singular::Routed::Table(request) => request,
+        },
+        Some(_) => request,
+    };
+    // ---- end of json-server compatibility
     let method = request.method().clone();
     let browser = Browser::of(request.headers());
     let table_page = format!("/{name}");
@@ -294,6 +325,19 @@ async fn row(
     Path((table, id)): Path<(String, String)>,
     request: Request,
 ) -> Answer {
+    // ---- json-server compatibility: a singular resource has no rows
+    if crate::store::validate_table_name(&table).is_ok()
+        && state
+            .store
+            .singular(&table)
+            .await
+            .is_ok_and(|mark| mark.is_some())
+    {
+        return Err(Problem::not_found(format!(
+            "{table} is a singular resource (one object), with no rows by id: use /{table}"
+        )));
+    }
+    // ---- end of json-server compatibility
     let method = request.method().clone();
     let browser = Browser::of(request.headers());
     let table_page = format!("/{table}");

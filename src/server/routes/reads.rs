@@ -486,13 +486,28 @@ pub(super) async fn whole_database(state: AppState) -> Answer {
     }
     let store = state.store.clone();
     let csv_safe = state.csv_safe;
+    // Singular resources are objects, as in db.json.
+    let marks: std::collections::HashMap<String, crate::store::Singular> =
+        store.singulars().await?.into_iter().collect();
     let parts = futures_util::stream::iter(tables.into_iter().enumerate())
         .then(move |(i, info)| {
             let store = store.clone();
+            let mark = marks.get(&info.name).copied();
             async move {
                 let mut open = vec![if i == 0 { b'{' } else { b',' }];
                 crate::codec::cell::write_json_string(&mut open, &info.name);
                 open.push(b':');
+                if let Some(mark) = mark {
+                    let object = singular_json(store.as_ref(), &info.name, mark).await;
+                    let parts = match object {
+                        Ok(mut object) => {
+                            open.append(&mut object);
+                            vec![Ok(Bytes::from(open))]
+                        }
+                        Err(err) => vec![Ok(Bytes::from(open)), Err(axum::Error::new(err))],
+                    };
+                    return futures_util::stream::iter(parts).boxed();
+                }
                 let rows: futures_util::stream::BoxStream<'static, Result<Bytes, axum::Error>> =
                     match store.select(&info.name, "").await {
                         Ok(selected) => {
@@ -519,10 +534,32 @@ pub(super) async fn whole_database(state: AppState) -> Answer {
                             futures_util::stream::iter([Err(axum::Error::new(err))]).boxed()
                         }
                     };
-                futures_util::stream::iter([Ok(Bytes::from(open))]).chain(rows)
+                futures_util::stream::iter([Ok(Bytes::from(open))])
+                    .chain(rows)
+                    .boxed()
             }
         })
         .flatten()
         .chain(futures_util::stream::iter([Ok(Bytes::from_static(b"}\n"))]));
     Ok((headers, Body::from_stream(parts)).into_response())
+}
+
+/// A singular resource's object, as JSON text (`{}` once deleted).
+async fn singular_json(
+    store: &dyn crate::store::Store,
+    name: &str,
+    mark: crate::store::Singular,
+) -> Result<Vec<u8>, crate::store::Error> {
+    let object = match store.select(name, "").await {
+        Ok(selected) => {
+            let head = selected.head;
+            let mut rows = selected.rows;
+            let first = rows.next().await.transpose()?;
+            let types = store.types(name).await.aligned(&head.columns);
+            crate::jsondb::singular_object(&head.columns, &types, head.id_col, first.as_ref(), mark)
+        }
+        Err(crate::store::Error::NoTable(_)) => serde_json::Map::new(),
+        Err(err) => return Err(err),
+    };
+    Ok(serde_json::to_vec(&object).unwrap_or_default())
 }

@@ -36,6 +36,7 @@ mod checkpoint;
 mod rebuild;
 mod recovery;
 mod schemas;
+mod singular;
 mod state;
 mod writes;
 
@@ -145,6 +146,8 @@ pub struct DirStore {
     views: Views,
     /// Every change, once durable (published by the log).
     feed: Arc<Feed>,
+    /// Which tables are kept as one object (`.csvd/singular.json`).
+    singulars: singular::Marks,
     /// Holds the data directory against a second server (shared by
     /// read-only servers, when the lock file can be opened at all).
     _lock: Option<File>,
@@ -303,6 +306,7 @@ impl DirStore {
             retry: Mutex::new(Retry::default()),
             names: Names::default(),
             bases: Mutex::new(HashSet::new()),
+            singulars: singular::Marks::new(dir),
             _lock: lock,
         })
     }
@@ -818,6 +822,24 @@ impl Store for DirStore {
 
     async fn record_json(&self, name: &str, columns: &[String]) -> Result<()> {
         self.note_json(name, columns).await
+    }
+
+    async fn singular(&self, table: &str) -> Result<Option<super::Singular>> {
+        self.singulars.get(table)
+    }
+
+    async fn singulars(&self) -> Result<Vec<(String, super::Singular)>> {
+        self.singulars.all()
+    }
+
+    async fn set_singular(&self, table: &str, singular: Option<super::Singular>) -> Result<()> {
+        super::validate_table_name(table)?;
+        if self.options.read_only {
+            return Err(Error::Unavailable(
+                "the data directory is served read-only".into(),
+            ));
+        }
+        slow(|| self.singulars.set(table, singular))
     }
 
     fn feed(&self) -> &Arc<Feed> {

@@ -882,6 +882,79 @@ impl Store for PgStore {
         self.within(true, self.note_json(table, columns)).await
     }
 
+    async fn singular(&self, table: &str) -> Result<Option<super::Singular>> {
+        validate_table_name(table)?;
+        self.within(false, async {
+            let client = self.reader().await?;
+            let found = client
+                .query_opt(
+                    &client
+                        .prepare_cached("SELECT own_id FROM csvd_singular WHERE name = $1")
+                        .await
+                        .map_err(db)?,
+                    &[&table],
+                )
+                .await
+                .map_err(db)?;
+            found
+                .map(|row| {
+                    Ok(super::Singular {
+                        own_id: row.try_get(0).map_err(db)?,
+                    })
+                })
+                .transpose()
+        })
+        .await
+    }
+
+    async fn singulars(&self) -> Result<Vec<(String, super::Singular)>> {
+        self.within(false, async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT name, own_id FROM csvd_singular ORDER BY name COLLATE \"C\"",
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get(0).map_err(db)?,
+                        super::Singular {
+                            own_id: row.try_get(1).map_err(db)?,
+                        },
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn set_singular(&self, table: &str, singular: Option<super::Singular>) -> Result<()> {
+        validate_table_name(table)?;
+        self.writable()?;
+        self.within(true, async {
+            let client = self.client().await?;
+            match singular {
+                Some(mark) => client
+                    .execute(
+                        "INSERT INTO csvd_singular (name, own_id) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET own_id = EXCLUDED.own_id",
+                        &[&table, &mark.own_id],
+                    )
+                    .await
+                    .map_err(db)?,
+                None => client
+                    .execute("DELETE FROM csvd_singular WHERE name = $1", &[&table])
+                    .await
+                    .map_err(db)?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
     async fn flush(&self) -> Result<()> {
         // Every acknowledged write is committed already; the feed's
         // listener stops (the server is shutting down).

@@ -89,3 +89,12 @@ CREATE TABLE IF NOT EXISTS csvd_schemas (
     tab bigint PRIMARY KEY,
     doc text NOT NULL
 );
+
+-- Tables kept as one object (json-server's singular resources, such as
+-- db.json's `"profile": {...}`): a mark beside the table, by name.
+-- `own_id`: the object names its own id; otherwise the id column was added
+-- by csvd and is not shown.
+CREATE TABLE IF NOT EXISTS csvd_singular (
+    name text PRIMARY KEY,
+    own_id boolean NOT NULL
+);
