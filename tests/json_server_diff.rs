@@ -602,6 +602,13 @@ fn common_writes(v1: bool) -> Vec<Step> {
             Some(json!({"age": 4, "city": "Seoul"})),
         ),
         step("GET", "/profile", None),
+        // Objects and arrays come back as JSON, not as their text.
+        step(
+            "PATCH",
+            "/profile",
+            Some(json!({"address": {"city": "Seoul", "zip": "04524"}, "tags": ["a", 1]})),
+        ),
+        step("GET", "/profile", None),
         step(
             "PUT",
             "/profile",
@@ -632,6 +639,7 @@ fn common_writes(v1: bool) -> Vec<Step> {
         ),
         step("PATCH", "/posts/3", Some(json!({"views": 8}))),
         step("GET", "/posts/3", None),
+
         // DIFFERENCE: DELETE of a row — json-server answers 200 with `{}`,
         // csvd 204 with no body (README, differences).
         differs(Compare::Nothing, step("DELETE", "/posts/4", None)),
