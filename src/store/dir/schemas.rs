@@ -242,7 +242,7 @@ impl DirStore {
                     name,
                     table.columns(),
                     table.id_col(),
-                    rows.iter().map(|r| r.as_ref()),
+                    rows.iter(),
                     &self.id_column,
                 )
                 .map_err(Error::Declared)?;

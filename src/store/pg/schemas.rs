@@ -157,7 +157,7 @@ impl Shared {
                 table,
                 &meta.columns,
                 Some(meta.id_col),
-                rows.iter().map(|r| r.as_ref()),
+                rows.iter(),
                 &self.id_column,
             )
             .map_err(Error::Declared)?;
