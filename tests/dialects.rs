@@ -402,3 +402,47 @@ fn files_that_quote_every_field_keep_doing_so() {
     let after = String::from_utf8(bytes_after_stop(&mut s, "t.csv")).unwrap();
     assert_eq!(after, format!("{text}\"2\",\"lee\"\r\n"));
 }
+
+#[test]
+fn apostrophe_quotes_are_read_and_kept() {
+    let text = "'id';'name';'note'\r\n'1';'kim';'a;''b'''\r\n'2';'lee';''\r\n";
+    let mut s = serve("t.csv", text.as_bytes());
+    let rows = s.get("/t").json();
+    assert_eq!(rows[0]["note"], json!("a;'b'"), "{rows}");
+    let r = s.post_json("/t", r#"{"name":"park","note":"it's"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let after = bytes_after_stop(&mut s, "t.csv");
+    assert_eq!(
+        String::from_utf8(after).unwrap(),
+        format!("{text}'3';'park';'it''s'\r\n")
+    );
+    // Fields quoted with both, read differently: refused, never written.
+    let text = "id,a,b\n1,\"x\",'z,w'\n";
+    let mut s = serve("u.csv", text.as_bytes());
+    let error = s.get("/").json()[0]["error"].as_str().unwrap().to_string();
+    assert!(error.contains("both"), "{error}");
+    assert_eq!(s.get("/u").status, 500);
+    let r = s.post_json("/u", r#"{"a":"1"}"#);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(bytes_after_stop(&mut s, "u.csv"), text.as_bytes());
+}
+
+#[test]
+fn a_file_without_a_header_is_refused_never_guessed() {
+    let text = "1,2.5,3\n4,5,6\n";
+    let mut s = serve("t.csv", text.as_bytes());
+    let error = s.get("/").json()[0]["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("line 1") && error.contains("no header") && error.contains("1,2.5,3"),
+        "{error}"
+    );
+    let r = s.get("/t");
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("naming the columns"), "{}", r.text());
+    let r = s.post_json("/t", r#"{"a":"1"}"#);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(bytes_after_stop(&mut s, "t.csv"), text.as_bytes());
+    // Names over numbers, or numbers over names, are a header.
+    let s = serve("u.csv", b"2023,2024\nkim,lee\n");
+    assert_eq!(s.get("/u").json(), json!([{"2023": "kim", "2024": "lee"}]));
+}

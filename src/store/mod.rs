@@ -25,7 +25,9 @@ use crate::query::{Query, QueryError};
 
 pub use dir::{DirStore, Options};
 pub use disk::{Call, Disk, Fault, Faults};
-pub use file::{check_header, parse as parse_csv, parse_written, write_csv, Layout};
+pub use file::{
+    check_header, declared_by, parse as parse_csv, parse_declared, parse_written, write_csv, Layout,
+};
 pub use pg::{is_url as is_postgres_url, redact as pg_redacted, PgOptions, PgStore};
 pub use row::Row;
 pub use table::row_version;
