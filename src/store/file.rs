@@ -439,7 +439,16 @@ fn parse_body(
             .map_err(|e| describe(body, e))?
         {
             width = width.max(record.len());
-            rows.push(Row::from_record(&record));
+            // A mark after blank lines is no part of the first cell (as
+            // for a header's first name): written first, it would be a mark.
+            match record.get(0).filter(|first| first.starts_with('\u{feff}')) {
+                Some(first) if rows.is_empty() => {
+                    let first = first.trim_start_matches('\u{feff}').to_string();
+                    let rest = record.iter().skip(1).map(str::to_string);
+                    rows.push(Row::from_cells(std::iter::once(first).chain(rest)));
+                }
+                _ => rows.push(Row::from_record(&record)),
+            }
         }
         let columns = (1..=width).map(|i| i.to_string()).collect();
         return Ok((columns, rows));
