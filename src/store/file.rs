@@ -259,7 +259,7 @@ fn refuse_other_delimiters(columns: &[String], line: u64, delimiter: u8) -> Resu
     });
     match found {
         Some((_, name)) => Err(format!(
-            "line {}: the header is separated by {name}, not {}; send comma-separated text/csv, or tab-separated text/tab-separated-values",
+            "line {}: the header is separated by {name}, not {}; send comma-separated text/csv, tab-separated text/tab-separated-values, or name the delimiter (?delimiter=;)",
             line.max(1),
             dialect::delimiter_name(delimiter)
         )),
