@@ -81,7 +81,28 @@ pub fn decode_as<'a>(
     if !bytes[..err.valid_up_to()].is_ascii() {
         return Err(not_utf8(bytes, &err));
     }
-    let encoding = detect_legacy(bytes);
+    // The first lines with other bytes guess; the guess stands if every
+    // byte of the file reads in it and would be written back the same.
+    // Else (or if those lines were all of them) the detector is given
+    // every such line and decides.
+    let (guess, seen_all) = detect_legacy(bytes, Some(GUESS_BYTES));
+    if !seen_all {
+        if let Some(text) = guess
+            .decode_without_bom_handling_and_without_replacement(bytes)
+            .filter(|text| encodes_back(guess, text, bytes))
+        {
+            return Ok(Decoded {
+                text,
+                encoding: guess,
+                bom: false,
+            });
+        }
+    }
+    let encoding = if seen_all {
+        guess
+    } else {
+        detect_legacy(bytes, None).0
+    };
     match encoding.decode_without_bom_handling_and_without_replacement(bytes) {
         // Only a file that would be written back byte for byte is read:
         // a rewrite must never change what was not edited.
@@ -102,23 +123,32 @@ pub fn decode_as<'a>(
     }
 }
 
-/// The legacy encoding bytes read best in. Every line that holds a byte
-/// that is not ASCII goes to the detector, whole (its ASCII neighbours
-/// tell single-byte encodings apart); lines of ASCII alone carry no
-/// evidence and are skipped, which makes detection of a file that is
-/// mostly ASCII cheap while every non-ASCII byte is still seen.
-fn detect_legacy(bytes: &[u8]) -> &'static Encoding {
+/// Bytes of lines that are not ASCII the detector guesses from first.
+const GUESS_BYTES: usize = 256 * 1024;
+
+/// The legacy encoding bytes read best in, and whether every line was
+/// seen. Every line that holds a byte that is not ASCII goes to the
+/// detector, whole (its ASCII neighbours tell single-byte encodings
+/// apart), until `limit` bytes of them have; lines of ASCII alone carry
+/// no evidence and are skipped.
+fn detect_legacy(bytes: &[u8], limit: Option<usize>) -> (&'static Encoding, bool) {
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    let limit = limit.unwrap_or(usize::MAX);
+    let mut fed = 0;
     // Runs of lines with other bytes are fed at once; between them, a
     // line end keeps the lines apart, as in the file.
     let mut run: Option<usize> = None;
     let mut start = 0;
     for line in bytes.split_inclusive(|&b| b == b'\n') {
+        if fed + run.map_or(0, |from| start - from) >= limit {
+            break;
+        }
         let end = start + line.len();
         match (line.is_ascii(), run) {
             (false, None) => run = Some(start),
             (true, Some(from)) => {
                 detector.feed(&bytes[from..start], false);
+                fed += start - from;
                 run = None;
             }
             _ => {}
@@ -126,10 +156,100 @@ fn detect_legacy(bytes: &[u8]) -> &'static Encoding {
         start = end;
     }
     if let Some(from) = run {
-        detector.feed(&bytes[from..], false);
+        detector.feed(&bytes[from..start], false);
     }
+    let seen_all = start == bytes.len();
     detector.feed(b"", true);
-    detector.guess(None, chardetng::Utf8Detection::Deny)
+    (
+        detector.guess(None, chardetng::Utf8Detection::Deny),
+        seen_all,
+    )
+}
+
+/// How many bytes the character starting with `lead` (then `next`) takes
+/// in `encoding`, for the encodings whose characters stand alone (the
+/// same bytes always read as the same character, written back so or not
+/// wherever it is); `None` when that is not known.
+fn width(encoding: &'static Encoding, lead: u8, next: Option<u8>) -> Option<usize> {
+    use encoding_rs::{BIG5, EUC_JP, EUC_KR, GBK, SHIFT_JIS};
+    if lead < 0x80 || encoding.is_single_byte() {
+        return Some(1);
+    }
+    if encoding == EUC_KR || encoding == BIG5 {
+        (lead >= 0x81).then_some(2)
+    } else if encoding == GBK {
+        match (lead, next) {
+            (0x80, _) => Some(1),
+            // Four-byte sequences: not known here.
+            (_, Some(0x30..=0x39)) => None,
+            _ => Some(2),
+        }
+    } else if encoding == SHIFT_JIS {
+        match lead {
+            0x80 | 0xA0..=0xDF | 0xFD..=0xFF => Some(1),
+            _ => Some(2),
+        }
+    } else if encoding == EUC_JP {
+        matches!(lead, 0x8E | 0xA1..=0xFE).then_some(2)
+    } else {
+        None
+    }
+}
+
+/// Which characters of one or two bytes read and write back the same,
+/// learnt as they are met (a file uses few of the 65,536).
+struct Known {
+    seen: Vec<u64>,
+    good: Vec<u64>,
+}
+
+impl Known {
+    fn new() -> Known {
+        Known {
+            seen: vec![0; 1024],
+            good: vec![0; 1024],
+        }
+    }
+
+    fn round_trips(&mut self, encoding: &'static Encoding, seq: &[u8]) -> bool {
+        let key = match seq {
+            [b] => usize::from(*b),
+            [a, b] => (usize::from(*a) << 8) | usize::from(*b),
+            _ => return false,
+        };
+        let (word, bit) = (key / 64, 1u64 << (key % 64));
+        if self.seen[word] & bit == 0 {
+            let good = encoding
+                .decode_without_bom_handling_and_without_replacement(seq)
+                .is_some_and(|text| *encoding.encode(&text).0 == *seq);
+            self.seen[word] |= bit;
+            if good {
+                self.good[word] |= bit;
+            }
+        }
+        self.good[word] & bit != 0
+    }
+}
+
+/// Whether a line's characters each write back as they read, when the
+/// encoding's characters stand alone ([`width`]); `None` when the line
+/// holds one that is not known so.
+fn line_round_trips(encoding: &'static Encoding, line: &[u8], known: &mut Known) -> Option<bool> {
+    let mut i = 0;
+    while i < line.len() {
+        let lead = line[i];
+        if lead < 0x80 {
+            i += 1;
+            continue;
+        }
+        let n = width(encoding, lead, line.get(i + 1).copied())?;
+        let seq = line.get(i..i + n)?;
+        if !known.round_trips(encoding, seq) {
+            return Some(false);
+        }
+        i += n;
+    }
+    Some(true)
 }
 
 /// Whether `text` (decoded from `bytes` in `encoding`) encodes back to
@@ -139,6 +259,7 @@ fn detect_legacy(bytes: &[u8]) -> &'static Encoding {
 /// with other bytes are encoded again.
 fn encodes_back(encoding: &'static Encoding, text: &str, bytes: &[u8]) -> bool {
     let mut encoder = encoding.new_encoder();
+    let mut known = Known::new();
     let mut out = Vec::new();
     let mut lines = bytes.split(|&b| b == b'\n');
     for line in text.split('\n') {
@@ -150,6 +271,11 @@ fn encodes_back(encoding: &'static Encoding, text: &str, bytes: &[u8]) -> bool {
                 return false;
             }
             continue;
+        }
+        match line_round_trips(encoding, original, &mut known) {
+            Some(true) => continue,
+            Some(false) => return false,
+            None => {}
         }
         let room = encoder
             .max_buffer_length_from_utf8_without_replacement(line.len())
@@ -851,6 +977,38 @@ mod tests {
         // Damaged UTF-8 is not taken for another encoding.
         let err = decode(b"a\n\xed\x95\x9c\nb\xff").err().unwrap();
         assert!(err.contains("line 3") && err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn a_large_legacy_file_is_guessed_from_its_first_lines_and_checked_whole() {
+        let mut korean = String::from("이름,도시\n");
+        for i in 0..40_000 {
+            korean.push_str(&format!("김민준{i},서울특별시\n"));
+        }
+        let (bytes, _, _) = encoding_rs::EUC_KR.encode(&korean);
+        assert!(bytes.len() > 2 * GUESS_BYTES);
+        assert!(!detect_legacy(&bytes, Some(GUESS_BYTES)).1);
+        let d = decode(&bytes).unwrap();
+        assert_eq!((d.encoding, &*d.text), (encoding_rs::EUC_KR, &*korean));
+        // A byte past the guessed part that the guess cannot read: the
+        // whole file goes to the detector, and is refused as before.
+        let mut broken = bytes.to_vec();
+        broken.extend_from_slice(b"\xff\xff\n");
+        assert!(decode(&broken).is_err());
+        // Characters that would be written back otherwise are refused.
+        let mut known = Known::new();
+        assert_eq!(
+            line_round_trips(
+                encoding_rs::EUC_KR,
+                &encoding_rs::EUC_KR.encode("김,x").0,
+                &mut known
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            line_round_trips(encoding_rs::BIG5, b"\x88\x62", &mut known),
+            Some(false)
+        );
     }
 
     #[test]
