@@ -6,8 +6,11 @@
 //! LE or BE), else valid UTF-8, else the legacy encoding the whole file
 //! reads best in (Windows-1252, CP949/EUC-KR, Shift-JIS, GBK, Big5, …).
 //! The delimiter is a `sep=` first line's, or the one of `,` `;` tab `|`
-//! that the header line and a bounded sample of the rows agree on. Files
-//! that could be read more than one way are refused, never guessed.
+//! that the header line and a bounded sample of the rows agree on; the
+//! quote character (`"` or `'`) and whether the first line is a header
+//! are told from the same sample. Files that could be read more than one
+//! way are refused, never guessed; a [`Declared`] dialect says what
+//! detection would not.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
