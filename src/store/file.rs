@@ -1094,6 +1094,26 @@ mod tests {
     }
 
     #[test]
+    fn a_declared_dialect_loads_what_detection_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::real();
+        let path = dir.path().join("t.tsv");
+        std::fs::write(&path, "1\t2\n3\t4\n").unwrap();
+        assert!(load(&disk, &path, "id").is_err());
+        let declared = dialect::Declared {
+            header: Some(false),
+            ..dialect::Declared::default()
+        };
+        let loaded = load_declared(&disk, &path, "id", declared).unwrap();
+        // The name's tab stays; the header is as declared.
+        assert_eq!(
+            (loaded.layout.delimiter, loaded.layout.header),
+            (b'\t', false)
+        );
+        assert_eq!(loaded.table.columns().as_slice(), ["1", "2"]);
+    }
+
+    #[test]
     fn short_rows_and_empty_files_are_fine() {
         let (columns, rows, _) = parse(b"a,b,c\n1\n").unwrap();
         assert_eq!(columns.len(), 3);
