@@ -9,7 +9,7 @@
 //! (semicolon-separated, about 32 bytes a row in CP949) as UTF-8 and as
 //! CP949. `parse`: reads FILE as csvd loads a table file, once with every
 //! part of its dialect detected and once with every part declared (the
-//! dialect detection found), best of three each, and prints `key value`
+//! dialect detection found), best of five each, and prints `key value`
 //! lines: the seconds of each and what detection adds, in per cent.
 
 use std::time::{Duration, Instant};
@@ -59,8 +59,8 @@ fn korean(rows: usize, utf8: &str, cp949: &str) {
     std::fs::write(cp949, &bytes).expect("write the CP949 file");
 }
 
-fn best_of_three(mut run: impl FnMut()) -> Duration {
-    (0..3)
+fn best_of_five(mut run: impl FnMut()) -> Duration {
+    (0..5)
         .map(|_| {
             let started = Instant::now();
             run();
@@ -79,10 +79,10 @@ fn parse(file: &str) {
         encoding: Some(layout.encoding),
         header: Some(layout.header),
     };
-    let detected = best_of_three(|| {
+    let detected = best_of_five(|| {
         parse_csv(&bytes).expect("the file reads");
     });
-    let given = best_of_three(|| {
+    let given = best_of_five(|| {
         parse_declared(&bytes, declared).expect("the file reads");
     });
     println!("rows {}", rows.len());

@@ -127,7 +127,7 @@ pub fn decode_as<'a>(
 }
 
 /// Bytes of lines that are not ASCII the detector guesses from first.
-const GUESS_BYTES: usize = 256 * 1024;
+const GUESS_BYTES: usize = 64 * 1024;
 
 /// The legacy encoding bytes read best in, and whether every line was
 /// seen. Every line that holds a byte that is not ASCII goes to the
@@ -234,15 +234,19 @@ impl Known {
     }
 }
 
-/// Whether a line's characters each write back as they read, when the
-/// encoding's characters stand alone ([`width`]); `None` when the line
-/// holds one that is not known so.
+/// Whether bytes' characters each write back as they read, when the
+/// encoding's characters stand alone ([`width`]); `None` when they hold
+/// one that is not known so.
 fn line_round_trips(encoding: &'static Encoding, line: &[u8], known: &mut Known) -> Option<bool> {
     let mut i = 0;
     while i < line.len() {
         let lead = line[i];
         if lead < 0x80 {
-            i += 1;
+            // Runs of ASCII, passed at once.
+            i += line[i..]
+                .iter()
+                .position(|&b| b >= 0x80)
+                .unwrap_or(line.len() - i);
             continue;
         }
         let n = width(encoding, lead, line.get(i + 1).copied())?;
@@ -261,8 +265,13 @@ fn line_round_trips(encoding: &'static Encoding, line: &[u8], known: &mut Known)
 /// a character), and an ASCII line reads as itself, so only the lines
 /// with other bytes are encoded again.
 fn encodes_back(encoding: &'static Encoding, text: &str, bytes: &[u8]) -> bool {
-    let mut encoder = encoding.new_encoder();
     let mut known = Known::new();
+    // Characters that stand alone: each is checked where it is, with no
+    // need to encode the text again.
+    if let Some(same) = line_round_trips(encoding, bytes, &mut known) {
+        return same;
+    }
+    let mut encoder = encoding.new_encoder();
     let mut out = Vec::new();
     let mut lines = bytes.split(|&b| b == b'\n');
     for line in text.split('\n') {
