@@ -595,15 +595,54 @@ fn write_text<W: Write>(
         out.write_all(&[layout.delimiter])?;
         out.write_all(end)?;
     }
+    // A first cell whose bytes would start the file like a byte-order
+    // mark (`þÿ` in Windows-1252) is quoted, so it reads back as a cell.
+    let first = if layout.header {
+        columns.first().map(String::as_str)
+    } else {
+        head.first().map(|row| row.as_ref().get(0))
+    };
+    let marked = !sep_line && first.is_some_and(|cell| looks_like_a_mark(cell, layout.encoding));
+    let mut out = out;
+    let mut rest = head.into_iter();
+    if marked {
+        let mut quoted = csv_writer(
+            &mut out,
+            Layout {
+                quoting: dialect::Quoting::All,
+                ..layout
+            },
+        );
+        if layout.header {
+            quoted.write_record(columns)?;
+        } else if let Some(row) = rest.next() {
+            quoted.write_record(row.as_ref().cells(columns.len()))?;
+        }
+        quoted.flush()?;
+    }
     let mut writer = csv_writer(out, layout);
-    if layout.header {
+    if layout.header && !marked {
         writer.write_record(columns)?;
     }
-    for row in head.into_iter().chain(rows) {
+    for row in rest.chain(rows) {
         writer.write_record(row.as_ref().cells(columns.len()))?;
     }
     writer.flush()?;
     Ok(())
+}
+
+/// Whether a cell written first in `encoding` would start with the bytes
+/// of a byte-order mark.
+fn looks_like_a_mark(cell: &str, encoding: &'static encoding_rs::Encoding) -> bool {
+    let start: String = cell.chars().take(3).collect();
+    let bytes = if encoding == encoding_rs::UTF_8 {
+        std::borrow::Cow::Borrowed(start.as_bytes())
+    } else {
+        encoding.encode(&start).0
+    };
+    [&b"\xEF\xBB\xBF"[..], b"\xFE\xFF", b"\xFF\xFE"]
+        .iter()
+        .any(|mark| bytes.starts_with(mark))
 }
 
 fn csv_writer<W: Write>(out: W, layout: Layout) -> csv::Writer<W> {
