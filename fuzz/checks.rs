@@ -2,7 +2,8 @@
 //! replays every input kept in `tests/fuzz-regressions/`.
 
 use csvd::codec::body::{parse, BodyKind};
-use csvd::store::{decode_log, parse_csv, parse_written, write_csv};
+use csvd::store::dialect::{self, Declared};
+use csvd::store::{decode_log, parse_csv, parse_declared, parse_written, write_csv};
 
 /// Any bytes as a request body: a parse error or records, never a panic;
 /// outside JSON (declared, or a form or text body that is JSON), no field
@@ -35,6 +36,64 @@ pub fn csv_file(data: &[u8]) {
         for (a, b) in rows.iter().zip(&again_rows) {
             assert!(a.cells(columns.len()).eq(b.cells(columns.len())));
         }
+    }
+}
+
+/// Any bytes through the dialect sniffer: detecting the encoding, quote,
+/// delimiter and header never panics; and a file read in the dialect
+/// detected (or declared headerless) is written back in it, and that
+/// file reads as the same table in the same dialect and writes back
+/// byte for byte the same.
+pub fn dialect_sniff(data: &[u8]) {
+    if let Ok(decoded) = dialect::decode(data) {
+        let text = decoded.text.as_bytes();
+        let body = match dialect::sep_line(&decoded.text) {
+            Some((_, len)) => &text[len..],
+            None => text,
+        };
+        let quote = match dialect::sniff_quote(body) {
+            dialect::Quoted::Quote(q) => q,
+            dialect::Quoted::Ambiguous => b'"',
+        };
+        if let dialect::Sniffed::Delimiter(d) = dialect::sniff_with(body, quote) {
+            let _ = dialect::headerless(body, d, quote);
+        }
+    }
+    for declared in [
+        Declared::default(),
+        Declared {
+            header: Some(false),
+            ..Declared::default()
+        },
+    ] {
+        let Ok((columns, rows, layout)) = parse_declared(data, declared) else {
+            continue;
+        };
+        let mut out = Vec::new();
+        write_csv(&mut out, &columns, rows.iter(), layout).expect("writing to memory");
+        let (again_columns, again_rows, again) =
+            parse_written(&out, layout).expect("what we write reads back");
+        assert_eq!(columns, again_columns);
+        assert_eq!(
+            (again.delimiter, again.quote, again.encoding, again.header),
+            (
+                layout.delimiter,
+                layout.quote,
+                layout.encoding,
+                layout.header
+            )
+        );
+        assert_eq!(rows.len(), again_rows.len());
+        for (a, b) in rows.iter().zip(&again_rows) {
+            assert!(a.cells(columns.len()).eq(b.cells(columns.len())));
+        }
+        let mut twice = Vec::new();
+        write_csv(&mut twice, &again_columns, again_rows.iter(), layout)
+            .expect("writing to memory");
+        assert_eq!(
+            out, twice,
+            "a file csvd wrote is written back byte for byte"
+        );
     }
 }
 

@@ -402,3 +402,149 @@ fn files_that_quote_every_field_keep_doing_so() {
     let after = String::from_utf8(bytes_after_stop(&mut s, "t.csv")).unwrap();
     assert_eq!(after, format!("{text}\"2\",\"lee\"\r\n"));
 }
+
+#[test]
+fn apostrophe_quotes_are_read_and_kept() {
+    let text = "'id';'name';'note'\r\n'1';'kim';'a;''b'''\r\n'2';'lee';''\r\n";
+    let mut s = serve("t.csv", text.as_bytes());
+    let rows = s.get("/t").json();
+    assert_eq!(rows[0]["note"], json!("a;'b'"), "{rows}");
+    let r = s.post_json("/t", r#"{"name":"park","note":"it's"}"#);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let after = bytes_after_stop(&mut s, "t.csv");
+    assert_eq!(
+        String::from_utf8(after).unwrap(),
+        format!("{text}'3';'park';'it''s'\r\n")
+    );
+    // Fields quoted with both, read differently: refused, never written.
+    let text = "id,a,b\n1,\"x\",'z,w'\n";
+    let mut s = serve("u.csv", text.as_bytes());
+    let error = s.get("/").json()[0]["error"].as_str().unwrap().to_string();
+    assert!(error.contains("both"), "{error}");
+    assert_eq!(s.get("/u").status, 500);
+    let r = s.post_json("/u", r#"{"a":"1"}"#);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(bytes_after_stop(&mut s, "u.csv"), text.as_bytes());
+}
+
+#[test]
+fn a_file_without_a_header_is_refused_never_guessed() {
+    let text = "1,2.5,3\n4,5,6\n";
+    let mut s = serve("t.csv", text.as_bytes());
+    let error = s.get("/").json()[0]["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("line 1") && error.contains("no header") && error.contains("1,2.5,3"),
+        "{error}"
+    );
+    let r = s.get("/t");
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("naming the columns"), "{}", r.text());
+    let r = s.post_json("/t", r#"{"a":"1"}"#);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(bytes_after_stop(&mut s, "t.csv"), text.as_bytes());
+    // Names over numbers, or numbers over names, are a header.
+    let s = serve("u.csv", b"2023,2024\nkim,lee\n");
+    assert_eq!(s.get("/u").json(), json!([{"2023": "kim", "2024": "lee"}]));
+}
+
+#[test]
+fn a_file_is_previewed_without_storing_anything() {
+    let s = Server::start();
+    let file = encode(
+        encoding_rs::EUC_KR,
+        "이름;도시;점수\r\n김민준;서울;2,5\r\n이서연;부산;3\r\n박지호;대구\r\n",
+    );
+    let r = s.request("POST", "/_detect", &[("Content-Type", "text/csv")], &file);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = r.json();
+    assert_eq!(seen["readable"], json!(true), "{seen}");
+    assert_eq!(seen["delimiter"], json!(";"));
+    assert_eq!(seen["quote"], json!("\""));
+    assert_eq!(seen["encoding"], json!("EUC-KR"));
+    assert_eq!(seen["bom"], json!(false));
+    assert_eq!(seen["line_ends"], json!("CRLF"));
+    assert_eq!(seen["header"], json!(true));
+    assert_eq!(seen["columns"], json!(["이름", "도시", "점수"]));
+    assert_eq!(seen["rows"], json!(3));
+    assert_eq!(seen["first_rows"][0], json!(["김민준", "서울", "2,5"]));
+    assert!(seen["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("1 row has fewer"));
+    // Nothing was stored.
+    assert_eq!(s.get("/").json(), json!([]));
+    // What cannot be read is said, with what was told.
+    let r = s.request("POST", "/_detect", &[], b"1,2\n3,4\n");
+    let seen = r.json();
+    assert_eq!(seen["readable"], json!(false), "{seen}");
+    assert!(seen["error"].as_str().unwrap().contains("no header"));
+    assert_eq!(seen["encoding"], json!("UTF-8"));
+    // Told otherwise: no header, another delimiter, another quote.
+    let r = s.request("POST", "/_detect?header=0&rows=1", &[], b"1,2\n3,4\n");
+    let seen = r.json();
+    assert_eq!(
+        (&seen["columns"], &seen["rows"], &seen["first_rows"]),
+        (&json!(["1", "2"]), &json!(2), &json!([["1", "2"]])),
+        "{seen}"
+    );
+    let r = s.request(
+        "POST",
+        "/_detect?delimiter=%3B&quote=%27",
+        &[],
+        b"a,b;'c;d'\n1;2\n",
+    );
+    assert_eq!(r.json()["columns"], json!(["a,b", "c;d"]));
+    let r = s.request("POST", "/_detect?delimiter=x", &[], b"a\n");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("tab"), "{}", r.text());
+    assert_eq!(s.get("/_detect").status, 405);
+}
+
+#[test]
+fn uploads_are_told_their_dialect_by_the_query() {
+    let s = Server::start();
+    let file = encode(
+        encoding_rs::EUC_KR,
+        "sep=;\r\n이름;도시\r\n김민준;'서울;특별시'\r\n",
+    );
+    let r = s.request(
+        "PUT",
+        "/t?delimiter=%3B&quote=%27&charset=cp949",
+        &[("Content-Type", "text/csv")],
+        &file,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        s.get("/t").json(),
+        json!([{"id": 1, "이름": "김민준", "도시": "서울;특별시"}])
+    );
+    // The Content-Type's charset wins over the query's.
+    let r = s.request(
+        "POST",
+        "/t?charset=shift_jis",
+        &[("Content-Type", "text/csv; charset=cp949")],
+        &encode(encoding_rs::EUC_KR, "이름\n박지호\n"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(s.get("/t/2").json()["이름"], json!("박지호"));
+    // No header: columns by position.
+    let r = s.request(
+        "PUT",
+        "/u?header=0&delimiter=tab",
+        &[("Content-Type", "text/csv")],
+        b"kim\t30\nlee\t41\textra\n",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        s.get("/u").json(),
+        json!([{"id": 1, "1": "kim", "2": 30, "3": ""}, {"id": 2, "1": "lee", "2": 41, "3": "extra"}])
+    );
+    let r = s.request(
+        "PUT",
+        "/v?quote=%60",
+        &[("Content-Type", "text/csv")],
+        b"a\n1\n",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(s.get("/v").status, 404);
+}

@@ -47,6 +47,14 @@ fn csv_file_inputs() {
 }
 
 #[test]
+fn dialect_sniff_inputs() {
+    for (name, data) in inputs("dialect_sniff") {
+        eprintln!("{name}");
+        checks::dialect_sniff(&data);
+    }
+}
+
+#[test]
 fn wal_inputs() {
     for (name, data) in inputs("wal_replay") {
         eprintln!("{name}");

@@ -639,7 +639,6 @@ fn common_writes(v1: bool) -> Vec<Step> {
         ),
         step("PATCH", "/posts/3", Some(json!({"views": 8}))),
         step("GET", "/posts/3", None),
-
         // DIFFERENCE: DELETE of a row — json-server answers 200 with `{}`,
         // csvd 204 with no body (README, differences).
         differs(Compare::Nothing, step("DELETE", "/posts/4", None)),

@@ -204,7 +204,8 @@ fn a_declaration_that_the_rows_break_is_refused() {
             "money",
         ),
         (json!({"tableSchema": {"primaryKey": "n"}}), "--id-column"),
-        (json!({"dialect": {"header": false}}), "header"),
+        (json!({"dialect": {"header": "no"}}), "dialect.header"),
+        (json!({"dialect": {"quoteChar": "`"}}), "dialect.quoteChar"),
         (json!([1]), "object"),
     ] {
         let r = put_schema(&s, "t", &doc);
@@ -252,6 +253,24 @@ fn a_metadata_file_dropped_beside_a_table_wins_over_detection() {
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["n"], json!(5));
     assert_eq!(s.file_after_stop("new"), "id;n;m\n1;5;a,b\n");
+}
+
+#[test]
+fn a_declared_header_and_quote_character_read_what_detection_refuses() {
+    // A first line of numbers: detection refuses to take it as names.
+    let text = "1,'a, b',3\n2,'it''s',4\n";
+    let doc = json!({"url": "n.csv", "dialect": {"header": false, "quoteChar": "'"}});
+    let (mut s, _tmp) = serve_files(&[("n.csv", text), ("n.csv-metadata.json", &doc.to_string())]);
+    let r = s.get("/n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!([{"1": 1, "2": "a, b", "3": 3}, {"1": 2, "2": "it's", "3": 4}])
+    );
+    let schema = s.get("/_schema/n").json();
+    assert_eq!(schema["dialect"]["header"], json!(false));
+    assert_eq!(schema["dialect"]["quoteChar"], json!("'"));
+    assert_eq!(s.file_after_stop("n"), text);
 }
 
 #[test]

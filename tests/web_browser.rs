@@ -582,3 +582,81 @@ async fn a_page_the_feed_refuses_says_it_is_offline() {
     b.screenshot("15-live-offline").await;
     b.stop().await;
 }
+
+/// Chooses `value` in the select `css`, as a person does (a change event).
+async fn choose(b: &Browser, css: &str, value: &str) {
+    b.script(&format!(
+        "const s = document.querySelector({css:?}); s.value = {value:?}; \
+         s.dispatchEvent(new Event('change', {{ bubbles: true }}));"
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_upload_shows_what_was_detected_before_anything_is_stored() {
+    let s = Server::start();
+    let Some(b) = Browser::start(&s.base(), true).await else {
+        return;
+    };
+    let files = tempfile::tempdir().expect("temp dir");
+    // As Excel saves CSV in Korea: semicolons (here), CP949, CRLF.
+    let korean = files.path().join("korean.csv");
+    let (bytes, _, errors) = encoding_rs::EUC_KR
+        .encode("이름;도시;점수\r\n김민준;서울특별시;2,5\r\n이서연;부산광역시;3\r\n");
+    assert!(!errors);
+    std::fs::write(&korean, &bytes).unwrap();
+
+    b.open("/").await;
+    b.find("#upload-file")
+        .await
+        .send_keys(&korean.display().to_string())
+        .await
+        .expect("choose a file");
+    let said = b
+        .wait_for_text("[data-detected]", "separated by semicolons")
+        .await;
+    assert!(said.contains("EUC-KR") && said.contains("2 rows"), "{said}");
+    b.wait_for_text("table.sample tbody", "김민준").await;
+    b.wait_for_text("table.sample thead", "도시").await;
+    b.screenshot("20-upload-preview").await;
+    // Nothing is stored until the upload is confirmed.
+    assert_eq!(s.get("/korean").status, 404);
+    // Told otherwise, it previews again (commas do not read this file).
+    choose(&b, "#upload-delimiter", ",").await;
+    b.wait_for_text("[data-detected]", "cannot be read this way: line 2")
+        .await;
+    choose(&b, "#upload-delimiter", "").await;
+    b.wait_for_text("[data-detected]", "separated by semicolons")
+        .await;
+    b.click_text("Upload").await;
+    b.wait_for_path("/korean").await;
+    b.wait_for_text("#notice", "It holds 2 rows.").await;
+    assert_eq!(
+        s.get("/korean").json(),
+        json!([
+            {"id": 1, "이름": "김민준", "도시": "서울특별시", "점수": "2,5"},
+            {"id": 2, "이름": "이서연", "도시": "부산광역시", "점수": 3}
+        ])
+    );
+
+    // A file without a header is said so; told, it uploads.
+    let numbers = files.path().join("numbers.csv");
+    std::fs::write(&numbers, "1,2\n3,4\n").unwrap();
+    b.open("/").await;
+    b.find("#upload-file")
+        .await
+        .send_keys(&numbers.display().to_string())
+        .await
+        .expect("choose a file");
+    b.wait_for_text("[data-detected]", "no header").await;
+    choose(&b, "#upload-header", "0").await;
+    b.wait_for_text("[data-detected]", "no header line").await;
+    b.wait_for_text("table.sample tbody", "3").await;
+    b.click_text("Upload").await;
+    b.wait_for_path("/numbers").await;
+    assert_eq!(
+        s.get("/numbers").json(),
+        json!([{"id": 1, "1": 1, "2": 2}, {"id": 2, "1": 3, "2": 4}])
+    );
+    b.stop().await;
+}

@@ -134,12 +134,38 @@ fn decode_charset(
     Ok(text.into_owned())
 }
 
+/// How a CSV body is written, when it is not comma-separated with `"`
+/// quotes and a header line (`?delimiter=;`, `?quote='`, `?header=0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// `None`: commas (tabs for `text/tab-separated-values`).
+    pub delimiter: Option<u8>,
+    pub quote: u8,
+    /// `false`: the first line is a row; the columns are named `1`, `2`, ….
+    pub header: bool,
+}
+
+impl Default for CsvOptions {
+    fn default() -> CsvOptions {
+        CsvOptions {
+            delimiter: None,
+            quote: b'"',
+            header: true,
+        }
+    }
+}
+
 /// A body read piece by piece as it arrives. A CSV body is parsed as it
 /// comes (its bytes are dropped once they are rows); any other kind is
 /// gathered whole, then parsed, and its bytes dropped.
 pub enum Reader {
     Csv(Box<CsvReader>),
-    Whole { kind: BodyType, bytes: Vec<u8> },
+    Whole {
+        kind: BodyType,
+        bytes: Vec<u8>,
+        options: CsvOptions,
+        numbering: Option<String>,
+    },
 }
 
 impl Reader {
@@ -147,18 +173,27 @@ impl Reader {
     /// `numbering`: the id column, when a CSV body without it is to have
     /// its rows numbered in it (see [`Records::numbered`]).
     pub fn new(kind: impl Into<BodyType>, expected: usize, numbering: Option<&str>) -> Reader {
+        Reader::with_options(kind, CsvOptions::default(), expected, numbering)
+    }
+
+    /// [`Reader::new`], reading a CSV body in the dialect `options` gives.
+    pub fn with_options(
+        kind: impl Into<BodyType>,
+        options: CsvOptions,
+        expected: usize,
+        numbering: Option<&str>,
+    ) -> Reader {
         let kind = kind.into();
         match (kind.kind, kind.charset) {
-            (BodyKind::Csv, None) => Reader::Csv(Box::new(CsvReader::numbering(numbering))),
-            (BodyKind::Tsv, None) => Reader::Csv(Box::new(CsvReader {
-                core: tabs(),
-                delimiter: b'\t',
-                ..CsvReader::numbering(numbering)
-            })),
+            (BodyKind::Csv | BodyKind::Tsv, None) => Reader::Csv(Box::new(CsvReader::configured(
+                kind.kind, options, numbering,
+            ))),
             // Other character sets are decoded whole, then read as UTF-8.
             _ => Reader::Whole {
                 kind,
                 bytes: Vec::with_capacity(expected),
+                options,
+                numbering: numbering.map(str::to_string),
             },
         }
     }
@@ -178,10 +213,28 @@ impl Reader {
     pub fn finish(self) -> Result<Parsed, BodyError> {
         match self {
             Reader::Csv(reader) => reader.finish(),
-            Reader::Whole { kind, bytes } => match kind.charset {
-                None => parse(kind.kind, &bytes),
-                Some(encoding) => parse(kind.kind, decode_charset(encoding, &bytes)?.as_bytes()),
-            },
+            Reader::Whole {
+                kind,
+                bytes,
+                options,
+                numbering,
+            } => {
+                let text = match kind.charset {
+                    None => std::borrow::Cow::Borrowed(&bytes[..]),
+                    Some(encoding) => {
+                        std::borrow::Cow::Owned(decode_charset(encoding, &bytes)?.into_bytes())
+                    }
+                };
+                match kind.kind {
+                    BodyKind::Csv | BodyKind::Tsv => {
+                        let mut reader =
+                            CsvReader::configured(kind.kind, options, numbering.as_deref());
+                        reader.feed(&text)?;
+                        reader.finish()
+                    }
+                    other => parse(other, &text),
+                }
+            }
         }
     }
 }
@@ -427,6 +480,9 @@ fn describe(value: &Value) -> &'static str {
 pub struct CsvReader {
     core: csv_core::Reader,
     delimiter: u8,
+    /// The first line names the columns (else they are named by position).
+    header: bool,
+    quote: u8,
     /// The first bytes, until it is known whether they are a byte-order mark.
     start: Vec<u8>,
     started: bool,
@@ -456,6 +512,8 @@ impl Default for CsvReader {
         CsvReader {
             core: csv_core::Reader::new(),
             delimiter: b',',
+            header: true,
+            quote: b'"',
             start: Vec::new(),
             started: false,
             blank: Blank::default(),
@@ -486,6 +544,22 @@ impl CsvReader {
         }
     }
 
+    /// A reader of `kind` (CSV or TSV) in the dialect `options` gives.
+    pub fn configured(kind: BodyKind, options: CsvOptions, numbering: Option<&str>) -> CsvReader {
+        let tsv = if kind == BodyKind::Tsv { b'\t' } else { b',' };
+        let delimiter = options.delimiter.unwrap_or(tsv);
+        CsvReader {
+            core: csv_core::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .quote(options.quote)
+                .build(),
+            delimiter,
+            header: options.header,
+            quote: options.quote,
+            ..CsvReader::numbering(numbering)
+        }
+    }
+
     /// Takes the next piece of the body.
     pub fn feed(&mut self, piece: &[u8]) -> Result<(), BodyError> {
         if self.started {
@@ -507,7 +581,26 @@ impl CsvReader {
         self.started = true;
         let start = std::mem::take(&mut self.start);
         let rest = start.strip_prefix(BOM).unwrap_or(&start);
-        self.read(rest.strip_prefix(BOM).unwrap_or(rest))
+        let rest = rest.strip_prefix(BOM).unwrap_or(rest);
+        // A `sep=;` first line (as spreadsheets write) names the delimiter
+        // and is not part of the CSV.
+        let head = &rest[..rest.len().min(8)];
+        let text = match std::str::from_utf8(head) {
+            Ok(text) => text,
+            Err(err) => std::str::from_utf8(&head[..err.valid_up_to()]).unwrap_or_default(),
+        };
+        if let Some((delimiter, len)) = crate::store::dialect::sep_line(text) {
+            self.delimiter = delimiter;
+            self.core = csv_core::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .quote(self.quote)
+                .build();
+            self.lines.feed(&rest[..len]);
+            self.record_line = self.lines.line();
+            self.leading_lfs += 1;
+            return self.read(&rest[len..]);
+        }
+        self.read(rest)
     }
 
     /// The records, once the whole body has been fed.
@@ -597,6 +690,20 @@ impl CsvReader {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|_| invalid_csv(format!("line {line}: a field is not valid UTF-8")))?;
+        if !self.header {
+            // Columns named by position, as many as the longest row has.
+            let columns = self.columns.get_or_insert_with(Vec::new);
+            let named = columns.len() - usize::from(self.numbered);
+            if named == 0 {
+                if let Some(id) = &self.numbering {
+                    columns.push(id.clone());
+                    self.numbered = true;
+                }
+            }
+            for n in named + 1..=ends.len() {
+                columns.push(n.to_string());
+            }
+        }
         let Some(columns) = &self.columns else {
             let mut columns = self.header(text, ends)?;
             if let Some(id) = &self.numbering {

@@ -97,14 +97,83 @@ pub fn replace_rows(path: &str, name: &str, tag: &str, open: bool) -> Markup {
                     (name) " is replaced by the file's rows." }
                 div.field {
                     label for="replace-file" { "CSV file" }
-                    input #replace-file type="file" name="file" accept=".csv,text/csv" required;
+                    input #replace-file type="file" name="file" accept=".csv,.tsv,.txt,text/csv,text/tab-separated-values" required;
                 }
+                (upload_preview("replace"))
                 button type="submit" disabled data-script { "Replace the rows" }
                 p.status role="status" {}
             }
         }
     }
 }
+
+/// What csvd detects in a chosen file, shown before it is uploaded (the
+/// script fills it from `POST /_detect`), and the controls that tell it
+/// otherwise: delimiter, quote, encoding, header. Hidden until a file is
+/// chosen, and always without the script. `id` prefixes the controls' ids.
+pub fn upload_preview(id: &str) -> Markup {
+    let control = |name: &str| format!("{id}-{name}");
+    html! {
+        div.preview data-preview hidden {
+            p.detected data-detected role="status" {}
+            div.choices {
+                div.field {
+                    label for=(control("delimiter")) { "Delimiter" }
+                    select id=(control("delimiter")) name="delimiter" {
+                        option value="" { "as detected" }
+                        option value="," { "commas ," }
+                        option value=";" { "semicolons ;" }
+                        option value="tab" { "tabs" }
+                        option value="|" { "bars |" }
+                    }
+                }
+                div.field {
+                    label for=(control("quote")) { "Quote" }
+                    select id=(control("quote")) name="quote" {
+                        option value="" { "as detected" }
+                        option value="\"" { "double \"" }
+                        option value="'" { "single '" }
+                    }
+                }
+                div.field {
+                    label for=(control("charset")) { "Encoding" }
+                    select id=(control("charset")) name="charset" {
+                        option value="" { "as detected" }
+                        @for (value, label) in ENCODINGS {
+                            option value=(value) { (label) }
+                        }
+                    }
+                }
+                div.field {
+                    label for=(control("header")) { "First line" }
+                    select id=(control("header")) name="header" {
+                        option value="" { "as detected" }
+                        option value="1" { "names the columns" }
+                        option value="0" { "is a row (no header)" }
+                    }
+                }
+            }
+            div.scroll {
+                table.sample data-sample {}
+            }
+        }
+    }
+}
+
+/// The encodings the upload form offers (any other is detected).
+const ENCODINGS: [(&str, &str); 11] = [
+    ("UTF-8", "UTF-8"),
+    ("EUC-KR", "Korean (CP949, EUC-KR)"),
+    ("Shift_JIS", "Japanese (Shift-JIS)"),
+    ("EUC-JP", "Japanese (EUC-JP)"),
+    ("GBK", "Chinese, simplified (GBK)"),
+    ("Big5", "Chinese, traditional (Big5)"),
+    ("windows-1252", "Western (Windows-1252)"),
+    ("windows-1251", "Cyrillic (Windows-1251)"),
+    ("ISO-8859-2", "Central European (ISO-8859-2)"),
+    ("UTF-16LE", "UTF-16 LE"),
+    ("UTF-16BE", "UTF-16 BE"),
+];
 
 /// What a page says when its script cannot run.
 pub fn needs_script(what: &str) -> Markup {

@@ -109,7 +109,7 @@ fn upload() -> Markup {
             form.inline data-upload {
                 div.field {
                     label for="upload-file" { "CSV file" }
-                    input #upload-file type="file" name="file" accept=".csv,text/csv" required;
+                    input #upload-file type="file" name="file" accept=".csv,.tsv,.txt,text/csv,text/tab-separated-values" required;
                 }
                 div.field {
                     label for="upload-name" { "Table name" }
@@ -121,6 +121,7 @@ fn upload() -> Markup {
                     input #upload-replace type="checkbox" name="replace";
                     label for="upload-replace" { "Replace the table if it exists" }
                 }
+                (forms::upload_preview("upload"))
                 button.primary type="submit" disabled data-script { "Upload" }
                 p.status role="status" {}
             }

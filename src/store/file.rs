@@ -51,6 +51,10 @@ pub struct Layout {
     /// Which fields are quoted.
     pub quoting: dialect::Quoting,
     pub encoding: &'static encoding_rs::Encoding,
+    /// The first line names the columns. Without one (declared so), the
+    /// columns are named `1`, `2`, … by position and the file is written
+    /// back without a header line.
+    pub header: bool,
 }
 
 impl Default for Layout {
@@ -64,6 +68,7 @@ impl Default for Layout {
             sep_line: false,
             quoting: dialect::Quoting::Needed,
             encoding: encoding_rs::UTF_8,
+            header: true,
         }
     }
 }
@@ -100,7 +105,9 @@ pub enum LoadError {
 
 /// Reads a CSV file: header line, then rows. Short rows are padded with
 /// empty cells; a row longer than the header, a repeated column name or
-/// bytes that are not UTF-8 make the file invalid.
+/// bytes that are not UTF-8 make the file invalid. (The engine reads
+/// through [`load_declared`], with what a table's metadata declares.)
+#[cfg(test)]
 pub fn load(disk: &Disk, path: &Path, id_column: &str) -> Result<Loaded, LoadError> {
     no_twin(path)?;
     load_with(disk, path, id_column, path)
@@ -119,36 +126,19 @@ fn no_twin(path: &Path) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// [`load`], with the delimiter and encoding a table's metadata declares
-/// (each `None`: detected, as [`load`] does).
+/// Reads a table file as [`load`] does, with the parts of its dialect
+/// that are declared (a metadata file's `dialect`) taken as declared
+/// rather than detected: a declared `header: false` reads a file whose
+/// first line is a row, which detection refuses. What is not declared is
+/// detected, as for any file.
 pub fn load_declared(
     disk: &Disk,
     path: &Path,
     id_column: &str,
-    declared: (Option<u8>, Option<&'static encoding_rs::Encoding>),
+    declared: dialect::Declared,
 ) -> Result<Loaded, LoadError> {
-    if declared == (None, None) {
-        return load(disk, path, id_column);
-    }
     no_twin(path)?;
-    let mut file = disk.open(path)?;
-    let meta = file.metadata()?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    disk.read_to_end(&mut file, &mut bytes)?;
-    let stamp = Stamp::of(&meta);
-    let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
-    let hash = xxh3_64(&bytes);
-    let delimiter = declared.0.or_else(|| delimiter_of(path));
-    let encoding = declared.1.or_else(|| written_encoding(path, hash));
-    let (columns, rows, layout) =
-        parse_with(&bytes, delimiter, encoding).map_err(LoadError::Invalid)?;
-    let table = Table::new(columns, rows, id_column, hash, modified);
-    Ok(Loaded {
-        table,
-        layout,
-        stamp,
-        hash,
-    })
+    load_declared_as(disk, path, id_column, path, declared)
 }
 
 /// The delimiter a table file's name says: a tab for `.tsv`.
@@ -167,6 +157,17 @@ pub fn load_with(
     id_column: &str,
     table: &Path,
 ) -> Result<Loaded, LoadError> {
+    load_declared_as(disk, path, id_column, table, dialect::Declared::default())
+}
+
+/// [`load_declared`] of `path` as the file of the table file `table`.
+fn load_declared_as(
+    disk: &Disk,
+    path: &Path,
+    id_column: &str,
+    table: &Path,
+    declared: dialect::Declared,
+) -> Result<Loaded, LoadError> {
     let mut file = disk.open(path)?;
     let meta = file.metadata()?;
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
@@ -174,9 +175,12 @@ pub fn load_with(
     let stamp = Stamp::of(&meta);
     let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
     let hash = xxh3_64(&bytes);
-    let encoding = written_encoding(table, hash);
-    let (columns, rows, layout) =
-        parse_with(&bytes, delimiter_of(table), encoding).map_err(LoadError::Invalid)?;
+    let declared = dialect::Declared {
+        delimiter: declared.delimiter.or(delimiter_of(table)),
+        encoding: declared.encoding.or(written_encoding(table, hash)),
+        ..declared
+    };
+    let (columns, rows, layout) = parse_declared(&bytes, declared).map_err(LoadError::Invalid)?;
     let table = Table::new(columns, rows, id_column, hash, modified);
     Ok(Loaded {
         table,
@@ -263,7 +267,7 @@ fn refuse_other_delimiters(columns: &[String], line: u64, delimiter: u8) -> Resu
     });
     match found {
         Some((_, name)) => Err(format!(
-            "line {}: the header is separated by {name}, not {}; send comma-separated text/csv, or tab-separated text/tab-separated-values",
+            "line {}: the header is separated by {name}, not {}; send comma-separated text/csv, tab-separated text/tab-separated-values, or name the delimiter (?delimiter=;)",
             line.max(1),
             dialect::delimiter_name(delimiter)
         )),
@@ -300,7 +304,7 @@ fn check_names(columns: &mut [String], line: u64) -> Result<(), String> {
 /// Parses a table file with a header line into columns and rows, in the
 /// encoding and dialect it is found in (see [`dialect`]).
 pub fn parse(bytes: &[u8]) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
-    parse_with(bytes, None, None)
+    parse_declared(bytes, dialect::Declared::default())
 }
 
 /// Reads a file csvd wrote in `layout` (as loading does with the
@@ -309,18 +313,31 @@ pub fn parse_written(
     bytes: &[u8],
     layout: Layout,
 ) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
-    parse_with(bytes, None, Some(layout.encoding))
+    parse_declared(bytes, declared_by(layout))
 }
 
-/// [`parse`], with the delimiter given unless a `sep=` line says another
-/// (a `.tsv` file's tab), and the encoding given unless a byte-order mark
-/// says another (the one csvd wrote the file in).
-fn parse_with(
+/// The declaration that reads a file csvd wrote in `layout` as it was
+/// written: its encoding, quote and header (the delimiter is told again,
+/// and a `sep=` line says it when it could not be).
+pub fn declared_by(layout: Layout) -> dialect::Declared {
+    dialect::Declared {
+        delimiter: None,
+        quote: Some(layout.quote),
+        encoding: Some(layout.encoding),
+        header: Some(layout.header),
+    }
+}
+
+/// [`parse`], with what `declared` gives taken rather than detected: the
+/// delimiter unless a `sep=` line says another (a `.tsv` file's tab), the
+/// encoding unless a byte-order mark says another (the one csvd wrote the
+/// file in), the quote character, and whether the first line is a header.
+pub fn parse_declared(
     bytes: &[u8],
-    delimiter: Option<u8>,
-    encoding: Option<&'static encoding_rs::Encoding>,
+    declared: dialect::Declared,
 ) -> Result<(Vec<String>, Vec<Row>, Layout), String> {
-    let decoded = dialect::decode_as(bytes, encoding)?;
+    let delimiter = declared.delimiter;
+    let decoded = dialect::decode_as(bytes, declared.encoding)?;
     let text = decoded.text.as_bytes();
     let mut layout = Layout {
         bom: decoded.bom,
@@ -333,14 +350,30 @@ fn parse_with(
             layout.delimiter = delimiter;
             (&text[len..], 1)
         }
-        None => {
-            layout.delimiter =
-                match delimiter.map_or_else(|| dialect::sniff(text), Sniffed::Delimiter) {
-                    Sniffed::Delimiter(d) => d,
-                    Sniffed::Ambiguous(seen) => return Err(ambiguous(text, &seen)),
-                };
-            (text, 0)
-        }
+        None => (text, 0),
+    };
+    layout.quote = match declared.quote {
+        Some(quote) => quote,
+        None => match dialect::sniff_quote(body) {
+            dialect::Quoted::Quote(quote) => quote,
+            dialect::Quoted::Ambiguous => return Err(ambiguous_quote(body)),
+        },
+    };
+    if !layout.sep_line {
+        layout.delimiter = match delimiter.map_or_else(
+            || dialect::sniff_with(body, layout.quote),
+            Sniffed::Delimiter,
+        ) {
+            Sniffed::Delimiter(d) => d,
+            Sniffed::Ambiguous(seen) => return Err(ambiguous(body, &seen)),
+        };
+    }
+    layout.header = match declared.header {
+        Some(header) => header,
+        None => match dialect::headerless(body, layout.delimiter, layout.quote) {
+            Some(seen) => return Err(no_header(&seen, lines_before)),
+            None => true,
+        },
     };
     layout.quoting = dialect::quoting(body, layout.delimiter, layout.quote);
     layout.crlf = body
@@ -353,6 +386,26 @@ fn parse_with(
         .is_some_and(|i| body[i] == b'\r' && body.get(i + 1) != Some(&b'\n'));
     let (columns, rows) = parse_body(body, lines_before, layout)?;
     Ok((columns, rows, layout))
+}
+
+/// A sample whose fields are quoted with both `"` and `'`, read differently.
+fn ambiguous_quote(text: &[u8]) -> String {
+    let header = text
+        .split(|&b| b == b'\n' || b == b'\r')
+        .next()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    format!(
+        "line 1: fields of the header {header:?} and the rows below it are quoted with both \" and ', which read the file differently; quote with one of them (or declare the quote character), or replace the table with PUT; csvd never writes this file until then"
+    )
+}
+
+/// A first line that reads as a row, not a header.
+fn no_header(seen: &str, lines_before: u64) -> String {
+    format!(
+        "line {}: {seen}: the file looks like it has no header; add a first line naming the columns, declare the file headerless, or replace the table with PUT; csvd never writes this file until then",
+        lines_before + 1
+    )
 }
 
 /// A header more than one delimiter reads, and nothing to tell them by.
@@ -384,6 +437,30 @@ fn parse_body(
     let line_of = |position: Option<&csv::Position>| line_at(body, position) + lines_before;
     // One record, reused: no allocation per row but the row itself.
     let mut record = csv::StringRecord::new();
+    if !layout.header {
+        // Every line a row; the columns are named by position, as many
+        // as the longest row has.
+        let mut rows = Vec::new();
+        let mut width = 0;
+        while reader
+            .read_record(&mut record)
+            .map_err(|e| describe(body, e))?
+        {
+            width = width.max(record.len());
+            // A mark after blank lines is no part of the first cell (as
+            // for a header's first name): written first, it would be a mark.
+            match record.get(0).filter(|first| first.starts_with('\u{feff}')) {
+                Some(first) if rows.is_empty() => {
+                    let first = first.trim_start_matches('\u{feff}').to_string();
+                    let rest = record.iter().skip(1).map(str::to_string);
+                    rows.push(Row::from_cells(std::iter::once(first).chain(rest)));
+                }
+                _ => rows.push(Row::from_record(&record)),
+            }
+        }
+        let columns = (1..=width).map(|i| i.to_string()).collect();
+        return Ok((columns, rows));
+    }
     let mut columns: Vec<String> = match reader
         .read_record(&mut record)
         .map_err(|e| describe(body, e))?
@@ -507,7 +584,9 @@ fn write_text<W: Write>(
     // spreadsheets write, rather than become unreadable.)
     let sep_line = layout.sep_line || {
         let mut sample = csv_writer(Vec::new(), layout);
-        sample.write_record(columns)?;
+        if layout.header {
+            sample.write_record(columns)?;
+        }
         for row in &head {
             sample.write_record(row.as_ref().cells(columns.len()))?;
         }
@@ -525,13 +604,54 @@ fn write_text<W: Write>(
         out.write_all(&[layout.delimiter])?;
         out.write_all(end)?;
     }
+    // A first cell whose bytes would start the file like a byte-order
+    // mark (`þÿ` in Windows-1252) is quoted, so it reads back as a cell.
+    let first = if layout.header {
+        columns.first().map(String::as_str)
+    } else {
+        head.first().map(|row| row.as_ref().get(0))
+    };
+    let marked = !sep_line && first.is_some_and(|cell| looks_like_a_mark(cell, layout.encoding));
+    let mut out = out;
+    let mut rest = head.into_iter();
+    if marked {
+        let mut quoted = csv_writer(
+            &mut out,
+            Layout {
+                quoting: dialect::Quoting::All,
+                ..layout
+            },
+        );
+        if layout.header {
+            quoted.write_record(columns)?;
+        } else if let Some(row) = rest.next() {
+            quoted.write_record(row.as_ref().cells(columns.len()))?;
+        }
+        quoted.flush()?;
+    }
     let mut writer = csv_writer(out, layout);
-    writer.write_record(columns)?;
-    for row in head.into_iter().chain(rows) {
+    if layout.header && !marked {
+        writer.write_record(columns)?;
+    }
+    for row in rest.chain(rows) {
         writer.write_record(row.as_ref().cells(columns.len()))?;
     }
     writer.flush()?;
     Ok(())
+}
+
+/// Whether a cell written first in `encoding` would start with the bytes
+/// of a byte-order mark.
+fn looks_like_a_mark(cell: &str, encoding: &'static encoding_rs::Encoding) -> bool {
+    let start: String = cell.chars().take(3).collect();
+    let bytes = if encoding == encoding_rs::UTF_8 {
+        std::borrow::Cow::Borrowed(start.as_bytes())
+    } else {
+        encoding.encode(&start).0
+    };
+    [&b"\xEF\xBB\xBF"[..], b"\xFE\xFF", b"\xFF\xFE"]
+        .iter()
+        .any(|mark| bytes.starts_with(mark))
 }
 
 fn csv_writer<W: Write>(out: W, layout: Layout) -> csv::Writer<W> {
@@ -940,8 +1060,8 @@ mod tests {
                 // Writing may refuse nothing it read, and reads back the same.
                 write_csv(&mut out, &columns, rows.iter(), layout).unwrap();
                 // As the engine reads a file it wrote: in the encoding noted.
-                let (again, _, same) = parse_with(&out, None, Some(layout.encoding))
-                    .unwrap_or_else(|e| panic!("{bytes:?} {out:?} {e}"));
+                let (again, _, same) =
+                    parse_written(&out, layout).unwrap_or_else(|e| panic!("{bytes:?} {out:?} {e}"));
                 assert_eq!(
                     (again, same.delimiter, same.encoding),
                     (columns, layout.delimiter, layout.encoding),
@@ -986,6 +1106,59 @@ mod tests {
         assert_eq!(held_for(".My data.csv.7.held"), Some("My data.csv"));
         assert_eq!(held_for(".people.csv.x.held"), None);
         assert_eq!(held_for("people.csv"), None);
+    }
+
+    #[test]
+    fn quote_characters_and_headerless_files() {
+        let layout = same_bytes(b"'id';'name'\r\n'1';'a;''b'''\r\n'2';'lee'\r\n");
+        assert_eq!((layout.quote, layout.delimiter), (b'\'', b';'));
+        let (_, rows, _) = parse(b"id;name\n1;'a;b'\n").unwrap();
+        assert_eq!(rows[0].cells(2).collect::<Vec<_>>(), ["1", "a;b"]);
+        let err = parse(b"id,a,b\n1,\"x\",'z,w'\n").unwrap_err();
+        assert!(err.contains("both") && err.contains("PUT"), "{err}");
+        // Numbers over numbers: no header; refused unless declared.
+        let err = parse(b"1,2\n3,4\n").unwrap_err();
+        assert!(err.contains("line 1") && err.contains("no header"), "{err}");
+        let declared = dialect::Declared {
+            header: Some(false),
+            ..dialect::Declared::default()
+        };
+        let text = b"1,kim,\n2,lee,x\n3,,\n";
+        let (columns, rows, layout) = parse_declared(text, declared).unwrap();
+        assert_eq!(columns, ["1", "2", "3"]);
+        assert_eq!(rows.len(), 3);
+        assert!(!layout.header);
+        let mut out = Vec::new();
+        write_csv(&mut out, &columns, rows.iter(), layout).unwrap();
+        assert_eq!(out, text);
+        // Declared parts are taken as they are.
+        let declared = dialect::Declared {
+            delimiter: Some(b';'),
+            quote: Some(b'\''),
+            ..dialect::Declared::default()
+        };
+        let (columns, _, _) = parse_declared(b"a,b;'c;d'\n", declared).unwrap();
+        assert_eq!(columns, ["a,b", "c;d"]);
+    }
+
+    #[test]
+    fn a_declared_dialect_loads_what_detection_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::real();
+        let path = dir.path().join("t.tsv");
+        std::fs::write(&path, "1\t2\n3\t4\n").unwrap();
+        assert!(load(&disk, &path, "id").is_err());
+        let declared = dialect::Declared {
+            header: Some(false),
+            ..dialect::Declared::default()
+        };
+        let loaded = load_declared(&disk, &path, "id", declared).unwrap();
+        // The name's tab stays; the header is as declared.
+        assert_eq!(
+            (loaded.layout.delimiter, loaded.layout.header),
+            (b'\t', false)
+        );
+        assert_eq!(loaded.table.columns().as_slice(), ["1", "2"]);
     }
 
     #[test]

@@ -27,7 +27,9 @@ use schema::Types;
 
 pub use dir::{DirStore, Options};
 pub use disk::{Call, Disk, Fault, Faults};
-pub use file::{check_header, parse as parse_csv, parse_written, write_csv, Layout};
+pub use file::{
+    check_header, declared_by, parse as parse_csv, parse_declared, parse_written, write_csv, Layout,
+};
 pub use pg::{is_url as is_postgres_url, redact as pg_redacted, PgOptions, PgStore};
 pub use row::Row;
 pub use table::row_version;
@@ -321,6 +323,9 @@ pub struct SchemaView {
     /// The file's delimiter and encoding, as read.
     pub delimiter: u8,
     pub encoding: &'static str,
+    /// The quote character, and whether the first line names the columns.
+    pub quote: u8,
+    pub header: bool,
     /// The table's file name (`people.csv`), for the document's `url`.
     pub file: String,
 }
@@ -484,6 +489,8 @@ pub trait Store: Send + Sync + 'static {
             id_col: selected.head.id_col,
             delimiter: b',',
             encoding: "UTF-8",
+            quote: b'"',
+            header: true,
             file: format!("{table}.csv"),
         })
     }

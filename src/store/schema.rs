@@ -183,6 +183,10 @@ pub struct Column {
 pub struct Dialect {
     pub delimiter: Option<u8>,
     pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// `"` or `'`.
+    pub quote: Option<u8>,
+    /// `Some(false)`: the file's first line is a row, not names.
+    pub header: Option<bool>,
 }
 
 /// A table description, as understood.
@@ -512,18 +516,19 @@ fn parse_dialect(d: &Map<String, Value>) -> Result<Dialect, String> {
         dialect.encoding = Some(encoding);
     }
     match d.get("header") {
-        None | Some(Value::Bool(true)) => {}
-        Some(Value::Bool(false)) => return Err(
-            "dialect.header false is not supported: the file's first line must name its columns"
-                .into(),
-        ),
+        None => {}
+        Some(Value::Bool(header)) => dialect.header = Some(*header),
         Some(_) => return Err("dialect.header must be true or false".into()),
     }
     if let Some(v) = d.get("quoteChar") {
-        if v.as_str() != Some("\"") {
-            return Err(format!(
-                "dialect.quoteChar {v} is not supported: csvd reads fields quoted with \""
-            ));
+        match v.as_str() {
+            Some("\"") => dialect.quote = Some(b'"'),
+            Some("'") => dialect.quote = Some(b'\''),
+            _ => {
+                return Err(format!(
+                    "dialect.quoteChar {v} is not supported: csvd reads fields quoted with \" or '"
+                ))
+            }
         }
     }
     for key in ["lineTerminators", "skipRows", "headerRowCount"] {
@@ -678,7 +683,8 @@ mod tests {
             ),
             (json!({"dialect": {"delimiter": ";;"}}), "dialect.delimiter"),
             (json!({"dialect": {"encoding": "klingon"}}), "klingon"),
-            (json!({"dialect": {"header": false}}), "header false"),
+            (json!({"dialect": {"header": 0}}), "dialect.header"),
+            (json!({"dialect": {"quoteChar": "`"}}), "dialect.quoteChar"),
             (
                 json!({"tableSchema": {"primaryKey": ["a", "b"]}}),
                 "one column",

@@ -208,21 +208,143 @@
     return name || 'table';
   }
 
-  // PUT a CSV file as it is (the server checks it): a new table, or a
-  // replaced one. On a table's page the replace carries its tag.
+  // The choices an upload form's preview makes (empty: as detected).
+  function choices(form) {
+    const chosen = {};
+    for (const name of ['delimiter', 'quote', 'charset', 'header']) {
+      const control = form.elements[name];
+      if (control && control.value) chosen[name] = control.value;
+    }
+    return chosen;
+  }
+
+  function query(params) {
+    const pairs = Object.entries(params).map(([k, v]) => k + '=' + encodeURIComponent(v));
+    return pairs.length ? '?' + pairs.join('&') : '';
+  }
+
+  const DELIMITERS = { ',': 'commas', ';': 'semicolons', '\t': 'tabs', '|': 'bars (|)' };
+
+  // Asks the server what it detects in the chosen file (POST /_detect,
+  // which stores nothing) and shows it with the first rows, before
+  // anything is uploaded. Kept on the form, so that an upload waits for it.
+  function preview(form) {
+    const box = form.querySelector('[data-preview]');
+    const file = form.elements.file.files[0];
+    if (!box || !file) {
+      form.detected = null;
+      if (box) box.hidden = true;
+      return null;
+    }
+    const chosen = choices(form);
+    if (!chosen.delimiter && /\.tsv$/i.test(file.name)) chosen.delimiter = 'tab';
+    const detected = box.querySelector('[data-detected]');
+    detected.textContent = 'Reading ' + file.name + '…';
+    detected.className = 'detected';
+    box.hidden = false;
+    const asked = send('POST', '/_detect' + query(Object.assign({ rows: 5 }, chosen)), {
+      type: 'text/csv',
+      body: file,
+    }).then(async (response) => {
+      if (!response.ok) throw new Error(await detail(response));
+      return response.json();
+    }).then((seen) => {
+      if (form.detected !== asked) return seen;
+      show(box, file, seen);
+      return seen;
+    });
+    form.detected = asked;
+    asked.catch((e) => {
+      if (form.detected !== asked) return;
+      detected.textContent = 'Could not read ' + file.name + ': ' + e.message;
+      detected.className = 'detected error';
+    });
+    return asked;
+  }
+
+  // Draws what was detected: the dialect in words, then the first rows.
+  function show(box, file, seen) {
+    const detected = box.querySelector('[data-detected]');
+    const sample = box.querySelector('[data-sample]');
+    sample.replaceChildren();
+    if (!seen.readable) {
+      detected.textContent = file.name + ' cannot be read this way: ' + seen.error;
+      detected.className = 'detected error';
+      return;
+    }
+    const parts = [
+      'separated by ' + (DELIMITERS[seen.delimiter] || seen.delimiter),
+      'quoted with ' + seen.quote,
+      seen.encoding + (seen.bom ? ' with a byte-order mark' : ''),
+      seen.line_ends + ' line ends',
+      seen.header ? 'the first line names the columns' : 'no header line',
+      plural(seen.columns.length, 'column', 'columns') + ', ' + plural(seen.rows, 'row', 'rows'),
+    ];
+    detected.textContent = 'Detected in ' + file.name + ': ' + parts.join('; ') + '.' +
+      (seen.warnings.length ? ' ' + seen.warnings.join('. ') + '.' : '');
+    detected.className = 'detected';
+    const caption = document.createElement('caption');
+    caption.textContent = 'The first rows, as they will be read';
+    const head = document.createElement('thead');
+    const names = document.createElement('tr');
+    for (const name of seen.columns) {
+      const th = document.createElement('th');
+      th.scope = 'col';
+      th.textContent = name;
+      names.append(th);
+    }
+    head.append(names);
+    const body = document.createElement('tbody');
+    for (const row of seen.first_rows) {
+      const tr = document.createElement('tr');
+      for (const cell of row) {
+        const td = document.createElement('td');
+        td.textContent = cell;
+        tr.append(td);
+      }
+      body.append(tr);
+    }
+    sample.append(caption, head, body);
+  }
+
+  // The query and type that upload a file as the preview read it.
+  function dialectOf(seen) {
+    const params = {
+      delimiter: seen.delimiter === '\t' ? 'tab' : seen.delimiter,
+      quote: seen.quote,
+      header: seen.header ? '1' : '0',
+    };
+    return { params, type: 'text/csv; charset=' + seen.encoding };
+  }
+
+  // PUT a CSV file (the server checks it): a new table, or a replaced
+  // one, read in the dialect and encoding the preview showed. On a
+  // table's page the replace carries its tag.
   async function upload(form, status) {
     const file = form.elements.file.files[0];
     if (!file) {
       say(status, 'Choose a CSV file first.', 'error');
       return;
     }
+    let seen = null;
+    try {
+      seen = await (form.detected || preview(form));
+    } catch (e) {
+      say(status, 'Not uploaded: ' + e.message, 'error');
+      return;
+    }
+    if (seen && !seen.readable) {
+      say(status, 'Not uploaded: ' + seen.error + ' Change the choices above to read it otherwise.', 'error');
+      return;
+    }
+    const dialect = seen ? dialectOf(seen) : { params: {}, type: 'text/csv' };
     const onTable = Boolean(form.dataset.url);
     const name = onTable ? '' : form.elements.name.value.trim() || nameOf(file.name);
     const url = onTable ? form.dataset.url : tableUrl(name);
     const replace = onTable || form.elements.replace.checked;
     say(status, 'Uploading ' + file.name + '…');
-    const response = await send('PUT', url, {
-      type: 'text/csv',
+    const response = await send('PUT', url + query(dialect.params), {
+      type: dialect.type,
       body: file,
       tag: form.dataset.tag,
       createOnly: !replace,
@@ -290,6 +412,11 @@
     }
   });
 
+  document.querySelectorAll('form[data-upload]').forEach((form) => {
+    form.addEventListener('change', (event) => {
+      if (event.target.matches('input[type=file], [data-preview] select')) preview(form);
+    });
+  });
   document.querySelectorAll('form[data-query]').forEach((form) => form.addEventListener('formdata', tidy));
   document.querySelectorAll('.page-size select').forEach((select) =>
     select.addEventListener('change', () => select.form.requestSubmit()));

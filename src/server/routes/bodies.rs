@@ -26,6 +26,7 @@ pub(super) async fn read_body(
 ) -> Result<(HeaderMap, Parsed, Claim), Problem> {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
+    let declared = declared_dialect(parts.uri.query())?;
     if !headers.contains_key(header::CONTENT_LENGTH)
         && !headers.contains_key(header::TRANSFER_ENCODING)
     {
@@ -38,13 +39,21 @@ pub(super) async fn read_body(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
-    let kind = body::kind_of(content_type)?;
+    let mut kind = body::kind_of(content_type)?;
+    if kind.charset.is_none() {
+        kind.charset = declared.encoding.filter(|e| *e != encoding_rs::UTF_8);
+    }
+    let options = body::CsvOptions {
+        delimiter: declared.delimiter,
+        quote: declared.quote.unwrap_or(b'"'),
+        header: declared.header.unwrap_or(true),
+    };
     let declared = declared_length(&headers);
     let mut claim = state.bulk.claim(declared).await?;
     let reading = async {
         let expected = declared.unwrap_or(0).min(state.max_body);
         let numbering = numbered.then_some(state.id_column.as_str());
-        let mut reader = body::Reader::new(kind, expected, numbering);
+        let mut reader = body::Reader::with_options(kind, options, expected, numbering);
         let mut body = body;
         let mut received = 0usize;
         while let Some(frame) = body.frame().await {
@@ -72,6 +81,40 @@ pub(super) async fn read_body(
         .await
         .map_err(|_| Problem::body_timeout(state.body_timeout))??;
     Ok((headers, parsed, claim))
+}
+
+/// The dialect a write's query declares its CSV body in: `?delimiter=`
+/// (`,` `;` `|` or `tab`), `?quote=` (`"` or `'`), `?header=0` (the first
+/// line is a row) and `?charset=` (as `Content-Type`'s, which wins). 400
+/// for a value that names none of them.
+pub(super) fn declared_dialect(
+    query: Option<&str>,
+) -> Result<crate::store::dialect::Declared, Problem> {
+    use crate::store::dialect;
+    let mut declared = dialect::Declared::default();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*key {
+            "delimiter" => {
+                declared.delimiter =
+                    Some(dialect::delimiter_named(&value).map_err(Problem::bad_request)?)
+            }
+            "quote" => {
+                declared.quote = Some(dialect::quote_named(&value).map_err(Problem::bad_request)?)
+            }
+            "header" => {
+                declared.header = Some(dialect::header_named(&value).map_err(Problem::bad_request)?)
+            }
+            "charset" => {
+                declared.encoding = Some(dialect::charset(&value).ok_or_else(|| {
+                    Problem::bad_request(format!(
+                        "charset={value:?}: a character set csvd does not know; send UTF-8, or name one of the WHATWG Encoding Standard (cp949, shift_jis, windows-1252, …)"
+                    ))
+                })?)
+            }
+            _ => {}
+        }
+    }
+    Ok(declared)
 }
 
 /// The body's `Content-Length`, when it has one that reads as a number.

@@ -8,6 +8,7 @@
 
 mod bodies;
 mod changes;
+mod detect;
 mod formats;
 mod reads;
 mod relations;
@@ -127,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .route("/_health", get(health))
         .route("/_assets/{name}", get(asset))
         .route("/_metrics", get(metrics))
+        .route("/_detect", any(detect::detect))
         .route("/_changes", any(all_changes))
         .route("/_changes/", any(all_changes))
         .route("/_changes/{table}", any(table_changes))

@@ -162,7 +162,11 @@ pub fn describe(view: &SchemaView) -> Value {
         json!(char::from(view.delimiter).to_string()),
     );
     dialect.insert("encoding".into(), json!(view.encoding.to_ascii_lowercase()));
-    dialect.entry("header").or_insert(json!(true));
+    dialect.insert(
+        "quoteChar".into(),
+        json!(char::from(view.quote).to_string()),
+    );
+    dialect.insert("header".into(), json!(view.header));
     top.insert("dialect".into(), Value::Object(dialect));
     let mut schema = match top.get("tableSchema") {
         Some(Value::Object(s)) => s.clone(),

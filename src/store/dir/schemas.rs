@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::state::{broken_or_missing, Content, TableState};
 use super::{disk_stamp, DirStore};
+use crate::store::dialect;
 use crate::store::disk::Disk;
 use crate::store::file::{self, Layout, Stamp};
 use crate::store::schema::{Schema, Types};
@@ -91,22 +92,24 @@ impl Meta {
         disk_stamp(&meta_path(table)) == self.stamp
     }
 
-    /// The delimiter and encoding declared (each `None`: detected).
-    pub(super) fn dialect(&self) -> (Option<u8>, Option<&'static encoding_rs::Encoding>) {
+    /// The dialect declared (each part `None`: detected).
+    pub(super) fn dialect(&self) -> dialect::Declared {
         match &self.schema {
-            Some(schema) => (schema.dialect.delimiter, schema.dialect.encoding),
-            None => (None, None),
+            Some(schema) => declared_of(&schema.dialect),
+            None => dialect::Declared::default(),
         }
     }
 
     /// How a new file of the table is written: comma-separated UTF-8,
     /// unless a delimiter or encoding is declared.
     pub(super) fn new_layout(&self) -> Layout {
-        let (delimiter, encoding) = self.dialect();
+        let declared = self.dialect();
         let default = Layout::default();
         Layout {
-            delimiter: delimiter.unwrap_or(default.delimiter),
-            encoding: encoding.unwrap_or(default.encoding),
+            delimiter: declared.delimiter.unwrap_or(default.delimiter),
+            encoding: declared.encoding.unwrap_or(default.encoding),
+            quote: declared.quote.unwrap_or(default.quote),
+            header: declared.header.unwrap_or(default.header),
             ..default
         }
     }
@@ -184,6 +187,8 @@ impl DirStore {
             id_col: table.id_col(),
             delimiter: state.layout.delimiter,
             encoding: state.layout.encoding_name(),
+            quote: state.layout.quote,
+            header: state.layout.header,
             file: file_name(&self.path(name)),
         })
     }
@@ -202,13 +207,15 @@ impl DirStore {
         let pending = self.write(name, false, |state, _ops, _changes| {
             expect.check(state.meta.schema.as_ref().map(|s| s.version()))?;
             let path = self.path(name);
-            let declared = (schema.dialect.delimiter, schema.dialect.encoding);
+            let declared = declared_of(&schema.dialect);
             let differs = match &state.content {
                 Content::Absent => return Err(Error::NoTable(name.to_string())),
                 Content::Broken(_) => true,
                 Content::Loaded(_) => {
-                    declared.0.is_some_and(|d| d != state.layout.delimiter)
-                        || declared.1.is_some_and(|e| e != state.layout.encoding)
+                    declared.delimiter.is_some_and(|d| d != state.layout.delimiter)
+                        || declared.encoding.is_some_and(|e| e != state.layout.encoding)
+                        || declared.quote.is_some_and(|q| q != state.layout.quote)
+                        || declared.header.is_some_and(|h| h != state.layout.header)
                 }
             };
             // A new dialect reads the file anew: it must read, and its rows
@@ -268,8 +275,8 @@ impl DirStore {
                 return Err(Error::NoTable(name.to_string()));
             }
             let path = self.path(name);
-            let reread =
-                state.meta.dialect() != (None, None) || matches!(state.content, Content::Broken(_));
+            let reread = state.meta.dialect() != dialect::Declared::default()
+                || matches!(state.content, Content::Broken(_));
             remove_meta(&self.disk, &path)?;
             state.meta = Meta::default();
             if reread && !state.dirty {
@@ -356,5 +363,16 @@ pub(super) fn check_fields(
             .check_fields(fields, id, whole, id_column)
             .map_err(Error::Declared),
         None => Ok(()),
+    }
+}
+
+/// The parts of a table's dialect its description declares, as the file
+/// reader takes them.
+fn declared_of(d: &crate::store::schema::Dialect) -> dialect::Declared {
+    dialect::Declared {
+        delimiter: d.delimiter,
+        quote: d.quote,
+        encoding: d.encoding,
+        header: d.header,
     }
 }

@@ -120,6 +120,8 @@ impl Shared {
             id_col: Some(meta.id_col),
             delimiter: b',',
             encoding: "UTF-8",
+            quote: b'"',
+            header: true,
             file: format!("{table}.csv"),
         })
     }
@@ -170,6 +172,8 @@ impl Shared {
             id_col: Some(meta.id_col),
             delimiter: b',',
             encoding: "UTF-8",
+            quote: b'"',
+            header: true,
             file: format!("{table}.csv"),
         })
     }
