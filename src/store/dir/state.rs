@@ -12,6 +12,7 @@
 //! read-only.
 
 use std::fs;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use crate::store::file::{self, Layout, Stamp};
@@ -20,7 +21,7 @@ use crate::store::wal::Op;
 use crate::store::{Error, Result, TableInfo};
 
 use super::writes::change;
-use super::{disk_stamp, read, slow, write, DirStore};
+use super::{disk_stamp, read, slow, DirStore};
 use crate::feed::What;
 
 #[derive(Default)]
@@ -59,6 +60,22 @@ impl DirStore {
     fn is_fresh(&self, name: &str, state: &TableState) -> bool {
         let stamp = disk_stamp(&self.path(name));
         stamp == state.stamp && !(stamp.is_some() && matches!(state.content, Content::Absent))
+    }
+
+    /// Whether a read found the table's file as expected less than
+    /// `options.file_check` ago, with no change to the state since: then
+    /// the read may skip looking at the file (a system call). Writes always
+    /// look, so a hand edit is noticed within `file_check` by reads and
+    /// always before a write.
+    fn checked_lately(&self, slot: &super::Slot) -> bool {
+        let checked = slot.checked.load(Ordering::Acquire);
+        let window = self.options.file_check.as_micros() as u64;
+        checked != 0 && window != 0 && self.micros().saturating_sub(checked) < window
+    }
+
+    /// Microseconds since the store started, plus one (never zero).
+    fn micros(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64 + 1
     }
 
     /// Brings a table's state in line with its file if the file changed.
@@ -199,13 +216,19 @@ impl DirStore {
         let slot = self.slot(name, false)?;
         {
             let state = read(&slot.state);
+            if self.checked_lately(&slot) {
+                self.readable()?;
+                return f(&state);
+            }
+            let now = self.micros();
             if self.is_fresh(name, &state) {
+                slot.checked.store(now, Ordering::Release);
                 self.readable()?;
                 return f(&state);
             }
         }
         let _world = read(&self.world);
-        let mut state = write(&slot.state);
+        let mut state = slot.write();
         self.readable()?;
         self.refresh(name, &mut state)?;
         f(&state)
