@@ -40,7 +40,6 @@ use tower::ServiceBuilder;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::store::Store;
 pub use access::Access;
@@ -152,10 +151,7 @@ pub fn app(state: AppState, config: &Config, access: Access) -> anyhow::Result<R
     let mut router = routes::router(state)
         .merge(signin::router(keeper))
         .layer(RequestBodyLimitLayer::new(config.max_body))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout,
-        ))
+        .layer(limits::Deadline::new(config.request_timeout))
         .layer(from_fn_with_state(gate, middleware::gate))
         .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(not_live)));
     if !config.cors.is_empty() {
