@@ -2,8 +2,10 @@
 //!
 //! [`TableState`] is what a slot's lock guards: the table (or why its file
 //! cannot be read), what we last knew of its file, and whether memory is
-//! ahead of it. Every access first compares the file with what we last knew
-//! (`is_fresh`); a file changed by someone else is reloaded (`refresh`,
+//! ahead of it. Every write, and a read when no read has found the file
+//! unchanged for `Options::file_check` (`checked_lately`), first compares
+//! the file with what we last knew (`is_fresh`); a file changed by someone
+//! else is reloaded (`refresh`,
 //! `reload`), or, while memory holds changes it lacks, set aside after the
 //! table is logged whole (`keep_hand_edit`).
 //!
