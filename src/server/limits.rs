@@ -1,6 +1,8 @@
 //! Per-connection bounds: the connection cap (a new connection beyond it is
 //! answered 503 at once and closed, never queued) and the idle deadline (a
-//! connection silent in both directions for too long is dropped).
+//! connection silent in both directions for too long is dropped); and the
+//! per-request time limit ([`Deadline`]). Neither deadline costs a timer
+//! operation per request on a busy connection.
 
 use std::future::Future;
 use std::io;
