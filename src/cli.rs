@@ -409,6 +409,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CSVD_CHECKPOINT_AFTER", default_value_t = 1)]
     pub checkpoint_after: u64,
 
+    /// How often, at most, a read looks at a table's file for an edit made
+    /// by hand, in milliseconds (0: on every read). A write always looks
+    /// first.
+    #[arg(long, env = "CSVD_FILE_CHECK", default_value_t = 20, value_name = "MS")]
+    pub file_check: u64,
+
     /// Seconds to wait for in-flight requests at shutdown.
     #[arg(long, env = "CSVD_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,

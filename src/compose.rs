@@ -41,6 +41,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let options = Options {
         sync: args.sync == SyncMode::Always,
         settle: Duration::from_secs(args.checkpoint_after),
+        file_check: Duration::from_millis(args.file_check),
         salvage: args.salvage,
         read_only: args.read_only,
         changes: retention(&args),

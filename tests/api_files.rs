@@ -427,3 +427,38 @@ fn a_broken_table_shows_its_files_modification_time() {
     let page = s.get_with("/", &[("Accept", "text/html")]).text();
     assert!(!page.contains("1970"), "the page shows the real time too");
 }
+
+#[test]
+fn a_checkpoint_leaves_only_the_table_file_behind() {
+    let s = Server::start_with(&["--checkpoint-after", "0"]);
+    let checkpoints = || -> u64 {
+        s.get("/_metrics")
+            .text()
+            .lines()
+            .find_map(|l| l.strip_prefix("csvd_checkpoints_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("csvd_checkpoints_total in /_metrics")
+    };
+    // Two checkpoints of the table: the second replaces the first one's
+    // file, which is removed once the table is free again.
+    for round in 0..2 {
+        let before = checkpoints();
+        let body = format!(r#"{{"a":"round {round}"}}"#);
+        assert_eq!(s.post_json("/t", &body).status, 201);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while checkpoints() == before {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint came");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let names: Vec<String> = fs::read_dir(&s.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != ".csvd")
+        .collect();
+    assert_eq!(names, ["t.csv"], "no held or temporary file is left");
+    assert_eq!(
+        fs::read_to_string(s.dir.join("t.csv")).unwrap(),
+        "id,a\n1,round 0\n2,round 1\n"
+    );
+}

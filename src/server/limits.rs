@@ -1,6 +1,8 @@
 //! Per-connection bounds: the connection cap (a new connection beyond it is
 //! answered 503 at once and closed, never queued) and the idle deadline (a
-//! connection silent in both directions for too long is dropped).
+//! connection silent in both directions for too long is dropped); and the
+//! per-request time limit ([`Deadline`]). Neither deadline costs a timer
+//! operation per request on a busy connection.
 
 use std::future::Future;
 use std::io;
@@ -32,9 +34,15 @@ pub async fn refuse(mut stream: TcpStream) {
 }
 
 /// A connection that fails once no byte has moved either way for `limit`.
+///
+/// Bytes moving only note the time; the timer is moved on when it fires
+/// before the connection's deadline, so a busy connection costs no timer
+/// operation per request.
 pub struct Idle<T> {
     inner: T,
     limit: Duration,
+    /// When the connection last moved a byte, plus `limit`.
+    deadline: Instant,
     timer: Pin<Box<Sleep>>,
 }
 
@@ -43,22 +51,123 @@ impl<T> Idle<T> {
         Idle {
             inner,
             limit,
+            deadline: Instant::now() + limit,
             timer: Box::pin(tokio::time::sleep(limit)),
         }
     }
 
     fn active(&mut self) {
-        let deadline = Instant::now() + self.limit;
-        self.timer.as_mut().reset(deadline);
+        self.deadline = Instant::now() + self.limit;
     }
 
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        match self.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection idle for too long",
-            )),
-            Poll::Pending => Ok(()),
+        loop {
+            match self.timer.as_mut().poll(cx) {
+                Poll::Pending => return Ok(()),
+                // Bytes moved since the timer was set: wait until the
+                // deadline they give.
+                Poll::Ready(()) if self.timer.deadline() < self.deadline => {
+                    let deadline = self.deadline;
+                    self.timer.as_mut().reset(deadline);
+                }
+                Poll::Ready(()) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection idle for too long",
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// The time limit of a request (`--request-timeout`): as tower-http's
+/// `TimeoutLayer`, an answer not ready within `limit` of the request is
+/// replaced by a `503` (which the gate turns into a problem document).
+/// But the timer is set only once the handler first has to wait: an
+/// answer from memory, ready when first asked, costs none.
+#[derive(Clone, Copy)]
+pub struct Deadline {
+    limit: Duration,
+}
+
+impl Deadline {
+    pub fn new(limit: Duration) -> Deadline {
+        Deadline { limit }
+    }
+}
+
+impl<S> tower::Layer<S> for Deadline {
+    type Service = DeadlineService<S>;
+
+    fn layer(&self, inner: S) -> DeadlineService<S> {
+        DeadlineService {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct DeadlineService<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for DeadlineService<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = axum::response::Response>,
+{
+    type Response = axum::response::Response;
+    type Error = S::Error;
+    type Future = DeadlineFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        DeadlineFuture {
+            inner: self.inner.call(request),
+            deadline: Instant::now() + self.limit,
+            timer: None,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answer, or a 503 once its deadline has passed.
+    pub struct DeadlineFuture<F> {
+        #[pin]
+        inner: F,
+        deadline: Instant,
+        timer: Option<Pin<Box<Sleep>>>,
+    }
+}
+
+impl<F, E> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<axum::response::Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(answer) = this.inner.poll(cx) {
+            return Poll::Ready(answer);
+        }
+        let deadline = *this.deadline;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                use axum::response::IntoResponse;
+                Poll::Ready(Ok(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                ))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -118,6 +227,36 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An answer that is ready at once gets no timer; one that never comes
+    /// is a 503 once the limit has passed.
+    #[tokio::test]
+    async fn the_deadline_sets_a_timer_only_for_answers_that_wait() {
+        use axum::response::{IntoResponse, Response};
+        use std::convert::Infallible;
+        use tower::{Layer, ServiceExt};
+        let request = || axum::http::Request::new(());
+        let mut ready = Deadline::new(Duration::from_secs(5)).layer(tower::service_fn(
+            |_: axum::http::Request<()>| async {
+                Ok::<Response, Infallible>(axum::http::StatusCode::OK.into_response())
+            },
+        ));
+        let mut future = std::pin::pin!(tower::Service::call(&mut ready, request()));
+        let polled = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+        match polled {
+            Poll::Ready(Ok(response)) => assert_eq!(response.status(), 200),
+            _ => panic!("the answer was ready at its first poll"),
+        }
+        assert!(
+            future.timer.is_none(),
+            "no timer for an answer ready at once"
+        );
+        let never = Deadline::new(Duration::from_millis(50)).layer(tower::service_fn(
+            |_: axum::http::Request<()>| std::future::pending::<Result<Response, Infallible>>(),
+        ));
+        let answer = never.oneshot(request()).await.unwrap();
+        assert_eq!(answer.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
 
     #[test]
     fn busy_answer_is_well_formed() {

@@ -41,7 +41,6 @@ use tower::ServiceBuilder;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::store::Store;
 pub use access::Access;
@@ -153,10 +152,7 @@ pub fn app(state: AppState, config: &Config, access: Access) -> anyhow::Result<R
     let mut router = routes::router(state)
         .merge(signin::router(keeper))
         .layer(RequestBodyLimitLayer::new(config.max_body))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout,
-        ))
+        .layer(limits::Deadline::new(config.request_timeout))
         .layer(from_fn_with_state(gate, middleware::gate))
         .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(not_live)));
     if !config.cors.is_empty() {
@@ -208,13 +204,13 @@ async fn serve(
             store: store.clone(),
             max_body: config.max_body,
             bulk: Arc::new(bulk::Budget::new(config.max_bulk_bytes, config.bulk_wait)),
-            id_column: config.id_column.clone(),
+            id_column: config.id_column.as_str().into(),
             body_timeout: config.body_timeout,
             metrics: metrics.clone(),
             csv_safe: config.csv_safe,
             csv_bom: config.csv_bom,
             streams: streams.clone(),
-            json_server: config.json_server.clone(),
+            json_server: Arc::new(config.json_server.clone()),
         },
         &config,
         access,

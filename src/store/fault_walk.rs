@@ -28,6 +28,8 @@ fn options() -> Options {
         salvage: false,
         read_only: false,
         changes: Default::default(),
+        // Every read looks at the files: hand edits are seen at once.
+        file_check: Duration::ZERO,
     }
 }
 

@@ -754,12 +754,31 @@ pub fn discard(staged: Staged) {
 /// not the file the engine last saw (`expected`: a person wrote it after
 /// the engine's last look), it is set aside as a conflict instead of lost.
 /// Returns the new stamp, and where such a hand edit was kept.
+#[cfg(test)]
 pub fn commit(
     disk: &Disk,
     staged: Staged,
     path: &Path,
     expected: Option<Stamp>,
 ) -> io::Result<(Stamp, Option<PathBuf>)> {
+    let (stamp, kept, replaced) = commit_keeping_replaced(disk, staged, path, expected)?;
+    if let Some(replaced) = replaced {
+        remove_replaced(&replaced);
+    }
+    Ok((stamp, kept))
+}
+
+/// As [`commit`], but the engine's own file it replaced is left under its
+/// held name, for the caller to remove with [`remove_replaced`] once it
+/// holds no lock: freeing a large file's blocks takes tens of
+/// milliseconds. (Should the process die in between, the next start
+/// removes it, as it does any held file that is the engine's.)
+pub fn commit_keeping_replaced(
+    disk: &Disk,
+    staged: Staged,
+    path: &Path,
+    expected: Option<Stamp>,
+) -> io::Result<(Stamp, Option<PathBuf>, Option<PathBuf>)> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("table");
     // Not a `.tmp` name: start-up removes those, and this one may hold a
     // person's edit if setting it aside fails.
@@ -776,9 +795,9 @@ pub fn commit(
     let replaced = holding
         .then(|| fs::symlink_metadata(&held).ok().map(|m| Stamp::of(&m)))
         .flatten();
-    let kept = match replaced {
+    let (kept, ours) = match replaced {
         Some(stamp) if Some(stamp) != expected => match set_aside_as(disk, &held, path) {
-            Ok(kept) => Some(kept),
+            Ok(kept) => (Some(kept), None),
             Err(err) => {
                 // Still there under the held name: say where.
                 tracing::error!(
@@ -786,17 +805,28 @@ pub fn commit(
                     path.display(),
                     held.display()
                 );
-                None
+                (None, None)
             }
         },
-        _ => {
+        Some(_) => (None, Some(held)),
+        None => {
             let _ = fs::remove_file(&held);
-            None
+            (None, None)
         }
     };
-    synced?;
+    if let Err(err) = synced {
+        if let Some(ours) = ours {
+            remove_replaced(&ours);
+        }
+        return Err(err);
+    }
     note_encoding(path, staged.hash, staged.encoding);
-    Ok((staged.stamp, kept))
+    Ok((staged.stamp, kept, ours))
+}
+
+/// Removes the file a commit replaced (see [`commit_keeping_replaced`]).
+pub fn remove_replaced(held: &Path) {
+    let _ = fs::remove_file(held);
 }
 
 /// Moves a file a person edited aside (`people.csv` →

@@ -264,6 +264,9 @@ fn spawn(
         .arg("serve")
         .arg(source)
         .args(["--bind", "127.0.0.1:0", "--log-level", "warn"])
+        // Reads look at the table files every time, so that a test's hand
+        // edit is seen by its next request (a flag overrides this).
+        .env("CSVD_FILE_CHECK", "0")
         .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -406,6 +409,7 @@ pub fn spawn_logged(dir: &Path, flags: &[&str]) -> Logged {
         .arg("serve")
         .arg(dir)
         .args(["--bind", "127.0.0.1:0"])
+        .env("CSVD_FILE_CHECK", "0")
         .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

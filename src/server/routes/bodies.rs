@@ -52,7 +52,7 @@ pub(super) async fn read_body(
     let mut claim = state.bulk.claim(declared).await?;
     let reading = async {
         let expected = declared.unwrap_or(0).min(state.max_body);
-        let numbering = numbered.then_some(state.id_column.as_str());
+        let numbering = numbered.then_some(&*state.id_column);
         let mut reader = body::Reader::with_options(kind, options, expected, numbering);
         let mut body = body;
         let mut received = 0usize;

@@ -50,7 +50,7 @@ pub struct AppState {
     /// Room for large bodies in flight (`--max-bulk-bytes`).
     pub bulk: Arc<super::bulk::Budget>,
     /// The column that holds each row's id (`--id-column`).
-    pub id_column: String,
+    pub id_column: Arc<str>,
     /// Time a client has to send a whole body (408 after).
     pub body_timeout: std::time::Duration,
     pub metrics: Arc<super::Metrics>,
@@ -61,7 +61,8 @@ pub struct AppState {
     pub csv_bom: bool,
     /// Open change-feed requests (`--max-subscribers`).
     pub streams: Arc<Streams>,
-    pub json_server: JsonServer,
+    /// Shared: the state is cloned for every request.
+    pub json_server: Arc<JsonServer>,
 }
 
 // ---- json-server compatibility: options
@@ -342,22 +343,27 @@ async fn row(
     // ---- end of json-server compatibility
     let method = request.method().clone();
     let browser = Browser::of(request.headers());
-    let table_page = format!("/{table}");
-    let row_page = format!("{table_page}/{}", encode_segment(&id));
+    let table_page = |table: &str| format!("/{table}");
     match method {
         Method::GET | Method::HEAD => {
             let viewer = viewer_of(&request);
             let raw_query = request.uri().query().unwrap_or_default();
             get_row(state, table, id, request.headers(), raw_query, &viewer).await
         }
-        Method::PUT | Method::PATCH => write_row(state, table, id, request)
-            .await
-            .map_err(Problem::for_write)
-            .map(|answer| browser.see(answer, &row_page)),
-        Method::DELETE => delete_row(state, table, id, request.headers())
-            .await
-            .map_err(Problem::for_write)
-            .map(|answer| browser.see(answer, &table_page)),
+        Method::PUT | Method::PATCH => {
+            let row_page = format!("{}/{}", table_page(&table), encode_segment(&id));
+            write_row(state, table, id, request)
+                .await
+                .map_err(Problem::for_write)
+                .map(|answer| browser.see(answer, &row_page))
+        }
+        Method::DELETE => {
+            let page = table_page(&table);
+            delete_row(state, table, id, request.headers())
+                .await
+                .map_err(Problem::for_write)
+                .map(|answer| browser.see(answer, &page))
+        }
         Method::OPTIONS => Ok(options(ALLOW_ROW)),
         _ => Err(not_allowed(&method, ALLOW_ROW)),
     }

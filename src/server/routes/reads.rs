@@ -307,7 +307,6 @@ pub(super) async fn get_row(
     raw_query: &str,
     viewer: &Viewer,
 ) -> Answer {
-    let title = table.clone();
     let store = state.store.as_ref();
     // Read before the row, so that its page's feed starts no later than it.
     let since = store.feed().last_seq();
@@ -377,7 +376,7 @@ pub(super) async fn get_row(
             &view.columns,
             &types,
             RowPage {
-                table: &title,
+                table: &table,
                 columns: &view.columns,
                 id_col: view.id_col,
                 row: &view.row,

@@ -176,7 +176,7 @@ pub(super) async fn gather(
         if let Some((parent_columns, parent_rows, parent_types)) = &found {
             let id_at = parent_columns
                 .iter()
-                .position(|c| c == &state.id_column)
+                .position(|c| **c == *state.id_column)
                 .unwrap_or_default();
             for row in parent_rows {
                 by_id.entry(row.get(id_at)).or_insert_with(|| {

@@ -223,7 +223,7 @@ fn own_id(state: &AppState, records: &Records) -> bool {
     records
         .columns
         .iter()
-        .position(|c| *c == state.id_column)
+        .position(|c| **c == *state.id_column)
         .zip(records.rows.first())
         .is_some_and(|(at, row)| at < width && !row.get(at).is_empty())
 }

@@ -45,31 +45,41 @@ impl DirStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         self.available()?;
-        let (work, old_segments) = {
+        // The world is held only to list the tables with changes and start
+        // a new log segment: every change in the older segments is then in
+        // a table listed here (a write marks its table dirty before it
+        // appends, under the table's lock).
+        let (listed, old_segments) = {
             let _world = write(&self.world);
             self.available()?;
             self.any_dirty.store(false, Ordering::Release);
-            let slots: Vec<(String, Arc<Slot>)> = self
+            let listed: Vec<(String, Arc<Slot>)> = self
                 .slots
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .iter()
+                .filter(|(_, slot)| read(&slot.state).dirty)
                 .map(|(name, slot)| (name.clone(), slot.clone()))
                 .collect();
-            let mut work = Vec::new();
-            for (name, slot) in slots {
-                let state = read(&slot.state);
-                if !state.dirty {
-                    continue;
-                }
-                let snapshot = match &state.content {
-                    Content::Loaded(table) => Some((table.columns().clone(), table.rows())),
-                    _ => None,
-                };
-                work.push((name, slot.clone(), state.generation, state.layout, snapshot));
-            }
-            (work, self.wal.rotate()?)
+            (listed, self.wal.rotate()?)
         };
+        // Each table's snapshot is taken under its own read lock, after the
+        // rotation, so writes to other tables never wait for it. It may
+        // hold changes logged in the new segment too: replaying those over
+        // the file is harmless, as every logged change sets rows, ids or
+        // the header to a value (replaying a prefix of the changes twice
+        // gives what replaying it once does).
+        let mut work = Vec::new();
+        for (name, slot) in listed {
+            let state = read(&slot.state);
+            let snapshot = match &state.content {
+                Content::Loaded(table) => Some((table.columns().clone(), table.rows())),
+                _ => None,
+            };
+            let (generation, layout) = (state.generation, state.layout);
+            drop(state);
+            work.push((name, slot, generation, layout, snapshot));
+        }
         let started = Instant::now();
         let tables = work.len();
         let mut failures = Vec::new();
@@ -167,18 +177,21 @@ impl DirStore {
         staged: Option<file::Staged>,
     ) -> Result<()> {
         let path = self.path(name);
-        let _world = read(&self.world);
-        let mut state = write(&slot.state);
+        let world = read(&self.world);
+        let mut state = slot.write();
         if let Err(err) = self.refresh(name, &mut state) {
             if let Some(staged) = staged {
                 file::discard(staged);
             }
             return Err(err);
         }
+        let mut replaced = None;
         match staged {
             Some(staged) => {
                 let hash = staged.hash;
-                let (stamp, kept) = file::commit(&self.disk, staged, &path, state.stamp)?;
+                let (stamp, kept, old) =
+                    file::commit_keeping_replaced(&self.disk, staged, &path, state.stamp)?;
+                replaced = old;
                 state.stamp = Some(stamp);
                 if let Some(kept) = kept {
                     let notice = format!(
@@ -201,6 +214,13 @@ impl DirStore {
         }
         if state.generation == generation {
             state.dirty = false;
+        }
+        // The file replaced goes once the table is free again: freeing a
+        // large file's blocks takes long, and readers wait for this lock.
+        drop(state);
+        drop(world);
+        if let Some(old) = replaced {
+            file::remove_replaced(&old);
         }
         Ok(())
     }

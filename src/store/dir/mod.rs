@@ -9,8 +9,9 @@
 //! rewrites the changed tables' CSV files atomically and drops the log
 //! segments they covered. At start, the log is replayed over the files.
 //!
-//! Files added, edited or removed by someone else are noticed on the next
-//! access (size, modification time, inode). A table with no changes pending
+//! Files added, edited or removed by someone else are noticed by the next
+//! write, and by reads within `Options::file_check` (size, modification
+//! time, inode: a read looks at the file at most that often). A table with no changes pending
 //! is reloaded; one with changes pending keeps them (logged whole first, so
 //! no crash can lose them), and the edited file is set aside
 //! (`<name>.csv.conflict-<time>`), never overwritten. The log names the file
@@ -85,6 +86,9 @@ pub struct Options {
     pub read_only: bool,
     /// How much of the change feed is kept.
     pub changes: Retention,
+    /// How often, at most, a read looks at a table's file for a hand edit
+    /// (zero: on every read). Every write looks first, whatever this is.
+    pub file_check: Duration,
 }
 
 impl Default for Options {
@@ -99,6 +103,10 @@ impl Default for Options {
             salvage: false,
             read_only: false,
             changes: Retention::default(),
+            // A stat() costs about as much as the rest of a read from
+            // memory; once every 20 ms it costs nothing, and an edit is
+            // still seen long before a person could switch windows.
+            file_check: Duration::from_millis(20),
         }
     }
 }
@@ -114,8 +122,10 @@ pub struct DirStore {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     wal: Arc<Wal>,
     /// Writers hold it shared while they change memory and append to the
-    /// log; a checkpoint holds it exclusively for the moment it takes its
-    /// snapshots and starts a new log segment, a rebuild for its duration.
+    /// log; a checkpoint holds it exclusively for the moment it lists the
+    /// tables with changes and starts a new log segment (it copies each
+    /// table afterwards, under that table's read lock), a rebuild for its
+    /// duration.
     world: RwLock<()>,
     /// One checkpoint (or rebuild) at a time.
     checkpointing: Mutex<()>,
@@ -156,6 +166,21 @@ pub struct DirStore {
 #[derive(Default)]
 struct Slot {
     state: RwLock<TableState>,
+    /// When a read last found the table's file as its state expects
+    /// (microseconds since the store started, plus one; zero: never, or
+    /// the state has changed since). Set under the read lock, cleared
+    /// under the write lock.
+    checked: AtomicU64,
+}
+
+impl Slot {
+    /// The state's write lock. Whoever changes the state may change what
+    /// it expects of the file: the next read looks at the file again.
+    fn write(&self) -> RwLockWriteGuard<'_, TableState> {
+        let guard = write(&self.state);
+        self.checked.store(0, Ordering::Release);
+        guard
+    }
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {

@@ -47,7 +47,7 @@ impl DirStore {
             .cloned()
             .collect();
         for slot in slots {
-            let mut state = write(&slot.state);
+            let mut state = slot.write();
             *state = TableState {
                 generation: state.generation + 1,
                 ..TableState::default()

@@ -16,7 +16,7 @@ use crate::store::table::Table;
 use crate::store::wal::Op;
 use crate::store::{validate_table_name, Row};
 
-use super::{disk_stamp, write, Content, DirStore, TableState};
+use super::{disk_stamp, Content, DirStore, TableState};
 
 impl DirStore {
     /// Replays logged changes (at start, or when rebuilding after a log
@@ -43,7 +43,7 @@ impl DirStore {
             let slot = self
                 .slot(&name, true)
                 .map_err(|e| io::Error::other(e.to_string()))?;
-            let mut state = write(&slot.state);
+            let mut state = slot.write();
             let (mut replayed, notes) = self
                 .replay_table(&name, &ops, salvage)
                 .map_err(|what| refuse(&what))?;

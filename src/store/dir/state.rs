@@ -2,8 +2,10 @@
 //!
 //! [`TableState`] is what a slot's lock guards: the table (or why its file
 //! cannot be read), what we last knew of its file, and whether memory is
-//! ahead of it. Every access first compares the file with what we last knew
-//! (`is_fresh`); a file changed by someone else is reloaded (`refresh`,
+//! ahead of it. Every write, and a read when no read has found the file
+//! unchanged for `Options::file_check` (`checked_lately`), first compares
+//! the file with what we last knew (`is_fresh`); a file changed by someone
+//! else is reloaded (`refresh`,
 //! `reload`), or, while memory holds changes it lacks, set aside after the
 //! table is logged whole (`keep_hand_edit`).
 //!
@@ -12,6 +14,7 @@
 //! read-only.
 
 use std::fs;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use crate::store::file::{self, Layout, Stamp};
@@ -21,7 +24,7 @@ use crate::store::{Error, Result, TableInfo};
 
 use super::schemas::Meta;
 use super::writes::change;
-use super::{disk_stamp, read, slow, write, DirStore};
+use super::{disk_stamp, read, slow, DirStore};
 use crate::feed::What;
 
 #[derive(Default)]
@@ -65,6 +68,22 @@ impl DirStore {
         stamp == state.stamp
             && !(stamp.is_some() && matches!(state.content, Content::Absent))
             && state.meta.is_fresh(&path)
+    }
+
+    /// Whether a read found the table's file as expected less than
+    /// `options.file_check` ago, with no change to the state since: then
+    /// the read may skip looking at the file (a system call). Writes always
+    /// look, so a hand edit is noticed within `file_check` by reads and
+    /// always before a write.
+    fn checked_lately(&self, slot: &super::Slot) -> bool {
+        let checked = slot.checked.load(Ordering::Acquire);
+        let window = self.options.file_check.as_micros() as u64;
+        checked != 0 && window != 0 && self.micros().saturating_sub(checked) < window
+    }
+
+    /// Microseconds since the store started, plus one (never zero).
+    fn micros(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64 + 1
     }
 
     /// Brings a table's state in line with its file if the file changed.
@@ -221,13 +240,19 @@ impl DirStore {
         let slot = self.slot(name, false)?;
         {
             let state = read(&slot.state);
+            if self.checked_lately(&slot) {
+                self.readable()?;
+                return f(&state);
+            }
+            let now = self.micros();
             if self.is_fresh(name, &state) {
+                slot.checked.store(now, Ordering::Release);
                 self.readable()?;
                 return f(&state);
             }
         }
         let _world = read(&self.world);
-        let mut state = write(&slot.state);
+        let mut state = slot.write();
         self.readable()?;
         self.refresh(name, &mut state)?;
         f(&state)

@@ -18,7 +18,7 @@ use crate::store::wal::Op;
 use crate::store::wal::Ticket;
 use crate::store::{Error, Result, Row, Written};
 
-use super::{loaded_mut, read, slow, write, Content, DirStore, TableState};
+use super::{loaded_mut, read, slow, Content, DirStore, TableState};
 
 /// A write that is applied (readers may see it) and logged, not yet
 /// necessarily durable. Acknowledge it only after [`Pending::durable`].
@@ -66,7 +66,7 @@ impl DirStore {
         let mut ops = Vec::new();
         let mut changes = Vec::new();
         let (result, lsn) = {
-            let mut state = write(&slot.state);
+            let mut state = slot.write();
             self.refresh(name, &mut state)?;
             if !state.dirty {
                 self.ensure_base(name, &state);
