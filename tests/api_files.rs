@@ -353,9 +353,18 @@ fn a_file_in_another_dialect_is_reported_and_never_rewritten() {
     );
     s.stop();
     assert_eq!(fs::read_to_string(s.dir.join("semi.csv")).unwrap(), semi);
-    // A body in that dialect is refused too, rather than read as one column.
+    // A body whose rows tell its delimiter is read in it, not as one column;
+    // one that cannot tell is refused, saying how to say.
     let s = Server::start();
     let r = s.request("POST", "/t", &[("Content-Type", "text/csv")], b"a;b\n1;2\n");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(s.get("/t").json(), json!([{"id": 1, "a": 1, "b": 2}]));
+    let r = s.request(
+        "POST",
+        "/u",
+        &[("Content-Type", "text/csv")],
+        semi.as_bytes(),
+    );
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("semicolons"), "{}", r.text());
 }

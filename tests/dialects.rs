@@ -548,3 +548,55 @@ fn uploads_are_told_their_dialect_by_the_query() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(s.get("/v").status, 404);
 }
+
+#[test]
+fn csv_bodies_are_read_in_the_dialect_they_are_in() {
+    let s = Server::start();
+    let csv = [("Content-Type", "text/csv")];
+    // A semicolon file, as Excel writes it in much of Europe, uploaded as is.
+    let r = s.request(
+        "PUT",
+        "/eu",
+        &csv,
+        "id;name;price\r\n1;Müller;3,50\r\n2;Ødegård;12\r\n".as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        s.get("/eu").json(),
+        json!([{"id": 1, "name": "Müller", "price": "3,50"}, {"id": 2, "name": "Ødegård", "price": 12}])
+    );
+    // Pipes, with fields quoted by apostrophes.
+    let r = s.request("POST", "/pipes", &csv, b"a|b\n'x|y'|'it''s'\n");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        s.get("/pipes").json(),
+        json!([{"id": 1, "a": "x|y", "b": "it's"}])
+    );
+    // A plain comma file with semicolons in its text stays comma-separated.
+    let r = s.request("POST", "/notes", &csv, b"name,note\nkim,a;b;c\n");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(s.get("/notes/1").json()["note"], json!("a;b;c"));
+    // A body bigger than the sample is read whole in the detected dialect.
+    let mut big = String::from("id;text\n");
+    for i in 1..=5000 {
+        big.push_str(&format!("{i};row {i}, with a comma\n"));
+    }
+    let r = s.request("PUT", "/big", &csv, big.as_bytes());
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        s.get("/big/5000").json()["text"],
+        json!("row 5000, with a comma")
+    );
+    // Ambiguous: refused with what to say, and nothing stored.
+    let r = s.request("PUT", "/amb", &csv, b"id;b,c\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("?delimiter="), "{}", r.text());
+    assert_eq!(s.get("/amb").status, 404);
+    // What the client says wins over detection.
+    let r = s.request("PUT", "/amb?delimiter=%2C", &csv, b"id;b,c\n1;2,3\n");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        s.get("/amb").json(),
+        json!([{"id": 1, "id;b": "1;2", "c": 3}])
+    );
+}

@@ -138,9 +138,12 @@ fn decode_charset(
 /// quotes and a header line (`?delimiter=;`, `?quote='`, `?header=0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CsvOptions {
-    /// `None`: commas (tabs for `text/tab-separated-values`).
+    /// `None`: detected from the body's first 64 KiB, as a table file's
+    /// is (tabs for `text/tab-separated-values`).
     pub delimiter: Option<u8>,
     pub quote: u8,
+    /// The quote character is detected (`"` or `'`) rather than `quote`.
+    pub detect_quote: bool,
     /// `false`: the first line is a row; the columns are named `1`, `2`, ….
     pub header: bool,
 }
@@ -150,6 +153,7 @@ impl Default for CsvOptions {
         CsvOptions {
             delimiter: None,
             quote: b'"',
+            detect_quote: false,
             header: true,
         }
     }
@@ -289,6 +293,38 @@ fn text(bytes: &[u8]) -> Result<&str, BodyError> {
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// How much of a CSV body the delimiter and quote are detected from
+/// (the body is read as it arrives after it).
+const SNIFF_BYTES: usize = 64 * 1024;
+
+/// The quote character of a CSV body's first bytes, as a table file's is
+/// detected; both read differently is a 400 asking which.
+fn detected_quote(text: &[u8]) -> Result<u8, BodyError> {
+    match crate::store::dialect::sniff_quote(text) {
+        crate::store::dialect::Quoted::Quote(quote) => Ok(quote),
+        crate::store::dialect::Quoted::Ambiguous => Err(BodyError::Invalid(
+            "the body's fields are quoted both with \" and with ', and the two read it differently; say which with ?quote=%22 or ?quote=%27".into(),
+        )),
+    }
+}
+
+/// The delimiter of a CSV body's first bytes, as a table file's is
+/// detected (`,` `;` tab `|`; commas when none fits); a tie is a 400
+/// asking which.
+fn detected_delimiter(text: &[u8], quote: u8) -> Result<u8, BodyError> {
+    use crate::store::dialect::{delimiter_name, sniff_with, Sniffed};
+    match sniff_with(text, quote) {
+        Sniffed::Delimiter(delimiter) => Ok(delimiter),
+        Sniffed::Ambiguous(candidates) => {
+            let names: Vec<String> = candidates.iter().map(|&d| delimiter_name(d)).collect();
+            Err(BodyError::Invalid(format!(
+                "the body's delimiter is ambiguous: {} read its header equally well and no row tells them apart; say which with ?delimiter= (for example ?delimiter=%3B), or start the body with a line sep=;",
+                names.join(" or ")
+            )))
+        }
+    }
+}
 
 fn empty() -> BodyError {
     BodyError::Invalid(
@@ -483,9 +519,13 @@ pub struct CsvReader {
     /// The first line names the columns (else they are named by position).
     header: bool,
     quote: u8,
-    /// The first bytes, until it is known whether they are a byte-order mark.
+    /// The first bytes, until it is known whether they are a byte-order
+    /// mark (and, when the dialect is detected, until there are enough).
     start: Vec<u8>,
     started: bool,
+    /// Detect the delimiter (and the quote) from the first bytes.
+    sniff_delimiter: bool,
+    sniff_quote: bool,
     blank: Blank,
     /// Line ends before the header (blank lines the parser skips).
     leading_lfs: usize,
@@ -516,6 +556,8 @@ impl Default for CsvReader {
             quote: b'"',
             start: Vec::new(),
             started: false,
+            sniff_delimiter: false,
+            sniff_quote: false,
             blank: Blank::default(),
             leading_lfs: 0,
             leading: true,
@@ -556,6 +598,8 @@ impl CsvReader {
             delimiter,
             header: options.header,
             quote: options.quote,
+            sniff_delimiter: kind == BodyKind::Csv && options.delimiter.is_none(),
+            sniff_quote: options.detect_quote,
             ..CsvReader::numbering(numbering)
         }
     }
@@ -565,10 +609,14 @@ impl CsvReader {
         if self.started {
             return self.read(piece);
         }
-        // Byte-order marks may arrive split across pieces.
+        // Byte-order marks may arrive split across pieces; a dialect to
+        // detect needs a sample (or the whole body, when it is shorter).
         self.start.extend_from_slice(piece);
         let marks = [BOM, BOM].concat();
         if self.start.len() < marks.len() && marks.starts_with(&self.start) {
+            return Ok(());
+        }
+        if (self.sniff_delimiter || self.sniff_quote) && self.start.len() < SNIFF_BYTES {
             return Ok(());
         }
         self.begin()
@@ -595,10 +643,29 @@ impl CsvReader {
                 .delimiter(delimiter)
                 .quote(self.quote)
                 .build();
+            if self.sniff_quote {
+                self.quote = detected_quote(&rest[len..])?;
+                self.core = csv_core::ReaderBuilder::new()
+                    .delimiter(delimiter)
+                    .quote(self.quote)
+                    .build();
+            }
             self.lines.feed(&rest[..len]);
             self.record_line = self.lines.line();
             self.leading_lfs += 1;
             return self.read(&rest[len..]);
+        }
+        if self.sniff_quote || self.sniff_delimiter {
+            if self.sniff_quote {
+                self.quote = detected_quote(rest)?;
+            }
+            if self.sniff_delimiter {
+                self.delimiter = detected_delimiter(rest, self.quote)?;
+            }
+            self.core = csv_core::ReaderBuilder::new()
+                .delimiter(self.delimiter)
+                .quote(self.quote)
+                .build();
         }
         self.read(rest)
     }

@@ -46,6 +46,7 @@ pub(super) async fn read_body(
     let options = body::CsvOptions {
         delimiter: declared.delimiter,
         quote: declared.quote.unwrap_or(b'"'),
+        detect_quote: declared.quote.is_none(),
         header: declared.header.unwrap_or(true),
     };
     let declared = declared_length(&headers);
