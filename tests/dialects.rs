@@ -271,11 +271,11 @@ fn ragged_rows_and_quoted_newlines_survive_a_checkpoint() {
     assert_eq!(rows[0]["b"], json!("x;\ny"));
     assert_eq!(rows[1]["c"], json!(""));
     assert_eq!(rows[2]["c"], json!("q\"uote"));
-    // A row changed: its line changes; a short row is written padded.
+    // A row changed: its line changes; a short row stays as short.
     let r = s.send_json("PATCH", "/t/1", r#"{"c":"z"}"#);
     assert_eq!(r.status, 200, "{}", r.text());
     let after = String::from_utf8(bytes_after_stop(&mut s, "t.csv")).unwrap();
-    assert_eq!(after, "id;b;c\n1;\"x;\ny\";z\n2;;\n3;;\"q\"\"uote\"\n");
+    assert_eq!(after, "id;b;c\n1;\"x;\ny\";z\n2\n3;;\"q\"\"uote\"\n");
 }
 
 #[test]
@@ -598,5 +598,33 @@ fn csv_bodies_are_read_in_the_dialect_they_are_in() {
     assert_eq!(
         s.get("/amb").json(),
         json!([{"id": 1, "id;b": "1;2", "c": 3}])
+    );
+}
+
+#[test]
+fn ragged_rows_are_written_back_as_short_as_they_were() {
+    // Spreadsheets and hand edits leave rows shorter than the header.
+    let file = "id;name;city;zip\r\n1;kim\r\n2;lee;Lima;00501\r\n3;park;Seoul\r\n";
+    let mut s = serve("t.csv", file.as_bytes());
+    assert_eq!(
+        s.get("/t/1").json(),
+        json!({"id": 1, "name": "kim", "city": "", "zip": ""})
+    );
+    let r = s.send_json("PATCH", "/t/2", r#"{"city":"Quito"}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.restart();
+    assert_eq!(s.get("/t/2").json()["city"], json!("Quito"));
+    // Only the changed row differs; the short ones are as they were read.
+    assert_eq!(
+        String::from_utf8(bytes_after_stop(&mut s, "t.csv")).unwrap(),
+        "id;name;city;zip\r\n1;kim\r\n2;lee;Quito;00501\r\n3;park;Seoul\r\n"
+    );
+    // A file whose rows are all whole stays padded: a new row gets every cell.
+    let mut s = serve("w.csv", b"id,name,city\n1,kim,Seoul\n");
+    assert_eq!(s.post_json("/w", r#"{"name":"lee"}"#).status, 201);
+    s.restart();
+    assert_eq!(
+        String::from_utf8(bytes_after_stop(&mut s, "w.csv")).unwrap(),
+        "id,name,city\n1,kim,Seoul\n2,lee,\n"
     );
 }

@@ -55,6 +55,10 @@ pub struct Layout {
     /// columns are named `1`, `2`, … by position and the file is written
     /// back without a header line.
     pub header: bool,
+    /// Some rows of the file were shorter than its header when it was
+    /// read (a ragged file): every row is written back with the cells it
+    /// holds, so a row read short stays as short as it was.
+    pub ragged: bool,
 }
 
 impl Default for Layout {
@@ -69,6 +73,7 @@ impl Default for Layout {
             quoting: dialect::Quoting::Needed,
             encoding: encoding_rs::UTF_8,
             header: true,
+            ragged: false,
         }
     }
 }
@@ -385,6 +390,7 @@ pub fn parse_declared(
         .position(|&b| b == b'\r' || b == b'\n')
         .is_some_and(|i| body[i] == b'\r' && body.get(i + 1) != Some(&b'\n'));
     let (columns, rows) = parse_body(body, lines_before, layout)?;
+    layout.ragged = rows.iter().any(|row| row.len() < columns.len());
     Ok((columns, rows, layout))
 }
 
@@ -562,6 +568,15 @@ fn write_text<W: Write>(
     if layout.bom {
         out.write_all(dialect::bom_of(encoding_rs::UTF_8))?;
     }
+    // A ragged file's rows keep their own length (at least one cell: an
+    // empty line would be no row at all); others are padded to the header.
+    let width = |row: &Row| {
+        if layout.ragged {
+            row.len().clamp(1, columns.len().max(1))
+        } else {
+            columns.len()
+        }
+    };
     let end: &[u8] = match (layout.crlf, layout.cr) {
         (true, _) => b"\r\n",
         (false, true) => b"\r",
@@ -588,7 +603,7 @@ fn write_text<W: Write>(
             sample.write_record(columns)?;
         }
         for row in &head {
-            sample.write_record(row.as_ref().cells(columns.len()))?;
+            sample.write_record(row.as_ref().cells(width(row.as_ref())))?;
         }
         let sample = sample.into_inner().map_err(|e| e.into_error())?;
         match dialect::sniff(&sample) {
@@ -625,7 +640,7 @@ fn write_text<W: Write>(
         if layout.header {
             quoted.write_record(columns)?;
         } else if let Some(row) = rest.next() {
-            quoted.write_record(row.as_ref().cells(columns.len()))?;
+            quoted.write_record(row.as_ref().cells(width(row.as_ref())))?;
         }
         quoted.flush()?;
     }
@@ -634,7 +649,7 @@ fn write_text<W: Write>(
         writer.write_record(columns)?;
     }
     for row in rest.chain(rows) {
-        writer.write_record(row.as_ref().cells(columns.len()))?;
+        writer.write_record(row.as_ref().cells(width(row.as_ref())))?;
     }
     writer.flush()?;
     Ok(())
@@ -670,6 +685,7 @@ fn csv_writer<W: Write>(out: W, layout: Layout) -> csv::Writer<W> {
         .delimiter(layout.delimiter)
         .quote(layout.quote)
         .quote_style(style)
+        .flexible(layout.ragged)
         .from_writer(out)
 }
 
