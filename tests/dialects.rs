@@ -628,3 +628,36 @@ fn ragged_rows_are_written_back_as_short_as_they_were() {
         "id,name,city\n1,kim,Seoul\n2,lee,\n"
     );
 }
+
+#[test]
+fn csv_bodies_in_other_encodings_are_detected_when_no_charset_is_said() {
+    let s = Server::start();
+    let csv = [("Content-Type", "text/csv")];
+    // What Korean Excel saves: CP949, semicolons, no charset said.
+    let mut text = String::from("이름;도시\r\n");
+    for i in 0..3000 {
+        text.push_str(&format!("김민준{i};서울특별시\r\n"));
+    }
+    let r = s.request("PUT", "/kr", &csv, &encode(encoding_rs::EUC_KR, &text));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(s.get("/kr/3000").json()["이름"], json!("김민준2999"));
+    assert_eq!(s.get("/kr/1").json()["도시"], json!("서울특별시"));
+    // UTF-16 with its byte-order mark, as "Unicode text" exports are.
+    let r = s.request(
+        "POST",
+        "/u16",
+        &csv,
+        &utf16(true, "name,city\r\nkim,서울\r\n"),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(s.get("/u16/1").json()["city"], json!("서울"));
+    // A charset said is taken as said: these bytes are not UTF-8.
+    let r = s.request(
+        "POST",
+        "/said",
+        &[("Content-Type", "text/csv; charset=utf-8")],
+        &encode(encoding_rs::EUC_KR, "이름\n김민준\n"),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(s.get("/said").status, 404);
+}

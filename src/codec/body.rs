@@ -144,6 +144,10 @@ pub struct CsvOptions {
     pub quote: u8,
     /// The quote character is detected (`"` or `'`) rather than `quote`.
     pub detect_quote: bool,
+    /// No charset was given: a body that does not start as UTF-8 (a
+    /// UTF-16 byte-order mark, or other bytes in its first 64 KiB) is
+    /// gathered whole and its encoding detected as a table file's is.
+    pub detect_encoding: bool,
     /// `false`: the first line is a row; the columns are named `1`, `2`, ….
     pub header: bool,
 }
@@ -154,6 +158,7 @@ impl Default for CsvOptions {
             delimiter: None,
             quote: b'"',
             detect_quote: false,
+            detect_encoding: false,
             header: true,
         }
     }
@@ -170,6 +175,17 @@ pub enum Reader {
         options: CsvOptions,
         numbering: Option<String>,
     },
+}
+
+/// Whether a body's first bytes are not UTF-8 text: a UTF-16 byte-order
+/// mark, or a byte no UTF-8 character has (a character cut at the end of
+/// the bytes is not one).
+fn foreign(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return true;
+    }
+    let text = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    matches!(std::str::from_utf8(text), Err(err) if err.error_len().is_some())
 }
 
 impl Reader {
@@ -205,7 +221,13 @@ impl Reader {
     /// Takes the next piece of the body; a CSV error is told at once.
     pub fn feed(&mut self, piece: &[u8]) -> Result<(), BodyError> {
         match self {
-            Reader::Csv(reader) => reader.feed(piece),
+            Reader::Csv(reader) => {
+                reader.feed(piece)?;
+                if let Some(whole) = reader.foreign_start() {
+                    *self = whole;
+                }
+                Ok(())
+            }
             Reader::Whole { bytes, .. } => {
                 bytes.extend_from_slice(piece);
                 Ok(())
@@ -216,7 +238,10 @@ impl Reader {
     /// The records, once the whole body has been fed.
     pub fn finish(self) -> Result<Parsed, BodyError> {
         match self {
-            Reader::Csv(reader) => reader.finish(),
+            Reader::Csv(mut reader) => match reader.foreign_rest() {
+                Some(whole) => whole.finish(),
+                None => reader.finish(),
+            },
             Reader::Whole {
                 kind,
                 bytes,
@@ -224,6 +249,16 @@ impl Reader {
                 numbering,
             } => {
                 let text = match kind.charset {
+                    None if options.detect_encoding
+                        && matches!(kind.kind, BodyKind::Csv | BodyKind::Tsv) =>
+                    {
+                        let decoded = crate::store::dialect::decode(&bytes).map_err(|err| {
+                            BodyError::Invalid(format!(
+                                "{err}; name the body's encoding with charset= in its Content-Type (or ?charset=)"
+                            ))
+                        })?;
+                        std::borrow::Cow::Owned(decoded.text.into_owned().into_bytes())
+                    }
                     None => std::borrow::Cow::Borrowed(&bytes[..]),
                     Some(encoding) => {
                         std::borrow::Cow::Owned(decode_charset(encoding, &bytes)?.into_bytes())
@@ -526,6 +561,10 @@ pub struct CsvReader {
     /// Detect the delimiter (and the quote) from the first bytes.
     sniff_delimiter: bool,
     sniff_quote: bool,
+    /// What the reader was made with, should the body turn out not to be
+    /// UTF-8 and need gathering whole (`Some` only when its encoding is to
+    /// be detected).
+    made: Option<(BodyKind, CsvOptions)>,
     blank: Blank,
     /// Line ends before the header (blank lines the parser skips).
     leading_lfs: usize,
@@ -558,6 +597,7 @@ impl Default for CsvReader {
             started: false,
             sniff_delimiter: false,
             sniff_quote: false,
+            made: None,
             blank: Blank::default(),
             leading_lfs: 0,
             leading: true,
@@ -600,6 +640,7 @@ impl CsvReader {
             quote: options.quote,
             sniff_delimiter: kind == BodyKind::Csv && options.delimiter.is_none(),
             sniff_quote: options.detect_quote,
+            made: options.detect_encoding.then_some((kind, options)),
             ..CsvReader::numbering(numbering)
         }
     }
@@ -616,10 +657,40 @@ impl CsvReader {
         if self.start.len() < marks.len() && marks.starts_with(&self.start) {
             return Ok(());
         }
-        if (self.sniff_delimiter || self.sniff_quote) && self.start.len() < SNIFF_BYTES {
+        let sampling = self.sniff_delimiter || self.sniff_quote || self.made.is_some();
+        if sampling && self.start.len() < SNIFF_BYTES {
+            return Ok(());
+        }
+        if self.made.is_some() && foreign(&self.start) {
+            // Left for [`CsvReader::foreign_start`] to take.
             return Ok(());
         }
         self.begin()
+    }
+
+    /// A reader gathering the whole body, if its first bytes (at least a
+    /// sample's worth) show it is not UTF-8 and its encoding is to be
+    /// detected.
+    fn foreign_start(&mut self) -> Option<Reader> {
+        if self.started || self.start.len() < SNIFF_BYTES {
+            return None;
+        }
+        self.foreign_rest()
+    }
+
+    /// [`CsvReader::foreign_start`] at the end of the body, whatever its
+    /// length.
+    fn foreign_rest(&mut self) -> Option<Reader> {
+        if self.started || !foreign(&self.start) {
+            return None;
+        }
+        let (kind, options) = self.made?;
+        Some(Reader::Whole {
+            kind: kind.into(),
+            bytes: std::mem::take(&mut self.start),
+            options,
+            numbering: self.numbering.clone(),
+        })
     }
 
     /// Starts reading once the first bytes are told apart from byte-order

@@ -40,6 +40,9 @@ pub(super) async fn read_body(
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let mut kind = body::kind_of(content_type)?;
+    // A charset said (even UTF-8's) is taken as said; else it is detected.
+    let charset_said = declared.encoding.is_some()
+        || content_type.is_some_and(|t| t.to_ascii_lowercase().contains("charset="));
     if kind.charset.is_none() {
         kind.charset = declared.encoding.filter(|e| *e != encoding_rs::UTF_8);
     }
@@ -47,6 +50,7 @@ pub(super) async fn read_body(
         delimiter: declared.delimiter,
         quote: declared.quote.unwrap_or(b'"'),
         detect_quote: declared.quote.is_none(),
+        detect_encoding: !charset_said,
         header: declared.header.unwrap_or(true),
     };
     let declared = declared_length(&headers);
