@@ -367,13 +367,29 @@ fn error_pages_say_what_happened_and_lead_somewhere_that_works() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(page(&s, "/semi").status, 200);
 
-    // A file in another encoding: where, and what to do, in a browser's words.
+    // A file in another encoding, sent without a charset: detected.
     let cp949: &[u8] = b"\xc0\xcc\xb8\xa7,\xb3\xaa\xc0\xcc\r\nkim,30\r\n";
     let r = s.request(
         "PUT",
         "/korean",
         &[
             ("Content-Type", "text/csv"),
+            ("If-None-Match", "*"),
+            ("Accept", "application/json"),
+        ],
+        cp949,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        s.get("/korean/1").json(),
+        serde_json::json!({"id": 1, "이름": "kim", "나이": 30})
+    );
+    // Said to be UTF-8, it is not: where, and what to do, in a browser's words.
+    let r = s.request(
+        "PUT",
+        "/korean2",
+        &[
+            ("Content-Type", "text/csv; charset=utf-8"),
             ("If-None-Match", "*"),
             ("Accept", "application/json"),
         ],

@@ -192,7 +192,7 @@ impl TablePage<'_> {
                     download=(format!("{}.json", self.name)) { "JSON" }
                 " "
                 a href=(excel(&all.href(&format!("{}.csv", self.path()))))
-                    download=(format!("{}.csv", self.name)) { "CSV for Excel" }
+                    download=(format!("{}.csv", self.name)) { "Download for Excel" }
             }
         }
     }
