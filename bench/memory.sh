@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Resident memory of tables in memory: right after loading a ROWS-row table
-# (three shapes: 5 short columns like issue 17's 51 MB file, bench/storage.sh's
+# (three shapes: 5 short columns like a 51 MB export of short records, bench/storage.sh's
 # ~84 MB table, bench/queries.sh's ~93 MB people table), then after WRITE_SECONDS
 # of PUTs at random ids and POSTs on the short one. Loopback only, bounded.
 #
