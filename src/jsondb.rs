@@ -103,13 +103,9 @@ pub fn records_of<'a>(objects: impl IntoIterator<Item = &'a Map<String, Value>>)
 /// The columns to which some object gives a JSON object or array: recorded
 /// as JSON columns, so that they come back as JSON.
 fn nested_columns<'a>(objects: impl IntoIterator<Item = &'a Map<String, Value>>) -> Vec<String> {
-    let mut nested: Vec<String> = Vec::new();
+    let mut nested = Vec::new();
     for object in objects {
-        for (key, value) in object {
-            if (value.is_object() || value.is_array()) && !nested.contains(key) {
-                nested.push(key.clone());
-            }
-        }
+        crate::codec::body::note_nested(&mut nested, object);
     }
     nested
 }

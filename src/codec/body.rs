@@ -49,7 +49,7 @@ pub struct Parsed {
 }
 
 /// Notes the fields of one JSON object that hold objects or arrays.
-fn note_nested(nested: &mut Vec<String>, map: &serde_json::Map<String, Value>) {
+pub fn note_nested(nested: &mut Vec<String>, map: &serde_json::Map<String, Value>) {
     for (key, value) in map {
         if (value.is_object() || value.is_array()) && !nested.iter().any(|k| k == key) {
             nested.push(key.clone());

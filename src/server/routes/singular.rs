@@ -20,10 +20,10 @@ use super::super::conditional::{expectations, Target};
 use super::super::problem::Problem;
 use super::bodies::read_body;
 use super::validators::write;
+use super::writes::typed_after;
 use super::{options, AppState};
 use crate::codec::body::{kind_of, BodyKind};
 use crate::jsondb::{row_object, singular_object};
-use crate::store::schema::Datatype;
 use crate::store::{Error, Expect, Records, Row, Singular, Tag};
 
 const ALLOW_SINGULAR: &str = "GET, HEAD, PUT, PATCH, OPTIONS";
@@ -198,26 +198,6 @@ async fn one_object(
     Ok((headers, parsed.records, parsed.nested))
 }
 
-/// The datatypes of `columns` once the columns a body gave JSON objects or
-/// arrays are recorded as JSON columns (a record that cannot be made leaves
-/// them as they were: the write itself is done).
-async fn types_after(
-    state: &AppState,
-    name: &str,
-    nested: &[String],
-    columns: &[String],
-) -> Vec<Option<Datatype>> {
-    if !nested.is_empty() {
-        if let Err(err) = state.store.record_json(name, nested).await {
-            tracing::warn!(
-                table = name,
-                "cannot record the columns written as JSON: {err}"
-            );
-        }
-    }
-    state.store.types(name).await.aligned(columns)
-}
-
 fn own_id(state: &AppState, records: &Records) -> bool {
     let width = records.columns.len();
     records
@@ -256,7 +236,7 @@ async fn put(
     )
     .await
     .map_err(Problem::for_write)?;
-    let types = types_after(state, name, &nested, &columns).await;
+    let types = typed_after(state, name, &nested).await.aligned(&columns);
     let shown = first
         .map(|row| row_object(&columns, &types, &row))
         .unwrap_or_default();
@@ -336,7 +316,7 @@ async fn patch(
                 if next != mark {
                     state.store.set_singular(name, Some(next)).await?;
                 }
-                let types = types_after(state, name, &nested, &columns).await;
+                let types = typed_after(state, name, &nested).await.aligned(&columns);
                 let shown = singular_object(&columns, &types, head.id_col, Some(&row), next);
                 return Ok(json(StatusCode::OK, &shown));
             }

@@ -75,7 +75,7 @@ pub(super) async fn post_rows(
 /// The datatypes a write's answer is rendered by, once the columns it gave
 /// JSON objects or arrays are recorded as JSON columns (a record that
 /// cannot be made leaves them as they were: the write itself is done).
-async fn typed_after(state: &AppState, table: &str, nested: &[String]) -> Types {
+pub(super) async fn typed_after(state: &AppState, table: &str, nested: &[String]) -> Types {
     if !nested.is_empty() {
         if let Err(err) = state.store.record_json(table, nested).await {
             tracing::warn!(table, "cannot record the columns written as JSON: {err}");

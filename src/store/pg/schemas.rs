@@ -43,6 +43,17 @@ fn parse(text: &str) -> Result<Schema> {
     })
 }
 
+/// Locks a table's row for a change of its declaration, once the
+/// declaration it has is what `expect` asks for.
+async fn locked_as_expected(tx: &Transaction<'_>, table: &str, expect: &Expect) -> Result<Meta> {
+    let (meta, _) = lock(tx, table, None)
+        .await?
+        .ok_or_else(|| Error::NoTable(table.to_string()))?;
+    let current = declared(tx, meta.key).await?;
+    expect.check(current.as_ref().map(Schema::version))?;
+    Ok(meta)
+}
+
 async fn save(tx: &Transaction<'_>, key: i64, schema: &Schema) -> Result<()> {
     let statement = tx
         .prepare_cached(
@@ -140,11 +151,7 @@ impl Shared {
             .map_err(|err| Error::Declared(format!("the table description {err}")))?;
         let mut client = self.client().await?;
         let tx = begin(&mut client).await.map_err(db)?;
-        let (meta, _) = lock(&tx, table, None)
-            .await?
-            .ok_or_else(|| Error::NoTable(table.to_string()))?;
-        let current = declared(&tx, meta.key).await?;
-        expect.check(current.as_ref().map(Schema::version))?;
+        let meta = locked_as_expected(&tx, table, expect).await?;
         let statement = tx
             .prepare_cached("SELECT cells FROM csvd_rows WHERE tab = $1 ORDER BY seq")
             .await
@@ -181,11 +188,7 @@ impl Shared {
     pub(super) async fn undeclare(&self, table: &str, expect: &Expect) -> Result<()> {
         let mut client = self.client().await?;
         let tx = begin(&mut client).await.map_err(db)?;
-        let (meta, _) = lock(&tx, table, None)
-            .await?
-            .ok_or_else(|| Error::NoTable(table.to_string()))?;
-        let current = declared(&tx, meta.key).await?;
-        expect.check(current.as_ref().map(Schema::version))?;
+        let meta = locked_as_expected(&tx, table, expect).await?;
         let statement = tx
             .prepare_cached("DELETE FROM csvd_schemas WHERE tab = $1")
             .await
