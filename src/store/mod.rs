@@ -331,6 +331,26 @@ pub struct SchemaView {
 }
 
 impl SchemaView {
+    /// The view of a table with no file of its own (a database's): shown
+    /// as the comma-separated, `"`-quoted UTF-8 CSV it exports as.
+    pub fn plain(
+        table: &str,
+        declared: Option<Arc<schema::Schema>>,
+        columns: Vec<String>,
+        id_col: Option<usize>,
+    ) -> SchemaView {
+        SchemaView {
+            declared,
+            columns,
+            id_col,
+            delimiter: b',',
+            encoding: "UTF-8",
+            quote: b'"',
+            header: true,
+            file: format!("{table}.csv"),
+        }
+    }
+
     /// The version `If-Match` on `/<t>/_schema` compares (`None`:
     /// nothing declared).
     pub fn version(&self) -> Option<u64> {
@@ -483,16 +503,12 @@ pub trait Store: Send + Sync + 'static {
     /// What the store believes about a table's columns.
     async fn schema(&self, table: &str) -> Result<SchemaView> {
         let selected = self.select(table, "_limit=0").await?;
-        Ok(SchemaView {
-            declared: None,
-            columns: selected.head.columns.to_vec(),
-            id_col: selected.head.id_col,
-            delimiter: b',',
-            encoding: "UTF-8",
-            quote: b'"',
-            header: true,
-            file: format!("{table}.csv"),
-        })
+        Ok(SchemaView::plain(
+            table,
+            None,
+            selected.head.columns.to_vec(),
+            selected.head.id_col,
+        ))
     }
     /// Declares a table's columns with a CSVW table description, checked
     /// against the table's rows atomically with them; `expect` against

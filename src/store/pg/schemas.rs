@@ -125,16 +125,12 @@ impl Shared {
         let meta = Meta::from_row(&row)?;
         let schema = declared(&tx, meta.key).await?;
         tx.commit().await.map_err(db)?;
-        Ok(SchemaView {
-            declared: schema.map(Arc::new),
-            columns: meta.columns,
-            id_col: Some(meta.id_col),
-            delimiter: b',',
-            encoding: "UTF-8",
-            quote: b'"',
-            header: true,
-            file: format!("{table}.csv"),
-        })
+        Ok(SchemaView::plain(
+            table,
+            schema.map(Arc::new),
+            meta.columns,
+            Some(meta.id_col),
+        ))
     }
 
     /// Declares a table's columns, checked against every row.
@@ -173,16 +169,12 @@ impl Shared {
         save(&tx, meta.key, &schema).await?;
         tx.commit().await.map_err(super::commit_failed)?;
         self.remember(table, Some(&schema));
-        Ok(SchemaView {
-            declared: Some(Arc::new(schema)),
-            columns: meta.columns,
-            id_col: Some(meta.id_col),
-            delimiter: b',',
-            encoding: "UTF-8",
-            quote: b'"',
-            header: true,
-            file: format!("{table}.csv"),
-        })
+        Ok(SchemaView::plain(
+            table,
+            Some(Arc::new(schema)),
+            meta.columns,
+            Some(meta.id_col),
+        ))
     }
 
     pub(super) async fn undeclare(&self, table: &str, expect: &Expect) -> Result<()> {
