@@ -200,7 +200,7 @@ async fn serve(
     ));
     let access = std::mem::take(&mut config.access);
     let router = app(
-        AppState {
+        AppState::new(routes::Shared {
             store: store.clone(),
             max_body: config.max_body,
             bulk: Arc::new(bulk::Budget::new(config.max_bulk_bytes, config.bulk_wait)),
@@ -211,7 +211,7 @@ async fn serve(
             csv_bom: config.csv_bom,
             streams: streams.clone(),
             json_server: Arc::new(config.json_server.clone()),
-        },
+        }),
         &config,
         access,
     )?;

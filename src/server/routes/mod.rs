@@ -42,9 +42,27 @@ const ALLOW_ROOT: &str = "GET, HEAD, OPTIONS";
 const ALLOW_TABLE: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
 const ALLOW_ROW: &str = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS";
 
-/// What every handler shares.
+/// What every handler shares: one allocation, so that the clone each
+/// request takes of it is one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub max_body: usize,
     /// Room for large bodies in flight (`--max-bulk-bytes`).
@@ -61,7 +79,6 @@ pub struct AppState {
     pub csv_bom: bool,
     /// Open change-feed requests (`--max-subscribers`).
     pub streams: Arc<Streams>,
-    /// Shared: the state is cloned for every request.
     pub json_server: Arc<JsonServer>,
 }
 
