@@ -9,8 +9,7 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use axum::Router;
-use tower::{service_fn, ServiceExt};
+use tower::{Layer, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::problem::Problem;
@@ -260,43 +259,91 @@ impl Origins {
     }
 }
 
-/// The router with CORS for the given origins (`*`: any). A preflight
+/// The service with CORS for the given origins (`*`: any). A preflight
 /// (`OPTIONS` with `Access-Control-Request-Method`) is answered by the CORS
 /// layer; a plain `OPTIONS` is not a preflight and goes on to the routes,
 /// which answer it 204 with `Allow`, as without `--cors`. The choice is
 /// made before routing, so each request is routed once.
-pub fn with_cors(router: Router, origins: &[String]) -> anyhow::Result<Router> {
-    let origins = Origins::parse(origins)?;
-    let cors = Arc::new(Cors {
-        routed: router.clone().layer(cors(&origins)),
-        plain: router,
-        origins,
-    });
-    let steer = service_fn(move |request: Request| {
-        let cors = cors.clone();
-        async move { Ok::<_, Infallible>(cors.answer(request).await) }
-    });
-    Ok(Router::new().fallback_service(steer))
+pub struct CorsSteer<S> {
+    shared: Arc<Steer<S>>,
 }
 
-struct Cors {
-    /// The routes behind the CORS layer.
-    routed: Router,
-    /// The same routes without it.
-    plain: Router,
+impl<S> Clone for CorsSteer<S> {
+    fn clone(&self) -> CorsSteer<S> {
+        CorsSteer {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+struct Steer<S> {
+    /// The service behind the CORS layer.
+    routed: tower_http::cors::Cors<S>,
+    /// The same service without it.
+    plain: S,
     origins: Origins,
 }
 
-impl Cors {
-    async fn answer(&self, request: Request) -> Response {
+impl<S: Clone> CorsSteer<S> {
+    pub fn new(inner: S, origins: &[String]) -> anyhow::Result<CorsSteer<S>> {
+        let origins = Origins::parse(origins)?;
+        Ok(CorsSteer {
+            shared: Arc::new(Steer {
+                routed: cors(&origins).layer(inner.clone()),
+                plain: inner,
+                origins,
+            }),
+        })
+    }
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for CorsSteer<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(shared.answer(request).await) })
+    }
+}
+
+impl<S> Steer<S> {
+    async fn answer<B>(&self, request: axum::http::Request<B>) -> Response
+    where
+        S: tower::Service<axum::http::Request<B>, Response = Response, Error = Infallible> + Clone,
+    {
         let preflight = request
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
         if request.method() != Method::OPTIONS || preflight {
-            return answer(self.routed.clone(), request).await;
+            return match self.routed.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
         }
         let allow = self.origins.allow(request.headers().get(header::ORIGIN));
-        let mut response = answer(self.plain.clone(), request).await;
+        let mut response = match self.plain.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
         let headers = response.headers_mut();
         headers.append(header::VARY, HeaderValue::from_static("origin"));
         if let Some(allow) = allow {
@@ -307,13 +354,6 @@ impl Cors {
             );
         }
         response
-    }
-}
-
-async fn answer(router: Router, request: Request) -> Response {
-    match router.oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
     }
 }
 

@@ -1,100 +1,171 @@
-//! Cross-cutting request and response handling, in two layers (each
-//! middleware layer costs every request a boxed future and a clone of the
-//! service below it, so they are few):
+//! Cross-cutting request and response handling, as three services that
+//! wrap the routes, outermost first (each is a plain type with its own
+//! future: a request pays no boxed layer nor clone of the stack below it):
 //!
-//! - [`edge`], outermost: the access log and metrics (once the body has
-//!   been sent), the server's name, and tags of compressed bodies; inside
-//!   it, a panic in a handler becomes a 500 ([`panicked`]);
-//! - [`gate`], inside compression: request checks (framing, `Host`,
-//!   target length), access rules, `Prefer: return=minimal`, and errors
-//!   shown as problem documents or pages.
+//! - [`Log`]: the access log and metrics (once the body has been sent),
+//!   the server's name, and tags of compressed bodies; compression sits
+//!   inside it;
+//! - [`Panics`]: a panic in a handler becomes a 500 ([`panicked`]);
+//! - [`Gate`]: request checks (framing, `Host`, target length), access
+//!   rules, the body limit, json-server's delay, the request time limit,
+//!   `Prefer: return=minimal`, and errors shown as problem documents or
+//!   pages.
 //!
 //! Plus the seed client's quirk, applied before routing.
 
 use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri, Version};
-use axum::middleware::{from_fn_with_state, Next};
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
-use http_body::{Body as _, Frame};
-use tower_http::catch_panic::CatchPanicLayer;
+use http_body::Frame;
+use tower::{Layer, Service, ServiceExt};
 
 use super::access::{self, Caller, Keeper};
 use super::conditional::ENCODING_SUFFIXES;
+use super::limits::DeadlineService;
 use super::metrics::Metrics;
 use super::negotiate::prefers_html;
 use super::problem::Problem;
 use crate::page::{sign_in_href, ProblemPage, Viewer};
 
-/// The outermost layers of `router`: [`edge`], and inside it panics turned
-/// into 500s.
-pub fn outer(router: Router, metrics: Arc<Metrics>) -> Router {
-    router
-        .layer(CatchPanicLayer::custom(panicked))
-        .layer(from_fn_with_state(metrics, edge))
-}
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The outer layer: names the server, tags compressed bodies, and logs
 /// one line per request (method, path, status, bytes, duration to the last
 /// byte) and counts it in the metrics once its body has been sent, so the
 /// line tells what the client really got.
-pub async fn edge(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    // A clone of the target shares its bytes: no copy of the path.
-    let uri = request.uri().clone();
-    metrics.received();
-    let answered = Answered(&metrics);
-    let mut response = next.run(request).await;
-    drop(answered);
-    tag_encoding(&mut response);
-    response.headers_mut().insert(
-        header::SERVER,
-        HeaderValue::from_static(concat!("csvd/", env!("CARGO_PKG_VERSION"))),
-    );
-    let (parts, body) = response.into_parts();
-    let sent = Sent {
-        body,
-        entry: Entry {
-            metrics,
-            head: method == Method::HEAD,
-            method,
-            uri,
-            status: parts.status.as_u16(),
-            started,
-            to_head: started.elapsed().as_secs_f64(),
-            bytes: 0,
-            ended: false,
-        },
-    };
-    Response::from_parts(parts, Body::new(sent))
+#[derive(Clone)]
+pub struct Log<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Log<S> {
+    pub fn new(inner: S, metrics: Arc<Metrics>) -> Log<S> {
+        Log { inner, metrics }
+    }
+}
+
+impl<S, B, R> Service<axum::http::Request<B>> for Log<S>
+where
+    S: Service<axum::http::Request<B>, Response = axum::http::Response<R>, Error = Infallible>,
+    R: http_body::Body<Data = Bytes>,
+    R::Error: Into<BoxError>,
+{
+    type Response = axum::http::Response<Sent<R>>;
+    type Error = Infallible;
+    type Future = Logged<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        // A clone of the target shares its bytes: no copy of the path.
+        let uri = request.uri().clone();
+        self.metrics.received();
+        let answered = Answered(self.metrics.clone());
+        Logged {
+            inner: self.inner.call(request),
+            entry: Some((answered, method, uri, started)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`Log`]'s inner service, then logged as it is sent.
+    pub struct Logged<F> {
+        #[pin]
+        inner: F,
+        entry: Option<(Answered, Method, Uri, Instant)>,
+    }
+}
+
+impl<F, R> Future for Logged<F>
+where
+    F: Future<Output = Result<axum::http::Response<R>, Infallible>>,
+    R: http_body::Body,
+{
+    type Output = Result<axum::http::Response<Sent<R>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = std::task::ready!(this.inner.poll(cx));
+        let (answered, method, uri, started) = this.entry.take().expect("polled after its end");
+        let metrics = answered.0.clone();
+        drop(answered);
+        tag_encoding(response.headers_mut());
+        response.headers_mut().insert(
+            header::SERVER,
+            HeaderValue::from_static(concat!("csvd/", env!("CARGO_PKG_VERSION"))),
+        );
+        let (parts, body) = response.into_parts();
+        let sent = Sent {
+            body,
+            entry: Entry {
+                metrics,
+                head: method == Method::HEAD,
+                method,
+                uri,
+                status: parts.status.as_u16(),
+                started,
+                to_head: started.elapsed().as_secs_f64(),
+                bytes: 0,
+                ended: false,
+            },
+        };
+        Poll::Ready(Ok(axum::http::Response::from_parts(parts, sent)))
+    }
 }
 
 /// Counts a request as answered when dropped (also when its handler is
 /// cancelled or panics).
-struct Answered<'a>(&'a Metrics);
+struct Answered(Arc<Metrics>);
 
-impl Drop for Answered<'_> {
+impl Drop for Answered {
     fn drop(&mut self) {
         self.0.answering();
     }
 }
 
-/// A response body on its way out: counts its bytes, and turns a panic
-/// while producing it into an error, which cuts the connection (the status
-/// line has left already; a cut body is how HTTP says the answer failed).
-struct Sent {
-    body: Body,
-    entry: Entry,
+pin_project_lite::pin_project! {
+    /// A response body on its way out: counts its bytes, and turns a panic
+    /// while producing it into an error, which cuts the connection (the
+    /// status line has left already; a cut body is how HTTP says the answer
+    /// failed).
+    pub struct Sent<B>
+    where
+        B: http_body::Body,
+    {
+        #[pin]
+        body: B,
+        entry: Entry,
+    }
+
+    impl<B> PinnedDrop for Sent<B>
+    where
+        B: http_body::Body,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before its end: the client went away (a HEAD answer,
+            // or one with nothing to send, is never read).
+            let unsent = !this.body.is_end_stream();
+            this.project().entry.log(unsent);
+        }
+    }
 }
 
 /// What the access log and metrics record of one request, when its body
@@ -113,39 +184,63 @@ struct Entry {
     ended: bool,
 }
 
-impl http_body::Body for Sent {
+impl Entry {
+    fn log(&self, unsent: bool) {
+        let cut = !self.ended && !self.head && unsent;
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.metrics.request(self.status, self.to_head);
+        tracing::info!(
+            target: "csvd::access",
+            "{} {} {} {}{} {:.1}ms",
+            self.method,
+            self.uri.path(),
+            self.status,
+            self.bytes,
+            if cut { " (cut: the client left)" } else { "" },
+            seconds * 1000.0
+        );
+    }
+}
+
+impl<B> http_body::Body for Sent<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = axum::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = &mut *self;
-        if this.entry.ended {
+        let this = self.project();
+        let entry = this.entry;
+        if entry.ended {
             return Poll::Ready(None);
         }
-        let body = &mut this.body;
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(body).poll_frame(cx)));
+        let body = this.body;
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| body.poll_frame(cx)));
         match polled {
             Ok(Poll::Ready(Some(Ok(frame)))) => {
                 if let Some(data) = frame.data_ref() {
-                    this.entry.bytes += data.len() as u64;
+                    entry.bytes += data.len() as u64;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Ok(Poll::Ready(Some(Err(err)))) => {
+                let err = axum::Error::new(err);
                 tracing::warn!(
                     "{} {}: the answer failed after {} bytes: {err}",
-                    this.entry.method,
-                    this.entry.uri.path(),
-                    this.entry.bytes
+                    entry.method,
+                    entry.uri.path(),
+                    entry.bytes
                 );
-                this.entry.ended = true;
+                entry.ended = true;
                 Poll::Ready(Some(Err(err)))
             }
             Ok(Poll::Ready(None)) => {
-                this.entry.ended = true;
+                entry.ended = true;
                 Poll::Ready(None)
             }
             Ok(Poll::Pending) => Poll::Pending,
@@ -153,13 +248,13 @@ impl http_body::Body for Sent {
                 tracing::error!(
                     "{} {}: the server failed while sending the answer (after {} bytes; the \
                      connection is cut): {}",
-                    this.entry.method,
-                    this.entry.uri.path(),
-                    this.entry.bytes,
+                    entry.method,
+                    entry.uri.path(),
+                    entry.bytes,
                     panic_message(&*panic)
                 );
-                this.entry.status = 500;
-                this.entry.ended = true;
+                entry.status = 500;
+                entry.ended = true;
                 Poll::Ready(Some(Err(axum::Error::new("the answer failed midway"))))
             }
         }
@@ -178,24 +273,156 @@ impl http_body::Body for Sent {
     }
 }
 
-impl Drop for Sent {
-    fn drop(&mut self) {
-        let entry = &self.entry;
-        // Dropped before its end: the client went away (a HEAD answer, or
-        // one with nothing to send, is never read).
-        let cut = !entry.ended && !entry.head && !self.body.is_end_stream();
-        let seconds = entry.started.elapsed().as_secs_f64();
-        entry.metrics.request(entry.status, entry.to_head);
-        tracing::info!(
-            target: "csvd::access",
-            "{} {} {} {}{} {:.1}ms",
-            entry.method,
-            entry.uri.path(),
-            entry.status,
-            entry.bytes,
-            if cut { " (cut: the client left)" } else { "" },
-            seconds * 1000.0
-        );
+/// Compression (gzip, br, deflate, zstd, by `Accept-Encoding`) for the
+/// requests that accept an encoding; the others skip the compressor and its
+/// body type altogether.
+#[derive(Clone)]
+pub struct Compress<S, P> {
+    compressed: tower_http::compression::Compression<S, P>,
+    plain: S,
+}
+
+impl<S: Clone, P: tower_http::compression::Predicate> Compress<S, P> {
+    pub fn new(inner: S, predicate: P) -> Compress<S, P> {
+        Compress {
+            compressed: tower_http::compression::CompressionLayer::new()
+                .compress_when(predicate)
+                .layer(inner.clone()),
+            plain: inner,
+        }
+    }
+}
+
+impl<S, P, B> Service<axum::http::Request<B>> for Compress<S, P>
+where
+    S: Service<axum::http::Request<B>, Response = Response, Error = Infallible>,
+    P: tower_http::compression::Predicate,
+    tower_http::compression::Compression<S, P>: Service<
+        axum::http::Request<B>,
+        Response = axum::http::Response<tower_http::compression::CompressionBody<Body>>,
+        Error = Infallible,
+    >,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Compressing<
+        <tower_http::compression::Compression<S, P> as Service<axum::http::Request<B>>>::Future,
+        S::Future,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.plain.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        if request.headers().contains_key(header::ACCEPT_ENCODING) {
+            Compressing::Compressed {
+                inner: self.compressed.call(request),
+            }
+        } else {
+            Compressing::Plain {
+                inner: self.plain.call(request),
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`Compress`], its body boxed when it went through the
+    /// compressor.
+    #[project = CompressingProj]
+    pub enum Compressing<C, F> {
+        Compressed { #[pin] inner: C },
+        Plain { #[pin] inner: F },
+    }
+}
+
+impl<C, F, R> Future for Compressing<C, F>
+where
+    C: Future<Output = Result<axum::http::Response<R>, Infallible>>,
+    R: http_body::Body<Data = Bytes> + Send + 'static,
+    R::Error: Into<BoxError>,
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CompressingProj::Compressed { inner } => {
+                let Ok(response) = std::task::ready!(inner.poll(cx));
+                Poll::Ready(Ok(response.map(Body::new)))
+            }
+            CompressingProj::Plain { inner } => inner.poll(cx),
+        }
+    }
+}
+
+/// Answers a panic in the service inside as a 500 ([`panicked`]).
+#[derive(Clone)]
+pub struct Panics<S> {
+    inner: S,
+}
+
+impl<S> Panics<S> {
+    pub fn new(inner: S) -> Panics<S> {
+        Panics { inner }
+    }
+}
+
+impl<S, B> Service<axum::http::Request<B>> for Panics<S>
+where
+    S: Service<axum::http::Request<B>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Caught<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let inner = &mut self.inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(request))) {
+            Ok(future) => Caught {
+                inner: Some(future),
+                panicked: None,
+            },
+            Err(panic) => Caught {
+                inner: None,
+                panicked: Some(panic),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`Panics`]'s inner service, or a 500.
+    pub struct Caught<F> {
+        #[pin]
+        inner: Option<F>,
+        panicked: Option<Box<dyn Any + Send>>,
+    }
+}
+
+impl<F> Future for Caught<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(panic) = this.panicked.take() {
+            return Poll::Ready(Ok(panicked(panic)));
+        }
+        let Some(inner) = this.inner.as_pin_mut() else {
+            panic!("polled after its end");
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(polled) => polled,
+            Err(panic) => Poll::Ready(Ok(panicked(panic))),
+        }
     }
 }
 
@@ -220,16 +447,64 @@ pub fn panicked(panic: Box<dyn Any + Send>) -> Response {
     .into_response()
 }
 
-/// What the gate checks requests against.
-pub struct Gate {
+/// What the gate checks requests against, and the routes behind it.
+pub struct Rules {
     pub keeper: Arc<Keeper>,
     pub max_uri: usize,
+    /// The largest body taken (`--max-body`).
+    pub max_body: usize,
+    /// json-server's `--delay`, waited before every answer.
+    pub delay: Duration,
+    /// The routes, each request within its time limit.
+    pub routes: DeadlineService<Router>,
 }
 
-/// The inner layer: refuses malformed or unauthorised requests, applies
-/// `Prefer: return=minimal`, and turns every error into a problem document
-/// or a page.
-pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+/// The inner layer: refuses malformed or unauthorised requests, limits
+/// bodies, waits json-server's delay, applies `Prefer: return=minimal`, and
+/// turns every error into a problem document or a page.
+#[derive(Clone)]
+pub struct Gate {
+    rules: Arc<Rules>,
+}
+
+impl Gate {
+    pub fn new(rules: Rules) -> Gate {
+        Gate {
+            rules: Arc::new(rules),
+        }
+    }
+}
+
+impl<B> Service<axum::http::Request<B>> for Gate
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let rules = self.rules.clone();
+        let max_body = rules.max_body;
+        // A request without a body (most reads) keeps none; one with a body
+        // reads it within the limit (a longer one is a 413 in the handler).
+        let request = request.map(|body| {
+            if body.is_end_stream() {
+                Body::empty()
+            } else {
+                Body::new(http_body_util::Limited::new(body, max_body))
+            }
+        });
+        Box::pin(async move { Ok(gate(&rules, request).await) })
+    }
+}
+
+async fn gate(rules: &Rules, request: Request) -> Response {
     let html = prefers_html(
         request
             .headers()
@@ -242,8 +517,8 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
         .path_and_query()
         .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
     let mut viewer = Viewer {
-        read_only: gate.keeper.access.read_only,
-        guarded: gate.keeper.access.token.is_some(),
+        read_only: rules.keeper.access.read_only,
+        guarded: rules.keeper.access.token.is_some(),
         here,
         ..Viewer::default()
     };
@@ -251,7 +526,7 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
         *request.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
     );
-    let response = match check(&request, gate.max_uri) {
+    let response = match check(&request, rules.max_uri) {
         Err(problem) => {
             let mut response = problem.into_response();
             // After a framing error the rest of the stream cannot be trusted.
@@ -260,7 +535,7 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             response
         }
-        Ok(()) => match access::admit(&gate.keeper, request).await {
+        Ok(()) => match access::admit(&rules.keeper, request).await {
             // A browser is shown the way in rather than a bare 401.
             Err(refused) if refused.status == StatusCode::UNAUTHORIZED && html && read => {
                 see_other(&sign_in_href(&viewer.here))
@@ -275,7 +550,7 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
                 request.extensions_mut().insert(viewer.clone());
                 request.extensions_mut().insert(caller);
                 let minimal = wants_minimal(&request);
-                let response = next.run(request).await;
+                let response = admitted(rules, request).await;
                 if minimal {
                     without_body(response)
                 } else {
@@ -285,6 +560,60 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
         },
     };
     as_problem(response, html, uri.path(), &viewer).await
+}
+
+/// An admitted request: its body within the limit, json-server's delay
+/// waited, then routed within the time limit.
+async fn admitted(rules: &Rules, request: Request) -> Response {
+    if let Some(declared) = declared_length(request.headers()) {
+        if declared > rules.max_body as u64 {
+            return Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                format!(
+                    "the body is {declared} bytes; the limit is {} bytes",
+                    rules.max_body
+                ),
+            )
+            .into_response();
+        }
+    }
+    // ---- json-server compatibility: delay
+    let asked = match request.uri().query() {
+        // Only a query that names it is parsed for it.
+        Some(query) if query.contains("delay") => match super::routes::asked_delay(query) {
+            Ok(asked) => asked,
+            Err(problem) => return problem.into_response(),
+        },
+        _ => None,
+    };
+    let wait = asked.unwrap_or(rules.delay);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    // ---- end of json-server compatibility
+    let head = request.method() == Method::HEAD;
+    let Ok(mut response) = rules.routes.clone().oneshot(request).await;
+    if head {
+        response.extensions_mut().insert(HeadAnswer);
+    }
+    response
+}
+
+/// Marks the answer to a HEAD, whose body the router has dropped already:
+/// compression then goes by the GET's length.
+#[derive(Clone, Copy)]
+pub struct HeadAnswer;
+
+/// A request's `Content-Length`, when it has one that reads as a number.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Every error leaves as a problem document (RFC 9457), or as a readable
@@ -362,8 +691,7 @@ pub fn see_other(location: &str) -> Response {
 
 /// A compressed body is a different representation: give it its own tag
 /// (`"…-gzip"`), so strong tags stay strong. Conditional checks strip it.
-fn tag_encoding(response: &mut Response) {
-    let headers = response.headers();
+fn tag_encoding(headers: &mut HeaderMap) {
     let (Some(encoding), Some(tag)) = (
         headers
             .get(header::CONTENT_ENCODING)
@@ -378,7 +706,7 @@ fn tag_encoding(response: &mut Response) {
     }
     let tagged = format!("{}{suffix}\"", tag.trim_end_matches('"'));
     if let Ok(value) = HeaderValue::from_str(&tagged) {
-        response.headers_mut().insert(header::ETAG, value);
+        headers.insert(header::ETAG, value);
     }
 }
 
@@ -548,7 +876,7 @@ mod tests {
     use crate::store::StoreStats;
 
     /// Routes that fail: in the handler, and midway through a body.
-    fn failing(metrics: Arc<Metrics>) -> Router {
+    fn failing(metrics: Arc<Metrics>) -> Log<Panics<Router>> {
         let router = Router::new()
             .route(
                 "/handler",
@@ -572,7 +900,7 @@ mod tests {
                     Body::from_stream(first.chain(then))
                 }),
             );
-        outer(router, metrics)
+        Log::new(Panics::new(router), metrics)
     }
 
     fn get_request(path: &str) -> Request {
@@ -628,8 +956,8 @@ mod tests {
     #[tokio::test]
     async fn a_whole_answer_is_counted_when_sent() {
         let metrics = Arc::new(Metrics::default());
-        let router = outer(
-            Router::new().route("/", get(|| async { "hello" })),
+        let router = Log::new(
+            Panics::new(Router::new().route("/", get(|| async { "hello" }))),
             metrics.clone(),
         );
         let response = router.oneshot(get_request("/")).await.unwrap();

@@ -26,9 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
-use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -37,10 +34,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceBuilder;
-use tower_http::compression::predicate::{DefaultPredicate, Predicate};
-use tower_http::compression::CompressionLayer;
-use tower_http::limit::RequestBodyLimitLayer;
+use tower::util::Either;
+use tower::{Layer, ServiceBuilder};
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 
 use crate::store::Store;
 pub use access::Access;
@@ -131,13 +127,16 @@ impl Server {
 }
 
 /// The whole application: routes wrapped in their middleware, outermost
-/// first: access log and server name, panics as 500s, CORS, compression
-/// (gzip, br, deflate, zstd, by `Accept-Encoding`), problem documents,
-/// request checks, time limit, access rules, body limit. Problems are read
-/// and rewritten before compression, which applies to the rewritten answer
-/// (a page for a browser) as to any other.
-pub fn app(state: AppState, config: &Config, access: Access) -> anyhow::Result<Router> {
+/// first: access log and server name ([`middleware::Log`]), compression
+/// (gzip, br, deflate, zstd, by `Accept-Encoding`), CORS when asked,
+/// panics as 500s, then the gate ([`middleware::Gate`]: request checks,
+/// access rules, body limit, time limit, problem documents). Problems are
+/// read and rewritten before compression, which applies to the rewritten
+/// answer (a page for a browser) as to any other. Each layer is a plain
+/// service with its own future, not a boxed layer of the router.
+pub fn app(state: AppState, config: &Config, access: Access) -> anyhow::Result<Front> {
     let metrics = state.metrics.clone();
+    let delay = state.json_server.delay;
     let keeper = Arc::new(access::Keeper {
         access,
         sessions: session::Sessions::default(),
@@ -145,37 +144,75 @@ pub fn app(state: AppState, config: &Config, access: Access) -> anyhow::Result<R
         max_body: config.max_body,
         body_timeout: state.body_timeout,
     });
-    let gate = Arc::new(middleware::Gate {
-        keeper: keeper.clone(),
+    let routes = routes::router(state).merge(signin::router(keeper.clone()));
+    let gate = middleware::Panics::new(middleware::Gate::new(middleware::Rules {
+        keeper,
         max_uri: config.max_uri,
-    });
-    let mut router = routes::router(state)
-        .merge(signin::router(keeper))
-        .layer(RequestBodyLimitLayer::new(config.max_body))
-        .layer(limits::Deadline::new(config.request_timeout))
-        .layer(from_fn_with_state(gate, middleware::gate))
-        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(not_live)));
-    if !config.cors.is_empty() {
-        router = access::with_cors(router, &config.cors)?;
-    }
-    Ok(middleware::outer(router, metrics))
+        max_body: config.max_body,
+        delay,
+        routes: limits::Deadline::new(config.request_timeout).layer(routes),
+    }));
+    let inner = if config.cors.is_empty() {
+        Either::Right(gate)
+    } else {
+        Either::Left(access::CorsSteer::new(gate, &config.cors)?)
+    };
+    Ok(middleware::Log::new(
+        middleware::Compress::new(inner, Compressible),
+        metrics,
+    ))
 }
 
-/// A live stream (the change feed) is never compressed: a compressor
-/// holds bytes back, and each event must leave as it is produced.
-fn not_live(
-    _: StatusCode,
-    _: axum::http::Version,
-    _: &axum::http::HeaderMap,
-    extensions: &axum::http::Extensions,
-) -> bool {
-    extensions.get::<routes::Live>().is_none()
+/// The service every connection calls: [`app`].
+pub type Front =
+    middleware::Log<middleware::Compress<Either<access::CorsSteer<Gated>, Gated>, Compressible>>;
+
+type Gated = middleware::Panics<middleware::Gate>;
+
+/// What is compressed: what tower-http's default compresses (not images,
+/// not tiny bodies, not already encoded), but never a live stream (the
+/// change feed): a compressor holds bytes back, and each event must leave
+/// as it is produced.
+#[derive(Clone, Copy)]
+pub struct Compressible;
+
+impl Predicate for Compressible {
+    fn should_compress<B>(&self, response: &axum::http::Response<B>) -> bool
+    where
+        B: http_body::Body,
+    {
+        if response.extensions().get::<routes::Live>().is_some() {
+            return false;
+        }
+        if response
+            .extensions()
+            .get::<middleware::HeadAnswer>()
+            .is_none()
+        {
+            return DefaultPredicate::new().should_compress(response);
+        }
+        // A HEAD's body is gone already: its GET's size is in the length
+        // it names (none: a stream, compressed as the GET is).
+        let size = response
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        size.is_none_or(|size| size >= MIN_COMPRESSED)
+            && NotForContentType::GRPC
+                .and(NotForContentType::IMAGES)
+                .and(NotForContentType::SSE)
+                .should_compress(response)
+    }
 }
+
+/// The smallest body compressed (tower-http's default).
+const MIN_COMPRESSED: u64 = 32;
 
 /// What every connection needs.
 #[derive(Clone)]
 struct Connections {
-    router: Router,
+    router: Front,
     tls: Option<TlsAcceptor>,
     metrics: Arc<Metrics>,
     greeting: Option<Arc<str>>,

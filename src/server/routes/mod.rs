@@ -163,7 +163,7 @@ pub fn router(state: AppState) -> Router {
         // json-server's nested routes: `/posts/1/comments`.
         .route("/{table}/{id}/{child}", any(nested))
         .fallback(no_route);
-    // ---- json-server compatibility: static files and delay
+    // ---- json-server compatibility: static files
     let router = match state.json_server.static_dir.clone() {
         Some(dir) => router.layer(axum::middleware::from_fn_with_state(
             (state.clone(), Arc::new(dir)),
@@ -171,32 +171,19 @@ pub fn router(state: AppState) -> Router {
         )),
         None => router,
     };
-    let delay = state.json_server.delay;
-    let router = router.layer(axum::middleware::from_fn(
-        move |request: Request, next: axum::middleware::Next| async move {
-            match asked_delay(request.uri().query().unwrap_or_default()) {
-                Ok(asked) => {
-                    let wait = asked.unwrap_or(delay);
-                    if !wait.is_zero() {
-                        tokio::time::sleep(wait).await;
-                    }
-                    next.run(request).await
-                }
-                Err(problem) => problem.into_response(),
-            }
-        },
-    ));
     // ---- end of json-server compatibility
     router.with_state(state)
 }
 
-// ---- json-server compatibility: delay
+// ---- json-server compatibility: delay (waited by the gate)
 
 /// Longest wait a request may ask for with `_delay`.
 const MAX_ASKED_DELAY_MS: u64 = 60_000;
 
 /// `_delay=MS` in a query: this request's wait instead of `--delay`.
-fn asked_delay(raw_query: &str) -> Result<Option<std::time::Duration>, Problem> {
+pub(in crate::server) fn asked_delay(
+    raw_query: &str,
+) -> Result<Option<std::time::Duration>, Problem> {
     let Some((_, value)) =
         form_urlencoded::parse(raw_query.as_bytes()).find(|(k, _)| k == "_delay")
     else {
