@@ -334,16 +334,11 @@ impl<S> Steer<S> {
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
         if request.method() != Method::OPTIONS || preflight {
-            return match self.routed.clone().oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
+            let Ok(response) = self.routed.clone().oneshot(request).await;
+            return response;
         }
         let allow = self.origins.allow(request.headers().get(header::ORIGIN));
-        let mut response = match self.plain.clone().oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
+        let Ok(mut response) = self.plain.clone().oneshot(request).await;
         let headers = response.headers_mut();
         headers.append(header::VARY, HeaderValue::from_static("origin"));
         if let Some(allow) = allow {

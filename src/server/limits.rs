@@ -81,6 +81,26 @@ impl<T> Idle<T> {
     }
 }
 
+/// A message's `Content-Length`, when it has one that reads as a number.
+pub fn declared_length(headers: &axum::http::HeaderMap) -> Option<usize> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A body over `--max-body` (`limit`).
+pub fn too_large(limit: usize) -> super::problem::Problem {
+    super::problem::Problem::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        format!("the body is larger than the limit of {limit} bytes"),
+    )
+}
+
 /// The time limit of a request (`--request-timeout`): as tower-http's
 /// `TimeoutLayer`, an answer not ready within `limit` of the request is
 /// replaced by a `503` (which the gate turns into a problem document).

@@ -33,7 +33,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use super::access::{self, Caller, Keeper};
 use super::conditional::ENCODING_SUFFIXES;
-use super::limits::DeadlineService;
+use super::limits::{declared_length, too_large, DeadlineService};
 use super::metrics::Metrics;
 use super::negotiate::prefers_html;
 use super::problem::Problem;
@@ -565,18 +565,8 @@ async fn gate(rules: &Rules, request: Request) -> Response {
 /// An admitted request: its body within the limit, json-server's delay
 /// waited, then routed within the time limit.
 async fn admitted(rules: &Rules, request: Request) -> Response {
-    if let Some(declared) = declared_length(request.headers()) {
-        if declared > rules.max_body as u64 {
-            return Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                format!(
-                    "the body is {declared} bytes; the limit is {} bytes",
-                    rules.max_body
-                ),
-            )
-            .into_response();
-        }
+    if declared_length(request.headers()).is_some_and(|length| length > rules.max_body) {
+        return too_large(rules.max_body).into_response();
     }
     // ---- json-server compatibility: delay
     let asked = match request.uri().query() {
@@ -604,17 +594,6 @@ async fn admitted(rules: &Rules, request: Request) -> Response {
 /// compression then goes by the GET's length.
 #[derive(Clone, Copy)]
 pub struct HeadAnswer;
-
-/// A request's `Content-Length`, when it has one that reads as a number.
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
 
 /// Every error leaves as a problem document (RFC 9457), or as a readable
 /// page when a browser asked. Errors raised below the handlers (a body over

@@ -193,12 +193,7 @@ impl Predicate for Compressible {
         }
         // A HEAD's body is gone already: its GET's size is in the length
         // it names (none: a stream, compressed as the GET is).
-        let size = response
-            .headers()
-            .get(axum::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        size.is_none_or(|size| size >= MIN_COMPRESSED)
+        limits::declared_length(response.headers()).is_none_or(|size| size >= MIN_COMPRESSED)
             && NotForContentType::GRPC
                 .and(NotForContentType::IMAGES)
                 .and(NotForContentType::SSE)
@@ -207,7 +202,7 @@ impl Predicate for Compressible {
 }
 
 /// The smallest body compressed (tower-http's default).
-const MIN_COMPRESSED: u64 = 32;
+const MIN_COMPRESSED: usize = 32;
 
 /// What every connection needs.
 #[derive(Clone)]

@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 
 use super::super::bulk::Claim;
+use super::super::limits::{declared_length, too_large};
 use super::super::problem::Problem;
 use super::AppState;
 use crate::codec::body::{self, Parsed};
@@ -120,25 +121,6 @@ pub(super) fn declared_dialect(
         }
     }
     Ok(declared)
-}
-
-/// The body's `Content-Length`, when it has one that reads as a number.
-fn declared_length(headers: &HeaderMap) -> Option<usize> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn too_large(limit: usize) -> Problem {
-    Problem::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload-too-large",
-        format!("the body is larger than the limit of {limit} bytes"),
-    )
 }
 
 fn is_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
