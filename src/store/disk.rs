@@ -15,7 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 /// What kind of call a fault point is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,6 +55,17 @@ pub struct Faults {
     seen: Mutex<Vec<Call>>,
     /// Kinds of call that fail (EIO) every time, whatever the plan.
     broken: Mutex<Vec<Call>>,
+    /// A call held in the middle, to look at what others do meanwhile.
+    hold: Mutex<Hold>,
+    released: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Hold {
+    /// The kind of the next call to hold.
+    next: Option<Call>,
+    /// A call is waiting.
+    waiting: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -82,8 +93,49 @@ impl Faults {
         *self.broken.lock().unwrap_or_else(PoisonError::into_inner) = kinds.to_vec();
     }
 
+    /// Makes the next call of this kind wait, before it is made, until
+    /// [`Faults::release`].
+    pub fn hold_next(&self, call: Call) {
+        self.hold
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next = Some(call);
+    }
+
+    /// Whether a held call is waiting.
+    pub fn holding(&self) -> bool {
+        self.hold
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .waiting
+    }
+
+    /// Lets a held call go on (and holds no further one).
+    pub fn release(&self) {
+        let mut hold = self.hold.lock().unwrap_or_else(PoisonError::into_inner);
+        hold.next = None;
+        hold.waiting = false;
+        self.released.notify_all();
+    }
+
+    fn wait_if_held(&self, call: Call) {
+        let mut hold = self.hold.lock().unwrap_or_else(PoisonError::into_inner);
+        if hold.next != Some(call) {
+            return;
+        }
+        hold.next = None;
+        hold.waiting = true;
+        while hold.waiting {
+            hold = self
+                .released
+                .wait(hold)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
     /// Disarms, and starts counting calls from zero again.
     pub fn reset(&self) {
+        self.release();
         self.broken
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -110,6 +162,7 @@ impl Faults {
     }
 
     fn check(&self, call: Call) -> Option<Fault> {
+        self.wait_if_held(call);
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         self.seen
             .lock()

@@ -529,10 +529,10 @@ impl Row {
     /// rows of one block at once: a reader taking a million rows loaded
     /// together touches a few hundred counts, not a million. `live` is the
     /// number of rows (the capacity of the answer).
-    pub fn share_all(rows: &[Option<Row>], live: usize) -> Vec<Row> {
+    pub fn share_all<'a>(rows: impl Iterator<Item = &'a Row>, live: usize) -> Vec<Row> {
         let mut out: Vec<Row> = Vec::with_capacity(live);
         let mut run: Option<(&Block, usize)> = None;
-        for row in rows.iter().flatten() {
+        for row in rows {
             let block = row.block();
             match &mut run {
                 Some((b, n)) if std::ptr::eq(*b, block) => *n += 1,
@@ -859,7 +859,7 @@ mod tests {
         // Handles outlive the others of their block, and shared ones count.
         let kept: Vec<Row> = rows.iter().step_by(97).cloned().collect();
         let slots: Vec<Option<Row>> = rows.iter().cloned().map(Some).collect();
-        let shared = Row::share_all(&slots, slots.len());
+        let shared = Row::share_all(slots.iter().flatten(), slots.len());
         drop(slots);
         assert!(shared.iter().zip(&rows).all(|(a, b)| Row::ptr_eq(a, b)));
         drop(rows);

@@ -512,6 +512,12 @@ pub struct Recovered {
 /// Position in the log: the number of batches appended before.
 pub type Lsn = u64;
 
+/// A new segment, created and durable, for the next [`Wal::rotate`].
+pub struct NextSegment {
+    file: File,
+    number: u64,
+}
+
 /// The log of one data directory.
 pub struct Wal {
     dir: PathBuf,
@@ -573,6 +579,10 @@ struct State {
     failed_ranges: Vec<(Lsn, Lsn)>,
     /// The segment being written; `None` while the log thread writes to it.
     file: Option<File>,
+    /// The segment to write next, set by a rotation while the log thread
+    /// was writing (`file` is `None` whenever this is set); the thread
+    /// switches to it once its batch is decided.
+    next_file: Option<(File, u64)>,
     segment: u64,
     /// Bytes of the current segment known durable (header included).
     durable_len: u64,
@@ -687,6 +697,7 @@ impl Wal {
                 decided: 0,
                 failed_ranges: Vec::new(),
                 file,
+                next_file: None,
                 segment,
                 durable_len: SEGMENT_HEADER as u64,
                 segment_bytes: 0,
@@ -826,38 +837,102 @@ impl Wal {
         self.lock().segment_bytes
     }
 
-    /// Waits until everything appended is decided, then starts a new
-    /// segment (unless the current one holds no record yet); returns the
-    /// paths of all older segments. Appends must be held off by the caller
-    /// for the duration.
-    pub fn rotate(&self) -> io::Result<Vec<PathBuf>> {
+    /// Makes the next segment ready for [`Wal::rotate`]: creates it with
+    /// its header and a numbering record, and makes both durable, holding
+    /// no lock meanwhile, so the rotation itself does no I/O. `None` when
+    /// the current segment holds no changes (nothing to rotate away from)
+    /// or appends are refused.
+    pub fn prepare_rotation(&self) -> io::Result<Option<NextSegment>> {
+        let (number, next_seq) = {
+            let mut state = self.lock();
+            // A rotation still waiting for the log thread is finished first.
+            while state.next_file.is_some() {
+                state = self
+                    .synced
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if !state.segment_changes || state.failed.is_some() || state.read_only {
+                return Ok(None);
+            }
+            (state.segment + 1, state.next_seq)
+        };
+        // Its numbering record may be behind by the time it is used; the
+        // highest record wins at replay, and [`Wal::mark`] writes a current
+        // one before older segments may go.
+        let file = create_segment(&self.disk, &self.dir, number, next_seq)?;
+        Ok(Some(NextSegment { file, number }))
+    }
+
+    /// Starts writing to the segment `next` (from
+    /// [`Wal::prepare_rotation`]): every batch appended from now on goes
+    /// there, and so do those queued and not yet taken by the log thread.
+    /// No I/O, so it may run while every writer is held off. Returns the
+    /// number of the segment written from now on: the older ones may be
+    /// deleted once the tables they changed are on disk and [`Wal::mark`]
+    /// is durable. Without `next`, nothing rotates.
+    pub fn rotate(&self, next: Option<NextSegment>) -> io::Result<u64> {
         let mut state = self.lock();
-        while state.decided < state.appended || state.file.is_none() {
-            state = self
-                .synced
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+        let failed = state.failed.clone();
+        let Some(next) = next else {
+            return match failed {
+                Some(failure) => Err(io::Error::other(failure)),
+                None => Ok(state.segment),
+            };
+        };
+        if let Some(failure) = failed {
+            drop(state);
+            self.discard_prepared(next);
+            return Err(io::Error::other(failure));
         }
+        debug_assert_eq!(next.number, state.segment + 1);
+        debug_assert!(state.next_file.is_none());
+        let number = next.number;
+        state.segment_changes = false;
+        state.segment_bytes = 0;
+        if state.file.is_some() {
+            state.file = Some(next.file);
+            state.segment = number;
+            state.durable_len = SEGMENT_START;
+        } else {
+            // The log thread is writing a batch to the old segment: it
+            // switches once that batch is decided.
+            state.next_file = Some((next.file, number));
+        }
+        Ok(number)
+    }
+
+    /// Removes a prepared segment that was not used.
+    pub fn discard_prepared(&self, next: NextSegment) {
+        drop(next.file);
+        let _ = self.disk.remove_file(&segment_path(&self.dir, next.number));
+    }
+
+    /// Records the current numbering of the feed as a batch of its own and
+    /// returns its position: once it is durable, every batch appended
+    /// before it is decided and the numbering is in the current segment,
+    /// so older segments can go without losing it.
+    pub fn mark(&self) -> io::Result<Lsn> {
+        let mut state = self.lock();
         if let Some(failure) = &state.failed {
             return Err(io::Error::other(failure.clone()));
         }
-        if state.segment_changes {
-            let next = state.segment + 1;
-            let file = create_segment(&self.disk, &self.dir, next, state.next_seq)?;
-            state.file = Some(file);
-            state.segment = next;
-            state.segment_bytes = 0;
-            state.segment_changes = false;
-            state.durable_len = SEGMENT_START;
-        }
-        let current = state.segment;
-        drop(state);
-        let old = list_segments(&self.disk, &self.dir)?
+        let next = state.next_seq;
+        encode(&Op::Seq { next }, &mut state.pending);
+        state.appended += 1;
+        let lsn = state.appended;
+        self.work.notify_one();
+        Ok(lsn)
+    }
+
+    /// The segments older than `current` on disk, to delete after a
+    /// checkpoint.
+    pub fn segments_before(&self, current: u64) -> io::Result<Vec<PathBuf>> {
+        Ok(list_segments(&self.disk, &self.dir)?
             .into_iter()
             .filter(|(number, _)| *number < current)
             .map(|(_, path)| path)
-            .collect();
-        Ok(old)
+            .collect())
     }
 
     /// Cuts the current segment back to its last durable byte, so that no
@@ -1062,6 +1137,14 @@ impl Wal {
                     self.failed_flag.store(true, Ordering::Release);
                     self.failures.fetch_add(1, Ordering::AcqRel);
                 }
+            }
+            // A rotation made while this batch was written: later batches
+            // go to the new segment (a failed batch was cut off the old one
+            // above).
+            if let Some((file, number)) = state.next_file.take() {
+                state.file = Some(file);
+                state.segment = number;
+                state.durable_len = SEGMENT_START;
             }
             self.progress.send_replace(state.decided);
             // Reuse the batch's allocation for the next one.
@@ -1568,12 +1651,58 @@ mod tests {
         // deletes the segments that held them.
         let (wal, recovered) = open(dir.path(), false).unwrap();
         assert_eq!(recovered.next_seq, 4);
-        for old in wal.rotate().unwrap() {
+        let next = wal.prepare_rotation().unwrap();
+        let current = wal.rotate(next).unwrap();
+        wal.wait(wal.mark().unwrap()).unwrap();
+        for old in wal.segments_before(current).unwrap() {
             std::fs::remove_file(old).unwrap();
         }
         wal.close();
         drop(wal);
         let (_wal, recovered) = open(dir.path(), false).unwrap();
         assert_eq!(recovered.next_seq, 4);
+    }
+
+    #[test]
+    fn a_rotation_while_a_batch_is_written_waits_for_no_fsync() {
+        use super::super::disk::{Call, Faults};
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::new();
+        let (wal, _) =
+            Wal::open(dir.path(), true, Disk::with_faults(faults.clone()), false).unwrap();
+        let ops = sample();
+        wal.wait(wal.append(&ops[..1]).unwrap()).unwrap();
+        let next = wal.prepare_rotation().unwrap();
+        assert!(next.is_some(), "the segment holds a change");
+        // The log thread is held inside the fsync of the second batch.
+        faults.hold_next(Call::Sync);
+        let second = wal.append(&ops[1..2]).unwrap();
+        while !faults.holding() {
+            std::thread::yield_now();
+        }
+        let current = wal.rotate(next).unwrap();
+        assert_eq!(current, 2);
+        assert_eq!(wal.segment(), 1, "the batch in flight stays in its segment");
+        let third = wal.append(&ops[2..3]).unwrap();
+        faults.release();
+        wal.wait(second).unwrap();
+        wal.wait(third).unwrap();
+        assert_eq!(wal.segment(), 2);
+        wal.wait(wal.mark().unwrap()).unwrap();
+        let old = wal.segments_before(current).unwrap();
+        assert_eq!(old, [segment_path(dir.path(), 1)]);
+        wal.close();
+        drop(wal);
+        let in_segment = |n| {
+            let bytes = std::fs::read(segment_path(dir.path(), n)).unwrap();
+            let start = records_start(&bytes, n).unwrap();
+            decode(&bytes[start..])
+                .ops
+                .into_iter()
+                .filter(|op| !matches!(op, Op::Seq { .. }))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(in_segment(1), ops[..2]);
+        assert_eq!(in_segment(2), ops[2..3]);
     }
 }

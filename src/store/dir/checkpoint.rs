@@ -14,8 +14,9 @@ use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crate::store::file::{self, Layout};
+use crate::store::table::Image;
 use crate::store::wal::Op;
-use crate::store::{Result, Row};
+use crate::store::Result;
 
 use super::{disk_stamp, read, slow, write, Content, DirStore, Slot};
 
@@ -33,7 +34,7 @@ pub(super) struct Retry {
 
 /// What a checkpoint writes for one table: its header and rows, or
 /// nothing for a table that was dropped.
-type TableImage = Option<(Arc<Vec<String>>, Vec<Row>)>;
+type TableImage = Option<(Arc<Vec<String>>, Image)>;
 
 impl DirStore {
     /// Brings every changed table's file up to date, then drops the log
@@ -45,13 +46,21 @@ impl DirStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         self.available()?;
-        // The world is held only to list the tables with changes and start
-        // a new log segment: every change in the older segments is then in
+        // The next log segment is made (and made durable) before anything
+        // is held, so the rotation below does no I/O.
+        let next = self.wal.prepare_rotation()?;
+        // The world is held only to list the tables with changes and switch
+        // to the new segment: every change in the older segments is then in
         // a table listed here (a write marks its table dirty before it
         // appends, under the table's lock).
-        let (listed, old_segments) = {
+        let (listed, current) = {
             let _world = write(&self.world);
-            self.available()?;
+            if let Err(err) = self.available() {
+                if let Some(next) = next {
+                    self.wal.discard_prepared(next);
+                }
+                return Err(err);
+            }
             self.any_dirty.store(false, Ordering::Release);
             let listed: Vec<(String, Arc<Slot>)> = self
                 .slots
@@ -61,10 +70,11 @@ impl DirStore {
                 .filter(|(_, slot)| read(&slot.state).dirty)
                 .map(|(name, slot)| (name.clone(), slot.clone()))
                 .collect();
-            (listed, self.wal.rotate()?)
+            (listed, self.wal.rotate(next)?)
         };
-        // Each table's snapshot is taken under its own read lock, after the
-        // rotation, so writes to other tables never wait for it. It may
+        // Each table's image is taken under its own read lock, after the
+        // rotation: a count per thousand rows, so writes to it wait
+        // microseconds, and to other tables not at all. It may
         // hold changes logged in the new segment too: replaying those over
         // the file is harmless, as every logged change sets rows, ids or
         // the header to a value (replaying a prefix of the changes twice
@@ -73,7 +83,7 @@ impl DirStore {
         for (name, slot) in listed {
             let state = read(&slot.state);
             let snapshot = match &state.content {
-                Content::Loaded(table) => Some((table.columns().clone(), table.rows())),
+                Content::Loaded(table) => Some((table.columns().clone(), table.image())),
                 _ => None,
             };
             let (generation, layout) = (state.generation, state.layout);
@@ -123,7 +133,11 @@ impl DirStore {
             }
         }
         if failures.is_empty() {
-            let mut old_segments = old_segments;
+            // The feed's numbering goes into the current segment, and every
+            // batch of the older ones is decided, before they go.
+            let marked = self.wal.mark();
+            marked.and_then(|lsn| slow(|| self.wal.wait(lsn)))?;
+            let mut old_segments = self.wal.segments_before(current)?;
             // Oldest first, so that a crash in between leaves an unbroken run.
             old_segments.sort();
             for segment in &old_segments {
@@ -154,9 +168,11 @@ impl DirStore {
         layout: Layout,
         snapshot: TableImage,
     ) -> io::Result<Option<file::Staged>> {
-        let Some((columns, rows)) = &snapshot else {
+        let Some((columns, image)) = &snapshot else {
             return Ok(None);
         };
+        // Listed here, with no lock held.
+        let rows = &image.rows();
         let staged = file::stage(&self.disk, &self.path(name), columns, rows, layout)?;
         // The engine's own copy, out of a person's reach: what the next
         // changes to this table build on.

@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
 
-use crate::store::row::Row;
+use super::slots::Slots;
 
 /// Id → slot without storing the ids a second time: an entry is a slot
 /// number and 32 bits of its id's hash, and the id itself is read from the
@@ -41,14 +41,11 @@ impl Index {
         u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    fn id_at(slots: &[Option<Row>], id_col: usize, slot: u32) -> &str {
-        slots
-            .get(slot as usize)
-            .and_then(Option::as_ref)
-            .map_or("", |row| row.get(id_col))
+    fn id_at(slots: &Slots, id_col: usize, slot: u32) -> &str {
+        slots.row(slot as usize).map_or("", |row| row.get(id_col))
     }
 
-    pub(super) fn get(&self, id: &str, slots: &[Option<Row>]) -> Option<usize> {
+    pub(super) fn get(&self, id: &str, slots: &Slots) -> Option<usize> {
         let hash = self.hash(id);
         self.entries
             .find(Self::spread(hash), |&(slot, h)| {
@@ -72,7 +69,7 @@ impl Index {
             });
     }
 
-    pub(super) fn remove(&mut self, id: &str, slots: &[Option<Row>]) -> Option<usize> {
+    pub(super) fn remove(&mut self, id: &str, slots: &Slots) -> Option<usize> {
         let id_col = self.id_col;
         let hash = self.hash(id);
         let entry = self

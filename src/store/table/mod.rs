@@ -6,11 +6,13 @@
 
 mod index;
 pub(crate) mod rules;
+mod slots;
 mod version;
 
 use index::Index;
 pub use rules::validate_id;
 use rules::{check_body_id, int_id, validate_columns, validate_fields, without};
+use slots::Slots;
 use version::fresh_version;
 
 use std::collections::HashSet;
@@ -30,8 +32,8 @@ use super::{Error, Fields, Records};
 pub struct Table {
     columns: Arc<Vec<String>>,
     id_col: Option<usize>,
-    /// Rows in file order; `None` marks a deleted row until the next compaction.
-    slots: Vec<Option<Row>>,
+    /// Rows in file order, in shared chunks.
+    slots: Slots,
     /// Id → slot, for the first row holding each id.
     index: Index,
     live: usize,
@@ -43,6 +45,21 @@ pub struct Table {
     /// Changes with every write; derived from the file's bytes at load.
     pub version: u64,
     pub modified: SystemTime,
+}
+
+/// Every row of a table at one moment, taken cheaply (see
+/// [`Table::image`]).
+#[derive(Clone, Debug)]
+pub struct Image {
+    slots: Slots,
+    live: usize,
+}
+
+impl Image {
+    /// Handles to every row, in order.
+    pub fn rows(&self) -> Vec<Row> {
+        Row::share_all(self.slots.rows(), self.live)
+    }
 }
 
 /// A write applied to a table, with the rows it produced (for the answer).
@@ -65,7 +82,7 @@ impl Table {
         let mut table = Table {
             columns: Arc::new(columns),
             id_col,
-            slots: rows.into_iter().map(Some).collect(),
+            slots: Slots::from_rows(rows.into_iter().map(Some)),
             index: Index::default(),
             live: 0,
             ids_ok: true,
@@ -78,14 +95,14 @@ impl Table {
     }
 
     fn reindex(&mut self) {
-        self.slots.retain(Option::is_some);
+        self.slots.compact();
         self.live = self.slots.len();
         self.index.clear(self.id_col.unwrap_or(0));
         self.ids_ok = self.id_col.is_some();
         self.max_int_id = None;
         let Some(id_col) = self.id_col else { return };
         for slot in 0..self.slots.len() {
-            let Some(row) = &self.slots[slot] else {
+            let Some(row) = self.slots.row(slot) else {
                 continue;
             };
             let id = row.get(id_col);
@@ -112,12 +129,22 @@ impl Table {
     /// Shared handles to every row, in order: cheap to take, and a stable view
     /// while writers go on.
     pub fn rows(&self) -> Vec<Row> {
-        Row::share_all(&self.slots, self.live)
+        Row::share_all(self.slots.rows(), self.live)
+    }
+
+    /// The rows as they are now, for [`Image::rows`] to list later: taking
+    /// it costs one count per thousand rows, so a checkpoint holds the
+    /// table's lock only that long, and writes go on meanwhile.
+    pub fn image(&self) -> Image {
+        Image {
+            slots: self.slots.clone(),
+            live: self.live,
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<&Row> {
         let slot = self.index.get(id, &self.slots)?;
-        self.slots[slot].as_ref()
+        self.slots.row(slot)
     }
 
     /// The version of one row: a hash of the columns and the row's cells, so
@@ -153,8 +180,7 @@ impl Table {
                 let id_col = self.id_col.unwrap_or(0);
                 let max = self
                     .slots
-                    .iter()
-                    .flatten()
+                    .rows()
                     .filter_map(|row| int_id(row.get(id_col)))
                     .max()
                     .unwrap_or(0);
@@ -192,18 +218,18 @@ impl Table {
             None => {
                 let columns = Arc::make_mut(&mut self.columns);
                 columns.insert(0, id_column.to_string());
-                for row in self.slots.iter_mut().flatten() {
+                self.slots.update_rows(|row| {
                     let cells: Vec<&str> =
                         std::iter::once("").chain(row.cells(row.len())).collect();
                     *row = Row::from_cells(cells);
-                }
+                });
                 self.id_col = Some(0);
                 0
             }
         };
         self.reindex();
         for slot in 0..self.slots.len() {
-            let Some(row) = self.slots[slot].clone() else {
+            let Some(row) = self.slots.row(slot).cloned() else {
                 continue;
             };
             let id = row.get(id_col);
@@ -218,7 +244,7 @@ impl Table {
                     .find(|id| self.index.get(id, &self.slots).is_none())
                     .unwrap_or_default(),
             };
-            self.slots[slot] = Some(row.with_cell(id_col, &fresh));
+            self.slots.set(slot, Some(row.with_cell(id_col, &fresh)));
             self.index.insert(&fresh, slot);
         }
         self.ids_ok = true;
@@ -297,7 +323,6 @@ impl Table {
         let numbered_in_place =
             numbered && same_layout && map.first() == Some(&id_col) && self.max_int_id() == 0;
         let width = self.columns.len();
-        self.slots.reserve(rows.len());
         self.index.reserve(rows.len());
         // Which of the records' cells each of the table's columns takes.
         let mut from = vec![None; width];
@@ -349,7 +374,7 @@ impl Table {
         let row = self.build_row(&fields, None);
         let created = match self.index.get(id, &self.slots) {
             Some(slot) => {
-                self.slots[slot] = Some(row.clone());
+                self.slots.set(slot, Some(row.clone()));
                 false
             }
             None => {
@@ -375,12 +400,14 @@ impl Table {
             .index
             .get(id, &self.slots)
             .ok_or_else(|| Error::NoRow(id.to_string()))?;
-        let base = self.slots[slot]
-            .clone()
+        let base = self
+            .slots
+            .row(slot)
+            .cloned()
             .ok_or_else(|| Error::NoRow(id.to_string()))?;
         let fields = without(record, id_column);
         let row = self.build_row(&fields, Some(&base));
-        self.slots[slot] = Some(row.clone());
+        self.slots.set(slot, Some(row.clone()));
         self.touch();
         Ok(Applied {
             rows: vec![row],
@@ -394,7 +421,7 @@ impl Table {
             .index
             .remove(id, &self.slots)
             .ok_or_else(|| Error::NoRow(id.to_string()))?;
-        self.slots[slot] = None;
+        self.slots.set(slot, None);
         self.live -= 1;
         if int_id(id).is_some() && int_id(id) == self.max_int_id {
             self.max_int_id = None;
@@ -427,7 +454,7 @@ impl Table {
             return;
         }
         match self.index.get(id, &self.slots) {
-            Some(slot) => self.slots[slot] = Some(row),
+            Some(slot) => self.slots.set(slot, Some(row)),
             None => {
                 self.note_id(id);
                 let id = id.to_string();
