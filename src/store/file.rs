@@ -731,7 +731,7 @@ pub fn stage(
         let mut file = disk.create(&tmp)?;
         let hash = {
             let mut out = Hashing {
-                inner: BufWriter::with_capacity(1 << 16, disk.writer(&mut file)),
+                inner: BufWriter::with_capacity(1 << 16, disk.paced_writer(&mut file)),
                 hasher: xxhash_rust::xxh3::Xxh3::new(),
             };
             write_csv(&mut out, columns, rows.iter(), layout)?;

@@ -11,6 +11,7 @@ mod disk;
 mod fault_walk;
 mod file;
 mod names;
+mod os;
 mod pg;
 mod row;
 pub mod schema;

@@ -315,9 +315,19 @@ impl DirStore {
 /// have settled, the log has grown, or a failure needs recovering from;
 /// ends with the store.
 pub(super) fn checkpointer(store: Weak<DirStore>) {
+    yield_to_requests();
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let Some(store) = store.upgrade() else { return };
         store.tick();
+    }
+}
+
+/// Lowers this thread's priority (nice 10): writing a large table's file is
+/// seconds of work that must not take a core from requests when they
+/// compete for it, and gets the whole core back when they do not.
+fn yield_to_requests() {
+    if let Err(err) = crate::store::os::lower_thread_priority(10) {
+        tracing::debug!("the checkpointer keeps its priority: {err}");
     }
 }
