@@ -354,6 +354,23 @@ fn limits_have_their_statuses() {
 }
 
 #[test]
+fn the_default_header_count_limit_is_100() {
+    let server = Server::start();
+    let count = |n: usize| {
+        let headers: Vec<(String, String)> =
+            (0..n).map(|i| (format!("X-{i}"), "v".into())).collect();
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        server.get_with("/", &refs).status
+    };
+    // The client adds a few of its own (Host among them).
+    assert_eq!(count(90), 200);
+    assert_eq!(count(101), 431);
+}
+
+#[test]
 fn content_length_with_transfer_encoding_is_refused_in_either_order() {
     let server = Server::start();
     for head in [

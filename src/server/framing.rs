@@ -113,41 +113,87 @@ impl Follower {
     /// body's framing. Returns the next state and the bytes used.
     fn head(&mut self, head: &mut Vec<u8>, bytes: &[u8]) -> (State, usize) {
         let before = head.len();
-        head.extend_from_slice(bytes);
-        let mut headers = [httparse::EMPTY_HEADER; 256];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(head) {
-            Ok(httparse::Status::Complete(len)) => {
-                let has = |name: &str| {
-                    request
-                        .headers
-                        .iter()
-                        .any(|h| h.name.eq_ignore_ascii_case(name))
-                };
-                let chunked = has("transfer-encoding");
-                let length = request
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .map(|h| {
-                        std::str::from_utf8(h.value)
-                            .ok()
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                    });
-                self.verdicts.push(chunked && length.is_some());
-                let next = match (chunked, length) {
-                    (true, _) => State::ChunkSize(Vec::new()),
-                    (false, Some(Some(0)) | None) => State::Head(Vec::new()),
-                    (false, Some(Some(n))) => State::Body(n),
-                    (false, Some(None)) => State::Lost,
-                };
+        // A head that arrives in one read (nearly all) is judged where it
+        // lies; only one split across reads is gathered.
+        if before > 0 {
+            head.extend_from_slice(bytes);
+        }
+        let whole: &[u8] = if before > 0 { head } else { bytes };
+        match judge(whole) {
+            Judged::Complete {
+                len,
+                next,
+                conflict,
+            } => {
+                self.verdicts.push(conflict);
                 (next, len - before)
             }
-            Ok(httparse::Status::Partial) if head.len() <= MAX_LINE => {
+            Judged::Partial if before + bytes.len() <= MAX_LINE => {
+                if before == 0 {
+                    head.extend_from_slice(bytes);
+                }
                 (State::Head(std::mem::take(head)), bytes.len())
             }
-            _ => (State::Lost, bytes.len()),
+            Judged::Partial | Judged::Broken => (State::Lost, bytes.len()),
         }
+    }
+}
+
+/// What the start of the bytes says as a request head.
+enum Judged {
+    Complete {
+        /// Bytes of the head.
+        len: usize,
+        /// How its body is framed.
+        next: State,
+        conflict: bool,
+    },
+    Partial,
+    Broken,
+}
+
+fn judge(bytes: &[u8]) -> Judged {
+    // Left uninitialised until parsed into, as hyper does: filling 256
+    // headers for every request would cost more than parsing one.
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 256];
+    let mut request = httparse::Request::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut request,
+        bytes,
+        &mut headers,
+    );
+    match parsed {
+        Ok(httparse::Status::Complete(len)) => {
+            let has = |name: &str| {
+                request
+                    .headers
+                    .iter()
+                    .any(|h| h.name.eq_ignore_ascii_case(name))
+            };
+            let chunked = has("transfer-encoding");
+            let length = request
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .map(|h| {
+                    std::str::from_utf8(h.value)
+                        .ok()
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                });
+            let next = match (chunked, length) {
+                (true, _) => State::ChunkSize(Vec::new()),
+                (false, Some(Some(0)) | None) => State::Head(Vec::new()),
+                (false, Some(Some(n))) => State::Body(n),
+                (false, Some(None)) => State::Lost,
+            };
+            Judged::Complete {
+                len,
+                next,
+                conflict: chunked && length.is_some(),
+            }
+        }
+        Ok(httparse::Status::Partial) => Judged::Partial,
+        Err(_) => Judged::Broken,
     }
 }
 

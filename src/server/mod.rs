@@ -340,6 +340,9 @@ async fn end_feeds(
     store.feed().close();
 }
 
+/// The number of headers hyper accepts unless told otherwise.
+const HYPER_MAX_HEADERS: usize = 100;
+
 /// One connection, from accept to close; holds its slot until it ends.
 async fn connection(
     mut stream: TcpStream,
@@ -396,13 +399,19 @@ where
         .map_request(middleware::seed_path_in_host::<Incoming>)
         .map_request(rewrite::layer(ctx.rewrite.clone()))
         .service(ctx.router.clone());
-    let connection = hyper::server::conn::http1::Builder::new()
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
         .timer(TokioTimer::new())
         .header_read_timeout(ctx.header_timeout)
         .max_header_size(ctx.max_header_bytes)
-        .max_headers(ctx.max_headers)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+        .keep_alive(true);
+    // The default is hyper's own limit: naming it anyway would make hyper
+    // initialise a header array of that size for every request (its
+    // default one it leaves uninitialised until parsed into).
+    if ctx.max_headers != HYPER_MAX_HEADERS {
+        builder.max_headers(ctx.max_headers);
+    }
+    let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     if let Err(err) = watcher.watch(connection).await {
         tracing::debug!("connection ended: {err}");
     }

@@ -418,6 +418,16 @@ pub struct RowView {
     pub modified: SystemTime,
 }
 
+/// What a read of one row by id needs, from one call: see
+/// [`Store::read_row`].
+#[derive(Debug)]
+pub enum RowRead {
+    /// The table is kept as one object: it has no rows by id.
+    Singular,
+    /// The row, and the datatypes its columns are rendered by.
+    Row(RowView, Types),
+}
+
 /// The interface the HTTP layer uses.
 ///
 /// The contract every implementation keeps:
@@ -446,6 +456,17 @@ pub trait Store: Send + Sync + 'static {
     async fn select(&self, table: &str, query: &str) -> Result<Selected>;
     /// One row.
     async fn row(&self, table: &str, id: &str) -> Result<RowView>;
+    /// One row as `GET /<t>/<id>` reads it: nothing when the table is
+    /// singular ([`Store::singular`]), else the row ([`Store::row`]) and the
+    /// table's [`Store::types`]. One call, so a backend holding all three
+    /// in memory answers them at once.
+    async fn read_row(&self, table: &str, id: &str) -> Result<RowRead> {
+        if self.singular(table).await.is_ok_and(|mark| mark.is_some()) {
+            return Ok(RowRead::Singular);
+        }
+        let view = self.row(table, id).await?;
+        Ok(RowRead::Row(view, self.types(table).await))
+    }
     /// Creates rows (creating the table if needed); `expect` is checked
     /// against the table's version.
     async fn insert(&self, table: &str, records: Records, expect: &Expect) -> Result<Written>;

@@ -110,7 +110,9 @@ pub(super) fn vary_by_viewer(headers: &mut HeaderMap, format: Format, viewer: &V
 }
 
 pub(super) fn content(format: Format, negotiated: bool, tag: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
+    // Room for these and what the answer and the middleware add, so the
+    // map is allocated once.
+    let mut headers = HeaderMap::with_capacity(12);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),

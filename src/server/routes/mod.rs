@@ -327,25 +327,33 @@ async fn table(
     }
 }
 
+/// The answer to a request for a row of a singular resource.
+pub(super) fn singular_has_no_rows(table: &str) -> Problem {
+    Problem::not_found(format!(
+        "{table} is a singular resource (one object), with no rows by id: use /{table}"
+    ))
+}
+
 async fn row(
     State(state): State<AppState>,
     Path((table, id)): Path<(String, String)>,
     request: Request,
 ) -> Answer {
+    let method = request.method().clone();
+    let reading = matches!(method, Method::GET | Method::HEAD);
     // ---- json-server compatibility: a singular resource has no rows
-    if crate::store::validate_table_name(&table).is_ok()
+    // (a read learns it with the row itself).
+    if !reading
+        && crate::store::validate_table_name(&table).is_ok()
         && state
             .store
             .singular(&table)
             .await
             .is_ok_and(|mark| mark.is_some())
     {
-        return Err(Problem::not_found(format!(
-            "{table} is a singular resource (one object), with no rows by id: use /{table}"
-        )));
+        return Err(singular_has_no_rows(&table));
     }
     // ---- end of json-server compatibility
-    let method = request.method().clone();
     let browser = Browser::of(request.headers());
     let table_page = |table: &str| format!("/{table}");
     match method {

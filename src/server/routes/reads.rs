@@ -20,7 +20,7 @@ use super::{row_body, viewer_of, Answer, AppState};
 use crate::codec::repr::{self, Format};
 use crate::page::{self, Address, RowPage, TablePage, Viewer};
 use crate::query;
-use crate::store::{Row, TableInfo};
+use crate::store::{Row, RowRead, TableInfo};
 
 pub(super) async fn list_tables(
     state: AppState,
@@ -310,7 +310,9 @@ pub(super) async fn get_row(
     let store = state.store.as_ref();
     // Read before the row, so that its page's feed starts no later than it.
     let since = store.feed().last_seq();
-    let (view, suffix) = match store.row(&table, &id).await {
+    let (view, suffix, types) = match store.read_row(&table, &id).await {
+        Ok(RowRead::Singular) => return Err(super::singular_has_no_rows(&table)),
+        Ok(RowRead::Row(view, types)) => (view, None, types),
         // `/people/3.csv`: a format suffix on an id that does not exist as written.
         Err(crate::store::Error::NoRow(_)) => {
             let Some((stem, format)) = id
@@ -319,16 +321,15 @@ pub(super) async fn get_row(
             else {
                 return Err(crate::store::Error::NoRow(id).into());
             };
-            store
+            let view = store
                 .row(&table, stem)
                 .await
-                .map(|view| (view, Some(format)))
-                .map_err(|_| crate::store::Error::NoRow(id.clone()))?
+                .map_err(|_| crate::store::Error::NoRow(id.clone()))?;
+            (view, Some(format), store.types(&table).await)
         }
-        other => other.map(|view| (view, None))?,
+        Err(other) => return Err(other.into()),
     };
     let format = choose(request_headers, suffix)?;
-    let types = store.types(&table).await;
     let typed = super::schema::types_tag(&types, format);
     let tag = page_tag(etag(view.version, typed.as_deref(), format), format, viewer);
     let mut headers = content(format, suffix.is_none(), &tag);
@@ -369,25 +370,25 @@ pub(super) async fn get_row(
     if format != Format::Html && not_modified(request_headers, &tag, None) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
-    Ok((
-        headers,
-        row_body(
-            format,
-            &view.columns,
-            &types,
-            RowPage {
-                table: &table,
-                columns: &view.columns,
-                id_col: view.id_col,
-                row: &view.row,
-                tag: &tag,
-                since,
-                viewer,
-            },
-            state.csv_safe,
-        ),
-    )
-        .into_response())
+    let body = row_body(
+        format,
+        &view.columns,
+        &types,
+        RowPage {
+            table: &table,
+            columns: &view.columns,
+            id_col: view.id_col,
+            row: &view.row,
+            tag: &tag,
+            since,
+            viewer,
+        },
+        state.csv_safe,
+    );
+    // The headers become the answer's own (not copied into a new map).
+    let mut answer = axum::response::Response::new(Body::from(body));
+    *answer.headers_mut() = headers;
+    Ok(answer)
 }
 
 // ---- json-server compatibility: relations and v1's page envelope

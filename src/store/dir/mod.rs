@@ -556,6 +556,18 @@ fn fields_text(fields: &Fields) -> impl Iterator<Item = &str> {
     fields.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])
 }
 
+/// Row `id` of a table, as [`Store::row`] answers it.
+fn row_view(table: &Table, id: &str) -> Result<RowView> {
+    let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
+    Ok(RowView {
+        columns: table.columns().clone(),
+        id_col: table.id_col(),
+        row: row.clone(),
+        version: table.row_version(row),
+        modified: table.modified,
+    })
+}
+
 fn slow<T>(work: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
@@ -620,16 +632,16 @@ impl Store for DirStore {
     }
 
     async fn row(&self, name: &str, id: &str) -> Result<RowView> {
+        self.with_read(name, |state| row_view(loaded(name, state)?, id))
+    }
+
+    async fn read_row(&self, name: &str, id: &str) -> Result<super::RowRead> {
+        if self.singulars.get(name).is_ok_and(|mark| mark.is_some()) {
+            return Ok(super::RowRead::Singular);
+        }
         self.with_read(name, |state| {
-            let table = loaded(name, state)?;
-            let row = table.get(id).ok_or_else(|| Error::NoRow(id.to_string()))?;
-            Ok(RowView {
-                columns: table.columns().clone(),
-                id_col: table.id_col(),
-                row: row.clone(),
-                version: table.row_version(row),
-                modified: table.modified,
-            })
+            let view = row_view(loaded(name, state)?, id)?;
+            Ok(super::RowRead::Row(view, state.meta.types()))
         })
     }
 
