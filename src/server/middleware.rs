@@ -516,12 +516,13 @@ async fn gate(rules: &Rules, request: Request) -> Response {
         .uri()
         .path_and_query()
         .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
-    let mut viewer = Viewer {
+    // Shared with the handler (and its pages) without a copy.
+    let mut viewer = Arc::new(Viewer {
         read_only: rules.keeper.access.read_only,
         guarded: rules.keeper.access.token.is_some(),
         here,
         ..Viewer::default()
-    };
+    });
     let read = matches!(
         *request.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
@@ -542,9 +543,11 @@ async fn gate(rules: &Rules, request: Request) -> Response {
             }
             Err(refused) => refused.into_response(),
             Ok((mut request, caller)) => {
+                // Not shared yet: changed in place.
+                let seen = Arc::make_mut(&mut viewer);
                 match &caller {
-                    Caller::Browser(session) => viewer.csrf = Some(session.csrf.clone()),
-                    Caller::Bearer => viewer.bearer = true,
+                    Caller::Browser(session) => seen.csrf = Some(session.csrf.clone()),
+                    Caller::Bearer => seen.bearer = true,
                     Caller::Anyone | Caller::Stranger => {}
                 }
                 request.extensions_mut().insert(viewer.clone());

@@ -30,7 +30,7 @@ pub fn router(keeper: Arc<Keeper>) -> Router {
 
 async fn page(
     State(keeper): State<Arc<Keeper>>,
-    Extension(viewer): Extension<Viewer>,
+    Extension(viewer): Extension<Arc<Viewer>>,
     request: Request,
 ) -> Result<Response, Problem> {
     needs_sign_in(&keeper)?;
@@ -48,7 +48,7 @@ async fn page(
 
 async fn sign_in(
     State(keeper): State<Arc<Keeper>>,
-    Extension(viewer): Extension<Viewer>,
+    Extension(viewer): Extension<Arc<Viewer>>,
     request: Request,
 ) -> Result<Response, Problem> {
     needs_sign_in(&keeper)?;

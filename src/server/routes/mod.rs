@@ -402,10 +402,10 @@ fn not_allowed(method: &Method, allow: &'static str) -> Problem {
 }
 
 /// Who is looking, for a page: set by the access rules for every request.
-fn viewer_of(request: &Request) -> Viewer {
+fn viewer_of(request: &Request) -> Arc<Viewer> {
     request
         .extensions()
-        .get::<Viewer>()
+        .get::<Arc<Viewer>>()
         .cloned()
         .unwrap_or_default()
 }
