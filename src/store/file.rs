@@ -845,6 +845,55 @@ pub fn remove_replaced(held: &Path) {
     let _ = fs::remove_file(held);
 }
 
+/// Where files of the engine's own are freed ([`free_gradually`]); whatever
+/// is in it goes at the next start ([`empty_free_dir`]).
+pub fn free_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(".csvd").join("free")
+}
+
+/// Bytes freed at a time by [`free_gradually`].
+const FREE_STEP: u64 = 8 << 20;
+
+/// Removes a file of the engine's own (a replaced table file, an old base
+/// copy) without stalling every other file's fsync: freeing a large file's
+/// blocks in one call holds the file system's journal for tens of
+/// milliseconds, and a log fsync waits for all of it. The file is first
+/// moved into [`free_dir`] (so a crash meanwhile never leaves a cut-down
+/// file under a name that means something), then shortened a few megabytes
+/// at a time, then removed.
+pub fn free_gradually(disk: &Disk, path: &Path, data_dir: &Path) -> io::Result<()> {
+    static FREED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let big = fs::metadata(path).is_ok_and(|m| m.len() > FREE_STEP);
+    if !big {
+        return disk.remove_file(path);
+    }
+    let dir = free_dir(data_dir);
+    let n = FREED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let freeing = dir.join(format!("{}.{n}", std::process::id()));
+    if disk.create_dir_all(&dir).is_err() || disk.rename(path, &freeing).is_err() {
+        return disk.remove_file(path);
+    }
+    if let Ok(file) = fs::OpenOptions::new().write(true).open(&freeing) {
+        let mut len = file.metadata().map_or(0, |m| m.len());
+        while len > FREE_STEP {
+            len -= FREE_STEP;
+            if file.set_len(len).is_err() {
+                break;
+            }
+        }
+    }
+    disk.remove_file(&freeing)
+}
+
+/// Removes what an interrupted [`free_gradually`] left.
+pub fn empty_free_dir(data_dir: &Path) {
+    if let Ok(entries) = fs::read_dir(free_dir(data_dir)) {
+        for entry in entries.flatten() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Moves a file a person edited aside (`people.csv` →
 /// `people.csv.conflict-<unix seconds>`, then `-2`, `-3`… within the same
 /// second) so that it is kept, never overwritten, and no two hand edits
@@ -1214,5 +1263,25 @@ mod tests {
         assert_eq!(rows[0].cells(3).collect::<Vec<_>>(), ["1", "", ""]);
         let (columns, rows, _) = parse(b"").unwrap();
         assert!(columns.is_empty() && rows.is_empty());
+    }
+
+    #[test]
+    fn files_are_freed_in_steps_and_leftovers_go_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::real();
+        let big = dir.path().join(".t.csv.1.held");
+        let file = fs::File::create(&big).unwrap();
+        file.set_len(3 * FREE_STEP + 5).unwrap();
+        let small = dir.path().join("small");
+        fs::write(&small, b"a").unwrap();
+        free_gradually(&disk, &big, dir.path()).unwrap();
+        free_gradually(&disk, &small, dir.path()).unwrap();
+        assert!(!big.exists() && !small.exists());
+        let free = free_dir(dir.path());
+        assert_eq!(fs::read_dir(&free).unwrap().count(), 0);
+        // What a crash in the middle leaves is the engine's own: it goes.
+        fs::write(free.join("9.0"), b"cut down").unwrap();
+        empty_free_dir(dir.path());
+        assert_eq!(fs::read_dir(&free).unwrap().count(), 0);
     }
 }

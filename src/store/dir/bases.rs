@@ -130,7 +130,8 @@ impl DirStore {
         let mut bases = self.bases.lock().unwrap_or_else(PoisonError::into_inner);
         let stale: Vec<(String, u64)> = bases.difference(&keep).cloned().collect();
         for (name, hash) in stale {
-            if self.disk.remove_file(&self.base_path(&name, hash)).is_ok() {
+            let path = self.base_path(&name, hash);
+            if file::free_gradually(&self.disk, &path, &self.dir).is_ok() {
                 bases.remove(&(name, hash));
             }
         }

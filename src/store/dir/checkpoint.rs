@@ -236,7 +236,7 @@ impl DirStore {
         drop(state);
         drop(world);
         if let Some(old) = replaced {
-            file::remove_replaced(&old);
+            let _ = file::free_gradually(&self.disk, &old, &self.dir);
         }
         Ok(())
     }

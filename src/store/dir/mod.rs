@@ -343,6 +343,7 @@ impl DirStore {
         self.list_bases();
         if !self.options.read_only {
             self.settle_held_files();
+            file::empty_free_dir(&self.dir);
         }
         let mut salvaged = recovered.salvaged;
         let count = recovered.ops.len();
