@@ -3,6 +3,7 @@
 # json-server 0.17 (the same data, the same queries), printed as markdown tables.
 #
 #   bench/queries.sh [ROWS] [SECONDS]      # defaults: 1000000 rows, 10 s per load run
+#   BIN=path bench/queries.sh ...          # measures another build of csvd
 #
 # Builds csvd --release, generates a ROWS-row CSV (about 95 bytes a row) in a temporary
 # directory, installs what it lacks (wrk and nginx with apt-get, json-server 0.17 with npm, in
@@ -60,9 +61,14 @@ median_ms() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-say "building csvd --release ..."
-(cd "$ROOT" && cargo build --release --quiet)
-CSVD="$ROOT/target/release/csvd"
+# BIN=path measures another build of csvd (none is built then).
+if [ -n "${BIN:-}" ]; then
+    CSVD=$BIN
+else
+    say "building csvd --release ..."
+    (cd "$ROOT" && cargo build --release --quiet)
+    CSVD="$ROOT/target/release/csvd"
+fi
 
 say "generating $ROWS rows ..."
 mkdir -p "$WORK/data" "$WORK/www"

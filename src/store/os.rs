@@ -10,19 +10,7 @@ use std::io;
 /// disk now, without waiting (a hint: errors are ignored).
 pub fn start_writeback(file: &File, start: u64, len: u64) {
     #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a system call on a descriptor `file` keeps open for its
-        // duration; no memory is passed.
-        unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                start as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
+    sync_file_range(file, start, len, libc::SYNC_FILE_RANGE_WRITE);
     #[cfg(not(target_os = "linux"))]
     let _ = (file, start, len);
 }
@@ -32,22 +20,31 @@ pub fn start_writeback(file: &File, start: u64, len: u64) {
 /// file's fsync still is (a hint: errors are ignored).
 pub fn wait_writeback(file: &File, start: u64, len: u64) {
     #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: as in `start_writeback`.
-        unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                start as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                    | libc::SYNC_FILE_RANGE_WRITE
-                    | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-            );
-        }
-    }
+    sync_file_range(
+        file,
+        start,
+        len,
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+    );
     #[cfg(not(target_os = "linux"))]
     let _ = (file, start, len);
+}
+
+#[cfg(target_os = "linux")]
+fn sync_file_range(file: &File, start: u64, len: u64, flags: libc::c_uint) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a system call on a descriptor `file` keeps open for its
+    // duration; no memory is passed.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            start as libc::off64_t,
+            len as libc::off64_t,
+            flags,
+        );
+    }
 }
 
 /// Sets the calling thread's nice value (Linux applies a priority set for
