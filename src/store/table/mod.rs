@@ -82,7 +82,7 @@ impl Table {
         let mut table = Table {
             columns: Arc::new(columns),
             id_col,
-            slots: Slots::from_rows(rows.into_iter().map(Some)),
+            slots: Slots::from_loaded(rows),
             index: Index::default(),
             live: 0,
             ids_ok: true,

@@ -28,6 +28,26 @@ impl Slots {
         slots
     }
 
+    /// The rows of a table being loaded, all present. Their vector is
+    /// taken apart from its end and shrunk as it goes, so the chunks reuse
+    /// its memory: a million rows never take their slots' room twice.
+    pub(super) fn from_loaded(mut rows: Vec<Row>) -> Slots {
+        let len = rows.len();
+        let mut chunks = Vec::with_capacity(len.div_ceil(CHUNK));
+        while !rows.is_empty() {
+            let start = (rows.len() - 1) / CHUNK * CHUNK;
+            let mut chunk = Vec::with_capacity(CHUNK);
+            chunk.extend(rows.drain(start..).map(Some));
+            chunks.push(Arc::new(chunk));
+            // Every 64 chunks (half a megabyte of slots), give the room back.
+            if chunks.len() % 64 == 0 {
+                rows.shrink_to_fit();
+            }
+        }
+        chunks.reverse();
+        Slots { chunks, len }
+    }
+
     pub(super) fn len(&self) -> usize {
         self.len
     }
@@ -113,5 +133,16 @@ mod tests {
         assert_eq!(cells, ["0", "1", "2"]);
         assert_eq!(slots.row(CHUNK + 1).map(|r| r.get(0)), Some("1026"));
         assert!(slots.row(slots.len()).is_none());
+    }
+
+    #[test]
+    fn loaded_rows_keep_their_order_in_whole_chunks() {
+        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 70 * CHUNK + 3] {
+            let slots = Slots::from_loaded((0..len).map(row).collect());
+            assert_eq!(slots.len(), len);
+            assert!(slots.chunks.iter().rev().skip(1).all(|c| c.len() == CHUNK));
+            let cells: Vec<usize> = slots.rows().map(|r| r.get(0).parse().unwrap()).collect();
+            assert_eq!(cells, (0..len).collect::<Vec<_>>());
+        }
     }
 }
