@@ -1139,12 +1139,21 @@ impl Wal {
                 }
             }
             // A rotation made while this batch was written: later batches
-            // go to the new segment (a failed batch was cut off the old one
-            // above).
+            // go to the new segment. A failed batch undoes it instead: its
+            // bytes may still need cutting off the old segment (by
+            // `repair`), whose batches the checkpoint cannot count as
+            // decided, so that checkpoint fails and the old segment stays
+            // the current one.
             if let Some((file, number)) = state.next_file.take() {
-                state.file = Some(file);
-                state.segment = number;
-                state.durable_len = SEGMENT_START;
+                if state.failed.is_none() {
+                    state.file = Some(file);
+                    state.segment = number;
+                    state.durable_len = SEGMENT_START;
+                } else {
+                    drop(file);
+                    state.segment_changes = true;
+                    let _ = self.disk.remove_file(&segment_path(&self.dir, number));
+                }
             }
             self.progress.send_replace(state.decided);
             // Reuse the batch's allocation for the next one.
@@ -1298,6 +1307,11 @@ fn segment_path(dir: &Path, number: u64) -> PathBuf {
 fn create_segment(disk: &Disk, dir: &Path, number: u64, next_seq: u64) -> io::Result<File> {
     let path = segment_path(dir, number);
     let mut file = disk.append(&path)?;
+    // A segment prepared for a rotation that was undone, and could not be
+    // removed then, holds only its start: it is written again.
+    if file.metadata()?.len() > 0 {
+        disk.set_len(&file, 0)?;
+    }
     let mut start = segment_header(number).to_vec();
     encode(&Op::Seq { next: next_seq }, &mut start);
     debug_assert_eq!(start.len() as u64, SEGMENT_START);
@@ -1704,5 +1718,40 @@ mod tests {
         };
         assert_eq!(in_segment(1), ops[..2]);
         assert_eq!(in_segment(2), ops[2..3]);
+    }
+
+    #[test]
+    fn a_batch_failing_while_a_rotation_waits_undoes_it() {
+        use super::super::disk::{Call, Fault, Faults};
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::new();
+        let (wal, _) =
+            Wal::open(dir.path(), true, Disk::with_faults(faults.clone()), false).unwrap();
+        let ops = sample();
+        wal.wait(wal.append(&ops[..1]).unwrap()).unwrap();
+        let next = wal.prepare_rotation().unwrap();
+        faults.hold_next(Call::Sync);
+        let second = wal.append(&ops[1..2]).unwrap();
+        while !faults.holding() {
+            std::thread::yield_now();
+        }
+        // The held fsync fails once let go.
+        faults.fail_at(faults.calls(), Fault::Io, false);
+        assert_eq!(wal.rotate(next).unwrap(), 2);
+        faults.release();
+        assert!(wal.wait(second).is_err());
+        assert_eq!(wal.segment(), 1, "the rotation is undone");
+        assert!(!segment_path(dir.path(), 2).exists());
+        assert!(wal.mark().is_err(), "the checkpoint cannot drop a segment");
+        wal.repair().unwrap();
+        wal.wait(wal.append(&ops[2..3]).unwrap()).unwrap();
+        let next = wal.prepare_rotation().unwrap();
+        assert!(next.is_some(), "the next checkpoint rotates again");
+        assert_eq!(wal.rotate(next).unwrap(), 2);
+        wal.wait(wal.mark().unwrap()).unwrap();
+        wal.close();
+        drop(wal);
+        let (_wal, recovered) = open(dir.path(), false).unwrap();
+        assert_eq!(recovered.ops, [ops[0].clone(), ops[2].clone()]);
     }
 }
