@@ -253,7 +253,10 @@ pub fn render_row_typed(
 ) -> Vec<u8> {
     match data {
         Data::Json => {
-            let mut out = Vec::new();
+            // Room for the cells, the names and the punctuation, so the
+            // answer is allocated once (escapes may still grow it).
+            let room = row.size() + columns.iter().map(|c| c.len() + 6).sum::<usize>() + 4;
+            let mut out = Vec::with_capacity(room);
             json_object_typed(&mut out, columns, &types.aligned(columns), row);
             out.push(b'\n');
             out
