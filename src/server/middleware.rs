@@ -740,14 +740,15 @@ fn check(request: &Request, max_uri: usize) -> Result<(), Problem> {
         ));
     }
     let headers = request.headers();
-    let hosts: Vec<&HeaderValue> = headers.get_all(header::HOST).iter().collect();
-    if request.version() == Version::HTTP_11 && hosts.len() != 1 {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    let count = usize::from(host.is_some()) + hosts.count();
+    if request.version() == Version::HTTP_11 && count != 1 {
         return Err(Problem::bad_request(format!(
-            "an HTTP/1.1 request needs exactly one Host header; this one has {}",
-            hosts.len()
+            "an HTTP/1.1 request needs exactly one Host header; this one has {count}"
         )));
     }
-    if let Some(host) = hosts.first() {
+    if let Some(host) = host {
         host_problem(host)?;
     }
     let codings: Vec<&str> = headers
