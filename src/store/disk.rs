@@ -11,12 +11,13 @@
 //! Checks that only look (`stat` to notice hand edits) do not go through
 //! it: they cannot lose data, and a failing one reads as "file absent".
 
-use super::os;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use super::os;
 
 /// What kind of call a fault point is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
