@@ -1677,23 +1677,36 @@ mod tests {
         assert_eq!(recovered.next_seq, 4);
     }
 
-    #[test]
-    fn a_rotation_while_a_batch_is_written_waits_for_no_fsync() {
+    /// A log with one durable batch, a next segment prepared, and the log
+    /// thread held inside the fsync of a second batch (returned with it).
+    fn held_in_flight(
+        dir: &Path,
+    ) -> (
+        Arc<Wal>,
+        Arc<super::super::disk::Faults>,
+        Option<NextSegment>,
+        Lsn,
+    ) {
         use super::super::disk::{Call, Faults};
-        let dir = tempfile::tempdir().unwrap();
         let faults = Faults::new();
-        let (wal, _) =
-            Wal::open(dir.path(), true, Disk::with_faults(faults.clone()), false).unwrap();
+        let (wal, _) = Wal::open(dir, true, Disk::with_faults(faults.clone()), false).unwrap();
         let ops = sample();
         wal.wait(wal.append(&ops[..1]).unwrap()).unwrap();
         let next = wal.prepare_rotation().unwrap();
         assert!(next.is_some(), "the segment holds a change");
-        // The log thread is held inside the fsync of the second batch.
         faults.hold_next(Call::Sync);
         let second = wal.append(&ops[1..2]).unwrap();
         while !faults.holding() {
             std::thread::yield_now();
         }
+        (wal, faults, next, second)
+    }
+
+    #[test]
+    fn a_rotation_while_a_batch_is_written_waits_for_no_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let ops = sample();
+        let (wal, faults, next, second) = held_in_flight(dir.path());
         let current = wal.rotate(next).unwrap();
         assert_eq!(current, 2);
         assert_eq!(wal.segment(), 1, "the batch in flight stays in its segment");
@@ -1722,19 +1735,10 @@ mod tests {
 
     #[test]
     fn a_batch_failing_while_a_rotation_waits_undoes_it() {
-        use super::super::disk::{Call, Fault, Faults};
+        use super::super::disk::Fault;
         let dir = tempfile::tempdir().unwrap();
-        let faults = Faults::new();
-        let (wal, _) =
-            Wal::open(dir.path(), true, Disk::with_faults(faults.clone()), false).unwrap();
         let ops = sample();
-        wal.wait(wal.append(&ops[..1]).unwrap()).unwrap();
-        let next = wal.prepare_rotation().unwrap();
-        faults.hold_next(Call::Sync);
-        let second = wal.append(&ops[1..2]).unwrap();
-        while !faults.holding() {
-            std::thread::yield_now();
-        }
+        let (wal, faults, next, second) = held_in_flight(dir.path());
         // The held fsync fails once let go.
         faults.fail_at(faults.calls(), Fault::Io, false);
         assert_eq!(wal.rotate(next).unwrap(), 2);
