@@ -53,8 +53,10 @@ const HEAD: usize = std::mem::size_of::<Block>();
 const FIXED: usize = 5;
 /// A tag's count field meaning "a u32 count follows".
 const LONG: usize = 63;
-/// Bytes of records a [`Packer`] puts in one block.
-const CHUNK: usize = 64 * 1024;
+/// Bytes of records a [`Packer`] puts in one block: with its header, at
+/// most 64 KiB, a size allocators hold without rounding it up (one of
+/// 64 KiB and 16 bytes would take 80 KiB in a size-class allocator).
+const CHUNK: usize = 64 * 1024 - HEAD;
 
 /// The cells of one row, in the table's column order. Cells past the end
 /// read as empty: a short row is a row whose trailing cells are empty.
