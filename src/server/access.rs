@@ -63,7 +63,10 @@ pub fn is_sign_in(path: &str) -> bool {
 /// come from the server's own pages: the same origin, and its session's
 /// CSRF token (403 otherwise), which is taken out of a form's fields here.
 /// Liveness (`/_health`), the pages' assets and signing in stay open.
-pub async fn admit(keeper: &Keeper, request: Request) -> Result<(Request, Caller), Problem> {
+///
+/// Decided at once for every request but a signed-in browser's write, whose
+/// CSRF token may be in a form body still to be read: see [`Admission`].
+pub fn admit(keeper: &Keeper, request: Request) -> Result<Admission, Problem> {
     let access = &keeper.access;
     let read = is_read(request.method());
     let path = request.uri().path();
@@ -75,13 +78,13 @@ pub async fn admit(keeper: &Keeper, request: Request) -> Result<(Request, Caller
         );
     }
     let Some(token) = &access.token else {
-        return Ok((request, Caller::Anyone));
+        return Ok(Admission::Now(request, Caller::Anyone));
     };
     let open = path == "/_health" || sign_in || path.starts_with("/_assets/");
     let needed = !open && (!read || access.private);
     if let Some(given) = bearer(&request) {
         if session::same(given.as_bytes(), token.as_bytes()) {
-            return Ok((request, Caller::Bearer));
+            return Ok(Admission::Now(request, Caller::Bearer));
         }
         if needed {
             return Err(unauthorized("the bearer token is wrong"));
@@ -89,19 +92,41 @@ pub async fn admit(keeper: &Keeper, request: Request) -> Result<(Request, Caller
     }
     if let Some(session) = keeper.sessions.find(request.headers()) {
         if read || sign_in {
-            return Ok((request, Caller::Browser(session)));
+            return Ok(Admission::Now(request, Caller::Browser(session)));
         }
         same_origin(request.headers(), keeper.tls)?;
-        let request = csrf_proven(keeper, request, &session).await?;
-        return Ok((request, Caller::Browser(session)));
+        return Ok(Admission::Csrf(Csrf { request, session }));
     }
     if !needed {
-        return Ok((request, Caller::Stranger));
+        return Ok(Admission::Now(request, Caller::Stranger));
     }
     Err(unauthorized(
         "this request needs a token: send Authorization: Bearer <token> \
          (in a browser: sign in at /_signin)",
     ))
+}
+
+/// Whom [`admit`] let in.
+pub enum Admission {
+    /// Admitted, with who sent it.
+    Now(Request, Caller),
+    /// A signed-in browser's write, admitted once [`Csrf::prove`] says so.
+    Csrf(Csrf),
+}
+
+/// A signed-in browser's write, waiting for its CSRF token to be checked.
+pub struct Csrf {
+    request: Request,
+    session: Session,
+}
+
+impl Csrf {
+    /// Admits the write if it carries its session's CSRF token (reading a
+    /// form's body for it).
+    pub async fn prove(self, keeper: &Keeper) -> Result<(Request, Caller), Problem> {
+        let request = csrf_proven(keeper, self.request, &self.session).await?;
+        Ok((request, Caller::Browser(self.session)))
+    }
 }
 
 fn bearer(request: &Request) -> Option<&str> {

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use http_body::Frame;
 use tower::{Layer, Service, ServiceExt};
 
-use super::access::{self, Caller, Keeper};
+use super::access::{self, Admission, Caller, Keeper};
 use super::conditional::ENCODING_SUFFIXES;
 use super::limits::{declared_length, too_large, DeadlineService};
 use super::metrics::Metrics;
@@ -500,97 +500,208 @@ where
                 Body::new(http_body_util::Limited::new(body, max_body))
             }
         });
-        Box::pin(async move { Ok(gate(&rules, request).await) })
-    }
-}
-
-async fn gate(rules: &Rules, request: Request) -> Response {
-    let html = prefers_html(
-        request
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let uri = request.uri().clone();
-    let here = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
-    // Shared with the handler (and its pages) without a copy.
-    let mut viewer = Arc::new(Viewer {
-        read_only: rules.keeper.access.read_only,
-        guarded: rules.keeper.access.token.is_some(),
-        here,
-        ..Viewer::default()
-    });
-    let read = matches!(
-        *request.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD
-    );
-    let response = match check(&request, rules.max_uri) {
-        Err(problem) => {
+        let arrival = Arrival::of(&rules, &request);
+        if let Err(problem) = check(&request, rules.max_uri) {
             let mut response = problem.into_response();
             // After a framing error the rest of the stream cannot be trusted.
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
+            return Box::pin(async move { Ok(arrival.leave(response).await) });
         }
-        Ok(()) => match access::admit(&rules.keeper, request).await {
-            // A browser is shown the way in rather than a bare 401.
-            Err(refused) if refused.status == StatusCode::UNAUTHORIZED && html && read => {
-                see_other(&sign_in_href(&viewer.here))
-            }
-            Err(refused) => refused.into_response(),
-            Ok((mut request, caller)) => {
-                // Not shared yet: changed in place.
-                let seen = Arc::make_mut(&mut viewer);
-                match &caller {
-                    Caller::Browser(session) => seen.csrf = Some(session.csrf.clone()),
-                    Caller::Bearer => seen.bearer = true,
-                    Caller::Anyone | Caller::Stranger => {}
+        match access::admit(&rules.keeper, request) {
+            Ok(Admission::Now(request, caller)) => arrival.admitted(rules, request, caller),
+            Err(refused) => Box::pin(async move { Ok(arrival.refused(refused).await) }),
+            // Rare: a signed-in browser's write, which may need its body read.
+            Ok(Admission::Csrf(csrf)) => Box::pin(async move {
+                match csrf.prove(&rules.keeper).await {
+                    Ok((request, caller)) => arrival.admitted(rules, request, caller).await,
+                    Err(refused) => Ok(arrival.refused(refused).await),
                 }
-                request.extensions_mut().insert(viewer.clone());
-                request.extensions_mut().insert(caller);
-                let minimal = wants_minimal(&request);
-                let response = admitted(rules, request).await;
-                if minimal {
-                    without_body(response)
-                } else {
-                    response
-                }
-            }
-        },
-    };
-    as_problem(response, html, uri.path(), &viewer).await
+            }),
+        }
+    }
 }
 
-/// An admitted request: its body within the limit, json-server's delay
-/// waited, then routed within the time limit.
-async fn admitted(rules: &Rules, request: Request) -> Response {
-    if declared_length(request.headers()).is_some_and(|length| length > rules.max_body) {
-        return too_large(rules.max_body).into_response();
+/// What the gate knows of a request and keeps for its answer. Each request
+/// is decided in [`Gate::call`] itself, so that the future it returns holds
+/// little more than the routing's own: that future is allocated for every
+/// request, and one over 1 KiB costs glibc's allocator far more than one
+/// under it.
+struct Arrival {
+    /// A browser asked: errors are pages.
+    html: bool,
+    read: bool,
+    head: bool,
+    /// `Prefer: return=minimal` on an admitted write.
+    minimal: bool,
+    /// Shared with the handler (and its pages) without a copy.
+    viewer: Arc<Viewer>,
+}
+
+impl Arrival {
+    fn of(rules: &Rules, request: &Request) -> Arrival {
+        let uri = request.uri();
+        let here = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
+        Arrival {
+            html: prefers_html(
+                request
+                    .headers()
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok()),
+            ),
+            read: matches!(*request.method(), Method::GET | Method::HEAD),
+            head: request.method() == Method::HEAD,
+            minimal: false,
+            viewer: Arc::new(Viewer {
+                read_only: rules.keeper.access.read_only,
+                guarded: rules.keeper.access.token.is_some(),
+                here,
+                ..Viewer::default()
+            }),
+        }
     }
-    // ---- json-server compatibility: delay
-    let asked = match request.uri().query() {
-        // Only a query that names it is parsed for it.
-        Some(query) if query.contains("delay") => match super::routes::asked_delay(query) {
-            Ok(asked) => asked,
-            Err(problem) => return problem.into_response(),
-        },
-        _ => None,
-    };
-    let wait = asked.unwrap_or(rules.delay);
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
+
+    /// An admitted request: its body within the limit, json-server's delay
+    /// waited, then routed within the time limit.
+    fn admitted(
+        mut self,
+        rules: Arc<Rules>,
+        mut request: Request,
+        caller: Caller,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> {
+        // Not shared yet: changed in place.
+        let seen = Arc::make_mut(&mut self.viewer);
+        match &caller {
+            Caller::Browser(session) => seen.csrf = Some(session.csrf.clone()),
+            Caller::Bearer => seen.bearer = true,
+            Caller::Anyone | Caller::Stranger => {}
+        }
+        request.extensions_mut().insert(self.viewer.clone());
+        request.extensions_mut().insert(caller);
+        self.minimal = wants_minimal(&request);
+        if declared_length(request.headers()).is_some_and(|length| length > rules.max_body) {
+            let response = too_large(rules.max_body).into_response();
+            return Box::pin(async move { Ok(self.leave(response).await) });
+        }
+        // ---- json-server compatibility: delay
+        let asked = match request.uri().query() {
+            // Only a query that names it is parsed for it.
+            Some(query) if query.contains("delay") => match super::routes::asked_delay(query) {
+                Ok(asked) => asked,
+                Err(problem) => {
+                    let response = problem.into_response();
+                    return Box::pin(async move { Ok(self.leave(response).await) });
+                }
+            },
+            _ => None,
+        };
+        let wait = asked.unwrap_or(rules.delay);
+        if !wait.is_zero() {
+            return Box::pin(async move {
+                tokio::time::sleep(wait).await;
+                let Ok(response) = rules.routes.clone().oneshot(request).await;
+                let response = self.head_marked(response);
+                Ok(self.leave(response).await)
+            });
+        }
+        // ---- end of json-server compatibility
+        Box::pin(Routing {
+            routing: rules.routes.clone().oneshot(request),
+            arrival: Some(self),
+            leaving: None,
+        })
     }
-    // ---- end of json-server compatibility
-    let head = request.method() == Method::HEAD;
-    let Ok(mut response) = rules.routes.clone().oneshot(request).await;
-    if head {
-        response.extensions_mut().insert(HeadAnswer);
+
+    /// A refused request's answer. A browser is shown the way in rather
+    /// than a bare 401.
+    fn refused(self, refused: Problem) -> Leaving {
+        let response = if refused.status == StatusCode::UNAUTHORIZED && self.html && self.read {
+            see_other(&sign_in_href(&self.viewer.here))
+        } else {
+            refused.into_response()
+        };
+        self.leave(response)
     }
-    response
+
+    fn head_marked(&self, mut response: Response) -> Response {
+        if self.head {
+            response.extensions_mut().insert(HeadAnswer);
+        }
+        response
+    }
+
+    /// The answer as it leaves the gate: without its body when the write
+    /// asked for none, and every error as a problem document or a page.
+    /// Most answers leave at once; rewrapping an error may read its body,
+    /// and is boxed, so that the futures holding this one stay small.
+    fn leave(self, response: Response) -> Leaving {
+        let response = if self.minimal {
+            without_body(response)
+        } else {
+            response
+        };
+        let status = response.status();
+        if !status.is_client_error() && !status.is_server_error() {
+            return Leaving::Now(Some(response));
+        }
+        Leaving::Rewrapping(Box::pin(async move {
+            let path = self.viewer.here.split('?').next().unwrap_or_default();
+            as_problem(response, self.html, path, &self.viewer).await
+        }))
+    }
+}
+
+/// The answer of [`Arrival::leave`].
+enum Leaving {
+    Now(Option<Response>),
+    Rewrapping(Pin<Box<dyn Future<Output = Response> + Send>>),
+}
+
+impl Future for Leaving {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        match self.get_mut() {
+            Leaving::Now(response) => Poll::Ready(response.take().expect("polled after its end")),
+            Leaving::Rewrapping(rewrapping) => rewrapping.as_mut().poll(cx),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An admitted request being routed, then its answer leaving the gate.
+    /// Written out rather than an `async` block, whose future would hold
+    /// the routing's future twice (as its capture, and as what it awaits).
+    struct Routing<F> {
+        #[pin]
+        routing: F,
+        arrival: Option<Arrival>,
+        leaving: Option<Leaving>,
+    }
+}
+
+impl<F> Future for Routing<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if this.leaving.is_none() {
+            let Ok(response) = std::task::ready!(this.routing.poll(cx));
+            let arrival = this.arrival.take().expect("polled after its end");
+            let response = arrival.head_marked(response);
+            *this.leaving = Some(arrival.leave(response));
+        }
+        let Some(leaving) = this.leaving.as_mut() else {
+            unreachable!("set above")
+        };
+        Pin::new(leaving).poll(cx).map(Ok)
+    }
 }
 
 /// Marks the answer to a HEAD, whose body the router has dropped already:
@@ -602,11 +713,9 @@ pub struct HeadAnswer;
 /// page when a browser asked. Errors raised below the handlers (a body over
 /// the limit, a path that does not decode, a time-out) arrive as plain text
 /// and are rewrapped here, so the whole API speaks one error format.
+/// `response` is an error (4xx or 5xx).
 async fn as_problem(response: Response, html: bool, path: &str, viewer: &Viewer) -> Response {
     let status = response.status();
-    if !status.is_client_error() && !status.is_server_error() {
-        return response;
-    }
     let problem = response.extensions().get::<Problem>().cloned();
     // A handler that answered with a page of its own (the sign-in page
     // saying the token was wrong) meant it.

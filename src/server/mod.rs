@@ -404,7 +404,13 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(ctx.header_timeout)
         .max_header_size(ctx.max_header_bytes)
-        .keep_alive(true);
+        .keep_alive(true)
+        // While a request is answered, hyper would otherwise read ahead to
+        // notice the client closing, and that read takes a new 8 KiB buffer
+        // for every request (the request still holds the old one). A client
+        // that closes mid-answer is noticed when a write to it fails (a
+        // live feed writes a heartbeat at least every 15 s).
+        .half_close(true);
     // The default is hyper's own limit: naming it anyway would make hyper
     // initialise a header array of that size for every request (its
     // default one it leaves uninitialised until parsed into).

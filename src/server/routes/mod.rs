@@ -26,6 +26,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use futures_util::future::Either;
 
 use self::changes::{all_changes, row_changes, table_changes};
 pub use self::changes::{Live, Streams};
@@ -334,17 +335,39 @@ pub(super) fn singular_has_no_rows(table: &str) -> Problem {
     ))
 }
 
-async fn row(
+/// A read, the common request, is answered by a future of its own size
+/// (allocated for every request); the other methods' futures are larger,
+/// and boxed.
+fn row(
     State(state): State<AppState>,
     Path((table, id)): Path<(String, String)>,
     request: Request,
-) -> Answer {
+) -> impl std::future::Future<Output = Answer> {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        Either::Left(read_row(state, table, id, request))
+    } else {
+        Either::Right(Box::pin(change_row(state, table, id, request)))
+    }
+}
+
+fn read_row(
+    state: AppState,
+    table: String,
+    id: String,
+    request: Request,
+) -> impl std::future::Future<Output = Answer> {
+    // A block rather than an `async fn`, whose future would hold the
+    // request twice (its argument, and the local it is moved into).
+    // A read's body is nothing: only its head is kept.
+    let (head, _) = request.into_parts();
+    async move { get_row(&state, &table, &id, &head).await }
+}
+
+async fn change_row(state: AppState, table: String, id: String, request: Request) -> Answer {
     let method = request.method().clone();
-    let reading = matches!(method, Method::GET | Method::HEAD);
     // ---- json-server compatibility: a singular resource has no rows
     // (a read learns it with the row itself).
-    if !reading
-        && crate::store::validate_table_name(&table).is_ok()
+    if crate::store::validate_table_name(&table).is_ok()
         && state
             .store
             .singular(&table)
@@ -357,11 +380,6 @@ async fn row(
     let browser = Browser::of(request.headers());
     let table_page = |table: &str| format!("/{table}");
     match method {
-        Method::GET | Method::HEAD => {
-            let viewer = viewer_of(&request);
-            let raw_query = request.uri().query().unwrap_or_default();
-            get_row(state, table, id, request.headers(), raw_query, &viewer).await
-        }
         Method::PUT | Method::PATCH => {
             let row_page = format!("{}/{}", table_page(&table), encode_segment(&id));
             write_row(state, table, id, request)
@@ -403,11 +421,11 @@ fn not_allowed(method: &Method, allow: &'static str) -> Problem {
 
 /// Who is looking, for a page: set by the access rules for every request.
 fn viewer_of(request: &Request) -> Arc<Viewer> {
-    request
-        .extensions()
-        .get::<Arc<Viewer>>()
-        .cloned()
-        .unwrap_or_default()
+    viewer_in(request.extensions())
+}
+
+fn viewer_in(extensions: &axum::http::Extensions) -> Arc<Viewer> {
+    extensions.get::<Arc<Viewer>>().cloned().unwrap_or_default()
 }
 
 /// One row on its own in `format`: its page, or its data (`columns` are

@@ -16,11 +16,12 @@ use super::super::stream::{CsvOut, Rows};
 use super::formats::{choose, content, vary_by_viewer};
 use super::relations::{self, Joined, Relations};
 use super::validators::{last_modified, page_tag};
-use super::{row_body, viewer_of, Answer, AppState};
+use super::{row_body, viewer_in, viewer_of, Answer, AppState};
 use crate::codec::repr::{self, Format};
 use crate::page::{self, Address, RowPage, TablePage, Viewer};
 use crate::query;
-use crate::store::{Row, RowRead, TableInfo};
+use crate::store::schema::Types;
+use crate::store::{Row, RowRead, RowView, TableInfo};
 
 pub(super) async fn list_tables(
     state: AppState,
@@ -299,19 +300,22 @@ pub(super) async fn get_table(
     }
 }
 
+/// Borrows what it reads (its future, allocated for every read, is smaller
+/// for it).
 pub(super) async fn get_row(
-    state: AppState,
-    table: String,
-    id: String,
-    request_headers: &HeaderMap,
-    raw_query: &str,
-    viewer: &Viewer,
+    state: &AppState,
+    table: &str,
+    id: &str,
+    request: &axum::http::request::Parts,
 ) -> Answer {
+    let viewer = &*viewer_in(&request.extensions);
+    let request_headers = &request.headers;
+    let raw_query = request.uri.query().unwrap_or_default();
     let store = state.store.as_ref();
     // Read before the row, so that its page's feed starts no later than it.
     let since = store.feed().last_seq();
-    let (view, suffix, types) = match store.read_row(&table, &id).await {
-        Ok(RowRead::Singular) => return Err(super::singular_has_no_rows(&table)),
+    let (view, suffix, types) = match store.read_row(table, id).await {
+        Ok(RowRead::Singular) => return Err(super::singular_has_no_rows(table)),
         Ok(RowRead::Row(view, types)) => (view, None, types),
         // `/people/3.csv`: a format suffix on an id that does not exist as written.
         Err(crate::store::Error::NoRow(_)) => {
@@ -319,13 +323,13 @@ pub(super) async fn get_row(
                 .rsplit_once('.')
                 .and_then(|(s, f)| Some((s, Format::from_suffix(f)?)))
             else {
-                return Err(crate::store::Error::NoRow(id).into());
+                return Err(crate::store::Error::NoRow(id.to_string()).into());
             };
             let view = store
-                .row(&table, stem)
+                .row(table, stem)
                 .await
-                .map_err(|_| crate::store::Error::NoRow(id.clone()))?;
-            (view, Some(format), store.types(&table).await)
+                .map_err(|_| crate::store::Error::NoRow(id.to_string()))?;
+            (view, Some(format), store.types(table).await)
         }
         Err(other) => return Err(other.into()),
     };
@@ -344,27 +348,16 @@ pub(super) async fn get_row(
             return Err(joined_in_json_only());
         }
         headers.remove(header::ETAG);
-        let rows = vec![view.row.clone()];
-        let related = relations::gather(
-            &state,
-            &table,
-            &view.columns,
-            view.id_col,
-            &rows,
-            &relations,
-        )
-        .await?;
-        let joined = Joined {
-            columns: view.columns.clone(),
-            fields: None,
-            rows,
-            related,
-            types: types.clone(),
-        };
-        let mut out = Vec::new();
-        joined.object(&mut out, 0);
-        out.push(b'\n');
-        return Ok((headers, out).into_response());
+        // Boxed: the future of a join is large, and most reads have none.
+        return Box::pin(joined_row(
+            state.clone(),
+            table.to_string(),
+            view,
+            types,
+            relations,
+            headers,
+        ))
+        .await;
     }
     // A page names the feed's position it was drawn at: never reused.
     if format != Format::Html && not_modified(request_headers, &tag, None) {
@@ -375,7 +368,7 @@ pub(super) async fn get_row(
         &view.columns,
         &types,
         RowPage {
-            table: &table,
+            table,
             columns: &view.columns,
             id_col: view.id_col,
             row: &view.row,
@@ -392,6 +385,38 @@ pub(super) async fn get_row(
 }
 
 // ---- json-server compatibility: relations and v1's page envelope
+
+/// A row with its related rows (`_embed`, `_expand`), in JSON.
+async fn joined_row(
+    state: AppState,
+    table: String,
+    view: RowView,
+    types: Types,
+    relations: Relations,
+    headers: HeaderMap,
+) -> Answer {
+    let rows = vec![view.row.clone()];
+    let related = relations::gather(
+        &state,
+        &table,
+        &view.columns,
+        view.id_col,
+        &rows,
+        &relations,
+    )
+    .await?;
+    let joined = Joined {
+        columns: view.columns.clone(),
+        fields: None,
+        rows,
+        related,
+        types,
+    };
+    let mut out = Vec::new();
+    joined.object(&mut out, 0);
+    out.push(b'\n');
+    Ok((headers, out).into_response())
+}
 
 fn joined_in_json_only() -> Problem {
     Problem::bad_request(
