@@ -188,6 +188,25 @@ fn hostile_requests_never_succeed_and_the_server_keeps_serving() {
 }
 
 #[test]
+fn a_client_that_stops_sending_still_gets_its_answer() {
+    // Closing the sending side after a request (as `nc -N`, or a script's
+    // shutdown) is not closing the connection: the answer still comes, even
+    // one that is still being made when the client's end arrives.
+    let s = Server::start();
+    let raw = exchange(
+        &s,
+        b"GET /_health?_delay=300 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(statuses(&raw), [200], "{}", String::from_utf8_lossy(&raw));
+    // Two requests, then the end: both are answered, in order.
+    let raw = exchange(
+        &s,
+        b"GET /_health HTTP/1.1\r\nHost: x\r\n\r\nGET /nope?_delay=200 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(statuses(&raw), [200, 404], "{}", String::from_utf8_lossy(&raw));
+}
+
+#[test]
 fn a_symlinked_table_is_never_followed_out() {
     let outer = tempfile::tempdir().unwrap();
     let data = outer.path().join("data");
