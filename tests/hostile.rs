@@ -203,7 +203,12 @@ fn a_client_that_stops_sending_still_gets_its_answer() {
         &s,
         b"GET /_health HTTP/1.1\r\nHost: x\r\n\r\nGET /nope?_delay=200 HTTP/1.1\r\nHost: x\r\n\r\n",
     );
-    assert_eq!(statuses(&raw), [200, 404], "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(
+        statuses(&raw),
+        [200, 404],
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
 }
 
 #[test]

@@ -34,6 +34,10 @@ pub fn classify(cell: &str) -> Typed<'_> {
 
 fn is_canonical_number(cell: &str) -> bool {
     let digits = cell.strip_prefix('-').unwrap_or(cell);
+    // Most text is told apart by its first byte.
+    if !digits.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
     let (int, frac) = match digits.split_once('.') {
         Some((int, frac)) => (int, Some(frac)),
         None => (digits, None),
@@ -163,10 +167,60 @@ fn json_value(cell: &str) -> Option<Value> {
 }
 
 /// Writes a JSON string literal.
+///
+/// Escapes as serde_json does (the two are tested to agree): `"`, `\` and
+/// the control characters, by their short escapes where JSON has one and
+/// as `\u00xx` otherwise; everything else, non-ASCII included, verbatim.
+/// Written out because it runs for every cell and name of every row
+/// rendered: runs that need no escape are copied whole.
 pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
-    // Writing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut plain = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let escape = ESCAPE[usize::from(byte)];
+        if escape == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[plain..at]);
+        plain = at + 1;
+        if escape == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0xf)],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', escape]);
+        }
+    }
+    out.extend_from_slice(&bytes[plain..]);
+    out.push(b'"');
 }
+
+/// For each byte, the letter of its escape in a JSON string after the
+/// backslash (`u`: `\u00xx`), or 0 when it stands for itself.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = b'u';
+        byte += 1;
+    }
+    table[0x08] = b'b';
+    table[0x0c] = b'f';
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
 
 /// The cell a JSON value is stored as: strings verbatim, numbers in their
 /// shortest form, `null` as the empty cell, arrays and objects as their
@@ -199,6 +253,33 @@ pub fn to_json(cell: &str) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut texts: Vec<String> = (0u8..=0x7f).map(|b| char::from(b).to_string()).collect();
+        texts.extend(
+            [
+                "",
+                "plain",
+                "kim, \"k\"\nnext",
+                "a\\b",
+                "tab\there\r\n",
+                "\u{7f}\u{80}é€😀",
+                "\u{1}\u{1f}\u{8}\u{c}",
+                "ends with quote\"",
+            ]
+            .map(String::from),
+        );
+        for text in texts {
+            let mut ours = Vec::new();
+            write_json_string(&mut ours, &text);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&text).unwrap(),
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn numbers_are_only_canonical_ones() {
