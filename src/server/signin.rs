@@ -94,11 +94,12 @@ async fn sign_in(
 
 async fn sign_out(
     State(keeper): State<Arc<Keeper>>,
-    Extension(caller): Extension<Caller>,
+    caller: Option<Extension<Caller>>,
     request: Request,
 ) -> Result<Response, Problem> {
     needs_sign_in(&keeper)?;
-    if let Caller::Browser(session) = caller {
+    // The gate inserts a caller for a signed-in browser only.
+    if let Some(Extension(Caller::Browser(session))) = caller {
         access::same_origin(request.headers(), keeper.tls)?;
         let fields = form(request).await?;
         let proven = fields
