@@ -356,10 +356,10 @@ fn read_row(
     id: String,
     request: Request,
 ) -> impl std::future::Future<Output = Answer> {
-    // A block rather than an `async fn`, whose future would hold the
-    // request twice (its argument, and the local it is moved into).
     // A read's body is nothing: only its head is kept.
     let (head, _) = request.into_parts();
+    // A block rather than an `async fn`, whose future would hold its
+    // arguments twice (as arguments, and as the locals they are moved into).
     async move { get_row(&state, &table, &id, &head).await }
 }
 
