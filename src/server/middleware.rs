@@ -28,6 +28,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri, Versio
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body::Frame;
 use tower::{Layer, Service, ServiceExt};
 
@@ -482,7 +483,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = GateFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -507,11 +508,11 @@ where
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return Box::pin(async move { Ok(arrival.leave(response).await) });
+            return Box::pin(arrival.leave(response).map(Ok));
         }
         match access::admit(&rules.keeper, request) {
             Ok(Admission::Now(request, caller)) => arrival.admitted(rules, request, caller),
-            Err(refused) => Box::pin(async move { Ok(arrival.refused(refused).await) }),
+            Err(refused) => Box::pin(arrival.refused(refused).map(Ok)),
             // Rare: a signed-in browser's write, which may need its body read.
             Ok(Admission::Csrf(csrf)) => Box::pin(async move {
                 match csrf.prove(&rules.keeper).await {
@@ -522,6 +523,9 @@ where
         }
     }
 }
+
+/// The gate's answer: boxed, as each path's future is its own.
+pub type GateFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 /// What the gate knows of a request and keeps for its answer. Each request
 /// is decided in [`Gate::call`] itself, so that the future it returns holds
@@ -566,12 +570,7 @@ impl Arrival {
 
     /// An admitted request: its body within the limit, json-server's delay
     /// waited, then routed within the time limit.
-    fn admitted(
-        mut self,
-        rules: Arc<Rules>,
-        mut request: Request,
-        caller: Caller,
-    ) -> Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> {
+    fn admitted(mut self, rules: Arc<Rules>, mut request: Request, caller: Caller) -> GateFuture {
         // Not shared yet: changed in place.
         let seen = Arc::make_mut(&mut self.viewer);
         match &caller {
@@ -589,7 +588,7 @@ impl Arrival {
         self.minimal = wants_minimal(&request);
         if declared_length(request.headers()).is_some_and(|length| length > rules.max_body) {
             let response = too_large(rules.max_body).into_response();
-            return Box::pin(async move { Ok(self.leave(response).await) });
+            return Box::pin(self.leave(response).map(Ok));
         }
         // ---- json-server compatibility: delay
         let asked = match request.uri().query() {
@@ -598,26 +597,26 @@ impl Arrival {
                 Ok(asked) => asked,
                 Err(problem) => {
                     let response = problem.into_response();
-                    return Box::pin(async move { Ok(self.leave(response).await) });
+                    return Box::pin(self.leave(response).map(Ok));
                 }
             },
             _ => None,
+        };
+        // Routed when first polled (so the time limit starts then).
+        let routing = Routing {
+            routing: rules.routes.clone().oneshot(request),
+            arrival: Some(self),
+            leaving: None,
         };
         let wait = asked.unwrap_or(rules.delay);
         if !wait.is_zero() {
             return Box::pin(async move {
                 tokio::time::sleep(wait).await;
-                let Ok(response) = rules.routes.clone().oneshot(request).await;
-                let response = self.head_marked(response);
-                Ok(self.leave(response).await)
+                routing.await
             });
         }
         // ---- end of json-server compatibility
-        Box::pin(Routing {
-            routing: rules.routes.clone().oneshot(request),
-            arrival: Some(self),
-            leaving: None,
-        })
+        Box::pin(routing)
     }
 
     /// A refused request's answer. A browser is shown the way in rather
