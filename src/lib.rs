@@ -4,8 +4,9 @@
 //! Data flows one way: socket → [`server`] → [`codec`] → [`store`] → disk,
 //! and back out through [`codec`]. The server never touches a file; the store
 //! never knows about HTTP.
-// No `unsafe` but in `store::row` (the packed rows' handles), where every
-// block says why it holds.
+// No `unsafe` but in `store::row` (the packed rows' handles), `store::os`
+// (system calls the standard library lacks) and `server::hangup` (a second
+// look at a connection's socket), where every block says why it holds.
 #![deny(unsafe_code)]
 
 pub mod cli;

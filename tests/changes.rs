@@ -458,7 +458,9 @@ fn the_feed_obeys_the_access_flags_and_its_limits() {
     );
 
     let limited = Server::start_with(&["--max-subscribers", "1"]);
-    let first = Subscriber::sse(limited.addr, "/_changes");
+    // No heartbeat for an hour: the slot comes back because the server
+    // notices the client leave, not because a write to it fails.
+    let first = Subscriber::sse(limited.addr, "/_changes?heartbeat=3600000");
     assert_eq!(first.status, 200);
     let second = limited.get_with("/_changes", &[("Accept", "text/event-stream")]);
     assert_eq!(second.status, 503);
@@ -467,14 +469,94 @@ fn the_feed_obeys_the_access_flags_and_its_limits() {
     // JSON answers are not subscribers.
     assert_eq!(limited.get("/_changes").status, 200);
     drop(first);
+    wait_for_a_free_slot(&limited);
+}
+
+/// Waits until a new subscriber of `server` (which allows one) is let in.
+fn wait_for_a_free_slot(server: &Server) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let again = Subscriber::sse(limited.addr, "/_changes");
+        let again = Subscriber::sse(server.addr, "/_changes");
         if again.status == 200 {
-            break;
+            return;
         }
         assert!(Instant::now() < deadline, "the slot was never given back");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `server` counts `n` subscribers (streams and long polls).
+fn wait_for_subscribers(server: &Server, n: usize) {
+    let deadline = Instant::now() + PATIENCE;
+    let wanted = format!("csvd_feed_subscribers {n}\n");
+    loop {
+        let metrics = server.get("/_metrics").text();
+        if metrics.contains(&wanted) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {n} subscribers: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_long_poll_whose_client_left_gives_back_its_slot() {
+    // The poll may wait 119 s, longer than the test waits.
+    let server = Server::start_with(&["--max-subscribers", "1", "--request-timeout", "120"]);
+    let poll = std::net::TcpStream::connect(server.addr).unwrap();
+    let request = format!(
+        "GET /_changes?feed=longpoll&since=now&timeout=600000 HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.addr
+    );
+    std::io::Write::write_all(&mut &poll, request.as_bytes()).unwrap();
+    wait_for_subscribers(&server, 1);
+    drop(poll);
+    wait_for_subscribers(&server, 0);
+    wait_for_a_free_slot(&server);
+}
+
+#[test]
+fn a_long_poll_that_closes_its_sending_side_is_answered_at_once() {
+    let server = Server::start_with(&["--request-timeout", "120"]);
+    let mut poll = Subscriber::open_half_closed(
+        server.addr,
+        "/_changes?feed=longpoll&since=now&timeout=600000",
+        &[],
+    );
+    assert_eq!(poll.status, 200);
+    let answer: Value = serde_json::from_str(&poll.line().expect("an answer")).unwrap();
+    assert_eq!(answer["results"], json!([]));
+    assert!(answer["last_seq"].is_u64(), "{answer}");
+}
+
+#[test]
+fn a_subscriber_that_closes_its_sending_side_still_gets_its_changes() {
+    let server = Server::start_with(&["--max-subscribers", "1"]);
+    // Such a client's leaving shows only when it is written to: at the
+    // next heartbeat, frequent here.
+    let path = "/_changes/people?since=now&heartbeat=100";
+    for half_close_after_head in [false, true] {
+        let mut sub = if half_close_after_head {
+            let sub = Subscriber::sse(server.addr, path);
+            sub.half_close();
+            sub
+        } else {
+            Subscriber::open_half_closed(server.addr, path, &[("Accept", "text/event-stream")])
+        };
+        assert_eq!(sub.status, 200);
+        for name in ["kim", "lee"] {
+            let created = server.post_json("/people", &format!(r#"{{"name":"{name}"}}"#));
+            assert_eq!(created.status, 201);
+            let event = sub.event().expect("an event");
+            assert_eq!(event.event, "insert");
+            assert_eq!(event.json()["row"]["name"], name);
+        }
+        drop(sub);
+        // And when it leaves for good, its slot comes back.
+        wait_for_subscribers(&server, 0);
     }
 }
 

@@ -8,6 +8,7 @@ mod bulk;
 mod conditional;
 mod dump;
 mod framing;
+mod hangup;
 mod inspect;
 mod limits;
 mod metrics;
@@ -22,6 +23,7 @@ mod stream;
 mod tls;
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -356,17 +358,22 @@ async fn connection(
     if let Some(greeting) = &ctx.greeting {
         let _ = stream.write_all(greeting.as_bytes()).await;
     }
+    let socket = stream.as_raw_fd();
     let stream = limits::Idle::new(stream, ctx.idle_timeout);
-    match &ctx.tls {
-        Some(acceptor) => {
-            match tokio::time::timeout(ctx.header_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => http(tls, peer, &ctx, watcher).await,
-                Ok(Err(err)) => tracing::debug!(%peer, "TLS handshake failed: {err}"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    let serve = async {
+        match &ctx.tls {
+            Some(acceptor) => {
+                match tokio::time::timeout(ctx.header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => http(tls, peer, &ctx, watcher).await,
+                    Ok(Err(err)) => tracing::debug!(%peer, "TLS handshake failed: {err}"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
             }
+            None => http(stream, peer, &ctx, watcher).await,
         }
-        None => http(stream, peer, &ctx, watcher).await,
-    }
+    };
+    // The future owns the stream until its last answer: see `hangup`.
+    hangup::serving(socket, serve).await;
     ctx.metrics.connection_closed();
 }
 
@@ -406,10 +413,11 @@ where
         .max_header_size(ctx.max_header_bytes)
         .keep_alive(true)
         // While a request is answered, hyper would otherwise read ahead to
-        // notice the client closing, and that read takes a new 8 KiB buffer
-        // for every request (the request still holds the old one). A client
-        // that closes mid-answer is noticed when a write to it fails (a
-        // live feed writes a heartbeat at least every 15 s).
+        // notice the client closing, drop the answer of a client that only
+        // closed its sending side, and take a new 8 KiB buffer for every
+        // request (the request still holds the old one). A client that
+        // closes mid-answer is noticed when a write to it fails; answers
+        // that wait or stream watch for it themselves (`hangup`).
         .half_close(true);
     // The default is hyper's own limit: naming it anyway would make hyper
     // initialise a header array of that size for every request (its

@@ -43,6 +43,21 @@ pub struct Subscriber {
 impl Subscriber {
     /// `GET path` with these headers (an `Accept` among them, usually).
     pub fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Subscriber {
+        Subscriber::connect(addr, path, headers, false)
+    }
+
+    /// Like [`Subscriber::open`], closing the sending side of the
+    /// connection right after the request (as `nc -N` does).
+    pub fn open_half_closed(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Subscriber {
+        Subscriber::connect(addr, path, headers, true)
+    }
+
+    fn connect(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+        half_close: bool,
+    ) -> Subscriber {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
@@ -51,6 +66,11 @@ impl Subscriber {
         }
         request.push_str("\r\n");
         (&stream).write_all(request.as_bytes()).expect("send");
+        if half_close {
+            stream
+                .shutdown(std::net::Shutdown::Write)
+                .expect("half-close");
+        }
         let mut reader = BufReader::new(stream);
         let mut line = String::new();
         reader.read_line(&mut line).expect("status line");
@@ -88,6 +108,14 @@ impl Subscriber {
     /// An SSE subscriber (`Accept: text/event-stream`).
     pub fn sse(addr: SocketAddr, path: &str) -> Subscriber {
         Subscriber::open(addr, path, &[("Accept", "text/event-stream")])
+    }
+
+    /// Closes the sending side of the connection; the answer still comes.
+    pub fn half_close(&self) {
+        let stream = self.reader.get_ref();
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("half-close");
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use super::{options, Answer, AppState};
 use crate::feed::render::{Selector, TypesOf};
 use crate::feed::{Feed, Gone, Next, Read, Subscription};
+use crate::server::hangup::{self, Hangup};
 use crate::server::problem::Problem;
 use crate::store::{self, validate_table_name};
 
@@ -287,7 +288,8 @@ async fn answer(
             let mut collected = collect(&feed, selector, since, params.limit)?;
             if collected.results.is_empty() && !head {
                 let _waiting = Waiting::new(&state.streams);
-                collected = poll(&feed, collected, wait, params.limit).await?;
+                let watch = Hangup::watch();
+                collected = poll(&feed, collected, wait, params.limit, watch.as_ref()).await?;
             }
             Ok(json_answer(collected))
         }
@@ -308,6 +310,7 @@ async fn answer(
                     framing,
                     heartbeat,
                     limit: params.limit,
+                    watch: Hangup::watch(),
                     _slot: slot,
                 };
                 Response::new(stream.start())
@@ -419,12 +422,15 @@ fn gather(feed: &Feed, collected: &mut Collected, limit: Option<usize>) -> Resul
     }
 }
 
-/// Waits for a change the selector wants, or for `wait` to pass.
+/// Waits for a change the selector wants, or for `wait` to pass, or for
+/// the client to close its side (it has left, or it will read the answer
+/// now: either way waiting longer serves no one).
 async fn poll(
     feed: &Arc<Feed>,
     mut collected: Collected,
     wait: Duration,
     limit: Option<usize>,
+    watch: Option<&Hangup>,
 ) -> Result<Collected, Problem> {
     let mut subscription = feed
         .subscribe(collected.last, collected.selector.table())
@@ -441,6 +447,7 @@ async fn poll(
                 Next::Closed => break,
             },
             () = tokio::time::sleep_until(deadline) => break,
+            () = hangup::sending_closed(watch) => break,
         }
     }
     Ok(collected)
@@ -505,6 +512,9 @@ struct Stream {
     framing: Framing,
     heartbeat: Duration,
     limit: Option<usize>,
+    /// The client's connection, to end the stream (and free its slot) as
+    /// soon as the client leaves, not at the next write after it left.
+    watch: Option<Hangup>,
     _slot: Slot,
 }
 
@@ -546,6 +556,9 @@ impl Stream {
             beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             beats
         });
+        // Set once the client closed its sending side: a heartbeat then
+        // goes at once, which a client that left answers with a reset.
+        let mut probed = false;
         loop {
             let silence = async {
                 match beats.as_mut() {
@@ -593,6 +606,11 @@ impl Stream {
                 },
                 () = silence => self.framing.heartbeat().to_vec(),
                 () = tx.closed() => return,
+                () = hangup::sending_closed(self.watch.as_ref()), if !probed => {
+                    probed = true;
+                    self.framing.heartbeat().to_vec()
+                }
+                () = hangup::gone(self.watch.as_ref()), if probed => return,
             };
             if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                 return;
