@@ -86,12 +86,18 @@ fn installed(version: &str) -> PathBuf {
         .join("json-server-cache");
     let dir = cache.join(version);
     let package = |dir: &Path| dir.join("node_modules").join("json-server");
+    // The tests of this binary run on threads of one process: one of them
+    // installs while the others wait for it, rather than each installing
+    // into (and removing) the same directory.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     if package(&dir).join("package.json").is_file() {
         return package(&dir);
     }
     std::fs::create_dir_all(&cache).expect("cache dir");
     // Installed beside, then renamed, so a run cut short leaves no half
-    // installation that looks complete.
+    // installation that looks complete; the process id keeps two test runs
+    // at once apart.
     let partial = cache.join(format!("{version}.partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
     let mut npm = Command::new("npm")
