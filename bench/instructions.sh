@@ -3,7 +3,8 @@
 # does not move with the machine's load (kernel time, the network stack's included, is not in
 # it). Loopback only, bounded.
 #
-#   bench/instructions.sh [SECONDS]     # default 8 s of load; BIN=path measures another build
+#   bench/instructions.sh [SECONDS]     # default 8 s of load; BIN=path measures another build;
+#                                       # KEEP=path keeps the profile
 #
 # Starts csvd under `valgrind --tool=callgrind` on a 1,000-row table, warms it up for 3 s with
 # wrk (one thread, 8 connections), zeroes the counters, loads it for SECONDS, dumps them and
@@ -52,3 +53,5 @@ echo "| build | requests | instructions | per request |"
 echo "|---|---|---|---|"
 awk -v b="$(basename "$BIN")" -v r="$requests" -v t="$total" \
     'BEGIN { printf "| %s | %d | %d | %.0f |\n", b, r, t, t / r }'
+# KEEP=path keeps the callgrind profile for callgrind_annotate.
+[ -z "${KEEP:-}" ] || cp "$work/cg.out.1" "$KEEP"

@@ -147,20 +147,33 @@ where
     }
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let answer = self.inner.call(request);
+        self.limit(answer)
+    }
+}
+
+impl<S> DeadlineService<S> {
+    /// `answer`, a request's answer made without the inner service, within
+    /// the same limit.
+    pub fn limit<F>(&self, answer: F) -> DeadlineFuture<F> {
         DeadlineFuture {
-            inner: self.inner.call(request),
-            deadline: Instant::now() + self.limit,
+            inner: answer,
+            limit: self.limit,
+            deadline: None,
             timer: None,
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// A request's answer, or a 503 once its deadline has passed.
+    /// A request's answer, or a 503 once its deadline has passed. The
+    /// deadline runs from the first poll, when the request is routed (after
+    /// json-server's delay, say).
     pub struct DeadlineFuture<F> {
         #[pin]
         inner: F,
-        deadline: Instant,
+        limit: Duration,
+        deadline: Option<Instant>,
         timer: Option<Pin<Box<Sleep>>>,
     }
 }
@@ -173,10 +186,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let limit = *this.limit;
+        let deadline = *this.deadline.get_or_insert_with(|| Instant::now() + limit);
         if let Poll::Ready(answer) = this.inner.poll(cx) {
             return Poll::Ready(answer);
         }
-        let deadline = *this.deadline;
         let timer = this
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));

@@ -458,6 +458,10 @@ pub struct Rules {
     pub delay: Duration,
     /// The routes, each request within its time limit.
     pub routes: DeadlineService<Router>,
+    /// Reads of a row by id go straight to their handler, not through
+    /// the router (`None`: through it, as when `--static` files may
+    /// answer first).
+    pub rows: Option<super::routes::AppState>,
 }
 
 /// The inner layer: refuses malformed or unauthorised requests, limits
@@ -602,13 +606,35 @@ impl Arrival {
             },
             _ => None,
         };
+        let wait = asked.unwrap_or(rules.delay);
+        // ---- end of json-server compatibility
+        let direct = match &rules.rows {
+            Some(state) if self.read => {
+                super::routes::row_address(request.uri().path()).map(|slash| (state.clone(), slash))
+            }
+            _ => None,
+        };
         // Routed when first polled (so the time limit starts then).
+        match direct {
+            Some((state, slash)) => {
+                let answer = super::routes::read_row_at(state, request, slash);
+                self.route(rules.routes.limit(answer), wait)
+            }
+            None => self.route(rules.routes.clone().oneshot(request), wait),
+        }
+    }
+
+    /// `routing` (the request's answer), after json-server's `wait`.
+    fn route<F>(self, routing: F, wait: Duration) -> GateFuture
+    where
+        F: Future<Output = Result<Response, Infallible>> + Send + 'static,
+    {
         let routing = Routing {
-            routing: rules.routes.clone().oneshot(request),
+            routing,
             arrival: Some(self),
             leaving: None,
         };
-        let wait = asked.unwrap_or(rules.delay);
+        // ---- json-server compatibility: delay
         if !wait.is_zero() {
             return Box::pin(async move {
                 tokio::time::sleep(wait).await;

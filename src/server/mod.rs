@@ -146,6 +146,13 @@ pub fn app(state: AppState, config: &Config, access: Access) -> anyhow::Result<F
         max_body: config.max_body,
         body_timeout: state.body_timeout,
     });
+    // Files of `--static` may stand where a row would: then every read is
+    // routed.
+    let rows = state
+        .json_server
+        .static_dir
+        .is_none()
+        .then(|| state.clone());
     let routes = routes::router(state).merge(signin::router(keeper.clone()));
     let gate = middleware::Panics::new(middleware::Gate::new(middleware::Rules {
         keeper,
@@ -153,6 +160,7 @@ pub fn app(state: AppState, config: &Config, access: Access) -> anyhow::Result<F
         max_body: config.max_body,
         delay,
         routes: limits::Deadline::new(config.request_timeout).layer(routes),
+        rows,
     }));
     let inner = if config.cors.is_empty() {
         Either::Right(gate)

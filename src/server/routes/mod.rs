@@ -363,6 +363,53 @@ fn read_row(
     async move { get_row(&state, &table, &id, &head).await }
 }
 
+/// Where `path` splits into table and id when it is one the router gives
+/// to [`row`] with both segments as written (no escape to decode): the
+/// index of the slash between them. Such a read may skip the router
+/// ([`read_row_at`]), whose matching and path parameters cost more than
+/// the read itself.
+pub(in crate::server) fn row_address(path: &str) -> Option<usize> {
+    let rest = path.strip_prefix('/')?;
+    let slash = rest.find('/')?;
+    let (table, id) = (&rest[..slash], &rest[slash + 1..]);
+    // `_`: the service's own routes (`/_changes/<t>`, `/_schema/<t>`, …),
+    // never a table.
+    if table.is_empty() || table.starts_with('_') || id.is_empty() || id.contains('/') {
+        return None;
+    }
+    if path.contains('%') {
+        return None;
+    }
+    Some(slash + 1)
+}
+
+/// `GET` or `HEAD` of the row at `path`, split at `slash` by
+/// [`row_address`]: what the router's `row` does with it, and what the
+/// router adds to an answer (its length, and no body for a HEAD).
+pub(in crate::server) fn read_row_at(
+    state: AppState,
+    request: Request,
+    slash: usize,
+) -> impl std::future::Future<Output = Result<Response, std::convert::Infallible>> {
+    let (head, _) = request.into_parts();
+    async move {
+        let path = head.uri.path();
+        let answer = get_row(&state, &path[1..slash], &path[slash + 1..], &head).await;
+        let mut response = answer.into_response();
+        if !response.headers().contains_key(header::CONTENT_LENGTH) {
+            if let Some(size) = http_body::Body::size_hint(response.body()).exact() {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, axum::http::HeaderValue::from(size));
+            }
+        }
+        if head.method == Method::HEAD {
+            *response.body_mut() = axum::body::Body::empty();
+        }
+        Ok(response)
+    }
+}
+
 async fn change_row(state: AppState, table: String, id: String, request: Request) -> Answer {
     let method = request.method().clone();
     // ---- json-server compatibility: a singular resource has no rows
