@@ -3,6 +3,7 @@
 # run, and while a checkpoint rewrites a large table's file. Printed as markdown tables.
 #
 #   bench/reads.sh [ROWS] [SECONDS] [READERS]   # defaults: 1000000 rows, 5 s a run, 8 readers
+#   BIN=path bench/reads.sh ...                 # measures another build of csvd
 #
 # Builds csvd --release and the latency probe (examples/read_latency.rs), generates a ROWS-row
 # table (`big`, about 95 bytes a row) and a 1,000-row one (`small`) in a temporary directory,
@@ -51,9 +52,16 @@ rps() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 mean() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f", (a + b) / 2}'; }
 
-say "building csvd --release and the latency probe ..."
-(cd "$ROOT" && cargo build --release --quiet && cargo build --release --quiet --example read_latency)
-CSVD="$ROOT/target/release/csvd"
+# BIN=path measures another build of csvd (the probe is still built here).
+if [ -n "${BIN:-}" ]; then
+    say "building the latency probe ..."
+    (cd "$ROOT" && cargo build --release --quiet --example read_latency)
+    CSVD=$BIN
+else
+    say "building csvd --release and the latency probe ..."
+    (cd "$ROOT" && cargo build --release --quiet && cargo build --release --quiet --example read_latency)
+    CSVD="$ROOT/target/release/csvd"
+fi
 PROBE="$ROOT/target/release/examples/read_latency"
 
 table() {
