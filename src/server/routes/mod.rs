@@ -385,7 +385,8 @@ pub(in crate::server) fn row_address(path: &str) -> Option<usize> {
 
 /// `GET` or `HEAD` of the row at `path`, split at `slash` by
 /// [`row_address`]: what the router's `row` does with it, and what the
-/// router adds to an answer (its length, and no body for a HEAD).
+/// router adds to a HEAD's answer (the length of the body it drops). A
+/// GET's length is written by hyper from its body, as for any answer.
 pub(in crate::server) fn read_row_at(
     state: AppState,
     request: Request,
@@ -396,14 +397,14 @@ pub(in crate::server) fn read_row_at(
         let path = head.uri.path();
         let answer = get_row(&state, &path[1..slash], &path[slash + 1..], &head).await;
         let mut response = answer.into_response();
-        if !response.headers().contains_key(header::CONTENT_LENGTH) {
-            if let Some(size) = http_body::Body::size_hint(response.body()).exact() {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, axum::http::HeaderValue::from(size));
-            }
-        }
         if head.method == Method::HEAD {
+            if !response.headers().contains_key(header::CONTENT_LENGTH) {
+                if let Some(size) = http_body::Body::size_hint(response.body()).exact() {
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_LENGTH, axum::http::HeaderValue::from(size));
+                }
+            }
             *response.body_mut() = axum::body::Body::empty();
         }
         Ok(response)
