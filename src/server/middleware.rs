@@ -582,7 +582,15 @@ impl Arrival {
             Caller::Bearer => seen.bearer = true,
             Caller::Anyone | Caller::Stranger => {}
         }
-        request.extensions_mut().insert(self.viewer.clone());
+        // A row read without the router is handed the viewer; every other
+        // request finds it in its extensions (a map allocated for it).
+        let direct = match &rules.rows {
+            Some(_) if self.read => super::routes::row_address(request.uri().path()),
+            _ => None,
+        };
+        if direct.is_none() {
+            request.extensions_mut().insert(self.viewer.clone());
+        }
         // Only signing out asks who the caller is, and only a browser's
         // session matters there: the others are not inserted (one
         // allocation less for every other request).
@@ -608,19 +616,14 @@ impl Arrival {
         };
         let wait = asked.unwrap_or(rules.delay);
         // ---- end of json-server compatibility
-        let direct = match &rules.rows {
-            Some(state) if self.read => {
-                super::routes::row_address(request.uri().path()).map(|slash| (state.clone(), slash))
-            }
-            _ => None,
-        };
         // Routed when first polled (so the time limit starts then).
-        match direct {
-            Some((state, slash)) => {
-                let answer = super::routes::read_row_at(state, request, slash);
+        match (direct, &rules.rows) {
+            (Some(slash), Some(state)) => {
+                let answer =
+                    super::routes::read_row_at(state.clone(), request, slash, self.viewer.clone());
                 self.route(rules.routes.limit(answer), wait)
             }
-            None => self.route(rules.routes.clone().oneshot(request), wait),
+            _ => self.route(rules.routes.clone().oneshot(request), wait),
         }
     }
 
@@ -938,11 +941,12 @@ fn host_problem(host: &HeaderValue) -> Result<(), Problem> {
             ))),
         };
     }
-    let valid = !text.is_empty()
-        && !text.contains('@')
-        && text
-            .parse::<axum::http::uri::Authority>()
-            .is_ok_and(|a| a.as_str() == text);
+    let valid = plain_host(text)
+        || (!text.is_empty()
+            && !text.contains('@')
+            && text
+                .parse::<axum::http::uri::Authority>()
+                .is_ok_and(|a| a.as_str() == text));
     if valid {
         Ok(())
     } else {
@@ -950,6 +954,26 @@ fn host_problem(host: &HeaderValue) -> Result<(), Problem> {
             "the Host header is not a valid host[:port]",
         ))
     }
+}
+
+/// The common Host, told without parsing it (which copies it): a name or
+/// IPv4 address of letters, digits, dots and dashes, with or without a
+/// port. Every such value is a valid authority; others are parsed.
+fn plain_host(text: &str) -> bool {
+    let (name, port) = match text.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (text, None),
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|port| {
+        (1..=5).contains(&port.len())
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok()
+    });
+    name_ok && port_ok
 }
 
 /// `Prefer: return=minimal` (RFC 7240) on a write: the answer keeps its
@@ -996,6 +1020,50 @@ mod tests {
     use tower::ServiceExt;
 
     use crate::store::StoreStats;
+
+    #[test]
+    fn a_plain_host_is_one_the_authority_parser_takes_as_written() {
+        let plain = [
+            "localhost",
+            "localhost:3000",
+            "127.0.0.1:8080",
+            "example.com",
+            "a",
+            "a-b.c-d:0",
+            "x:65535",
+            "-",
+            "..",
+            "192.168.000.001:00080",
+        ];
+        for host in plain {
+            assert!(plain_host(host), "{host}");
+            let parsed = host.parse::<axum::http::uri::Authority>();
+            assert!(parsed.is_ok_and(|a| a.as_str() == host), "{host}");
+        }
+        // Left to the parser: what is not a plain name and port.
+        let parsed = [
+            "",
+            ":80",
+            "a:",
+            "a:65536",
+            "a:123456",
+            "a:8x",
+            "a:1:2",
+            "[::1]:80",
+            "user@host",
+            "host name",
+            "h\u{e9}te",
+            "a_b",
+        ];
+        for host in parsed {
+            assert!(!plain_host(host), "{host}");
+        }
+        let check = |host: &str| host_problem(&HeaderValue::from_str(host).unwrap()).is_ok();
+        assert!(check("[::1]:80"));
+        assert!(check("a_b"));
+        assert!(!check("user@host"));
+        assert!(!check("a:1:2"));
+    }
 
     /// Routes that fail: in the handler, and midway through a body.
     fn failing(metrics: Arc<Metrics>) -> Log<Panics<Router>> {

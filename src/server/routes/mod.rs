@@ -360,7 +360,10 @@ fn read_row(
     let (head, _) = request.into_parts();
     // A block rather than an `async fn`, whose future would hold its
     // arguments twice (as arguments, and as the locals they are moved into).
-    async move { get_row(&state, &table, &id, &head).await }
+    async move {
+        let viewer = viewer_in(&head.extensions);
+        get_row(&state, &table, &id, &head, &viewer).await
+    }
 }
 
 /// Where `path` splits into table and id when it is one the router gives
@@ -384,18 +387,21 @@ pub(in crate::server) fn row_address(path: &str) -> Option<usize> {
 }
 
 /// `GET` or `HEAD` of the row at `path`, split at `slash` by
-/// [`row_address`]: what the router's `row` does with it, and what the
-/// router adds to a HEAD's answer (the length of the body it drops). A
-/// GET's length is written by hyper from its body, as for any answer.
+/// [`row_address`], for `viewer`: what the router's `row` does with it,
+/// and what the router adds to a HEAD's answer (the length of the body it
+/// drops). A GET's length is written by hyper from its body, as for any
+/// answer. The viewer is given rather than found in the request's
+/// extensions, which then need no map of their own.
 pub(in crate::server) fn read_row_at(
     state: AppState,
     request: Request,
     slash: usize,
+    viewer: Arc<Viewer>,
 ) -> impl std::future::Future<Output = Result<Response, std::convert::Infallible>> {
     let (head, _) = request.into_parts();
     async move {
         let path = head.uri.path();
-        let answer = get_row(&state, &path[1..slash], &path[slash + 1..], &head).await;
+        let answer = get_row(&state, &path[1..slash], &path[slash + 1..], &head, &viewer).await;
         let mut response = answer.into_response();
         if head.method == Method::HEAD {
             if !response.headers().contains_key(header::CONTENT_LENGTH) {

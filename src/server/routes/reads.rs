@@ -16,7 +16,7 @@ use super::super::stream::{CsvOut, Rows};
 use super::formats::{choose, content, vary_by_viewer};
 use super::relations::{self, Joined, Relations};
 use super::validators::{last_modified, page_tag};
-use super::{row_body, viewer_in, viewer_of, Answer, AppState};
+use super::{row_body, viewer_of, Answer, AppState};
 use crate::codec::repr::{self, Format};
 use crate::page::{self, Address, RowPage, TablePage, Viewer};
 use crate::query;
@@ -307,8 +307,8 @@ pub(super) async fn get_row(
     table: &str,
     id: &str,
     request: &axum::http::request::Parts,
+    viewer: &Viewer,
 ) -> Answer {
-    let viewer = &*viewer_in(&request.extensions);
     let request_headers = &request.headers;
     let raw_query = request.uri.query().unwrap_or_default();
     let store = state.store.as_ref();
