@@ -585,7 +585,9 @@ impl Arrival {
         // A row read without the router is handed the viewer; every other
         // request finds it in its extensions (a map allocated for it).
         let direct = match &rules.rows {
-            Some(_) if self.read => super::routes::row_address(request.uri().path()),
+            Some(state) if self.read => {
+                super::routes::row_address(request.uri().path()).map(|slash| (state.clone(), slash))
+            }
             _ => None,
         };
         if direct.is_none() {
@@ -617,13 +619,12 @@ impl Arrival {
         let wait = asked.unwrap_or(rules.delay);
         // ---- end of json-server compatibility
         // Routed when first polled (so the time limit starts then).
-        match (direct, &rules.rows) {
-            (Some(slash), Some(state)) => {
-                let answer =
-                    super::routes::read_row_at(state.clone(), request, slash, self.viewer.clone());
+        match direct {
+            Some((state, slash)) => {
+                let answer = super::routes::read_row_at(state, request, slash, self.viewer.clone());
                 self.route(rules.routes.limit(answer), wait)
             }
-            _ => self.route(rules.routes.clone().oneshot(request), wait),
+            None => self.route(rules.routes.clone().oneshot(request), wait),
         }
     }
 
